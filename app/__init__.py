@@ -1,0 +1,1 @@
+"""Cadena exchange service (FastAPI)."""

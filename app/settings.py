@@ -1,0 +1,47 @@
+"""Service settings: one pydantic-settings class, every variable prefixed ``CADENA_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of a Cadena server process, read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CADENA_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".cadena"), description="Data directory (SQLite, blobs, keys)")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
+    )
+    ledger_origin: str = Field(default="cadena.example/ledger", description="Checkpoint origin line")
+    ledger_key_path: Path | None = Field(
+        default=None, description="Ledger checkpoint signing key; default: <data_dir>/ledger.key"
+    )
+    checkpoint_interval: float = Field(default=1.0, gt=0, description="Seconds between checkpoints")
+    token_ttl_seconds: int = Field(default=600, gt=0, le=86400)
+    challenge_ttl_seconds: int = Field(default=60, gt=0, le=3600)
+    max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data_dir>/cadena.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cadena.db').resolve()}"
+
+    def resolved_ledger_key_path(self) -> Path:
+        """Where the ledger's checkpoint signing key lives."""
+        return self.ledger_key_path or self.data_dir / "ledger.key"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

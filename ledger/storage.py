@@ -1,0 +1,89 @@
+"""The ledger's storage protocol (API contract: /work/main/LEDGER_CONTRACT.md).
+
+The ledger core never does I/O itself: it talks to a ``LedgerStorage``. Two
+implementations exist and one test suite runs against both:
+``ledger.memory.MemoryStorage`` (in-memory, for tests and offline tools) and
+``ledger.sqlstore.SqlStorage`` (SQLAlchemy, joins the caller's transaction).
+
+What is stored:
+
+- entries: the exact canonical bytes of each entry, by index (never
+  re-serialized);
+- nodes: the hash of every *perfect* subtree ``(level, index)`` (see
+  ``ledger.merkle``), level 0 being the leaf hashes; this makes roots and
+  proofs O(log n) reads;
+- checkpoints: every signed checkpoint note, by tree size, ascending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.merkle import Node, NodeReader
+
+
+@dataclass(frozen=True)
+class Head:
+    """The ledger's head under the append lock: its size and last leaf hash."""
+
+    size: int
+    last_leaf_hash: bytes | None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint as stored: size, root and the full signed-note text."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+class LedgerReader(NodeReader, Protocol):
+    """Read access to a stored ledger (what the verifier and the proof endpoints need)."""
+
+    def size(self) -> int:
+        """Number of entries stored (no lock taken)."""
+        ...
+
+    def entries(self, start: int, stop: int) -> Iterator[bytes]:
+        """Entry bytes for indices ``start <= i < stop``, in index order, streamed."""
+        ...
+
+    def iter_nodes(self) -> Iterator[tuple[Node, bytes]]:
+        """Every stored node, ordered by the last leaf it covers, then by level."""
+        ...
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, by ascending size."""
+        ...
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The stored checkpoint with the largest size, if any."""
+        ...
+
+
+class LedgerStorage(LedgerReader, Protocol):
+    """Read and append access, inside the caller's transaction."""
+
+    def lock_head(self) -> Head:
+        """Take the append lock for the current transaction and return the head.
+
+        Held until the caller's transaction ends, so appends from several
+        processes are serialized without gaps or forks.
+        """
+        ...
+
+    def append(self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]) -> None:
+        """Store ``entries`` from ``first_index`` on, and the perfect nodes they complete."""
+        ...
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a checkpoint larger than the latest one; raise ``ConflictError`` otherwise."""
+        ...
+
+    def update_checkpoint_note(self, size: int, note: str) -> None:
+        """Replace the note of the checkpoint at ``size`` (to add witness cosignatures)."""
+        ...

@@ -1,0 +1,100 @@
+"""Shared fixtures: hypothesis profiles and real, migrated databases.
+
+Database-facing tests take the ``db_url`` fixture, which is parametrized over
+SQLite and PostgreSQL. Each test gets a fresh database cloned from one that
+was migrated once per session (a file copy on SQLite, ``CREATE DATABASE ...
+TEMPLATE`` on PostgreSQL). PostgreSQL tests need ``CADENA_TEST_POSTGRES_URL``
+(a database the tests may use to create and drop others); without it they are
+skipped with that reason, and ``.ci/run`` fails on any such skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from sqlalchemy import make_url, text
+from sqlalchemy.pool import NullPool
+
+from app.db import make_engine, normalize_url
+from app.migrate import upgrade_to_head
+
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile("soak", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+POSTGRES_URL = os.environ.get("CADENA_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_admin_url() -> str:
+    assert POSTGRES_URL is not None
+    return normalize_url(POSTGRES_URL)
+
+
+def _pg_exec(sql: str) -> None:
+    engine = make_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file migrated to head, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to head, cloned for each test."""
+    if not POSTGRES_URL:
+        reason = "PostgreSQL tests need CADENA_TEST_POSTGRES_URL (set by .ci/run)"
+        if os.environ.get("CADENA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"cadena_tpl_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE DATABASE "{name}"')
+    upgrade_to_head(make_url(_pg_admin_url()).set(database=name).render_as_string(False))
+    yield name
+    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Make a fresh migrated database on ``backend`` for one test; dropped afterwards."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "cadena.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+    template_name: str = request.getfixturevalue("postgres_template")
+    name = f"cadena_t_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    request.addfinalizer(lambda: _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return make_url(_pg_admin_url()).set(database=name).render_as_string(False)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database URL, once on SQLite and once on PostgreSQL."""
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+    return fresh_database_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated PostgreSQL database URL (for multi-process tests)."""
+    return fresh_database_url("postgresql", request, tmp_path)
