@@ -62,16 +62,15 @@ def peak_rss_mib() -> float:
 
 
 def child_encrypt(src: Path, work: Path, chunk_size: int) -> dict[str, float]:
-    outs = [io.BytesIO(), io.BytesIO(), (work / "attachment.ct").open("wb")]
+    manifest, message = io.BytesIO(), io.BytesIO()
     start = time.perf_counter()
-    with src.open("rb") as reader:
+    with src.open("rb") as reader, (work / "attachment.ct").open("wb") as attachment:
         envelope = seal_stream(SENDER, "sender", {"recipient": RECIPIENT.public}, META,
-                               io.BytesIO(b""), [("evidence.bin", reader)], outs,
-                               chunk_size=chunk_size)
-    outs[2].close()
+                               io.BytesIO(b""), [("evidence.bin", reader)],
+                               [manifest, message, attachment], chunk_size=chunk_size)
     elapsed = time.perf_counter() - start
     (work / "envelope.json").write_bytes(envelope.to_bytes())
-    (work / "manifest.ct").write_bytes(outs[0].getvalue())
+    (work / "manifest.ct").write_bytes(manifest.getvalue())
     return {"seconds": elapsed, "peak_rss_mib": peak_rss_mib()}
 
 

@@ -21,18 +21,17 @@ from crypto import (
 from crypto.encoding import canonical_json
 from crypto.keyfile import MEMLIMIT_MIN, OPSLIMIT_MIN
 
-FAST = {"opslimit": OPSLIMIT_MIN, "memlimit": MEMLIMIT_MIN}
 KEYS = LiaisonKeys.from_secret_bytes(bytes(range(64)))
 
 
 @given(st.text(min_size=1, max_size=20))
 def test_passphrase_round_trip(passphrase: str) -> None:
-    stored = save_keys(KEYS, passphrase, **FAST)
+    stored = save_keys(KEYS, passphrase, opslimit=OPSLIMIT_MIN, memlimit=MEMLIMIT_MIN)
     assert load_keys(stored, passphrase).secret_bytes() == KEYS.secret_bytes()
 
 
 def test_wrong_passphrase_fails() -> None:
-    stored = save_keys(KEYS, "correct horse", **FAST)
+    stored = save_keys(KEYS, "correct horse", opslimit=OPSLIMIT_MIN, memlimit=MEMLIMIT_MIN)
     with pytest.raises(BadPassphrase):
         load_keys(stored, "battery staple")
     with pytest.raises(BadPassphrase):
@@ -41,7 +40,7 @@ def test_wrong_passphrase_fails() -> None:
 
 @pytest.mark.parametrize("field", ["public", "kdf"])
 def test_altering_authenticated_fields_is_detected(field: str) -> None:
-    obj = json.loads(save_keys(KEYS, "pw", **FAST))
+    obj = json.loads(save_keys(KEYS, "pw", opslimit=OPSLIMIT_MIN, memlimit=MEMLIMIT_MIN))
     if field == "kdf":
         obj["kdf"]["opslimit"] += 1
     else:
@@ -61,7 +60,7 @@ def test_plaintext_storage_needs_the_explicit_flag() -> None:
 
 def test_empty_passphrase_is_refused() -> None:
     with pytest.raises(InvalidArgument):
-        save_keys(KEYS, "", **FAST)
+        save_keys(KEYS, "", opslimit=OPSLIMIT_MIN, memlimit=MEMLIMIT_MIN)
 
 
 @pytest.mark.parametrize("garbage", [b"", b"{}", b"[1]", b'{"v":2}', b"\xff"])
