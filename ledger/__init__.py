@@ -1,5 +1,86 @@
-"""Cadena's audit ledger core.
+"""Cadena's audit ledger: pure code over bytes, with storage injected.
 
-NOTE FOR ENGINEERS A AND B: the API contract for this package is in
-/work/main/LEDGER_CONTRACT.md (also docs/ledger-contract.md). Read it first.
+The public surface, re-exported from the private-by-convention modules:
+
+- entries: :class:`EntryDraft`, :class:`Actor`, :class:`Entry`,
+  :func:`encode_entry`, :func:`parse_entry`;
+- the log: :class:`Ledger`, :class:`AppendedEntry`, :class:`MemoryStorage`;
+- checkpoints and notes: :class:`Checkpoint`, :class:`NoteSigner`,
+  :class:`NoteVerifier`, :class:`CosignatureSigner`, :func:`sign_checkpoint`,
+  :func:`open_checkpoint`, :func:`verify_cosignature`, :func:`add_signature_lines`;
+- proofs: :func:`verify_inclusion`, :func:`verify_consistency`, :class:`TlogProof`;
+- the auditor's verifier: :func:`verify_ledger`, :func:`check_ledger`,
+  :class:`LedgerReport`, :class:`Fault`;
+- errors: see :mod:`ledger.errors`.
 """
+
+from ledger.entry import Actor, Entry, EntryDraft, encode_entry, parse_entry
+from ledger.errors import (
+    ConflictError,
+    ConsistencyProofError,
+    EntryFormatError,
+    InclusionProofError,
+    LedgerError,
+    NoteFormatError,
+    ProofError,
+    RootMismatchError,
+    SignatureError,
+    StorageError,
+    VerificationError,
+)
+from ledger.log import AppendedEntry, Ledger
+from ledger.memory import MemoryStorage
+from ledger.note import (
+    Checkpoint,
+    CosignatureSigner,
+    NoteSigner,
+    NoteVerifier,
+    add_signature_lines,
+    open_checkpoint,
+    sign_checkpoint,
+    verify_cosignature,
+)
+from ledger.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger.storage import LedgerReader, LedgerStorage, StoredCheckpoint
+from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
+
+__all__ = [
+    "Actor",
+    "AppendedEntry",
+    "Checkpoint",
+    "ConflictError",
+    "ConsistencyProofError",
+    "CosignatureSigner",
+    "Entry",
+    "EntryDraft",
+    "EntryFormatError",
+    "Fault",
+    "InclusionProofError",
+    "Ledger",
+    "LedgerError",
+    "LedgerReader",
+    "LedgerReport",
+    "LedgerStorage",
+    "MemoryStorage",
+    "NoteFormatError",
+    "NoteSigner",
+    "NoteVerifier",
+    "ProofError",
+    "RootMismatchError",
+    "SignatureError",
+    "StorageError",
+    "StoredCheckpoint",
+    "TlogProof",
+    "VerificationError",
+    "add_signature_lines",
+    "check_ledger",
+    "encode_entry",
+    "open_checkpoint",
+    "parse_entry",
+    "parse_tlog_proof",
+    "sign_checkpoint",
+    "verify_consistency",
+    "verify_cosignature",
+    "verify_inclusion",
+    "verify_ledger",
+]

@@ -1,4 +1,4 @@
-"""The ledger's storage protocol (API contract: /work/main/LEDGER_CONTRACT.md).
+"""The ledger's storage protocol .
 
 The ledger core never does I/O itself: it talks to a ``LedgerStorage``. Two
 implementations exist and one test suite runs against both:
@@ -76,7 +76,9 @@ class LedgerStorage(LedgerReader, Protocol):
         """
         ...
 
-    def append(self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]) -> None:
+    def append(
+        self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]
+    ) -> None:
         """Store ``entries`` from ``first_index`` on, and the perfect nodes they complete."""
         ...
 

@@ -1,0 +1,421 @@
+"""Ledger benchmark: append throughput, proof latency, full verification, vs pymerkle 7.
+
+Not a test. Builds one SQLite ledger (a file in a temporary directory, with
+the production settings of ``app/db.py``: WAL, ``synchronous=FULL``) and grows
+it through each size in ``--sizes``, appending committed batches of 1,000
+realistic entries (~300 bytes, built by ``ledger.entry``) and signing a
+checkpoint after every batch. At each size it measures:
+
+- append throughput (entries/s, committed; checkpoint signing timed apart);
+- inclusion and consistency proof latency, p50/p99, at random indices, for
+  tree sizes that have a signed checkpoint: through ``Ledger`` (the API path,
+  which also checks the trust rule) and through ``ledger.merkle`` alone;
+- the same for pymerkle 7's ``SqliteTree`` grown alongside (bulk
+  ``append_entries`` in chunks of 1,000; proof samples capped by a time budget);
+- full verification (``ledger.verifier.verify_ledger``) in a fresh subprocess:
+  entries/s, peak RSS, and the raw hashlib rate for the same number of leaf and
+  node hashes in that process.
+
+Usage: ``python bench/ledger.py [--sizes 10000,100000,1000000] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pymerkle
+from nacl.signing import SigningKey
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from app.db import make_engine, make_session_factory, transaction
+from app.migrate import upgrade_to_head
+from app.models.ledger import LEDGER_TABLES
+from ledger import merkle
+from ledger.entry import Actor, EntryDraft
+from ledger.log import Ledger
+from ledger.note import NoteSigner, NoteVerifier
+from ledger.proof import verify_consistency, verify_inclusion
+from ledger.sqlstore import SqlStorage
+
+BATCH = 1_000
+ORIGIN = "bench.cadena.example/ledger"
+SEED = bytes([1]) * 32  # see the report: NoteVerifier.from_string and "+" in keys
+PROOF_SAMPLES = 2_000
+PYMERKLE_BUDGET_S = 20.0
+
+
+@dataclass
+class Latency:
+    """Latency percentiles of one operation, in milliseconds."""
+
+    p50_ms: float
+    p99_ms: float
+    samples: int
+
+
+@dataclass
+class SizeResult:
+    """Everything measured at one ledger size."""
+
+    size: int
+    append_eps: float
+    checkpoint_ms: float
+    inclusion: Latency
+    consistency: Latency
+    inclusion_merkle: Latency
+    consistency_merkle: Latency
+    pymerkle_append_eps: float | None = None
+    pymerkle_inclusion: Latency | None = None
+    pymerkle_consistency: Latency | None = None
+    verify: dict[str, float] = field(default_factory=dict)
+
+
+def _client_signature(n: int) -> str:
+    return base64.b64encode(hashlib.sha512(n.to_bytes(8, "big")).digest()).decode()
+
+
+def make_drafts(start: int, count: int) -> list[EntryDraft]:
+    """``count`` realistic drafts: a retrieval by a liaison, some with a client signature."""
+    base = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    drafts = []
+    for n in range(start, start + count):
+        signed = n % 4 == 0
+        drafts.append(
+            EntryDraft(
+                time=base + timedelta(microseconds=37 * n),
+                actor=Actor(liaison=f"mx-liaison-{n % 97:04d}", key=f"k{n % 89:015x}"),
+                action="packet.receipt" if signed else "packet.retrieve",
+                subject={"id": f"0193a1f2-7c4e-7b3a-9d{n:010x}", "type": "packet"},
+                outcome="granted",
+                details={"bytes": 1_048_576 + n, "channel": "ch-trafficking-7", "level": "secret"},
+                signature=_client_signature(n) if signed else None,
+            )
+        )
+    return drafts
+
+
+def percentiles(samples_ns: Sequence[int]) -> Latency:
+    """p50 and p99 of nanosecond samples, in milliseconds."""
+    ordered = sorted(samples_ns)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+    return Latency(p50_ms=pick(0.50), p99_ms=pick(0.99), samples=len(ordered))
+
+
+def time_calls(calls: Sequence[Callable[[], object]], budget_s: float = 1e9) -> Latency:
+    """Time each call (at least 5, stopping once ``budget_s`` is spent)."""
+    samples: list[int] = []
+    deadline = time.perf_counter() + budget_s
+    for call in calls:
+        start = time.perf_counter_ns()
+        call()
+        samples.append(time.perf_counter_ns() - start)
+        if len(samples) >= 5 and time.perf_counter() > deadline:
+            break
+    return percentiles(samples)
+
+
+class OurLedger:
+    """The Cadena ledger on a SQLite file, grown batch by batch."""
+
+    def __init__(self, path: Path) -> None:
+        """Create and migrate the database at ``path``."""
+        self.url = f"sqlite:///{path}"
+        upgrade_to_head(self.url)
+        self.engine = make_engine(self.url, poolclass=NullPool)
+        self.factory: sessionmaker[Session] = make_session_factory(self.engine)
+        self.signer = NoteSigner(ORIGIN, SigningKey(SEED))
+        self.size = 0
+        self.append_s = 0.0
+        self.appended = 0
+        self.checkpoint_ns: list[int] = []
+
+    def grow_to(self, target: int) -> None:
+        """Append committed batches of ``BATCH`` entries, a checkpoint after each."""
+        while self.size < target:
+            drafts = make_drafts(self.size, min(BATCH, target - self.size))
+            start = time.perf_counter()
+            with transaction(self.factory) as session:
+                Ledger(SqlStorage(session, LEDGER_TABLES)).append_many(drafts)
+            self.append_s += time.perf_counter() - start
+            self.appended += len(drafts)
+            self.size += len(drafts)
+            start_ns = time.perf_counter_ns()
+            with transaction(self.factory) as session:
+                Ledger(SqlStorage(session, LEDGER_TABLES)).checkpoint(self.signer, ORIGIN)
+            self.checkpoint_ns.append(time.perf_counter_ns() - start_ns)
+
+    def take_append_rate(self) -> tuple[float, float]:
+        """Entries/s appended since the last call, and the p50 checkpoint latency (ms)."""
+        rate = self.appended / self.append_s if self.append_s else 0.0
+        checkpoint = percentiles(self.checkpoint_ns).p50_ms
+        self.append_s, self.appended, self.checkpoint_ns = 0.0, 0, []
+        return rate, checkpoint
+
+    def measure_proofs(self, rng: random.Random) -> dict[str, Latency]:
+        """Proof latencies at the current size (which has a checkpoint)."""
+        n = self.size
+        indices = [rng.randrange(n) for _ in range(PROOF_SAMPLES)]
+        olds = [rng.randrange(1, n // BATCH + 1) * BATCH for _ in range(PROOF_SAMPLES)]
+        olds = [m if m < n else max(BATCH, n - BATCH) for m in olds]
+        with self.factory() as session:
+            storage = SqlStorage(session, LEDGER_TABLES)
+            ledger = Ledger(storage)
+            _check_proofs(ledger, storage, indices[:20], olds[:20], n)
+            return {
+                "inclusion": time_calls([partial(ledger.inclusion_proof, i, n) for i in indices]),
+                "consistency": time_calls([partial(ledger.consistency_proof, m, n) for m in olds]),
+                "inclusion_merkle": time_calls(
+                    [partial(merkle.inclusion_proof, storage, i, n) for i in indices]
+                ),
+                "consistency_merkle": time_calls(
+                    [partial(merkle.consistency_proof, storage, m, n) for m in olds]
+                ),
+            }
+
+
+def _check_proofs(
+    ledger: Ledger, storage: SqlStorage, indices: list[int], olds: list[int], n: int
+) -> None:
+    """A benchmark of wrong proofs is worthless: verify a few first."""
+    root = ledger.root(n)
+    for index in indices:
+        leaf = merkle.leaf_hash(next(storage.entries(index, index + 1)))
+        verify_inclusion(leaf, index, n, ledger.inclusion_proof(index, n), root)
+    for m in olds:
+        verify_consistency(m, n, ledger.root(m), root, ledger.consistency_proof(m, n))
+
+
+class PymerkleLedger:
+    """pymerkle 7's SqliteTree with the same entries, for comparison."""
+
+    def __init__(self, path: Path) -> None:
+        """Create the tree database at ``path``."""
+        self.tree = pymerkle.SqliteTree(str(path))
+        self.size = 0
+
+    def grow_to(self, target: int) -> float:
+        """Append up to ``target`` in committed chunks of ``BATCH``; entries/s."""
+        elapsed, count = 0.0, 0
+        while self.size < target:
+            drafts = make_drafts(self.size, min(BATCH, target - self.size))
+            raws = [_encode_like_ours(d, self.size + k) for k, d in enumerate(drafts)]
+            start = time.perf_counter()
+            self.tree.append_entries(raws, chunksize=BATCH)
+            elapsed += time.perf_counter() - start
+            count += len(raws)
+            self.size += len(raws)
+        return count / elapsed if elapsed else 0.0
+
+    def measure_proofs(self, rng: random.Random) -> dict[str, Latency]:
+        """Proof latencies at the current size, capped by a time budget."""
+        n = self.size
+        indices = [rng.randrange(n) + 1 for _ in range(PROOF_SAMPLES)]  # pymerkle counts from 1
+        olds = [rng.randrange(1, n) for _ in range(PROOF_SAMPLES)]
+        tree = self.tree
+        return {
+            "inclusion": time_calls(
+                [partial(tree.prove_inclusion, i, n) for i in indices], PYMERKLE_BUDGET_S
+            ),
+            "consistency": time_calls(
+                [partial(tree.prove_consistency, m, n) for m in olds], PYMERKLE_BUDGET_S
+            ),
+        }
+
+
+def _encode_like_ours(draft: EntryDraft, index: int) -> bytes:
+    """Entry bytes of the same size and shape as ours (pymerkle stores opaque bytes)."""
+    from ledger.entry import encode_entry
+
+    prev = bytes(32) if index == 0 else hashlib.sha256(index.to_bytes(8, "big")).digest()
+    return encode_entry(draft, index, prev)
+
+
+def run_verify_subprocess(db_path: Path) -> dict[str, float]:
+    """Run :func:`verify_in_this_process` in a fresh interpreter; its JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--verify-db", str(db_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def raw_hash_seconds(samples: Sequence[bytes], leaves: int) -> float:
+    """Seconds hashlib needs for ``leaves`` leaf hashes and the tree's interior nodes."""
+    sha256 = hashlib.sha256
+    interior = leaves - bin(leaves).count("1")
+    node = bytes(64)
+    start = time.perf_counter()
+    for k in range(leaves):
+        sha256(b"\x00" + samples[k % len(samples)]).digest()
+    for _ in range(interior):
+        sha256(b"\x01" + node).digest()
+    return time.perf_counter() - start
+
+
+def verify_in_this_process(db_path: Path) -> dict[str, float]:
+    """Verify the ledger at ``db_path``: rate, peak RSS, and the raw hashlib rate beside it."""
+    from ledger.verifier import verify_ledger
+
+    verifier = NoteVerifier.from_string(NoteSigner(ORIGIN, SigningKey(SEED)).verifier_key())
+    engine = make_engine(f"sqlite:///{db_path}", poolclass=NullPool)
+    with make_session_factory(engine)() as session:
+        storage = SqlStorage(session, LEDGER_TABLES)
+        samples = list(storage.entries(0, 1_000))
+        baseline = _rss_mb()
+        start = time.perf_counter()
+        report = verify_ledger(storage, verifier)
+        elapsed = time.perf_counter() - start
+    engine.dispose()
+    if not report.ok:
+        raise SystemExit(f"benchmark ledger does not verify: {report}")
+    hashed = raw_hash_seconds(samples, report.size)
+    return {
+        "entries": report.size,
+        "checkpoints": report.checkpoints,
+        "verify_eps": report.size / elapsed,
+        "hashlib_eps": report.size / hashed,
+        "ratio": hashed / elapsed,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": _rss_mb(),
+    }
+
+
+def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[SizeResult]:
+    """Grow both ledgers through ``sizes`` and measure everything at each."""
+    rng = random.Random(20261122)
+    ours = OurLedger(workdir / "cadena.db")
+    theirs = PymerkleLedger(workdir / "pymerkle.db")
+    results = []
+    for size in sizes:
+        ours.grow_to(size)
+        append_eps, checkpoint_ms = ours.take_append_rate()
+        proofs = ours.measure_proofs(rng)
+        result = SizeResult(
+            size,
+            append_eps,
+            checkpoint_ms,
+            inclusion=proofs["inclusion"],
+            consistency=proofs["consistency"],
+            inclusion_merkle=proofs["inclusion_merkle"],
+            consistency_merkle=proofs["consistency_merkle"],
+        )
+        if size <= pymerkle_max:
+            result.pymerkle_append_eps = theirs.grow_to(size)
+            their_proofs = theirs.measure_proofs(rng)
+            result.pymerkle_inclusion = their_proofs["inclusion"]
+            result.pymerkle_consistency = their_proofs["consistency"]
+        result.verify = run_verify_subprocess(workdir / "cadena.db")
+        results.append(result)
+        print_table([result], header=len(results) == 1)
+    ours.engine.dispose()
+    theirs.tree.close()
+    return results
+
+
+def _lat(latency: Latency | None) -> str:
+    return "-" if latency is None else f"{latency.p50_ms:.3f}/{latency.p99_ms:.3f}"
+
+
+COLUMNS = (
+    ("size", 9),
+    ("append e/s", 11),
+    ("pymerkle e/s", 12),
+    ("incl p50/p99 ms", 16),
+    ("(merkle only)", 14),
+    ("pymerkle incl", 16),
+    ("cons p50/p99 ms", 16),
+    ("(merkle only)", 14),
+    ("pymerkle cons", 16),
+    ("incl x", 7),
+    ("verify e/s", 10),
+    ("hashlib e/s", 11),
+    ("ratio", 6),
+    ("peak RSS MB", 11),
+)
+
+
+def _row(r: SizeResult) -> list[str]:
+    speedup = "-"
+    if r.pymerkle_inclusion is not None:
+        speedup = f"{r.pymerkle_inclusion.p50_ms / r.inclusion.p50_ms:.0f}"
+    pm_eps = "-" if r.pymerkle_append_eps is None else f"{r.pymerkle_append_eps:,.0f}"
+    v = r.verify
+    return [
+        f"{r.size:,}",
+        f"{r.append_eps:,.0f}",
+        pm_eps,
+        _lat(r.inclusion),
+        _lat(r.inclusion_merkle),
+        _lat(r.pymerkle_inclusion),
+        _lat(r.consistency),
+        _lat(r.consistency_merkle),
+        _lat(r.pymerkle_consistency),
+        speedup,
+        f"{v['verify_eps']:,.0f}",
+        f"{v['hashlib_eps']:,.0f}",
+        f"{v['ratio']:.0%}",
+        f"{v['peak_rss_mb']:.0f}",
+    ]
+
+
+def print_table(results: Sequence[SizeResult], header: bool = True) -> None:
+    """Print one row per size (the header first if asked)."""
+    if header:
+        print(" | ".join(name.rjust(width) for name, width in COLUMNS))
+    for r in results:
+        cells = _row(r)
+        print(" | ".join(c.rjust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments and run the benchmark (or the verification subprocess)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--pymerkle-max", type=int, default=1_000_000)
+    parser.add_argument("--verify-db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.verify_db is not None:
+        print(json.dumps(verify_in_this_process(args.verify_db)))
+        return
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    with tempfile.TemporaryDirectory(prefix="cadena-bench-") as tmp:
+        started = time.perf_counter()
+        results = measure(sizes, args.pymerkle_max, Path(tmp))
+        print(f"total {time.perf_counter() - started:.0f} s; SQLite {sys.version.split()[0]}")
+    if args.json is not None:
+        payload: dict[str, Any] = {"results": [asdict(r) for r in results], "batch": BATCH}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

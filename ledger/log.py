@@ -1,0 +1,137 @@
+"""The append-only ledger over a :class:`~ledger.storage.LedgerStorage`.
+
+:class:`Ledger` appends entries (hash-chained by ``prev`` and added to the
+RFC 9162 tree), signs checkpoints and serves proofs. It never commits: every
+call runs inside the caller's transaction, so an entry is stored exactly when
+the action it records is.
+
+Rules it keeps (DESIGN "Ledger"):
+
+- *Cadence*: :meth:`Ledger.checkpoint` signs a new checkpoint only when the
+  tree grew past the latest one; the caller decides how often to call it.
+  Before signing, the new root is checked to extend the latest signed one
+  (RFC 9162 §2.1.4), so the log never signs two inconsistent checkpoints; the
+  storage's compare-and-swap stops two processes signing at the same size.
+- *Trust*: proofs are served only for tree sizes that have a signed
+  checkpoint, because an inclusion proof alone does not fix the tree size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ledger import merkle
+from ledger.entry import GENESIS_PREV, EntryDraft, encode_entry
+from ledger.errors import ConsistencyProofError, InclusionProofError, ProofError, StorageError
+from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.proof import verify_consistency
+from ledger.storage import LedgerStorage, StoredCheckpoint
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    """Where an entry landed: its index, RFC 9162 leaf hash and exact bytes."""
+
+    index: int
+    leaf_hash: bytes
+    raw: bytes
+
+
+class Ledger:
+    """Appends, checkpoints and proves, through an injected storage and clock."""
+
+    def __init__(self, storage: LedgerStorage,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """Use ``storage`` (inside the caller's transaction) and ``clock`` for :meth:`now`."""
+        self.storage = storage
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        """The current time from the injected clock, for stamping drafts."""
+        return self._clock()
+
+    def append(self, draft: EntryDraft) -> AppendedEntry:
+        """Append one entry; the caller's transaction makes it durable."""
+        return self.append_many([draft])[0]
+
+    def append_many(self, drafts: Iterable[EntryDraft]) -> list[AppendedEntry]:
+        """Append entries in order, under one lock and one storage write."""
+        drafts = list(drafts)
+        if not drafts:
+            return []
+        head = self.storage.lock_head()
+        if head.size == 0:
+            prev = GENESIS_PREV
+        elif head.last_leaf_hash is None:
+            raise StorageError("ledger head has entries but no last leaf hash")
+        else:
+            prev = head.last_leaf_hash
+        builder = merkle.TreeBuilder(head.size, self.storage.nodes(merkle.frontier(head.size)))
+        appended: list[AppendedEntry] = []
+        nodes: list[tuple[merkle.Node, bytes]] = []
+        for draft in drafts:
+            raw = encode_entry(draft, builder.size, prev)
+            prev = merkle.leaf_hash(raw)
+            appended.append(AppendedEntry(builder.size, prev, raw))
+            nodes.extend(builder.append(prev))
+        self.storage.append(head.size, [a.raw for a in appended], nodes)
+        return appended
+
+    def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:
+        """Sign and store a checkpoint of the whole tree if it grew; else return ``None``.
+
+        Raises :class:`~ledger.errors.ConflictError` if another writer stored a
+        checkpoint of that size first.
+        """
+        size = self.storage.lock_head().size
+        latest = self.storage.latest_checkpoint()
+        if size == 0 or (latest is not None and latest.size >= size):
+            return None
+        root = merkle.root(self.storage, size)
+        if latest is not None:
+            proof = merkle.consistency_proof(self.storage, latest.size, size)
+            verify_consistency(latest.size, size, latest.root, root, proof)
+        note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+        stored = StoredCheckpoint(size=size, root=root, note=note)
+        self.storage.add_checkpoint(stored)
+        return stored
+
+    def signed_checkpoint(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of exactly ``size`` leaves, if one was signed."""
+        latest = self.storage.latest_checkpoint()
+        if latest is None or latest.size < size:
+            return None
+        if latest.size == size:
+            return latest
+        for stored in self.storage.checkpoints():
+            if stored.size >= size:
+                return stored if stored.size == size else None
+        return None
+
+    def _require_checkpoint(self, size: int, error: type[ProofError]) -> None:
+        if self.signed_checkpoint(size) is None:
+            raise error(f"no signed checkpoint has tree size {size} (trust rule)")
+
+    def root(self, size: int) -> bytes:
+        """The RFC 9162 root of the first ``size`` entries."""
+        if not 0 <= size <= self.storage.size():
+            raise ProofError(f"size {size} is not in [0, {self.storage.size()}]")
+        return merkle.root(self.storage, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 §2.1.3.1 inclusion proof of entry ``index`` in the signed tree of ``size``."""
+        if not 0 <= index < size:
+            raise InclusionProofError(f"index {index} is not in a tree of size {size}")
+        self._require_checkpoint(size, InclusionProofError)
+        return merkle.inclusion_proof(self.storage, index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 consistency proof between two signed tree sizes."""
+        if not 0 < old_size <= new_size:
+            raise ConsistencyProofError(
+                f"no consistency proof from {old_size} to {new_size} (from 0 is meaningless)")
+        self._require_checkpoint(old_size, ConsistencyProofError)
+        self._require_checkpoint(new_size, ConsistencyProofError)
+        return merkle.consistency_proof(self.storage, old_size, new_size)

@@ -1,0 +1,125 @@
+"""An in-memory :class:`~ledger.storage.LedgerStorage`, for tests and offline tools.
+
+It behaves like the SQL adapter seen from one transaction: :meth:`begin`
+snapshots the state, :meth:`rollback` restores it, :meth:`commit` drops the
+snapshot. Calls outside ``begin()`` act immediately (autocommit). The fields
+are plain lists and dicts so that tests can tamper with them directly:
+
+- ``entry_list``: entry bytes, position = index;
+- ``node_hashes``: ``{(level, index): hash}`` of every perfect subtree;
+- ``checkpoint_list``: stored checkpoints by ascending size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from ledger.errors import ConflictError, StorageError
+from ledger.merkle import Node
+from ledger.storage import Head, StoredCheckpoint
+
+_State = tuple[list[bytes], dict[Node, bytes], list[StoredCheckpoint]]
+
+
+class MemoryStorage:
+    """Ledger storage held in Python lists and dicts."""
+
+    def __init__(self) -> None:
+        """An empty ledger."""
+        self.entry_list: list[bytes] = []
+        self.node_hashes: dict[Node, bytes] = {}
+        self.checkpoint_list: list[StoredCheckpoint] = []
+        self._snapshot: _State | None = None
+
+    # -- transactions (what a database session would give) --
+    def begin(self) -> None:
+        """Start a transaction: later changes can be rolled back."""
+        if self._snapshot is not None:
+            raise StorageError("a transaction is already open")
+        self._snapshot = (list(self.entry_list), dict(self.node_hashes), list(self.checkpoint_list))
+
+    def commit(self) -> None:
+        """Keep the changes made since :meth:`begin`."""
+        self._snapshot = None
+
+    def rollback(self) -> None:
+        """Undo every change made since :meth:`begin`."""
+        if self._snapshot is None:
+            raise StorageError("no transaction is open")
+        entries, nodes, checkpoints = self._snapshot
+        self.entry_list, self.node_hashes, self.checkpoint_list = entries, nodes, checkpoints
+        self._snapshot = None
+
+    # -- LedgerReader --
+    def size(self) -> int:
+        """Number of entries stored."""
+        return len(self.entry_list)
+
+    def entries(self, start: int, stop: int) -> Iterator[bytes]:
+        """Entry bytes for positions ``start <= i < stop``."""
+        return iter(self.entry_list[max(start, 0):max(stop, 0)])
+
+    def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
+        """The stored hashes of ``keys`` (absent keys are left out)."""
+        return {key: self.node_hashes[key] for key in keys if key in self.node_hashes}
+
+    def iter_nodes(self) -> Iterator[tuple[Node, bytes]]:
+        """Every stored node, ordered by the last leaf it covers, then by level.
+
+        Walks the leaves in order instead of sorting, so it needs no memory
+        beyond the dict itself: the nodes whose last leaf is ``j`` are the
+        levels ``0..t`` where ``2**t`` is the largest power of two dividing ``j + 1``.
+        """
+        nodes = self.node_hashes
+        get = nodes.get
+        last = max((((index + 1) << level) - 1 for level, index in nodes), default=-1)
+        for j in range(last + 1):
+            key = (0, j)
+            value = get(key)
+            if value is not None:
+                yield key, value
+            level, index = 0, j
+            while index & 1:
+                level, index = level + 1, index >> 1
+                key = (level, index)
+                value = get(key)
+                if value is not None:
+                    yield key, value
+
+    def checkpoints(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, by ascending size."""
+        return iter(list(self.checkpoint_list))
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The stored checkpoint with the largest size, if any."""
+        return self.checkpoint_list[-1] if self.checkpoint_list else None
+
+    # -- LedgerStorage --
+    def lock_head(self) -> Head:
+        """Return the head (one writer at a time is the caller's business in memory)."""
+        last = self.node_hashes.get((0, len(self.entry_list) - 1)) if self.entry_list else None
+        return Head(size=len(self.entry_list), last_leaf_hash=last)
+
+    def append(self, first_index: int, entries: Sequence[bytes],
+               nodes: Sequence[tuple[Node, bytes]]) -> None:
+        """Store ``entries`` from ``first_index`` on, and the nodes they complete."""
+        if first_index != len(self.entry_list):
+            raise ConflictError(
+                f"append at {first_index} but the ledger has {len(self.entry_list)}")
+        self.entry_list.extend(entries)
+        self.node_hashes.update(nodes)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a checkpoint larger than the latest one, else raise :class:`ConflictError`."""
+        latest = self.latest_checkpoint()
+        if latest is not None and checkpoint.size <= latest.size:
+            raise ConflictError(f"checkpoint {checkpoint.size} is not above {latest.size}")
+        self.checkpoint_list.append(checkpoint)
+
+    def update_checkpoint_note(self, size: int, note: str) -> None:
+        """Replace the note of the checkpoint at ``size``."""
+        for i, stored in enumerate(self.checkpoint_list):
+            if stored.size == size:
+                self.checkpoint_list[i] = StoredCheckpoint(stored.size, stored.root, note)
+                return
+        raise StorageError(f"no checkpoint at size {size}")

@@ -1,0 +1,427 @@
+"""Tampering with the ledger's database rows is detected and located, every time.
+
+Each property builds a small ledger through ``Ledger`` over ``SqlStorage``
+(a few signed checkpoints), commits it, then changes the rows with plain SQL
+the way someone with database access could, bypassing the storage adapter.
+``verify_ledger`` must then report the first bad index and the fault kind
+that ``ledger.verifier``'s documented rules give for that change.
+
+The database is created once per test (per backend) and emptied before each
+hypothesis example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.db import make_engine, make_session_factory, transaction
+from app.ledger_key import (
+    LedgerKeyError,
+    create_signing_key,
+    load_note_verifier,
+    load_signing_key,
+)
+from app.models.ledger import LEDGER_TABLES
+from app.settings import get_settings
+from ledger.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
+from ledger.errors import EntryFormatError
+from ledger.log import Ledger
+from ledger.merkle import leaf_hash
+from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.sqlstore import SqlStorage
+from ledger.verifier import Fault, LedgerReport, verify_ledger
+
+ORIGIN = "cadena.test/tamper"
+SIGNER = NoteSigner(ORIGIN, SigningKey(bytes([1]) * 32))
+VERIFIER = NoteVerifier.from_string(SIGNER.verifier_key())
+T = LEDGER_TABLES
+TAMPER_SETTINGS = settings(
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A ledger to build: its size and the sizes at which checkpoints were signed."""
+
+    size: int
+    checkpoints: tuple[int, ...]
+
+
+@st.composite
+def shapes(draw: st.DrawFn, min_size: int = 2) -> Shape:
+    """Ledgers of 2..40 entries with 1..4 checkpoints at distinct sizes."""
+    size = draw(st.integers(min_size, 40))
+    sizes = draw(st.lists(st.integers(1, size), min_size=1, max_size=4, unique=True))
+    return Shape(size, tuple(sorted(sizes)))
+
+
+def draft(n: int) -> EntryDraft:
+    """Entries of every shape the application writes (granted/denied, details, signature)."""
+    denied = n % 5 == 3
+    return EntryDraft(
+        time=datetime(2026, 11, 22, 8, 0, tzinfo=UTC) + timedelta(seconds=n),
+        actor=None if n % 7 == 0 else Actor(liaison=f"co-{n % 3}", key=f"k{n % 2}"),
+        action="packet.retrieve" if n % 2 else "packet.submit",
+        subject={"id": f"p-{n}", "type": "packet"},
+        outcome="denied" if denied else "granted",
+        reason="clearance lapsed — renovación pendiente" if denied else None,
+        details={"channel": "ch-1", "attempt": n} if n % 3 else {},
+        signature="c2lnbmF0dXJl" if n % 4 == 0 else None,
+    )
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """One migrated database for the whole property (both backends)."""
+    engine = make_engine(db_url, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def build(engine: Engine, shape: Shape) -> list[bytes]:
+    """Empty the ledger tables, then append and checkpoint ``shape``; return the entries."""
+    with engine.begin() as conn:
+        for table in (T.checkpoints, T.nodes, T.entries):
+            conn.execute(delete(table))
+        conn.execute(update(T.head).values(size=0, last_leaf_hash=None))
+    factory = make_session_factory(engine)
+    done = 0
+    for size in sorted({*shape.checkpoints, shape.size}):
+        with transaction(factory) as session:
+            ledger = Ledger(SqlStorage(session, T))
+            ledger.append_many(draft(n) for n in range(done, size))
+            if size in shape.checkpoints:
+                assert ledger.checkpoint(SIGNER, ORIGIN) is not None
+        done = size
+    with engine.connect() as conn:
+        rows = conn.execute(select(T.entries.c.entry).order_by(T.entries.c.index)).scalars()
+        return [bytes(raw) for raw in rows]
+
+
+def verify(engine: Engine) -> LedgerReport:
+    """Verify the committed ledger through a fresh session."""
+    with transaction(make_session_factory(engine)) as session:
+        return verify_ledger(SqlStorage(session, T), VERIFIER)
+
+
+def assert_found(engine: Engine, index: int, fault: Fault) -> None:
+    """The verifier reports exactly this first bad index and fault."""
+    report = verify(engine)
+    assert (report.ok, report.first_bad_index, report.fault) == (False, index, fault), report
+
+
+def rewrite_entries(conn: Connection, entries: list[bytes]) -> None:
+    """Replace the whole entries table (and the head's size) with ``entries``."""
+    conn.execute(delete(T.entries))
+    rows = [
+        {"index": i, "entry": raw, "leaf_hash": leaf_hash(raw)} for i, raw in enumerate(entries)
+    ]
+    conn.execute(insert(T.entries), rows)
+    conn.execute(update(T.head).values(size=len(entries)))
+
+
+# -- entries -------------------------------------------------------------------
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_flipped_entry_bit_is_a_modified_or_malformed_entry(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    entries = build(engine, shape)
+    i = data.draw(st.integers(0, shape.size - 1), label="index")
+    pos = data.draw(st.integers(0, len(entries[i]) - 1), label="byte")
+    bit = data.draw(st.integers(0, 7), label="bit")
+    changed = bytearray(entries[i])
+    changed[pos] ^= 1 << bit
+    with engine.begin() as conn:
+        conn.execute(update(T.entries).where(T.entries.c.index == i).values(entry=bytes(changed)))
+    try:
+        parse_entry(bytes(changed))
+        expected = Fault.MODIFIED_ENTRY
+    except EntryFormatError:
+        expected = Fault.MALFORMED_ENTRY
+    assert_found(engine, i, expected)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_deleted_entry_row_is_a_missing_entry(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    build(engine, shape)
+    i = data.draw(st.integers(0, shape.size - 1), label="index")
+    with engine.begin() as conn:
+        conn.execute(delete(T.entries).where(T.entries.c.index == i))
+    last_is_signed = i == shape.size - 1 and shape.size in shape.checkpoints
+    # Deleting the last entry under a checkpoint of that size is a truncation.
+    assert_found(engine, i, Fault.TRUNCATED if last_is_signed else Fault.MISSING_ENTRY)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_replayed_copy_of_an_earlier_entry_is_an_inserted_entry(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    entries = build(engine, shape)
+    at = data.draw(st.integers(1, shape.size), label="position")
+    source = data.draw(st.integers(0, at - 1), label="copied")
+    with engine.begin() as conn:
+        rewrite_entries(conn, entries[:at] + [entries[source]] + entries[at:])
+    assert_found(engine, at, Fault.INSERTED)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_swapped_entries_are_reordered(engine: Engine, shape: Shape, data: st.DataObject) -> None:
+    entries = build(engine, shape)
+    i = data.draw(st.integers(0, shape.size - 2), label="first")
+    j = data.draw(st.integers(i + 1, shape.size - 1), label="second")
+    with engine.begin() as conn:
+        for index, raw in ((i, entries[j]), (j, entries[i])):
+            conn.execute(update(T.entries).where(T.entries.c.index == index).values(entry=raw))
+    assert_found(engine, i, Fault.REORDERED)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_forged_entry_that_links_correctly_is_an_inserted_entry(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    entries = build(engine, shape)
+    at = data.draw(st.integers(0, shape.size), label="position")
+    prev = GENESIS_PREV if at == 0 else leaf_hash(entries[at - 1])
+    forged = encode_entry(draft(1000 + at), at, prev)
+    with engine.begin() as conn:
+        rewrite_entries(conn, entries[:at] + [forged] + entries[at:])
+    assert_found(engine, at, Fault.INSERTED)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(min_size=3), data=st.data())
+def test_truncation_below_a_signed_checkpoint_is_reported(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    build(engine, shape)
+    keep = data.draw(st.integers(0, shape.checkpoints[-1] - 1), label="kept")
+    with engine.begin() as conn:
+        conn.execute(delete(T.entries).where(T.entries.c.index >= keep))
+        conn.execute(delete(T.nodes).where(T.nodes.c.last_leaf >= keep))
+        conn.execute(update(T.head).values(size=keep))
+    assert_found(engine, keep, Fault.TRUNCATED)
+
+
+# -- tree nodes ------------------------------------------------------------------
+
+
+def stored_nodes(engine: Engine) -> list[tuple[int, int]]:
+    """Every stored node key, in storage order."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(T.nodes.c.level, T.nodes.c.index).order_by(T.nodes.c.last_leaf))
+        return [(int(level), int(index)) for level, index in rows]
+
+
+def expected_node_fault(shape: Shape, level: int, index: int, deleted: bool) -> Fault:
+    """What the verifier's rules say about a wrong or missing stored node."""
+    if level > 0 or index < shape.size - 1:
+        return Fault.BAD_NODE  # recomputed from attested entries
+    if deleted:
+        return Fault.INSERTED  # the last entry has no leaf in the tree at all
+    if index % 2 == 1 or shape.size in shape.checkpoints:
+        return Fault.BAD_NODE  # the parent node or a checkpoint attests the entry
+    return Fault.MODIFIED_ENTRY  # nothing but the changed leaf speaks for the last entry
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data(), deleted=st.booleans())
+def test_changed_or_deleted_node_is_a_bad_node_at_its_first_leaf(
+    engine: Engine, shape: Shape, data: st.DataObject, deleted: bool
+) -> None:
+    build(engine, shape)
+    level, index = data.draw(st.sampled_from(stored_nodes(engine)), label="node")
+    where = (T.nodes.c.level == level) & (T.nodes.c.index == index)
+    with engine.begin() as conn:
+        if deleted:
+            conn.execute(delete(T.nodes).where(where))
+        else:
+            value = conn.execute(select(T.nodes.c.hash).where(where)).scalar_one()
+            changed = bytes([value[0] ^ 0x80]) + bytes(value[1:])
+            conn.execute(update(T.nodes).where(where).values(hash=changed))
+    assert_found(engine, index << level, expected_node_fault(shape, level, index, deleted))
+
+
+# -- checkpoints ---------------------------------------------------------------
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_edited_checkpoint_note_is_a_bad_signature(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    build(engine, shape)
+    size = data.draw(st.sampled_from(shape.checkpoints), label="checkpoint")
+    with engine.begin() as conn:
+        where = T.checkpoints.c.size == size
+        note = conn.execute(select(T.checkpoints.c.note).where(where)).scalar_one()
+        body_end = note.index("\n\n")
+        pos = data.draw(st.integers(0, body_end - 1), label="position")
+        letters = "abcXYZ019/+="
+        char = data.draw(st.sampled_from([c for c in letters if c != note[pos]]), label="char")
+        edited = note[:pos] + char + note[pos + 1 :]
+        conn.execute(update(T.checkpoints).where(where).values(note=edited))
+    assert_found(engine, size - 1, Fault.BAD_CHECKPOINT_SIGNATURE)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_checkpoint_root_column_differing_from_its_note_is_a_root_mismatch(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    build(engine, shape)
+    size = data.draw(st.sampled_from(shape.checkpoints), label="checkpoint")
+    with engine.begin() as conn:
+        conn.execute(
+            update(T.checkpoints).where(T.checkpoints.c.size == size).values(root=bytes(32))
+        )
+    assert_found(engine, size - 1, Fault.CHECKPOINT_ROOT_MISMATCH)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_validly_signed_wrong_root_is_a_mismatch_or_a_fork(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    build(engine, shape)
+    size = data.draw(st.sampled_from(shape.checkpoints), label="checkpoint")
+    forged_root = bytes(range(32))
+    note = sign_checkpoint(Checkpoint(ORIGIN, size, forged_root), SIGNER)
+    with engine.begin() as conn:
+        conn.execute(
+            update(T.checkpoints)
+            .where(T.checkpoints.c.size == size)
+            .values(root=forged_root, note=note)
+        )
+    # A later checkpoint that matches the stored tree proves the key signed two views.
+    later = size != shape.checkpoints[-1]
+    assert_found(engine, size - 1, Fault.FORK if later else Fault.CHECKPOINT_ROOT_MISMATCH)
+
+
+# -- the untouched ledger ----------------------------------------------------------
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes())
+def test_untouched_ledger_verifies(engine: Engine, shape: Shape) -> None:
+    build(engine, shape)
+    report = verify(engine)
+    assert report.ok, report
+    assert (report.size, report.checkpoints) == (shape.size, len(shape.checkpoints))
+
+
+# -- cadena-server ledger verify / checkpoint ------------------------------------
+
+
+@pytest.fixture
+def server_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Settings pointing at the test database and a data dir holding a fresh ledger key."""
+    monkeypatch.setenv("CADENA_DATABASE_URL", db_url)
+    monkeypatch.setenv("CADENA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CADENA_LEDGER_ORIGIN", ORIGIN)
+    get_settings.cache_clear()
+    key_path = get_settings().resolved_ledger_key_path()
+    create_signing_key(key_path)
+    yield key_path
+    get_settings.cache_clear()
+
+
+def cli_append(db_url: str, count: int) -> None:
+    """Append ``count`` entries through the ledger, committed."""
+    engine = make_engine(db_url, poolclass=NullPool)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            Ledger(SqlStorage(session, T)).append_many(draft(n) for n in range(count))
+    finally:
+        engine.dispose()
+
+
+def test_cli_checkpoint_signs_once_per_growth_and_verify_passes(
+    server_env: Path, db_url: str
+) -> None:
+    runner = CliRunner()
+    cli_append(db_url, 5)
+    signed = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert signed.exit_code == 0, signed.output
+    assert signed.output.startswith(f"{ORIGIN}\n5\n")
+    again = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert "no new entries" in again.output
+    verified = runner.invoke(cli, ["ledger", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "entries:     5" in verified.output
+    assert "checkpoints: 1" in verified.output
+
+
+def test_cli_verify_reports_tampered_row_and_exits_nonzero(server_env: Path, db_url: str) -> None:
+    runner = CliRunner()
+    cli_append(db_url, 6)
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    engine = make_engine(db_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(delete(T.entries).where(T.entries.c.index == 2))
+    engine.dispose()
+    vkey = load_note_verifier(server_env, ORIGIN)
+    result = runner.invoke(cli, ["ledger", "verify", "--key", str(vkey)])
+    assert result.exit_code == 1
+    assert "FAILED at index 2: MISSING_ENTRY" in result.output
+
+
+def test_cli_verify_with_someone_elses_key_fails_on_the_signature(
+    server_env: Path, db_url: str
+) -> None:
+    runner = CliRunner()
+    cli_append(db_url, 3)
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    result = runner.invoke(cli, ["ledger", "verify", "--key", SIGNER.verifier_key()])
+    assert result.exit_code == 1
+    assert "BAD_CHECKPOINT_SIGNATURE" in result.output
+
+
+def test_cli_refuses_a_missing_or_malformed_key(server_env: Path) -> None:
+    runner = CliRunner()
+    server_env.unlink()
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 2
+    assert runner.invoke(cli, ["ledger", "verify"]).exit_code == 2
+    assert runner.invoke(cli, ["ledger", "verify", "--key", "not-a-key"]).exit_code == 2
+
+
+def test_ledger_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.key"
+    create_signing_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    with pytest.raises(LedgerKeyError, match="chmod 600"):
+        load_signing_key(path)
+
+
+def test_ledger_key_file_may_hold_the_raw_seed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.key"
+    path.write_bytes(bytes([1]) * 32)
+    path.chmod(0o600)
+    assert bytes(load_signing_key(path)) == bytes([1]) * 32
+    with pytest.raises(LedgerKeyError, match="already exists"):
+        create_signing_key(path)
+    path.write_bytes(b"c2hvcnQ=\n")
+    with pytest.raises(LedgerKeyError, match="32 bytes"):
+        load_signing_key(path)
