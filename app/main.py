@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+import structlog
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth.routes import router as auth_router
+from app.channels.routes import router as channels_router
+from app.checkpointer import Checkpointer
+from app.clearances.routes import router as clearances_router
 from app.db import make_engine, make_session_factory
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
+from app.ledger_api.routes import router as ledger_router
+from app.ledger_key import LedgerKeyError, load_note_signer
+from app.liaisons.routes import router as liaisons_router
 from app.migrate import is_current
+from app.packets.routes import router as packets_router
 from app.settings import Settings, get_settings
+from app.states.routes import router as states_router
+from app.witnesses.routes import router as witnesses_router
+from app.witnessing import Witnessing
+
+log = structlog.get_logger()
 
 
 def _problem(status: int, code: str, title: str, detail: str, **ext: Any) -> JSONResponse:
@@ -25,24 +42,60 @@ def _problem(status: int, code: str, title: str, detail: str, **ext: Any) -> JSO
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CadenaError)
     async def domain_error(request: Request, exc: CadenaError) -> JSONResponse:
-        return JSONResponse(
-            exc.problem(instance=request.url.path),
-            status_code=exc.status,
-            media_type=PROBLEM_MEDIA_TYPE,
-        )
+        return JSONResponse(exc.problem(instance=request.url.path), status_code=exc.status,
+                            media_type=PROBLEM_MEDIA_TYPE)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                  for e in exc.errors()]
         return _problem(422, "invalid-request", "Invalid request", "the request is malformed",
                         errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+        return _problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
+                        str(exc.detail))
+
+
+def _install_request_id(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_id(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = rid
+        log.info("request", method=request.method, path=request.url.path,
+                 status=response.status_code)
+        return response
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = None
+        try:
+            signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
+        except LedgerKeyError as exc:
+            log.warning("no ledger key: checkpoints are not signed until bootstrap",
+                        reason=str(exc))
+        else:
+            app.state.ledger_verifier_key = signer.verifier_key()
+            checkpointer = Checkpointer(app.state.sessions, signer, settings.ledger_origin,
+                                        settings.checkpoint_interval)
+            checkpointer.start()
+        witnessing = Witnessing(app.state.sessions, settings.checkpoint_interval)
+        witnessing.start()
+        app.state.witnessing = witnessing
+        yield
+        witnessing.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
+        app.state.engine.dispose()
+
+    return lifespan
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,11 +103,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     url = settings.resolved_database_url()
     engine = make_engine(url)
-    app = FastAPI(title="Cadena", version="0.1.0", description="Secure case-information exchange")
+    app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
+                  description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
+    app.state.ledger_verifier_key = None
     _install_error_handlers(app)
+    _install_request_id(app)
+    for router in (auth_router, states_router, liaisons_router, clearances_router,
+                   channels_router, ledger_router, packets_router):
+        app.include_router(router)
+    app.include_router(witnesses_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

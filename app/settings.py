@@ -14,11 +14,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CADENA_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".cadena"), description="Data directory (SQLite, blobs, keys)")
+    data_dir: Path = Field(default=Path(".cadena"),
+                           description="Data directory (SQLite, blobs, keys)")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
     )
-    ledger_origin: str = Field(default="cadena.example/ledger", description="Checkpoint origin line")
+    ledger_origin: str = Field(default="cadena.example/ledger",
+                               description="Checkpoint origin line")
     ledger_key_path: Path | None = Field(
         default=None, description="Ledger checkpoint signing key; default: <data_dir>/ledger.key"
     )

@@ -1,5 +1,14 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
+from app.models.auth import AuthChallenge, AuthToken
 from app.models.base import Base
+from app.models.channel import Channel, ChannelMember
+from app.models.identity import Clearance, Liaison, LiaisonKey, State
+from app.models.ledger import LEDGER_TABLES as LEDGER_TABLES
+from app.models.packet import Packet as Packet
+from app.models.witness import Witness as Witness
 
-__all__ = ["Base"]
+__all__ = [
+    "AuthChallenge", "AuthToken", "Base", "Channel", "ChannelMember", "Clearance", "Liaison",
+    "LiaisonKey", "State",
+]

@@ -1,0 +1,1 @@
+"""Authentication: Ed25519 challenge–response, then short-lived bearer tokens."""

@@ -1,0 +1,43 @@
+"""``/v1/auth``: challenge and token."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter
+
+from app.auth import service
+from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
+from app.deps import SessionDep, SettingsDep
+from crypto.signing import AUTH_CHALLENGE_TYPE
+
+router = APIRouter(prefix="/v1/auth", tags=["authentication"])
+
+
+@router.post("/challenge", status_code=201, name="auth.challenge")
+def create_challenge(body: ChallengeCreate, session: SessionDep,
+                     settings: SettingsDep) -> ChallengeRead:
+    """Start a login: a one-time challenge to sign with the liaison's Ed25519 key."""
+    issued = service.issue_challenge(session, body.liaison_id, settings.ledger_origin,
+                                     settings.challenge_ttl_seconds)
+    return ChallengeRead(
+        challenge_id=issued.challenge_id,
+        payload=base64.b64encode(issued.payload).decode(),
+        payload_type=AUTH_CHALLENGE_TYPE,
+        expires_at=issued.expires_at,
+    )
+
+
+@router.post("/token", status_code=201, name="auth.login")
+def create_token(body: TokenCreate, session: SessionDep, settings: SettingsDep) -> TokenRead:
+    """Finish a login: the signed challenge buys a short-lived bearer token."""
+    issued = service.issue_token(
+        session, body.challenge_id, body.key_id, base64.b64decode(body.signature),
+        settings.ledger_origin, settings.token_ttl_seconds,
+    )
+    return TokenRead(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        clearance_expires_at=issued.clearance_expires_at,
+        ledger=LedgerRef(index=issued.entry.index, leaf_hash=issued.entry.leaf_hash.hex()),
+    )

@@ -1,0 +1,186 @@
+"""The rules of logging in and of checking a bearer token.
+
+A liaison asks for a challenge, signs its exact bytes with their registered
+Ed25519 key under the ``auth-challenge`` payload type (DSSE PAE, so the
+signature can be nothing else), and exchanges the signature for a token.
+Tokens are ``cdn1.<id>.<secret>``; only SHA-256(secret) is stored and the
+comparison is constant-time. Every refusal is logged in the ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.audit import Unauthenticated, deny, draft, now, record
+from app.liaisons import repository as repo
+from app.models.auth import AuthChallenge, AuthToken
+from app.models.identity import Role, StateStatus
+from crypto.encoding import b64encode, canonical_json
+from crypto.errors import CryptoError
+from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature
+from ledger.entry import Actor
+from ledger.log import AppendedEntry
+
+TOKEN_PREFIX = "cdn1"  # noqa: S105 - a format tag, not a secret
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    liaison_id: str
+    key_id: str
+    role: Role
+    state_code: str
+
+    @property
+    def actor(self) -> Actor:
+        """The ledger actor for this caller."""
+        return Actor(liaison=self.liaison_id, key=self.key_id)
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    """A challenge as handed to the client: its id, the bytes to sign, expiry."""
+
+    challenge_id: str
+    payload: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A bearer token as handed to the client (the only time the secret exists)."""
+
+    token: str
+    expires_at: datetime
+    clearance_expires_at: datetime | None
+    entry: AppendedEntry
+
+
+def challenge_payload(challenge: AuthChallenge, origin: str) -> bytes:
+    """The canonical bytes a liaison signs to log in."""
+    return canonical_json({
+        "v": 1,
+        "kind": "cadena-login",
+        "origin": origin,
+        "challenge": challenge.id,
+        "liaison": challenge.liaison_id,
+        "nonce": b64encode(challenge.nonce),
+        "expires": challenge.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+
+
+def issue_challenge(session: Session, liaison_id: str, origin: str, ttl: int) -> IssuedChallenge:
+    """Create a one-time challenge for ``liaison_id`` (refused for unknown liaisons)."""
+    subject = {"type": "liaison", "id": liaison_id}
+    if repo.get_liaison(session, liaison_id) is None:
+        raise deny(Unauthenticated, "unknown liaison", None, "auth.challenge", subject,
+                   "unknown liaison")
+    moment = now()
+    challenge = AuthChallenge(
+        id=secrets.token_hex(16), liaison_id=liaison_id, nonce=secrets.token_bytes(32),
+        expires_at=(moment + timedelta(seconds=ttl)).replace(microsecond=0),
+    )
+    session.add(challenge)
+    session.flush()
+    return IssuedChallenge(challenge.id, challenge_payload(challenge, origin), challenge.expires_at)
+
+
+def _refuse_login(actor: Actor | None, liaison_id: str, reason: str) -> Unauthenticated:
+    return Unauthenticated(f"login refused: {reason}",
+                           draft(actor, "auth.login", {"type": "liaison", "id": liaison_id},
+                                 reason=reason))
+
+
+def issue_token(session: Session, challenge_id: str, key_id: str, signature: bytes,
+                origin: str, ttl: int) -> IssuedToken:
+    """Exchange a signed challenge for a token, or refuse (and log) why not."""
+    moment = now()
+    challenge = session.get(AuthChallenge, challenge_id, with_for_update=True)
+    if challenge is None:
+        raise _refuse_login(None, "unknown", "unknown challenge")
+    liaison_id = challenge.liaison_id
+    key = repo.get_key(session, key_id)
+    actor = Actor(liaison=liaison_id, key=key_id) if key is not None else None
+    if challenge.used_at is not None:
+        raise _refuse_login(actor, liaison_id, "challenge already used")
+    if challenge.expires_at <= moment:
+        raise _refuse_login(actor, liaison_id, "challenge expired")
+    if key is None or key.liaison_id != liaison_id:
+        raise _refuse_login(None, liaison_id, "key is not the liaison's")
+    if key.revoked_at is not None or key.retired_at is not None:
+        raise _refuse_login(actor, liaison_id, "key revoked or rotated out")
+    try:
+        verify_signature(key.signing_public, AUTH_CHALLENGE_TYPE,
+                         challenge_payload(challenge, origin), signature)
+    except CryptoError:
+        raise _refuse_login(actor, liaison_id, "bad signature") from None
+    liaison = key.liaison
+    if liaison.state.status != StateStatus.ACTIVE:
+        raise _refuse_login(actor, liaison_id,
+                            f"state {liaison.state_code} is {liaison.state.status}")
+    clearance = repo.clearance_in_force(session, liaison_id, moment)
+    if clearance is None:
+        raise _refuse_login(actor, liaison_id, "no clearance in force")
+    challenge.used_at = moment
+    secret = secrets.token_bytes(32)
+    token = AuthToken(
+        id=secrets.token_hex(12), liaison_id=liaison_id, key_id=key_id,
+        secret_hash=hashlib.sha256(secret).digest(), issued_at=moment,
+        expires_at=moment + timedelta(seconds=ttl),
+    )
+    session.add(token)
+    entry = record(session, draft(actor, "auth.login", {"type": "liaison", "id": liaison_id},
+                                  details={"token": token.id}))
+    text = f"{TOKEN_PREFIX}.{token.id}.{_encode_secret(secret)}"
+    return IssuedToken(text, token.expires_at, clearance.valid_until, entry)
+
+
+def _encode_secret(secret: bytes) -> str:
+    return base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii")
+
+
+def _decode_secret(text: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def authenticate(session: Session, bearer: str | None, action: str) -> Principal:
+    """The principal behind ``bearer``, or a logged refusal of ``action``."""
+    subject = {"type": "token", "id": "none"}
+    if not bearer:
+        raise deny(Unauthenticated, "a bearer token is required", None, action, subject,
+                   "no token")
+    parts = bearer.split(".")
+    secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
+    token = session.get(AuthToken, parts[1]) if secret is not None and len(parts[1]) < 64 else None
+    if token is None or secret is None:
+        raise deny(Unauthenticated, "invalid token", None, action, subject, "malformed token")
+    subject = {"type": "token", "id": token.id}
+    actor = Actor(liaison=token.liaison_id, key=token.key_id)
+    if not hmac.compare_digest(hashlib.sha256(secret).digest(), token.secret_hash):
+        raise deny(Unauthenticated, "invalid token", None, action, subject, "forged token")
+    moment = now()
+    if token.revoked_at is not None:
+        raise deny(Unauthenticated, "token revoked", actor, action, subject, "token revoked")
+    if token.expires_at <= moment:
+        raise deny(Unauthenticated, "token expired", actor, action, subject, "token expired")
+    key = repo.get_key(session, token.key_id)
+    if key is None or key.revoked_at is not None:
+        raise deny(Unauthenticated, "key revoked", actor, action, subject, "key revoked")
+    liaison = key.liaison
+    if liaison.state.status != StateStatus.ACTIVE:
+        raise deny(Unauthenticated, "state not active", actor, action, subject,
+                   f"state {liaison.state_code} is {liaison.state.status}")
+    return Principal(liaison.id, token.key_id, liaison.role, liaison.state_code)

@@ -1,0 +1,260 @@
+"""The blob store: ciphertext streams on disk, addressed by their SHA-256.
+
+A blob lives at ``<data_dir>/blobs/ab/cd/<hex>``. A write streams into a
+temporary file in that same directory while hashing, fsyncs it, renames it
+into place (atomic on POSIX) and fsyncs the directory, so a blob is either
+absent or complete and durable — never partial, even across a crash
+(DESIGN.md invariant 4). Nothing is ever read whole into memory. Blobs hold
+only ciphertext: the server cannot read them (invariant 1).
+
+Errors (all :class:`~app.errors.CadenaError`): ``ContentTooLarge`` (413),
+``BlobDigestMismatch`` (422), ``InsufficientStorage`` (507), and
+``RangeNotSatisfiable`` (416) for reads. Every failed write removes its
+temporary file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.deps import SettingsDep
+from app.errors import CadenaError
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_SHA256 = re.compile(SHA256_PATTERN)
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+READ_CHUNK = 256 * 1024
+_FULL_DISK = {errno.ENOSPC, errno.EDQUOT}
+
+
+class ContentTooLarge(CadenaError):
+    """The request body exceeds the configured size limit."""
+
+    status, code, title = 413, "too-large", "Content too large"
+
+
+class BlobDigestMismatch(CadenaError):
+    """The uploaded bytes do not hash to the digest they were uploaded under."""
+
+    status, code, title = 422, "digest-mismatch", "Digest mismatch"
+
+
+class InsufficientStorage(CadenaError):
+    """The disk is full; nothing was kept."""
+
+    status, code, title = 507, "insufficient-storage", "Insufficient storage"
+
+
+class RangeNotSatisfiable(CadenaError):
+    """The requested byte range lies outside the blob."""
+
+    status, code, title = 416, "range-not-satisfiable", "Range not satisfiable"
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob in the store: its digest, its size and whether this write created it."""
+
+    sha256: str
+    size: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range ``first..last`` of a representation of ``size`` bytes."""
+
+    first: int
+    last: int
+    size: int
+
+    @property
+    def length(self) -> int:
+        """Number of bytes in the range."""
+        return self.last - self.first + 1
+
+    @property
+    def content_range(self) -> str:
+        """The ``Content-Range`` header value (RFC 9110 §14.4)."""
+        return f"bytes {self.first}-{self.last}/{self.size}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _full_disk(exc: OSError) -> bool:
+    return exc.errno in _FULL_DISK
+
+
+class BlobWriter:
+    """One streaming write of a blob expected to hash to ``expected``."""
+
+    def __init__(self, target: Path, expected: str, max_bytes: int) -> None:
+        self._target = target
+        self._expected = expected
+        self._max = max_bytes
+        self._hash = hashlib.sha256()
+        self.size = 0
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        self._fd: int | None = fd
+        self._tmp: Path | None = Path(name)
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; raise (and clean up) past the size limit or on a full disk."""
+        if self.size + len(chunk) > self._max:
+            self.abort()
+            raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
+        self._hash.update(chunk)
+        self.size += len(chunk)
+        view = memoryview(chunk)
+        if self._fd is None:
+            raise RuntimeError("write after the writer was closed")
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self._fail(exc)
+
+    def commit(self) -> StoredBlob:
+        """Check the digest, fsync, rename into place and fsync the directory."""
+        if self._hash.hexdigest() != self._expected:
+            self.abort()
+            raise BlobDigestMismatch("the uploaded bytes do not hash to the blob id")
+        if self._fd is None or self._tmp is None:
+            raise RuntimeError("commit after the writer was closed")
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            created = not self._target.exists()
+            if created:
+                os.replace(self._tmp, self._target)
+                self._tmp = None
+                _fsync_dir(self._target.parent)
+        except OSError as exc:
+            self._fail(exc)
+        self.abort()  # removes the temporary file when the blob already existed
+        return StoredBlob(self._expected, self.size, created)
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (safe to call more than once)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+    def _fail(self, exc: OSError) -> None:
+        self.abort()
+        if _full_disk(exc):
+            raise InsufficientStorage("the blob store is full; nothing was kept") from exc
+        raise exc
+
+
+class BlobStore:
+    """Content-addressed ciphertext files under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob ``sha256`` lives (``ab/cd/<hex>``)."""
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError("a blob id is 64 lowercase hex digits")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def size(self, sha256: str) -> int | None:
+        """The size of the stored blob, or ``None`` if it is absent."""
+        try:
+            return self.path(sha256).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def writer(self, sha256: str, max_bytes: int) -> BlobWriter:
+        """Start writing the blob ``sha256`` (its directories are made durable first)."""
+        target = self.path(sha256)
+        try:
+            self._make_dirs(target.parent)
+            return BlobWriter(target, sha256, max_bytes)
+        except OSError as exc:
+            if _full_disk(exc):
+                raise InsufficientStorage("the blob store is full") from exc
+            raise
+
+    def read(self, sha256: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
+        """Yield the blob (or ``byte_range`` of it) in chunks of at most 256 KiB."""
+        first = 0 if byte_range is None else byte_range.first
+        remaining = None if byte_range is None else byte_range.length
+        with self.path(sha256).open("rb") as handle:
+            handle.seek(first)
+            while remaining is None or remaining > 0:
+                chunk = handle.read(READ_CHUNK if remaining is None
+                                    else min(READ_CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def _make_dirs(self, directory: Path) -> None:
+        missing = []
+        probe = directory
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            _fsync_dir(path.parent)
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single byte range asked for by a ``Range`` header (RFC 9110 §14.1.2).
+
+    ``None`` means "send everything": no header, another unit, several
+    ranges or an invalid range (which RFC 9110 §14.2 lets a server ignore).
+    A valid range that selects no byte raises :class:`RangeNotSatisfiable`.
+    """
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "":  # suffix range: the last N bytes
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return ByteRange(max(0, size - suffix), size - 1, size)
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None
+    if first >= size:
+        raise _unsatisfiable(size)
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return ByteRange(first, last, size)
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(f"the stream has {size} bytes", size=size)
+
+
+def get_blob_store(settings: SettingsDep) -> BlobStore:
+    """The blob store under the data directory."""
+    return BlobStore(settings.data_dir / "blobs")
+
+
+BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]

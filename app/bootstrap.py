@@ -1,0 +1,59 @@
+"""The one-time bootstrap: the ledger key and the first coordinator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import draft, now, record
+from app.clearances import service as clearances
+from app.errors import CadenaError
+from app.ledger_key import create_signing_key
+from app.liaisons import service as liaisons
+from app.models.identity import Level, Liaison, Role, State, StateStatus
+from crypto.keys import LiaisonPublicKeys
+from ledger.note import NoteSigner
+
+
+class AlreadyBootstrapped(CadenaError):
+    """The server was bootstrapped before; bootstrap refuses to run twice."""
+
+    status, code, title = 409, "already-bootstrapped", "Already bootstrapped"
+
+
+@dataclass(frozen=True)
+class Coordinator:
+    """Who the first coordinator is."""
+
+    liaison_id: str
+    name: str
+    state_code: str
+    state_name: str
+    joining_note: str
+    keys: LiaisonPublicKeys
+    clearance_days: int = 365
+
+
+def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator) -> str:
+    """Create the ledger key (0600) and the first coordinator; return the verifier key."""
+    if session.scalars(select(Liaison.id).limit(1)).first() is not None:
+        raise AlreadyBootstrapped("liaisons exist already; bootstrap runs once")
+    if key_path.exists():
+        raise AlreadyBootstrapped(f"a ledger key exists already at {key_path}")
+    moment = now()
+    record(session, draft(None, "system.bootstrap", {"type": "system", "id": origin},
+                          details={"coordinator": first.liaison_id}))
+    session.add(State(code=first.state_code, name=first.state_name, status=StateStatus.ACTIVE,
+                      joining_note=first.joining_note, created_at=moment, updated_at=moment))
+    session.flush()
+    liaisons.enrol(session, None, first.liaison_id, first.state_code, first.name,
+                   Role.COORDINATOR, first.keys)
+    clearances.grant(session, None, first.liaison_id, Level.SECRET, moment,
+                     moment + timedelta(days=first.clearance_days))
+    session.flush()
+    signer = NoteSigner(origin, create_signing_key(key_path))
+    return signer.verifier_key()

@@ -1,0 +1,1 @@
+"""Channels: bilateral, multilateral, specialized by crime type."""

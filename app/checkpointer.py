@@ -1,0 +1,61 @@
+"""Signs checkpoints on an interval (DESIGN.md: default 1 s, only when the tree grew).
+
+Every API process runs one; they cannot sign two inconsistent checkpoints
+because signing happens under the ledger's append lock and the stored
+checkpoint is a compare-and-swap on its size (``ledger.log.Ledger.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit import ledger_for
+from app.db import transaction
+from ledger.errors import ConflictError
+from ledger.note import NoteSigner
+from ledger.storage import StoredCheckpoint
+
+log = structlog.get_logger()
+
+
+def sign_once(sessions: sessionmaker[Session], signer: NoteSigner,
+              origin: str) -> StoredCheckpoint | None:
+    """Sign a checkpoint now if the tree grew since the last one; return it."""
+    try:
+        with transaction(sessions) as session:
+            return ledger_for(session).checkpoint(signer, origin)
+    except ConflictError:
+        return None
+
+
+class Checkpointer:
+    """A daemon thread that calls :func:`sign_once` every ``interval`` seconds."""
+
+    def __init__(self, sessions: sessionmaker[Session], signer: NoteSigner, origin: str,
+                 interval: float) -> None:
+        self._sessions, self._signer, self._origin = sessions, signer, origin
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+
+    def start(self) -> None:
+        """Start signing in the background."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                checkpoint = sign_once(self._sessions, self._signer, self._origin)
+            except Exception as exc:  # keep signing after a transient database error
+                log.warning("checkpoint failed", error=type(exc).__name__)
+                continue
+            if checkpoint is not None:
+                log.info("checkpoint signed", size=checkpoint.size)

@@ -1,0 +1,75 @@
+"""Request dependencies: the unit of work and the authenticated caller.
+
+``get_session`` is the one place that commits: once, after the route returned
+and before the response is sent (``scope="function"``), so a 2xx answer means
+the action and its ledger entry are durable. A refusal (``AccessDenied``)
+rolls everything back and then records the refusal alone, in its own
+transaction; any other error rolls back and records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit import AccessDenied, record
+from app.errors import Unavailable
+from app.settings import Settings
+
+log = structlog.get_logger()
+
+
+def _sessions(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    return factory
+
+
+def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
+    session = factory()
+    try:
+        appended = record(session, exc.entry)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.error("refusal could not be recorded", action=exc.entry.action)
+        raise
+    finally:
+        session.close()
+    exc.extensions["ledger_index"] = appended.index
+    exc.extensions["ledger_leaf_hash"] = appended.leaf_hash.hex()
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit on success, roll back on error."""
+    factory = _sessions(request)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except AccessDenied as exc:
+        session.rollback()
+        _record_refusal(factory, exc)
+        raise
+    except (OperationalError, DBAPIError) as exc:
+        session.rollback()
+        raise Unavailable("the database is unavailable; nothing was changed") from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The settings the application was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -1,0 +1,1 @@
+"""``/v1/ledger``: checkpoint, key, entries and proofs (formats fixed by DESIGN.md)."""

@@ -1,0 +1,35 @@
+"""Response bodies of the ledger endpoints (hashes lowercase hex, entries base64)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EntryItem(BaseModel):
+    """One entry: its index and its exact stored bytes, standard base64."""
+
+    index: int
+    entry: str
+
+
+class EntriesRead(BaseModel):
+    """A page of entries."""
+
+    entries: list[EntryItem]
+
+
+class InclusionRead(BaseModel):
+    """An RFC 9162 inclusion proof."""
+
+    index: int
+    tree_size: int
+    proof: list[str]
+
+
+class ConsistencyRead(BaseModel):
+    """An RFC 9162 consistency proof."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    from_: int = Field(alias="from")
+    to: int
+    proof: list[str]

@@ -1,0 +1,116 @@
+"""Rules for liaisons: enrolment, key rotation and revocation."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.audit import draft, now, record
+from app.auth.service import Principal
+from app.errors import CadenaError, NotFound
+from app.liaisons import repository as repo
+from app.models.auth import AuthToken
+from app.models.identity import Liaison, LiaisonKey, Role
+from crypto.errors import CryptoError
+from crypto.keys import LiaisonPublicKeys
+
+
+class Conflict(CadenaError):
+    """The request conflicts with what exists."""
+
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidKey(CadenaError):
+    """The public keys given are not valid key material."""
+
+    status, code, title = 422, "invalid-key", "Invalid public key"
+
+
+def parse_public_keys(signing_b64: str, encryption_b64: str) -> LiaisonPublicKeys:
+    """Decode and validate a public key set."""
+    try:
+        return LiaisonPublicKeys(signing=base64.b64decode(signing_b64, validate=True),
+                                 encryption=base64.b64decode(encryption_b64, validate=True))
+    except (ValueError, CryptoError) as exc:
+        raise InvalidKey("public keys must be 32-byte Ed25519 and X25519 keys") from exc
+
+
+def add_key(session: Session, liaison_id: str, keys: LiaisonPublicKeys) -> LiaisonKey:
+    """Register a key set for a liaison (refused if that key set is known already)."""
+    if repo.get_key(session, keys.key_id) is not None:
+        raise Conflict("this key set is already registered")
+    key = LiaisonKey(key_id=keys.key_id, liaison_id=liaison_id, signing_public=keys.signing,
+                     encryption_public=keys.encryption, created_at=now())
+    session.add(key)
+    return key
+
+
+def enrol(session: Session, by: Principal | None, liaison_id: str, state_code: str, name: str,
+          role: Role, keys: LiaisonPublicKeys) -> Liaison:
+    """Enrol a liaison with their keys; ``by`` is None only for the bootstrap."""
+    if repo.get_state(session, state_code) is None:
+        raise NotFound(f"no state {state_code}")
+    if repo.get_liaison(session, liaison_id) is not None:
+        raise Conflict(f"liaison {liaison_id} already exists")
+    liaison = Liaison(id=liaison_id, state_code=state_code, name=name, role=role,
+                      created_at=now())
+    session.add(liaison)
+    session.flush()
+    add_key(session, liaison_id, keys)
+    record(session, draft(by.actor if by else None, "liaison.enrol",
+                          {"type": "liaison", "id": liaison_id},
+                          details={"state": state_code, "role": role.value,
+                                   "key_id": keys.key_id, "fingerprint": keys.fingerprint}))
+    return liaison
+
+
+def _revoke_tokens(session: Session, key_id: str) -> None:
+    session.execute(update(AuthToken).where(AuthToken.key_id == key_id)
+                    .where(AuthToken.revoked_at.is_(None)).values(revoked_at=now()))
+
+
+def rotate(session: Session, by: Principal, keys: LiaisonPublicKeys) -> LiaisonKey:
+    """Replace the caller's key set; the old one stays for verifying old signatures."""
+    old = repo.get_key(session, by.key_id)
+    key = add_key(session, by.liaison_id, keys)
+    if old is not None and old.retired_at is None:
+        old.retired_at = now()
+        _revoke_tokens(session, old.key_id)
+    record(session, draft(by.actor, "key.rotate", {"type": "liaison", "id": by.liaison_id},
+                          details={"old_key_id": by.key_id, "key_id": keys.key_id,
+                                   "fingerprint": keys.fingerprint}))
+    return key
+
+
+def revoke(session: Session, by: Principal, liaison_id: str, key_id: str,
+           reason: str) -> LiaisonKey:
+    """Revoke a key set: no login, no token, no new signature accepted from it."""
+    key = repo.get_key(session, key_id)
+    if key is None or key.liaison_id != liaison_id:
+        raise NotFound(f"liaison {liaison_id} has no key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = now()
+        key.revocation_reason = reason
+    _revoke_tokens(session, key_id)
+    record(session, draft(by.actor, "key.revoke", {"type": "liaison", "id": liaison_id},
+                          details={"key_id": key_id, "reason": reason}))
+    return key
+
+
+def listing(session: Session, by: Principal, state_code: str | None) -> Sequence[Liaison]:
+    """Liaisons (optionally of one state); logged."""
+    record(session, draft(by.actor, "liaison.list", {"type": "liaisons", "id": state_code or "*"}))
+    return repo.list_liaisons(session, state_code)
+
+
+def lookup(session: Session, by: Principal, liaison_id: str) -> Liaison:
+    """One liaison (to fetch their public keys before sealing); logged."""
+    liaison = repo.get_liaison(session, liaison_id)
+    if liaison is None:
+        raise NotFound(f"no liaison {liaison_id}")
+    record(session, draft(by.actor, "liaison.read", {"type": "liaison", "id": liaison_id}))
+    return liaison

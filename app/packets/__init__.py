@@ -1,0 +1,1 @@
+"""Packets: ciphertext blobs, signed envelopes, key delivery, receipts, sharing, withdrawal."""

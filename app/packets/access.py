@@ -1,0 +1,167 @@
+"""The clearance gate: who may touch a packet at this instant (DESIGN.md invariant 3).
+
+Checked on every request, not at login: the caller is a prosecutor and a
+party to the packet (its sender, or a holder of a wrapped key — a header
+recipient or a share recipient), a member of its channel, with a clearance
+in force now at or above its classification. The caller's state being active
+and key not revoked are checked for every request by authentication
+(``app.auth.service.authenticate``). A withdrawn packet is refused to
+everyone but its originator wherever its key or ciphertext would be delivered.
+
+Unknown packets and packets the caller is no party to get the same 404, so
+that a packet's existence leaks to no one outside it; the ledger entry says
+which it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.audit import AccessDenied, Hidden, deny, now
+from app.auth.service import Principal
+from app.channels import repository as channels
+from app.liaisons import repository as liaisons
+from app.models.identity import Level, Role, StateStatus
+from app.models.packet import Packet, PacketKey, PacketStatus
+from app.packets import repository as repo
+from app.packets.errors import (
+    BelowChannelMinimum,
+    InsufficientClearance,
+    NoClearance,
+    NotAMember,
+    Withdrawn,
+)
+
+
+@dataclass(frozen=True)
+class PacketAccess:
+    """A granted access: the packet, the caller's wrapped key (if any), their role in it."""
+
+    packet: Packet
+    holding: PacketKey | None
+    is_sender: bool
+    level: int
+
+    @property
+    def subject(self) -> dict[str, str]:
+        """The ledger subject of the packet."""
+        return packet_subject(self.packet.id)
+
+
+def packet_subject(packet_id: str) -> dict[str, str]:
+    """The ledger subject naming a packet."""
+    return {"type": "packet", "id": packet_id}
+
+
+def level_name(level: int) -> str:
+    """``RESTRICTED`` / ``CONFIDENTIAL`` / ``SECRET``."""
+    return Level(level).name
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a clearance rule refuses, and the problem type that says so."""
+
+    error: type[AccessDenied]
+    reason: str
+
+
+NO_CLEARANCE = "no clearance in force"
+
+
+def clearance_refusal(level_in_force: int | None, classification: int) -> Refusal | None:
+    """Why a clearance does not cover ``classification`` (``None``: it does)."""
+    if level_in_force is None:
+        return Refusal(NoClearance, NO_CLEARANCE)
+    if level_in_force < classification:
+        return Refusal(InsufficientClearance, f"clearance {level_name(level_in_force)} is "
+                                              f"below {level_name(classification)}")
+    return None
+
+
+def submission_refusal(sender_level: int | None, classification: int,
+                       channel_min: int) -> Refusal | None:
+    """Why a sender may not submit at ``classification`` in a channel (``None``: allowed).
+
+    The rule: the classification is at least the channel's minimum and at
+    most the sender's clearance in force.
+    """
+    refusal = clearance_refusal(sender_level, classification)
+    if refusal is None and classification < channel_min:
+        refusal = Refusal(BelowChannelMinimum,
+                          f"classification {level_name(classification)} is below the "
+                          f"channel minimum {level_name(channel_min)}")
+    return refusal
+
+
+def require_cleared(session: Session, by: Principal, action: str, subject: dict[str, str],
+                    channel_id: str, classification: int, moment: datetime) -> int:
+    """Refuse (logged) unless ``by`` is a member of the channel with enough clearance now.
+
+    Returns the caller's clearance level in force.
+    """
+    if not channels.is_member(session, channel_id, by.liaison_id):
+        raise deny(NotAMember, "you are not a member of this channel", by.actor, action,
+                   subject, f"not a member of channel {channel_id}")
+    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
+    if clearance is None:
+        raise deny(NoClearance, NO_CLEARANCE, by.actor, action, subject, NO_CLEARANCE)
+    refusal = clearance_refusal(clearance.level, classification)
+    if refusal is not None:
+        raise deny(refusal.error, refusal.reason, by.actor, action, subject, refusal.reason)
+    return clearance.level
+
+
+def require_prosecutor(by: Principal, action: str, subject: dict[str, str]) -> None:
+    """Packets are for prosecutors only; coordinators and auditors never see them."""
+    if by.role != Role.PROSECUTOR:
+        raise deny(AccessDenied, "packets are exchanged between prosecutors", by.actor, action,
+                   subject, f"role {by.role} not allowed")
+
+
+def packet_access(session: Session, by: Principal, packet_id: str, action: str, *,
+                  deliver: bool) -> PacketAccess:
+    """Check every rule for ``by`` to do ``action`` on the packet now, or refuse (logged).
+
+    ``deliver``: the action hands out the packet's key or ciphertext, which a
+    withdrawn packet refuses to all but its originator.
+    """
+    subject = packet_subject(packet_id)
+    require_prosecutor(by, action, subject)
+    packet = repo.get(session, packet_id)
+    if packet is None:
+        raise deny(Hidden, "no such packet", by.actor, action, subject, "no such packet")
+    held = repo.holding(session, packet.id, by.liaison_id)
+    is_sender = packet.sender_id == by.liaison_id
+    if held is None and not is_sender:
+        raise deny(Hidden, "no such packet", by.actor, action, subject,
+                   "not a party to the packet")
+    level = require_cleared(session, by, action, subject, packet.channel_id,
+                            packet.classification, now())
+    if deliver and packet.status == PacketStatus.WITHDRAWN and not is_sender:
+        raise deny(Withdrawn, f"the originator withdrew this packet: {packet.withdrawal_reason}",
+                   by.actor, action, subject, "packet withdrawn")
+    return PacketAccess(packet, held, is_sender, level)
+
+
+def ineligibility(session: Session, liaison_id: str, key_id: str, channel_id: str,
+                  classification: int, moment: datetime) -> str | None:
+    """Why ``liaison_id`` (with key ``key_id``) may not receive a packet now, or ``None``."""
+    liaison = liaisons.get_liaison(session, liaison_id)
+    if liaison is None:
+        return "unknown liaison"
+    if liaison.state.status != StateStatus.ACTIVE:
+        return f"state {liaison.state_code} is {liaison.state.status}"
+    if not channels.is_member(session, channel_id, liaison_id):
+        return f"not a member of channel {channel_id}"
+    clearance = liaisons.clearance_in_force(session, liaison_id, moment)
+    refusal = clearance_refusal(clearance.level if clearance else None, classification)
+    if refusal is not None:
+        return refusal.reason
+    key = liaisons.current_key(session, liaison_id)
+    if key is None or key.key_id != key_id:
+        return f"key {key_id} is not the liaison's current key"
+    return None

@@ -1,0 +1,175 @@
+"""Queries about packets, their keys, streams, receipts and share requests.
+
+The only place that builds packet queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from app.models.channel import ChannelMember
+from app.models.packet import (
+    KeyOrigin,
+    Packet,
+    PacketKey,
+    PacketReceipt,
+    PacketStatus,
+    PacketStream,
+    ShareRequest,
+    ShareRequestStatus,
+)
+
+
+@dataclass(frozen=True)
+class PacketFilter:
+    """What a listing asks for."""
+
+    box: str
+    channel_id: str | None = None
+    case_reference: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: PacketStatus | None = None
+
+
+def get(session: Session, packet_id: str) -> Packet | None:
+    """The packet with id ``packet_id``."""
+    return session.get(Packet, packet_id)
+
+
+def holding(session: Session, packet_id: str, liaison_id: str) -> PacketKey | None:
+    """The wrapped key ``liaison_id`` holds for the packet, if any."""
+    return session.get(PacketKey, (packet_id, liaison_id))
+
+
+def is_party(session: Session, packet: Packet, liaison_id: str) -> bool:
+    """Whether ``liaison_id`` sent the packet or holds a key for it."""
+    return packet.sender_id == liaison_id or holding(session, packet.id, liaison_id) is not None
+
+
+def streams(session: Session, packet_id: str) -> Sequence[PacketStream]:
+    """The packet's ciphertext streams, in order."""
+    return session.scalars(select(PacketStream).where(PacketStream.packet_id == packet_id)
+                           .order_by(PacketStream.index)).all()
+
+
+def stream(session: Session, packet_id: str, index: int) -> PacketStream | None:
+    """One ciphertext stream of the packet."""
+    return session.get(PacketStream, (packet_id, index))
+
+
+def recipients(session: Session, packet_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Header recipients (not share recipients) of each packet, sorted."""
+    ids = list(packet_ids)
+    found: dict[str, list[str]] = {pid: [] for pid in ids}
+    if not ids:
+        return found
+    rows = session.execute(
+        select(PacketKey.packet_id, PacketKey.liaison_id)
+        .where(PacketKey.packet_id.in_(ids), PacketKey.origin == KeyOrigin.HEADER)
+        .order_by(PacketKey.liaison_id))
+    for packet_id, liaison_id in rows:
+        found[packet_id].append(liaison_id)
+    return found
+
+
+def answered(session: Session, packet_ids: Iterable[str]) -> set[str]:
+    """Those of ``packet_ids`` that one of their header recipients replied to."""
+    ids = list(packet_ids)
+    if not ids:
+        return set()
+    reply = Packet.__table__.alias("reply")
+    query = (
+        select(reply.c.in_reply_to).distinct()
+        .join(PacketKey, and_(PacketKey.packet_id == reply.c.in_reply_to,
+                              PacketKey.liaison_id == reply.c.sender_id,
+                              PacketKey.origin == KeyOrigin.HEADER))
+        .where(reply.c.in_reply_to.in_(ids))
+    )
+    return set(session.scalars(query).all())
+
+
+def replies_to(session: Session, packet_ids: Iterable[str]) -> Sequence[Packet]:
+    """Packets that answer any of ``packet_ids``."""
+    ids = list(packet_ids)
+    if not ids:
+        return []
+    return session.scalars(select(Packet).where(Packet.in_reply_to.in_(ids))).all()
+
+
+def _box(query: Select[Packet], box: str, liaison_id: str) -> Select[Packet]:
+    if box == "sent":
+        return query.where(Packet.sender_id == liaison_id)
+    return query.where(exists().where(PacketKey.packet_id == Packet.id,
+                                      PacketKey.liaison_id == liaison_id))
+
+
+def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
+            after: tuple[datetime, str] | None, limit: int) -> Sequence[Packet]:
+    """A page of packets in the caller's box, newest first, that they may see now.
+
+    Visible now: the caller is still a member of the packet's channel and
+    their clearance in force (``level``) covers its classification.
+    """
+    query = _box(select(Packet), wanted.box, liaison_id).where(
+        Packet.classification <= level,
+        exists().where(ChannelMember.channel_id == Packet.channel_id,
+                       ChannelMember.liaison_id == liaison_id))
+    if wanted.channel_id is not None:
+        query = query.where(Packet.channel_id == wanted.channel_id)
+    if wanted.case_reference is not None:
+        query = query.where(Packet.case_reference == wanted.case_reference)
+    if wanted.since is not None:
+        query = query.where(Packet.submitted_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(Packet.submitted_at < wanted.until)
+    if wanted.status is not None:
+        query = query.where(Packet.status == wanted.status)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(Packet.submitted_at < at,
+                                and_(Packet.submitted_at == at, Packet.id < last_id)))
+    query = query.order_by(Packet.submitted_at.desc(), Packet.id.desc()).limit(limit)
+    return session.scalars(query).all()
+
+
+def receipt(session: Session, packet_id: str, recipient_id: str) -> PacketReceipt | None:
+    """The receipt ``recipient_id`` gave for the packet, if any."""
+    return session.get(PacketReceipt, (packet_id, recipient_id))
+
+
+def receipts(session: Session, packet_id: str) -> Sequence[PacketReceipt]:
+    """Every receipt for the packet, by recipient."""
+    return session.scalars(select(PacketReceipt).where(PacketReceipt.packet_id == packet_id)
+                           .order_by(PacketReceipt.recipient_id)).all()
+
+
+def share_request(session: Session, request_id: str) -> ShareRequest | None:
+    """A share request by id."""
+    return session.get(ShareRequest, request_id)
+
+
+def share_requests(session: Session, packet_id: str,
+                   requested_by: str | None = None) -> Sequence[ShareRequest]:
+    """Share requests for a packet (optionally only those of one requester), oldest first."""
+    query = select(ShareRequest).where(ShareRequest.packet_id == packet_id)
+    if requested_by is not None:
+        query = query.where(ShareRequest.requested_by == requested_by)
+    return session.scalars(query.order_by(ShareRequest.requested_at, ShareRequest.id)).all()
+
+
+def open_request(session: Session, packet_id: str, recipient_id: str,
+                 status: ShareRequestStatus | None = None) -> ShareRequest | None:
+    """A pending or approved request to share the packet with ``recipient_id``."""
+    statuses = [status] if status else [ShareRequestStatus.PENDING, ShareRequestStatus.APPROVED]
+    return session.scalars(
+        select(ShareRequest).where(ShareRequest.packet_id == packet_id,
+                                   ShareRequest.recipient_id == recipient_id,
+                                   ShareRequest.status.in_(statuses))
+        .order_by(ShareRequest.requested_at).with_for_update()
+    ).first()

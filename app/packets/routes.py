@@ -1,0 +1,162 @@
+"""``/v1/blobs`` and ``/v1/packets``: upload ciphertext, submit, list, retrieve, download.
+
+Receipts, share requests, shares, withdrawal and threads are in
+``app.packets.sharing_routes``; ``router`` carries them all.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.dependencies import PrincipalDep, require_role
+from app.auth.schemas import ID_PATTERN
+from app.auth.service import Principal
+from app.blobs import (
+    SHA256_PATTERN,
+    BlobStore,
+    BlobStoreDep,
+    ContentTooLarge,
+    RangeNotSatisfiable,
+    StoredBlob,
+)
+from app.deps import SessionDep, SettingsDep
+from app.errors import PROBLEM_MEDIA_TYPE
+from app.models.identity import Role
+from app.models.packet import PacketStatus
+from app.packets import service, submission
+from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
+from app.packets.repository import PacketFilter
+from app.packets.schemas import (
+    BlobRead,
+    Box,
+    KeyShareRead,
+    PacketCreate,
+    PacketCreated,
+    PacketList,
+    PacketRead,
+    StreamRead,
+)
+from app.packets.sharing_routes import router as sharing_router
+
+ProsecutorDep = Annotated[Principal, Depends(require_role(Role.PROSECUTOR))]
+BINARY: dict[str, Any] = {"content": {"application/octet-stream": {}}}
+
+router = APIRouter(tags=["packets"])
+packets = APIRouter(prefix="/v1/packets", tags=["packets"])
+
+
+async def _receive(request: Request, store: BlobStore, sha256: str, limit: int) -> StoredBlob:
+    writer = await run_in_threadpool(store.writer, sha256, limit)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await run_in_threadpool(writer.write, chunk)
+        return await run_in_threadpool(writer.commit)
+    finally:
+        writer.abort()
+
+
+@router.put("/v1/blobs/{sha256}", status_code=201, name="blob.upload", tags=["packets"],
+            openapi_extra={"requestBody": {"required": True, **BINARY}})
+async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], request: Request,
+                      response: Response, session: SessionDep, settings: SettingsDep,
+                      store: BlobStoreDep, by: ProsecutorDep) -> BlobRead:
+    """Store a ciphertext stream under its SHA-256 (idempotent: 200 if already stored)."""
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ContentTooLarge(f"a blob may hold at most {limit} bytes")
+    # Authentication only read: end its transaction so that a long upload holds
+    # no database lock (SQLite takes its write lock at BEGIN).
+    await run_in_threadpool(session.rollback)
+    size = await run_in_threadpool(store.size, sha256)
+    if size is not None:
+        blob = StoredBlob(sha256, size, created=False)
+        response.status_code = 200
+    else:
+        blob = await _receive(request, store, sha256, limit)
+    entry = await run_in_threadpool(service.record_upload, session, by, blob)
+    return BlobRead(sha256=blob.sha256, size=blob.size, created=blob.created,
+                    ledger=ledger_ref(entry))
+
+
+@packets.post("", status_code=201, name="packet.submit")
+def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
+                  settings: SettingsDep, store: BlobStoreDep, by: PrincipalDep) -> PacketCreated:
+    """Submit a signed envelope whose ciphertext streams were uploaded as blobs."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_json_bytes:
+        raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
+    done = submission.submit(session, store, by, body.envelope)
+    view = service.views(session, [done.packet], done.packet.submitted_at)[0]
+    return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
+
+
+@packets.get("", name="packet.list")
+def list_packets(
+    session: SessionDep, by: PrincipalDep, box: Box = "inbox",
+    channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    case_reference: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    status: PacketStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> PacketList:
+    """Packets in the caller's inbox or sent box, newest first (metadata only)."""
+    wanted = PacketFilter(box, channel, case_reference, since, until, status)
+    page = service.listing(session, by, wanted, limit, cursor)
+    return PacketList(packets=[summary(v) for v in page.views], next_cursor=page.next_cursor,
+                      ledger=ledger_ref(page.entry))
+
+
+@packets.get("/{packet_id}", name="packet.retrieve")
+def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) -> PacketRead:
+    """Metadata, the signed header and, for a recipient, their wrapped key (key delivery)."""
+    got = service.retrieve(session, by, packet_id)
+    p, held = got.access.packet, got.access.holding
+    share = None
+    if held is not None and held.share is not None and held.share_signature is not None:
+        share = KeyShareRead(share=b64(held.share), signature=b64(held.share_signature),
+                             sharer_id=held.shared_by or "")
+    return PacketRead(
+        **summary_fields(got.view), sender_key_id=p.sender_key_id, header=b64(p.header),
+        signature=b64(p.signature), header_sha256=p.header_sha256,
+        streams=[StreamRead(index=s.index, sha256=s.sha256, length=s.length)
+                 for s in got.streams],
+        wrapped_key=b64(held.wrapped_key) if held else None,
+        key_id=held.key_id if held else None, key_share=share, withdrawn_at=p.withdrawn_at,
+        withdrawal_reason=p.withdrawal_reason, ledger=ledger_ref(got.entry))
+
+
+@packets.get("/{packet_id}/streams/{index}", name="packet.download",
+             response_class=StreamingResponse,
+             responses={200: BINARY, 206: BINARY, 416: {"description": "Range not satisfiable"}})
+def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=10_001)],
+                    request: Request, session: SessionDep, store: BlobStoreDep,
+                    by: PrincipalDep) -> Response:
+    """A ciphertext stream, whole or one byte range (``Range: bytes=a-b``, RFC 9110 §14)."""
+    try:
+        grant = service.download(session, store, by, packet_id, index,
+                                 request.headers.get("range"))
+    except RangeNotSatisfiable as exc:
+        return JSONResponse(exc.problem(instance=request.url.path), status_code=exc.status,
+                            media_type=PROBLEM_MEDIA_TYPE,
+                            headers={"Content-Range": f"bytes */{exc.extensions['size']}"})
+    stream, byte_range = grant.stream, grant.byte_range
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{stream.sha256}"',
+               "Cadena-Ledger-Index": str(grant.entry.index),
+               "Cadena-Ledger-Leaf-Hash": grant.entry.leaf_hash.hex(),
+               "Content-Length": str(byte_range.length if byte_range else stream.length)}
+    if byte_range is not None:
+        headers["Content-Range"] = byte_range.content_range
+    return StreamingResponse(store.read(stream.sha256, byte_range),
+                             status_code=206 if byte_range else 200,
+                             media_type="application/octet-stream", headers=headers)
+
+
+packets.include_router(sharing_router)
+router.include_router(packets)

@@ -1,0 +1,216 @@
+"""Rules for packets once submitted: listing, retrieval, download, withdrawal, threads.
+
+Every function checks the clearance gate at the instant of the request
+(``app.packets.access``) and appends exactly one ledger entry for the action;
+refusals raise and are logged by the session dependency. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.audit import deny, draft, now, record
+from app.auth.service import Principal
+from app.blobs import BlobStore, ByteRange, StoredBlob, parse_range
+from app.errors import NotFound, Unavailable
+from app.liaisons import repository as liaisons
+from app.models.packet import Packet, PacketStatus, PacketStream
+from app.packets import repository as repo
+from app.packets.access import (
+    NO_CLEARANCE,
+    PacketAccess,
+    packet_access,
+    require_prosecutor,
+)
+from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
+from app.packets.repository import PacketFilter
+from ledger.log import AppendedEntry
+
+MAX_THREAD_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class PacketView:
+    """A packet's metadata as a caller sees it."""
+
+    packet: Packet
+    recipients: list[str]
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a listing and the entry that logged it."""
+
+    views: list[PacketView]
+    next_cursor: str | None
+    entry: AppendedEntry
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A granted retrieval: the access decision, the streams, the entry."""
+
+    access: PacketAccess
+    view: PacketView
+    streams: Sequence[PacketStream]
+    entry: AppendedEntry
+
+
+@dataclass(frozen=True)
+class Download:
+    """A granted download: which blob, which bytes, and the entry."""
+
+    stream: PacketStream
+    byte_range: ByteRange | None
+    entry: AppendedEntry
+
+
+def record_upload(session: Session, by: Principal, blob: StoredBlob) -> AppendedEntry:
+    """Log a ciphertext blob upload (``blob.upload``)."""
+    return record(session, draft(by.actor, "blob.upload", {"type": "blob", "id": blob.sha256},
+                                 details={"size": blob.size, "created": blob.created}))
+
+
+def views(session: Session, packets: Sequence[Packet], moment: datetime) -> list[PacketView]:
+    """Metadata views: header recipients, and whether a request is overdue.
+
+    A request is overdue when its due date passed while active and no
+    addressee (header recipient) has answered it.
+    """
+    ids = [p.id for p in packets]
+    recipients = repo.recipients(session, ids)
+    pending = [p.id for p in packets if p.due is not None]
+    answered = repo.answered(session, pending)
+    return [PacketView(p, recipients[p.id],
+                       p.due is not None and p.due < moment and p.status == PacketStatus.ACTIVE
+                       and p.id not in answered) for p in packets]
+
+
+def _encode_cursor(packet: Packet) -> str:
+    raw = f"{packet.submitted_at.isoformat()}|{packet.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, packet_id = text.split("|")
+        moment = datetime.fromisoformat(at)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("the cursor is not one this server issued") from None
+    if moment.tzinfo is None:
+        raise InvalidCursor("the cursor is not one this server issued")
+    return moment, packet_id
+
+
+def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
+            cursor: str | None) -> Page:
+    """A page of the caller's inbox or sent box (metadata only); logged once."""
+    subject = {"type": "packets", "id": wanted.box}
+    require_prosecutor(by, "packet.list", subject)
+    after = _decode_cursor(cursor) if cursor else None
+    moment = now()
+    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
+    if clearance is None:
+        raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject, NO_CLEARANCE)
+    found = repo.listing(session, by.liaison_id, clearance.level, wanted, after, limit + 1)
+    page = list(found[:limit])
+    filters = {k: v for k, v in {
+        "channel": wanted.channel_id, "case_reference": wanted.case_reference,
+        "since": wanted.since.isoformat() if wanted.since else None,
+        "until": wanted.until.isoformat() if wanted.until else None,
+        "status": wanted.status.value if wanted.status else None}.items() if v is not None}
+    entry = record(session, draft(by.actor, "packet.list", subject,
+                                  details={"returned": len(page), **filters}))
+    next_cursor = _encode_cursor(page[-1]) if len(found) > limit else None
+    return Page(views(session, page, moment), next_cursor, entry)
+
+
+def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
+    """Metadata, envelope parts and the caller's wrapped key (key delivery); logged.
+
+    One entry, ``packet.retrieve``, whose details say whether a key was
+    delivered and to which key id.
+    """
+    access = packet_access(session, by, packet_id, "packet.retrieve", deliver=True)
+    held = access.holding
+    details: dict[str, object] = {"key_delivered": held is not None}
+    if held is not None:
+        details |= {"key_id": held.key_id, "via": held.origin.value}
+    entry = record(session, draft(by.actor, "packet.retrieve", access.subject, details=details))
+    view = views(session, [access.packet], now())[0]
+    return Retrieved(access, view, repo.streams(session, packet_id), entry)
+
+
+def download(session: Session, store: BlobStore, by: Principal, packet_id: str, index: int,
+             range_header: str | None) -> Download:
+    """Grant a download of ciphertext stream ``index`` (or a byte range of it); logged."""
+    access = packet_access(session, by, packet_id, "packet.download", deliver=True)
+    stream = repo.stream(session, packet_id, index)
+    if stream is None:
+        raise NotFound(f"the packet has no stream {index}")
+    byte_range = parse_range(range_header, stream.length)
+    if store.size(stream.sha256) != stream.length:
+        raise Unavailable("the ciphertext of this stream is not available")
+    details: dict[str, object] = {"stream": index, "bytes": stream.length}
+    if byte_range is not None:
+        details |= {"range": f"{byte_range.first}-{byte_range.last}",
+                    "bytes": byte_range.length}
+    entry = record(session, draft(by.actor, "packet.download", access.subject, details=details))
+    return Download(stream, byte_range, entry)
+
+
+def withdraw(session: Session, by: Principal, packet_id: str,
+             reason: str) -> tuple[PacketView, AppendedEntry]:
+    """The originator withdraws a packet: no further key delivery; logged."""
+    action = "packet.withdraw"
+    access = packet_access(session, by, packet_id, action, deliver=False)
+    packet = access.packet
+    if not access.is_sender:
+        raise deny(OriginatorOnly, "only the originator may withdraw a packet", by.actor,
+                   action, access.subject, "not the originator")
+    if packet.status == PacketStatus.WITHDRAWN:
+        raise deny(PacketConflict, "the packet is already withdrawn", by.actor, action,
+                   access.subject, "already withdrawn")
+    moment = now()
+    packet.status = PacketStatus.WITHDRAWN
+    packet.withdrawn_at = moment
+    packet.withdrawal_reason = reason
+    session.flush()
+    entry = record(session, draft(by.actor, action, access.subject, details={"reason": reason}))
+    return views(session, [packet], moment)[0], entry
+
+
+def _visible(session: Session, by: Principal, access: PacketAccess, packet: Packet) -> bool:
+    return (packet.channel_id == access.packet.channel_id
+            and packet.classification <= access.level
+            and repo.is_party(session, packet, by.liaison_id))
+
+
+def thread(session: Session, by: Principal,
+           packet_id: str) -> tuple[str, list[PacketView], AppendedEntry]:
+    """The request a packet belongs to and every reply the caller may see; logged."""
+    access = packet_access(session, by, packet_id, "packet.thread", deliver=False)
+    root = access.packet
+    for _ in range(MAX_THREAD_DEPTH):
+        parent = repo.get(session, root.in_reply_to) if root.in_reply_to else None
+        if parent is None or not _visible(session, by, access, parent):
+            break
+        root = parent
+    members, frontier = [root], [root.id]
+    while frontier and len(members) < 10 * MAX_THREAD_DEPTH:
+        replies = [p for p in repo.replies_to(session, frontier)
+                   if _visible(session, by, access, p)]
+        members.extend(replies)
+        frontier = [p.id for p in replies]
+    members.sort(key=lambda p: (p.submitted_at, p.id))
+    entry = record(session, draft(by.actor, "packet.thread", access.subject,
+                                  details={"root": root.id, "returned": len(members)}))
+    return root.id, views(session, members, now()), entry

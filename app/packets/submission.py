@@ -1,0 +1,205 @@
+"""Submitting a packet: verify the signed envelope and every rule, store, log.
+
+Order: parse the envelope strictly; verify the header signature with the
+caller's own current key *before* parsing the header (``verify_envelope``);
+then the caller must be the signed sender, the packet id unused, the sender
+cleared for the channel and classification, every recipient eligible, the
+reply (if any) visible to the sender in the same channel, and every
+ciphertext stream present in the blob store with the signed digest and
+length. Only then is anything written; the ``packet.submit`` entry carries
+the sender's header signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from app.audit import Hidden, deny, draft, now, record
+from app.auth.service import Principal
+from app.blobs import BlobStore
+from app.channels import repository as channels
+from app.liaisons import repository as liaisons
+from app.models.identity import Level
+from app.models.packet import KeyOrigin, Packet, PacketKey, PacketStatus, PacketStream
+from app.packets import repository as repo
+from app.packets.access import (
+    ineligibility,
+    packet_subject,
+    require_prosecutor,
+    submission_refusal,
+)
+from app.packets.errors import (
+    InvalidEnvelope,
+    InvalidReply,
+    MissingStream,
+    NotAMember,
+    NotTheSender,
+    PacketConflict,
+    RecipientNotEligible,
+    SignatureRefused,
+)
+from crypto.envelope import Envelope, verify_envelope
+from crypto.errors import BadSignature, CryptoError, FormatError
+from crypto.header import PacketHeader
+from crypto.keys import LiaisonPublicKeys
+from ledger.log import AppendedEntry
+
+ACTION = "packet.submit"
+MAX_LISTED_RECIPIENTS_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A stored packet and the ledger entry of its submission."""
+
+    packet: Packet
+    entry: AppendedEntry
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 UTC time as the header carries it (``...Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _parse(envelope_b64: str) -> Envelope:
+    try:
+        return Envelope.from_bytes(base64.b64decode(envelope_b64, validate=True))
+    except (ValueError, CryptoError) as exc:
+        raise InvalidEnvelope(f"the envelope is malformed: {exc}") from None
+
+
+def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader:
+    """The verified header; the caller's own usable key must have signed it."""
+    unverified = {"type": "packet_header", "id": hashlib.sha256(envelope.header).hexdigest()}
+    key = liaisons.get_key(session, by.key_id)
+    if key is None or not key.usable or key.liaison_id != by.liaison_id:
+        raise deny(NotTheSender, "your key is not current", by.actor, ACTION, unverified,
+                   "caller's key is not usable")
+    public = LiaisonPublicKeys(signing=key.signing_public, encryption=key.encryption_public)
+    try:
+        header = verify_envelope(envelope, public)
+    except BadSignature:
+        raise deny(SignatureRefused, "the header signature does not verify with your key",
+                   by.actor, ACTION, unverified, "header signature does not verify") from None
+    except FormatError as exc:
+        raise InvalidEnvelope(f"the envelope is malformed: {exc}") from None
+    if header.sender.id != by.liaison_id:
+        raise deny(NotTheSender, "the header names another sender", by.actor, ACTION,
+                   packet_subject(header.packet_id), f"header sender is {header.sender.id}")
+    return header
+
+
+def _check_sender(session: Session, by: Principal, header: PacketHeader,
+                  moment: datetime) -> None:
+    subject = packet_subject(header.packet_id)
+    if repo.get(session, header.packet_id) is not None:
+        raise deny(PacketConflict, "this packet id was already submitted", by.actor, ACTION,
+                   subject, "packet id already used")
+    channel = channels.get(session, header.meta.channel_id)
+    if channel is None:
+        raise deny(Hidden, "no such channel", by.actor, ACTION, subject, "no such channel")
+    if not channels.is_member(session, channel.id, by.liaison_id):
+        raise deny(NotAMember, "you are not a member of this channel", by.actor, ACTION,
+                   subject, f"not a member of channel {channel.id}")
+    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
+    classification = Level[header.meta.classification]
+    refusal = submission_refusal(clearance.level if clearance else None, classification,
+                                 channel.min_level)
+    if refusal is not None:
+        raise deny(refusal.error, refusal.reason, by.actor, ACTION, subject, refusal.reason)
+
+
+def _check_recipients(session: Session, by: Principal, header: PacketHeader,
+                      moment: datetime) -> None:
+    classification = Level[header.meta.classification]
+    for party in header.recipients:
+        why = ineligibility(session, party.id, party.key_id, header.meta.channel_id,
+                            classification, moment)
+        if why is not None:
+            reason = f"recipient {party.id}: {why}"
+            raise deny(RecipientNotEligible, reason, by.actor, ACTION,
+                       packet_subject(header.packet_id), reason)
+
+
+def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
+    if header.meta.in_reply_to is None:
+        return
+    parent = repo.get(session, header.meta.in_reply_to)
+    if (parent is None or not repo.is_party(session, parent, by.liaison_id)
+            or parent.channel_id != header.meta.channel_id):
+        raise deny(InvalidReply, "in_reply_to names no packet you may answer in this channel",
+                   by.actor, ACTION, packet_subject(header.packet_id),
+                   "in_reply_to not visible in this channel")
+
+
+def _check_streams(store: BlobStore, header: PacketHeader) -> None:
+    for index, expected in enumerate(header.streams):
+        size = store.size(expected.sha256)
+        if size is None:
+            raise MissingStream(f"stream {index} ({expected.sha256}) has not been uploaded")
+        if size != expected.length:
+            raise MissingStream(f"stream {index} is stored with another length")
+
+
+def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
+           moment: datetime) -> Packet:
+    meta = header.meta
+    packet = Packet(
+        id=header.packet_id, channel_id=meta.channel_id, sender_id=by.liaison_id,
+        sender_key_id=header.sender.key_id, classification=int(Level[meta.classification]),
+        handling=str(meta.handling), evaluation=meta.evaluation,
+        case_reference=meta.case_reference, legal_basis=meta.legal_basis,
+        created=parse_time(header.created), submitted_at=moment,
+        in_reply_to=meta.in_reply_to, urgency=str(meta.urgency) if meta.urgency else None,
+        due=parse_time(meta.due) if meta.due else None, header=envelope.header,
+        header_sha256=hashlib.sha256(envelope.header).hexdigest(),
+        signature=envelope.signature, status=PacketStatus.ACTIVE,
+    )
+    session.add(packet)
+    session.flush()
+    session.add_all([PacketKey(packet_id=packet.id, liaison_id=party.id, key_id=party.key_id,
+                               origin=KeyOrigin.HEADER, wrapped_key=envelope.wrapped_keys[party.id],
+                               added_at=moment) for party in header.recipients])
+    session.add_all([PacketStream(packet_id=packet.id, index=i, sha256=s.sha256, length=s.length)
+                     for i, s in enumerate(header.streams)])
+    session.flush()
+    return packet
+
+
+def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
+    ids = list(header.recipient_ids)
+    details: dict[str, object] = {
+        "channel": packet.channel_id, "classification": Level(packet.classification).name,
+        "handling": packet.handling, "header_sha256": packet.header_sha256,
+        "recipient_count": len(ids), "streams": len(header.streams),
+    }
+    # The entry must stay small (ledger.entry.MAX_ENTRY_BYTES); the header, whose
+    # SHA-256 is logged, names every recipient anyway.
+    if len(json.dumps(ids)) <= MAX_LISTED_RECIPIENTS_BYTES:
+        details["recipients"] = ids
+    if packet.in_reply_to:
+        details["in_reply_to"] = packet.in_reply_to
+    return details
+
+
+def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str) -> Submitted:
+    """Verify, check and store a packet; append ``packet.submit`` with the sender's signature."""
+    require_prosecutor(by, ACTION, {"type": "packet", "id": "new"})
+    envelope = _parse(envelope_b64)
+    header = _verify(session, by, envelope)
+    moment = now()
+    _check_sender(session, by, header, moment)
+    _check_recipients(session, by, header, moment)
+    _check_reply(session, by, header)
+    _check_streams(store, header)
+    packet = _store(session, by, envelope, header, moment)
+    entry = record(session, draft(
+        by.actor, ACTION, packet_subject(packet.id),
+        details=_details(packet, header), signature=base64.b64encode(envelope.signature).decode()))
+    return Submitted(packet, entry)

@@ -1,0 +1,59 @@
+"""Rules for states: coordinators enrol them and change their status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from app.audit import draft, now, record
+from app.auth.service import Principal
+from app.errors import CadenaError, NotFound
+from app.liaisons import repository as repo
+from app.models.identity import State, StateStatus
+
+
+class StateExists(CadenaError):
+    """A state with that code is already enrolled."""
+
+    status, code, title = 409, "state-exists", "State already enrolled"
+
+
+class WithdrawnIsFinal(CadenaError):
+    """A withdrawn state cannot be reactivated; it must join again under a new note."""
+
+    status, code, title = 409, "state-withdrawn", "State withdrawn"
+
+
+def enrol(session: Session, by: Principal, code: str, name: str, note: str) -> State:
+    """Enrol a state; logged."""
+    if repo.get_state(session, code) is not None:
+        raise StateExists(f"state {code} is already enrolled")
+    moment = now()
+    state = State(code=code, name=name, status=StateStatus.ACTIVE, joining_note=note,
+                  created_at=moment, updated_at=moment)
+    session.add(state)
+    record(session, draft(by.actor, "state.enrol", {"type": "state", "id": code},
+                          details={"joining_note": note}))
+    return state
+
+
+def set_status(session: Session, by: Principal, code: str, status: StateStatus,
+               reason: str) -> State:
+    """Suspend, reactivate or withdraw a state; logged."""
+    state = repo.get_state(session, code)
+    if state is None:
+        raise NotFound(f"no state {code}")
+    if state.status == StateStatus.WITHDRAWN:
+        raise WithdrawnIsFinal(f"state {code} has withdrawn")
+    state.status = status
+    state.updated_at = now()
+    record(session, draft(by.actor, "state.status", {"type": "state", "id": code},
+                          details={"status": status.value, "reason": reason}))
+    return state
+
+
+def listing(session: Session, by: Principal) -> Sequence[State]:
+    """Every state; the listing is logged."""
+    record(session, draft(by.actor, "state.list", {"type": "states", "id": "*"}))
+    return repo.list_states(session)

@@ -1,0 +1,1 @@
+"""Witnesses: coordinators register the witness nodes the ledger's checkpoints go to."""

@@ -1,0 +1,254 @@
+"""The auditor's incremental verification of the ledger as a server serves it.
+
+One run of :func:`audit_ledger`:
+
+1. fetches the latest checkpoint and opens it with the *pinned* ledger key
+   (C2SP signed-note; DESIGN.md trust rule: a size and root are trusted only
+   from a signed checkpoint);
+2. if an earlier run left an :class:`AuditState` (the checkpoint it verified,
+   the tree's right frontier and the last leaf hash), proves the new
+   checkpoint extends it: a smaller size is a **rollback**; an equal size
+   with another root, a failing RFC 9162 §2.1.4.2 consistency proof, or a
+   server that can no longer prove consistency from a size it signed, is a
+   **fork**. This happens before anything is downloaded;
+3. downloads only the entries after the stored size (all of them with
+   ``full=True``), page by page, and for each checks that it parses as a
+   canonical entry, that its ``index`` is its position and that its ``prev``
+   is the leaf hash of the entry before; the leaf goes into a
+   :class:`~ledger.merkle.TreeBuilder` resumed from the stored frontier;
+4. checks the recomputed RFC 9162 root equals the signed root at its size.
+
+With ``full=True`` and a stored state, the root recomputed at the stored size
+must also equal the stored root, so rewriting old entries is caught too.
+Every fault raises :class:`~client.errors.AuditFailure` (fail closed); the
+result of a clean run carries the new state to store for the next run.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from client.errors import AuditFailure, AuditFault, NotFound, ProfileError
+from client.ledger_api import MAX_PAGE, LedgerAPI
+from ledger.entry import GENESIS_PREV, parse_entry
+from ledger.errors import EntryFormatError, LedgerError, VerificationError
+from ledger.merkle import EMPTY_ROOT, Node, TreeBuilder, frontier
+from ledger.note import Checkpoint, NoteVerifier, open_checkpoint
+from ledger.proof import verify_consistency
+
+STATE_VERSION = 1
+Progress = Callable[[int, int], None]
+"""Told ``(entries checked so far, entries to check)`` after every page."""
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """What a verified run leaves for the next one: the checkpoint and the tree's edge."""
+
+    verifier_key: str
+    size: int
+    root: bytes
+    note: str
+    frontier: tuple[bytes, ...]
+    last_leaf: bytes
+    verified_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored JSON form (hashes in lowercase hex)."""
+        return {"v": STATE_VERSION, "verifier_key": self.verifier_key, "size": self.size,
+                "root": self.root.hex(), "note": self.note,
+                "frontier": [h.hex() for h in self.frontier],
+                "last_leaf": self.last_leaf.hex(), "verified_at": self.verified_at}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> AuditState:
+        """Parse a stored state; raise :class:`ProfileError` if it is damaged."""
+        try:
+            if obj["v"] != STATE_VERSION:
+                raise ValueError(f"version {obj['v']!r}")
+            size = obj["size"]
+            if not isinstance(size, int) or size < 1:
+                raise ValueError("size")
+            state = cls(str(obj["verifier_key"]), size, bytes.fromhex(obj["root"]),
+                        str(obj["note"]), tuple(bytes.fromhex(h) for h in obj["frontier"]),
+                        bytes.fromhex(obj["last_leaf"]), str(obj.get("verified_at", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"the stored audit state is damaged ({exc}); "
+                               "run audit verify --reset") from exc
+        if len(state.frontier) != len(frontier(size)) or \
+                any(len(h) != 32 for h in (state.root, state.last_leaf, *state.frontier)):
+            raise ProfileError("the stored audit state is damaged; run audit verify --reset")
+        return state
+
+
+class EntrySink(Protocol):
+    """Receives each verified entry (the exporter writes them to a file)."""
+
+    def write(self, index: int, raw: bytes) -> None:
+        """Take entry ``index`` with its exact bytes."""
+        ...
+
+
+class EntryChain:
+    """Checks entries one by one, in order, and rebuilds the RFC 9162 tree over them."""
+
+    def __init__(self, state: AuditState | None = None,
+                 expected_roots: Mapping[int, bytes] | None = None) -> None:
+        """Start empty, or continue after ``state``; check roots at ``expected_roots`` sizes."""
+        size = state.size if state else 0
+        hashes = state.frontier if state else ()
+        keys = frontier(size)
+        self._stack: list[tuple[Node, bytes]] = list(zip(keys, hashes, strict=True))
+        self._builder = TreeBuilder(size, dict(self._stack))
+        self.last_leaf = state.last_leaf if state else GENESIS_PREV
+        self._expected = dict(expected_roots or {})
+
+    @property
+    def size(self) -> int:
+        """How many entries the tree holds."""
+        return self._builder.size
+
+    def add(self, raw: bytes) -> None:
+        """Check the next entry and add its leaf; raise :class:`AuditFailure` if it is bad."""
+        p = self.size
+        try:
+            entry = parse_entry(raw)
+        except EntryFormatError as exc:
+            raise AuditFailure(AuditFault.MALFORMED_ENTRY, f"entry {p}: {exc}", p) from exc
+        if entry.index != p:
+            raise AuditFailure(AuditFault.INDEX_MISMATCH,
+                               f"the entry at position {p} says index {entry.index} "
+                               "(entries missing, reordered or inserted)", p)
+        if entry.prev != self.last_leaf:
+            raise AuditFailure(AuditFault.MODIFIED_ENTRY,
+                               f"entry {p} does not link to entry {p - 1}: entry {p - 1} was "
+                               f"changed, or entry {p} was forged", p - 1)
+        created = self._builder.append(entry.leaf_hash)
+        del self._stack[len(self._stack) - (len(created) - 1):]
+        self._stack.append(created[-1])
+        self.last_leaf = entry.leaf_hash
+        want = self._expected.get(self.size)
+        if want is not None and self.root() != want:
+            raise AuditFailure(AuditFault.FORK,
+                               f"the first {self.size} entries no longer give the root "
+                               "verified before: history was rewritten", self.size - 1)
+
+    def root(self) -> bytes:
+        """The RFC 9162 root of the entries added so far."""
+        return self._builder.root() if self.size else EMPTY_ROOT
+
+    def state(self, verifier_key: str, note: str) -> AuditState:
+        """The state to store after the chain was checked against ``note``'s checkpoint."""
+        return AuditState(verifier_key, self.size, self.root(), note,
+                          tuple(h for _, h in self._stack), self.last_leaf,
+                          datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """A clean run: what was verified and the state to keep."""
+
+    checkpoint: Checkpoint
+    previous_size: int | None
+    start: int
+    downloaded: int
+    state: AuditState
+
+    @property
+    def consistency_checked(self) -> bool:
+        """Whether the run proved the new checkpoint extends a stored one."""
+        return self.previous_size is not None
+
+
+def open_signed(note: str, verifier: NoteVerifier) -> Checkpoint:
+    """Open a checkpoint note with the pinned key; a bad one is an :class:`AuditFailure`."""
+    try:
+        return open_checkpoint(note, verifier)
+    except LedgerError as exc:
+        raise AuditFailure(AuditFault.BAD_CHECKPOINT_SIGNATURE,
+                           f"the checkpoint does not verify with the pinned ledger key "
+                           f"{verifier.name}+{verifier.key_id.hex()}: {exc}") from exc
+
+
+def check_extends(api: LedgerAPI, state: AuditState, checkpoint: Checkpoint) -> None:
+    """Raise unless ``checkpoint`` extends the stored one (no rollback, no fork)."""
+    old, new = state.size, checkpoint.size
+    if new < old:
+        raise AuditFailure(AuditFault.ROLLBACK,
+                           f"the latest signed checkpoint has size {new}, but size {old} was "
+                           "verified before: the ledger was rolled back", new)
+    if new == old:
+        if checkpoint.root != state.root:
+            raise AuditFailure(AuditFault.FORK, f"two signed checkpoints of size {new} have "
+                               "different roots: the ledger was forked", new - 1)
+        return
+    try:
+        proof = api.consistency_proof(old, new)
+    except NotFound as exc:
+        raise AuditFailure(AuditFault.FORK, f"the server cannot prove consistency from size "
+                           f"{old}, which it signed before ({exc.detail})", old - 1) from exc
+    try:
+        verify_consistency(old, new, state.root, checkpoint.root, proof)
+    except VerificationError as exc:
+        raise AuditFailure(AuditFault.FORK, f"checkpoint {new} is not consistent with "
+                           f"checkpoint {old} verified before: {exc}", old - 1) from exc
+
+
+def _download(api: LedgerAPI, chain: EntryChain, size: int, page_size: int,
+              progress: Progress | None, sink: EntrySink | None) -> None:
+    start = chain.size
+    while chain.size < size:
+        position = chain.size
+        page = api.entries(position, min(page_size, size - position))
+        if not page:
+            raise AuditFailure(AuditFault.TRUNCATED, f"the checkpoint signs {size} entries, "
+                               f"the server serves only {position}", position)
+        for item in page:
+            if item.index != chain.size or chain.size >= size:
+                raise AuditFailure(AuditFault.INDEX_MISMATCH, f"the server sent entry "
+                                   f"{item.index} where {chain.size} was due", chain.size)
+            chain.add(item.entry)
+            if sink is not None:
+                sink.write(item.index, item.entry)
+        if progress is not None:
+            progress(chain.size - start, size - start)
+
+
+def audit_ledger(api: LedgerAPI, verifier: NoteVerifier, state: AuditState | None, *,
+                 full: bool = False, page_size: int = MAX_PAGE,
+                 progress: Progress | None = None, sink: EntrySink | None = None,
+                 on_checkpoint: Callable[[str, Checkpoint], None] | None = None) -> AuditResult:
+    """Verify the served ledger up to its latest checkpoint (see the module docstring).
+
+    ``on_checkpoint`` sees the verified checkpoint note before the download
+    (the exporter writes its header then). Raises :class:`AuditFailure`.
+    """
+    note = api.checkpoint()
+    checkpoint = open_signed(note, verifier)
+    if state is not None:
+        check_extends(api, state, checkpoint)
+    if on_checkpoint is not None:
+        on_checkpoint(note, checkpoint)
+    if full or state is None:
+        chain = EntryChain(None, {state.size: state.root} if state else None)
+    else:
+        chain = EntryChain(state)
+    start = chain.size
+    _download(api, chain, checkpoint.size, page_size, progress, sink)
+    finish(chain, checkpoint)
+    return AuditResult(checkpoint, state.size if state else None, start, chain.size - start,
+                       chain.state(str(verifier), note))
+
+
+def finish(chain: EntryChain, checkpoint: Checkpoint) -> None:
+    """Raise unless the recomputed root at the checkpoint's size is the signed root."""
+    root = chain.root()
+    if chain.size != checkpoint.size or root != checkpoint.root:
+        raise AuditFailure(AuditFault.ROOT_MISMATCH, f"the checkpoint signs root "
+                           f"{base64.b64encode(checkpoint.root).decode()} for {checkpoint.size} "
+                           f"entries; the entries give {base64.b64encode(root).decode()} for "
+                           f"{chain.size}", max(checkpoint.size - 1, 0))

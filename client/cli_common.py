@@ -1,0 +1,179 @@
+"""What every ``cadena`` command shares: options, dependencies, errors, output.
+
+Dependencies are injected through the click context object: tests call
+``CliRunner().invoke(app, args, obj=CliDeps(http=test_client))`` and every
+command then talks to that ``httpx.Client`` (a Starlette ``TestClient`` runs
+the server in-process). Without an object, commands make their own client.
+
+Exit codes: 0 ok, 1 verification failure, 2 usage (bad options, profile or
+keys), 3 refused by the server (4xx), 4 server or network error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from client.errors import ClientError, ProblemError, ProfileError
+from client.models import Token
+from client.profile import Profile, ProfileConfig, profile_name
+from client.sdk import Client
+from client.session import Credentials, utc_now
+from ledger.errors import LedgerError
+from ledger.note import NoteVerifier
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ProfileOpt = Annotated[str | None, typer.Option(
+    "--profile", "-p", envvar="CADENA_PROFILE", show_envvar=True,
+    help="Profile to use (a directory under CADENA_HOME).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@dataclass
+class CliDeps:
+    """What commands get from outside: an HTTP client, a clock, the profiles' home."""
+
+    http: httpx.Client | None = None
+    clock: Callable[[], datetime] = utc_now
+    home: Path | None = None
+
+
+def deps(ctx: typer.Context) -> CliDeps:
+    """The injected dependencies, or defaults."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, CliDeps) else CliDeps()
+
+
+def out() -> Console:
+    """A console on standard output (created per command, so test runners capture it)."""
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    """A console on standard error, for messages that must not pollute ``--json`` output."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on standard output."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a table (``-`` for empty cells)."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    out().print(table)
+
+
+def when(moment: datetime | None) -> str:
+    """A time for people: ``2026-11-22 06:08:51Z``, or ``-``."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def report_error(exc: ClientError) -> None:
+    """Explain ``exc`` on standard error."""
+    kind = {1: "verification failed", 2: "error", 3: "refused", 4: "error"}[exc.exit_code]
+    message = str(exc)
+    if isinstance(exc, ProblemError) and exc.ledger_index is not None:
+        message += f" (recorded in the ledger at index {exc.ledger_index})"
+    err().print(f"[bold red]{kind}:[/] {message}", markup=True)
+
+
+def guarded(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`ClientError` into a message and the exit code it maps to."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from exc
+
+    return wrapper
+
+
+def passphrase_source(confirm: bool = False) -> Callable[[], str]:
+    """``CADENA_PASSPHRASE`` if set (for scripts), else a hidden prompt."""
+
+    def get() -> str:
+        env = os.environ.get("CADENA_PASSPHRASE")
+        if env:
+            return env
+        value = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm,
+                             err=True)
+        if not value:
+            raise ProfileError("an empty passphrase is not allowed")
+        return str(value)
+
+    return get
+
+
+def open_profile(ctx: typer.Context, name: str | None) -> Profile:
+    """The profile named on the command line, by ``CADENA_PROFILE``, or ``default``."""
+    return Profile(profile_name(name), deps(ctx).home)
+
+
+def pinned_verifier(config: ProfileConfig) -> NoteVerifier | None:
+    """The ledger key pinned in the profile, if any."""
+    if not config.ledger_key:
+        return None
+    try:
+        return NoteVerifier.from_string(config.ledger_key)
+    except LedgerError as exc:
+        raise ProfileError(f"the pinned ledger key is not a verifier key: {exc}") from exc
+
+
+@dataclass
+class Connection:
+    """A client bound to a profile, for the length of one command."""
+
+    client: Client
+    profile: Profile
+    config: ProfileConfig
+
+
+@contextmanager
+def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
+    """A :class:`Client` for the profile: its server, liaison, keys and saved token."""
+    profile = open_profile(ctx, name)
+    config = profile.config()
+    if not config.server:
+        raise ProfileError(f"profile {profile.name!r} has no server "
+                           f"(run: cadena profile set --server URL --profile {profile.name})")
+    credentials = None
+    if config.liaison and profile.has_keys():
+        verifier = pinned_verifier(config)
+        credentials = Credentials(config.liaison,
+                                  lambda: profile.load_keys(passphrase_source()),
+                                  origin=verifier.name if verifier else None)
+
+    def keep(token: Token) -> None:
+        profile.save_token(config, token)
+
+    injected = deps(ctx)
+    client = Client(config.server, http=injected.http, credentials=credentials,
+                    token=profile.saved_token(config), on_login=keep, clock=injected.clock)
+    try:
+        yield Connection(client, profile, config)
+    finally:
+        client.close()

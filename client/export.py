@@ -1,0 +1,149 @@
+"""Ledger exports: a file that an auditor verifies offline, with no server and no account.
+
+Format: JSON lines, UTF-8, one object per line, keys sorted::
+
+    {"checkpoint": "<signed note>", "format": "cadena-ledger-export", "origin": "<origin>",
+     "size": N, "v": 1, "verifier_key": "<vkey>"}
+    {"entry": "<base64 of the exact entry bytes>", "index": 0}
+    ...
+    {"entry": "...", "index": N-1}
+
+The first line holds the signed checkpoint (C2SP signed-note) that covers
+exactly the N entries that follow, in index order. ``verifier_key`` says
+which key the exporter used; it is *not* trusted when verifying: the
+verifier's key comes from the auditor (``--key`` or the profile's pin).
+:func:`verify_export` applies the same checks as the online audit
+(:class:`client.audit.EntryChain`) and then the signed root.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from client.audit import AuditState, EntryChain, Progress, finish, open_signed
+from client.errors import AuditFailure, AuditFault
+from client.models import RawEntry
+from client.profile import FILE_MODE
+from ledger.note import Checkpoint, NoteVerifier
+
+EXPORT_FORMAT = "cadena-ledger-export"
+EXPORT_VERSION = 1
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            + "\n").encode("utf-8")
+
+
+class ExportWriter:
+    """Writes an export beside ``path`` and moves it into place only when complete."""
+
+    def __init__(self, path: Path) -> None:
+        """Prepare to write ``path`` (nothing appears there until :meth:`commit`)."""
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     FILE_MODE)
+        self._file: IO[bytes] = os.fdopen(fd, "wb")
+        self.count = 0
+
+    def header(self, note: str, checkpoint: Checkpoint, verifier: NoteVerifier) -> None:
+        """Write the first line: the signed checkpoint the entries will be checked against."""
+        self._file.write(_line({"format": EXPORT_FORMAT, "v": EXPORT_VERSION,
+                                "origin": checkpoint.origin, "size": checkpoint.size,
+                                "checkpoint": note, "verifier_key": str(verifier)}))
+
+    def write(self, index: int, raw: bytes) -> None:
+        """Write one entry line."""
+        self._file.write(_line({"index": index,
+                                "entry": base64.b64encode(raw).decode("ascii")}))
+        self.count += 1
+
+    def commit(self) -> None:
+        """Flush, sync and move the finished file to its name."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> ExportWriter:
+        """Use as a context manager; an exception discards the partial file."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Discard the partial file unless it was committed."""
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _bad(detail: str, index: int | None = None) -> AuditFailure:
+    return AuditFailure(AuditFault.BAD_EXPORT, detail, index)
+
+
+def _lines(handle: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(handle, 1):
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise _bad(f"line {number} is not JSON") from exc
+        if not isinstance(obj, dict):
+            raise _bad(f"line {number} is not a JSON object")
+        yield number, obj
+
+
+def _header(obj: dict[str, Any]) -> tuple[str, int]:
+    if obj.get("format") != EXPORT_FORMAT or obj.get("v") != EXPORT_VERSION:
+        raise _bad(f"not a version {EXPORT_VERSION} {EXPORT_FORMAT} file")
+    note, size = obj.get("checkpoint"), obj.get("size")
+    if not isinstance(note, str) or not isinstance(size, int) or isinstance(size, bool):
+        raise _bad("the header has no checkpoint note or size")
+    return note, size
+
+
+def _entry(number: int, obj: dict[str, Any]) -> RawEntry:
+    try:
+        return RawEntry.model_validate(obj)
+    except ValueError as exc:
+        raise _bad(f"line {number} is not an entry line") from exc
+
+
+def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None = None,
+                  progress: Progress | None = None) -> tuple[Checkpoint, AuditState]:
+    """Verify an export offline; return its checkpoint and the state it proves.
+
+    ``state`` (the profile's last online audit, same key) is checked too when
+    the export covers it: the root at its size must be the one verified then.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise _bad(f"cannot read {path}: {exc}") from exc
+    with handle:
+        lines = _lines(handle)
+        first = next(lines, None)
+        if first is None:
+            raise _bad("the file is empty")
+        note, size = _header(first[1])
+        checkpoint = open_signed(note, verifier)
+        if checkpoint.size != size:
+            raise _bad(f"the header says {size} entries, its checkpoint signs {checkpoint.size}")
+        covered = state is not None and state.size <= size
+        chain = EntryChain(None, {state.size: state.root} if state and covered else None)
+        for number, obj in lines:
+            item = _entry(number, obj)
+            if item.index != chain.size or chain.size >= size:
+                raise AuditFailure(AuditFault.INDEX_MISMATCH, f"line {number} holds entry "
+                                   f"{item.index} where {chain.size} was due", chain.size)
+            chain.add(item.entry)
+            if progress is not None and chain.size % 1000 == 0:
+                progress(chain.size, size)
+    finish(chain, checkpoint)
+    return checkpoint, chain.state(str(verifier), note)

@@ -1,0 +1,50 @@
+"""``/v1/ledger``: the signed checkpoint and verifier key (public), entries and proofs.
+
+This module only fetches; :mod:`client.audit` decides what to trust. Proofs
+come back as bytes, ready for :func:`ledger.proof.verify_consistency` and
+:func:`ledger.proof.verify_inclusion`.
+"""
+
+from __future__ import annotations
+
+from client.errors import ProtocolError
+from client.models import EntryPage, HashProof, RawEntry, parse
+from client.session import ApiSession
+
+MAX_PAGE = 1000
+"""The most entries the server returns per page."""
+
+
+class LedgerAPI:
+    """Reads the audit ledger (entries and proofs need the auditor role)."""
+
+    def __init__(self, session: ApiSession) -> None:
+        """Use ``session`` for every call."""
+        self._s = session
+
+    def checkpoint(self) -> str:
+        """The latest signed checkpoint note, exactly as served (unverified)."""
+        return self._s.get_text("/v1/ledger/checkpoint")
+
+    def verifier_key(self) -> str:
+        """The ledger's note verifier key string, as the server announces it (unverified)."""
+        return self._s.get_text("/v1/ledger/key").strip()
+
+    def entries(self, start: int, limit: int = MAX_PAGE) -> list[RawEntry]:
+        """Up to ``limit`` entries from index ``start``; fewer (or none) at the end."""
+        data = self._s.get_json("/v1/ledger/entries", {"start": start, "limit": limit})
+        page = parse(EntryPage, data).entries
+        if len(page) > limit:
+            raise ProtocolError(f"asked for {limit} entries, got {len(page)}")
+        return page
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the signed tree of ``size``."""
+        data = self._s.get_json("/v1/ledger/proofs/inclusion", {"index": index, "size": size})
+        return parse(HashProof, data).hashes()
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two signed tree sizes."""
+        data = self._s.get_json("/v1/ledger/proofs/consistency",
+                                {"from": old_size, "to": new_size})
+        return parse(HashProof, data).hashes()

@@ -1,0 +1,67 @@
+"""The Cadena SDK: one :class:`Client`, with a sub-API per feature.
+
+::
+
+    with Client("https://cadena.example", credentials=Credentials("ana", keys)) as c:
+        c.login()                       # optional: any call logs in when needed
+        for channel in c.channels.list():
+            ...
+
+Sub-APIs: :attr:`Client.states`, :attr:`Client.liaisons`,
+:attr:`Client.clearances`, :attr:`Client.channels`, :attr:`Client.ledger`.
+Packets (send, inbox, fetch, share) will join them as ``Client.packets``,
+built on the same :class:`~client.session.ApiSession`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+
+import httpx
+
+from client.ledger_api import LedgerAPI
+from client.models import Token
+from client.resources import ChannelsAPI, ClearancesAPI, LiaisonsAPI, StatesAPI
+from client.session import DEFAULT_TIMEOUT, ApiSession, Credentials, utc_now
+
+
+class Client:
+    """A Cadena API client for one liaison (or for public reads without credentials)."""
+
+    def __init__(self, base_url: str, *, http: httpx.Client | None = None,
+                 credentials: Credentials | None = None, token: Token | None = None,
+                 on_login: Callable[[Token], None] | None = None,
+                 clock: Callable[[], datetime] = utc_now,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Talk to ``base_url``; see :class:`~client.session.ApiSession` for the options."""
+        self.session = ApiSession(base_url, http=http, credentials=credentials, token=token,
+                                  on_login=on_login, clock=clock, timeout=timeout)
+        self.states = StatesAPI(self.session)
+        self.liaisons = LiaisonsAPI(self.session)
+        self.clearances = ClearancesAPI(self.session)
+        self.channels = ChannelsAPI(self.session)
+        self.ledger = LedgerAPI(self.session)
+
+    def login(self) -> Token:
+        """Log in now (challenge–response) and return the token with its expiries."""
+        return self.session.login()
+
+    @property
+    def token(self) -> Token | None:
+        """The current bearer token, if logged in."""
+        return self.session.token
+
+    def close(self) -> None:
+        """Release the HTTP client (unless it was passed in)."""
+        self.session.close()
+
+    def __enter__(self) -> Client:
+        """Use as a context manager."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close on leaving the block."""
+        self.close()

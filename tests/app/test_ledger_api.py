@@ -1,0 +1,85 @@
+"""The ledger endpoints: a public checkpoint and key; auditors read entries and proofs."""
+
+from __future__ import annotations
+
+import base64
+
+from ledger.entry import parse_entry
+from ledger.merkle import leaf_hash
+from ledger.note import NoteVerifier, open_checkpoint
+from ledger.proof import verify_consistency, verify_inclusion
+from tests.app.conftest import World, sign_checkpoint_now
+
+
+def _checkpoint(world: World) -> tuple[NoteVerifier, int, bytes]:
+    key = world.client.get("/v1/ledger/key")
+    assert key.status_code == 200
+    assert key.headers["content-type"].startswith("text/plain")
+    verifier = NoteVerifier.from_string(key.text.strip())
+    note = world.client.get("/v1/ledger/checkpoint")
+    assert note.status_code == 200
+    checkpoint = open_checkpoint(note.text, verifier)
+    assert checkpoint.origin == world.settings.ledger_origin
+    return verifier, checkpoint.size, checkpoint.root
+
+
+def test_no_checkpoint_before_the_first_signing(world: World) -> None:
+    response = world.client.get("/v1/ledger/checkpoint")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_auditor_verifies_entries_and_proofs_against_the_signed_checkpoint(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    sign_checkpoint_now(world)
+    _, size, root = _checkpoint(world)
+    page = world.client.get(f"/v1/ledger/entries?start=0&limit={size}", headers=auditor.auth)
+    assert page.status_code == 200
+    raws = [base64.b64decode(item["entry"]) for item in page.json()["entries"]][:size]
+    assert [parse_entry(raw).index for raw in raws] == list(range(size))
+    assert world.last_entry().action == "ledger.entries"
+    for index in (0, size // 2, size - 1):
+        proof = world.client.get(f"/v1/ledger/proofs/inclusion?index={index}&size={size}",
+                                 headers=auditor.auth).json()
+        assert proof["tree_size"] == size
+        verify_inclusion(leaf_hash(raws[index]), index, size,
+                         [bytes.fromhex(h) for h in proof["proof"]], root)
+    world.state("MX")
+    sign_checkpoint_now(world)
+    _, new_size, new_root = _checkpoint(world)
+    response = world.client.get(f"/v1/ledger/proofs/consistency?from={size}&to={new_size}",
+                                headers=auditor.auth)
+    body = response.json()
+    assert (body["from"], body["to"]) == (size, new_size)
+    verify_consistency(size, new_size, root, new_root, [bytes.fromhex(h) for h in body["proof"]])
+
+
+def test_proofs_only_for_signed_sizes(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    sign_checkpoint_now(world)
+    _, size, _ = _checkpoint(world)
+    response = world.client.get(f"/v1/ledger/proofs/inclusion?index=0&size={size - 1}",
+                                headers=auditor.auth)
+    assert response.status_code == 404
+    assert response.json()["type"].endswith("/no-checkpoint")
+
+
+def test_consistency_from_zero_is_refused(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    response = world.client.get("/v1/ledger/proofs/consistency?from=0&to=1", headers=auditor.auth)
+    assert response.status_code == 422
+
+
+def test_index_out_of_range_is_a_problem(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    response = world.client.get("/v1/ledger/proofs/inclusion?index=5&size=5",
+                                headers=auditor.auth)
+    assert response.status_code == 400
+
+
+def test_prosecutor_cannot_read_the_ledger_and_is_logged(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    response = world.client.get("/v1/ledger/entries", headers=alice.auth)
+    assert response.status_code == 403
+    entry = world.last_entry()
+    assert (entry.action, entry.outcome) == ("ledger.entries", "denied")
