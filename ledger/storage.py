@@ -1,4 +1,4 @@
-"""The ledger's storage protocol .
+"""The ledger's storage protocol.
 
 The ledger core never does I/O itself: it talks to a ``LedgerStorage``. Two
 implementations exist and one test suite runs against both:
