@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,6 +26,95 @@ def migrate() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     upgrade_to_head(settings.resolved_database_url())
     typer.echo("database is at the newest migration")
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+    workers: int = typer.Option(1, min=1, help="Worker processes (more than 1 needs PostgreSQL)"),
+) -> None:
+    """Create the data directory, apply the migrations and serve the API."""
+    import uvicorn
+
+    from app.logging import configure_logging
+    from app.migrate import upgrade_to_head
+    from app.settings import get_settings
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = settings.resolved_database_url()
+    if workers > 1 and url.startswith("sqlite"):
+        typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
+        raise typer.Exit(code=2)
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    upgrade_to_head(url)
+    typer.echo(f"Cadena serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+def _public_keys(path: Path | None, signing: str | None, encryption: str | None) -> tuple[str, str]:
+    import json
+
+    if path is not None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        signing, encryption = data.get("signing_public"), data.get("encryption_public")
+    if not isinstance(signing, str) or not isinstance(encryption, str):
+        typer.echo("error: give --public-keys FILE (from `cadena keys show --json`) or both "
+                   "--signing-public and --encryption-public", err=True)
+        raise typer.Exit(code=2)
+    return signing, encryption
+
+
+@cli.command()
+def bootstrap(
+    state: str = typer.Option(..., help="ISO 3166-1 alpha-2 code of the coordinator's state"),
+    state_name: str = typer.Option(..., help="Name of that state"),
+    joining_note: str = typer.Option(..., help="Reference of the note by which it joined"),
+    liaison: str = typer.Option(..., help="Id of the first coordinator"),
+    name: str = typer.Option(..., help="Name of the first coordinator"),
+    public_keys: Path | None = typer.Option(None, help="JSON from `cadena keys show --json`"),
+    signing_public: str | None = typer.Option(None, help="Ed25519 public key, base64"),
+    encryption_public: str | None = typer.Option(None, help="X25519 public key, base64"),
+) -> None:
+    """Create the ledger key and the first coordinator from their public keys (once)."""
+    from app.bootstrap import Coordinator
+    from app.bootstrap import bootstrap as run_bootstrap
+    from app.db import make_engine, make_session_factory, transaction
+    from app.errors import CadenaError
+    from app.migrate import upgrade_to_head
+    from app.settings import get_settings
+    from crypto.encoding import b64decode
+    from crypto.errors import CryptoError
+    from crypto.keys import LiaisonPublicKeys
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = settings.resolved_database_url()
+    upgrade_to_head(url)
+    sign_b64, box_b64 = _public_keys(public_keys, signing_public, encryption_public)
+    try:
+        keys = LiaisonPublicKeys(signing=b64decode(sign_b64, "signing_public", 32),
+                                 encryption=b64decode(box_b64, "encryption_public", 32))
+    except CryptoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    first = Coordinator(liaison_id=liaison, name=name, state_code=state.upper(),
+                        state_name=state_name, joining_note=joining_note, keys=keys)
+    engine = make_engine(url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            verifier = run_bootstrap(session, settings.resolved_ledger_key_path(),
+                                     settings.ledger_origin, first)
+    except CadenaError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(code=1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"coordinator {liaison} enrolled; key fingerprint {keys.fingerprint}")
+    typer.echo("ledger verifier key (publish it to auditors and witnesses):")
+    typer.echo(verifier)
 
 
 # -- ledger ------------------------------------------------------------------
