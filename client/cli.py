@@ -32,6 +32,7 @@ from client.cli_common import (
 )
 from client.errors import ProfileError
 from client.profile import Profile, cadena_home
+from client.witness.cli import witness_app
 from crypto.keyfile import save_keys
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 
@@ -44,6 +45,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(profile_app, name="profile")
 cli_admin.register(app)
 cli_audit.register(app)
+app.add_typer(witness_app, name="witness")
 
 
 @app.callback()

@@ -13,7 +13,8 @@ closes only an HTTP client it created itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,9 @@ from client.errors import NetworkError, NotLoggedIn, ProtocolError, Unauthentica
 from client.login import sign_challenge
 from client.models import Challenge, Token, parse
 from crypto.keys import LiaisonKeys
+
+BodyFactory = Callable[[], Iterable[bytes]]
+"""Makes a request body afresh (a new iterator over a file): a retry sends it again."""
 
 REFRESH_MARGIN = timedelta(seconds=30)
 """A token this close to its expiry is replaced before use."""
@@ -133,34 +137,86 @@ class ApiSession:
     # -- requests --------------------------------------------------------
 
     def request(self, method: str, path: str, *, auth: bool = True,
-                json: Any = None, params: Mapping[str, Any] | None = None) -> httpx.Response:
+                json: Any = None, params: Mapping[str, Any] | None = None,
+                content: BodyFactory | None = None,
+                headers: Mapping[str, str] | None = None) -> httpx.Response:
         """Send one request; raise a :mod:`client.errors` exception unless it is 2xx.
 
         An authenticated request refused with 401 is sent once more after a
         new login (the token may have been revoked or expired early); a
-        refused login is not retried. Bodies are JSON, so a retry resends
-        them unchanged (streamed uploads will need a rewindable body).
+        refused login is not retried. A JSON body is resent unchanged; a
+        streamed body is given as ``content``, a factory called once per
+        attempt, so the retry streams it again from its start (and a token
+        about to expire is replaced *before* a long upload starts).
         """
         token = self._fresh_token() if auth else None
         try:
-            return self._send(method, path, token, json=json, params=params)
+            return self._send(method, path, token, json=json, params=params, content=content,
+                              headers=headers)
         except Unauthenticated:
             if token is None or self.credentials is None:
                 raise
         self._token = None
-        return self._send(method, path, self._fresh_token(), json=json, params=params)
+        return self._send(method, path, self._fresh_token(), json=json, params=params,
+                          content=content, headers=headers)
 
-    def _send(self, method: str, path: str, token: Token | None, *, json: Any = None,
-              params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def _headers(self, token: Token | None, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Accept": "application/json, application/problem+json, text/plain"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.token}"
+        headers.update(extra or {})
+        return headers
+
+    def _send(self, method: str, path: str, token: Token | None, *, json: Any = None,
+              params: Mapping[str, Any] | None = None, content: BodyFactory | None = None,
+              headers: Mapping[str, str] | None = None) -> httpx.Response:
         try:
-            response = self.http.request(method, self.base_url + path, json=json,
-                                         params=dict(params or {}), headers=headers)
+            response = self.http.request(
+                method, self.base_url + path, json=json, params=dict(params or {}),
+                content=content() if content is not None else None,
+                headers=self._headers(token, headers))
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise NetworkError(f"cannot reach {self.base_url}: {exc}") from exc
         if not response.is_success:
+            raise _problem(response)
+        return response
+
+    @contextmanager
+    def stream(self, path: str, *, headers: Mapping[str, str] | None = None
+               ) -> Iterator[httpx.Response]:
+        """GET ``path`` as a streamed response (read it with ``iter_raw``); close on exit.
+
+        A non-2xx answer is read whole (problems are small) and raised as for
+        :meth:`request`, after one re-login on 401.
+        """
+        token = self._fresh_token()
+        try:
+            response = self._open(path, token, headers)
+        except Unauthenticated:
+            if self.credentials is None:
+                raise
+            self._token = None
+            response = self._open(path, self._fresh_token(), headers)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _open(self, path: str, token: Token | None,
+              headers: Mapping[str, str] | None) -> httpx.Response:
+        request = self.http.build_request("GET", self.base_url + path,
+                                          headers=self._headers(token, headers))
+        try:
+            response = self.http.send(request, stream=True)
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise NetworkError(f"cannot reach {self.base_url}: {exc}") from exc
+        if not response.is_success:
+            try:
+                response.read()
+            except httpx.TransportError as exc:
+                raise NetworkError(f"connection to {self.base_url} broke: {exc}") from exc
+            finally:
+                response.close()
             raise _problem(response)
         return response
 

@@ -70,8 +70,16 @@ class World:
         return [parse_entry(bytes(raw)) for raw in rows]
 
     def last_entry(self) -> Entry:
-        """The newest ledger entry."""
-        return self.entries()[-1]
+        """The newest ledger entry (one row read)."""
+        table = LEDGER_TABLES.entries
+        engine = make_engine(self.settings.resolved_database_url())
+        try:
+            with engine.connect() as conn:
+                raw = conn.execute(select(table.c.entry).order_by(table.c.index.desc())
+                                   .limit(1)).scalar_one()
+        finally:
+            engine.dispose()
+        return parse_entry(bytes(raw))
 
     def login(self, person: Person) -> dict[str, Any]:
         """Log ``person`` in with a real challenge signature; return the token response."""
