@@ -20,6 +20,7 @@ from app.checkpointer import Checkpointer
 from app.clearances.routes import router as clearances_router
 from app.db import make_engine, make_session_factory
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
+from app.events.routes import router as events_router
 from app.ledger_api.routes import router as ledger_router
 from app.ledger_key import LedgerKeyError, load_note_signer
 from app.liaisons.routes import router as liaisons_router
@@ -112,9 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     _install_request_id(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
-                   channels_router, ledger_router, packets_router):
+                   channels_router, ledger_router, packets_router, witnesses_router,
+                   events_router):
         app.include_router(router)
-    app.include_router(witnesses_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.base import Base
 from app.models.channel import Channel, ChannelMember
+from app.models.event import Event as Event
 from app.models.identity import Clearance, Liaison, LiaisonKey, State
 from app.models.ledger import LEDGER_TABLES as LEDGER_TABLES
 from app.models.packet import Packet as Packet

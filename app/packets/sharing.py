@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.audit import deny, draft, now, record
 from app.auth.service import Principal
 from app.errors import NotFound
+from app.events.service import notify
 from app.liaisons import repository as liaisons
 from app.models.packet import (
     KeyOrigin,
@@ -116,6 +117,8 @@ def add_receipt(session: Session, by: Principal, packet_id: str, signed_b64: str
         by.actor, action, access.subject, signature=base64.b64encode(signature).decode(),
         details={"key_id": held.key_id, "received": receipt.received,
                  "receipt_sha256": hashlib.sha256(raw).hexdigest()}))
+    notify(session, [packet.sender_id], "receipt", packet.id, entry.index,
+           {"from": by.liaison_id})
     return Done(stored, entry)
 
 
@@ -165,6 +168,8 @@ def request_share(session: Session, by: Principal, packet_id: str,
     session.flush()
     entry = record(session, draft(by.actor, action, access.subject, details={
         "request": request.id, "recipient": recipient_id, "handling": access.packet.handling}))
+    notify(session, [access.packet.sender_id], "share_request", packet_id, entry.index,
+           {"request": request.id, "from": by.liaison_id, "recipient": recipient_id})
     return Done(request, entry)
 
 
@@ -188,6 +193,8 @@ def approve_share(session: Session, by: Principal, packet_id: str,
     entry = record(session, draft(by.actor, action, access.subject, details={
         "request": request.id, "recipient": request.recipient_id,
         "requested_by": request.requested_by}))
+    notify(session, [request.requested_by], "share_approved", packet_id, entry.index,
+           {"request": request.id, "recipient": request.recipient_id})
     return Done(request, entry)
 
 
@@ -255,4 +262,5 @@ def share(session: Session, by: Principal, packet_id: str, signed_b64: str,
                  "handling": access.packet.handling,
                  "share_sha256": hashlib.sha256(raw).hexdigest(),
                  **({"approval": approval} if approval else {})}))
+    notify(session, [target.id], "share", packet_id, entry.index, {"from": by.liaison_id})
     return Done((held, approval), entry)

@@ -24,6 +24,8 @@ from app.audit import Hidden, deny, draft, now, record
 from app.auth.service import Principal
 from app.blobs import BlobStore
 from app.channels import repository as channels
+from app.clearances.schemas import level_name
+from app.events.service import notify
 from app.liaisons import repository as liaisons
 from app.models.identity import Level
 from app.models.packet import KeyOrigin, Packet, PacketKey, PacketStatus, PacketStream
@@ -202,4 +204,8 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str)
     entry = record(session, draft(
         by.actor, ACTION, packet_subject(packet.id),
         details=_details(packet, header), signature=base64.b64encode(envelope.signature).decode()))
+    notify(session, [r.id for r in header.recipients], "reply" if packet.in_reply_to else "packet",
+           packet.id, entry.index, {"from": by.liaison_id, "channel": packet.channel_id,
+                                    "classification": level_name(packet.classification),
+                                    "in_reply_to": packet.in_reply_to})
     return Submitted(packet, entry)

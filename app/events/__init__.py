@@ -1,0 +1,1 @@
+"""Real-time notifications: ``GET /v1/events`` (server-sent events)."""

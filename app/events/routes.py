@@ -1,0 +1,79 @@
+"""``GET /v1/events``: a server-sent events stream of what concerns the caller.
+
+Each event's id is the ledger index of the action behind it; a client that
+reconnects sends ``Last-Event-ID`` (or ``?after=``) and gets every event it
+missed. The stream re-checks the caller's token at every poll and ends when
+it expires or is revoked; opening the stream is itself logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit import draft, now, record
+from app.auth.dependencies import PrincipalDep
+from app.db import transaction
+from app.deps import SessionDep
+from app.events.service import pending
+from app.models.auth import AuthToken
+from app.models.event import Event
+
+router = APIRouter(tags=["events"])
+POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15.0
+
+
+def _poll(sessions: sessionmaker[Session], liaison_id: str, token_id: str,
+          after: int) -> tuple[bool, Sequence[Event]]:
+    with transaction(sessions) as session:
+        token = session.get(AuthToken, token_id)
+        alive = token is not None and token.revoked_at is None and token.expires_at > now()
+        return alive, (pending(session, liaison_id, after) if alive else [])
+
+
+def _frame(event: Event) -> bytes:
+    return (f"id: {event.ledger_index}\nevent: {event.kind}\ndata: {event.data}\n\n").encode()
+
+
+async def _stream(request: Request, sessions: sessionmaker[Session], liaison_id: str,
+                  token_id: str, after: int) -> AsyncIterator[bytes]:
+    yield b"retry: 2000\n\n"
+    last_beat = asyncio.get_running_loop().time()
+    while not await request.is_disconnected():
+        alive, events = await anyio.to_thread.run_sync(_poll, sessions, liaison_id, token_id,
+                                                       after)
+        if not alive:
+            yield b"event: end\ndata: {\"reason\":\"token no longer valid\"}\n\n"
+            return
+        for event in events:
+            after = event.ledger_index
+            yield _frame(event)
+        if asyncio.get_running_loop().time() - last_beat > HEARTBEAT_SECONDS:
+            last_beat = asyncio.get_running_loop().time()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@router.get("/v1/events", name="events.subscribe", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def subscribe(request: Request, session: SessionDep, by: PrincipalDep,
+              after: Annotated[int | None, Query(ge=-1, le=2**62)] = None,
+              last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """Stream the caller's notifications; resume after ``Last-Event-ID`` / ``after``."""
+    start = after if after is not None else -1
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        start = max(start, int(last_event_id.strip()))
+    record(session, draft(by.actor, "events.subscribe", {"type": "liaison", "id": by.liaison_id},
+                          details={"after": start}))
+    token_id = request.headers["authorization"].split(" ", 1)[1].split(".")[1]
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    return StreamingResponse(_stream(request, sessions, by.liaison_id, token_id, start),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
