@@ -8,9 +8,9 @@
             ...
 
 Sub-APIs: :attr:`Client.states`, :attr:`Client.liaisons`,
-:attr:`Client.clearances`, :attr:`Client.channels`, :attr:`Client.ledger`.
-Packets (send, inbox, fetch, share) will join them as ``Client.packets``,
-built on the same :class:`~client.session.ApiSession`.
+:attr:`Client.clearances`, :attr:`Client.channels`, :attr:`Client.ledger` and
+:attr:`Client.packets` (blobs, packets, receipts, sharing; the end-to-end
+send and fetch with every verification are in :mod:`client.transfer`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import httpx
 
 from client.ledger_api import LedgerAPI
 from client.models import Token
+from client.packets import PacketsAPI
 from client.resources import ChannelsAPI, ClearancesAPI, LiaisonsAPI, StatesAPI
 from client.session import DEFAULT_TIMEOUT, ApiSession, Credentials, utc_now
 
@@ -43,6 +44,7 @@ class Client:
         self.clearances = ClearancesAPI(self.session)
         self.channels = ChannelsAPI(self.session)
         self.ledger = LedgerAPI(self.session)
+        self.packets = PacketsAPI(self.session)
 
     def login(self) -> Token:
         """Log in now (challenge–response) and return the token with its expiries."""

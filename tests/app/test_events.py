@@ -12,8 +12,8 @@ from app.models.auth import AuthToken
 from crypto import make_receipt
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import (
-    execute,
     exchange,
+    execute,
     last_entry,
     opened_by,
     signed_body,
