@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
-from client import cli_admin, cli_audit
+from client import cli_admin, cli_audit, cli_packets
 from client.cli_common import (
     JsonOpt,
     ProfileOpt,
@@ -45,6 +45,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(profile_app, name="profile")
 cli_admin.register(app)
 cli_audit.register(app)
+cli_packets.register(app)
 app.add_typer(witness_app, name="witness")
 
 
