@@ -29,7 +29,7 @@ from crypto import (
 )
 from crypto.header import PacketHeader
 from crypto.opening import OpenedEnvelope
-from ledger.entry import Entry, parse_entry
+from ledger.entry import Entry
 from tests.app.conftest import Person, World
 
 PROBLEM = "https://cadena.example/problems/"
@@ -51,16 +51,8 @@ def execute(world: World, statement: Executable) -> None:
 
 
 def last_entry(world: World) -> Entry:
-    """The newest ledger entry (reads one row, unlike ``World.last_entry``)."""
-    table = LEDGER_TABLES.entries
-    engine = make_engine(world.settings.resolved_database_url())
-    try:
-        with engine.connect() as conn:
-            raw = conn.execute(select(table.c.entry).order_by(table.c.index.desc())
-                               .limit(1)).scalar_one()
-    finally:
-        engine.dispose()
-    return parse_entry(bytes(raw))
+    """The newest ledger entry."""
+    return world.last_entry()
 
 
 def ledger_size(world: World) -> int:
