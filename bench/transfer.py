@@ -1,0 +1,215 @@
+"""Benchmark one large packet through the real CLI against a local server.
+
+Not a test. Starts ``cadena-server serve`` (SQLite in a temporary directory),
+enrols two prosecutors, then times ``cadena send --attach FILE`` and
+``cadena fetch`` as child processes, and reports MB/s end to end and the peak
+RSS (VmHWM / ru_maxrss) of the client processes and of the server process.
+Targets: >= 150 MB/s on loopback, <= 100 MB RSS per process.
+
+Usage: ``.venv/bin/python bench/transfer.py [--size-mib 1024] [--json out.json]``
+
+:class:`Rig` (a bootstrapped server with two liaisons and their profiles) and
+:func:`run_cli` (a measured ``cadena`` child process) are reused by the
+large-file test in ``tests/client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from client.local_server import LocalServer, bootstrap, local_server  # noqa: E402
+from client.profile import Profile, ProfileConfig  # noqa: E402
+from client.sdk import Client  # noqa: E402
+from client.session import Credentials  # noqa: E402
+from crypto.keyfile import save_keys  # noqa: E402
+from crypto.keys import LiaisonKeys  # noqa: E402
+
+MIB = 1 << 20
+_MEASURED = ("import resource, sys\n"
+             "from client.cli import main\n"
+             "try:\n    main()\n"
+             "finally:\n"
+             "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "    print(f'CADENA_PEAK_RSS_KB={peak}', file=sys.stderr)\n")
+
+
+@dataclass
+class Rig:
+    """A bootstrapped local server, a channel, and liaisons with profiles under ``home``."""
+
+    server: LocalServer
+    home: Path
+    channel: str
+    keys: dict[str, LiaisonKeys]
+    verifier_key: str
+
+    def client(self, liaison: str) -> Client:
+        """An SDK client logged in as ``liaison``."""
+        return Client(self.server.url, credentials=Credentials(liaison, self.keys[liaison]))
+
+
+def _profile(home: Path, name: str, keys: LiaisonKeys, url: str, ledger_key: str) -> None:
+    profile = Profile(name, home)
+    profile.save_key_file(save_keys(keys, None, allow_plaintext=True))
+    profile.save_config(ProfileConfig(server=url, liaison=name, ledger_key=ledger_key))
+
+
+def _enrol(coord: Client, keys: dict[str, LiaisonKeys], channel: str) -> None:
+    coord.states.enrol("MX", "Mexico", "note MX/2026")
+    now = datetime.now(UTC)
+    for name, state in (("ana", "MX"), ("bruno", "CO"), ("carla", "CO")):
+        coord.liaisons.enrol(name, state, name.title(), "prosecutor", keys[name].public)
+        coord.clearances.grant(name, "SECRET", now - timedelta(minutes=1),
+                               now + timedelta(days=1))
+    coord.liaisons.enrol("audra", "CO", "Audra", "auditor", keys["audra"].public)
+    coord.clearances.grant("audra", "RESTRICTED", now - timedelta(minutes=1),
+                           now + timedelta(days=1))
+    coord.channels.create(channel, "Bench channel", "bilateral", "RESTRICTED",
+                          ["ana", "bruno", "carla"])
+
+
+@contextmanager
+def rig(root: Path, *, database_url: str | None = None) -> Iterator[Rig]:
+    """Bootstrap and serve ``root/server``; enrol ana, bruno, carla (prosecutors) and audra."""
+    names = ("coord", "ana", "bruno", "carla", "audra")
+    keys = {name: LiaisonKeys.generate() for name in names}
+    public = root / "coord-public.json"
+    data = keys["coord"].public.to_json()
+    public.write_text(json.dumps({"signing_public": data["sign"],
+                                  "encryption_public": data["box"]}), encoding="utf-8")
+    verifier = bootstrap(root / "server", public, database_url=database_url)
+    with local_server(root / "server", database_url=database_url) as server:
+        with Client(server.url, credentials=Credentials("coord", keys["coord"])) as coord:
+            _enrol(coord, keys, "bench")
+        home = root / "home"
+        for name in names:
+            _profile(home, name, keys[name], server.url, verifier)
+        yield Rig(server, home, "bench", keys, verifier)
+
+
+@dataclass
+class Measured:
+    """A finished ``cadena`` child process: its result, wall time and peak RSS."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss: int
+
+
+def run_cli(home: Path, args: Sequence[str], *, timeout: float = 1800,
+            env: dict[str, str] | None = None) -> Measured:
+    """Run ``cadena args...`` in a child process; measure its wall time and peak RSS."""
+    full_env = {**os.environ, "CADENA_HOME": str(home), "CADENA_PASSPHRASE": "",
+                "PYTHONPATH": str(ROOT), **(env or {})}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURED, *args], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    seconds = time.perf_counter() - start
+    peak = 0
+    for line in done.stderr.splitlines():
+        if line.startswith("CADENA_PEAK_RSS_KB="):
+            peak = int(line.split("=", 1)[1]) * 1024
+    return Measured(done.returncode, done.stdout, done.stderr, seconds, peak)
+
+
+def write_file(path: Path, size: int) -> str:
+    """Write ``size`` pseudo-random bytes to ``path`` (a random 1 MiB block, varied); sha256."""
+    block = bytearray(os.urandom(MIB))
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        for i in range(0, size, MIB):
+            block[:8] = i.to_bytes(8, "big")
+            piece = bytes(block[:min(MIB, size - i)])
+            digest.update(piece)
+            out.write(piece)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check(step: str, result: Measured) -> None:
+    if result.returncode != 0:
+        raise SystemExit(f"{step} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+
+
+def measure(size: int, root: Path) -> dict[str, Any]:
+    """Send and fetch one attachment of ``size`` bytes; return the figures."""
+    source = root / "evidence.bin"
+    want = write_file(source, size)
+    with rig(root) as r:
+        sent = run_cli(r.home, ["send", "--profile", "ana", "--to", "bruno", "--channel",
+                                "bench", "--text", "bench", "--attach", str(source),
+                                "--evaluation", "B2", "--quiet", "--json",
+                                "--workdir", str(root)])
+        _check("send", sent)
+        packet = json.loads(sent.stdout)["id"]
+        got = run_cli(r.home, ["fetch", packet, "--profile", "bruno", "--out",
+                               str(root / "got"), "--quiet", "--json"])
+        _check("fetch", got)
+        server_peak = r.server.peak_rss()
+    if file_sha256(root / "got" / "attachments" / source.name) != want:
+        raise SystemExit("the fetched file differs from the original")
+    mb = size / 1e6
+    return {"size_bytes": size, "send_seconds": sent.seconds, "fetch_seconds": got.seconds,
+            "send_mb_s": mb / sent.seconds, "fetch_mb_s": mb / got.seconds,
+            "round_trip_mb_s": mb / (sent.seconds + got.seconds),
+            "send_client_peak_rss_mb": sent.peak_rss / MIB,
+            "fetch_client_peak_rss_mb": got.peak_rss / MIB,
+            "server_peak_rss_mb": server_peak / MIB}
+
+
+def _table(figures: dict[str, Any]) -> None:
+    rows = [("size", f"{figures['size_bytes'] / MIB:.0f} MiB"),
+            ("send (seal + upload + submit)", f"{figures['send_seconds']:.2f} s, "
+                                              f"{figures['send_mb_s']:.0f} MB/s"),
+            ("fetch (download + verify + decrypt + receipt)",
+             f"{figures['fetch_seconds']:.2f} s, {figures['fetch_mb_s']:.0f} MB/s"),
+            ("peak RSS, cadena send", f"{figures['send_client_peak_rss_mb']:.0f} MiB"),
+            ("peak RSS, cadena fetch", f"{figures['fetch_client_peak_rss_mb']:.0f} MiB"),
+            ("peak RSS, server", f"{figures['server_peak_rss_mb']:.0f} MiB")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def main() -> None:
+    """Parse arguments, run the benchmark, print the table (and write JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="attachment size in MiB")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cadena-bench-", dir=args.dir) as tmp:
+        figures = measure(args.size_mib * MIB, Path(tmp))
+    _table(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""``cadena demo``: a complete exchange between three states, narrated step by step.
+
+Without ``--server`` it starts a temporary server (``cadena-server serve`` on a
+free loopback port, SQLite in a temporary directory) and bootstraps it; with
+``--server URL --coordinator PROFILE`` it uses a running, bootstrapped server
+and that coordinator's profile. Every liaison gets a temporary profile
+(unencrypted keys, ``CADENA_HOME`` in the temporary directory). Each step runs
+the real ``cadena`` command, shown as you would type it, with its output.
+Everything is deleted at the end unless ``--workdir`` is given.
+
+The story itself is in :mod:`client.demo_story`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from client.cli_common import CliDeps, deps, guarded
+from client.errors import ClientError, ProfileError, UsageError
+from client.local_server import bootstrap, local_server
+from client.profile import Profile
+
+
+class DemoFailed(ClientError):
+    """A step of the demo did not end as the story says it must."""
+
+
+@dataclass
+class Stage:
+    """Runs ``cadena`` commands for the demo's people, printing them as a transcript."""
+
+    home: Path
+    files: Path
+    console: Console
+    http: Any = None
+    tag: str = ""
+    verifier_key: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        """Narrate."""
+        self.console.print(text)
+
+    def step(self, number: int, title: str, text: str) -> None:
+        """Start a numbered step."""
+        self.console.print()
+        self.console.rule(f"[bold]{number}. {title}[/]", align="left")
+        self.console.print(text)
+
+    def who(self, name: str) -> str:
+        """The liaison id of a demo person (suffixed on a shared server)."""
+        return f"{name}{self.tag}"
+
+    def cadena(self, *args: str, code: int = 0, capture: bool = False) -> str:
+        """Run ``cadena args...``; check its exit code; return its output if captured."""
+        from client.cli import app
+
+        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        self.console.print(f"[dim]$ cadena {escape(shown)}[/]")
+        command = typer.main.get_command(app)
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext():
+            try:
+                result = command.main(list(args), prog_name="cadena", standalone_mode=False,
+                                      obj=CliDeps(http=self.http, home=self.home))
+            except typer.Exit as exc:
+                result = exc.exit_code
+        status = result if isinstance(result, int) else 0
+        if status != code:
+            raise DemoFailed(f"`cadena {shown}` exited with {status}, expected {code}")
+        return buffer.getvalue()
+
+    def as_json(self, *args: str) -> Any:
+        """Run a command with ``--json`` and parse its output."""
+        return json.loads(self.cadena(*args, "--json", capture=True))
+
+
+def _new_profile(stage: Stage, name: str, server: str) -> dict[str, Any]:
+    keys: dict[str, Any] = stage.as_json("keys", "generate", "--profile", name,
+                                         "--no-passphrase")
+    stage.cadena("profile", "set", "--profile", name, "--server", server,
+                 "--liaison", stage.who(name))
+    return keys
+
+
+@contextlib.contextmanager
+def _temporary_server(stage: Stage, root: Path) -> Iterator[str]:
+    stage.say("Starting a temporary Cadena server (SQLite in a temporary directory)...")
+    keys = stage.as_json("keys", "generate", "--profile", "coord", "--no-passphrase")
+    public = root / "coord-public.json"
+    public.write_text(json.dumps(keys), encoding="utf-8")
+    data = root / "server"
+    stage.verifier_key = bootstrap(data, public, liaison="coord", name="Centre Coordinator")
+    with local_server(data) as server:
+        stage.say(f"server at {server.url}, data in {data}; bootstrapped with coordinator "
+                  f"'coord', ledger key [bold]{stage.verifier_key}[/]")
+        stage.cadena("profile", "set", "--profile", "coord", "--server", server.url,
+                     "--liaison", "coord", "--ledger-key", stage.verifier_key)
+        yield server.url
+
+
+def _existing_server(stage: Stage, url: str, coordinator: str | None,
+                     source_home: Path | None) -> str:
+    if coordinator is None:
+        raise UsageError("--server needs --coordinator PROFILE (a coordinator of that server)")
+    source = Profile(coordinator, source_home)
+    if not source.has_keys() or not source.config().liaison:
+        raise ProfileError(f"profile {coordinator!r} has no keys or liaison id")
+    target = Profile("coord", stage.home)
+    target.ensure_dir()
+    shutil.copy2(source.key_path, target.key_path)
+    config = source.config()
+    config.server = url.rstrip("/")
+    target.save_config(config)
+    stage.verifier_key = config.ledger_key
+    stage.tag = "-" + secrets.token_hex(2)
+    stage.say(f"Using the server at {url} as coordinator {config.liaison}; demo liaisons "
+              f"are suffixed '{stage.tag}'.")
+    return url.rstrip("/")
+
+
+@guarded
+def demo(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Option(help="Use this running server instead of a "
+                                                    "temporary one.")] = None,
+    coordinator: Annotated[str | None, typer.Option(
+        help="With --server: the profile of one of its coordinators.")] = None,
+    workdir: Annotated[Path | None, typer.Option(
+        help="Keep profiles, files and the ledger export here (default: deleted).")] = None,
+) -> None:
+    """Walk through a complete exchange between three states on a temporary server."""
+    from client.demo_story import tell
+
+    console = Console(highlight=False)
+    root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="cadena-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Stage(root / "home", root / "files", console, http=deps(ctx).http)
+    stage.files.mkdir(parents=True, exist_ok=True)
+    try:
+        if server is None:
+            with _temporary_server(stage, root) as url:
+                tell(stage, url)
+        else:
+            source_home = deps(ctx).home
+            url = _existing_server(stage, server, coordinator, source_home)
+            tell(stage, url)
+    finally:
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,276 @@
+"""Sending and fetching packets end to end, verifying everything on this machine.
+
+:func:`send_packet` seals the message and attachments with
+``crypto.seal_stream`` into temporary ciphertext files (sealing measures every
+ciphertext digest the header signs), uploads each file as a blob, streaming,
+then submits the envelope. :func:`fetch_packet` retrieves the envelope,
+verifies the sender's signature and the server's metadata
+(:mod:`client.verify`), decrypts each stream as it downloads (chunk tags,
+ciphertext and plaintext digests all checked by ``crypto``) into a staging
+directory that is renamed into place only when everything verified, and
+posts a signed receipt. Content passes through memory a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from client.errors import Conflict, UsageError
+from client.packet_models import PacketCreated, PacketRead, ReceiptCreated
+from client.sdk import Client
+from client.verify import VerificationFailed, verified_header, verified_share
+from crypto.envelope import Envelope
+from crypto.errors import CryptoError, InvalidArgument
+from crypto.header import PacketHeader, PacketMeta
+from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.opening import OpenedEnvelope, decrypt_to_path, open_envelope
+from crypto.receipt import make_receipt
+from crypto.sealing import seal_stream
+from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest
+
+RECORD_NAME = "packet.json"
+"""Written beside the decrypted files: signed header and statement, file digests."""
+Progress = Callable[[int], None]
+ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
+"""Opens a progress display for ``(label, total bytes)``; yields the advance function."""
+
+
+@contextlib.contextmanager
+def no_progress(label: str, total: int) -> Iterator[Progress]:
+    """A progress display that shows nothing."""
+    yield lambda _n: None
+
+
+class CountingReader:
+    """Wraps a binary reader and reports every byte read (for the sealing progress bar)."""
+
+    def __init__(self, reader: BinaryIO, progress: Progress) -> None:
+        """Read from ``reader``, telling ``progress`` how much."""
+        self._reader, self._progress = reader, progress
+
+    def read(self, size: int = -1) -> bytes:
+        """Read and report."""
+        data = self._reader.read(size)
+        self._progress(len(data))
+        return data
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A packet to send: recipients, signed metadata, the message and attachment files."""
+
+    recipients: Sequence[str]
+    meta: PacketMeta
+    message: BinaryIO
+    attachments: Sequence[Path] = ()
+    message_size: int = 0
+
+
+@dataclass(frozen=True)
+class SentPacket:
+    """A submitted packet: the server's record, the signed header, each upload's entry."""
+
+    created: PacketCreated
+    header: PacketHeader
+    recipient_keys: dict[str, LiaisonPublicKeys]
+    upload_entries: list[int]
+
+
+def recipient_keys(client: Client, recipient_ids: Sequence[str]) -> dict[str, LiaisonPublicKeys]:
+    """Each recipient's current public key set from the directory (key id recomputed)."""
+    found: dict[str, LiaisonPublicKeys] = {}
+    for rid in recipient_ids:
+        key = client.liaisons.get(rid).current_key
+        if key is None:
+            raise UsageError(f"{rid} has no current key: nothing can be sent to them")
+        try:
+            keys = LiaisonPublicKeys.from_json({"sign": key.signing_public,
+                                                "box": key.encryption_public})
+        except CryptoError as exc:
+            raise VerificationFailed(f"the directory's key of {rid} is invalid: {exc}") from exc
+        if keys.key_id != key.key_id:
+            raise VerificationFailed(f"the directory names key {key.key_id} of {rid}, but its "
+                                     f"public keys have id {keys.key_id}")
+        found[rid] = keys
+    return found
+
+
+def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublicKeys],
+          out: Outgoing, work: Path, progress: ProgressFactory) -> tuple[Envelope, list[Path]]:
+    paths = [work / f"stream-{i}.ct" for i in range(len(out.attachments) + 2)]
+    total = out.message_size + sum(p.stat().st_size for p in out.attachments)
+    with ExitStack() as stack, progress("encrypting", total) as advance:
+        outputs = [stack.enter_context(p.open("wb")) for p in paths]
+        readers = [(p.name, stack.enter_context(p.open("rb"))) for p in out.attachments]
+        try:
+            envelope = seal_stream(
+                keys, sender_id, recipients, out.meta,
+                cast(BinaryIO, CountingReader(out.message, advance)),
+                [(n, cast(BinaryIO, CountingReader(r, advance))) for n, r in readers],
+                outputs, chunk_size=DEFAULT_CHUNK_SIZE)
+        except InvalidArgument as exc:
+            raise UsageError(f"cannot seal this packet: {exc}") from exc
+    return envelope, paths
+
+
+def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing, *,
+                workdir: Path | None = None,
+                progress: ProgressFactory = no_progress) -> SentPacket:
+    """Seal, upload and submit a packet; return what the server recorded.
+
+    Ciphertext is staged in a temporary directory under ``workdir`` (default:
+    the system's), deleted afterwards whatever happens.
+    """
+    recipients = recipient_keys(client, out.recipients)
+    with tempfile.TemporaryDirectory(prefix="cadena-send-", dir=workdir) as tmp:
+        envelope, paths = _seal(keys, sender_id, recipients, out, Path(tmp), progress)
+        header = PacketHeader.from_bytes(envelope.header)
+        entries = []
+        total = sum(s.length for s in header.streams)
+        with progress("uploading", total) as advance:
+            for path, digest in zip(paths, header.streams, strict=True):
+                entries.append(client.packets.upload_blob(path, digest, advance).ledger.index)
+    created = client.packets.submit(envelope)
+    if created.id != header.packet_id or created.sender_id != sender_id:
+        raise VerificationFailed(f"the server recorded packet {created.id} from "
+                                 f"{created.sender_id}, not {header.packet_id} from {sender_id}")
+    return SentPacket(created, header, recipients, entries)
+
+
+@dataclass
+class FetchedFile:
+    """One decrypted file: what it is, where it is, its verified plaintext digest."""
+
+    label: str
+    path: Path
+    digest: StreamDigest
+
+
+@dataclass
+class FetchedPacket:
+    """A fetched, verified and decrypted packet."""
+
+    read: PacketRead
+    header: PacketHeader
+    opened: OpenedEnvelope
+    directory: Path
+    files: list[FetchedFile] = field(default_factory=list)
+    receipt: ReceiptCreated | None = None
+    receipt_existed: bool = False
+    download_entries: list[int] = field(default_factory=list)
+
+
+def open_remote(client: Client, me: str, keys: LiaisonKeys, read: PacketRead
+                ) -> tuple[PacketHeader, OpenedEnvelope, list[int]]:
+    """Verify a retrieved packet and open its envelope with the manifest (stream 0)."""
+    if read.wrapped_key is None and read.key_share is None:
+        raise UsageError(f"the server delivers no key for you in packet {read.id} "
+                         "(an originator sees metadata only)")
+    header, sender = verified_header(client.liaisons, read)
+    share = (verified_share(client.liaisons, read, header, read.key_share)
+             if read.key_share is not None else None)
+    wrapped = {me: read.wrapped_key} if read.wrapped_key is not None else {}
+    envelope = Envelope(read.header, read.signature, wrapped)
+    manifest = header.streams[0]
+    reader = client.packets.open_stream(read.id, 0, manifest.length, manifest.sha256)
+    try:
+        opened = open_envelope(envelope, sender, me, keys, cast(BinaryIO, reader), share=share)
+    except CryptoError as exc:
+        raise VerificationFailed(f"packet {read.id} does not open: {type(exc).__name__}: "
+                                 f"{exc}") from exc
+    finally:
+        reader.close()
+    return header, opened, reader.ledger_indexes
+
+
+def _targets(opened: OpenedEnvelope, staging: Path) -> list[tuple[int, str, Path]]:
+    targets = [(1, "message", staging / "message.txt")]
+    if opened.statement.attachments:
+        (staging / "attachments").mkdir()
+    for i, attachment in enumerate(opened.statement.attachments):
+        targets.append((i + 2, attachment.name, staging / "attachments" / attachment.name))
+    return targets
+
+
+def _decrypt_all(client: Client, got: FetchedPacket, staging: Path, fsync: bool,
+                 progress: ProgressFactory) -> None:
+    header = got.header
+    total = sum(s.length for s in header.streams[1:])
+    with progress("downloading", total) as advance:
+        for index, label, path in _targets(got.opened, staging):
+            stream = header.streams[index]
+            reader = client.packets.open_stream(got.read.id, index, stream.length,
+                                                stream.sha256, advance)
+            try:
+                digest = decrypt_to_path(got.opened, index, cast(BinaryIO, reader), path,
+                                         fsync=fsync)
+            except CryptoError as exc:
+                raise VerificationFailed(f"{label} (stream {index}) of packet {got.read.id} "
+                                         f"fails verification: {type(exc).__name__}: "
+                                         f"{exc}") from exc
+            finally:
+                reader.close()
+            got.download_entries += reader.ledger_indexes
+            got.files.append(FetchedFile(label, got.directory / path.relative_to(staging),
+                                         digest))
+
+
+def _write_record(got: FetchedPacket, path: Path) -> None:
+    # What a recipient may later disclose to a court: the signed header and the
+    # sender-signed inner statement binding the packet id to plaintext digests.
+    record = {
+        "packet_id": got.read.id, "sender_id": got.read.sender_id,
+        "sender_key_id": got.read.sender_key_id,
+        "header": base64.b64encode(got.read.header).decode(),
+        "header_signature": base64.b64encode(got.read.signature).decode(),
+        "statement": base64.b64encode(got.opened.statement_bytes).decode(),
+        "statement_signature": base64.b64encode(got.opened.statement_signature).decode(),
+        "files": [{"name": f.label, "path": str(f.path.relative_to(got.directory)),
+                   "length": f.digest.length, "sha256": f.digest.sha256} for f in got.files],
+    }
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+
+
+def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, directory: Path,
+                 *, receipt: bool = True, fsync: bool = True,
+                 progress: ProgressFactory = no_progress) -> FetchedPacket:
+    """Retrieve, verify, decrypt into ``directory`` (created; must not exist) and receipt.
+
+    Files appear only once every stream verified: they are decrypted into a
+    staging directory beside ``directory``, which is then renamed. On any
+    fault nothing is left behind and :class:`VerificationFailed` (or the
+    server's refusal) is raised.
+    """
+    if directory.exists():
+        raise UsageError(f"{directory} exists already; choose another --out")
+    read = client.packets.retrieve(packet_id)
+    header, opened, entries = open_remote(client, me, keys, read)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial",
+                                    dir=directory.parent))
+    got = FetchedPacket(read, header, opened, directory, download_entries=entries)
+    try:
+        _decrypt_all(client, got, staging, fsync, progress)
+        _write_record(got, staging / RECORD_NAME)
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if receipt:
+        signed = make_receipt(opened, me, keys)
+        try:
+            got.receipt = client.packets.add_receipt(read.id, signed.receipt, signed.signature)
+        except Conflict:
+            got.receipt_existed = True
+    return got
