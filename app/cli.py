@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from sqlalchemy import Engine
 
     from app.settings import Settings
@@ -50,8 +51,25 @@ def serve(
     configure_logging(json=settings.log_json, level=settings.log_level)
     upgrade_to_head(url)
     typer.echo(f"Cadena serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("app.cli:worker_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False)
+
+
+def worker_app() -> FastAPI:
+    """The application of one ``serve`` worker process, with logging configured in it.
+
+    With ``--workers N > 1`` uvicorn starts each worker with multiprocessing's
+    *spawn*: a fresh interpreter that never ran ``serve``'s set-up, so without
+    this every worker logged at debug level in console format, ignoring
+    ``CADENA_LOG_LEVEL`` and ``CADENA_LOG_JSON`` (and paying for it per request).
+    """
+    from app.logging import configure_logging
+    from app.main import create_app
+    from app.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    return create_app(settings)
 
 
 def _public_keys(path: Path | None, signing: str | None, encryption: str | None) -> tuple[str, str]:

@@ -144,9 +144,12 @@ def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
     details: dict[str, object] = {"key_delivered": held is not None}
     if held is not None:
         details |= {"key_id": held.key_id, "via": held.origin.value}
-    entry = record(session, draft(by.actor, "packet.retrieve", access.subject, details=details))
     view = views(session, [access.packet], now())[0]
-    return Retrieved(access, view, repo.streams(session, packet_id), entry)
+    streams = repo.streams(session, packet_id)
+    # Reads first, append last: on PostgreSQL the ledger head stays locked from the
+    # append to the commit, and every appender in every process waits for it.
+    entry = record(session, draft(by.actor, "packet.retrieve", access.subject, details=details))
+    return Retrieved(access, view, streams, entry)
 
 
 def download(session: Session, store: BlobStore, by: Principal, packet_id: str, index: int,

@@ -1,0 +1,526 @@
+"""HTTP API benchmark: packet submission and retrieval against a real server, vs ``/healthz``.
+
+Not a test. For each backend it starts ``cadena-server serve`` as a child
+process on a loopback port (``bench/_server.py``) — SQLite with one worker,
+PostgreSQL (a fresh database, dropped afterwards) with ``--workers 2`` — and
+drives it from this process with ``httpx.AsyncClient`` on asyncio. Phases,
+each measured after a short warm-up whose numbers are discarded:
+
+- ``healthz``: ``GET /healthz``, the trivial endpoint, as the reference: same
+  server, same middleware, no database;
+- ``submit-full``: one *operation* = the two blob uploads (``PUT
+  /v1/blobs/{sha256}``) and the envelope ``POST /v1/packets``; three requests
+  and three ledger entries per operation;
+- ``submit-post``: the envelope ``POST /v1/packets`` alone, its blobs
+  uploaded beforehand (outside the measurement);
+- ``retrieve``: ``GET /v1/packets/{id}`` by a recipient (key delivery).
+
+Each phase runs closed-loop (``--concurrency`` clients back to back for
+``--duration`` s: the peak rate and p50/p99 latency) and then open-loop at half
+that peak (requests started on a fixed schedule; latency counted from the
+scheduled start, so a stalled server cannot hide queueing: p99 target
+≤ 50 ms). Targets: POST submissions ≥ 25 % and retrievals ≥ 35 % of
+``/healthz`` requests/s.
+
+A packet is a 4 KiB message sealed with ``crypto.seal_packet`` from one of
+four senders to two recipients (streams: manifest 380 B and message 4,112 B;
+envelope 1.3 KB). Every packet is sealed before the phase that sends it: the
+machine may have as few cores as the server has workers, and the load
+generator shares them, which the output notes (with the load average and the
+CPU seconds the server and the client spent in each phase).
+
+Usage: ``python bench/api.py [--backends sqlite,postgresql] [--concurrency 16]
+[--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
+``--profile DIR`` records each server worker with py-spy (raw collapsed
+stacks) during every closed-loop phase; it perturbs the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from bench._server import (
+    Directory,
+    Liaison,
+    RunningServer,
+    b64,
+    bootstrap,
+    create_postgres_database,
+    drop_postgres_database,
+    serve,
+    server_env,
+)
+from crypto import Classification, HandlingCode, PacketMeta, SealedPacket, seal_packet
+from crypto.keys import LiaisonKeys
+
+CHANNEL = "bench"
+SENDERS = 4
+WARMUP_SECONDS = 2.0
+P99_TARGET_MS = 50.0
+TARGETS = {"submit-post": 0.25, "submit-full": 0.25, "retrieve": 0.35}
+Op = Callable[[httpx.AsyncClient], Awaitable[bool]]
+"""One unit of work: its requests, True if every answer was 2xx."""
+
+
+@dataclass
+class Phase:
+    """The figures of one measured run."""
+
+    backend: str
+    log_level: str
+    phase: str
+    mode: str  # "closed" (C clients back to back) or "open" (fixed schedule)
+    requests_per_op: int
+    concurrency: int | None = None
+    target_rate: float | None = None
+    ops: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    ops_per_s: float = 0.0
+    requests_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    late_starts: int = 0  # open loop: ops started > 5 ms behind schedule (client saturated)
+    server_cpu_s: float = 0.0
+    server_cpu_ms_per_op: float = 0.0
+    client_cpu_s: float = 0.0
+    loadavg_1m: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    def finish(self, seconds: float) -> Phase:
+        """Fill the rates and percentiles from the recorded latencies."""
+        lat = sorted(self.latencies)
+        self.ops, self.seconds = len(lat), seconds
+        self.ops_per_s = self.ops / seconds if seconds > 0 else 0.0
+        self.requests_per_s = self.ops_per_s * self.requests_per_op
+        if lat:
+            self.p50_ms, self.p99_ms = _pct(lat, 50) * 1e3, _pct(lat, 99) * 1e3
+            self.max_ms = lat[-1] * 1e3
+        self.loadavg_1m = os.getloadavg()[0]
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the raw latencies, rounded."""
+        data = asdict(self)
+        del data["latencies"]
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()}
+
+
+def _pct(ordered: list[float], p: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+# -- the exchange under load --------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """Senders and recipients enrolled in one channel, and what was submitted."""
+
+    senders: list[Liaison]
+    recipients: list[Liaison]
+    message_bytes: int
+    submitted: list[str] = field(default_factory=list)
+
+    def seal(self, count: int) -> collections.deque[tuple[Liaison, SealedPacket]]:
+        """``count`` packets, round robin over the senders, each to both recipients."""
+        meta = PacketMeta(CHANNEL, Classification("CONFIDENTIAL"), HandlingCode("H0"), "B2",
+                          case_reference="BENCH-1")
+        to = {r.id: r.keys.public for r in self.recipients}
+        packets: collections.deque[tuple[Liaison, SealedPacket]] = collections.deque()
+        for n in range(count):
+            sender = self.senders[n % len(self.senders)]
+            packets.append((sender, seal_packet(sender.keys, sender.id, to, meta,
+                                                os.urandom(self.message_bytes))))
+        return packets
+
+
+def enrol(http: httpx.Client, coordinator: Liaison, message_bytes: int) -> Exchange:
+    """Four senders in CO, two recipients in MX, one channel with them all."""
+    directory = Directory(http, coordinator)
+    directory.state("MX")
+    senders = [directory.liaison(f"sender{n}", "CO") for n in range(SENDERS)]
+    recipients = [directory.liaison(name, "MX") for name in ("bob", "carol")]
+    directory.channel(CHANNEL, [*senders, *recipients])
+    return Exchange(senders, recipients, message_bytes)
+
+
+async def _upload(client: httpx.AsyncClient, sender: Liaison, sealed: SealedPacket) -> bool:
+    for stream in sealed.streams:
+        digest = hashlib.sha256(stream).hexdigest()
+        answer = await client.put(f"/v1/blobs/{digest}", content=stream, headers=sender.auth)
+        if answer.status_code not in (200, 201):
+            return False
+    return True
+
+
+def submit_op(exchange: Exchange, sender: Liaison, sealed: SealedPacket, *, upload: bool) -> Op:
+    """Submit one packet (uploading its streams first if ``upload``)."""
+    body = {"envelope": b64(sealed.envelope.to_bytes())}
+
+    async def op(client: httpx.AsyncClient) -> bool:
+        if upload and not await _upload(client, sender, sealed):
+            return False
+        answer = await client.post("/v1/packets", json=body, headers=sender.auth)
+        if answer.status_code != 201:
+            return False
+        exchange.submitted.append(answer.json()["id"])
+        return True
+
+    return op
+
+
+def retrieve_op(exchange: Exchange) -> Op:
+    """A recipient retrieves a random submitted packet."""
+    packet_id = random.choice(exchange.submitted)
+    recipient = random.choice(exchange.recipients)
+
+    async def op(client: httpx.AsyncClient) -> bool:
+        answer = await client.get(f"/v1/packets/{packet_id}", headers=recipient.auth)
+        return answer.status_code == 200
+
+    return op
+
+
+async def healthz_op(client: httpx.AsyncClient) -> bool:
+    """The reference request."""
+    return (await client.get("/healthz")).status_code == 200
+
+
+# -- load generation ------------------------------------------------------------------
+
+
+Source = Callable[[], Op | None]
+"""The next unit of work, or None when the pre-sealed packets run out."""
+
+
+async def _timed(client: httpx.AsyncClient, op: Op, since: float, into: Phase) -> None:
+    try:
+        ok = await op(client)
+    except httpx.HTTPError:
+        ok = False
+    into.latencies.append(time.perf_counter() - since)
+    into.errors += not ok
+
+
+async def closed_loop(client: httpx.AsyncClient, source: Source, into: Phase,
+                      duration: float) -> Phase:
+    """``into.concurrency`` clients, each starting its next op when the last one answers."""
+    start = time.perf_counter()
+    end = start + duration
+
+    async def client_loop() -> None:
+        while time.perf_counter() < end and (op := source()) is not None:
+            await _timed(client, op, time.perf_counter(), into)
+
+    await asyncio.gather(*(client_loop() for _ in range(into.concurrency or 1)))
+    return into.finish(time.perf_counter() - start)
+
+
+async def open_loop(client: httpx.AsyncClient, source: Source, into: Phase,
+                    duration: float) -> Phase:
+    """Start ops at ``into.target_rate`` per second on a fixed schedule, whatever the answers."""
+    rate = into.target_rate or 1.0
+    start = time.perf_counter() + 0.05
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(max(1, int(rate * duration))):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.005:
+            into.late_starts += 1
+        op = source()
+        if op is None:
+            break
+        tasks.append(asyncio.create_task(_timed(client, op, due, into)))
+    if tasks:
+        _, late = await asyncio.wait(tasks, timeout=duration + 60)
+        for task in late:  # unanswered a minute after the schedule ended: count as errors
+            task.cancel()
+        into.errors += len(late)
+    return into.finish(time.perf_counter() - start)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14, 15)
+    return total / ticks
+
+
+@contextmanager
+def _profiled(server: RunningServer, profile_dir: Path | None, name: str,
+              seconds: float) -> Iterator[None]:
+    """py-spy every worker of ``server`` for ``seconds`` while the block runs (if asked)."""
+    spies: list[subprocess.Popen[bytes]] = []
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).parent / "py-spy"
+        for pid in server.worker_pids():
+            out = profile_dir / f"{name}-{pid}.txt"
+            spies.append(subprocess.Popen(
+                [str(spy), "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
+                 "--rate", "100", "--format", "raw", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        yield
+    finally:
+        for process in spies:
+            try:
+                process.wait(timeout=seconds + 30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Runner:
+    """Runs the phases of one backend against one running server."""
+
+    def __init__(self, args: argparse.Namespace, server: RunningServer, backend: str,
+                 log_level: str) -> None:
+        self.args, self.server = args, server
+        self.backend, self.log_level = backend, log_level
+        self.results: list[Phase] = []
+
+    def _client(self, connections: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=self.server.url, limits=limits, timeout=60.0)
+
+    async def _measure(self, name: str, mode: str, source: Source, per_op: int,
+                       rate: float | None = None, warmup: bool = False) -> Phase:
+        phase = Phase(self.backend, self.log_level, name, mode, per_op,
+                      concurrency=self.args.concurrency if mode == "closed" else None,
+                      target_rate=rate)
+        duration = WARMUP_SECONDS if warmup else self.args.duration
+        pids = self.server.worker_pids()
+        server_cpu, client_cpu = _cpu_seconds(pids), time.process_time()
+        profile = None if warmup or mode != "closed" else self.args.profile
+        tag = f"{self.backend}-{self.log_level}-{name}"
+        async with self._client(self.args.concurrency if mode == "closed" else 256) as client:
+            with _profiled(self.server, profile, tag, duration):
+                run = closed_loop if mode == "closed" else open_loop
+                await run(client, source, phase, duration)
+        phase.server_cpu_s = _cpu_seconds(pids) - server_cpu
+        phase.server_cpu_ms_per_op = phase.server_cpu_s * 1e3 / max(phase.ops, 1)
+        phase.client_cpu_s = time.process_time() - client_cpu
+        if not warmup:
+            self.results.append(phase)
+            print(_row(phase), flush=True)
+        return phase
+
+    async def trivial(self) -> float:
+        """``GET /healthz``: closed loop, then open loop at half its peak; returns the peak."""
+        def source() -> Op:
+            return healthz_op
+        await self._measure("healthz", "closed", source, 1, warmup=True)
+        peak = (await self._measure("healthz", "closed", source, 1)).ops_per_s
+        await self._measure("healthz", "open", source, 1, rate=peak / 2)
+        return peak
+
+    async def submissions(self, exchange: Exchange, name: str, upload: bool) -> None:
+        """Closed then open loop of submissions, every packet sealed beforehand."""
+        per_op = 3 if upload else 1
+        warm = await self._packets(exchange, 4 * self.args.concurrency, upload)
+        estimate = await self._measure(name, "closed", self._submit_source(exchange, warm,
+                                                                          upload), per_op,
+                                       warmup=True)
+        # Enough for the whole run at 1.5 x the warm-up rate (it runs out? the run is cut short).
+        need = int(estimate.ops_per_s * self.args.duration * 1.5) + self.args.concurrency
+        packets = await self._packets(exchange, need, upload)
+        peak = await self._measure(name, "closed", self._submit_source(exchange, packets, upload),
+                                   per_op)
+        rate = max(peak.ops_per_s / 2, 1.0)
+        packets = await self._packets(exchange, int(rate * self.args.duration) + 1, upload)
+        await self._measure(name, "open", self._submit_source(exchange, packets, upload),
+                            per_op, rate=rate)
+
+    def _submit_source(self, exchange: Exchange,
+                       packets: collections.deque[tuple[Liaison, SealedPacket]],
+                       upload: bool) -> Source:
+        def source() -> Op | None:
+            if not packets:
+                return None
+            sender, sealed = packets.popleft()
+            return submit_op(exchange, sender, sealed, upload=upload)
+        return source
+
+    async def _packets(self, exchange: Exchange, count: int,
+                       upload: bool) -> collections.deque[tuple[Liaison, SealedPacket]]:
+        """Seal ``count`` packets; for POST-only runs, upload their blobs now (unmeasured)."""
+        packets = exchange.seal(count)
+        if not upload:
+            async with self._client(self.args.concurrency) as client:
+                pending = iter(list(packets))
+
+                async def uploader() -> None:
+                    for sender, sealed in pending:
+                        if not await _upload(client, sender, sealed):
+                            raise RuntimeError("a blob upload failed")
+
+                await asyncio.gather(*(uploader() for _ in range(self.args.concurrency)))
+        return packets
+
+    async def retrievals(self, exchange: Exchange) -> None:
+        """Closed then open loop of ``GET /v1/packets/{id}`` by recipients."""
+        def source() -> Op:
+            return retrieve_op(exchange)
+        await self._measure("retrieve", "closed", source, 1, warmup=True)
+        peak = await self._measure("retrieve", "closed", source, 1)
+        await self._measure("retrieve", "open", source, 1, rate=max(peak.ops_per_s / 2, 1.0))
+
+
+# -- runs and report ------------------------------------------------------------------
+
+
+async def run_phases(args: argparse.Namespace, server: RunningServer, exchange: Exchange,
+                     backend: str, log_level: str) -> list[Phase]:
+    """Every phase against one running server."""
+    runner = Runner(args, server, backend, log_level)
+    await runner.trivial()
+    await runner.submissions(exchange, "submit-full", upload=True)
+    await runner.submissions(exchange, "submit-post", upload=False)
+    await runner.retrievals(exchange)
+    return runner.results
+
+
+def run_backend(args: argparse.Namespace, backend: str, log_level: str) -> list[Phase]:
+    """Start a fresh server on ``backend``, enrol the exchange, run every phase."""
+    workers = 1 if backend == "sqlite" else 2
+    with tempfile.TemporaryDirectory(prefix="cadena-bench-") as tmp, ExitStack() as stack:
+        url = None
+        if backend == "postgresql":
+            url = create_postgres_database(args.postgres_url)
+            stack.callback(drop_postgres_database, args.postgres_url, url)
+        env = server_env(Path(tmp) / "data", url, log_level=log_level)
+        coordinator = Liaison("coord", LiaisonKeys.generate())
+        bootstrap(env, coordinator)
+        server = stack.enter_context(serve(env, workers=workers))
+        with httpx.Client(base_url=server.url, timeout=30.0) as http:
+            exchange = enrol(http, coordinator, args.message_bytes)
+        print(f"\n== {backend}, {workers} worker(s), CADENA_LOG_LEVEL={log_level}, "
+              f"server pid {server.pid}, workers {server.worker_pids()} ==", flush=True)
+        print(_header(), flush=True)
+        return _run_async(run_phases(args, server, exchange, backend, log_level))
+
+
+def _run_async(coro: Awaitable[list[Phase]]) -> list[Phase]:
+    async def main() -> list[Phase]:
+        return await coro
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+COLUMNS = ("phase", "mode", "load", "ops/s", "req/s", "p50 ms", "p99 ms", "max ms", "err",
+           "srv cpu", "srv ms/op", "cli cpu", "load1")
+
+
+def _header() -> str:
+    return " ".join(f"{c:>11}" for c in COLUMNS)
+
+
+def _row(p: Phase) -> str:
+    load = f"C={p.concurrency}" if p.mode == "closed" else f"{p.target_rate or 0:.0f}/s"
+    cells = (p.phase, p.mode, load, f"{p.ops_per_s:.1f}", f"{p.requests_per_s:.1f}",
+             f"{p.p50_ms:.1f}", f"{p.p99_ms:.1f}", f"{p.max_ms:.1f}", str(p.errors),
+             f"{p.server_cpu_s:.1f}s", f"{p.server_cpu_ms_per_op:.1f}", f"{p.client_cpu_s:.1f}s",
+             f"{p.loadavg_1m:.2f}")
+    return " ".join(f"{c:>11}" for c in cells)
+
+
+def verdicts(results: list[Phase]) -> list[dict[str, Any]]:
+    """Each target, per backend and log level: the measured ratio or p99 and whether it holds."""
+    out: list[dict[str, Any]] = []
+    keys = sorted({(p.backend, p.log_level) for p in results})
+    for backend, level in keys:
+        mine = {(p.phase, p.mode): p for p in results if (p.backend, p.log_level) == (backend,
+                                                                                        level)}
+        reference = mine[("healthz", "closed")].requests_per_s
+        for name, share in TARGETS.items():
+            closed, opened = mine.get((name, "closed")), mine.get((name, "open"))
+            if closed is None or opened is None or reference <= 0:
+                continue
+            for what, value in (("req/s vs healthz", closed.requests_per_s / reference),
+                                ("ops/s vs healthz", closed.ops_per_s / reference)):
+                if what.startswith("ops") and closed.requests_per_op == 1:
+                    continue
+                out.append({"backend": backend, "log_level": level, "phase": name,
+                            "measure": what, "value": round(value, 3), "target": share,
+                            "ok": value >= share})
+            out.append({"backend": backend, "log_level": level, "phase": name,
+                        "measure": "open-loop p99 ms", "value": round(opened.p99_ms, 1),
+                        "target": P99_TARGET_MS, "ok": opened.p99_ms <= P99_TARGET_MS})
+    return out
+
+
+def main() -> None:
+    """Parse arguments, run every backend and log level, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--message-bytes", type=int, default=4096)
+    parser.add_argument("--log-levels", default="warning",
+                        help="CADENA_LOG_LEVEL values to run, e.g. warning,info")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "CADENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="a database from which the benchmark may create and drop others")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profiles of closed loops here")
+    args = parser.parse_args()
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(), "concurrency": args.concurrency,
+            "duration_s": args.duration, "message_bytes": args.message_bytes,
+            "note": "client and server share the machine's CPUs; ops/s of submit-full "
+                    "count whole submissions (2 uploads + POST), req/s its HTTP requests"}
+    print(f"{meta['cpus']} CPUs shared by the load generator (this process) and the server; "
+          f"load average {meta['loadavg_start']}")
+    results: list[Phase] = []
+    for backend in args.backends.split(","):
+        for level in args.log_levels.split(","):
+            results += run_backend(args, backend.strip(), level.strip())
+    meta["loadavg_end"] = os.getloadavg()
+    checks = verdicts(results)
+    print("\ntargets:")
+    for c in checks:
+        print(f"  {c['backend']:>10} {c['log_level']:>7} {c['phase']:>11} {c['measure']:>17}: "
+              f"{c['value']:>7} (target {c['target']}) {'ok' if c['ok'] else 'MISSED'}")
+    print(f"load average at the end: {meta['loadavg_end']}")
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "results": [p.to_json() for p in results],
+                                         "targets": checks}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
