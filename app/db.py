@@ -45,6 +45,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with Cadena's durability settings."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        if "poolclass" not in kwargs and ":memory:" not in url:
+            # One connection per process: SQLite admits one writer at a time anyway
+            # (every transaction is BEGIN IMMEDIATE), and a queue for the pool is
+            # fair, where threads polling SQLite's busy handler are not (seconds of
+            # p99 under load).
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", 0)
+            kwargs.setdefault("pool_timeout", 30)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

@@ -14,14 +14,21 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import AccessDenied, record
-from app.errors import Unavailable
+from app.errors import CadenaError, Unavailable
 from app.settings import Settings
 
 log = structlog.get_logger()
+
+
+class UnstorableValue(CadenaError):
+    """The database refused a value the schemas let through (NUL in text on PostgreSQL)."""
+
+    status, code, title = 422, "invalid-request", "Invalid request"
 
 
 def _sessions(request: Request) -> sessionmaker[Session]:
@@ -55,7 +62,11 @@ def get_session(request: Request) -> Iterator[Session]:
         session.rollback()
         _record_refusal(factory, exc)
         raise
-    except (OperationalError, DBAPIError) as exc:
+    except DataError as exc:
+        session.rollback()
+        raise UnstorableValue("a value in the request cannot be stored; nothing was changed") \
+            from exc
+    except (OperationalError, DBAPIError, PoolTimeout) as exc:
         session.rollback()
         raise Unavailable("the database is unavailable; nothing was changed") from exc
     except BaseException:
