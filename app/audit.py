@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
+from app.certificates.repository import note_subject
 from app.errors import CadenaError
 from app.models.ledger import LEDGER_TABLES
 from ledger.entry import Actor, EntryDraft
@@ -55,8 +56,14 @@ def draft(
 
 
 def record(session: Session, entry: EntryDraft) -> AppendedEntry:
-    """Append ``entry`` in the session's transaction; return its index and leaf hash."""
-    return ledger_for(session).append(entry)
+    """Append ``entry`` in the session's transaction; return its index and leaf hash.
+
+    Entries about a packet or a liaison are also indexed by subject (same
+    transaction), for custody certificates (``app.certificates``).
+    """
+    appended = ledger_for(session).append(entry)
+    note_subject(session, entry, appended.index)
+    return appended
 
 
 class AccessDenied(CadenaError):

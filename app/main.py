@@ -15,6 +15,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth.routes import router as auth_router
+from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
 from app.checkpointer import Checkpointer
 from app.clearances.routes import router as clearances_router
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_request_id(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
                    channels_router, ledger_router, packets_router, witnesses_router,
-                   events_router):
+                   events_router, certificates_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])

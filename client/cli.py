@@ -15,6 +15,7 @@ import typer
 from nacl import pwhash
 
 from client import cli_admin, cli_audit, cli_packets, demo
+from client.certificate.cli import certificate_app
 from client.cli_common import (
     JsonOpt,
     ProfileOpt,
@@ -48,6 +49,7 @@ cli_audit.register(app)
 cli_packets.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(witness_app, name="witness")
+app.add_typer(certificate_app, name="certificate")
 
 
 @app.callback()

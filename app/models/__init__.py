@@ -2,6 +2,7 @@
 
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.base import Base
+from app.models.certificate import CustodyCertificate as CustodyCertificate
 from app.models.channel import Channel, ChannelMember
 from app.models.event import Event as Event
 from app.models.identity import Clearance, Liaison, LiaisonKey, State

@@ -1,0 +1,153 @@
+"""Building a custody certificate from the database, on a signed checkpoint covering it.
+
+Everything in the bundle is read back from what was stored when each action
+happened: the header bytes and signature as submitted, receipts and key
+shares as signed, the ledger entries' exact bytes, and RFC 9162 inclusion
+proofs (as C2SP tlog-proofs) against the newest signed checkpoint, whose
+note carries the witnesses' cosignatures collected so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from nacl.signing import SigningKey
+from sqlalchemy.orm import Session
+
+from app.audit import ledger_for
+from app.certificates import repository as repo
+from app.certificates.errors import CertificatesUnavailable
+from app.models.certificate import CustodyCertificate
+from app.packets import repository as packets
+from app.witnesses import repository as witnesses
+from crypto.encoding import b64encode
+from crypto.header import PacketHeader
+from crypto.keys import LiaisonPublicKeys
+from crypto.share import KeyShare
+from ledger import merkle
+from ledger.certificate import (
+    Bundle,
+    Certificate,
+    KeyRecord,
+    LoggedEntry,
+    Policy,
+    PolicyError,
+    Signed,
+    custody_steps,
+    make_policy,
+    seal_certificate,
+)
+from ledger.entry import format_time, parse_entry
+from ledger.errors import NoteFormatError
+from ledger.note import NoteVerifier
+from ledger.proof import TlogProof
+from ledger.storage import StoredCheckpoint
+
+
+def centre_policy(session: Session, ledger_key: str, quorum: int) -> Policy:
+    """The centre's tlog-policy: the ledger key, every active witness, ``quorum`` of them."""
+    try:
+        keys = {w.name: NoteVerifier.from_string(w.verifier_key)
+                for w in witnesses.active(session)}
+        return make_policy(NoteVerifier.from_string(ledger_key), keys, quorum)
+    except (PolicyError, NoteFormatError) as exc:
+        raise CertificatesUnavailable(f"no witness policy can be stated: {exc}") from None
+
+
+def _key_records(session: Session, key_ids: set[str]
+                 ) -> tuple[tuple[KeyRecord, ...], dict[int, bytes]]:
+    """Key sets and the entries that enrolled (or rotated in) each, in three reads."""
+    found = repo.keys(session, key_ids)
+    if len(found) != len(key_ids):
+        raise CertificatesUnavailable(f"a key of {sorted(key_ids)} is not registered")
+    raw = repo.raw_entries(session, repo.enrolment_indices(session,
+                                                           [k.liaison_id for k in found]))
+    enrolled: dict[tuple[str, str], int] = {}
+    for position, data in sorted(raw.items()):
+        entry = parse_entry(data)
+        enrolled.setdefault((entry.subject["id"], str(entry.details.get("key_id"))), position)
+    records = []
+    for key in found:
+        index = enrolled.get((key.liaison_id, key.key_id))
+        if index is None:
+            raise CertificatesUnavailable(f"no ledger entry enrolled key {key.key_id}")
+        public = LiaisonPublicKeys(key.signing_public, key.encryption_public)
+        records.append(KeyRecord(key.liaison_id, public, index))
+    return tuple(records), {r.enrolment: raw[r.enrolment] for r in records}
+
+
+class _Prefetched:
+    """The tree nodes of every inclusion proof of a certificate, read in one query."""
+
+    def __init__(self, reader: merkle.NodeReader, indices: Iterable[int], size: int) -> None:
+        keys = {key for index in indices for lo, hi in merkle.inclusion_ranges(index, size)
+                for key in merkle.perfect_cover(lo, hi)}
+        self._found = reader.nodes(sorted(keys))
+
+    def nodes(self, keys: Sequence[merkle.Node]) -> Mapping[merkle.Node, bytes]:
+        """The prefetched hashes of ``keys``."""
+        return {key: self._found[key] for key in keys if key in self._found}
+
+
+def _logged(nodes: _Prefetched, raw: dict[int, bytes], indices: Iterable[int],
+            checkpoint: StoredCheckpoint) -> tuple[LoggedEntry, ...]:
+    # RFC 9162 §2.1.3.1 paths against a signed checkpoint (the trust rule holds by
+    # construction: ``checkpoint`` is the latest stored one).
+    return tuple(LoggedEntry(raw[i], TlogProof(
+        i, tuple(merkle.inclusion_proof(nodes, i, checkpoint.size)), checkpoint.note).text())
+        for i in indices)
+
+
+def _signed_objects(session: Session, packet_id: str, logged: set[str]
+                    ) -> tuple[tuple[Signed, ...], tuple[Signed, ...], set[str]]:
+    """Receipts and key shares whose entries are among the events, and their signers' keys.
+
+    ``logged``: the signatures (base64) the events carry. A receipt or share
+    recorded after the issue is not part of this certificate.
+    """
+    keys: set[str] = set()
+    receipts: list[Signed] = []
+    for r in packets.receipts(session, packet_id):
+        if b64encode(r.signature) in logged:
+            receipts.append(Signed(r.receipt, r.signature))
+            keys.add(r.key_id)
+    shares: list[Signed] = []
+    for held in repo.shares(session, packet_id):
+        if held.share is not None and held.share_signature is not None and \
+                b64encode(held.share_signature) in logged:
+            shares.append(Signed(held.share, held.share_signature))
+            keys.add(KeyShare.from_bytes(held.share).sharer.key_id)
+    return tuple(receipts), tuple(shares), keys
+
+
+def build_bundle(session: Session, issued: CustodyCertificate, policy: Policy,
+                 seal: SigningKey, origin: str) -> Bundle:
+    """The sealed certificate for ``issued``, proven against the newest signed checkpoint."""
+    ledger = ledger_for(session)
+    stored = ledger.storage.latest_checkpoint()
+    if stored is None or stored.size <= issued.ledger_index:
+        raise CertificatesUnavailable("no signed checkpoint covers the certificate yet")
+    packet = packets.get(session, issued.packet_id)
+    if packet is None:
+        raise CertificatesUnavailable("the packet is gone")
+    header = PacketHeader.from_bytes(packet.header)
+    events = repo.indices_about(session, packet.id, issued.ledger_index)
+    raw = repo.raw_entries(session, events)
+    parsed = [parse_entry(raw[i]) for i in events]
+    logged = {e.signature for e in parsed if e.signature is not None}
+    receipts, shares, signer_keys = _signed_objects(session, packet.id, logged)
+    records, enrolments = _key_records(session, {packet.sender_key_id} | signer_keys)
+    raw.update(enrolments)
+    enrolled = sorted(enrolments)
+    nodes = _Prefetched(ledger.storage, [*events, *enrolled], stored.size)
+    certificate = Certificate(
+        id=issued.id, packet_id=packet.id, issued_to=issued.issued_to, purpose=issued.purpose,
+        issued_at=format_time(issued.issued_at), issued_by=issued.issued_by,
+        header=Signed(packet.header, packet.signature),
+        keys=records,
+        events=_logged(nodes, raw, events, stored),
+        enrolments=_logged(nodes, raw, enrolled, stored),
+        receipts=receipts, shares=shares, policy=policy.text(),
+        custody=custody_steps(header, parsed),
+    )
+    return seal_certificate(certificate, seal, origin)

@@ -1,0 +1,50 @@
+"""Request and response bodies of the certificate routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.auth.schemas import LedgerRef
+
+TEXT_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,498}[^\s\x00-\x1f\x7f])?$"
+"""1..500 characters, no control characters, no leading or trailing space."""
+
+
+class CertificateCreate(BaseModel):
+    """Ask for a custody certificate for a named court or authority and a stated purpose."""
+
+    model_config = ConfigDict(extra="forbid")
+    issued_to: str = Field(pattern=TEXT_PATTERN, max_length=500)
+    purpose: str = Field(pattern=TEXT_PATTERN, max_length=500)
+
+
+class PermissionCreate(BaseModel):
+    """The originator permits judicial use of an H1 packet before a court."""
+
+    model_config = ConfigDict(extra="forbid")
+    court: str = Field(pattern=TEXT_PATTERN, max_length=500)
+    purpose: str | None = Field(default=None, pattern=TEXT_PATTERN, max_length=500)
+
+
+class PermissionRead(BaseModel):
+    """A recorded judicial-use permission."""
+
+    packet_id: str
+    court: str
+    purpose: str | None
+    granted_by: str
+    granted_at: datetime
+    ledger: LedgerRef
+
+
+class RefreshRead(BaseModel):
+    """The newest signed checkpoint and the consistency proof from the certificate's size."""
+
+    certificate_id: str
+    from_size: int
+    to_size: int
+    checkpoint: str
+    consistency: list[str]
+    ledger: LedgerRef

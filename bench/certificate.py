@@ -1,0 +1,214 @@
+"""Certificate benchmark: issue and offline verify time, and size, as the ledger grows.
+
+Not a test. Runs the real service in-process (FastAPI ``TestClient``) on a
+SQLite file with the production settings of ``app/db.py`` (WAL,
+``synchronous=FULL``), bootstrapped like a new centre. At each ledger size in
+``--sizes`` it first grows the ledger with filler entries about other packets
+(appended through ``ledger.log.Ledger`` in committed batches, indexed in
+``ledger_subjects`` like real ones, a checkpoint after each batch), then, for
+``--packets`` fresh packets, plays a history of exactly ten ledger entries per
+packet — submission, key delivery, three ciphertext downloads, a signed
+receipt, an onward share, the new holder's key delivery, the originator
+reading receipts, and the certificate's issue — and measures:
+
+- issue: ``POST /v1/packets/{id}/certificates`` end to end (authentication,
+  the rules, the issue entry, a checkpoint signed at once, proofs, seal, the
+  one durable commit), median over the packets: wall time, and the process's
+  CPU time (client and server threads), which a loaded machine inflates less;
+- verify: ``client.certificate.verify.check_certificate`` on the bytes,
+  every check, the pinned seal key, median of ``--repeat`` runs (wall, CPU);
+- size: the bundle's bytes.
+
+Usage: ``python bench/certificate.py [--sizes 10000,100000,1000000] [--packets 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+from sqlalchemy.pool import NullPool
+
+from app.bootstrap import Coordinator, bootstrap
+from app.checkpointer import sign_once
+from app.db import make_engine, make_session_factory, transaction
+from app.ledger_key import load_note_signer
+from app.main import create_app
+from app.migrate import upgrade_to_head
+from app.models.certificate import LedgerSubject
+from app.models.ledger import LEDGER_TABLES
+from app.settings import Settings
+from bench.ledger import make_drafts
+from client.certificate.verify import Trust, check_certificate
+from crypto import make_receipt, share_content_key
+from crypto.keys import LiaisonKeys
+from ledger.certificate import seal_key
+from ledger.log import Ledger
+from ledger.sqlstore import SqlStorage
+from tests.app.conftest import Person, World
+from tests.app.test_packets_support import Exchange, exchange, opened_by, signed_body
+
+BATCH = 10_000
+ORIGIN = "bench.cadena.example/ledger"
+
+
+@dataclass
+class Row:
+    """The figures at one ledger size."""
+
+    size: int
+    issue_ms: list[float]
+    issue_cpu_ms: list[float]
+    verify_ms: float
+    verify_cpu_ms: float
+    bytes: int
+    events: int
+
+
+class Centre:
+    """A bootstrapped service on a SQLite file, and its ledger for filler appends."""
+
+    def __init__(self, workdir: Path) -> None:
+        """Migrate, bootstrap and start the service in ``workdir``."""
+        url = f"sqlite:///{workdir / 'cadena.db'}"
+        upgrade_to_head(url)
+        self.settings = Settings(data_dir=workdir, database_url=url, ledger_origin=ORIGIN,
+                                 checkpoint_interval=3600, log_level="error")
+        self.engine = make_engine(url, poolclass=NullPool)
+        self.sessions = make_session_factory(self.engine)
+        coordinator = Person("coord", LiaisonKeys.generate())
+        with transaction(self.sessions) as session:
+            bootstrap(session, self.settings.resolved_ledger_key_path(), ORIGIN,
+                      Coordinator("coord", "First Coordinator", "CO", "Colombia",
+                                  "Chapultepec/2012", coordinator.keys.public))
+        self.signer = load_note_signer(self.settings.resolved_ledger_key_path(), ORIGIN)
+        self.client = TestClient(create_app(self.settings))
+        self.client.__enter__()
+        self.world = World(self.client, self.settings, coordinator)
+        self.world.login(coordinator)
+        self.size = self.ledger_size()
+
+    def ledger_size(self) -> int:
+        """Entries in the ledger now."""
+        with transaction(self.sessions) as session:
+            return SqlStorage(session, LEDGER_TABLES).size()
+
+    def fill_to(self, target: int) -> None:
+        """Append filler entries about other packets up to ``target``, then a checkpoint."""
+        while self.size < target:
+            drafts = make_drafts(self.size, min(BATCH, target - self.size))
+            with transaction(self.sessions) as session:
+                appended = Ledger(SqlStorage(session, LEDGER_TABLES)).append_many(drafts)
+                session.execute(insert(LedgerSubject), [
+                    {"subject_type": "packet", "subject_id": d.subject["id"],
+                     "ledger_index": a.index, "action": d.action}
+                    for d, a in zip(drafts, appended, strict=True)])
+            self.size += len(drafts)
+        sign_once(self.sessions, self.signer, ORIGIN)
+
+    def close(self) -> None:
+        """Stop the service."""
+        self.client.__exit__(None, None, None)
+        self.engine.dispose()
+
+
+def _ok(status: int) -> None:
+    if status not in (200, 201, 206):
+        raise RuntimeError(f"unexpected HTTP {status}")
+
+
+def play_history(ex: Exchange) -> str:
+    """Nine entries about a new packet (the tenth is the issue); returns its id."""
+    client, alice, bob, carol = ex.world.client, ex.alice, ex.bob, ex.carol
+    sealed, pid = ex.sent()
+    _ok(client.get(f"/v1/packets/{pid}", headers=bob.auth).status_code)
+    for stream in range(3):
+        _ok(client.get(f"/v1/packets/{pid}/streams/{stream}", headers=bob.auth).status_code)
+    opened = opened_by(sealed, alice, bob)
+    receipt = make_receipt(opened, bob.id, bob.keys)
+    _ok(client.post(f"/v1/packets/{pid}/receipts", headers=bob.auth,
+                    json=signed_body(receipt.receipt, receipt.signature)).status_code)
+    share = share_content_key(opened, bob.keys, bob.id, carol.id, carol.keys.public)
+    _ok(client.post(f"/v1/packets/{pid}/shares", headers=bob.auth,
+                    json=signed_body(share.share, share.signature)).status_code)
+    _ok(client.get(f"/v1/packets/{pid}", headers=carol.auth).status_code)
+    _ok(client.get(f"/v1/packets/{pid}/receipts", headers=alice.auth).status_code)
+    return pid
+
+
+def measure(centre: Centre, ex: Exchange, size: int, packets: int, repeat: int) -> Row:
+    """Fill to ``size``, then issue and verify a certificate for ``packets`` packets."""
+    centre.fill_to(size - 10 * packets)
+    trust = Trust(seal_key=seal_key(centre.client.get("/v1/certificates/key").text))
+    issue_ms: list[float] = []
+    issue_cpu: list[float] = []
+    data = b""
+    for _ in range(packets):
+        pid = play_history(ex)
+        start, cpu = time.perf_counter(), time.process_time()
+        response = centre.client.post(f"/v1/packets/{pid}/certificates", headers=ex.bob.auth,
+                                      json={"issued_to": "Juzgado 3", "purpose": "bench"})
+        issue_ms.append((time.perf_counter() - start) * 1000)
+        issue_cpu.append((time.process_time() - cpu) * 1000)
+        _ok(response.status_code)
+        data = response.content
+    report = check_certificate(data, trust)
+    if not report.ok:
+        raise RuntimeError(f"certificate does not verify: {report.failures()}")
+    samples, cpu_samples = [], []
+    for _ in range(repeat):
+        start, cpu = time.perf_counter(), time.process_time()
+        check_certificate(data, trust)
+        samples.append((time.perf_counter() - start) * 1000)
+        cpu_samples.append((time.process_time() - cpu) * 1000)
+    assert report.bundle is not None
+    centre.size = centre.ledger_size()
+    return Row(centre.size, issue_ms, issue_cpu, statistics.median(samples),
+               statistics.median(cpu_samples), len(data), len(report.bundle.certificate.events))
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    """The results as a Markdown table."""
+    print("| ledger entries | events | issue p50 wall (ms) | issue p50 CPU (ms) "
+          "| verify p50 wall (ms) | verify p50 CPU (ms) | certificate (bytes) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r.size:,} | {r.events} | {statistics.median(r.issue_ms):.1f} "
+              f"| {statistics.median(r.issue_cpu_ms):.1f} | {r.verify_ms:.2f} "
+              f"| {r.verify_cpu_ms:.2f} | {r.bytes:,} |")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--packets", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="cadena-bench-cert-") as tmp:
+        centre = Centre(Path(tmp))
+        try:
+            ex = exchange(centre.world)
+            for size in sizes:
+                rows.append(measure(centre, ex, size, args.packets, args.repeat))
+                print(f"measured at {rows[-1].size:,} entries", file=sys.stderr, flush=True)
+        finally:
+            centre.close()
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+"""Custody certificates on the court's side: offline verification, the PDF, refresh.
+
+- :mod:`client.certificate.verify`: :func:`check_certificate` (a report) and
+  :func:`verify_certificate` (fail closed), with :class:`Trust`;
+- :mod:`client.certificate.pdf`: the printable certificate with the bundle attached;
+- :mod:`client.certificate.refresh`: extend a certificate to a newer checkpoint;
+- :mod:`client.certificate.cli`: ``cadena certificate ...``.
+
+The bundle format itself is :mod:`ledger.certificate` (shared with the server).
+"""

@@ -1,0 +1,157 @@
+"""Checks of the custody chain: who held the packet when, by which right, and the issue.
+
+Rules, over the granted entries in ledger order (refusals may appear anywhere):
+
+- the first granted entry is the submission, by the sender the header names
+  with the key it names, carrying the header signature and the header digest;
+- a key delivery, ciphertext delivery or receipt is by a holder: a header
+  recipient (with the key the header names) or a share recipient whose share
+  came earlier (with the key the share names); the originator may read its own;
+- a share is by a holder, to a new liaison; an H2 share needs the
+  originator's earlier approval for that recipient;
+- approvals, withdrawal, reading receipts and judicial permission are the
+  originator's; after a withdrawal, nothing is delivered to anyone else;
+- times never go backwards;
+- the last entry is this certificate's issue (its id, court, purpose, issuer
+  and time); for H1 the originator's permission for that court comes before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from client.certificate.context import Context, Failed
+from crypto.encoding import b64encode
+from crypto.header import PacketHeader
+from ledger.certificate import ISSUE_ACTION, PERMISSION_ACTION, custody_steps
+from ledger.entry import Entry, format_time
+
+SENDER_ONLY = frozenset({"packet.share_approve", "packet.withdraw", "packet.receipts",
+                         PERMISSION_ACTION})
+HOLDER_ONLY = frozenset({"packet.receipt", "packet.share", "packet.share_request"})
+DELIVERIES = frozenset({"packet.retrieve", "packet.download", "packet.share",
+                        "packet.share_request"})
+ANYONE = frozenset({ISSUE_ACTION, "certificate.refresh"})
+
+
+@dataclass
+class _Chain:
+    header: PacketHeader
+    holders: dict[str, str]
+    approved: set[str] = field(default_factory=set)
+    withdrawn: bool = False
+
+    @property
+    def sender(self) -> str:
+        """The originator's liaison id."""
+        return self.header.sender.id
+
+
+def _who(entry: Entry) -> str:
+    if entry.actor is None:
+        raise Failed(f"entry {entry.index} ({entry.action}) is by the system, not a liaison")
+    return entry.actor.liaison
+
+
+def _submission(chain: _Chain, entry: Entry, header_bytes: bytes, signature: bytes) -> None:
+    sender = chain.header.sender
+    if (entry.action != "packet.submit" or entry.actor is None
+            or (entry.actor.liaison, entry.actor.key) != (sender.id, sender.key_id)):
+        raise Failed(f"the first granted entry ({entry.index}, {entry.action}) is not the "
+                     f"submission by the sender {sender.id}")
+    if (entry.signature != b64encode(signature)
+            or entry.details.get("header_sha256") != hashlib.sha256(header_bytes).hexdigest()):
+        raise Failed(f"the submission entry {entry.index} does not carry the header signature "
+                     "and digest")
+
+
+def _step(chain: _Chain, entry: Entry) -> None:
+    who, action, details = _who(entry), entry.action, entry.details
+    is_sender, held = who == chain.sender, chain.holders.get(who)
+    if action == "packet.submit":
+        raise Failed(f"entry {entry.index}: a second submission")
+    if action in SENDER_ONLY and not is_sender:
+        raise Failed(f"entry {entry.index}: {action} by {who}, who is not the originator")
+    if action in HOLDER_ONLY and held is None:
+        raise Failed(f"entry {entry.index}: {action} by {who}, who holds no key")
+    if action not in ANYONE | SENDER_ONLY and held is None and not is_sender:
+        raise Failed(f"entry {entry.index}: {action} by {who}, who is no party to the packet")
+    if chain.withdrawn and action in DELIVERIES and not is_sender:
+        raise Failed(f"entry {entry.index}: {action} for {who} after the withdrawal")
+    if action in ("packet.retrieve", "packet.receipt") and details.get("key_delivered", True):
+        if held is None or details.get("key_id") != held:
+            raise Failed(f"entry {entry.index}: {who} used key {details.get('key_id')}, not "
+                         "the key the packet was wrapped to")
+    _effects(chain, entry, who)
+
+
+def _effects(chain: _Chain, entry: Entry, who: str) -> None:
+    details = entry.details
+    if entry.action == "packet.withdraw":
+        chain.withdrawn = True
+    elif entry.action == "packet.share_approve":
+        chain.approved.add(str(details.get("recipient")))
+    elif entry.action == "packet.share":
+        recipient = str(details.get("recipient"))
+        if recipient in chain.holders or recipient == chain.sender:
+            raise Failed(f"entry {entry.index}: {recipient} held the packet already")
+        if chain.header.meta.handling == "H2" and recipient not in chain.approved:
+            raise Failed(f"entry {entry.index}: H2 share to {recipient} without the "
+                         "originator's approval")
+        chain.holders[recipient] = str(details.get("recipient_key_id"))
+
+
+def check_chain(ctx: Context) -> str:
+    """The granted entries form a coherent chain of custody (module docstring)."""
+    header, events = ctx.need_header(), ctx.need_events()
+    cert = ctx.bundle.certificate
+    chain = _Chain(header, {r.id: r.key_id for r in header.recipients})
+    granted = [e for e in events if e.outcome == "granted"]
+    if not granted:
+        raise Failed("no granted entry: the packet was never submitted")
+    _submission(chain, granted[0], cert.header.data, cert.header.signature)
+    for entry in granted[1:]:
+        _step(chain, entry)
+    for prev, entry in zip(events, events[1:], strict=False):
+        if entry.time < prev.time:
+            raise Failed(f"entry {entry.index} is dated before entry {prev.index}")
+    holders = ", ".join(sorted(chain.holders))
+    return (f"{len(granted)} granted and {len(events) - len(granted)} refused actions; "
+            f"held by {holders}" + ("; withdrawn" if chain.withdrawn else ""))
+
+
+def check_narrative(ctx: Context) -> str:
+    """The custody narrative is exactly the one the entries give."""
+    header, events = ctx.need_header(), ctx.need_events()
+    derived = custody_steps(header, events)
+    if derived != ctx.bundle.certificate.custody:
+        for n, (want, got) in enumerate(zip(derived, ctx.bundle.certificate.custody,
+                                            strict=False)):
+            if want != got:
+                raise Failed(f"step {n + 1} says {got} but the ledger gives {want}")
+        raise Failed(f"the narrative has {len(ctx.bundle.certificate.custody)} steps, "
+                     f"the ledger gives {len(derived)}")
+    return f"{len(derived)} hand-offs, as the ledger entries give them"
+
+
+def check_issue(ctx: Context) -> str:
+    """The last entry issues this certificate; for H1 the court was permitted first."""
+    header, events = ctx.need_header(), ctx.need_events()
+    cert = ctx.bundle.certificate
+    last = events[-1]
+    expected = {"certificate": cert.id, "issued_to": cert.issued_to, "purpose": cert.purpose}
+    if (last.action != ISSUE_ACTION or last.outcome != "granted"
+            or {k: last.details.get(k) for k in expected} != expected):
+        raise Failed(f"the last entry ({last.index}, {last.action}) does not issue this "
+                     f"certificate to {cert.issued_to!r} for {cert.purpose!r}")
+    if last.actor is None or last.actor.liaison != cert.issued_by:
+        raise Failed(f"the issue entry is not by {cert.issued_by}")
+    if format_time(last.time) != cert.issued_at:
+        raise Failed(f"issued at {cert.issued_at}, but the entry is dated {format_time(last.time)}")
+    if header.meta.handling == "H1" and not any(
+            e.action == PERMISSION_ACTION and e.outcome == "granted"
+            and e.actor is not None and e.actor.liaison == header.sender.id
+            and e.details.get("court") == cert.issued_to for e in events[:-1]):
+        raise Failed(f"H1: no permission of the originator for {cert.issued_to!r}")
+    return f"entry {last.index}: issued by {cert.issued_by} at {cert.issued_at}"
