@@ -1,12 +1,16 @@
 """Ledger benchmark: append throughput, proof latency, full verification, vs pymerkle 7.
 
 Not a test. Builds one SQLite ledger (a file in a temporary directory, with
-the production settings of ``app/db.py``: WAL, ``synchronous=FULL``) and grows
-it through each size in ``--sizes``, appending committed batches of 1,000
-realistic entries (~300 bytes, built by ``ledger.entry``) and signing a
+the production settings of ``app/db.py``: WAL, ``synchronous=FULL``, and the
+engine's default connection pool, as ``app/main.py`` uses it) and grows it
+through each size in ``--sizes``, appending committed batches of 1,000
+realistic entries (~400 bytes, built by ``ledger.entry``) and signing a
 checkpoint after every batch. At each size it measures:
 
-- append throughput (entries/s, committed; checkpoint signing timed apart);
+- append throughput (entries/s, committed; checkpoint signing timed apart),
+  and where a batch's time goes: Python (encoding, hashing, tree), the
+  storage's inserts, and the commit (the WAL fsync, plus SQLite's periodic
+  WAL checkpoint);
 - inclusion and consistency proof latency, p50/p99, at random indices, for
   tree sizes that have a signed checkpoint: through ``Ledger`` (the API path,
   which also checks the trust rule) and through ``ledger.merkle`` alone;
@@ -15,6 +19,9 @@ checkpoint after every batch. At each size it measures:
 - full verification (``ledger.verifier.verify_ledger``) in a fresh subprocess:
   entries/s, peak RSS, and the raw hashlib rate for the same number of leaf and
   node hashes in that process.
+
+The machine's load average is printed with every row: these are wall-clock
+rates, and on a shared machine they move with it.
 
 Usage: ``python bench/ledger.py [--sizes 10000,100000,1000000] [--json PATH]``.
 """
@@ -25,8 +32,10 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -87,6 +96,8 @@ class SizeResult:
     pymerkle_inclusion: Latency | None = None
     pymerkle_consistency: Latency | None = None
     verify: dict[str, float] = field(default_factory=dict)
+    batch_ms: dict[str, float] = field(default_factory=dict)
+    load_average: float = 0.0
 
 
 def _client_signature(n: int) -> str:
@@ -136,6 +147,20 @@ def time_calls(calls: Sequence[Callable[[], object]], budget_s: float = 1e9) -> 
     return percentiles(samples)
 
 
+class TimedStorage(SqlStorage):
+    """``SqlStorage`` that adds up the time its ``append`` (the inserts) takes."""
+
+    insert_s = 0.0
+
+    def append(
+        self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[merkle.Node, bytes]]
+    ) -> None:
+        """Time the storage's part of an append."""
+        start = time.perf_counter()
+        super().append(first_index, entries, nodes)
+        self.insert_s += time.perf_counter() - start
+
+
 class OurLedger:
     """The Cadena ledger on a SQLite file, grown batch by batch."""
 
@@ -143,11 +168,16 @@ class OurLedger:
         """Create and migrate the database at ``path``."""
         self.url = f"sqlite:///{path}"
         upgrade_to_head(self.url)
-        self.engine = make_engine(self.url, poolclass=NullPool)
+        # Pooled like the server: with NullPool every batch would also pay for
+        # opening the file and for the full WAL checkpoint SQLite runs when the
+        # last connection closes, which no server does per request.
+        self.engine = make_engine(self.url)
         self.factory: sessionmaker[Session] = make_session_factory(self.engine)
         self.signer = NoteSigner(ORIGIN, SigningKey(SEED))
         self.size = 0
         self.append_s = 0.0
+        self.insert_s = 0.0
+        self.commit_s = 0.0
         self.appended = 0
         self.checkpoint_ns: list[int] = []
 
@@ -156,9 +186,17 @@ class OurLedger:
         while self.size < target:
             drafts = make_drafts(self.size, min(BATCH, target - self.size))
             start = time.perf_counter()
-            with transaction(self.factory) as session:
-                Ledger(SqlStorage(session, LEDGER_TABLES)).append_many(drafts)
+            session = self.factory()
+            try:
+                storage = TimedStorage(session, LEDGER_TABLES)
+                Ledger(storage).append_many(drafts)
+                committing = time.perf_counter()
+                session.commit()
+                self.commit_s += time.perf_counter() - committing
+            finally:
+                session.close()
             self.append_s += time.perf_counter() - start
+            self.insert_s += storage.insert_s
             self.appended += len(drafts)
             self.size += len(drafts)
             start_ns = time.perf_counter_ns()
@@ -166,12 +204,21 @@ class OurLedger:
                 Ledger(SqlStorage(session, LEDGER_TABLES)).checkpoint(self.signer, ORIGIN)
             self.checkpoint_ns.append(time.perf_counter_ns() - start_ns)
 
-    def take_append_rate(self) -> tuple[float, float]:
-        """Entries/s appended since the last call, and the p50 checkpoint latency (ms)."""
+    def take_append_rate(self) -> tuple[float, float, dict[str, float]]:
+        """Entries/s since the last call, p50 checkpoint ms, and ms per batch by stage."""
         rate = self.appended / self.append_s if self.append_s else 0.0
         checkpoint = percentiles(self.checkpoint_ns).p50_ms
-        self.append_s, self.appended, self.checkpoint_ns = 0.0, 0, []
-        return rate, checkpoint
+        batches = max(self.appended / BATCH, 1e-9)
+        insert, commit = self.insert_s / batches * 1e3, self.commit_s / batches * 1e3
+        stages = {
+            "total": self.append_s / batches * 1e3,
+            "python": self.append_s / batches * 1e3 - insert - commit,
+            "insert": insert,
+            "commit": commit,
+        }
+        self.append_s = self.insert_s = self.commit_s = 0.0
+        self.appended, self.checkpoint_ns = 0, []
+        return rate, checkpoint, stages
 
     def measure_proofs(self, rng: random.Random) -> dict[str, Latency]:
         """Proof latencies at the current size (which has a checkpoint)."""
@@ -317,7 +364,7 @@ def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[Size
     results = []
     for size in sizes:
         ours.grow_to(size)
-        append_eps, checkpoint_ms = ours.take_append_rate()
+        append_eps, checkpoint_ms, stages = ours.take_append_rate()
         proofs = ours.measure_proofs(rng)
         result = SizeResult(
             size,
@@ -327,6 +374,7 @@ def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[Size
             consistency=proofs["consistency"],
             inclusion_merkle=proofs["inclusion_merkle"],
             consistency_merkle=proofs["consistency_merkle"],
+            batch_ms=stages,
         )
         if size <= pymerkle_max:
             result.pymerkle_append_eps = theirs.grow_to(size)
@@ -334,6 +382,7 @@ def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[Size
             result.pymerkle_inclusion = their_proofs["inclusion"]
             result.pymerkle_consistency = their_proofs["consistency"]
         result.verify = run_verify_subprocess(workdir / "cadena.db")
+        result.load_average = os.getloadavg()[0]
         results.append(result)
         print_table([result], header=len(results) == 1)
     ours.engine.dispose()
@@ -360,6 +409,8 @@ COLUMNS = (
     ("hashlib e/s", 11),
     ("ratio", 6),
     ("peak RSS MB", 11),
+    ("batch ms py/ins/commit", 22),
+    ("load", 5),
 )
 
 
@@ -384,6 +435,8 @@ def _row(r: SizeResult) -> list[str]:
         f"{v['hashlib_eps']:,.0f}",
         f"{v['ratio']:.0%}",
         f"{v['peak_rss_mb']:.0f}",
+        "/".join(f"{r.batch_ms.get(k, 0):.1f}" for k in ("python", "insert", "commit")),
+        f"{r.load_average:.1f}",
     ]
 
 
@@ -411,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="cadena-bench-") as tmp:
         started = time.perf_counter()
         results = measure(sizes, args.pymerkle_max, Path(tmp))
-        print(f"total {time.perf_counter() - started:.0f} s; SQLite {sys.version.split()[0]}")
+        print(f"total {time.perf_counter() - started:.0f} s; Python {sys.version.split()[0]}, "
+              f"SQLite {sqlite3.sqlite_version}; load average {os.getloadavg()[0]:.1f}")
     if args.json is not None:
         payload: dict[str, Any] = {"results": [asdict(r) for r in results], "batch": BATCH}
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

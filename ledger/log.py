@@ -18,6 +18,8 @@ Rules it keeps (DESIGN "Ledger"):
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,15 +71,17 @@ class Ledger:
         else:
             prev = head.last_leaf_hash
         builder = merkle.TreeBuilder(head.size, self.storage.nodes(merkle.frontier(head.size)))
-        appended: list[AppendedEntry] = []
-        nodes: list[tuple[merkle.Node, bytes]] = []
-        for draft in drafts:
-            raw = encode_entry(draft, builder.size, prev)
-            prev = merkle.leaf_hash(raw)
-            appended.append(AppendedEntry(builder.size, prev, raw))
-            nodes.extend(builder.append(prev))
-        self.storage.append(head.size, [a.raw for a in appended], nodes)
-        return appended
+        raws: list[bytes] = []
+        leaves: list[bytes] = []
+        sha256 = hashlib.sha256
+        for index, draft in enumerate(drafts, head.size):
+            raw = encode_entry(draft, index, prev)
+            prev = sha256(b"\x00" + raw).digest()  # RFC 9162 leaf hash; the next entry's prev
+            raws.append(raw)
+            leaves.append(prev)
+        self.storage.append(head.size, raws, builder.extend(leaves))
+        return [AppendedEntry(index, leaf, raw)
+                for index, leaf, raw in zip(itertools.count(head.size), leaves, raws)]
 
     def checkpoint(self, signer: NoteSigner, origin: str) -> StoredCheckpoint | None:
         """Sign and store a checkpoint of the whole tree if it grew; else return ``None``.
@@ -100,15 +104,7 @@ class Ledger:
 
     def signed_checkpoint(self, size: int) -> StoredCheckpoint | None:
         """The stored checkpoint of exactly ``size`` leaves, if one was signed."""
-        latest = self.storage.latest_checkpoint()
-        if latest is None or latest.size < size:
-            return None
-        if latest.size == size:
-            return latest
-        for stored in self.storage.checkpoints():
-            if stored.size >= size:
-                return stored if stored.size == size else None
-        return None
+        return self.storage.checkpoint_at(size)
 
     def _require_checkpoint(self, size: int, error: type[ProofError]) -> None:
         if self.signed_checkpoint(size) is None:

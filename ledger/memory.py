@@ -12,11 +12,18 @@ are plain lists and dicts so that tests can tamper with them directly:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 
 from ledger.errors import ConflictError, StorageError
 from ledger.merkle import Node
 from ledger.storage import Head, StoredCheckpoint
+
+
+def _size(checkpoint: StoredCheckpoint) -> int:
+    return checkpoint.size
+
 
 _State = tuple[list[bytes], dict[Node, bytes], list[StoredCheckpoint]]
 
@@ -86,6 +93,10 @@ class MemoryStorage:
                 if value is not None:
                     yield key, value
 
+    def iter_node_hashes(self) -> Iterator[bytes]:
+        """Every stored node's hash, in :meth:`iter_nodes` order."""
+        return map(itemgetter(1), self.iter_nodes())
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint, by ascending size."""
         return iter(list(self.checkpoint_list))
@@ -93,6 +104,17 @@ class MemoryStorage:
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The stored checkpoint with the largest size, if any."""
         return self.checkpoint_list[-1] if self.checkpoint_list else None
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of exactly ``size`` leaves, if any.
+
+        A binary search of the list (kept by ascending size), not a dict
+        beside it: tests edit ``checkpoint_list`` in place, and an index
+        would go stale behind their back.
+        """
+        found = self.checkpoint_list
+        i = bisect.bisect_left(found, size, key=_size)
+        return found[i] if i < len(found) and found[i].size == size else None
 
     # -- LedgerStorage --
     def lock_head(self) -> Head:

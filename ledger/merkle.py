@@ -15,7 +15,7 @@ or a proof costs O(log n) node reads, fetched in one batch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ledger.errors import StorageError
@@ -163,14 +163,26 @@ class TreeBuilder:
 
     def append(self, leaf: bytes) -> list[tuple[Node, bytes]]:
         """Add one leaf hash; return every perfect node it completes (the leaf included)."""
-        key, value = (0, self.size), leaf
-        created = [(key, value)]
-        while key[1] % 2 == 1:
-            (left_key, left_value) = self._stack.pop()
-            key, value = (key[0] + 1, key[1] // 2), node_hash(left_value, value)
-            created.append((key, value))
-        self._stack.append((key, value))
-        self.size += 1
+        return self.extend((leaf,))
+
+    def extend(self, leaves: Iterable[bytes]) -> list[tuple[Node, bytes]]:
+        """Add leaf hashes in order; return the perfect nodes they complete, in order.
+
+        The order is the storage order: by the last leaf covered, then by level.
+        """
+        created: list[tuple[Node, bytes]] = []
+        add, stack, sha256 = created.append, self._stack, hashlib.sha256
+        size = self.size
+        for leaf in leaves:
+            value, level, index = leaf, 0, size
+            add(((0, index), value))
+            while index & 1:  # a right child completes its parent (RFC 9162 §2.1.1)
+                value = sha256(b"\x01" + stack.pop()[1] + value).digest()
+                level, index = level + 1, index >> 1
+                add(((level, index), value))
+            stack.append(((level, index), value))
+            size += 1
+        self.size = size
         return created
 
     def root(self) -> bytes:

@@ -44,6 +44,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -78,7 +79,7 @@ from ledger.storage import Head, StoredCheckpoint
 __all__ = ["LedgerTables", "SqlStorage", "define_ledger_tables"]
 
 HEAD_ID = 1
-STREAM_BATCH = 2_000
+STREAM_BATCH = 10_000
 """Rows fetched per round trip when streaming entries, nodes and checkpoints."""
 LOOKUP_CHUNK = 200
 """Keys per node lookup query (SQLite's parser limits expression depth to 1,000)."""
@@ -182,31 +183,50 @@ class SqlStorage:
             .order_by(c.index)
         )
         for batch in self._batches(self._cached("entries", stmt), {"start": start, "stop": stop}):
-            for (entry,) in batch:
-                yield entry
+            yield from map(_first, batch)  # C-level per row: the verifier reads every one
 
     def iter_nodes(self) -> Iterator[tuple[Node, bytes]]:
         """Every stored node, ordered by the last leaf it covers, then by level."""
         c = self._t.nodes.c
         stmt = select(c.level, c.index, c.hash).order_by(c.last_leaf, c.level)
         for batch in self._batches(self._cached("iter_nodes", stmt), {}):
-            for level, index, value in batch:
-                yield (level, index), value
+            levels, indices, values = zip(*batch, strict=True)
+            yield from zip(zip(levels, indices, strict=True), values, strict=True)
+
+    def iter_node_hashes(self) -> Iterator[bytes]:
+        """Every stored node's hash, in :meth:`iter_nodes` order (a primary-key scan)."""
+        c = self._t.nodes.c
+        stmt = select(c.hash).order_by(c.last_leaf, c.level)
+        for batch in self._batches(self._cached("iter_node_hashes", stmt), {}):
+            yield from map(_first, batch)
 
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
         """Hashes of the stored nodes among ``keys``, one query per 200 keys."""
         wanted = sorted(set(keys))
         found: dict[Node, bytes] = {}
-        conn = self._conn()
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             params: dict[str, int] = {}
             for n, (level, index) in enumerate(chunk):
                 params[f"l{n}"], params[f"v{n}"] = ((index + 1) << level) - 1, level
-            sql = _compiled(conn, self._node_lookup(len(chunk)))
-            for level, index, value in conn.exec_driver_sql(sql.string, sql.params([params])[0]):
+            for level, index, value in self._rows(self._node_lookup(len(chunk)), params):
                 found[(int(level), int(index))] = bytes(value)
         return found
+
+    def _rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """All rows of a small query, through the DB-API cursor.
+
+        Proof requests make two such queries (the checkpoint, the nodes);
+        SQLAlchemy's execution and result layers cost more than both.
+        """
+        conn = self._conn()
+        sql = _compiled(conn, stmt)
+        cursor = _dbapi(conn).cursor()
+        try:
+            cursor.execute(sql.string, sql.params([params])[0])
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def _insert(self, table: Table) -> ClauseElement:
         key = ("insert " + table.name, 0)
@@ -251,9 +271,7 @@ class SqlStorage:
         """
         conn = self._conn()
         sql = _compiled(conn, stmt)
-        dbapi = conn.connection.dbapi_connection
-        if dbapi is None:
-            raise StorageError("the session's connection is closed")
+        dbapi = _dbapi(conn)
         if conn.dialect.name == "postgresql":
             cursor = dbapi.cursor(name=f"ledger_stream_{next(_CURSOR_IDS)}")
         else:
@@ -279,6 +297,16 @@ class SqlStorage:
         if row is None:
             return None
         return StoredCheckpoint(size=int(row.size), root=bytes(row.root), note=str(row.note))
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of exactly ``size`` leaves, if any (a primary-key lookup)."""
+        c = self._t.checkpoints.c
+        stmt = self._cached(
+            "checkpoint_at", select(c.size, c.root, c.note).where(c.size == bindparam("size"))
+        )
+        for found, root_hash, note in self._rows(stmt, {"size": size}):
+            return StoredCheckpoint(size=int(found), root=bytes(root_hash), note=str(note))
+        return None
 
     # -- writes --------------------------------------------------------------
 
@@ -322,14 +350,20 @@ class SqlStorage:
         )
         if moved.rowcount != 1:
             raise ConflictError(f"ledger head is no longer at size {first_index}")
+        # The driver's own exception, since the rows bypass SQLAlchemy.
+        driver_error = getattr(conn.dialect.dbapi, "IntegrityError", IntegrityError)
         try:
-            # Straight to the driver's executemany: SQLAlchemy's per-row
-            # parameter processing cost more than SQLite's inserts.
-            for table, rows in ((self._t.entries, entry_rows), (self._t.nodes, node_rows)):
-                if rows:
-                    sql = _compiled(conn, self._insert(table))
-                    conn.exec_driver_sql(sql.string, sql.column_rows(table, rows))
-        except IntegrityError as exc:
+            # Straight to the DB-API cursor's executemany with plain tuples:
+            # SQLAlchemy's per-row parameter processing cost more than the inserts.
+            cursor = _dbapi(conn).cursor()
+            try:
+                for table, rows in ((self._t.entries, entry_rows), (self._t.nodes, node_rows)):
+                    if rows:
+                        sql = _compiled(conn, self._insert(table))
+                        cursor.executemany(sql.string, sql.column_rows(table, rows))
+            finally:
+                cursor.close()
+        except (IntegrityError, driver_error) as exc:
             raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
@@ -397,6 +431,15 @@ class _DriverSql:
 
 
 _CURSOR_IDS = itertools.count()
+_first = itemgetter(0)
+
+
+def _dbapi(conn: Connection) -> Any:
+    """The DB-API connection under ``conn`` (inside the session's transaction)."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        raise StorageError("the session's connection is closed")
+    return dbapi
 
 _COMPILED: dict[tuple[str, int], tuple[ClauseElement, _DriverSql]] = {}
 

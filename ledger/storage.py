@@ -12,7 +12,8 @@ What is stored:
 - nodes: the hash of every *perfect* subtree ``(level, index)`` (see
   ``ledger.merkle``), level 0 being the leaf hashes; this makes roots and
   proofs O(log n) reads;
-- checkpoints: every signed checkpoint note, by tree size, ascending.
+- checkpoints: every signed checkpoint note, by tree size (looked up by size,
+  or listed in ascending order).
 """
 
 from __future__ import annotations
@@ -56,12 +57,28 @@ class LedgerReader(NodeReader, Protocol):
         """Every stored node, ordered by the last leaf it covers, then by level."""
         ...
 
+    def iter_node_hashes(self) -> Iterator[bytes]:
+        """The hash of every stored node, in :meth:`iter_nodes` order, without keys.
+
+        What the verifier streams (a million entries mean two million nodes):
+        it recomputes each node in the same order, so equal hashes need no key.
+        """
+        ...
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint, by ascending size."""
         ...
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The stored checkpoint with the largest size, if any."""
+        ...
+
+    def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of exactly ``size`` leaves, if any (a point lookup).
+
+        Proof requests check the trust rule with it, and a log signing every
+        second stores 86,400 checkpoints a day: never a scan.
+        """
         ...
 
 

@@ -1,7 +1,8 @@
 """The auditor's verifier: one streaming pass over a whole stored ledger.
 
-:func:`verify_ledger` reads entries and tree nodes together, in order, and
-keeps only O(log n) state (the tree's right frontier). For every position
+:func:`verify_ledger` reads entries and tree node hashes together, in order,
+and keeps only the tree's right frontier (O(log n)) and one batch of at most
+:data:`BATCH` entries. For every position
 ``p`` it checks that the entry is canonical, says ``index == p``, links by
 ``prev`` to the leaf hash of entry ``p - 1``, and that every stored node
 completed by leaf ``p`` equals the recomputed one (RFC 9162 §2.1.1). When the
@@ -10,7 +11,12 @@ pass reaches the size of a stored checkpoint it checks the log's signature
 checkpoints that both equal roots recomputed from one leaf sequence are
 consistent (RFC 9162 §2.1.4), so no proof is needed between them.
 
-The pass stops at the first fault. Only then does it read a little more
+Each batch (never across a checkpoint's size) is first checked with no
+Python code per entry but the hashing (:meth:`ledger.checker.EntryChecker.check_batch`,
+then whole-list comparisons of indices, ``prev`` links and stored nodes). A
+batch that fails any of it is replayed entry by entry, which accepts what the
+fast check does not cover and finds the exact first fault. The pass stops at
+the first fault. Only then does it read a little more
 (the next entry, a few nodes by key) to say what went wrong:
 
 ``MALFORMED_ENTRY``  entry ``p`` is not a canonical entry.
@@ -46,14 +52,15 @@ The pass stops at the first fault. Only then does it read a little more
 
 from __future__ import annotations
 
-import binascii
 import enum
 import hashlib
+import itertools
+from binascii import hexlify
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ledger import merkle
-from ledger.entry import EntryChecker
+from ledger.checker import EntryChecker
 from ledger.errors import (
     EntryFormatError,
     NoteFormatError,
@@ -65,8 +72,10 @@ from ledger.note import NoteVerifier, open_checkpoint
 from ledger.storage import LedgerReader, StoredCheckpoint
 
 _ZEROS = b"0" * 64
-_NO_NODE: tuple[merkle.Node, bytes] = ((-1, -1), b"")
+_NO_NODE = b""  # what the node stream gives once it is exhausted
 _NEVER = 2**64  # a size no checkpoint has
+BATCH = 10_000
+"""Entries checked together on the fast path (and at most held in memory)."""
 
 
 class Fault(enum.Enum):
@@ -108,6 +117,25 @@ def _at(size: int) -> int:
     return max(size - 1, 0)
 
 
+def _tree_nodes(first: int, leaves: list[bytes], stack: list[bytes]) -> list[bytes]:
+    """Append ``leaves`` from leaf ``first`` to the right frontier ``stack`` (in place).
+
+    Returns the hashes of every perfect node they complete, leaves included,
+    in storage order (by last leaf covered, then by level; RFC 9162 §2.1.1).
+    """
+    sha = hashlib.sha256
+    out: list[bytes] = []
+    add, push, pop = out.append, stack.append, stack.pop
+    for index, value in enumerate(leaves, first):
+        add(value)
+        while index & 1:
+            value = sha(b"\x01" + pop() + value).digest()
+            add(value)
+            index >>= 1
+        push(value)
+    return out
+
+
 def _fold(stack: list[bytes]) -> bytes:
     """The RFC 9162 root from the right frontier (largest subtree first)."""
     if not stack:
@@ -126,7 +154,7 @@ class _Pass:
         self.verifier = verifier
         self.total = reader.size()
         self.entries: Iterator[bytes] = iter(reader.entries(0, self.total))
-        self.nodes: Iterator[tuple[merkle.Node, bytes]] = iter(reader.iter_nodes())
+        self.nodes: Iterator[bytes] = iter(reader.iter_node_hashes())
         self.cps: Iterator[StoredCheckpoint] = iter(reader.checkpoints())
         self.pending: StoredCheckpoint | None = next(self.cps, None)
         self.checker = EntryChecker()
@@ -134,49 +162,93 @@ class _Pass:
         self.count = 0
         self.verified = 0
         self.last_cp_size = -1
+        self.prev_hex = _ZEROS  # what entry ``count`` must give as prev
+        self.last_leaf = b""
 
     def run(self) -> _Finding | None:
         """Scan every entry, then what is left after the last one."""
         return self._scan() or self._tail()
 
     def _scan(self) -> _Finding | None:
-        finding = self._checkpoints_due(0)
-        if finding is not None:
-            return finding
-        try:
-            return self._entries()
-        except EntryFormatError as exc:  # only the entry scan raises it
-            return _Finding(self.count, Fault.MALFORMED_ENTRY, f"entry {self.count}: {exc}")
+        return self._checkpoints_due(0) or self._entries()
 
     def _entries(self) -> _Finding | None:
-        # The hot loop: flat, on locals, allocating little.
-        sha, hexlify = hashlib.sha256, binascii.hexlify
-        nodes, stack = self.nodes, self.stack
-        prev_hex, p = _ZEROS, 0
+        """Batches up to the next checkpoint: fast when clean, else entry by entry."""
         next_cp = self.pending.size if self.pending is not None else _NEVER
-        self.count = 0
-        for raw, index, prev in self.checker.scan(self.entries):
-            leaf = sha(b"\x00" + raw).digest()
-            # Equal hashes imply the right node (keys are unique, hashes are
-            # preimage resistant), so keys are only looked at after a mismatch.
-            if next(nodes, _NO_NODE)[1] != leaf or index != p or prev != prev_hex:
-                return self._classify(p, index, prev, prev_hex, leaf)
-            value, idx, level = leaf, p, 0
-            while idx & 1:
-                value = sha(b"\x01" + stack.pop() + value).digest()
-                idx, level = idx >> 1, level + 1
-                if next(nodes, _NO_NODE)[1] != value:
-                    return _Finding(idx << level, Fault.BAD_NODE,
-                                    f"stored node ({level}, {idx}) is missing or wrong")
-            stack.append(value)
-            prev_hex = hexlify(leaf)
-            p += 1
-            self.count = p
+        while True:
+            p = self.count
+            raws = list(itertools.islice(self.entries, min(next_cp - p, BATCH)))
+            if not raws:
+                return None
+            stack = list(self.stack)
+            rows = self._fast_batch(p, raws)
+            if rows is None:  # some entry or node needs a closer look: replay the batch
+                self.stack = stack
+                finding = self._slow_batch(p, raws)
+                if finding is not None:
+                    return finding
+            self.count = p = p + len(raws)
+            self.prev_hex = hexlify(self.last_leaf)
             if next_cp <= p:
                 finding = self._checkpoints_due(p)
                 if finding is not None:
                     return finding
                 next_cp = self.pending.size if self.pending is not None else _NEVER
+
+    def _fast_batch(self, p: int, raws: list[bytes]) -> list[bytes] | None:
+        """Check entries ``p, p+1, ...`` with C-level maps and compare whole lists.
+
+        Returns the stored nodes it consumed, or ``None`` if anything differs
+        (the caller then replays the batch through :meth:`_slow_batch`, which
+        names the fault, or accepts entries the fast check does not cover).
+        Hashing is the only per-entry Python code.
+        """
+        fields = self.checker.check_batch(raws)
+        if fields is None:
+            return None
+        indices, prevs = fields
+        sha = hashlib.sha256
+        leaves = [sha(b"\x00" + raw).digest() for raw in raws]
+        if prevs[0] != self.prev_hex or list(prevs[1:]) != list(map(hexlify, leaves[:-1])):
+            return None
+        if list(map(int, indices)) != list(range(p, p + len(raws))):
+            return None
+        expected = _tree_nodes(p, leaves, self.stack)
+        rows = list(itertools.islice(self.nodes, len(expected)))
+        if rows != expected:
+            self.nodes = itertools.chain(rows, self.nodes)  # the replay reads them again
+            return None
+        self.last_leaf = leaves[-1]
+        return rows
+
+    def _slow_batch(self, p: int, raws: list[bytes]) -> _Finding | None:
+        """Check entries ``p, p+1, ...`` one by one; classify the first fault."""
+        sha, nodes, stack = hashlib.sha256, self.nodes, self.stack
+        prev_hex = self.prev_hex
+        try:
+            for k, (raw, index, prev) in enumerate(self.checker.scan(raws)):
+                leaf = sha(b"\x00" + raw).digest()
+                # Equal hashes imply the right node (keys are unique, hashes are
+                # preimage resistant), so keys are only looked at after a mismatch.
+                if next(nodes, _NO_NODE) != leaf or index != p or prev != prev_hex:
+                    self.entries = itertools.chain(raws[k + 1:], self.entries)
+                    self.count = p
+                    return self._classify(p, index, prev, prev_hex, leaf)
+                value, idx, level = leaf, p, 0
+                while idx & 1:
+                    value = sha(b"\x01" + stack.pop() + value).digest()
+                    idx, level = idx >> 1, level + 1
+                    if next(nodes, _NO_NODE) != value:
+                        self.count = p
+                        return _Finding(idx << level, Fault.BAD_NODE,
+                                        f"stored node ({level}, {idx}) is missing or wrong")
+                stack.append(value)
+                prev_hex = hexlify(leaf)
+                self.last_leaf = leaf
+                p += 1
+        except EntryFormatError as exc:
+            self.count = p
+            return _Finding(p, Fault.MALFORMED_ENTRY, f"entry {p}: {exc}")
         return None
 
     # -- checkpoints --
@@ -281,7 +353,7 @@ class _Pass:
         """Whether anything besides the stored leaf node vouches for entry ``p``'s bytes."""
         if nxt is not None:
             try:
-                return EntryChecker().check(nxt)[1] == binascii.hexlify(leaf)
+                return EntryChecker().check(nxt)[1] == hexlify(leaf)
             except EntryFormatError:
                 return False
         if p & 1:
@@ -309,12 +381,14 @@ class _Pass:
         if count < self.total:
             return _Finding(count, Fault.MISSING_ENTRY,
                             f"storage holds {self.total} entries, {count} were read")
-        key, _ = next(self.nodes, _NO_NODE)
+        if next(self.nodes, _NO_NODE) == _NO_NODE:
+            return None
+        # A stored node beyond the entries: find its key (a second pass over
+        # the keyed stream, paid only when the ledger is already faulty).
+        key = next(k for k, _ in self.reader.iter_nodes() if ((k[1] + 1) << k[0]) - 1 >= count)
         if key == (0, count):
             return _Finding(count, Fault.MISSING_ENTRY, f"the tree has a leaf {count}, no entry")
-        if key != _NO_NODE[0]:
-            return _Finding(key[1] << key[0], Fault.BAD_NODE, f"stray stored node {key}")
-        return None
+        return _Finding(key[1] << key[0], Fault.BAD_NODE, f"stray stored node {key}")
 
 
 def verify_ledger(reader: LedgerReader, verifier: NoteVerifier) -> LedgerReport:

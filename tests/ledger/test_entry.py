@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.checker import EntryChecker, check_entry
 from ledger.entry import (
     GENESIS_PREV,
     MAX_SAFE_INT,
     Actor,
-    EntryChecker,
     EntryDraft,
-    check_entry,
     encode_entry,
+    format_time,
     parse_entry,
 )
 from ledger.errors import EntryFormatError
@@ -221,6 +221,161 @@ def test_fast_check_never_accepts_what_the_strict_parser_refuses(
 
 def test_common_shape_takes_the_fast_path() -> None:
     # The regular expression alone accepts it: no JSON parse is needed.
-    from ledger.entry import _FAST
+    from ledger.checker import _FAST
     assert _FAST.fullmatch(EXAMPLE_BYTES) is not None
     assert json.loads(EXAMPLE_BYTES)["index"] == 7
+
+
+# -- the fast encoder against a naive reference --------------------------------
+
+
+def reference_encode(draft: EntryDraft, index: int, prev: bytes) -> bytes:
+    """The obvious encoder: build the object, dump it canonically, parse it strictly."""
+    if len(prev) != 32 or (index == 0) != (prev == GENESIS_PREV):
+        raise EntryFormatError("bad prev")
+    if draft.time.utcoffset() is None:
+        raise EntryFormatError("naive time")
+    try:
+        t = draft.time.astimezone(UTC)
+    except OverflowError as exc:
+        raise EntryFormatError("time out of range") from exc
+    obj: dict[str, Any] = {
+        "action": draft.action,
+        "actor": "system" if draft.actor is None else {
+            "key": draft.actor.key, "liaison": draft.actor.liaison},
+        "index": index, "outcome": draft.outcome, "prev": prev.hex(),
+        "subject": dict(draft.subject),
+        "time": f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:"
+                f"{t.second:02d}.{t.microsecond:06d}Z",
+    }
+    for name in ("reason", "signature"):
+        if getattr(draft, name) is not None:
+            obj[name] = getattr(draft, name)
+    if draft.details:
+        obj["details"] = dict(draft.details)
+    try:
+        raw = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                         allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise EntryFormatError(str(exc)) from exc
+    parse_entry(raw)
+    return raw
+
+
+odd_texts = st.text(max_size=12) | st.sampled_from(["", "\ud800", "a\"b\\c", "\x00\x1f\x7f", "é—✓"])
+odd_names = names | odd_texts
+odd_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**60, 2**60) | odd_texts
+    | st.floats(allow_nan=True) | st.sampled_from([2**53 - 1, -(2**53) + 1, 2**53, -(2**53)]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(odd_names, inner, max_size=3),
+    max_leaves=12,
+)
+deep: Any = "leaf"
+for _ in range(9):
+    deep = {"a": deep}
+odd_drafts = st.builds(
+    EntryDraft,
+    time=st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones()),
+    actor=st.none() | st.builds(Actor, liaison=odd_texts, key=odd_texts),
+    action=st.from_regex(r"[a-z][a-z0-9_]{0,5}(\.[a-z0-9_]{0,3}){0,2}", fullmatch=True)
+    | odd_texts,
+    subject=st.dictionaries(odd_names, odd_texts, max_size=3),
+    outcome=st.sampled_from(["granted", "denied", "allowed"]),
+    reason=st.none() | odd_texts,
+    details=st.dictionaries(odd_names, odd_values, max_size=4) | st.just({"d": deep}),
+    signature=st.none() | odd_texts | st.binary(max_size=40).map(
+        lambda b: base64.b64encode(b).decode()) | st.sampled_from(["QQ==", "QR==", "QUI=", "QUJ="]),
+)
+
+
+@given(draft=drafts, index=st.integers(1, 2**63 - 1))
+def test_fast_encoder_gives_the_reference_bytes(draft: EntryDraft, index: int) -> None:
+    raw = encode_entry(draft, index, PREV, strict=True)
+    assert raw == reference_encode(draft, index, PREV)
+
+
+@given(draft=odd_drafts, index=st.integers(-1, 2**63), genesis=st.booleans())
+def test_fast_encoder_refuses_exactly_what_the_reference_refuses(
+        draft: EntryDraft, index: int, genesis: bool) -> None:
+    prev = GENESIS_PREV if genesis else PREV
+    try:
+        expected: bytes | None = reference_encode(draft, index, prev)
+    except EntryFormatError:
+        expected = None
+    try:
+        got: bytes | None = encode_entry(draft, index, prev, strict=True)
+    except EntryFormatError:
+        got = None
+    assert got == expected
+
+
+def test_strict_encoding_catches_an_encoder_that_does_not_round_trip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledger import entry
+    monkeypatch.setattr(entry, "_QUOTE", lambda text: json.dumps(text))  # ASCII escapes
+    odd = EntryDraft(**{**EXAMPLE.__dict__, "subject": {"id": "é", "type": "packet"}})
+    encode_entry(odd, 7, PREV)  # the fast path trusts its own code...
+    with pytest.raises(EntryFormatError):
+        encode_entry(odd, 7, PREV, strict=True)  # ...the strict one checks it
+
+
+@given(moment=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 1, 1),
+                           timezones=st.timezones()))
+def test_time_is_formatted_as_its_utc_instant(moment: datetime) -> None:
+    utc = moment.astimezone(UTC).replace(tzinfo=None)  # (strftime does not pad years < 1000)
+    assert format_time(moment) == utc.isoformat(timespec="microseconds") + "Z"
+
+
+# -- the verifier's batch check ---------------------------------------------------
+
+
+@given(batch=st.lists(st.tuples(drafts, st.integers(1, 10**12)), min_size=1, max_size=8))
+def test_batch_check_reads_what_the_strict_parser_reads(
+        batch: list[tuple[EntryDraft, int]]) -> None:
+    raws = [encode_entry(draft, index, PREV) for draft, index in batch]
+    fields = EntryChecker().check_batch(raws)
+    if fields is None:  # not the common shape: the per-entry scan takes it
+        assert all(EntryChecker().check(raw) == (i, PREV.hex().encode())
+                   for raw, (_, i) in zip(raws, batch, strict=True))
+        return
+    indices, prevs = fields
+    assert [int(i) for i in indices] == [index for _, index in batch]
+    assert set(prevs) == {PREV.hex().encode()}
+
+
+@given(draft=drafts, data=st.data())
+def test_batch_check_never_accepts_what_the_strict_parser_refuses(
+        draft: EntryDraft, data: st.DataObject) -> None:
+    raw = bytearray(encode_entry(draft, 5, PREV))
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        pos = data.draw(st.integers(0, len(raw) - 1), label="position")
+        raw[pos] = data.draw(st.sampled_from(b'"\\{}:,0aA=+/ \x00\x7f\xc3\xa9-.'), label="byte")
+    fields = EntryChecker().check_batch([bytes(raw)])
+    if fields is None:
+        return
+    (index,), (prev,) = fields
+    if prev != PREV.hex().encode():
+        return  # the verifier compares prev with the hash it expects, and replays
+    strict = parse_entry(bytes(raw))  # must not raise
+    assert (strict.index, strict.prev) == (int(index), PREV)
+
+
+def test_common_shapes_take_the_batch_path() -> None:
+    from tests.ledger.helpers import draft as ledger_draft
+    raws = [encode_entry(ledger_draft(n, denied=n % 5 == 0), n + 1, PREV) for n in range(50)]
+    raws.append(encode_entry(EntryDraft(**{**EXAMPLE.__dict__, "signature": "QUJD"}), 9, PREV))
+    fields = EntryChecker().check_batch(raws)
+    assert fields is not None
+    assert [int(i) for i in fields[0]] == [*range(1, 51), 9]
+
+
+@pytest.mark.parametrize("change", [
+    {"subject": {"id": 'say "hi"', "type": "packet"}},      # an escape
+    {"details": {"note": "señal"}},                          # fine: non-ASCII, no escape
+    {"details": {"b": 1, "a": 2}},                           # sorted on encoding anyway
+    {"details": {"a": {"nested": 1}}},                       # not flat
+    {"subject": {"id": "p", "kind": "x", "type": "packet"}},  # three subject fields
+])
+def test_uncommon_shapes_still_check_through_the_scan(change: dict[str, Any]) -> None:
+    raw = encode_entry(EntryDraft(**{**EXAMPLE.__dict__, **change}), 7, PREV)
+    assert EntryChecker().check(raw) == (7, PREV.hex().encode())

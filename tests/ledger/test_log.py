@@ -137,6 +137,18 @@ def test_proofs_are_served_only_for_signed_sizes() -> None:
         ledger.consistency_proof(7, 4)
 
 
+def test_the_trust_rule_looks_checkpoints_up_by_size_not_by_scanning() -> None:
+    storage, ledger = build_ledger(40, checkpoints=tuple(range(1, 41)))
+
+    def no_scan() -> None:
+        raise AssertionError("proofs must not list every checkpoint")
+
+    storage.checkpoints = no_scan  # type: ignore[method-assign,assignment]
+    assert ledger.signed_checkpoint(17) == storage.checkpoint_list[16]
+    assert len(ledger.consistency_proof(17, 33)) > 0
+    assert len(ledger.inclusion_proof(5, 17)) > 0
+
+
 def test_root_of_a_size_beyond_the_ledger_is_refused() -> None:
     _, ledger = build_ledger(3)
     assert ledger.root(0) == merkle.EMPTY_ROOT

@@ -222,6 +222,16 @@ def test_checkpoints_are_stored_in_ascending_size(store: Backend) -> None:
     assert store.storage.latest_checkpoint() == checkpoint_at(store.storage, 10)
 
 
+def test_checkpoint_at_finds_exactly_the_stored_sizes(store: Backend) -> None:
+    append_leaves(store.storage, 10)
+    for size in (3, 7, 10):
+        store.storage.add_checkpoint(checkpoint_at(store.storage, size))
+    store.commit()
+    for size in range(0, 12):
+        expected = checkpoint_at(store.storage, size) if size in (3, 7, 10) else None
+        assert store.storage.checkpoint_at(size) == expected
+
+
 def test_no_checkpoint_yet_means_latest_is_none(store: Backend) -> None:
     assert store.storage.latest_checkpoint() is None
     assert list(store.storage.checkpoints()) == []

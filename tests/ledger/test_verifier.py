@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -237,3 +238,50 @@ def test_duplicate_checkpoint_size_is_a_fork() -> None:
     storage = build(Shape(6, (3, 6)))
     storage.checkpoint_list.insert(1, storage.checkpoint_list[0])
     found(storage, 2, Fault.FORK)
+
+
+# -- batches: the fast path and the entry-by-entry replay agree -------------------
+
+
+@given(shape=shapes(min_size=2), data=st.data(), batch=st.sampled_from([1, 2, 3, 7]))
+def test_batch_size_never_changes_the_report(shape: Shape, data: st.DataObject,
+                                             batch: int) -> None:
+    import ledger.verifier as verifier_module
+    storage = build(shape)
+    if data.draw(st.booleans(), label="tamper with an entry"):
+        i = data.draw(st.integers(0, shape.size - 1), label="entry")
+        raw = bytearray(storage.entry_list[i])
+        raw[data.draw(st.integers(0, len(raw) - 1), label="byte")] ^= 1 << data.draw(
+            st.integers(0, 7), label="bit")
+        storage.entry_list[i] = bytes(raw)
+    else:
+        key = data.draw(st.sampled_from(sorted(storage.node_hashes)), label="node")
+        storage.node_hashes[key] = bytes(32)
+    whole = verify_ledger(storage, VERIFIER)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verifier_module, "BATCH", batch)
+        assert verify_ledger(storage, VERIFIER) == whole
+
+
+def test_entries_off_the_fast_path_verify_and_are_located_when_changed() -> None:
+    from ledger.entry import Actor, EntryDraft
+    from ledger.log import Ledger
+    from tests.ledger.helpers import T0
+    storage = MemoryStorage()
+    ledger = Ledger(storage)
+    odd: list[dict[str, Any]] = [
+        {"subject": {"id": 'quoted "id"', "type": "packet"}},
+        {"details": {"path": "a\\b", "nested": {"deep": [1, None, True]}}},
+        {"actor": Actor(liaison="señora", key="k\u2028")},
+        {"subject": {"channel": "c", "id": "p", "type": "packet"}},
+    ]
+    drafts = [draft(n) for n in range(12)]
+    for k, change in enumerate(odd):
+        drafts.insert(3 * k + 1, EntryDraft(**{**draft(100 + k).__dict__, "time": T0, **change}))
+    ledger.append_many(drafts)
+    ledger.checkpoint(SIGNER, ORIGIN)
+    assert verify_ledger(storage, VERIFIER).ok
+    at = 3 * 1 + 1  # the nested details
+    assert b"[1," in storage.entry_list[at]
+    storage.entry_list[at] = storage.entry_list[at].replace(b"[1,", b"[2,")
+    found(storage, at, Fault.MODIFIED_ENTRY)
