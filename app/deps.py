@@ -9,9 +9,11 @@ transaction; any other error rolls back and records nothing.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Annotated
 
+import psycopg
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
@@ -36,13 +38,27 @@ def _sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
+# Driver errors are listed too: ``ledger.sqlstore`` runs its hot queries on the
+# DB-API cursor, where SQLAlchemy does not wrap what the driver raises.
+_DATABASE_DOWN = (OperationalError, DBAPIError, PoolTimeout, psycopg.OperationalError,
+                  psycopg.InterfaceError, sqlite3.OperationalError)
+
+
+def _rollback(session: Session) -> None:
+    """Roll back; on a connection already lost the database rolled back by itself."""
+    try:
+        session.rollback()
+    except _DATABASE_DOWN:
+        log.warning("rollback failed: the database connection is lost")
+
+
 def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
     session = factory()
     try:
         appended = record(session, exc.entry)
         session.commit()
     except Exception:
-        session.rollback()
+        _rollback(session)
         log.error("refusal could not be recorded", action=exc.entry.action)
         raise
     finally:
@@ -59,18 +75,21 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
         session.commit()
     except AccessDenied as exc:
-        session.rollback()
-        _record_refusal(factory, exc)
+        _rollback(session)
+        try:
+            _record_refusal(factory, exc)
+        except _DATABASE_DOWN as down:  # a refusal is never served unrecorded
+            raise Unavailable("the database is unavailable; nothing was changed") from down
         raise
     except DataError as exc:
-        session.rollback()
+        _rollback(session)
         raise UnstorableValue("a value in the request cannot be stored; nothing was changed") \
             from exc
-    except (OperationalError, DBAPIError, PoolTimeout) as exc:
-        session.rollback()
+    except _DATABASE_DOWN as exc:
+        _rollback(session)
         raise Unavailable("the database is unavailable; nothing was changed") from exc
     except BaseException:
-        session.rollback()
+        _rollback(session)
         raise
     finally:
         session.close()

@@ -25,7 +25,9 @@ from app.events.routes import router as events_router
 from app.ledger_api.routes import router as ledger_router
 from app.ledger_key import LedgerKeyError, load_note_signer
 from app.liaisons.routes import router as liaisons_router
+from app.limits import BodySizeLimit
 from app.migrate import is_current
+from app.openapi import document_problems
 from app.packets.routes import router as packets_router
 from app.settings import Settings, get_settings
 from app.states.routes import router as states_router
@@ -113,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ledger_verifier_key = None
     _install_error_handlers(app)
     _install_request_id(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
+    document_problems(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
                    channels_router, ledger_router, packets_router, witnesses_router,
                    events_router, certificates_router):

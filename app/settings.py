@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     challenge_ttl_seconds: int = Field(default=60, gt=0, le=3600)
     max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+    rate_login_per_minute: int = Field(default=60, gt=0, description="Per address and liaison")
+    rate_submit_per_minute: int = Field(default=120, gt=0, description="Per liaison and process")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
     log_level: str = "info"
 

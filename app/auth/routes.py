@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.auth import service
 from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
 from app.deps import SessionDep, SettingsDep
+from app.ratelimit import RateLimitsDep, client_address
 from crypto.signing import AUTH_CHALLENGE_TYPE
 
 router = APIRouter(prefix="/v1/auth", tags=["authentication"])
 
 
 @router.post("/challenge", status_code=201, name="auth.challenge")
-def create_challenge(body: ChallengeCreate, session: SessionDep,
-                     settings: SettingsDep) -> ChallengeRead:
+def create_challenge(body: ChallengeCreate, request: Request, session: SessionDep,
+                     settings: SettingsDep, limits: RateLimitsDep) -> ChallengeRead:
     """Start a login: a one-time challenge to sign with the liaison's Ed25519 key."""
+    limits.check(limits.login, [f"challenge:addr:{client_address(request)}",
+                                f"challenge:liaison:{body.liaison_id}"],
+                 None, "auth.challenge", {"type": "liaison", "id": body.liaison_id})
     issued = service.issue_challenge(session, body.liaison_id, settings.ledger_origin,
                                      settings.challenge_ttl_seconds)
     return ChallengeRead(
@@ -29,8 +33,11 @@ def create_challenge(body: ChallengeCreate, session: SessionDep,
 
 
 @router.post("/token", status_code=201, name="auth.login")
-def create_token(body: TokenCreate, session: SessionDep, settings: SettingsDep) -> TokenRead:
+def create_token(body: TokenCreate, request: Request, session: SessionDep,
+                 settings: SettingsDep, limits: RateLimitsDep) -> TokenRead:
     """Finish a login: the signed challenge buys a short-lived bearer token."""
+    limits.check(limits.login, [f"token:addr:{client_address(request)}"], None, "auth.login",
+                 {"type": "challenge", "id": body.challenge_id})
     issued = service.issue_token(
         session, body.challenge_id, body.key_id, base64.b64decode(body.signature),
         settings.ledger_origin, settings.token_ttl_seconds,

@@ -42,6 +42,7 @@ from app.packets.schemas import (
     StreamRead,
 )
 from app.packets.sharing_routes import router as sharing_router
+from app.ratelimit import RateLimitsDep
 
 ProsecutorDep = Annotated[Principal, Depends(require_role(Role.PROSECUTOR))]
 BINARY: dict[str, Any] = {"content": {"application/octet-stream": {}}}
@@ -87,8 +88,11 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
 
 @packets.post("", status_code=201, name="packet.submit")
 def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
-                  settings: SettingsDep, store: BlobStoreDep, by: PrincipalDep) -> PacketCreated:
+                  settings: SettingsDep, store: BlobStoreDep, by: PrincipalDep,
+                  limits: RateLimitsDep) -> PacketCreated:
     """Submit a signed envelope whose ciphertext streams were uploaded as blobs."""
+    limits.check(limits.submit, [f"submit:{by.liaison_id}"], by.actor, "packet.submit",
+                 {"type": "packet", "id": "new"})
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
