@@ -3,7 +3,7 @@
 Not a test. Starts ``cadena-server serve`` (SQLite in a temporary directory),
 enrols two prosecutors, then times ``cadena send --attach FILE`` and
 ``cadena fetch`` as child processes, and reports MB/s end to end and the peak
-RSS (VmHWM / ru_maxrss) of the client processes and of the server process.
+RSS (VmHWM) of the client processes and of the server process.
 Targets: >= 150 MB/s on loopback, <= 100 MB RSS per process.
 
 Usage: ``.venv/bin/python bench/transfer.py [--size-mib 1024] [--json out.json]``
@@ -41,11 +41,16 @@ from crypto.keyfile import save_keys  # noqa: E402
 from crypto.keys import LiaisonKeys  # noqa: E402
 
 MIB = 1 << 20
-_MEASURED = ("import resource, sys\n"
+# VmHWM of the process's own address space, read at exit. Not ru_maxrss: Linux
+# carries the pre-exec high-water mark into it, so a child spawned (vfork) by a
+# large parent, such as a pytest worker, would report the parent's size.
+_MEASURED = ("import sys\n"
              "from client.cli import main\n"
              "try:\n    main()\n"
              "finally:\n"
-             "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "    with open('/proc/self/status') as status:\n"
+             "        peak = next(int(line.split()[1]) for line in status\n"
+             "                    if line.startswith('VmHWM:'))\n"
              "    print(f'CADENA_PEAK_RSS_KB={peak}', file=sys.stderr)\n")
 
 

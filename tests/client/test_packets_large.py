@@ -1,8 +1,8 @@
 """A 200 MB attachment through the real CLI and server in constant memory.
 
-Client commands run as child processes so their peak RSS (``ru_maxrss``) is
-theirs alone; the server's is its ``VmHWM``. Both must stay far below the
-attachment's size.
+Client commands run as child processes so their peak RSS (``VmHWM``, read by
+the child itself at exit) is theirs alone; the server's is its ``VmHWM``. Both
+must stay far below the attachment's size.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ def test_200_mb_attachment_round_trip_in_constant_memory(tmp_path: Path) -> None
     want = write_file(source, SIZE)
     with rig(tmp_path) as r:
         sent = _send(r.home, source, tmp_path)
-        if sent.peak_rss >= PEAK_LIMIT:
-            # Seen twice under heavy parallel load (~414 MiB) and never alone; not yet
-            # explained (see the issue note). A second send must stay in bounds.
-            first = sent.peak_rss
-            sent = _send(r.home, source, tmp_path)
-            assert sent.peak_rss < PEAK_LIMIT, (first, sent.peak_rss)
         packet = json.loads(sent.stdout)["id"]
         got = run_cli(r.home, ["fetch", packet, "--profile", "bruno", "--out",
                                str(tmp_path / "got"), "--quiet", "--json"])
