@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
     rate_login_per_minute: int = Field(default=60, gt=0, description="Per address and liaison")
     rate_submit_per_minute: int = Field(default=120, gt=0, description="Per liaison and process")
+    witness_quorum: int = Field(
+        default=0, ge=0, le=32,
+        description="Cosignatures a certificate's checkpoint needs (of the active witnesses)")
+    certificate_seal_key_path: Path | None = Field(
+        default=None, description="Certificate seal key; default: <data_dir>/certificate-seal.key")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
     log_level: str = "info"
 
@@ -43,6 +48,10 @@ class Settings(BaseSettings):
     def resolved_ledger_key_path(self) -> Path:
         """Where the ledger's checkpoint signing key lives."""
         return self.ledger_key_path or self.data_dir / "ledger.key"
+
+    def resolved_seal_key_path(self) -> Path:
+        """Where the certificate seal key lives."""
+        return self.certificate_seal_key_path or self.data_dir / "certificate-seal.key"
 
 
 @lru_cache(maxsize=1)

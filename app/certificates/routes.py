@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.auth.dependencies import PrincipalDep
 from app.certificates import builder, service
@@ -28,8 +28,7 @@ from app.certificates.schemas import (
     PermissionRead,
     RefreshRead,
 )
-from app.certificates.seal import load_seal_key, published_key, seal_key_path
-from app.certificates.settings import CertificateSettings
+from app.certificates.seal import load_seal_key, published_key
 from app.deps import SessionDep, SettingsDep
 from app.ledger_key import LedgerKeyError, load_note_signer
 from app.packets.present import PacketId, ledger_ref
@@ -48,15 +47,6 @@ def _ledger_signer(settings: Settings) -> NoteSigner:
         raise CertificatesUnavailable(f"the ledger key is unavailable: {exc}") from None
 
 
-def _extra(request: Request) -> CertificateSettings:
-    """The certificate settings, read once per application."""
-    extra = getattr(request.app.state, "certificate_settings", None)
-    if not isinstance(extra, CertificateSettings):
-        extra = CertificateSettings()
-        request.app.state.certificate_settings = extra
-    return extra
-
-
 @router.post("/v1/packets/{packet_id}/judicial-permission", status_code=201,
              name="packet.judicial_permission")
 def permit_judicial_use(packet_id: PacketId, body: PermissionCreate, session: SessionDep,
@@ -73,15 +63,14 @@ def permit_judicial_use(packet_id: PacketId, body: PermissionCreate, session: Se
              response_class=Response,
              responses={201: {"content": {CERTIFICATE_TYPE: {}},
                               "description": "The sealed custody certificate"}})
-def issue_certificate(packet_id: PacketId, body: CertificateCreate, request: Request,
+def issue_certificate(packet_id: PacketId, body: CertificateCreate,
                       session: SessionDep, settings: SettingsDep, by: PrincipalDep) -> Response:
     """Issue a custody certificate of the packet (the bundle, see docs/certificate.md)."""
-    extra = _extra(request)
     signer = _ledger_signer(settings)
-    seal = load_seal_key(seal_key_path(settings, extra))
+    seal = load_seal_key(settings.resolved_seal_key_path())
     issued = service.issue(session, by, packet_id, body.issued_to, body.purpose)
     service.sign_covering(session, signer, settings.ledger_origin)
-    policy = builder.centre_policy(session, signer.verifier_key(), extra.witness_quorum)
+    policy = builder.centre_policy(session, signer.verifier_key(), settings.witness_quorum)
     bundle = builder.build_bundle(session, issued.certificate, policy, seal,
                                   settings.ledger_origin)
     return Response(bundle.to_bytes(), status_code=201, media_type=CERTIFICATE_TYPE, headers={
@@ -92,9 +81,9 @@ def issue_certificate(packet_id: PacketId, body: CertificateCreate, request: Req
 
 @router.get("/v1/certificates/key", name="certificate.key", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-def seal_key(request: Request, settings: SettingsDep) -> Response:
+def seal_key(settings: SettingsDep) -> Response:
     """The verifier key of the centre's certificate seal (public)."""
-    return Response(published_key(settings, _extra(request)) + "\n",
+    return Response(published_key(settings) + "\n",
                     media_type="text/plain")
 
 

@@ -1,7 +1,7 @@
 """The centre's certificate seal key: a separate Ed25519 key in the data directory.
 
-Same file format as the ledger key (``app.ledger_key``: a base64 seed, mode
-0600). It is created on first use, exclusively (``O_EXCL``), so that several
+A seed file of :mod:`crypto.seedfile`, like the ledger key (a base64 seed,
+mode 0600). It is created on first use, exclusively (``O_EXCL``), so that several
 API processes starting together end up with one key. It signs nothing but
 certificates, under the DSSE payload type of ``ledger.certificate.bundle``.
 """
@@ -13,33 +13,27 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from app.certificates.errors import CertificatesUnavailable
-from app.certificates.settings import CertificateSettings
-from app.ledger_key import LedgerKeyError, create_signing_key, load_signing_key
 from app.settings import Settings
+from crypto.seedfile import SeedFileError, create_seed_key, load_seed_key
 from ledger.certificate import seal_verifier_key
 
-SEAL_FILE = "certificate-seal.key"
-
-
-def seal_key_path(settings: Settings, extra: CertificateSettings) -> Path:
-    """Where the seal key lives."""
-    return extra.certificate_seal_key_path or settings.data_dir / SEAL_FILE
+WHAT = "certificate seal key"
 
 
 def load_seal_key(path: Path) -> SigningKey:
     """The seal key at ``path``, created if there is none yet."""
+    if not path.exists():
+        try:
+            return create_seed_key(path, WHAT)
+        except SeedFileError:  # another process created it first
+            pass
     try:
-        return load_signing_key(path)
-    except LedgerKeyError:
-        if path.exists():
-            raise CertificatesUnavailable("the certificate seal key is unusable") from None
-    try:
-        return create_signing_key(path)
-    except LedgerKeyError:  # another process created it first
-        return load_signing_key(path)
+        return load_seed_key(path, WHAT)
+    except SeedFileError:
+        raise CertificatesUnavailable("the certificate seal key is unusable") from None
 
 
-def published_key(settings: Settings, extra: CertificateSettings) -> str:
+def published_key(settings: Settings) -> str:
     """The seal's verifier key string, as ``GET /v1/certificates/key`` serves it."""
-    return seal_verifier_key(load_seal_key(seal_key_path(settings, extra)),
+    return seal_verifier_key(load_seal_key(settings.resolved_seal_key_path()),
                              settings.ledger_origin)

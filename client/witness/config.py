@@ -13,17 +13,13 @@ Each ``[[logs]]`` entry trusts one log key; the key name is the checkpoint
 origin. Several entries may share an origin (a log rotating its key): a
 checkpoint is accepted when any one of them verifies it.
 
-The key file holds the 32-byte Ed25519 seed in standard base64 and a newline.
-It is created with mode 0600 and refused when group or others may read it.
+The key file is a seed file of :mod:`crypto.seedfile`: the Ed25519 seed in
+standard base64, mode 0600, refused when group or others may read it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import os
-import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,10 +28,10 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
 from ledger.errors import NoteFormatError
 from ledger.note import ALG_ED25519, CosignatureSigner, NoteVerifier
 
-SEED_SIZE = 32
 CONFIG_NAME = "witness.toml"
 
 
@@ -124,30 +120,14 @@ def render_config(name: str, log_keys: Sequence[str], key_file: str = "witness.k
 def load_key(path: Path) -> SigningKey:
     """Read the witness's Ed25519 key; refuse a file that group or others can access."""
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WitnessConfigError(f"cannot read the witness key at {path}: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise WitnessConfigError(f"witness key {path} is accessible by others; chmod 600 it")
-    try:
-        seed = base64.b64decode(data.strip(), validate=True)
-    except binascii.Error as exc:
-        raise WitnessConfigError("witness key is not base64") from exc
-    if len(seed) != SEED_SIZE:
-        raise WitnessConfigError(f"witness key seed must be {SEED_SIZE} bytes")
-    return SigningKey(seed)
+        return load_seed_key(path, "witness key")
+    except SeedFileError as exc:
+        raise WitnessConfigError(str(exc)) from exc
 
 
 def create_key(path: Path) -> SigningKey:
     """Generate a key and write it to ``path`` with mode 0600; never overwrite one."""
-    key = SigningKey.generate()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise WitnessConfigError(f"a witness key already exists at {path}") from exc
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(base64.b64encode(bytes(key)) + b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return key
+        return create_seed_key(path, "witness key")
+    except SeedFileError as exc:
+        raise WitnessConfigError(str(exc)) from exc

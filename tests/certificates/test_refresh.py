@@ -94,7 +94,7 @@ def test_court_policy_quorum_is_met_only_after_a_cosigned_refresh(world: World) 
 def test_configured_quorum_is_stated_in_the_certificates_policy(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _register_witness(world)
-    monkeypatch.setenv("CADENA_WITNESS_QUORUM", "1")
+    monkeypatch.setattr(world.settings, "witness_quorum", 1)
     h = history(world, share=False)
     data = h.certificate()
     assert parse_bundle(data).certificate.policy.endswith("quorum w1\n")
@@ -108,7 +108,7 @@ def test_configured_quorum_is_stated_in_the_certificates_policy(
 
 def test_quorum_larger_than_the_witnesses_is_unavailable(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CADENA_WITNESS_QUORUM", "2")
+    monkeypatch.setattr(world.settings, "witness_quorum", 2)
     h = history(world, share=False)
     assert_problem(h.issue(), 503, "certificates-unavailable")
 
