@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from client.cli_common import (
     print_table,
     when,
 )
+from client.cli_follow import Follow, follow_listing, stream_start
 from client.cli_sharing import liaison_keys
 from client.errors import UsageError
 from client.packet_models import BoxName, PacketStatusName, PacketSummary
@@ -256,21 +256,15 @@ def _listing(conn: Connection, box: BoxName, filters: dict[str, Any], limit: int
             return found
 
 
-def _follow(conn: Connection, box: BoxName, filters: dict[str, Any], seen: set[str],
-            interval: float, polls: int | None, as_json: bool) -> None:
-    err().print(f"following the {box} every {interval:g} s (Ctrl-C to stop)")
-    count = 0
-    with contextlib.suppress(KeyboardInterrupt):
-        while polls is None or count < polls:
-            time.sleep(interval)
-            count += 1
-            fresh = [p for p in _listing(conn, box, filters, 50, False) if p.id not in seen]
-            seen.update(p.id for p in fresh)
-            for item in reversed(fresh):
-                if as_json:
-                    print_json(item.to_json())
-                else:
-                    _table(box, [item])
+def _print_new(conn: Connection, box: BoxName, filters: dict[str, Any], seen: set[str],
+               as_json: bool) -> None:
+    fresh = [p for p in _listing(conn, box, filters, 50, False) if p.id not in seen]
+    seen.update(p.id for p in fresh)
+    for item in reversed(fresh):
+        if as_json:
+            print_json(item.to_json())
+        else:
+            _table(box, [item])
 
 
 StatusOpt = Annotated[str | None, typer.Option(help="active or withdrawn.")]
@@ -285,13 +279,18 @@ def _list_command(ctx: typer.Context, box: BoxName, profile: str | None, channel
     filters = {"channel": channel, "case_reference": case, "since": _utc(since),
                "until": _utc(until), "status": cast(PacketStatusName | None, status)}
     with connect(ctx, profile) as conn:
+        # Events before the checkpoint read first are in the listing read after it,
+        # so the stream need not replay the whole history.
+        after = stream_start(conn) if follow and box == "inbox" else None
         packets = _listing(conn, box, filters, limit, every)
         if as_json:
             print_json([p.to_json() for p in packets])
         else:
             _table(box, packets)
         if follow:
-            _follow(conn, box, filters, {p.id for p in packets}, interval, polls, as_json)
+            seen = {p.id for p in packets}
+            follow_listing(conn, box, seen, Follow(interval, polls, after),
+                           lambda: _print_new(conn, box, filters, seen, as_json))
 
 
 ChannelOpt = Annotated[str | None, typer.Option(help="Only this channel.")]
@@ -300,9 +299,11 @@ SinceOpt = Annotated[datetime | None, typer.Option(help="Submitted at or after (
 UntilOpt = Annotated[datetime | None, typer.Option(help="Submitted before (UTC).")]
 LimitOpt = Annotated[int, typer.Option(min=1, max=200, help="Packets per page.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every page, not only the first.")]
-FollowOpt = Annotated[bool, typer.Option("--follow", "-f", help="Keep polling for new ones.")]
-IntervalOpt = Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")]
-PollsOpt = Annotated[int | None, typer.Option(hidden=True, help="Stop after N polls.")]
+FollowOpt = Annotated[bool, typer.Option(
+    "--follow", "-f", help="Keep printing new ones (the inbox: at once, as they arrive).")]
+IntervalOpt = Annotated[float, typer.Option(min=0.1, help="Seconds between polls (sent).")]
+PollsOpt = Annotated[int | None, typer.Option(
+    hidden=True, help="Stop after N polls (inbox: N event-stream connections).")]
 
 
 @guarded

@@ -10,6 +10,8 @@ from __future__ import annotations
 from client.errors import ProtocolError
 from client.models import EntryPage, HashProof, RawEntry, parse
 from client.session import ApiSession
+from ledger.errors import NoteFormatError
+from ledger.note import parse_checkpoint_body, parse_note
 
 MAX_PAGE = 1000
 """The most entries the server returns per page."""
@@ -25,6 +27,17 @@ class LedgerAPI:
     def checkpoint(self) -> str:
         """The latest signed checkpoint note, exactly as served (unverified)."""
         return self._s.get_text("/v1/ledger/checkpoint")
+
+    def checkpoint_size(self) -> int:
+        """The tree size of the latest checkpoint, read without verifying it.
+
+        Only a hint (where to start an event stream, say): what is trusted comes
+        from a verified checkpoint (:mod:`client.audit`).
+        """
+        try:
+            return parse_checkpoint_body(parse_note(self.checkpoint()).text_body).size
+        except NoteFormatError as exc:
+            raise ProtocolError(f"the server's checkpoint does not parse: {exc}") from exc
 
     def verifier_key(self) -> str:
         """The ledger's note verifier key string, as the server announces it (unverified)."""

@@ -10,7 +10,8 @@
 Sub-APIs: :attr:`Client.states`, :attr:`Client.liaisons`,
 :attr:`Client.clearances`, :attr:`Client.channels`, :attr:`Client.ledger` and
 :attr:`Client.packets` (blobs, packets, receipts, sharing; the end-to-end
-send and fetch with every verification are in :mod:`client.transfer`).
+send and fetch with every verification are in :mod:`client.transfer`) and
+:attr:`Client.events` (real-time notifications).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import TracebackType
 
 import httpx
 
+from client.events import EventsAPI
 from client.ledger_api import LedgerAPI
 from client.models import Token
 from client.packets import PacketsAPI
@@ -45,6 +47,7 @@ class Client:
         self.channels = ChannelsAPI(self.session)
         self.ledger = LedgerAPI(self.session)
         self.packets = PacketsAPI(self.session)
+        self.events = EventsAPI(self.session)
 
     def login(self) -> Token:
         """Log in now (challenge–response) and return the token with its expiries."""

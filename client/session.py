@@ -181,31 +181,39 @@ class ApiSession:
             raise _problem(response)
         return response
 
+    def forget_token(self) -> None:
+        """Drop the current token: the next authenticated request logs in again."""
+        self._token = None
+
     @contextmanager
-    def stream(self, path: str, *, headers: Mapping[str, str] | None = None
-               ) -> Iterator[httpx.Response]:
+    def stream(self, path: str, *, headers: Mapping[str, str] | None = None,
+               read_timeout: float | None = None) -> Iterator[httpx.Response]:
         """GET ``path`` as a streamed response (read it with ``iter_raw``); close on exit.
 
         A non-2xx answer is read whole (problems are small) and raised as for
-        :meth:`request`, after one re-login on 401.
+        :meth:`request`, after one re-login on 401. ``read_timeout`` replaces
+        the client's read timeout for this response (a long-lived stream).
         """
         token = self._fresh_token()
         try:
-            response = self._open(path, token, headers)
+            response = self._open(path, token, headers, read_timeout)
         except Unauthenticated:
             if self.credentials is None:
                 raise
             self._token = None
-            response = self._open(path, self._fresh_token(), headers)
+            response = self._open(path, self._fresh_token(), headers, read_timeout)
         try:
             yield response
         finally:
             response.close()
 
-    def _open(self, path: str, token: Token | None,
-              headers: Mapping[str, str] | None) -> httpx.Response:
+    def _open(self, path: str, token: Token | None, headers: Mapping[str, str] | None,
+              read_timeout: float | None = None) -> httpx.Response:
+        timeout = self.http.timeout if read_timeout is None else \
+            httpx.Timeout(self.http.timeout.connect, read=read_timeout,
+                          write=self.http.timeout.write, pool=self.http.timeout.pool)
         request = self.http.build_request("GET", self.base_url + path,
-                                          headers=self._headers(token, headers))
+                                          headers=self._headers(token, headers), timeout=timeout)
         try:
             response = self.http.send(request, stream=True)
         except (httpx.TransportError, httpx.InvalidURL) as exc:

@@ -21,6 +21,7 @@ from crypto.stream import StreamDigest
 from tests.app.conftest import World
 from tests.app.test_packets_support import Exchange, exchange
 from tests.client.conftest import Cli, sdk_for
+from tests.client.test_events import revoke_later
 
 
 @pytest.fixture
@@ -123,12 +124,21 @@ def test_h2_packet_needs_the_originators_approval(cli: Cli, ex: Exchange,
     cli.run("fetch", packet, "--profile", "carol", "--out", str(tmp_path / "carol"))
 
 
-def test_follow_prints_packets_as_they_arrive(cli: Cli, ex: Exchange, tmp_path: Path) -> None:
-    _send(cli, tmp_path)
-    result = cli.run("inbox", "--profile", "bob", "--follow", "--interval", "0.1",
-                     "--polls", "1", "--json")
-    assert json.loads(result.stdout)[0]["case_reference"] == "CASE-1"
-    assert "following the inbox" in result.stderr
+def test_inbox_follow_prints_a_packet_sent_after_the_listing(
+        cli: Cli, ex: Exchange, tmp_path: Path) -> None:
+    ex.sent()
+    sent: list[str] = []
+    revoke_later(ex.world, ex.bob, 1.5, first=lambda: sent.append(ex.sent()[1]))
+    result = cli.run("inbox", "--profile", "bob", "--follow", "--polls", "1", "--json")
+    assert "as packets arrive" in result.stderr
+    decoder, text, values = json.JSONDecoder(), result.stdout.strip(), []
+    while text:
+        value, end = decoder.raw_decode(text)
+        values.append(value)
+        text = text[end:].strip()
+    listing, *later = values
+    assert len(listing) == 1
+    assert [item["id"] for item in later] == sent
 
 
 def test_usage_errors_exit_2(cli: Cli, ex: Exchange, tmp_path: Path) -> None:
