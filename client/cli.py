@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
-from client import cli_admin, cli_audit, cli_packets, demo
+from client import cli_admin, cli_audit, cli_contacts, cli_packets, demo
 from client.certificate.cli import certificate_app
 from client.cli_common import (
     JsonOpt,
@@ -47,6 +47,7 @@ app.add_typer(profile_app, name="profile")
 cli_admin.register(app)
 cli_audit.register(app)
 cli_packets.register(app)
+cli_contacts.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(witness_app, name="witness")
 app.add_typer(certificate_app, name="certificate")

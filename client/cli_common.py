@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from client.contacts import ContactBook, PinnedKey
 from client.errors import ClientError, ProblemError, ProfileError
 from client.models import Token
 from client.profile import Profile, ProfileConfig, profile_name
@@ -170,9 +171,16 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
     def keep(token: Token) -> None:
         profile.save_token(config, token)
 
+    def pinned(liaison_id: str, key: PinnedKey) -> None:
+        err().print(f"pinned the key of {liaison_id} on first use: fingerprint "
+                    f"[bold]{key.fingerprint}[/]; compare it with {liaison_id} and run "
+                    f"`cadena contacts verify {liaison_id} --fingerprint ...`")
+
     injected = deps(ctx)
+    pins = ContactBook(profile, me=config.liaison, on_pin=pinned, clock=injected.clock)
     client = Client(config.server, http=injected.http, credentials=credentials,
-                    token=profile.saved_token(config), on_login=keep, clock=injected.clock)
+                    token=profile.saved_token(config), on_login=keep, clock=injected.clock,
+                    pins=pins)
     try:
         yield Connection(client, profile, config)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import builtins
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import quote
 
 from client.models import (
@@ -61,12 +62,29 @@ class StatesAPI:
         return parse(State, self._s.patch_json(f"/v1/states/{_seg(code)}", body))
 
 
+class KeyPins(Protocol):
+    """Decides whether a key set the directory served may be used for a liaison."""
+
+    def check(self, liaison_id: str, keys: LiaisonPublicKeys) -> None:
+        """Return if ``keys`` may be used for ``liaison_id``; raise otherwise."""
+
+
 class LiaisonsAPI:
     """``/v1/liaisons``: liaisons and their public keys."""
 
-    def __init__(self, session: ApiSession) -> None:
-        """Use ``session`` for every call."""
+    def __init__(self, session: ApiSession, pins: KeyPins | None = None) -> None:
+        """Use ``session`` for every call; check served keys against ``pins`` if given."""
         self._s = session
+        self.pins = pins
+
+    def pin(self, liaison_id: str, keys: LiaisonPublicKeys) -> None:
+        """Check a key set from the directory against the pins before it is used.
+
+        Every key used to encrypt or to verify passes here (see
+        :mod:`client.contacts`); without pins, the directory is trusted.
+        """
+        if self.pins is not None:
+            self.pins.check(liaison_id, keys)
 
     def list(self, state: str | None = None) -> list[Liaison]:
         """Liaisons, optionally of one state."""

@@ -26,7 +26,7 @@ from client.events import EventsAPI
 from client.ledger_api import LedgerAPI
 from client.models import Token
 from client.packets import PacketsAPI
-from client.resources import ChannelsAPI, ClearancesAPI, LiaisonsAPI, StatesAPI
+from client.resources import ChannelsAPI, ClearancesAPI, KeyPins, LiaisonsAPI, StatesAPI
 from client.session import DEFAULT_TIMEOUT, ApiSession, Credentials, utc_now
 
 
@@ -37,12 +37,16 @@ class Client:
                  credentials: Credentials | None = None, token: Token | None = None,
                  on_login: Callable[[Token], None] | None = None,
                  clock: Callable[[], datetime] = utc_now,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Talk to ``base_url``; see :class:`~client.session.ApiSession` for the options."""
+                 timeout: float = DEFAULT_TIMEOUT, pins: KeyPins | None = None) -> None:
+        """Talk to ``base_url``; see :class:`~client.session.ApiSession` for the options.
+
+        ``pins`` (e.g. a :class:`~client.contacts.ContactBook`) checks every
+        contact key before it is used to encrypt or verify.
+        """
         self.session = ApiSession(base_url, http=http, credentials=credentials, token=token,
                                   on_login=on_login, clock=clock, timeout=timeout)
         self.states = StatesAPI(self.session)
-        self.liaisons = LiaisonsAPI(self.session)
+        self.liaisons = LiaisonsAPI(self.session, pins)
         self.clearances = ClearancesAPI(self.session)
         self.channels = ChannelsAPI(self.session)
         self.ledger = LedgerAPI(self.session)

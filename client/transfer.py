@@ -86,21 +86,31 @@ class SentPacket:
     upload_entries: list[int]
 
 
+def directory_keys(client: Client, liaison_id: str) -> LiaisonPublicKeys:
+    """The liaison's current public key set as the directory serves it (key id recomputed).
+
+    Not checked against the profile's pins: :func:`recipient_keys` does that.
+    """
+    key = client.liaisons.get(liaison_id).current_key
+    if key is None:
+        raise UsageError(f"{liaison_id} has no current key: nothing can be sent to them")
+    try:
+        keys = LiaisonPublicKeys.from_json({"sign": key.signing_public,
+                                            "box": key.encryption_public})
+    except CryptoError as exc:
+        raise VerificationFailed(f"the directory's key of {liaison_id} is invalid: {exc}") from exc
+    if keys.key_id != key.key_id:
+        raise VerificationFailed(f"the directory names key {key.key_id} of {liaison_id}, but "
+                                 f"its public keys have id {keys.key_id}")
+    return keys
+
+
 def recipient_keys(client: Client, recipient_ids: Sequence[str]) -> dict[str, LiaisonPublicKeys]:
-    """Each recipient's current public key set from the directory (key id recomputed)."""
+    """Each recipient's current public key set, checked against the pinned contact keys."""
     found: dict[str, LiaisonPublicKeys] = {}
     for rid in recipient_ids:
-        key = client.liaisons.get(rid).current_key
-        if key is None:
-            raise UsageError(f"{rid} has no current key: nothing can be sent to them")
-        try:
-            keys = LiaisonPublicKeys.from_json({"sign": key.signing_public,
-                                                "box": key.encryption_public})
-        except CryptoError as exc:
-            raise VerificationFailed(f"the directory's key of {rid} is invalid: {exc}") from exc
-        if keys.key_id != key.key_id:
-            raise VerificationFailed(f"the directory names key {key.key_id} of {rid}, but its "
-                                     f"public keys have id {keys.key_id}")
+        keys = directory_keys(client, rid)
+        client.liaisons.pin(rid, keys)
         found[rid] = keys
     return found
 

@@ -62,6 +62,7 @@ def _key_info(liaisons: LiaisonsAPI, liaison_id: str, key_id: str
         if keys.key_id != key_id:
             raise VerificationFailed(f"the directory serves keys with id {keys.key_id} as key "
                                      f"{key_id} of {liaison_id}")
+        liaisons.pin(liaison_id, keys)
         return keys, info
     raise VerificationFailed(f"{liaison_id} has no key {key_id} in the directory")
 

@@ -29,6 +29,7 @@ from client.sdk import Client
 from client.session import Credentials
 from ledger.storage import StoredCheckpoint
 from tests.app.conftest import Person, World, world  # noqa: F401  (the fixture)
+from tests.app.test_packets_support import Exchange, exchange
 
 BASE_URL = "http://testserver"
 
@@ -106,3 +107,12 @@ def cli(world: World, tmp_path: Path) -> Cli:  # noqa: F811  (world is the impor
     """The command line, wired to the in-process server, with an empty profiles home."""
     home = tmp_path / "cadena-home"
     return Cli(world, home)
+
+
+@pytest.fixture
+def ex(world: World, cli: Cli) -> Exchange:  # noqa: F811  (world is the imported fixture)
+    """alice, bob and carol in channel ``ch``, each with a CLI profile of the same name."""
+    found = exchange(world)
+    for person in (found.alice, found.bob, found.carol):
+        cli.profile_for(person.id, person)
+    return found

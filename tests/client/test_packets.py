@@ -10,7 +10,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
@@ -18,19 +17,9 @@ from client.cli_common import CliDeps
 from client.models import Token
 from client.packets import file_digest
 from crypto.stream import StreamDigest
-from tests.app.conftest import World
-from tests.app.test_packets_support import Exchange, exchange
+from tests.app.test_packets_support import Exchange
 from tests.client.conftest import Cli, sdk_for
 from tests.client.test_events import revoke_later
-
-
-@pytest.fixture
-def ex(world: World, cli: Cli) -> Exchange:
-    """alice, bob and carol in channel ``ch``, each with a CLI profile of the same name."""
-    found = exchange(world)
-    for person in (found.alice, found.bob, found.carol):
-        cli.profile_for(person.id, person)
-    return found
 
 
 def _send(cli: Cli, tmp_path: Path, *extra: str) -> str:
