@@ -42,10 +42,9 @@ __all__ = ["encode_entry"]
 def encode_entry(draft: EntryDraft, index: int, prev: bytes, *, strict: bool = False) -> bytes:
     """Encode ``draft`` as the canonical entry at ``index`` whose predecessor hashes to ``prev``.
 
-    Every field is checked against the rules of
-    :func:`~ledger.entry.parse_entry` before the
-    bytes are built, so nothing this function emits can later fail it (a
-    property test holds the two together). ``strict=True`` also parses the
+    Every field is checked against the rules of :func:`~ledger.entry.parse_entry`
+    before the bytes are built, so nothing this function emits can later fail
+    it (a property test holds the two together). ``strict=True`` also parses the
     result strictly and checks that it round trips (for tests and debugging).
     """
     if len(prev) != 32:
