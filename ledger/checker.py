@@ -25,7 +25,8 @@ from datetime import date
 from functools import partial
 from operator import methodcaller
 
-from ledger.entry import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES, parse_entry
+from ledger.entry import parse_entry
+from ledger.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
 
 __all__ = ["EntryChecker", "check_entry"]
 

@@ -1,28 +1,12 @@
 """SQLAlchemy storage for the ledger, inside the caller's transaction.
 
-This is the only module of ``ledger`` that imports SQLAlchemy. It implements
-``ledger.storage.LedgerStorage`` on a ``Session`` and never commits: the
-ledger entry and the action it records commit (or roll back) together.
+With ``ledger.sqlschema`` (the tables) and ``ledger.sqldriver`` (compiled
+statements on the DB-API cursor), the only part of ``ledger`` that imports
+SQLAlchemy. It implements ``ledger.storage.LedgerStorage`` on a ``Session``
+and never commits: the ledger entry and the action it records commit (or
+roll back) together.
 
-Schema (created by the Alembic revision ``0001_ledger``)::
-
-    ledger_entries      index (pk), entry (the exact bytes), leaf_hash
-    ledger_nodes        last_leaf, level (pk), index, hash
-    ledger_checkpoints  size (pk), root, note, signed_at
-    ledger_head         id = 1 (single row), size, last_leaf_hash
-
-Why this shape:
-
-- Nodes are keyed by ``(last_leaf, level)``, where ``last_leaf = (index + 1) *
-  2**level - 1`` is the last leaf a perfect subtree covers. That pair names a
-  node as uniquely as ``(level, index)`` does (a CHECK ties the two), but every
-  append writes keys at the right edge of the B-tree and ``iter_nodes()`` is
-  a plain primary-key scan, so one index serves both writes and the
-  verifier's streaming order. Point lookups translate ``(level, index)``.
-- On SQLite, ``ledger_entries.index`` is an ``INTEGER PRIMARY KEY`` (the rowid)
-  and ``ledger_nodes`` is ``WITHOUT ROWID``: one B-tree per table.
-- The head row holds the size and the last leaf hash, so taking the append
-  lock and learning where to append is one query.
+Schema: see ``ledger.sqlschema`` (tables and why they have that shape).
 
 Locking: ``lock_head()`` is ``SELECT ... FOR UPDATE`` on the head row, which
 serializes appenders and checkpointers across processes on PostgreSQL until
@@ -42,105 +26,28 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    Integer,
-    LargeBinary,
-    MetaData,
-    SmallInteger,
-    Table,
-    Text,
-    and_,
-    bindparam,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import ClauseElement, Executable
 
 from ledger.errors import ConflictError, StorageError
 from ledger.merkle import HASH_SIZE, Node, leaf_hash
+from ledger.sqldriver import Inserter, compiled, dbapi
+from ledger.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.storage import Head, StoredCheckpoint
 
-__all__ = ["LedgerTables", "SqlStorage", "define_ledger_tables"]
+__all__ = ["LedgerTables", "SqlStorage", "define_ledger_tables", "last_leaf"]
 
-HEAD_ID = 1
 STREAM_BATCH = 10_000
 """Rows fetched per round trip when streaming entries, nodes and checkpoints."""
 LOOKUP_CHUNK = 200
 """Keys per node lookup query (SQLite's parser limits expression depth to 1,000)."""
-
-# SQLite makes an INTEGER PRIMARY KEY the rowid; BIGINT elsewhere.
-_Index = BigInteger().with_variant(Integer(), "sqlite")
-
-
-@dataclass(frozen=True)
-class LedgerTables:
-    """The four ledger tables, registered on one ``MetaData``."""
-
-    entries: Table
-    nodes: Table
-    checkpoints: Table
-    head: Table
-
-
-def define_ledger_tables(metadata: MetaData) -> LedgerTables:
-    """Define the ledger tables on ``metadata`` (call once per metadata)."""
-    entries = Table(
-        "ledger_entries",
-        metadata,
-        Column("index", _Index, primary_key=True, autoincrement=False),
-        Column("entry", LargeBinary, nullable=False),
-        Column("leaf_hash", LargeBinary(HASH_SIZE), nullable=False),
-    )
-    nodes = Table(
-        "ledger_nodes",
-        metadata,
-        Column("last_leaf", BigInteger, primary_key=True, autoincrement=False),
-        Column("level", SmallInteger, primary_key=True, autoincrement=False),
-        Column("index", BigInteger, nullable=False),
-        Column("hash", LargeBinary(HASH_SIZE), nullable=False),
-        CheckConstraint('last_leaf = (("index" + 1) << level) - 1', name="last_leaf"),
-        sqlite_with_rowid=False,
-    )
-    checkpoints = Table(
-        "ledger_checkpoints",
-        metadata,
-        Column("size", BigInteger, primary_key=True, autoincrement=False),
-        Column("root", LargeBinary(HASH_SIZE), nullable=False),
-        Column("note", Text, nullable=False),
-        Column("signed_at", DateTime(timezone=True), nullable=False),
-    )
-    head = Table(
-        "ledger_head",
-        metadata,
-        Column("id", SmallInteger, primary_key=True, autoincrement=False),
-        Column("size", BigInteger, nullable=False),
-        Column("last_leaf_hash", LargeBinary(HASH_SIZE), nullable=True),
-        CheckConstraint(f"id = {HEAD_ID}", name="single_row"),
-        CheckConstraint("size >= 0", name="size"),
-    )
-    return LedgerTables(entries=entries, nodes=nodes, checkpoints=checkpoints, head=head)
-
-
-def last_leaf(key: Node) -> int:
-    """The index of the last leaf covered by the perfect subtree ``key``."""
-    level, index = key
-    return ((index + 1) << level) - 1
 
 
 class SqlStorage:
@@ -220,20 +127,13 @@ class SqlStorage:
         SQLAlchemy's execution and result layers cost more than both.
         """
         conn = self._conn()
-        sql = _compiled(conn, stmt)
-        cursor = _dbapi(conn).cursor()
+        sql = compiled(conn, stmt)
+        cursor = dbapi(conn).cursor()
         try:
             cursor.execute(sql.string, sql.params([params])[0])
             return list(cursor.fetchall())
         finally:
             cursor.close()
-
-    def _insert(self, table: Table) -> ClauseElement:
-        key = ("insert " + table.name, 0)
-        stmt = self._statements.get(key)
-        if stmt is None:
-            stmt = self._statements[key] = insert(table)
-        return stmt
 
     def _node_lookup(self, count: int) -> ClauseElement:
         # An OR of primary-key equalities: both SQLite and PostgreSQL turn it
@@ -270,12 +170,12 @@ class SqlStorage:
         early or drops the iterator, not left to the garbage collector.
         """
         conn = self._conn()
-        sql = _compiled(conn, stmt)
-        dbapi = _dbapi(conn)
+        sql = compiled(conn, stmt)
+        raw = dbapi(conn)
         if conn.dialect.name == "postgresql":
-            cursor = dbapi.cursor(name=f"ledger_stream_{next(_CURSOR_IDS)}")
+            cursor = raw.cursor(name=f"ledger_stream_{next(_CURSOR_IDS)}")
         else:
-            cursor = dbapi.cursor()
+            cursor = raw.cursor()
         try:
             cursor.execute(sql.string, sql.params([params])[0])
             while batch := cursor.fetchmany(STREAM_BATCH):
@@ -312,16 +212,14 @@ class SqlStorage:
 
     def lock_head(self) -> Head:
         """Lock the head row until the transaction ends and return the head."""
-        c = self._t.head.c
-        row = (
-            self._conn()
-            .execute(select(c.size, c.last_leaf_hash).where(c.id == HEAD_ID).with_for_update())
-            .first()
-        )
+        stmt = self._head_statements()[0]
+        # Through SQLAlchemy, not the raw cursor: a lock timeout or a
+        # serialization failure must reach callers as SQLAlchemy's errors.
+        row = self._conn().execute(stmt, {"id": HEAD_ID}).first()
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
-        last = None if row.last_leaf_hash is None else bytes(row.last_leaf_hash)
-        return Head(size=int(row.size), last_leaf_hash=last)
+        size, last = row
+        return Head(size=int(size), last_leaf_hash=None if last is None else bytes(last))
 
     def append(
         self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]
@@ -336,35 +234,48 @@ class SqlStorage:
                 raise StorageError("nodes given without entries")
             return
         new_size = first_index + len(entries)
-        node_rows, leaves = _node_rows(nodes, first_index, new_size)
+        node_rows = _node_rows(nodes, first_index, new_size)
         # Tuples in table column order: the driver's executemany takes them as they are.
-        entry_rows = [
-            (i, raw, leaves.get(i) or leaf_hash(raw)) for i, raw in enumerate(entries, first_index)
-        ]
+        entry_rows = list(zip(range(first_index, new_size), entries,
+                              _leaf_hashes(node_rows, entries, first_index), strict=True))
         conn = self._conn()
-        h = self._t.head.c
-        moved = conn.execute(
-            update(self._t.head)
-            .where(h.id == HEAD_ID, h.size == first_index)
-            .values(size=new_size, last_leaf_hash=entry_rows[-1][2])
-        )
+        params = {"head_id": HEAD_ID, "first": first_index, "new_size": new_size,
+                  "last": entry_rows[-1][2]}
+        moved = conn.execute(self._head_statements()[1], params)
         if moved.rowcount != 1:
             raise ConflictError(f"ledger head is no longer at size {first_index}")
         # The driver's own exception, since the rows bypass SQLAlchemy.
         driver_error = getattr(conn.dialect.dbapi, "IntegrityError", IntegrityError)
+        entries_inserter, nodes_inserter = self._inserters()
         try:
-            # Straight to the DB-API cursor's executemany with plain tuples:
-            # SQLAlchemy's per-row parameter processing cost more than the inserts.
-            cursor = _dbapi(conn).cursor()
+            # Straight to the DB-API cursor with plain tuples: SQLAlchemy's
+            # per-row parameter processing cost more than the inserts.
+            cursor = dbapi(conn).cursor()
             try:
-                for table, rows in ((self._t.entries, entry_rows), (self._t.nodes, node_rows)):
-                    if rows:
-                        sql = _compiled(conn, self._insert(table))
-                        cursor.executemany(sql.string, sql.column_rows(table, rows))
+                entries_inserter.run(conn, cursor, entry_rows)
+                nodes_inserter.run(conn, cursor, node_rows)
             finally:
                 cursor.close()
         except (IntegrityError, driver_error) as exc:
             raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
+
+    def _head_statements(self) -> tuple[Executable, Executable]:
+        """The head's lock and compare-and-swap move, built once per tables (hot: every append)."""
+        found = _HEAD_STATEMENTS.get(id(self._t))
+        if found is None or found[2] is not self._t.head:
+            h = self._t.head.c
+            lock = select(h.size, h.last_leaf_hash).where(h.id == bindparam("id")).with_for_update()
+            move = (update(self._t.head)
+                    .where(h.id == bindparam("head_id"), h.size == bindparam("first"))
+                    .values(size=bindparam("new_size"), last_leaf_hash=bindparam("last")))
+            found = _HEAD_STATEMENTS[id(self._t)] = (lock, move, self._t.head)
+        return found[0], found[1]
+
+    def _inserters(self) -> tuple[Inserter, Inserter]:
+        found = _INSERTERS.get(id(self._t))
+        if found is None or found[0].table is not self._t.entries:
+            found = _INSERTERS[id(self._t)] = (Inserter(self._t.entries), Inserter(self._t.nodes))
+        return found
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Store ``checkpoint`` if it is larger than the latest one, else ``ConflictError``.
@@ -405,69 +316,36 @@ class SqlStorage:
 
 
 _STATEMENTS: dict[int, dict[tuple[str, int], ClauseElement]] = {}
-"""Inserts and node lookups (by key count) per ``LedgerTables``, built once per process."""
-
-
-@dataclass(frozen=True)
-class _DriverSql:
-    """A statement compiled for one dialect, run through ``exec_driver_sql``."""
-
-    string: str
-    names: tuple[str, ...] | None  # parameter order for positional paramstyles
-
-    def column_rows(self, table: Table, rows: list[tuple[Any, ...]]) -> list[Any]:
-        """Driver parameters for an insert of ``rows`` given in ``table``'s column order."""
-        columns = tuple(column.name for column in table.columns)
-        if self.names == columns:
-            return rows
-        return [dict(zip(columns, row, strict=True)) for row in rows]
-
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """Driver parameters for ``rows`` (tuples or dicts, as the paramstyle wants)."""
-        if self.names is None:
-            return list(rows)
-        names = self.names
-        return [tuple(row[name] for name in names) for row in rows]
-
-
+"""Node lookups (by key count) and reads per ``LedgerTables``, built once per process."""
+_INSERTERS: dict[int, tuple[Inserter, Inserter]] = {}
+_HEAD_STATEMENTS: dict[int, tuple[Executable, Executable, Table]] = {}
+"""The entries and nodes inserters per ``LedgerTables``."""
 _CURSOR_IDS = itertools.count()
 _first = itemgetter(0)
-
-
-def _dbapi(conn: Connection) -> Any:
-    """The DB-API connection under ``conn`` (inside the session's transaction)."""
-    dbapi = conn.connection.dbapi_connection
-    if dbapi is None:
-        raise StorageError("the session's connection is closed")
-    return dbapi
-
-_COMPILED: dict[tuple[str, int], tuple[ClauseElement, _DriverSql]] = {}
-
-
-def _compiled(conn: Connection, stmt: ClauseElement) -> _DriverSql:
-    key = (conn.dialect.name, id(stmt))
-    hit = _COMPILED.get(key)
-    if hit is not None and hit[0] is stmt:
-        return hit[1]
-    compiled = cast(SQLCompiler, stmt.compile(dialect=conn.dialect))
-    positional = compiled.positiontup if compiled.positional else None
-    sql = _DriverSql(compiled.string, tuple(positional) if positional is not None else None)
-    _COMPILED[key] = (stmt, sql)
-    return sql
+_LEVEL = itemgetter(1)
 
 
 def _node_rows(
     nodes: Sequence[tuple[Node, bytes]], first_index: int, new_size: int
-) -> tuple[list[tuple[Any, ...]], dict[int, bytes]]:
-    """Rows for the nodes table (column order), and the leaf hashes among the nodes."""
-    rows: list[tuple[Any, ...]] = []
-    leaves: dict[int, bytes] = {}
-    for (level, index), value in nodes:
-        if level == 0:
-            leaves[index] = value
-        covered = ((index + 1) << level) - 1  # last_leaf(), inlined: this loop is hot
+) -> list[tuple[Any, ...]]:
+    """Rows for the nodes table (column order), checked to be completed by this append."""
+    rows = [(((index + 1) << level) - 1, level, index, value) for (level, index), value in nodes]
+    if rows:
+        covered = list(map(_first, rows))
         # Appending leaves [first, new_size) completes only nodes ending in it.
-        if not first_index <= covered < new_size or len(value) != HASH_SIZE:
-            raise StorageError(f"node {(level, index)} is not completed by this append")
-        rows.append((covered, level, index, value))
-    return rows, leaves
+        if min(covered) < first_index or max(covered) >= new_size or \
+                any(map(HASH_SIZE.__ne__, map(len, map(itemgetter(3), rows)))):
+            bad = next(r for r in rows if not first_index <= r[0] < new_size or
+                       len(r[3]) != HASH_SIZE)
+            raise StorageError(f"node {(bad[1], bad[2])} is not completed by this append")
+    return rows
+
+
+def _leaf_hashes(rows: list[tuple[Any, ...]], entries: Sequence[bytes],
+                 first_index: int) -> list[bytes]:
+    """The leaf hash of every entry: from the level-0 node rows when they are all there."""
+    leaves = [row for row in rows if row[1] == 0]
+    if list(map(itemgetter(2), leaves)) == list(range(first_index, first_index + len(entries))):
+        return list(map(itemgetter(3), leaves))
+    given = {row[2]: row[3] for row in leaves}
+    return [given.get(i) or leaf_hash(raw) for i, raw in enumerate(entries, first_index)]

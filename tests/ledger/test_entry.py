@@ -311,8 +311,8 @@ def test_fast_encoder_refuses_exactly_what_the_reference_refuses(
 
 def test_strict_encoding_catches_an_encoder_that_does_not_round_trip(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger import entry
-    monkeypatch.setattr(entry, "_QUOTE", lambda text: json.dumps(text))  # ASCII escapes
+    from ledger import encoder
+    monkeypatch.setattr(encoder, "_QUOTE", lambda text: json.dumps(text))  # ASCII escapes
     odd = EntryDraft(**{**EXAMPLE.__dict__, "subject": {"id": "é", "type": "packet"}})
     encode_entry(odd, 7, PREV)  # the fast path trusts its own code...
     with pytest.raises(EntryFormatError):
