@@ -19,7 +19,7 @@ import builtins
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,8 +193,19 @@ class PacketsAPI:
         ``digest`` is the file's length and SHA-256 (sealing measures them);
         the server's answer must name the same digest and size.
         """
+        return self.upload_chunks(digest, lambda: file_blocks(path, progress))
+
+    def upload_chunks(self, digest: StreamDigest,
+                      chunks: Callable[[], Iterable[bytes]]) -> BlobStored:
+        """Stream the ciphertext that ``chunks()`` yields to ``PUT /v1/blobs/{sha256}``.
+
+        ``chunks`` is called once per attempt (a re-login after 401 sends the
+        body again from its start) and must yield ``digest.length`` bytes
+        hashing to ``digest.sha256``; the server checks both and its answer
+        must name the same digest and size.
+        """
         response = self._s.request(
-            "PUT", f"/v1/blobs/{digest.sha256}", content=lambda: file_blocks(path, progress),
+            "PUT", f"/v1/blobs/{digest.sha256}", content=chunks,
             headers={"Content-Type": "application/octet-stream",
                      "Content-Length": str(digest.length)})
         stored = parse(BlobStored, self._s._json(response))

@@ -95,7 +95,8 @@ def chunk_lengths(ct_length: int, chunk_size: int) -> tuple[int, int]:
     return chunks, last
 
 
-def _read_exact(reader: BinaryIO, size: int) -> bytes:
+def read_exact(reader: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes from ``reader``, fewer only at its end (short reads retried)."""
     data = reader.read(size)
     if len(data) == size or not data:
         return data
@@ -110,24 +111,33 @@ def _read_exact(reader: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> StreamResult:
-    """Encrypt everything ``reader`` yields into ``writer``; return both digests."""
+def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO | None,
+                   chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   tags: bytearray | None = None) -> StreamResult:
+    """Encrypt everything ``reader`` yields into ``writer``; return both digests.
+
+    ``writer`` may be ``None`` to only measure the stream (the ciphertext is
+    then dropped); ``tags``, if given, receives each chunk's tag in order
+    (what :func:`crypto.replay.replay_stream` needs to encrypt it again).
+    """
     check_chunk_size(chunk_size)
     aead = ChaCha20Poly1305(key)
     pt_hash, ct_hash = hashlib.sha256(), hashlib.sha256()
     out = bytearray(chunk_size + TAG_SIZE)
     pt_len = ct_len = 0
     counter = 0
-    chunk = _read_exact(reader, chunk_size)
+    chunk = read_exact(reader, chunk_size)
     while True:
-        following = _read_exact(reader, chunk_size) if len(chunk) == chunk_size else b""
+        following = read_exact(reader, chunk_size) if len(chunk) == chunk_size else b""
         final = not following
         sealed = memoryview(out)[:len(chunk) + TAG_SIZE]
         aead.encrypt_into(chunk_nonce(counter, final), chunk, None, sealed)
         pt_hash.update(chunk)
         ct_hash.update(sealed)
-        writer.write(sealed)
+        if writer is not None:
+            writer.write(sealed)
+        if tags is not None:
+            tags += sealed[-TAG_SIZE:]
         pt_len += len(chunk)
         ct_len += len(sealed)
         if final:
@@ -153,7 +163,7 @@ def decrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO, expected: Str
     for counter in range(chunks):
         final = counter == chunks - 1
         size = last if final else chunk_size + TAG_SIZE
-        sealed = _read_exact(reader, size)
+        sealed = read_exact(reader, size)
         if len(sealed) < size:
             raise TruncatedStream(f"stream ends inside chunk {counter} of {chunks}")
         plain = memoryview(out)[:size - TAG_SIZE]
