@@ -108,7 +108,7 @@ class RemoteStream:
         self._session, self._path, self.length, self.sha256 = session, path, length, sha256
         self._progress = progress
         self.offset = 0
-        self._buffer = bytearray()
+        self._rest = b""  # received, not yet read
         self._pieces: Iterator[bytes] | None = None
         self._open = ExitStack()
         self.resumed = 0
@@ -157,19 +157,21 @@ class RemoteStream:
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that remain if negative); ``b""`` at the end."""
         want = self.length if size < 0 else size
-        while len(self._buffer) < want:
-            if self.offset >= self.length:
-                break
+        parts, got = ([self._rest], len(self._rest)) if self._rest else ([], 0)
+        while got < want and self.offset < self.length:
             piece = self._next_piece()
             if not piece:
                 break
-            self._buffer += piece
+            parts.append(piece)
+            got += len(piece)
             self.offset += len(piece)
             if self._progress is not None:
                 self._progress(len(piece))
-        data = bytes(self._buffer[:want])
-        del self._buffer[:want]
-        return data
+        self._rest = b""
+        if got > want:  # keep the tail of the last piece for the next read
+            keep = len(parts[-1]) - (got - want)
+            parts[-1], self._rest = parts[-1][:keep], parts[-1][keep:]
+        return b"".join(parts)  # each byte copied once (a single part is not copied)
 
     def close(self) -> None:
         """Close the current connection (a later read reconnects where it stopped)."""
