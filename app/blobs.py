@@ -1,7 +1,8 @@
 """The blob store: ciphertext streams on disk, addressed by their SHA-256.
 
 A blob lives at ``<data_dir>/blobs/ab/cd/<hex>``. A write streams into a
-temporary file in that same directory while hashing, fsyncs it, renames it
+temporary file in that same directory while hashing (starting the disk's
+write-back every few MiB, :class:`crypto.outfile.WritebackPacer`), fsyncs it, renames it
 into place (atomic on POSIX) and fsyncs the directory, so a blob is either
 absent or complete and durable — never partial, even across a crash
 (DESIGN.md invariant 4). Nothing is ever read whole into memory. Blobs hold
@@ -35,6 +36,7 @@ from starlette.types import Send
 
 from app.deps import SettingsDep
 from app.errors import CadenaError
+from crypto.outfile import WritebackPacer
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _SHA256 = re.compile(SHA256_PATTERN)
@@ -127,6 +129,7 @@ class BlobWriter:
         self._lock = threading.Lock()
         self.size = 0
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        self._pacer = WritebackPacer(fd)  # so that commit's fsync finds little to flush
         self._fd: int | None = fd
         self._tmp: Path | None = Path(name)
 
@@ -149,6 +152,7 @@ class BlobWriter:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(self._fd, view):]
+                    self._pacer.wrote(len(chunk))
             except OSError as exc:
                 self._fail(exc)
 

@@ -1,4 +1,4 @@
-"""A file writer that writes in a background thread, so decryption and disk overlap.
+"""Writing large files: in a background thread, with the disk kept busy as we go.
 
 Copying plaintext into the page cache costs about as much CPU as decrypting
 and hashing it; done inline it adds to every chunk's time. :class:`BackgroundWriter`
@@ -6,14 +6,56 @@ takes a copy of each chunk (the decryptor reuses its buffer) and a thread
 writes it while the caller decrypts the next. At most ``depth`` chunks wait,
 so memory stays bounded. A write error is raised by the next :meth:`write`
 or by :meth:`close`, never lost.
+
+:class:`WritebackPacer` asks the kernel to start writing dirty pages to disk
+every few MiB (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not
+wait), so the disk works while the file is written and the final ``fsync``,
+which durability needs and still does, finds almost nothing left to flush
+(it took ~0.4 s per GiB here). Elsewhere it does nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import threading
 from types import TracebackType
+
+WRITEBACK_STEP = 8 << 20
+"""Dirty bytes after which :class:`WritebackPacer` starts their write-back."""
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>
+
+
+def _sync_file_range() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_START_WRITEBACK = _sync_file_range()
+
+
+class WritebackPacer:
+    """Starts the write-back of each :data:`WRITEBACK_STEP` bytes written to ``fd``."""
+
+    def __init__(self, fd: int, step: int = WRITEBACK_STEP) -> None:
+        """Pace the file open as ``fd``, which is written from offset 0 onwards."""
+        self._fd, self._step = fd, step
+        self._written = self._started = 0
+
+    def wrote(self, count: int) -> None:
+        """Note that ``count`` more bytes were written; start write-back if due."""
+        self._written += count
+        if self._written - self._started >= self._step and _START_WRITEBACK is not None:
+            # A hint only: a failure here changes nothing, fsync still decides.
+            _START_WRITEBACK(self._fd, self._started, self._written - self._started,
+                             _SYNC_FILE_RANGE_WRITE)
+            self._started = self._written
 
 
 class BackgroundWriter:
@@ -67,6 +109,7 @@ class BackgroundWriter:
         self._thread.join()
 
     def _run(self) -> None:
+        pacer = WritebackPacer(self._fd)
         while (data := self._queue.get()) is not None:
             if self._error is not None:
                 continue
@@ -74,6 +117,7 @@ class BackgroundWriter:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self._fd, view):]
+                pacer.wrote(len(data))
             except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread
                 self._error = exc
 
