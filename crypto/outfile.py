@@ -30,7 +30,7 @@ _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>
 def _sync_file_range() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     try:
         function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # not Linux: no such call (or no libc)
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     function.restype = ctypes.c_int
