@@ -1,7 +1,8 @@
 """The blob store: ciphertext streams on disk, addressed by their SHA-256.
 
 A blob lives at ``<data_dir>/blobs/ab/cd/<hex>``. A write streams into a
-temporary file in that same directory while hashing, fsyncs it, renames it
+temporary file in that same directory while hashing (starting the disk's
+write-back every few MiB, :class:`crypto.outfile.WritebackPacer`), fsyncs it, renames it
 into place (atomic on POSIX) and fsyncs the directory, so a blob is either
 absent or complete and durable — never partial, even across a crash
 (DESIGN.md invariant 4). Nothing is ever read whole into memory. Blobs hold
@@ -15,25 +16,36 @@ temporary file.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
+import anyio
 from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from app.deps import SettingsDep
 from app.errors import CadenaError
+from crypto.outfile import WritebackPacer
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _SHA256 = re.compile(SHA256_PATTERN)
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 READ_CHUNK = 256 * 1024
+SEND_CHUNK = 1 << 20
+"""Bytes read per worker-thread call when a blob is served (:meth:`BlobStore.stream`)."""
+WRITE_BATCH = 1 << 20
+"""Received bytes handed to the writing thread at a time (one ciphertext chunk)."""
 _FULL_DISK = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -102,57 +114,76 @@ def _full_disk(exc: OSError) -> bool:
 
 
 class BlobWriter:
-    """One streaming write of a blob expected to hash to ``expected``."""
+    """One streaming write of a blob expected to hash to ``expected``.
+
+    Thread-safe: :meth:`write`, :meth:`commit` and :meth:`abort` hold a lock,
+    so an abort from the event loop waits for a write still running in a
+    worker thread instead of closing the file under it.
+    """
 
     def __init__(self, target: Path, expected: str, max_bytes: int) -> None:
         self._target = target
         self._expected = expected
         self._max = max_bytes
         self._hash = hashlib.sha256()
+        self._lock = threading.Lock()
         self.size = 0
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        self._pacer = WritebackPacer(fd)  # so that commit's fsync finds little to flush
         self._fd: int | None = fd
         self._tmp: Path | None = Path(name)
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; raise (and clean up) past the size limit or on a full disk."""
-        if self.size + len(chunk) > self._max:
-            self.abort()
-            raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
-        self._hash.update(chunk)
-        self.size += len(chunk)
-        view = memoryview(chunk)
-        if self._fd is None:
-            raise RuntimeError("write after the writer was closed")
-        try:
-            while view:
-                view = view[os.write(self._fd, view):]
-        except OSError as exc:
-            self._fail(exc)
+        self.write_all((chunk,))
+
+    def write_all(self, chunks: Sequence[bytes]) -> None:
+        """Append each of ``chunks`` in order (as :meth:`write`, one lock and check)."""
+        with self._lock:
+            if self.size + sum(len(c) for c in chunks) > self._max:
+                self._abort()
+                raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
+            if self._fd is None:
+                raise RuntimeError("write after the writer was closed")
+            try:
+                for chunk in chunks:
+                    self._hash.update(chunk)
+                    self.size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(self._fd, view):]
+                    self._pacer.wrote(len(chunk))
+            except OSError as exc:
+                self._fail(exc)
 
     def commit(self) -> StoredBlob:
         """Check the digest, fsync, rename into place and fsync the directory."""
-        if self._hash.hexdigest() != self._expected:
-            self.abort()
-            raise BlobDigestMismatch("the uploaded bytes do not hash to the blob id")
-        if self._fd is None or self._tmp is None:
-            raise RuntimeError("commit after the writer was closed")
-        try:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            created = not self._target.exists()
-            if created:
-                os.replace(self._tmp, self._target)
-                self._tmp = None
-                _fsync_dir(self._target.parent)
-        except OSError as exc:
-            self._fail(exc)
-        self.abort()  # removes the temporary file when the blob already existed
-        return StoredBlob(self._expected, self.size, created)
+        with self._lock:
+            if self._hash.hexdigest() != self._expected:
+                self._abort()
+                raise BlobDigestMismatch("the uploaded bytes do not hash to the blob id")
+            if self._fd is None or self._tmp is None:
+                raise RuntimeError("commit after the writer was closed")
+            try:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+                created = not self._target.exists()
+                if created:
+                    os.replace(self._tmp, self._target)
+                    self._tmp = None
+                    _fsync_dir(self._target.parent)
+            except OSError as exc:
+                self._fail(exc)
+            self._abort()  # removes the temporary file when the blob already existed
+            return StoredBlob(self._expected, self.size, created)
 
     def abort(self) -> None:
         """Close and remove the temporary file (safe to call more than once)."""
+        with self._lock:
+            self._abort()
+
+    def _abort(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -161,10 +192,40 @@ class BlobWriter:
             self._tmp = None
 
     def _fail(self, exc: OSError) -> None:
-        self.abort()
+        self._abort()
         if _full_disk(exc):
             raise InsufficientStorage("the blob store is full; nothing was kept") from exc
         raise exc
+
+
+async def receive_blob(body: AsyncIterator[bytes], writer: BlobWriter) -> StoredBlob:
+    """Write ``body`` through ``writer`` and commit it; abort on any failure.
+
+    Receiving and writing overlap: bytes are gathered into batches of about
+    :data:`WRITE_BATCH`, and while a worker thread hashes and writes one
+    batch the event loop receives the next (at most one batch in flight, so
+    memory stays at a few MiB whatever the size).
+    """
+    pending: asyncio.Future[None] | None = None
+    batch: list[bytes] = []
+    gathered = 0
+    try:
+        async for chunk in body:
+            batch.append(chunk)
+            gathered += len(chunk)
+            if gathered >= WRITE_BATCH:
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run_in_threadpool(writer.write_all, batch))
+                batch, gathered = [], 0
+        if pending is not None:
+            await pending
+        await run_in_threadpool(writer.write_all, batch)
+        return await run_in_threadpool(writer.commit)
+    finally:
+        if pending is not None:  # observe its outcome, so that no error goes unreported
+            pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        writer.abort()  # waits for a write in flight (the writer's lock)
 
 
 class BlobStore:
@@ -212,6 +273,40 @@ class BlobStore:
                     remaining -= len(chunk)
                 yield chunk
 
+    async def stream(self, sha256: str, byte_range: ByteRange | None = None
+                     ) -> AsyncGenerator[bytes, None]:
+        """Yield the blob (or ``byte_range`` of it) for a response, reading one chunk ahead.
+
+        Reads of up to :data:`SEND_CHUNK` bytes run in a worker thread, the
+        next one while the event loop sends the last, so the disk and the
+        socket work at the same time; memory stays at two chunks.
+        """
+        remaining = None if byte_range is None else byte_range.length
+        handle = await run_in_threadpool(self.path(sha256).open, "rb")
+
+        def read() -> bytes:
+            return handle.read(SEND_CHUNK if remaining is None else min(SEND_CHUNK, remaining))
+
+        ahead: asyncio.Future[bytes] | None = None
+        try:
+            if byte_range is not None:
+                handle.seek(byte_range.first)  # no I/O: only moves the file position
+            ahead = asyncio.ensure_future(run_in_threadpool(read))
+            while ahead is not None:
+                chunk = await ahead
+                ahead = None
+                if remaining is not None:
+                    remaining -= len(chunk)
+                if chunk and remaining != 0:
+                    ahead = asyncio.ensure_future(run_in_threadpool(read))
+                if chunk:
+                    yield chunk
+        finally:
+            if ahead is None:
+                handle.close()
+            else:  # a read in flight: close the file when it ends (and observe its outcome)
+                ahead.add_done_callback(lambda done: _close_after(done, handle))
+
     def _make_dirs(self, directory: Path) -> None:
         missing = []
         probe = directory
@@ -250,6 +345,36 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 def _unsatisfiable(size: int) -> RangeNotSatisfiable:
     return RangeNotSatisfiable(f"the stream has {size} bytes", size=size)
+
+
+def _close_after(read: asyncio.Future[bytes], handle: BinaryIO) -> None:
+    handle.close()
+    if not read.cancelled():
+        read.exception()  # retrieved, so that asyncio does not report it as lost
+
+
+class BlobResponse(StreamingResponse):
+    """A response streaming :meth:`BlobStore.stream`, which closes it however it ends.
+
+    Starlette leaves an async generator suspended when the client goes away
+    (the sending task is cancelled); this one is closed at once, shielded, so
+    its file is closed then and not whenever the garbage collector runs.
+    """
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], status_code: int,
+                 headers: Mapping[str, str]) -> None:
+        """Stream ``chunks`` as ``application/octet-stream``."""
+        super().__init__(chunks, status_code=status_code, headers=headers,
+                         media_type="application/octet-stream")
+        self._chunks = chunks
+
+    async def stream_response(self, send: Send) -> None:
+        """Send every chunk, then close the generator whatever happened."""
+        try:
+            await super().stream_response(send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._chunks.aclose()
 
 
 def get_blob_store(settings: SettingsDep) -> BlobStore:

@@ -3,7 +3,9 @@
 Not a test. Starts ``cadena-server serve`` (SQLite in a temporary directory),
 enrols two prosecutors, then times ``cadena send --attach FILE`` and
 ``cadena fetch`` as child processes, and reports MB/s end to end and the peak
-RSS (VmHWM) of the client processes and of the server process.
+RSS (VmHWM) of the client processes and of the server process (and the
+server's before the transfer), and the CPU seconds each side spent: on a busy
+machine wall-clock figures are noise, CPU time much less so.
 Targets: >= 150 MB/s on loopback, <= 100 MB RSS per process.
 
 Usage: ``.venv/bin/python bench/transfer.py [--size-mib 1024] [--json out.json]``
@@ -19,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -110,13 +113,25 @@ def rig(root: Path, *, database_url: str | None = None) -> Iterator[Rig]:
 
 @dataclass
 class Measured:
-    """A finished ``cadena`` child process: its result, wall time and peak RSS."""
+    """A finished ``cadena`` child process: its result, wall time, peak RSS and CPU time."""
 
     returncode: int
     stdout: str
     stderr: str
     seconds: float
     peak_rss: int
+    cpu_seconds: float = 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_cli(home: Path, args: Sequence[str], *, timeout: float = 1800,
@@ -124,15 +139,15 @@ def run_cli(home: Path, args: Sequence[str], *, timeout: float = 1800,
     """Run ``cadena args...`` in a child process; measure its wall time and peak RSS."""
     full_env = {**os.environ, "CADENA_HOME": str(home), "CADENA_PASSPHRASE": "",
                 "PYTHONPATH": str(ROOT), **(env or {})}
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _MEASURED, *args], env=full_env,
                           capture_output=True, text=True, timeout=timeout, check=False)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     peak = 0
     for line in done.stderr.splitlines():
         if line.startswith("CADENA_PEAK_RSS_KB="):
             peak = int(line.split("=", 1)[1]) * 1024
-    return Measured(done.returncode, done.stdout, done.stderr, seconds, peak)
+    return Measured(done.returncode, done.stdout, done.stderr, seconds, peak, cpu)
 
 
 def write_file(path: Path, size: int) -> str:
@@ -167,15 +182,19 @@ def measure(size: int, root: Path) -> dict[str, Any]:
     source = root / "evidence.bin"
     want = write_file(source, size)
     with rig(root) as r:
+        idle_server = r.server.peak_rss()
+        server_cpu = [process_cpu(r.server.pid)]
         sent = run_cli(r.home, ["send", "--profile", "ana", "--to", "bruno", "--channel",
                                 "bench", "--text", "bench", "--attach", str(source),
                                 "--evaluation", "B2", "--quiet", "--json",
                                 "--workdir", str(root)])
         _check("send", sent)
+        server_cpu.append(process_cpu(r.server.pid))
         packet = json.loads(sent.stdout)["id"]
         got = run_cli(r.home, ["fetch", packet, "--profile", "bruno", "--out",
                                str(root / "got"), "--quiet", "--json"])
         _check("fetch", got)
+        server_cpu.append(process_cpu(r.server.pid))
         server_peak = r.server.peak_rss()
     if file_sha256(root / "got" / "attachments" / source.name) != want:
         raise SystemExit("the fetched file differs from the original")
@@ -185,7 +204,11 @@ def measure(size: int, root: Path) -> dict[str, Any]:
             "round_trip_mb_s": mb / (sent.seconds + got.seconds),
             "send_client_peak_rss_mb": sent.peak_rss / MIB,
             "fetch_client_peak_rss_mb": got.peak_rss / MIB,
-            "server_peak_rss_mb": server_peak / MIB}
+            "server_peak_rss_mb": server_peak / MIB,
+            "server_idle_peak_rss_mb": idle_server / MIB,
+            "send_client_cpu_s": sent.cpu_seconds, "fetch_client_cpu_s": got.cpu_seconds,
+            "send_server_cpu_s": server_cpu[1] - server_cpu[0],
+            "fetch_server_cpu_s": server_cpu[2] - server_cpu[1]}
 
 
 def _table(figures: dict[str, Any]) -> None:
@@ -196,7 +219,13 @@ def _table(figures: dict[str, Any]) -> None:
              f"{figures['fetch_seconds']:.2f} s, {figures['fetch_mb_s']:.0f} MB/s"),
             ("peak RSS, cadena send", f"{figures['send_client_peak_rss_mb']:.0f} MiB"),
             ("peak RSS, cadena fetch", f"{figures['fetch_client_peak_rss_mb']:.0f} MiB"),
-            ("peak RSS, server", f"{figures['server_peak_rss_mb']:.0f} MiB")]
+            ("peak RSS, server", f"{figures['server_peak_rss_mb']:.0f} MiB"),
+            ("peak RSS, server before the transfer (idle, after set-up)",
+             f"{figures['server_idle_peak_rss_mb']:.0f} MiB"),
+            ("CPU, send: client / server", f"{figures['send_client_cpu_s']:.2f} s / "
+                                           f"{figures['send_server_cpu_s']:.2f} s"),
+            ("CPU, fetch: client / server", f"{figures['fetch_client_cpu_s']:.2f} s / "
+                                            f"{figures['fetch_server_cpu_s']:.2f} s")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

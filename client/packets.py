@@ -19,7 +19,7 @@ import builtins
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,7 +108,7 @@ class RemoteStream:
         self._session, self._path, self.length, self.sha256 = session, path, length, sha256
         self._progress = progress
         self.offset = 0
-        self._buffer = bytearray()
+        self._rest = b""  # received, not yet read
         self._pieces: Iterator[bytes] | None = None
         self._open = ExitStack()
         self.resumed = 0
@@ -157,19 +157,21 @@ class RemoteStream:
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that remain if negative); ``b""`` at the end."""
         want = self.length if size < 0 else size
-        while len(self._buffer) < want:
-            if self.offset >= self.length:
-                break
+        parts, got = ([self._rest], len(self._rest)) if self._rest else ([], 0)
+        while got < want and self.offset < self.length:
             piece = self._next_piece()
             if not piece:
                 break
-            self._buffer += piece
+            parts.append(piece)
+            got += len(piece)
             self.offset += len(piece)
             if self._progress is not None:
                 self._progress(len(piece))
-        data = bytes(self._buffer[:want])
-        del self._buffer[:want]
-        return data
+        self._rest = b""
+        if got > want:  # keep the tail of the last piece for the next read
+            keep = len(parts[-1]) - (got - want)
+            parts[-1], self._rest = parts[-1][:keep], parts[-1][keep:]
+        return b"".join(parts)  # each byte copied once (a single part is not copied)
 
     def close(self) -> None:
         """Close the current connection (a later read reconnects where it stopped)."""
@@ -193,8 +195,19 @@ class PacketsAPI:
         ``digest`` is the file's length and SHA-256 (sealing measures them);
         the server's answer must name the same digest and size.
         """
+        return self.upload_chunks(digest, lambda: file_blocks(path, progress))
+
+    def upload_chunks(self, digest: StreamDigest,
+                      chunks: Callable[[], Iterable[bytes]]) -> BlobStored:
+        """Stream the ciphertext that ``chunks()`` yields to ``PUT /v1/blobs/{sha256}``.
+
+        ``chunks`` is called once per attempt (a re-login after 401 sends the
+        body again from its start) and must yield ``digest.length`` bytes
+        hashing to ``digest.sha256``; the server checks both and its answer
+        must name the same digest and size.
+        """
         response = self._s.request(
-            "PUT", f"/v1/blobs/{digest.sha256}", content=lambda: file_blocks(path, progress),
+            "PUT", f"/v1/blobs/{digest.sha256}", content=chunks,
             headers={"Content-Type": "application/octet-stream",
                      "Content-Length": str(digest.length)})
         stored = parse(BlobStored, self._s._json(response))

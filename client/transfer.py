@@ -1,9 +1,12 @@
 """Sending and fetching packets end to end, verifying everything on this machine.
 
 :func:`send_packet` seals the message and attachments with
-``crypto.seal_stream`` into temporary ciphertext files (sealing measures every
-ciphertext digest the header signs), uploads each file as a blob, streaming,
-then submits the envelope. :func:`fetch_packet` retrieves the envelope,
+``crypto.seal_streams`` (sealing measures every ciphertext digest the header
+signs; the manifest and message ciphertext go to temporary files), uploads
+each stream as a blob, streaming — an attachment is encrypted a second time as
+it uploads (``crypto.replay``: same bytes, checked chunk by chunk), so the
+upload of a large file costs no disk write and the server works on it while
+the client encrypts — then submits the envelope. :func:`fetch_packet` retrieves the envelope,
 verifies the sender's signature and the server's metadata
 (:mod:`client.verify`), decrypts each stream as it downloads (chunk tags,
 ciphertext and plaintext digests all checked by ``crypto``) into a staging
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -30,12 +34,13 @@ from client.packet_models import PacketCreated, PacketRead, ReceiptCreated
 from client.sdk import Client
 from client.verify import VerificationFailed, verified_header, verified_share
 from crypto.envelope import Envelope
-from crypto.errors import CryptoError, InvalidArgument
+from crypto.errors import CryptoError, InvalidArgument, SourceChanged
 from crypto.header import PacketHeader, PacketMeta
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 from crypto.opening import OpenedEnvelope, decrypt_to_path, open_envelope
 from crypto.receipt import make_receipt
-from crypto.sealing import seal_stream
+from crypto.replay import StreamReplay, replay_stream
+from crypto.sealing import seal_streams
 from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest
 
 RECORD_NAME = "packet.json"
@@ -115,22 +120,62 @@ def recipient_keys(client: Client, recipient_ids: Sequence[str]) -> dict[str, Li
     return found
 
 
+@dataclass(frozen=True)
+class _Sealed:
+    """A sealed packet: the envelope, the staged ciphertext files and the replayed streams."""
+
+    envelope: Envelope
+    staged: dict[int, Path]
+    replays: dict[int, StreamReplay]
+
+
 def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublicKeys],
-          out: Outgoing, work: Path, progress: ProgressFactory) -> tuple[Envelope, list[Path]]:
-    paths = [work / f"stream-{i}.ct" for i in range(len(out.attachments) + 2)]
+          out: Outgoing, work: Path, progress: ProgressFactory) -> _Sealed:
+    # Manifest and message (possibly standard input) are staged as ciphertext
+    # files; attachments are files, read again and re-encrypted as they upload
+    # (crypto.replay), so their ciphertext never touches the disk.
+    staged = {0: work / "stream-0.ct", 1: work / "stream-1.ct"}
     total = out.message_size + sum(p.stat().st_size for p in out.attachments)
     with ExitStack() as stack, progress("encrypting", total) as advance:
-        outputs = [stack.enter_context(p.open("wb")) for p in paths]
+        outputs: list[BinaryIO | None] = [stack.enter_context(p.open("wb"))
+                                          for p in staged.values()]
+        outputs += [None] * len(out.attachments)
         readers = [(p.name, stack.enter_context(p.open("rb"))) for p in out.attachments]
         try:
-            envelope = seal_stream(
+            sealed = seal_streams(
                 keys, sender_id, recipients, out.meta,
                 cast(BinaryIO, CountingReader(out.message, advance)),
                 [(n, cast(BinaryIO, CountingReader(r, advance))) for n, r in readers],
                 outputs, chunk_size=DEFAULT_CHUNK_SIZE)
         except InvalidArgument as exc:
             raise UsageError(f"cannot seal this packet: {exc}") from exc
-    return envelope, paths
+    return _Sealed(sealed.envelope, staged, sealed.replays)
+
+
+def _replayed(replay: StreamReplay, source: Path, advance: Progress) -> Iterator[bytes]:
+    with source.open("rb") as reader:
+        try:
+            for chunk in replay_stream(replay, cast(BinaryIO, reader)):
+                advance(len(chunk))
+                yield chunk
+        except SourceChanged as exc:
+            raise UsageError(f"{source} changed while it was being sent: {exc}") from exc
+
+
+def _upload(client: Client, out: Outgoing, sealed: _Sealed, header: PacketHeader,
+            progress: ProgressFactory) -> list[int]:
+    entries = []
+    with progress("uploading", sum(s.length for s in header.streams)) as advance:
+        for index, digest in enumerate(header.streams):
+            if index in sealed.staged:
+                path = sealed.staged[index]
+                stored = client.packets.upload_blob(path, digest, advance)
+            else:
+                replay, source = sealed.replays[index], out.attachments[index - 2]
+                stored = client.packets.upload_chunks(
+                    digest, functools.partial(_replayed, replay, source, advance))
+            entries.append(stored.ledger.index)
+    return entries
 
 
 def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing, *,
@@ -138,19 +183,17 @@ def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing
                 progress: ProgressFactory = no_progress) -> SentPacket:
     """Seal, upload and submit a packet; return what the server recorded.
 
-    Ciphertext is staged in a temporary directory under ``workdir`` (default:
-    the system's), deleted afterwards whatever happens.
+    The manifest's and message's ciphertext is staged in a temporary
+    directory under ``workdir`` (default: the system's), deleted afterwards
+    whatever happens; attachments are encrypted again as they upload, and
+    must not change until then (:class:`UsageError` if one does).
     """
     recipients = recipient_keys(client, out.recipients)
     with tempfile.TemporaryDirectory(prefix="cadena-send-", dir=workdir) as tmp:
-        envelope, paths = _seal(keys, sender_id, recipients, out, Path(tmp), progress)
-        header = PacketHeader.from_bytes(envelope.header)
-        entries = []
-        total = sum(s.length for s in header.streams)
-        with progress("uploading", total) as advance:
-            for path, digest in zip(paths, header.streams, strict=True):
-                entries.append(client.packets.upload_blob(path, digest, advance).ledger.index)
-    created = client.packets.submit(envelope)
+        sealed = _seal(keys, sender_id, recipients, out, Path(tmp), progress)
+        header = PacketHeader.from_bytes(sealed.envelope.header)
+        entries = _upload(client, out, sealed, header, progress)
+    created = client.packets.submit(sealed.envelope)
     if created.id != header.packet_id or created.sender_id != sender_id:
         raise VerificationFailed(f"the server recorded packet {created.id} from "
                                  f"{created.sender_id}, not {header.packet_id} from {sender_id}")

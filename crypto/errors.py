@@ -6,6 +6,7 @@ Opening fails closed with the most specific class that applies::
 
     CryptoError
     ├── InvalidArgument            caller passed a value we refuse to seal or sign (ValueError)
+    ├── SourceChanged              a sealed source read again to upload it has changed
     ├── KeyStoreError              a stored liaison key cannot be loaded
     │   ├── BadPassphrase          wrong passphrase, or the encrypted key was altered
     │   ├── KeyFormatError         not a key file we understand
@@ -34,6 +35,10 @@ class CryptoError(Exception):
 
 class InvalidArgument(CryptoError, ValueError):
     """A value passed in by the caller is not acceptable (bad name, id, code...)."""
+
+
+class SourceChanged(CryptoError):
+    """A source encrypted again for upload (:mod:`crypto.replay`) differs from what was sealed."""
 
 
 class KeyStoreError(CryptoError):

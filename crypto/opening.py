@@ -19,12 +19,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from crypto.envelope import Envelope, SealedPacket, verify_header
 from crypto.errors import BadWrappedKey, DigestMismatch, FormatError, NotARecipient
 from crypto.header import PacketHeader
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.outfile import BackgroundWriter
 from crypto.statement import MAX_MANIFEST_SIZE, Statement, decode_manifest, verify_statement
 from crypto.stream import StreamDigest, decrypt_stream, stream_key
 from crypto.wrap import ContentKey, unwrap_content_key
@@ -127,11 +128,14 @@ def decrypt_to_path(opened: OpenedEnvelope, index: int, reader: BinaryIO,
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=".cadena-", suffix=".part", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
-            digest = decrypt_content(opened, index, reader, out)
-            out.flush()
+        try:
+            # Written from a thread while the next chunk decrypts (crypto.outfile).
+            with BackgroundWriter(fd) as out:
+                digest = decrypt_content(opened, index, reader, cast(BinaryIO, out))
             if fsync:
-                os.fsync(out.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
 
@@ -28,6 +29,7 @@ from crypto.errors import FormatError, InvalidArgument
 from crypto.header import PacketHeader, PacketMeta, Party
 from crypto.ids import RandomSource, check_uuid7, format_time, require_actor_id, uuid7
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.replay import StreamReplay
 from crypto.signing import PACKET_HEADER_TYPE, STATEMENT_TYPE, sign
 from crypto.statement import Attachment, Statement, check_attachment_name, encode_manifest
 from crypto.stream import DEFAULT_CHUNK_SIZE, check_chunk_size, encrypt_stream, stream_key
@@ -53,6 +55,14 @@ def _check_inputs(sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
         raise InvalidArgument(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class SealedStreams:
+    """The envelope, and a replay of each content stream that was sealed without an output."""
+
+    envelope: Envelope
+    replays: dict[int, StreamReplay] = field(default_factory=dict)
+
+
 def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
                 meta: PacketMeta, message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
                 outputs: Sequence[BinaryIO], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -65,8 +75,30 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
     in memory beyond a few chunks. ``packet_id``, ``now`` and ``random`` are
     injectable for deterministic test vectors.
     """
+    return seal_streams(sender, sender_id, recipients, meta, message, attachments, outputs,
+                        chunk_size=chunk_size, packet_id=packet_id, now=now,
+                        random=random).envelope
+
+
+def seal_streams(sender: LiaisonKeys, sender_id: str,
+                 recipients: Mapping[str, LiaisonPublicKeys], meta: PacketMeta,
+                 message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
+                 outputs: Sequence[BinaryIO | None], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 packet_id: str | None = None, now: datetime | None = None,
+                 random: RandomSource = os.urandom) -> SealedStreams:
+    """Seal as :func:`seal_stream`, but a content stream whose output is ``None`` is not kept.
+
+    Its ciphertext is only measured (digest signed in the header), and a
+    :class:`~crypto.replay.StreamReplay` is returned for it under its stream
+    index, with which :func:`crypto.replay.replay_stream` produces the same
+    ciphertext again from the same source. The manifest (``outputs[0]``)
+    needs a writer: nothing could read its plaintext again.
+    """
     names = [name for name, _ in attachments]
     _check_inputs(sender_id, recipients, names, len(outputs), chunk_size)
+    manifest_output = outputs[0]
+    if manifest_output is None:
+        raise InvalidArgument("the manifest needs an output")
     created = format_time(now)
     if packet_id is None:
         packet_id = uuid7(None if now is None else int(now.timestamp() * 1000), random)
@@ -76,8 +108,15 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
     sender_party = Party(sender_id, sender.public.key_id)
 
     sources: list[BinaryIO] = [message, *(reader for _, reader in attachments)]
-    results = [encrypt_stream(stream_key(key.secret, packet_id, i + 1), src, outputs[i + 1],
-                              chunk_size) for i, src in enumerate(sources)]
+    replays: dict[int, StreamReplay] = {}
+    results = []
+    for index, (src, output) in enumerate(zip(sources, outputs[1:], strict=True), start=1):
+        subkey = stream_key(key.secret, packet_id, index)
+        tags = bytearray() if output is None else None
+        results.append(encrypt_stream(subkey, src, output, chunk_size, tags))
+        if tags is not None:
+            replays[index] = StreamReplay(subkey, chunk_size, results[-1].ciphertext,
+                                          bytes(tags))
     statement = Statement(
         packet_id=packet_id, sender=sender_party, salt=salt, message=results[0].plaintext,
         attachments=tuple(Attachment(name, r.plaintext.length, r.plaintext.sha256)
@@ -85,7 +124,7 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
     ).to_bytes()
     manifest = encode_manifest(statement, sign(sender.signing_key, STATEMENT_TYPE, statement))
     manifest_result = encrypt_stream(stream_key(key.secret, packet_id, 0), io.BytesIO(manifest),
-                                     outputs[0], chunk_size)
+                                     manifest_output, chunk_size)
     header = PacketHeader(
         packet_id=packet_id, sender=sender_party,
         recipients=tuple(Party(rid, recipients[rid].key_id) for rid in sorted(recipients)),
@@ -95,7 +134,8 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
     ).to_bytes()
     wrapped = {rid: wrap_content_key(key, packet_id, rid, recipients[rid], random)
                for rid in sorted(recipients)}
-    return Envelope(header, sign(sender.signing_key, PACKET_HEADER_TYPE, header), wrapped)
+    envelope = Envelope(header, sign(sender.signing_key, PACKET_HEADER_TYPE, header), wrapped)
+    return SealedStreams(envelope, replays)
 
 
 def seal_packet(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],

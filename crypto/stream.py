@@ -17,8 +17,9 @@ reordering, duplication and splicing all fail authentication.
 
 Ciphertext layout is simply the concatenated chunks (``chunk + 16-byte tag``);
 the ciphertext length is signed in the header, which fixes the chunk
-boundaries. SHA-256 of plaintext and ciphertext are computed while streaming,
-so content passes through memory one chunk at a time.
+boundaries. SHA-256 of plaintext and ciphertext are computed while streaming
+(in worker threads, beside the cipher), so content passes through memory a
+few chunks at a time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from crypto.encoding import bind
 from crypto.errors import DigestMismatch, FormatError, TamperedChunk, TruncatedStream
+from crypto.hashing import ThreadedSha256
 
 TAG_SIZE = 16
 #: 1 MiB: per-chunk Python overhead is negligible (~1 µs per MiB) and peak memory stays
@@ -95,7 +97,8 @@ def chunk_lengths(ct_length: int, chunk_size: int) -> tuple[int, int]:
     return chunks, last
 
 
-def _read_exact(reader: BinaryIO, size: int) -> bytes:
+def read_exact(reader: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes from ``reader``, fewer only at its end (short reads retried)."""
     data = reader.read(size)
     if len(data) == size or not data:
         return data
@@ -110,31 +113,39 @@ def _read_exact(reader: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE) -> StreamResult:
-    """Encrypt everything ``reader`` yields into ``writer``; return both digests."""
+def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO | None,
+                   chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   tags: bytearray | None = None) -> StreamResult:
+    """Encrypt everything ``reader`` yields into ``writer``; return both digests.
+
+    ``writer`` may be ``None`` to only measure the stream (the ciphertext is
+    then dropped); ``tags``, if given, receives each chunk's tag in order
+    (what :func:`crypto.replay.replay_stream` needs to encrypt it again).
+    Both digests are computed in worker threads (:mod:`crypto.hashing`).
+    """
     check_chunk_size(chunk_size)
     aead = ChaCha20Poly1305(key)
-    pt_hash, ct_hash = hashlib.sha256(), hashlib.sha256()
-    out = bytearray(chunk_size + TAG_SIZE)
     pt_len = ct_len = 0
     counter = 0
-    chunk = _read_exact(reader, chunk_size)
-    while True:
-        following = _read_exact(reader, chunk_size) if len(chunk) == chunk_size else b""
-        final = not following
-        sealed = memoryview(out)[:len(chunk) + TAG_SIZE]
-        aead.encrypt_into(chunk_nonce(counter, final), chunk, None, sealed)
-        pt_hash.update(chunk)
-        ct_hash.update(sealed)
-        writer.write(sealed)
-        pt_len += len(chunk)
-        ct_len += len(sealed)
-        if final:
-            break
-        chunk, counter = following, counter + 1
-    return StreamResult(StreamDigest(pt_len, pt_hash.hexdigest()),
-                        StreamDigest(ct_len, ct_hash.hexdigest()))
+    with ThreadedSha256() as pt_hash, ThreadedSha256() as ct_hash:
+        chunk = read_exact(reader, chunk_size)
+        while True:
+            following = read_exact(reader, chunk_size) if len(chunk) == chunk_size else b""
+            final = not following
+            sealed = aead.encrypt(chunk_nonce(counter, final), chunk, None)  # a new buffer:
+            pt_hash.update(chunk)                       # the hashing threads keep both
+            ct_hash.update(sealed)
+            if writer is not None:
+                writer.write(sealed)
+            if tags is not None:
+                tags += sealed[-TAG_SIZE:]
+            pt_len += len(chunk)
+            ct_len += len(sealed)
+            if final:
+                break
+            chunk, counter = following, counter + 1
+        return StreamResult(StreamDigest(pt_len, pt_hash.hexdigest()),
+                            StreamDigest(ct_len, ct_hash.hexdigest()))
 
 
 def decrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO, expected: StreamDigest,
@@ -143,33 +154,34 @@ def decrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO, expected: Str
 
     Fails closed: raises :class:`TruncatedStream`, :class:`TamperedChunk` or
     :class:`DigestMismatch` as soon as the fault is seen. Plaintext of the
-    chunks before the fault has already been written; discard it.
+    chunks before the fault has already been written; discard it. Both
+    digests are computed in worker threads (:mod:`crypto.hashing`); the
+    plaintext handed to ``writer`` is a fresh buffer per chunk.
     """
     chunks, last = chunk_lengths(expected.length, check_chunk_size(chunk_size))
     aead = ChaCha20Poly1305(key)
-    pt_hash, ct_hash = hashlib.sha256(), hashlib.sha256()
-    out = bytearray(chunk_size)
     pt_len = 0
-    for counter in range(chunks):
-        final = counter == chunks - 1
-        size = last if final else chunk_size + TAG_SIZE
-        sealed = _read_exact(reader, size)
-        if len(sealed) < size:
-            raise TruncatedStream(f"stream ends inside chunk {counter} of {chunks}")
-        plain = memoryview(out)[:size - TAG_SIZE]
-        try:
-            aead.decrypt_into(chunk_nonce(counter, final), sealed, None, plain)
-        except InvalidTag:
-            raise TamperedChunk(f"chunk {counter} fails authentication") from None
-        ct_hash.update(sealed)
-        pt_hash.update(plain)
-        writer.write(plain)
-        pt_len += len(plain)
-    if reader.read(1):
-        raise TamperedChunk("data follows the final chunk")
-    if ct_hash.hexdigest() != expected.sha256:
-        raise DigestMismatch("ciphertext digest differs from the signed header")
-    return StreamResult(StreamDigest(pt_len, pt_hash.hexdigest()), expected)
+    with ThreadedSha256() as pt_hash, ThreadedSha256() as ct_hash:
+        for counter in range(chunks):
+            final = counter == chunks - 1
+            size = last if final else chunk_size + TAG_SIZE
+            sealed = read_exact(reader, size)
+            if len(sealed) < size:
+                raise TruncatedStream(f"stream ends inside chunk {counter} of {chunks}")
+            plain = bytearray(size - TAG_SIZE)
+            try:
+                aead.decrypt_into(chunk_nonce(counter, final), sealed, None, plain)
+            except InvalidTag:
+                raise TamperedChunk(f"chunk {counter} fails authentication") from None
+            ct_hash.update(sealed)
+            pt_hash.update(plain)
+            writer.write(plain)
+            pt_len += len(plain)
+        if reader.read(1):
+            raise TamperedChunk("data follows the final chunk")
+        if ct_hash.hexdigest() != expected.sha256:
+            raise DigestMismatch("ciphertext digest differs from the signed header")
+        return StreamResult(StreamDigest(pt_len, pt_hash.hexdigest()), expected)
 
 
 def digest_stream(reader: BinaryIO, block_size: int = 1 << 20) -> StreamDigest:

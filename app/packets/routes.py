@@ -18,11 +18,13 @@ from app.auth.schemas import ID_PATTERN
 from app.auth.service import Principal
 from app.blobs import (
     SHA256_PATTERN,
+    BlobResponse,
     BlobStore,
     BlobStoreDep,
     ContentTooLarge,
     RangeNotSatisfiable,
     StoredBlob,
+    receive_blob,
 )
 from app.deps import SessionDep, SettingsDep
 from app.errors import PROBLEM_MEDIA_TYPE
@@ -53,13 +55,7 @@ packets = APIRouter(prefix="/v1/packets", tags=["packets"])
 
 async def _receive(request: Request, store: BlobStore, sha256: str, limit: int) -> StoredBlob:
     writer = await run_in_threadpool(store.writer, sha256, limit)
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                await run_in_threadpool(writer.write, chunk)
-        return await run_in_threadpool(writer.commit)
-    finally:
-        writer.abort()
+    return await receive_blob(request.stream(), writer)
 
 
 @router.put("/v1/blobs/{sha256}", status_code=201, name="blob.upload", tags=["packets"],
@@ -157,9 +153,8 @@ def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=10_
                "Content-Length": str(byte_range.length if byte_range else stream.length)}
     if byte_range is not None:
         headers["Content-Range"] = byte_range.content_range
-    return StreamingResponse(store.read(stream.sha256, byte_range),
-                             status_code=206 if byte_range else 200,
-                             media_type="application/octet-stream", headers=headers)
+    return BlobResponse(store.stream(stream.sha256, byte_range),
+                        status_code=206 if byte_range else 200, headers=headers)
 
 
 packets.include_router(sharing_router)

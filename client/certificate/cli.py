@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import typer
 
 from client.certificate.api import CertificatesAPI
-from client.certificate.pdf import PdfError, extract_bundle, render_pdf
 from client.certificate.refresh import certificate_size, disclose_statement, refresh_bundle
 from client.certificate.verify import Report, Trust, check_certificate
 from client.cli_common import JsonOpt, ProfileOpt, connect, guarded, out, print_json
@@ -41,6 +40,8 @@ def read_certificate(path: Path) -> bytes:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
     if data.startswith(b"%PDF"):
+        from client.certificate.pdf import PdfError, extract_bundle  # see pdf() below
+
         try:
             return extract_bundle(data)
         except PdfError as exc:
@@ -133,6 +134,10 @@ def verify(
 @guarded
 def pdf(file: FileArg, output: OutOpt) -> None:
     """Render the printable certificate, with the bundle attached to the PDF."""
+    # Imported here: fpdf2 and fontTools take a third of a second to import,
+    # which every other cadena command (send, fetch...) would pay for nothing.
+    from client.certificate.pdf import PdfError, render_pdf
+
     data = read_certificate(file)
     try:
         rendered = render_pdf(data)

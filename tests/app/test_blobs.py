@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app import blobs
 from app.blobs import (
     BlobDigestMismatch,
     BlobStore,
+    ByteRange,
     ContentTooLarge,
     InsufficientStorage,
     RangeNotSatisfiable,
     parse_range,
+    receive_blob,
 )
 from tests.app.conftest import World
 from tests.app.test_packets_support import (
@@ -175,3 +181,87 @@ def test_only_authenticated_prosecutors_upload(world: World) -> None:
     refused = upload(world, auditor, b"a")
     assert_denied(world, refused, 403, "forbidden", "blob.upload", "role auditor not allowed")
     assert _files(world.settings.data_dir / "blobs") == []
+
+
+def _body(chunks: list[bytes], fail_after: int | None = None) -> AsyncIterator[bytes]:
+    async def gen() -> AsyncIterator[bytes]:
+        for i, chunk in enumerate(chunks):
+            if i == fail_after:
+                raise ConnectionResetError("the client went away")
+            yield chunk
+    return gen()
+
+
+@given(sizes=st.lists(st.integers(0, 700), max_size=30))
+def test_pipelined_receive_stores_exactly_the_body(sizes: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blobs, "WRITE_BATCH", 1000)  # several batches, one in flight
+        store = BlobStore(Path(tmp))
+        chunks = [os.urandom(n) for n in sizes]
+        data = b"".join(chunks)
+        stored = asyncio.run(receive_blob(_body(chunks), store.writer(sha256(data), 1 << 20)))
+        assert (stored.sha256, stored.size, stored.created) == (sha256(data), len(data), True)
+        assert _files(Path(tmp)) == [store.path(sha256(data))]
+        assert store.path(sha256(data)).read_bytes() == data
+
+
+def test_broken_pipelined_receive_leaves_nothing(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs, "WRITE_BATCH", 1000)
+    store = BlobStore(tmp_path)
+    chunks = [os.urandom(600) for _ in range(10)]
+    writer = store.writer(sha256(b"".join(chunks)), 1 << 20)
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(receive_blob(_body(chunks, fail_after=7), writer))
+    assert _files(tmp_path) == []
+
+
+def test_pipelined_receive_enforces_the_size_limit(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs, "WRITE_BATCH", 1000)
+    store = BlobStore(tmp_path)
+    chunks = [b"z" * 600] * 10
+    with pytest.raises(ContentTooLarge):
+        asyncio.run(receive_blob(_body(chunks), store.writer(sha256(b"z" * 6000), 2500)))
+    assert _files(tmp_path) == []
+
+
+async def _streamed(store: BlobStore, digest: str, byte_range: ByteRange | None,
+                    stop_after: int | None = None) -> bytes:
+    chunks = store.stream(digest, byte_range)
+    got = []
+    async for chunk in chunks:
+        got.append(chunk)
+        if len(got) == stop_after:
+            break
+    await chunks.aclose()
+    return b"".join(got)
+
+
+@given(first=st.integers(0, 5000), length=st.integers(1, 5000))
+def test_served_range_is_exactly_the_stored_bytes(first: int, length: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blobs, "SEND_CHUNK", 700)
+        store = BlobStore(Path(tmp))
+        data = bytes(i % 253 for i in range(5000))
+        writer = store.writer(sha256(data), 10_000)
+        writer.write(data)
+        writer.commit()
+        assert asyncio.run(_streamed(store, sha256(data), None)) == data
+        if first < len(data):
+            chosen = ByteRange(first, min(first + length, len(data)) - 1, len(data))
+            got = asyncio.run(_streamed(store, sha256(data), chosen))
+            assert got == data[chosen.first:chosen.last + 1]
+
+
+def test_serving_stopped_early_closes_the_file(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blobs, "SEND_CHUNK", 100)
+    store = BlobStore(tmp_path)
+    data = os.urandom(1000)
+    writer = store.writer(sha256(data), 10_000)
+    writer.write(data)
+    writer.commit()
+    opened_before = len(os.listdir("/proc/self/fd"))
+    assert asyncio.run(_streamed(store, sha256(data), None, stop_after=2)) == data[:200]
+    assert len(os.listdir("/proc/self/fd")) == opened_before
