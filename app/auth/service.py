@@ -164,9 +164,11 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
                    "no token")
     parts = bearer.split(".")
     secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
-    token = session.get(AuthToken, parts[1]) if secret is not None and len(parts[1]) < 64 else None
-    if token is None or secret is None:
+    found = (repo.token_with_key(session, parts[1])
+             if secret is not None and len(parts[1]) < 64 else None)
+    if found is None or secret is None:
         raise deny(Unauthenticated, "invalid token", None, action, subject, "malformed token")
+    token, key = found
     subject = {"type": "token", "id": token.id}
     actor = Actor(liaison=token.liaison_id, key=token.key_id)
     if not hmac.compare_digest(hashlib.sha256(secret).digest(), token.secret_hash):
@@ -176,7 +178,6 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
         raise deny(Unauthenticated, "token revoked", actor, action, subject, "token revoked")
     if token.expires_at <= moment:
         raise deny(Unauthenticated, "token expired", actor, action, subject, "token expired")
-    key = repo.get_key(session, token.key_id)
     if key is None or key.revoked_at is not None:
         raise deny(Unauthenticated, "key revoked", actor, action, subject, "key revoked")
     liaison = key.liaison

@@ -93,6 +93,16 @@ def views(session: Session, packets: Sequence[Packet], moment: datetime) -> list
                        and p.id not in answered) for p in packets]
 
 
+def new_view(packet: Packet, recipient_ids: Sequence[str], moment: datetime) -> PacketView:
+    """The view of a packet just stored with these header recipients (no query).
+
+    Nothing can have answered it yet, so it is overdue only if it came in past due.
+    """
+    return PacketView(packet, sorted(set(recipient_ids)),
+                      packet.due is not None and packet.due < moment
+                      and packet.status == PacketStatus.ACTIVE)
+
+
 def _encode_cursor(packet: Packet) -> str:
     raw = f"{packet.submitted_at.isoformat()}|{packet.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
