@@ -20,6 +20,7 @@ from app.audit import now
 from app.models.event import Event
 
 MAX_BATCH = 500
+_INSERT = insert(Event)
 
 
 def notify(session: Session, liaison_ids: Iterable[str], kind: str, packet_id: str,
@@ -32,7 +33,7 @@ def notify(session: Session, liaison_ids: Iterable[str], kind: str, packet_id: s
              "packet_id": packet_id, "data": body, "created_at": moment}
             for liaison_id in sorted(set(liaison_ids))]
     if rows:  # a plain insert: cheaper than the unit of work for rows nothing reads back
-        session.connection().execute(insert(Event), rows)
+        session.connection().execute(_INSERT, rows)
 
 
 def pending(session: Session, liaison_id: str, after: int) -> Sequence[Event]:

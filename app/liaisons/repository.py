@@ -7,19 +7,48 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, String, bindparam, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
-from app.models.identity import Clearance, Liaison, LiaisonKey, State, StateStatus
+from app.models.identity import Clearance, Liaison, LiaisonKey, Role, State, StateStatus
 
-# Built once: constructing a select costs more than SQLite takes to run it.
-_TOKEN_WITH_KEY = (
-    select(AuthToken, LiaisonKey)
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """What authentication checks of a token's key set: its revocation, liaison and state."""
+
+    key_revoked_at: datetime | None
+    role: Role
+    state_code: str
+    state_status: StateStatus
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """A bearer token as stored, and its key set's holder (``None``: no such key set)."""
+
+    token_id: str
+    liaison_id: str
+    key_id: str
+    secret_hash: bytes
+    expires_at: datetime
+    revoked_at: datetime | None
+    holder: TokenHolder | None
+
+
+# Built once and run on the session's connection: building the select and the
+# ORM's loading cost more than the query itself.
+_TOKEN = (
+    select(AuthToken.id, AuthToken.liaison_id, AuthToken.key_id, AuthToken.secret_hash,
+           AuthToken.expires_at, AuthToken.revoked_at, LiaisonKey.key_id.is_not(None),
+           LiaisonKey.revoked_at, Liaison.role, Liaison.state_code, State.status)
     .outerjoin(LiaisonKey, LiaisonKey.key_id == AuthToken.key_id)
-    .where(AuthToken.id == bindparam("token_id"))
+    .outerjoin(Liaison, Liaison.id == LiaisonKey.liaison_id)
+    .outerjoin(State, State.code == Liaison.state_code)
+    .where(AuthToken.id == bindparam("token_id", type_=String()))
 )
 
 
@@ -51,20 +80,36 @@ def get_key(session: Session, key_id: str) -> LiaisonKey | None:
     return session.get(LiaisonKey, key_id)
 
 
-def token_with_key(session: Session,
-                   token_id: str) -> tuple[AuthToken, LiaisonKey | None] | None:
-    """A bearer token and the key set it was issued to (liaison and state loaded), one query.
-
-    The key stays in the session's identity map for the session's life (which
-    holds objects weakly, so the session's ``info`` keeps a reference): later
-    ``get_key`` calls for it in the same transaction cost no query.
-    """
-    row = session.execute(_TOKEN_WITH_KEY, {"token_id": token_id}).first()
+def token_facts(session: Session, token_id: str) -> TokenFacts | None:
+    """The token ``token_id`` and its key set's revocation, liaison role and state, one query."""
+    row = session.connection().execute(_TOKEN, {"token_id": token_id}).first()
     if row is None:
         return None
-    token, key = row
-    session.info["authenticated_key"] = key
-    return token, key
+    holder = TokenHolder(row[7], row[8], row[9], row[10]) if row[6] else None
+    return TokenFacts(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], holder)
+
+
+@dataclass(frozen=True)
+class UsableKey:
+    """A key set neither rotated out nor revoked: whose it is and its public keys."""
+
+    liaison_id: str
+    signing_public: bytes
+    encryption_public: bytes
+
+
+_USABLE_KEY = (
+    select(LiaisonKey.liaison_id, LiaisonKey.signing_public, LiaisonKey.encryption_public)
+    .where(LiaisonKey.key_id == bindparam("key_id", type_=String()))
+    .where(LiaisonKey.retired_at.is_(None))
+    .where(LiaisonKey.revoked_at.is_(None))
+)
+
+
+def usable_key(session: Session, key_id: str) -> UsableKey | None:
+    """The key set ``key_id`` if it is usable (neither rotated out nor revoked), one query."""
+    row = session.connection().execute(_USABLE_KEY, {"key_id": key_id}).first()
+    return None if row is None else UsableKey(row[0], bytes(row[1]), bytes(row[2]))
 
 
 def current_key(session: Session, liaison_id: str) -> LiaisonKey | None:
@@ -159,7 +204,7 @@ def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
     ids = sorted(set(liaison_ids))
     if not ids:
         return {}
-    rows = session.execute(_ELIGIBILITY, {"ids": ids, "channel_id": channel_id,
+    rows = session.connection().execute(_ELIGIBILITY, {"ids": ids, "channel_id": channel_id,
                                           "moment": moment})
     return {row[0]: Eligibility(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
             for row in rows}

@@ -29,7 +29,7 @@ from app.packets.access import (
     require_prosecutor,
 )
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
-from app.packets.repository import PacketFilter
+from app.packets.repository import PacketFilter, StreamRef
 from ledger.log import AppendedEntry
 
 MAX_THREAD_DEPTH = 100
@@ -59,7 +59,7 @@ class Retrieved:
 
     access: PacketAccess
     view: PacketView
-    streams: Sequence[PacketStream]
+    streams: Sequence[StreamRef]
     entry: AppendedEntry
 
 
