@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -79,8 +80,8 @@ def _parse(envelope_b64: str) -> Envelope:
 def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader:
     """The verified header; the caller's own usable key must have signed it."""
     unverified = {"type": "packet_header", "id": hashlib.sha256(envelope.header).hexdigest()}
-    key = liaisons.get_key(session, by.key_id)
-    if key is None or not key.usable or key.liaison_id != by.liaison_id:
+    key = liaisons.usable_key(session, by.key_id)
+    if key is None or key.liaison_id != by.liaison_id:
         raise deny(NotTheSender, "your key is not current", by.actor, ACTION, unverified,
                    "caller's key is not usable")
     public = LiaisonPublicKeys(signing=key.signing_public, encryption=key.encryption_public)
@@ -153,20 +154,22 @@ def _check_streams(store: BlobStore, header: PacketHeader) -> None:
 def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
            moment: datetime) -> Packet:
     meta = header.meta
-    packet = Packet(
-        id=header.packet_id, channel_id=meta.channel_id, sender_id=by.liaison_id,
-        sender_key_id=header.sender.key_id, classification=int(Level[meta.classification]),
-        handling=str(meta.handling), evaluation=meta.evaluation,
-        case_reference=meta.case_reference, legal_basis=meta.legal_basis,
-        created=parse_time(header.created), submitted_at=moment,
-        in_reply_to=meta.in_reply_to, urgency=str(meta.urgency) if meta.urgency else None,
-        due=parse_time(meta.due) if meta.due else None, header=envelope.header,
-        header_sha256=hashlib.sha256(envelope.header).hexdigest(),
-        signature=envelope.signature, status=PacketStatus.ACTIVE,
-    )
-    session.add(packet)
-    session.flush()
-    # Plain inserts: the unit of work's per-object bookkeeping cost more than the rows.
+    values: dict[str, Any] = {
+        "id": header.packet_id, "channel_id": meta.channel_id, "sender_id": by.liaison_id,
+        "sender_key_id": header.sender.key_id, "classification": int(Level[meta.classification]),
+        "handling": str(meta.handling), "evaluation": meta.evaluation,
+        "case_reference": meta.case_reference, "legal_basis": meta.legal_basis,
+        "created": parse_time(header.created), "submitted_at": moment,
+        "in_reply_to": meta.in_reply_to, "urgency": str(meta.urgency) if meta.urgency else None,
+        "due": parse_time(meta.due) if meta.due else None, "header": envelope.header,
+        "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
+        "signature": envelope.signature, "status": PacketStatus.ACTIVE,
+        "withdrawn_at": None, "withdrawal_reason": None,
+    }
+    # Plain inserts, not the unit of work: its per-object bookkeeping cost more
+    # than the rows. The packet returned is the stored row's values, unattached.
+    repo.insert_packet(session, values)
+    packet = Packet(**values)
     repo.insert_holdings(session, [
         {"packet_id": packet.id, "liaison_id": party.id, "key_id": party.key_id,
          "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
