@@ -33,7 +33,9 @@ CPU seconds the server and the client spent in each phase).
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
 ``--profile DIR`` records each server worker with py-spy (raw collapsed
-stacks) during every closed-loop phase; it perturbs the figures.
+stacks) during every closed-loop phase; it perturbs the figures. Only
+samples holding the GIL are kept (``--gil``): Python's CPU time, not the
+threads waiting for the connection pool or the database.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ def _profiled(server: RunningServer, profile_dir: Path | None, name: str,
             out = profile_dir / f"{name}-{pid}.txt"
             spies.append(subprocess.Popen(
                 [str(spy), "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
-                 "--rate", "100", "--format", "raw", "-o", str(out)],
+                 "--rate", "100", "--gil", "--format", "raw", "-o", str(out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         yield
