@@ -120,14 +120,8 @@ def get(session: Session, packet_id: str) -> Packet | None:
     return session.get(Packet, packet_id)
 
 
-_INSERT_PACKET = insert(Packet)
 _INSERT_HOLDINGS = insert(PacketKey)
 _INSERT_STREAMS = insert(PacketStream)
-
-
-def insert_packet(session: Session, values: dict[str, Any]) -> None:
-    """Insert one ``packets`` row."""
-    session.connection().execute(_INSERT_PACKET, values)
 
 
 def insert_holdings(session: Session, rows: list[dict[str, Any]]) -> None:

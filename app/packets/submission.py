@@ -166,10 +166,11 @@ def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHe
         "signature": envelope.signature, "status": PacketStatus.ACTIVE,
         "withdrawn_at": None, "withdrawal_reason": None,
     }
-    # Plain inserts, not the unit of work: its per-object bookkeeping cost more
-    # than the rows. The packet returned is the stored row's values, unattached.
-    repo.insert_packet(session, values)
     packet = Packet(**values)
+    session.add(packet)
+    session.flush()
+    # Its keys and streams as plain inserts: the unit of work's per-object
+    # bookkeeping cost more than the rows.
     repo.insert_holdings(session, [
         {"packet_id": packet.id, "liaison_id": party.id, "key_id": party.key_id,
          "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
