@@ -10,9 +10,11 @@ transaction; any other error rolls back and records nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 import psycopg
 import structlog
 from fastapi import Depends, Request
@@ -67,12 +69,11 @@ def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
     exc.extensions["ledger_leaf_hash"] = appended.leaf_hash.hex()
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on error."""
-    factory = _sessions(request)
-    session = factory()
+def _settle(factory: sessionmaker[Session], session: Session, error: Exception | None) -> None:
+    """End the request's transaction: commit, or roll back (and record a refusal)."""
     try:
-        yield session
+        if error is not None:
+            raise error
         session.commit()
     except AccessDenied as exc:
         _rollback(session)
@@ -88,14 +89,51 @@ def get_session(request: Request) -> Iterator[Session]:
     except _DATABASE_DOWN as exc:
         _rollback(session)
         raise Unavailable("the database is unavailable; nothing was changed") from exc
-    except BaseException:
+    except Exception:
         _rollback(session)
         raise
     finally:
         session.close()
 
 
-def get_settings_dep(request: Request) -> Settings:
+def _abandon(session: Session) -> None:
+    """Roll back and close after a cancellation or exit (nothing to map or record)."""
+    try:
+        _rollback(session)
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: commit on success, roll back on error.
+
+    The session is made on the event loop (that touches no database: the
+    connection is taken at first use, in the route's thread), and ended in a
+    worker thread. That thread is not counted against the thread pool (its own
+    limiter, as FastAPI does for the exit of sync dependencies): with every pool
+    thread waiting for SQLite's one connection, the holder must still be able
+    to commit and give it back. Shielded: a cancelled request still ends its
+    transaction.
+    """
+    factory = _sessions(request)
+    session = factory()
+    error: Exception | None = None
+    try:
+        yield session
+    except Exception as exc:
+        error = exc
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_settle, factory, session, error,
+                                       limiter=anyio.CapacityLimiter(1))
+    if error is not None:  # not reached: _settle raised it, or the error it maps to
+        raise error
+
+
+async def get_settings_dep(request: Request) -> Settings:
     """The settings the application was built with."""
     settings: Settings = request.app.state.settings
     return settings

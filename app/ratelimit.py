@@ -100,8 +100,11 @@ class RateLimits:
 _create_lock = threading.Lock()
 
 
-def get_rate_limits(request: Request) -> RateLimits:
-    """The process's limiters (made on first use from the application's settings)."""
+async def get_rate_limits(request: Request) -> RateLimits:
+    """The process's limiters (made on first use from the application's settings).
+
+    ``async``: it does no I/O, so it runs on the event loop, not in a worker thread.
+    """
     state = request.app.state
     with _create_lock:
         limits: RateLimits | None = getattr(state, "rate_limits", None)

@@ -20,7 +20,8 @@ Each phase runs closed-loop (``--concurrency`` clients back to back for
 that peak (requests started on a fixed schedule; latency counted from the
 scheduled start, so a stalled server cannot hide queueing: p99 target
 ≤ 50 ms). Targets: POST submissions ≥ 25 % and retrievals ≥ 35 % of
-``/healthz`` requests/s.
+``/healthz`` requests/s; a phase with failed requests meets no target. The
+server runs with the submission rate limit lifted (``UNLIMITED``).
 
 A packet is a 4 KiB message sealed with ``crypto.seal_packet`` from one of
 four senders to two recipients (streams: manifest 380 B and message 4,112 B;
@@ -32,7 +33,9 @@ CPU seconds the server and the client spent in each phase).
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
 ``--profile DIR`` records each server worker with py-spy (raw collapsed
-stacks) during every closed-loop phase; it perturbs the figures.
+stacks) during every closed-loop phase; it perturbs the figures. Only
+samples holding the GIL are kept (``--gil``): Python's CPU time, not the
+threads waiting for the connection pool or the database.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ from crypto import Classification, HandlingCode, PacketMeta, SealedPacket, seal_
 from crypto.keys import LiaisonKeys
 
 CHANNEL = "bench"
+UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000"}
+"""The per-liaison submission limit (default 120 a minute) is lifted: the benchmark
+measures what a submission costs, and four senders at full speed pass the default
+within seconds, after which cheap 429 refusals would pass for throughput."""
 SENDERS = 4
 WARMUP_SECONDS = 2.0
 P99_TARGET_MS = 50.0
@@ -290,7 +297,7 @@ def _profiled(server: RunningServer, profile_dir: Path | None, name: str,
             out = profile_dir / f"{name}-{pid}.txt"
             spies.append(subprocess.Popen(
                 [str(spy), "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
-                 "--rate", "100", "--format", "raw", "-o", str(out)],
+                 "--rate", "100", "--gil", "--format", "raw", "-o", str(out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         yield
@@ -420,7 +427,7 @@ def run_backend(args: argparse.Namespace, backend: str, log_level: str) -> list[
         if backend == "postgresql":
             url = create_postgres_database(args.postgres_url)
             stack.callback(drop_postgres_database, args.postgres_url, url)
-        env = server_env(Path(tmp) / "data", url, log_level=log_level)
+        env = server_env(Path(tmp) / "data", url, log_level=log_level, extra=UNLIMITED)
         coordinator = Liaison("coord", LiaisonKeys.generate())
         bootstrap(env, coordinator)
         server = stack.enter_context(serve(env, workers=workers))
@@ -477,10 +484,11 @@ def verdicts(results: list[Phase]) -> list[dict[str, Any]]:
                     continue
                 out.append({"backend": backend, "log_level": level, "phase": name,
                             "measure": what, "value": round(value, 3), "target": share,
-                            "ok": value >= share})
+                            "ok": value >= share and closed.errors == 0})
             out.append({"backend": backend, "log_level": level, "phase": name,
                         "measure": "open-loop p99 ms", "value": round(opened.p99_ms, 1),
-                        "target": P99_TARGET_MS, "ok": opened.p99_ms <= P99_TARGET_MS})
+                        "target": P99_TARGET_MS,
+                        "ok": opened.p99_ms <= P99_TARGET_MS and opened.errors == 0})
     return out
 
 

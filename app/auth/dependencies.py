@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
@@ -34,10 +34,14 @@ def current_principal(request: Request, session: SessionDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_role(*roles: Role) -> Callable[[Request, Principal], Principal]:
-    """A dependency that lets only ``roles`` through (others get a logged 403)."""
+def require_role(*roles: Role) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """A dependency that lets only ``roles`` through (others get a logged 403).
 
-    def check(request: Request, principal: PrincipalDep) -> Principal:
+    ``async``: it reads nothing, so it runs on the event loop, not in a thread;
+    the refusal is recorded by the session dependency.
+    """
+
+    async def check(request: Request, principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             raise deny(AccessDenied, f"this needs the role {' or '.join(roles)}",
                        principal.actor, action_of(request),

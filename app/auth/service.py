@@ -164,10 +164,11 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
                    "no token")
     parts = bearer.split(".")
     secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
-    token = session.get(AuthToken, parts[1]) if secret is not None and len(parts[1]) < 64 else None
+    token = (repo.token_facts(session, parts[1])
+             if secret is not None and len(parts[1]) < 64 else None)
     if token is None or secret is None:
         raise deny(Unauthenticated, "invalid token", None, action, subject, "malformed token")
-    subject = {"type": "token", "id": token.id}
+    subject = {"type": "token", "id": token.token_id}
     actor = Actor(liaison=token.liaison_id, key=token.key_id)
     if not hmac.compare_digest(hashlib.sha256(secret).digest(), token.secret_hash):
         raise deny(Unauthenticated, "invalid token", None, action, subject, "forged token")
@@ -176,11 +177,10 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
         raise deny(Unauthenticated, "token revoked", actor, action, subject, "token revoked")
     if token.expires_at <= moment:
         raise deny(Unauthenticated, "token expired", actor, action, subject, "token expired")
-    key = repo.get_key(session, token.key_id)
-    if key is None or key.revoked_at is not None:
+    holder = token.holder
+    if holder is None or holder.key_revoked_at is not None:
         raise deny(Unauthenticated, "key revoked", actor, action, subject, "key revoked")
-    liaison = key.liaison
-    if liaison.state.status != StateStatus.ACTIVE:
+    if holder.state_status != StateStatus.ACTIVE:
         raise deny(Unauthenticated, "state not active", actor, action, subject,
-                   f"state {liaison.state_code} is {liaison.state.status}")
-    return Principal(liaison.id, token.key_id, liaison.role, liaison.state_code)
+                   f"state {holder.state_code} is {holder.state_status}")
+    return Principal(token.liaison_id, token.key_id, holder.role, holder.state_code)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
@@ -19,14 +19,18 @@ from ledger.entry import EntryDraft
 INDEXED_SUBJECTS = frozenset({"packet", "liaison"})
 ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")
 MAX_SUBJECT_ID = 200
+_INSERT_SUBJECT = insert(LedgerSubject)
 
 
 def note_subject(session: Session, entry: EntryDraft, index: int) -> None:
     """Index the entry at ``index`` by its subject, if it is about a packet or a liaison."""
     kind, ident = entry.subject.get("type"), entry.subject.get("id")
     if kind in INDEXED_SUBJECTS and ident and len(ident) <= MAX_SUBJECT_ID:
-        session.add(LedgerSubject(subject_type=kind, subject_id=ident, ledger_index=index,
-                                  action=entry.action))
+        # A plain insert on the session's connection, not the unit of work: this
+        # runs for nearly every request and nothing reads the row back in it.
+        session.connection().execute(_INSERT_SUBJECT, {
+            "subject_type": kind, "subject_id": ident, "ledger_index": index,
+            "action": entry.action})
 
 
 def indices_about(session: Session, packet_id: str, upto: int) -> list[int]:

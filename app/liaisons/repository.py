@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, ScalarSelect, Select, String, bindparam, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.models.identity import Clearance, Liaison, LiaisonKey, State
+from app.models.auth import AuthToken
+from app.models.base import UTCDateTime
+from app.models.channel import ChannelMember
+from app.models.identity import Clearance, Liaison, LiaisonKey, Role, State, StateStatus
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """What authentication checks of a token's key set: its revocation, liaison and state."""
+
+    key_revoked_at: datetime | None
+    role: Role
+    state_code: str
+    state_status: StateStatus
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """A bearer token as stored, and its key set's holder (``None``: no such key set)."""
+
+    token_id: str
+    liaison_id: str
+    key_id: str
+    secret_hash: bytes
+    expires_at: datetime
+    revoked_at: datetime | None
+    holder: TokenHolder | None
+
+
+# Built once and run on the session's connection: building the select and the
+# ORM's loading cost more than the query itself.
+_TOKEN = (
+    select(AuthToken.id, AuthToken.liaison_id, AuthToken.key_id, AuthToken.secret_hash,
+           AuthToken.expires_at, AuthToken.revoked_at, LiaisonKey.key_id.is_not(None),
+           LiaisonKey.revoked_at, Liaison.role, Liaison.state_code, State.status)
+    .outerjoin(LiaisonKey, LiaisonKey.key_id == AuthToken.key_id)
+    .outerjoin(Liaison, Liaison.id == LiaisonKey.liaison_id)
+    .outerjoin(State, State.code == Liaison.state_code)
+    .where(AuthToken.id == bindparam("token_id", type_=String()))
+)
 
 
 def get_state(session: Session, code: str) -> State | None:
@@ -37,6 +78,38 @@ def list_liaisons(session: Session, state_code: str | None = None) -> Sequence[L
 def get_key(session: Session, key_id: str) -> LiaisonKey | None:
     """A key set by its key id."""
     return session.get(LiaisonKey, key_id)
+
+
+def token_facts(session: Session, token_id: str) -> TokenFacts | None:
+    """The token ``token_id`` and its key set's revocation, liaison role and state, one query."""
+    row = session.connection().execute(_TOKEN, {"token_id": token_id}).first()
+    if row is None:
+        return None
+    holder = TokenHolder(row[7], row[8], row[9], row[10]) if row[6] else None
+    return TokenFacts(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], holder)
+
+
+@dataclass(frozen=True)
+class UsableKey:
+    """A key set neither rotated out nor revoked: whose it is and its public keys."""
+
+    liaison_id: str
+    signing_public: bytes
+    encryption_public: bytes
+
+
+_USABLE_KEY = (
+    select(LiaisonKey.liaison_id, LiaisonKey.signing_public, LiaisonKey.encryption_public)
+    .where(LiaisonKey.key_id == bindparam("key_id", type_=String()))
+    .where(LiaisonKey.retired_at.is_(None))
+    .where(LiaisonKey.revoked_at.is_(None))
+)
+
+
+def usable_key(session: Session, key_id: str) -> UsableKey | None:
+    """The key set ``key_id`` if it is usable (neither rotated out nor revoked), one query."""
+    row = session.connection().execute(_USABLE_KEY, {"key_id": key_id}).first()
+    return None if row is None else UsableKey(row[0], bytes(row[1]), bytes(row[2]))
 
 
 def current_key(session: Session, liaison_id: str) -> LiaisonKey | None:
@@ -70,6 +143,71 @@ def clearance_in_force(session: Session, liaison_id: str, moment: datetime) -> C
         .order_by(Clearance.level.desc(), Clearance.valid_until.desc())
     )
     return session.scalars(query).first()
+
+
+def level_in_force(liaison_id: ColumnElement[str] | InstrumentedAttribute[str],
+                   moment: ColumnElement[datetime]) -> ScalarSelect[int | None]:
+    """A scalar subquery: the highest clearance level of the liaison valid at ``moment``.
+
+    The same rule as :func:`clearance_in_force`, for folding into a larger query
+    (``NULL`` when no clearance is in force).
+    """
+    return (
+        select(func.max(Clearance.level))
+        .where(Clearance.liaison_id == liaison_id)
+        .where(Clearance.revoked_at.is_(None))
+        .where(Clearance.valid_from <= moment)
+        .where(Clearance.valid_until > moment)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """What decides whether a liaison may receive a packet in a channel now."""
+
+    liaison_id: str
+    state_code: str
+    state_status: StateStatus
+    is_member: bool
+    level: int | None
+    current_key_id: str | None
+
+
+def _eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]:
+    current = (
+        select(LiaisonKey.key_id)
+        .where(LiaisonKey.liaison_id == Liaison.id)
+        .where(LiaisonKey.retired_at.is_(None))
+        .where(LiaisonKey.revoked_at.is_(None))
+        .order_by(LiaisonKey.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    member = exists().where(ChannelMember.channel_id == bindparam("channel_id"),
+                            ChannelMember.liaison_id == Liaison.id)
+    moment = bindparam("moment", type_=UTCDateTime())
+    return (
+        select(Liaison.id, Liaison.state_code, State.status, member,
+               level_in_force(Liaison.id, moment), current)
+        .join(State, State.code == Liaison.state_code)
+        .where(Liaison.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+_ELIGIBILITY = _eligibility_query()
+
+
+def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
+                moment: datetime) -> dict[str, Eligibility]:
+    """Eligibility facts of every known liaison among ``liaison_ids``, in one query."""
+    ids = sorted(set(liaison_ids))
+    if not ids:
+        return {}
+    rows = session.connection().execute(_ELIGIBILITY, {"ids": ids, "channel_id": channel_id,
+                                          "moment": moment})
+    return {row[0]: Eligibility(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+            for row in rows}
 
 
 def clearances_of(session: Session, liaison_id: str) -> Sequence[Clearance]:

@@ -103,16 +103,24 @@ def require_cleared(session: Session, by: Principal, action: str, subject: dict[
 
     Returns the caller's clearance level in force.
     """
-    if not channels.is_member(session, channel_id, by.liaison_id):
+    member = channels.is_member(session, channel_id, by.liaison_id)
+    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment) if member else None
+    return _cleared_level(by, action, subject, channel_id, classification, member,
+                          clearance.level if clearance else None)
+
+
+def _cleared_level(by: Principal, action: str, subject: dict[str, str], channel_id: str,
+                   classification: int, member: bool, level: int | None) -> int:
+    """The caller's level in force, or a logged refusal (not a member, or not cleared)."""
+    if not member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, action,
                    subject, f"not a member of channel {channel_id}")
-    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
-    if clearance is None:
+    if level is None:
         raise deny(NoClearance, NO_CLEARANCE, by.actor, action, subject, NO_CLEARANCE)
-    refusal = clearance_refusal(clearance.level, classification)
+    refusal = clearance_refusal(level, classification)
     if refusal is not None:
         raise deny(refusal.error, refusal.reason, by.actor, action, subject, refusal.reason)
-    return clearance.level
+    return level
 
 
 def require_prosecutor(by: Principal, action: str, subject: dict[str, str]) -> None:
@@ -131,16 +139,16 @@ def packet_access(session: Session, by: Principal, packet_id: str, action: str, 
     """
     subject = packet_subject(packet_id)
     require_prosecutor(by, action, subject)
-    packet = repo.get(session, packet_id)
-    if packet is None:
+    facts = repo.access_facts(session, packet_id, by.liaison_id, now())
+    if facts is None:
         raise deny(Hidden, "no such packet", by.actor, action, subject, "no such packet")
-    held = repo.holding(session, packet.id, by.liaison_id)
+    packet, held = facts.packet, facts.holding
     is_sender = packet.sender_id == by.liaison_id
     if held is None and not is_sender:
         raise deny(Hidden, "no such packet", by.actor, action, subject,
                    "not a party to the packet")
-    level = require_cleared(session, by, action, subject, packet.channel_id,
-                            packet.classification, now())
+    level = _cleared_level(by, action, subject, packet.channel_id, packet.classification,
+                           facts.is_member, facts.level)
     if deliver and packet.status == PacketStatus.WITHDRAWN and not is_sender:
         raise deny(Withdrawn, f"the originator withdrew this packet: {packet.withdrawal_reason}",
                    by.actor, action, subject, "packet withdrawn")
@@ -150,18 +158,26 @@ def packet_access(session: Session, by: Principal, packet_id: str, action: str, 
 def ineligibility(session: Session, liaison_id: str, key_id: str, channel_id: str,
                   classification: int, moment: datetime) -> str | None:
     """Why ``liaison_id`` (with key ``key_id``) may not receive a packet now, or ``None``."""
-    liaison = liaisons.get_liaison(session, liaison_id)
-    if liaison is None:
+    facts = liaisons.eligibility(session, [liaison_id], channel_id, moment)
+    return eligibility_refusal(facts.get(liaison_id), key_id, channel_id, classification)
+
+
+def eligibility_refusal(facts: liaisons.Eligibility | None, key_id: str, channel_id: str,
+                        classification: int) -> str | None:
+    """Why a liaison with these facts may not receive a packet with key ``key_id``, or ``None``.
+
+    The rules, in order: a known liaison, of an active state, a member of the
+    channel, cleared for the classification now, and ``key_id`` their current key.
+    """
+    if facts is None:
         return "unknown liaison"
-    if liaison.state.status != StateStatus.ACTIVE:
-        return f"state {liaison.state_code} is {liaison.state.status}"
-    if not channels.is_member(session, channel_id, liaison_id):
+    if facts.state_status != StateStatus.ACTIVE:
+        return f"state {facts.state_code} is {facts.state_status}"
+    if not facts.is_member:
         return f"not a member of channel {channel_id}"
-    clearance = liaisons.clearance_in_force(session, liaison_id, moment)
-    refusal = clearance_refusal(clearance.level if clearance else None, classification)
+    refusal = clearance_refusal(facts.level, classification)
     if refusal is not None:
         return refusal.reason
-    key = liaisons.current_key(session, liaison_id)
-    if key is None or key.key_id != key_id:
+    if facts.current_key_id is None or facts.current_key_id != key_id:
         return f"key {key_id} is not the liaison's current key"
     return None

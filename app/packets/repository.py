@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, String, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
-from app.models.channel import ChannelMember
+from app.liaisons.repository import level_in_force
+from app.models.base import UTCDateTime
+from app.models.channel import Channel, ChannelMember
 from app.models.packet import (
     KeyOrigin,
     Packet,
@@ -37,9 +40,100 @@ class PacketFilter:
     status: PacketStatus | None = None
 
 
+@dataclass(frozen=True)
+class AccessFacts:
+    """What the clearance gate decides on, read in one query."""
+
+    packet: Packet
+    holding: PacketKey | None
+    is_member: bool
+    level: int | None
+
+
+def _access_query() -> Select[Packet, PacketKey, bool, int | None]:
+    liaison = bindparam("liaison_id", type_=String())
+    member = exists().where(ChannelMember.channel_id == Packet.channel_id,
+                            ChannelMember.liaison_id == liaison)
+    level = level_in_force(liaison, bindparam("moment", type_=UTCDateTime()))
+    return (
+        select(Packet, PacketKey, member, level)
+        .outerjoin(PacketKey, and_(PacketKey.packet_id == Packet.id,
+                                   PacketKey.liaison_id == liaison))
+        .where(Packet.id == bindparam("packet_id", type_=String()))
+    )
+
+
+_ACCESS = _access_query()
+
+
+def access_facts(session: Session, packet_id: str, liaison_id: str,
+                 moment: datetime) -> AccessFacts | None:
+    """The packet, the key ``liaison_id`` holds for it, their membership of its channel
+    and their clearance level in force at ``moment``; ``None`` for an unknown packet.
+    """
+    row = session.execute(_ACCESS, {"packet_id": packet_id, "liaison_id": liaison_id,
+                                    "moment": moment}).first()
+    if row is None:
+        return None
+    packet, held, member, level = row
+    return AccessFacts(packet, held, bool(member), level)
+
+
+@dataclass(frozen=True)
+class SenderFacts:
+    """What decides whether a liaison may submit a packet id in a channel now."""
+
+    packet_exists: bool
+    channel_min_level: int
+    is_member: bool
+    level: int | None
+
+
+def _sender_query() -> Select[bool, int, bool, int | None]:
+    liaison = bindparam("liaison_id", type_=String())
+    member = exists().where(ChannelMember.channel_id == Channel.id,
+                            ChannelMember.liaison_id == liaison)
+    used = exists().where(Packet.id == bindparam("packet_id", type_=String()))
+    level = level_in_force(liaison, bindparam("moment", type_=UTCDateTime()))
+    return (select(used, Channel.min_level, member, level)
+            .where(Channel.id == bindparam("channel_id", type_=String())))
+
+
+_SENDER = _sender_query()
+
+
+def sender_facts(session: Session, packet_id: str, channel_id: str, liaison_id: str,
+                 moment: datetime) -> SenderFacts | None:
+    """Whether the packet id is taken, the channel's minimum, the sender's membership and
+    clearance level in force at ``moment``, in one query; ``None`` for an unknown channel.
+    """
+    row = session.connection().execute(_SENDER, {"packet_id": packet_id, "channel_id": channel_id,
+                                    "liaison_id": liaison_id, "moment": moment}).first()
+    if row is None:
+        return None
+    used, min_level, member, level = row
+    return SenderFacts(bool(used), min_level, bool(member), level)
+
+
 def get(session: Session, packet_id: str) -> Packet | None:
     """The packet with id ``packet_id``."""
     return session.get(Packet, packet_id)
+
+
+_INSERT_HOLDINGS = insert(PacketKey)
+_INSERT_STREAMS = insert(PacketStream)
+
+
+def insert_holdings(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert wrapped-key rows (``packet_keys`` columns) in one statement."""
+    if rows:
+        session.connection().execute(_INSERT_HOLDINGS, rows)
+
+
+def insert_streams(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert ciphertext stream rows (``packet_streams`` columns) in one statement."""
+    if rows:
+        session.connection().execute(_INSERT_STREAMS, rows)
 
 
 def holding(session: Session, packet_id: str, liaison_id: str) -> PacketKey | None:
@@ -52,15 +146,47 @@ def is_party(session: Session, packet: Packet, liaison_id: str) -> bool:
     return packet.sender_id == liaison_id or holding(session, packet.id, liaison_id) is not None
 
 
-def streams(session: Session, packet_id: str) -> Sequence[PacketStream]:
+@dataclass(frozen=True, slots=True)
+class StreamRef:
+    """Where a ciphertext stream of a packet is stored, and its length."""
+
+    index: int
+    sha256: str
+    length: int
+
+
+_STREAMS = (select(PacketStream.index, PacketStream.sha256, PacketStream.length)
+            .where(PacketStream.packet_id == bindparam("packet_id", type_=String()))
+            .order_by(PacketStream.index))
+
+
+def streams(session: Session, packet_id: str) -> list[StreamRef]:
     """The packet's ciphertext streams, in order."""
-    return session.scalars(select(PacketStream).where(PacketStream.packet_id == packet_id)
-                           .order_by(PacketStream.index)).all()
+    rows = session.connection().execute(_STREAMS, {"packet_id": packet_id})
+    return [StreamRef(*row) for row in rows]
 
 
 def stream(session: Session, packet_id: str, index: int) -> PacketStream | None:
     """One ciphertext stream of the packet."""
     return session.get(PacketStream, (packet_id, index))
+
+
+# Built once, run on the session's connection: building a select with an
+# expanding IN, and the ORM's execution layer, each cost more than the query.
+_RECIPIENTS = (
+    select(PacketKey.packet_id, PacketKey.liaison_id)
+    .where(PacketKey.packet_id.in_(bindparam("ids", expanding=True)),
+           PacketKey.origin == KeyOrigin.HEADER)
+    .order_by(PacketKey.liaison_id)
+)
+_REPLY = Packet.__table__.alias("reply")
+_ANSWERED = (
+    select(_REPLY.c.in_reply_to).distinct()
+    .join(PacketKey, and_(PacketKey.packet_id == _REPLY.c.in_reply_to,
+                          PacketKey.liaison_id == _REPLY.c.sender_id,
+                          PacketKey.origin == KeyOrigin.HEADER))
+    .where(_REPLY.c.in_reply_to.in_(bindparam("ids", expanding=True)))
+)
 
 
 def recipients(session: Session, packet_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -69,11 +195,7 @@ def recipients(session: Session, packet_ids: Iterable[str]) -> dict[str, list[st
     found: dict[str, list[str]] = {pid: [] for pid in ids}
     if not ids:
         return found
-    rows = session.execute(
-        select(PacketKey.packet_id, PacketKey.liaison_id)
-        .where(PacketKey.packet_id.in_(ids), PacketKey.origin == KeyOrigin.HEADER)
-        .order_by(PacketKey.liaison_id))
-    for packet_id, liaison_id in rows:
+    for packet_id, liaison_id in session.connection().execute(_RECIPIENTS, {"ids": ids}):
         found[packet_id].append(liaison_id)
     return found
 
@@ -83,15 +205,7 @@ def answered(session: Session, packet_ids: Iterable[str]) -> set[str]:
     ids = list(packet_ids)
     if not ids:
         return set()
-    reply = Packet.__table__.alias("reply")
-    query = (
-        select(reply.c.in_reply_to).distinct()
-        .join(PacketKey, and_(PacketKey.packet_id == reply.c.in_reply_to,
-                              PacketKey.liaison_id == reply.c.sender_id,
-                              PacketKey.origin == KeyOrigin.HEADER))
-        .where(reply.c.in_reply_to.in_(ids))
-    )
-    return set(session.scalars(query).all())
+    return set(session.connection().execute(_ANSWERED, {"ids": ids}).scalars().all())
 
 
 def replies_to(session: Session, packet_ids: Iterable[str]) -> Sequence[Packet]:

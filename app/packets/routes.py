@@ -93,7 +93,7 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
     done = submission.submit(session, store, by, body.envelope)
-    view = service.views(session, [done.packet], done.packet.submitted_at)[0]
+    view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
 

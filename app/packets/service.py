@@ -29,7 +29,7 @@ from app.packets.access import (
     require_prosecutor,
 )
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
-from app.packets.repository import PacketFilter
+from app.packets.repository import PacketFilter, StreamRef
 from ledger.log import AppendedEntry
 
 MAX_THREAD_DEPTH = 100
@@ -59,7 +59,7 @@ class Retrieved:
 
     access: PacketAccess
     view: PacketView
-    streams: Sequence[PacketStream]
+    streams: Sequence[StreamRef]
     entry: AppendedEntry
 
 
@@ -91,6 +91,16 @@ def views(session: Session, packets: Sequence[Packet], moment: datetime) -> list
     return [PacketView(p, recipients[p.id],
                        p.due is not None and p.due < moment and p.status == PacketStatus.ACTIVE
                        and p.id not in answered) for p in packets]
+
+
+def new_view(packet: Packet, recipient_ids: Sequence[str], moment: datetime) -> PacketView:
+    """The view of a packet just stored with these header recipients (no query).
+
+    Nothing can have answered it yet, so it is overdue only if it came in past due.
+    """
+    return PacketView(packet, sorted(set(recipient_ids)),
+                      packet.due is not None and packet.due < moment
+                      and packet.status == PacketStatus.ACTIVE)
 
 
 def _encode_cursor(packet: Packet) -> str:

@@ -17,21 +17,21 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.audit import Hidden, deny, draft, now, record
 from app.auth.service import Principal
 from app.blobs import BlobStore
-from app.channels import repository as channels
 from app.clearances.schemas import level_name
 from app.events.service import notify
 from app.liaisons import repository as liaisons
 from app.models.identity import Level
-from app.models.packet import KeyOrigin, Packet, PacketKey, PacketStatus, PacketStream
+from app.models.packet import KeyOrigin, Packet, PacketStatus
 from app.packets import repository as repo
 from app.packets.access import (
-    ineligibility,
+    eligibility_refusal,
     packet_subject,
     require_prosecutor,
     submission_refusal,
@@ -62,6 +62,7 @@ class Submitted:
 
     packet: Packet
     entry: AppendedEntry
+    recipient_ids: tuple[str, ...]
 
 
 def parse_time(text: str) -> datetime:
@@ -79,8 +80,8 @@ def _parse(envelope_b64: str) -> Envelope:
 def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader:
     """The verified header; the caller's own usable key must have signed it."""
     unverified = {"type": "packet_header", "id": hashlib.sha256(envelope.header).hexdigest()}
-    key = liaisons.get_key(session, by.key_id)
-    if key is None or not key.usable or key.liaison_id != by.liaison_id:
+    key = liaisons.usable_key(session, by.key_id)
+    if key is None or key.liaison_id != by.liaison_id:
         raise deny(NotTheSender, "your key is not current", by.actor, ACTION, unverified,
                    "caller's key is not usable")
     public = LiaisonPublicKeys(signing=key.signing_public, encryption=key.encryption_public)
@@ -100,19 +101,19 @@ def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader
 def _check_sender(session: Session, by: Principal, header: PacketHeader,
                   moment: datetime) -> None:
     subject = packet_subject(header.packet_id)
-    if repo.get(session, header.packet_id) is not None:
+    channel_id = header.meta.channel_id
+    facts = repo.sender_facts(session, header.packet_id, channel_id, by.liaison_id, moment)
+    if (facts.packet_exists if facts is not None
+            else repo.get(session, header.packet_id) is not None):
         raise deny(PacketConflict, "this packet id was already submitted", by.actor, ACTION,
                    subject, "packet id already used")
-    channel = channels.get(session, header.meta.channel_id)
-    if channel is None:
+    if facts is None:
         raise deny(Hidden, "no such channel", by.actor, ACTION, subject, "no such channel")
-    if not channels.is_member(session, channel.id, by.liaison_id):
+    if not facts.is_member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, ACTION,
-                   subject, f"not a member of channel {channel.id}")
-    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
+                   subject, f"not a member of channel {channel_id}")
     classification = Level[header.meta.classification]
-    refusal = submission_refusal(clearance.level if clearance else None, classification,
-                                 channel.min_level)
+    refusal = submission_refusal(facts.level, classification, facts.channel_min_level)
     if refusal is not None:
         raise deny(refusal.error, refusal.reason, by.actor, ACTION, subject, refusal.reason)
 
@@ -120,9 +121,10 @@ def _check_sender(session: Session, by: Principal, header: PacketHeader,
 def _check_recipients(session: Session, by: Principal, header: PacketHeader,
                       moment: datetime) -> None:
     classification = Level[header.meta.classification]
+    channel_id = header.meta.channel_id
+    facts = liaisons.eligibility(session, header.recipient_ids, channel_id, moment)
     for party in header.recipients:
-        why = ineligibility(session, party.id, party.key_id, header.meta.channel_id,
-                            classification, moment)
+        why = eligibility_refusal(facts.get(party.id), party.key_id, channel_id, classification)
         if why is not None:
             reason = f"recipient {party.id}: {why}"
             raise deny(RecipientNotEligible, reason, by.actor, ACTION,
@@ -152,25 +154,30 @@ def _check_streams(store: BlobStore, header: PacketHeader) -> None:
 def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
            moment: datetime) -> Packet:
     meta = header.meta
-    packet = Packet(
-        id=header.packet_id, channel_id=meta.channel_id, sender_id=by.liaison_id,
-        sender_key_id=header.sender.key_id, classification=int(Level[meta.classification]),
-        handling=str(meta.handling), evaluation=meta.evaluation,
-        case_reference=meta.case_reference, legal_basis=meta.legal_basis,
-        created=parse_time(header.created), submitted_at=moment,
-        in_reply_to=meta.in_reply_to, urgency=str(meta.urgency) if meta.urgency else None,
-        due=parse_time(meta.due) if meta.due else None, header=envelope.header,
-        header_sha256=hashlib.sha256(envelope.header).hexdigest(),
-        signature=envelope.signature, status=PacketStatus.ACTIVE,
-    )
+    values: dict[str, Any] = {
+        "id": header.packet_id, "channel_id": meta.channel_id, "sender_id": by.liaison_id,
+        "sender_key_id": header.sender.key_id, "classification": int(Level[meta.classification]),
+        "handling": str(meta.handling), "evaluation": meta.evaluation,
+        "case_reference": meta.case_reference, "legal_basis": meta.legal_basis,
+        "created": parse_time(header.created), "submitted_at": moment,
+        "in_reply_to": meta.in_reply_to, "urgency": str(meta.urgency) if meta.urgency else None,
+        "due": parse_time(meta.due) if meta.due else None, "header": envelope.header,
+        "header_sha256": hashlib.sha256(envelope.header).hexdigest(),
+        "signature": envelope.signature, "status": PacketStatus.ACTIVE,
+        "withdrawn_at": None, "withdrawal_reason": None,
+    }
+    packet = Packet(**values)
     session.add(packet)
     session.flush()
-    session.add_all([PacketKey(packet_id=packet.id, liaison_id=party.id, key_id=party.key_id,
-                               origin=KeyOrigin.HEADER, wrapped_key=envelope.wrapped_keys[party.id],
-                               added_at=moment) for party in header.recipients])
-    session.add_all([PacketStream(packet_id=packet.id, index=i, sha256=s.sha256, length=s.length)
-                     for i, s in enumerate(header.streams)])
-    session.flush()
+    # Its keys and streams as plain inserts: the unit of work's per-object
+    # bookkeeping cost more than the rows.
+    repo.insert_holdings(session, [
+        {"packet_id": packet.id, "liaison_id": party.id, "key_id": party.key_id,
+         "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
+         "added_at": moment} for party in header.recipients])
+    repo.insert_streams(session, [
+        {"packet_id": packet.id, "index": i, "sha256": s.sha256, "length": s.length}
+        for i, s in enumerate(header.streams)])
     return packet
 
 
@@ -208,4 +215,4 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str)
            packet.id, entry.index, {"from": by.liaison_id, "channel": packet.channel_id,
                                     "classification": level_name(packet.classification),
                                     "in_reply_to": packet.in_reply_to})
-    return Submitted(packet, entry)
+    return Submitted(packet, entry, header.recipient_ids)

@@ -87,6 +87,23 @@ def test_recipient_outside_the_channel_is_refused_and_logged(world: World) -> No
                   "recipient dave: not a member of channel ch")
 
 
+def test_unknown_recipient_is_refused_after_the_eligible_ones(world: World) -> None:
+    ex = exchange(world)
+    ghost = Person("ghost", LiaisonKeys.generate())  # never enrolled
+    response = submit(world, ex.alice, ex.seal([ex.bob, ghost, ex.carol]))
+    assert_denied(world, response, 403, "recipient-not-eligible", "packet.submit",
+                  "recipient ghost: unknown liaison")
+
+
+def test_first_ineligible_recipient_in_header_order_is_named(world: World) -> None:
+    ex = exchange(world)
+    dave = world.liaison("dave", "CO")  # cleared, but outside the channel
+    ghost = Person("ghost", LiaisonKeys.generate())
+    response = submit(world, ex.alice, ex.seal([ex.bob, dave, ghost]))
+    assert_denied(world, response, 403, "recipient-not-eligible", "packet.submit",
+                  "recipient dave: not a member of channel ch")
+
+
 def test_recipient_below_the_classification_is_refused_and_logged(world: World) -> None:
     ex = exchange(world)
     clearances = world.client.get("/v1/clearances?liaison_id=bob", headers=world.coordinator.auth)
