@@ -10,12 +10,12 @@ transaction; any other error rolls back and records nothing.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
 import anyio.to_thread
-import psycopg
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
@@ -41,16 +41,25 @@ def _sessions(request: Request) -> sessionmaker[Session]:
 
 
 # Driver errors are listed too: ``ledger.sqlstore`` runs its hot queries on the
-# DB-API cursor, where SQLAlchemy does not wrap what the driver raises.
-_DATABASE_DOWN = (OperationalError, DBAPIError, PoolTimeout, psycopg.OperationalError,
-                  psycopg.InterfaceError, sqlite3.OperationalError)
+# DB-API cursor, where SQLAlchemy does not wrap what the driver raises. psycopg's
+# are added once SQLAlchemy has loaded it (a SQLite server never imports it).
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OperationalError, DBAPIError, PoolTimeout, sqlite3.OperationalError)
+
+
+def _database_down() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the database is down" (evaluated only as an exception passes)."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return _DATABASE_DOWN
+    return (*_DATABASE_DOWN, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def _rollback(session: Session) -> None:
     """Roll back; on a connection already lost the database rolled back by itself."""
     try:
         session.rollback()
-    except _DATABASE_DOWN:
+    except _database_down():
         log.warning("rollback failed: the database connection is lost")
 
 
@@ -79,14 +88,14 @@ def _settle(factory: sessionmaker[Session], session: Session, error: Exception |
         _rollback(session)
         try:
             _record_refusal(factory, exc)
-        except _DATABASE_DOWN as down:  # a refusal is never served unrecorded
+        except _database_down() as down:  # a refusal is never served unrecorded
             raise Unavailable("the database is unavailable; nothing was changed") from down
         raise
     except DataError as exc:
         _rollback(session)
         raise UnstorableValue("a value in the request cannot be stored; nothing was changed") \
             from exc
-    except _DATABASE_DOWN as exc:
+    except _database_down() as exc:
         _rollback(session)
         raise Unavailable("the database is unavailable; nothing was changed") from exc
     except Exception:

@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-            current = is_current(engine, url)
+            current = is_current(engine)
         except Exception as exc:  # any driver error means "not ready"
             raise Unavailable("the database is unreachable") from exc
         if not current:

@@ -23,8 +23,8 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,9 +34,12 @@ from app.witnesses.service import Submission
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier, b64decode, verify_cosignature
 
+if TYPE_CHECKING:
+    import httpx
+
 log = structlog.get_logger()
 
-TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 5.0, 2.0
 MAX_BACKOFF = 60.0
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
 
@@ -94,7 +97,7 @@ class Witnessing:
         """Collect every ``interval`` seconds, over ``client`` (default: short timeouts)."""
         self._sessions = sessions
         self._interval = interval
-        self._client = client or httpx.Client(timeout=TIMEOUT)
+        self._client = client  # made on first use: httpx stays out of a server with no witness
         self._owns_client = client is None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="witness")
         self._lock = threading.Lock()
@@ -113,7 +116,7 @@ class Witnessing:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             self._client.close()
 
     def run_once(self) -> list[Future[None]]:
@@ -164,8 +167,17 @@ class Witnessing:
             with self._lock:
                 self._in_flight.discard(key)
 
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS))
+            return self._client
+
     def _submit(self, submission: Submission, *, retry: bool) -> None:
-        response = self._client.post(submission.url + "/add-checkpoint",
+        response = self._http().post(submission.url + "/add-checkpoint",
                                      content=request_body(submission),
                                      headers={"Content-Type": "text/plain; charset=utf-8"})
         size = submission.checkpoint.size

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, make_url, select, text
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, normalize_url
-from app.migrate import alembic_config, upgrade_to_head
+from app.migrate import SCHEMA_HEAD, alembic_config, is_current, upgrade_to_head
 from app.models import Base
 from app.models.ledger import LEDGER_TABLES
 from tests.conftest import BACKENDS, POSTGRES_URL
@@ -66,7 +66,7 @@ def _head_row(url: str) -> tuple[int, int, bytes | None]:
 
 def test_migration_ids_are_a_single_linear_history() -> None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert len(script.get_heads()) == 1
+    assert script.get_heads() == [SCHEMA_HEAD]  # /readyz checks against SCHEMA_HEAD
     assert script.get_revision("0001_ledger").down_revision is None
     for path in (Path(script.dir) / "versions").glob("*.py"):
         if path.name != "__init__.py":
@@ -103,6 +103,18 @@ def test_migrated_database_is_at_head(db_url: str) -> None:
     finally:
         engine.dispose()
     assert set(current) == set(script.get_heads())
+
+
+def test_readiness_sees_an_unmigrated_or_outdated_database(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url, poolclass=NullPool)
+    try:
+        assert not is_current(engine)
+        upgrade_to_head(empty_db_url)
+        assert is_current(engine)
+        command.downgrade(alembic_config(empty_db_url), "-1")
+        assert not is_current(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("revision", ["0001_ledger"])
