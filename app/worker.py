@@ -1,0 +1,30 @@
+"""The application factory of one ``cadena-server serve`` worker process.
+
+Kept apart from :mod:`app.cli` so that a serving process imports neither
+typer nor rich: ``serve`` hands its process over to uvicorn (``exec``) with
+this factory once the migrations ran.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def worker_app() -> FastAPI:
+    """The application of one ``serve`` worker process, with logging configured in it.
+
+    With ``--workers N > 1`` uvicorn starts each worker with multiprocessing's
+    *spawn*: a fresh interpreter that never ran ``serve``'s set-up, so without
+    this every worker logged at debug level in console format, ignoring
+    ``CADENA_LOG_LEVEL`` and ``CADENA_LOG_JSON`` (and paying for it per request).
+    """
+    from app.logging import configure_logging
+    from app.main import create_app
+    from app.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    return create_app(settings)
