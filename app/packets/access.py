@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from app.audit import AccessDenied, Hidden, deny, now
 from app.auth.service import Principal
-from app.channels import repository as channels
 from app.liaisons import repository as liaisons
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
@@ -95,18 +94,6 @@ def submission_refusal(sender_level: int | None, classification: int,
                           f"classification {level_name(classification)} is below the "
                           f"channel minimum {level_name(channel_min)}")
     return refusal
-
-
-def require_cleared(session: Session, by: Principal, action: str, subject: dict[str, str],
-                    channel_id: str, classification: int, moment: datetime) -> int:
-    """Refuse (logged) unless ``by`` is a member of the channel with enough clearance now.
-
-    Returns the caller's clearance level in force.
-    """
-    member = channels.is_member(session, channel_id, by.liaison_id)
-    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment) if member else None
-    return _cleared_level(by, action, subject, channel_id, classification, member,
-                          clearance.level if clearance else None)
 
 
 def _cleared_level(by: Principal, action: str, subject: dict[str, str], channel_id: str,
