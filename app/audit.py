@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Session
 
 from app.certificates.repository import note_subject
+from app.db import tree_cache_of
 from app.errors import CadenaError
 from app.models.ledger import LEDGER_TABLES
 from ledger.entry import Actor, EntryDraft
@@ -25,7 +26,7 @@ from ledger.sqlstore import SqlStorage
 
 def ledger_for(session: Session) -> Ledger:
     """The ledger, stored through ``session`` (appends join its transaction)."""
-    return Ledger(SqlStorage(session, LEDGER_TABLES))
+    return Ledger(SqlStorage(session, LEDGER_TABLES, cache=tree_cache_of(session)))
 
 
 def now() -> datetime:

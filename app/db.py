@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.treecache import TreeCache
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs."""
@@ -61,9 +63,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory; sessions never expire objects on commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+TREE_CACHE = "cadena.ledger.tree_cache"
+"""``Session.info`` key of the ledger's committed-tree cache (shared by a factory's sessions)."""
+
+
+def make_session_factory(engine: Engine,
+                         tree_cache: TreeCache | None = None) -> sessionmaker[Session]:
+    """A session factory; sessions never expire objects on commit.
+
+    ``tree_cache`` (one per database, so per engine) lets the ledger serve
+    proofs from memory: ``Session.info`` starts as a shallow copy of the
+    factory's, so every session sees the same cache.
+    """
+    info = {TREE_CACHE: tree_cache} if tree_cache is not None else {}
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
+
+
+def tree_cache_of(session: Session) -> TreeCache | None:
+    """The committed-tree cache of the factory that made ``session``, if it has one."""
+    cache = session.info.get(TREE_CACHE)
+    return cache if isinstance(cache, TreeCache) else None
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from app.settings import Settings, get_settings
 from app.states.routes import router as states_router
 from app.witnesses.routes import router as witnesses_router
 from app.witnessing import Witnessing
+from ledger.treecache import TreeCache
 
 log = structlog.get_logger()
 
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_session_factory(engine)
+    cache = TreeCache(settings.ledger_cache_mb * 1024 * 1024) if settings.ledger_cache_mb else None
+    app.state.sessions = make_session_factory(engine, tree_cache=cache)
     app.state.ledger_verifier_key = None
     _install_error_handlers(app)
     app.add_middleware(RequestLog)

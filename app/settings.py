@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     ledger_key_path: Path | None = Field(
         default=None, description="Ledger checkpoint signing key; default: <data_dir>/ledger.key"
     )
+    ledger_cache_mb: int = Field(
+        default=64, ge=0,
+        description="Memory for the committed tree, per process, so proofs need no query "
+                    "(64 bytes a ledger entry; 0: off)")
     checkpoint_interval: float = Field(default=1.0, gt=0, description="Seconds between checkpoints")
     token_ttl_seconds: int = Field(default=600, gt=0, le=86400)
     challenge_ttl_seconds: int = Field(default=60, gt=0, le=3600)

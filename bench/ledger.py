@@ -59,7 +59,7 @@ from nacl.signing import SigningKey
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction
+from app.db import make_engine, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
 from ledger import merkle
@@ -68,6 +68,7 @@ from ledger.log import Ledger
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.sqlstore import SqlStorage
+from ledger.treecache import TreeCache
 
 BATCH = 1_000
 ORIGIN = "bench.cadena.example/ledger"
@@ -176,7 +177,8 @@ class OurLedger:
         # opening the file and for the full WAL checkpoint SQLite runs when the
         # last connection closes, which no server does per request.
         self.engine = make_engine(self.url)
-        self.factory: sessionmaker[Session] = make_session_factory(self.engine)
+        # With the server's committed-tree cache (app/main.py), default budget.
+        self.factory: sessionmaker[Session] = make_session_factory(self.engine, TreeCache())
         self.signer = NoteSigner(ORIGIN, SigningKey(SEED))
         self.size = 0
         self.append_s = 0.0
@@ -192,7 +194,7 @@ class OurLedger:
             start = time.perf_counter()
             session = self.factory()
             try:
-                storage = TimedStorage(session, LEDGER_TABLES)
+                storage = TimedStorage(session, LEDGER_TABLES, tree_cache_of(session))
                 Ledger(storage).append_many(drafts)
                 committing = time.perf_counter()
                 session.commit()
@@ -205,7 +207,8 @@ class OurLedger:
             self.size += len(drafts)
             start_ns = time.perf_counter_ns()
             with transaction(self.factory) as session:
-                Ledger(SqlStorage(session, LEDGER_TABLES)).checkpoint(self.signer, ORIGIN)
+                Ledger(SqlStorage(session, LEDGER_TABLES, tree_cache_of(session))).checkpoint(
+                    self.signer, ORIGIN)
             self.checkpoint_ns.append(time.perf_counter_ns() - start_ns)
 
     def take_append_rate(self) -> tuple[float, float, dict[str, float]]:
@@ -231,7 +234,7 @@ class OurLedger:
         olds = [rng.randrange(1, n // BATCH + 1) * BATCH for _ in range(PROOF_SAMPLES)]
         olds = [m if m < n else max(BATCH, n - BATCH) for m in olds]
         with self.factory() as session:
-            storage = SqlStorage(session, LEDGER_TABLES)
+            storage = SqlStorage(session, LEDGER_TABLES, tree_cache_of(session))
             ledger = Ledger(storage)
             _check_proofs(ledger, storage, indices[:20], olds[:20], n)
             return {

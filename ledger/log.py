@@ -30,6 +30,7 @@ from ledger.errors import ConsistencyProofError, InclusionProofError, ProofError
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.proof import verify_consistency
 from ledger.storage import LedgerStorage, StoredCheckpoint
+from ledger.treecache import TreeCache
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,18 @@ class Ledger:
         if self.signed_checkpoint(size) is None:
             raise error(f"no signed checkpoint has tree size {size} (trust rule)")
 
+    def _signed_tree(self, size: int, error: type[ProofError]) -> TreeCache | None:
+        """Check the trust rule for ``size``; the storage's committed-tree cache, if it covers it.
+
+        A cache that covers ``size`` knows its committed checkpoint already,
+        so a proof from it needs no storage read at all.
+        """
+        tree = self.storage.committed_tree(size)
+        if tree is None:
+            self._require_checkpoint(size, error)
+            tree = self.storage.committed_tree(size)
+        return tree
+
     def root(self, size: int) -> bytes:
         """The RFC 9162 root of the first ``size`` entries."""
         if not 0 <= size <= self.storage.size():
@@ -120,7 +133,9 @@ class Ledger:
         """RFC 9162 §2.1.3.1 inclusion proof of entry ``index`` in the signed tree of ``size``."""
         if not 0 <= index < size:
             raise InclusionProofError(f"index {index} is not in a tree of size {size}")
-        self._require_checkpoint(size, InclusionProofError)
+        tree = self._signed_tree(size, InclusionProofError)
+        if tree is not None:
+            return tree.inclusion_proof(index, size, self.storage.nodes)
         return merkle.inclusion_proof(self.storage, index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
@@ -128,6 +143,10 @@ class Ledger:
         if not 0 < old_size <= new_size:
             raise ConsistencyProofError(
                 f"no consistency proof from {old_size} to {new_size} (from 0 is meaningless)")
-        self._require_checkpoint(old_size, ConsistencyProofError)
-        self._require_checkpoint(new_size, ConsistencyProofError)
+        self._signed_tree(old_size, ConsistencyProofError)
+        tree = self._signed_tree(new_size, ConsistencyProofError)
+        if old_size == new_size:
+            return []
+        if tree is not None:
+            return tree.consistency_proof(old_size, new_size, self.storage.nodes)
         return merkle.consistency_proof(self.storage, old_size, new_size)

@@ -41,6 +41,7 @@ from ledger.merkle import HASH_SIZE, Node, leaf_hash
 from ledger.sqldriver import Inserter, compiled, dbapi
 from ledger.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.storage import Head, StoredCheckpoint
+from ledger.treecache import TreeCache
 
 __all__ = ["LedgerTables", "SqlStorage", "define_ledger_tables", "last_leaf"]
 
@@ -53,11 +54,17 @@ LOOKUP_CHUNK = 200
 class SqlStorage:
     """``LedgerStorage`` over a SQLAlchemy ``Session``; never commits."""
 
-    def __init__(self, session: Session, tables: LedgerTables) -> None:
-        """Use ``session``'s current transaction (one is begun on first use)."""
+    def __init__(self, session: Session, tables: LedgerTables,
+                 cache: TreeCache | None = None) -> None:
+        """Use ``session``'s current transaction (one is begun on first use).
+
+        ``cache``, shared by the sessions of one database, serves proofs from
+        memory (:meth:`committed_tree`).
+        """
         self._session = session
         self._t = tables
         self._statements = _STATEMENTS.setdefault(id(tables), {})
+        self._cache = cache
 
     def _conn(self) -> Connection:
         return self._session.connection()
@@ -205,8 +212,41 @@ class SqlStorage:
             "checkpoint_at", select(c.size, c.root, c.note).where(c.size == bindparam("size"))
         )
         for found, root_hash, note in self._rows(stmt, {"size": size}):
-            return StoredCheckpoint(size=int(found), root=bytes(root_hash), note=str(note))
+            stored = StoredCheckpoint(size=int(found), root=bytes(root_hash), note=str(note))
+            if self._cache is not None and not self._wrote_checkpoints():
+                # Not this transaction's own: committed, so it can never go away.
+                self._cache.remember(stored)
+            return stored
         return None
+
+    def committed_tree(self, size: int) -> TreeCache | None:
+        """The cache, if it holds the committed tree of ``size`` leaves (grown on demand).
+
+        Only for a size whose checkpoint :meth:`checkpoint_at` found committed;
+        growing reads the new nodes in one primary-key range scan, and the
+        cache checks them against that checkpoint's root before using them.
+        """
+        cache = self._cache
+        if cache is None or cache.signed_root(size) is None:
+            return None
+        if not cache.covers(size):
+            start, low = cache.size, cache.level_for(size)
+            c = self._t.nodes.c
+            stmt = self._cached("node_range", select(c.level, c.index, c.hash).where(
+                c.last_leaf >= bindparam("start"), c.last_leaf < bindparam("stop"),
+                c.level >= bindparam("low")).order_by(c.last_leaf, c.level))
+            params = {"start": start, "stop": size, "low": low}
+            rows = itertools.chain.from_iterable(self._batches(stmt, params))
+            if not cache.extend(rows, size, self.nodes):
+                return None
+        return cache
+
+    def _wrote_checkpoints(self) -> bool:
+        """Whether this transaction stored or changed a checkpoint (not yet committed)."""
+        return self._session.info.get(_CHECKPOINT_WRITER) is self._session.get_transaction()
+
+    def _writing_checkpoints(self) -> None:
+        self._session.info[_CHECKPOINT_WRITER] = self._session.get_transaction()
 
     # -- writes --------------------------------------------------------------
 
@@ -284,6 +324,7 @@ class SqlStorage:
         interleave with another checkpointer; the primary key on size backs it.
         """
         head = self.lock_head()
+        self._writing_checkpoints()
         if checkpoint.size > head.size:
             raise StorageError(
                 f"checkpoint size {checkpoint.size} exceeds the ledger size {head.size}"
@@ -308,6 +349,7 @@ class SqlStorage:
     def update_checkpoint_note(self, size: int, note: str) -> None:
         """Replace the note of the checkpoint at ``size`` (to add cosignatures)."""
         c = self._t.checkpoints.c
+        self._writing_checkpoints()
         result = self._conn().execute(
             update(self._t.checkpoints).where(c.size == size).values(note=note)
         )
@@ -321,6 +363,8 @@ _INSERTERS: dict[int, tuple[Inserter, Inserter]] = {}
 _HEAD_STATEMENTS: dict[int, tuple[Executable, Executable, Table]] = {}
 """The entries and nodes inserters per ``LedgerTables``."""
 _CURSOR_IDS = itertools.count()
+_CHECKPOINT_WRITER = "cadena.ledger.checkpoint_writer"
+"""``Session.info`` key: the transaction that last wrote checkpoints through a storage."""
 _first = itemgetter(0)
 _LEVEL = itemgetter(1)
 

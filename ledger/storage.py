@@ -20,9 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ledger.merkle import Node, NodeReader
+
+if TYPE_CHECKING:
+    from ledger.treecache import TreeCache
 
 
 @dataclass(frozen=True)
@@ -105,4 +108,12 @@ class LedgerStorage(LedgerReader, Protocol):
 
     def update_checkpoint_note(self, size: int, note: str) -> None:
         """Replace the note of the checkpoint at ``size`` (to add witness cosignatures)."""
+        ...
+
+    def committed_tree(self, size: int) -> TreeCache | None:
+        """An in-memory copy of the committed tree covering ``size`` leaves, if kept.
+
+        ``None`` means: read nodes through :meth:`nodes`. Only for a size
+        whose signed checkpoint was already found committed.
+        """
         ...

@@ -1,0 +1,258 @@
+"""An in-memory copy of the committed tree, for proofs without a database round trip.
+
+A proof request reads O(log n) stored nodes; through a database that costs
+more than everything else a proof does. But a perfect subtree never changes
+once the transaction that wrote it has committed (the ledger is append-only),
+and neither does a committed checkpoint. :class:`TreeCache` keeps both for a
+*prefix* of the tree that its owner (``ledger.sqlstore.SqlStorage``) knows to
+be committed: it only extends the prefix up to the size of a checkpoint read
+in a transaction that did not write checkpoints itself, and every extension
+must reproduce that checkpoint's signed root before it is published. A
+transaction that rolls back can therefore never leave its nodes here.
+
+Layout: one ``bytearray`` per level, node ``(level, index)`` at byte offset
+``32 * index``: 64 bytes per leaf in all, with no per-node Python object.
+A memory budget bounds it; past the budget the lowest levels are dropped
+(``min_level`` rises) and proofs fetch those few nodes from storage instead.
+
+Proofs use the perfect-subtree form of RFC 9162's tree: a node ``(l, j)``
+whose range runs past the tree size is the hash of the leaves it does hold
+(RFC 9162 §2.1.1 splits at the largest power of two, which is the left child
+here), and one with no leaves is left out of a path. The partial nodes along
+the right edge of a tree of size ``n`` depend on ``n`` alone; they are
+computed once per size and kept for a few recent sizes.
+
+Thread-safe for readers during an extension: a reader takes the published
+size once, and a node slice that comes back short (a level dropped under it)
+counts as missing and is fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from ledger.errors import StorageError
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE, Node
+from ledger.storage import StoredCheckpoint
+
+__all__ = ["DEFAULT_MAX_BYTES", "Fetch", "TreeCache"]
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Enough for every node of a million-entry ledger (64 bytes a leaf)."""
+EDGE_SIZES = 64
+"""Tree sizes whose right-edge nodes are kept (proofs ask for a few recent checkpoints)."""
+CHECKPOINTS = 100_000
+"""Committed checkpoints remembered (a day at one per second is 86,400)."""
+
+Fetch = Callable[[Sequence[Node]], Mapping[Node, bytes]]
+"""Reads stored nodes by key (``LedgerReader.nodes``), for what the cache does not hold."""
+
+
+class TreeCache:
+    """Perfect-subtree hashes of a committed prefix of the tree, and committed checkpoints."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """An empty cache that holds at most about ``max_bytes`` of node hashes."""
+        self.max_bytes = max_bytes
+        self.size = 0
+        """Leaves covered: every perfect node ending below it is held (from ``min_level`` up)."""
+        self.min_level = 0
+        self._levels: list[bytearray] = []
+        self._edges: dict[int, list[bytes]] = {}
+        self._checkpoints: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    # -- checkpoints --
+    def signed_root(self, size: int) -> bytes | None:
+        """The root of the committed checkpoint of ``size`` leaves, if one was remembered."""
+        return self._checkpoints.get(size)
+
+    def remember(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep the size and root of a checkpoint the caller knows to be committed.
+
+        Only those: a checkpoint's note gains witness cosignatures later, so
+        notes are always read from storage.
+        """
+        if len(self._checkpoints) >= CHECKPOINTS:
+            self._checkpoints.clear()  # a bound, not a policy: they are read again on demand
+        self._checkpoints[checkpoint.size] = checkpoint.root
+
+    # -- growing --
+    def extend(self, rows: Iterable[tuple[int, int, bytes]], new_size: int,
+               fetch: Fetch) -> bool:
+        """Grow the prefix to ``new_size``, a remembered checkpoint's size; whether it did.
+
+        ``rows`` must be every stored node ``(level, index, hash)`` at level
+        ``>= min_level`` (see :meth:`level_for`) ending in ``[size,
+        new_size)``, in storage order. The extension is published only if the
+        rows are complete and contiguous and the tree they make has the
+        checkpoint's root; otherwise the cache is left as it was.
+        """
+        with self._lock:
+            root = self._checkpoints.get(new_size)
+            if root is None:
+                return False
+            if new_size <= self.size:
+                return True
+            self._drop_below(self.level_for(new_size))
+            levels = self._levels
+            while len(levels) < new_size.bit_length():
+                levels.append(bytearray())
+            before = [len(level) for level in levels]
+            if not self._take(rows, new_size) or not self._parents_hold(before) or \
+                    self._root(new_size, fetch, new_size) != root:
+                for level, length in zip(levels, before, strict=True):
+                    del level[length:]
+                return False
+            self.size = new_size
+            return True
+
+    def level_for(self, size: int) -> int:
+        """The lowest level kept once the prefix reaches ``size`` (the budget decides)."""
+        level = self.min_level
+        while 2 * HASH_SIZE * (size >> level) > self.max_bytes:
+            level += 1
+        return level
+
+    def _drop_below(self, level: int) -> None:
+        for lower in range(self.min_level, min(level, len(self._levels))):
+            self._levels[lower] = bytearray()
+        self.min_level = max(self.min_level, level)
+
+    def _take(self, rows: Iterable[tuple[int, int, bytes]], new_size: int) -> bool:
+        levels, low = self._levels, self.min_level
+        for level, index, value in rows:
+            if level < low or level >= len(levels) or len(value) != HASH_SIZE:
+                return False
+            row = levels[level]
+            if len(row) != HASH_SIZE * index or ((index + 1) << level) > new_size:
+                return False  # a gap, a repeat or a node beyond the size
+            row += value
+        return all(len(levels[level]) == HASH_SIZE * (new_size >> level)
+                   for level in range(low, len(levels)))
+
+    def _parents_hold(self, before: list[int]) -> bool:
+        """Whether every new node above the lowest level hashes its two children.
+
+        With the root check this pins every node to the signed root: each one
+        is on a chain of verified parents up to a node of the root's cover.
+        The two children of node ``j`` are 64 contiguous bytes one level down.
+        """
+        sha256, levels = hashlib.sha256, self._levels
+        for level in range(self.min_level + 1, len(levels)):
+            below, row = levels[level - 1], levels[level]
+            first, stop = before[level] // HASH_SIZE, len(row) // HASH_SIZE
+            view = memoryview(below)
+            try:
+                computed = b"".join([sha256(b"\x01" + view[64 * j:64 * j + 64]).digest()
+                                     for j in range(first, stop)])
+            finally:
+                view.release()
+            if computed != row[HASH_SIZE * first:]:
+                return False
+        return True
+
+    # -- proofs --
+    def covers(self, size: int) -> bool:
+        """Whether proofs for a tree of ``size`` leaves can come from here."""
+        return 0 < size <= self.size
+
+    def root(self, size: int, fetch: Fetch) -> bytes:
+        """The RFC 9162 root of the first ``size`` leaves (``covers(size)``)."""
+        return self._root(size, fetch, self.size)
+
+    def inclusion_proof(self, index: int, size: int, fetch: Fetch) -> list[bytes]:
+        """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` (``0 <= index < size``)."""
+        return self._path(0, index, size, fetch, self.size)
+
+    def consistency_proof(self, old_size: int, new_size: int, fetch: Fetch) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 consistency proof (``0 < old_size < new_size``).
+
+        SUBPROOF descends to the perfect node that ends at ``old_size``
+        (level = trailing zero bits of ``old_size``), which starts the proof
+        unless it is the whole old tree, then climbs like an inclusion path.
+        """
+        covered = self.size
+        level = (old_size & -old_size).bit_length() - 1
+        index = (old_size >> level) - 1
+        path = self._path(level, index, new_size, fetch, covered)
+        if index == 0:
+            return path
+        return [self._nodes([(level, index)], fetch, covered)[0], *path]
+
+    def _path(self, level: int, index: int, size: int, fetch: Fetch, covered: int) -> list[bytes]:
+        """Siblings of node ``(level, index)`` up to the root of a tree of ``size`` leaves.
+
+        Below ``inner`` relative levels the path runs inside perfect subtrees
+        (every sibling is perfect), at ``inner - 1`` the sibling is the right
+        edge's node (perfect or partial), and above it the path *is* the right
+        edge, whose siblings are perfect left ones where it is a right child.
+        """
+        last = (size - 1) >> level
+        inner = (index ^ last).bit_length()
+        keys = [(level + r, (index >> r) ^ 1) for r in range(inner - 1)]
+        edge_at = edge_level = -1
+        if inner:
+            up, sibling = level + inner - 1, last >> (inner - 1)
+            if (sibling + 1) << up <= size:
+                keys.append((up, sibling))
+            else:
+                edge_at, edge_level = len(keys), up
+        keys += [(level + r, (index >> r) ^ 1)
+                 for r in range(inner, last.bit_length()) if (index >> r) & 1]
+        proof = self._nodes(keys, fetch, covered)
+        if edge_at >= 0:
+            proof.insert(edge_at, self._edge(size, fetch, covered)[edge_level])
+        return proof
+
+    def _root(self, size: int, fetch: Fetch, covered: int) -> bytes:
+        if size == 0:
+            return EMPTY_ROOT
+        return self._edge(size, fetch, covered)[-1]
+
+    def _edge(self, size: int, fetch: Fetch, covered: int) -> list[bytes]:
+        """Hashes of the nodes ``(l, (size - 1) >> l)``, l = 0..depth: the right edge.
+
+        Node ``l`` covers ``[((size - 1) >> l) << l, size)``; its left child is
+        perfect exactly when the range holds more than half of ``2**l`` leaves.
+        """
+        found = self._edges.get(size)
+        if found is not None:
+            return found
+        last = size - 1
+        depth = last.bit_length()
+        lefts = [(up - 1, (last >> up) << 1) for up in range(1, depth + 1)
+                 if size - ((last >> up) << up) > 1 << (up - 1)]
+        values = dict(zip(lefts, self._nodes(lefts, fetch, covered), strict=True))
+        acc = self._nodes([(0, last)], fetch, covered)[0]
+        edge = [acc]
+        sha256 = hashlib.sha256
+        for up in range(1, depth + 1):
+            left = values.get((up - 1, (last >> up) << 1))
+            if left is not None:
+                acc = sha256(b"\x01" + left + acc).digest()
+            edge.append(acc)
+        if size <= self.size:  # the published (committed) prefix: safe to keep
+            if len(self._edges) >= EDGE_SIZES:
+                self._edges.pop(next(iter(self._edges)))
+            self._edges[size] = edge
+        return edge
+
+    def _nodes(self, keys: Sequence[Node], fetch: Fetch, covered: int) -> list[bytes]:
+        """The hashes of perfect nodes ``keys``: from memory where held, else one fetch."""
+        levels, low = self._levels, self.min_level
+        out = [bytes(levels[level][HASH_SIZE * index:HASH_SIZE * (index + 1)])
+               if level >= low and ((index + 1) << level) <= covered else b""
+               for level, index in keys]
+        if b"" in out:  # not held (below the budget's lowest level, or beyond the prefix)
+            missing = [key for key, value in zip(keys, out, strict=True) if not value]
+            stored = fetch(missing)
+            for at, key in enumerate(keys):
+                if not out[at]:
+                    value = stored.get(key, b"")
+                    if len(value) != HASH_SIZE:
+                        raise StorageError(f"tree node {key} missing from storage")
+                    out[at] = value
+        return out
