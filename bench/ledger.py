@@ -12,8 +12,11 @@ checkpoint after every batch. At each size it measures:
   storage's inserts, and the commit (the WAL fsync, plus SQLite's periodic
   WAL checkpoint);
 - inclusion and consistency proof latency, p50/p99, at random indices, for
-  tree sizes that have a signed checkpoint: through ``Ledger`` (the API path,
-  which also checks the trust rule) and through ``ledger.merkle`` alone;
+  tree sizes that have a signed checkpoint: through ``Ledger`` with the
+  server's committed-tree cache (``ledger.treecache``, default budget; the
+  API path, which also checks the trust rule), and through ``ledger.merkle``
+  alone, reading the nodes from SQLite (the ``(merkle only)`` columns: the
+  path when the cache is off or does not yet hold the size);
 - the same for pymerkle 7's ``SqliteTree`` grown alongside (bulk
   ``append_entries`` in chunks of 1,000; proof samples capped by a time budget),
   with its default settings. ``incl x`` and ``cons x`` are pymerkle's p50
