@@ -4,9 +4,10 @@
 it decodes and re-encodes JSON: far too slow for a million entries. So
 :meth:`EntryChecker.check_batch` checks a whole batch of entries at once,
 with no Python code per entry: one scan of the batch for escapes and control
-bytes, one compiled regular expression per entry that matches only canonical
-entries of the common shape (no string escapes, subject ``{"id", "type"}``,
-at most three flat detail fields), and checks a regular expression cannot
+bytes, one ``findall`` over the batch joined by newlines of a regular
+expression that matches only whole lines holding canonical entries of the
+common shape (no string escapes, subject ``{"id", "type"}``, at most three
+flat detail fields), and checks a regular expression cannot
 make (detail keys in order, a real calendar day, canonical base64) run once
 per distinct value or as C-level maps. The verifier uses it batch by batch
 and replays any batch it refuses entry by entry through :meth:`EntryChecker.scan`,
@@ -61,8 +62,17 @@ _FAST = re.compile(
     rb'"time":"(?P<day>' + _DATE.encode() + rb')' + _CLOCK.encode() + rb'"\}'
 )
 # By number: looking groups up by name costs more than the regular expression.
-_FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in (
-    "index", "prev", "action", "k1", "k2", "k3", "sig", "day")])
+_NAMES = ("index", "prev", "action", "k1", "k2", "k3", "sig", "day")
+_FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in _NAMES])
+# The same entry, once per line of a batch joined by b"\n". ``^`` and ``$``
+# (multiline) pin every match to a whole line: the batch holds no newline but
+# the separators (it is refused first if it holds any control byte), so a
+# match starts at a line start and, never crossing a separator when every line
+# start begins a match, ends at the next one. So N matches for N lines mean
+# every line matched whole, and ``findall`` gives the groups as tuples, with
+# no match object per entry (absent groups as b"", never a valid value here).
+_LINES = re.compile(rb"(?m)^" + _FAST.pattern + rb"$")
+_COLUMNS = [_LINES.groupindex[name] - 1 for name in _NAMES]
 _FORBIDDEN = bytes(range(0x20)) + b"\\"
 _ACTION_BYTES = re.compile(_ACTION.pattern.encode())
 _NAME_BYTES = re.compile(_NAME.pattern.encode())
@@ -92,7 +102,7 @@ def _utf8(data: bytes) -> bool:
 
 def _ordered_names(keys: tuple[bytes | None, ...]) -> bool:
     """Detail keys: snake_case and strictly ascending (canonical order, no duplicates)."""
-    names = [key for key in keys if key is not None]
+    names = [key for key in keys if key]  # absent: None from a match, b"" from findall
     return all(_NAME_BYTES.fullmatch(key) for key in names) and \
         all(a < b for a, b in itertools.pairwise(names))
 
@@ -162,17 +172,18 @@ class EntryChecker:
         # the batch is valid UTF-8 exactly when every entry is.
         if not _utf8(joined):
             return None
+        found = _LINES.findall(b"\n".join(entries))
         del joined
-        matches = list(map(_FAST.fullmatch, entries))
-        if None in matches:
-            return None
-        index, prev, action, k1, k2, k3, sig, day = zip(*map(_FIELDS, matches), strict=True)
-        del matches
+        if len(found) != len(entries):
+            return None  # some line did not match whole
+        columns = list(zip(*found, strict=True))
+        del found
+        index, prev, action, k1, k2, k3, sig, day = map(columns.__getitem__, _COLUMNS)
         if not all(map(_ACTION_BYTES.fullmatch, set(action))):
             return None
         if not all(map(_ordered_names, set(zip(k1, k2, k3, strict=True)))):
             return None
-        if not _canonical_base64([s for s in sig if s is not None]):
+        if not _canonical_base64(list(filter(None, sig))):
             return None
         if not self._good_days(set(day)):
             return None
