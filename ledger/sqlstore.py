@@ -107,6 +107,18 @@ class SqlStorage:
         for batch in self._batches(self._cached("iter_node_hashes", stmt), {}):
             yield from map(_first, batch)
 
+    def node_hashes_ending_between(self, first: int, last: int) -> Iterator[bytes]:
+        """Hashes of the nodes whose last leaf is in ``first..last``, in order (a key range)."""
+        c = self._t.nodes.c
+        stmt = (
+            select(c.hash)
+            .where(c.last_leaf >= bindparam("first"), c.last_leaf <= bindparam("last"))
+            .order_by(c.last_leaf, c.level)
+        )
+        for batch in self._batches(self._cached("node_hashes_ending_between", stmt),
+                                   {"first": first, "last": last}):
+            yield from map(_first, batch)
+
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
         """Hashes of the stored nodes among ``keys``, one query per 200 keys."""
         wanted = sorted(set(keys))
