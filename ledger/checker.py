@@ -165,15 +165,17 @@ class EntryChecker:
             return (), ()
         if max(map(len, entries)) > MAX_ENTRY_BYTES:
             return None
-        joined = b"".join(entries)
-        if len(joined.translate(None, _FORBIDDEN)) != len(joined):
-            return None  # an escape or a control byte somewhere: not the fast path
+        lines = b"\n".join(entries)
+        # No escape and no control byte but the len(entries) - 1 separators
+        # (which the translation drops too): otherwise not the fast path.
+        if len(lines.translate(None, _FORBIDDEN)) != len(lines) - len(entries) + 1:
+            return None
         # Each entry starts and ends with an ASCII byte once matched below, so
         # the batch is valid UTF-8 exactly when every entry is.
-        if not _utf8(joined):
+        if not _utf8(lines):
             return None
-        found = _LINES.findall(b"\n".join(entries))
-        del joined
+        found = _LINES.findall(lines)
+        del lines
         if len(found) != len(entries):
             return None  # some line did not match whole
         columns = list(zip(*found, strict=True))

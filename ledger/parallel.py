@@ -27,7 +27,7 @@ from __future__ import annotations
 import multiprocessing
 from binascii import hexlify
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
 
 from ledger.chunk import ChunkSummary, ChunkTask, ReaderOpener, check_chunk, check_chunks, levels
 from ledger.chunk import cover as subtree_cover
@@ -81,19 +81,47 @@ def _in_process(reader: LedgerReader, tasks: list[ChunkTask]) -> list[ChunkSumma
     return out
 
 
+def _share(opener: ReaderOpener, tasks: list[ChunkTask], out: Connection) -> None:
+    """A worker process: check its share of the chunks and send the summaries back."""
+    try:
+        result = check_chunks(opener, tasks)
+    except Exception:  # noqa: BLE001 - any failure in a worker: the exact pass decides
+        result = None
+    out.send(result)
+    out.close()
+
+
 def _in_workers(opener: ReaderOpener, workers: int,
                 tasks: list[ChunkTask]) -> list[ChunkSummary] | None:
-    """Chunks dealt round-robin to ``workers`` forked processes (even shares, any size)."""
+    """Chunks dealt round-robin to ``workers`` processes, one share each (even loads)."""
     shares = [tasks[w::workers] for w in range(workers) if tasks[w::workers]]
     # Fork: start-up in milliseconds and no re-import. The children never touch
-    # the parent's connections; each opens its own reader.
+    # the parent's connections; each opens its own reader. One process per
+    # share, not a pool: a pool may hand two shares to one process.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork") if "fork" in methods else None
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    processes, results = [], []
+    for share in shares:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_share, args=(opener, share, send), daemon=True)
+        process.start()
+        send.close()
+        processes.append(process)
+        results.append(receive)
+    parts: list[list[ChunkSummary] | None] = []
     try:
-        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
-            parts = list(pool.map(check_chunks, [opener] * len(shares), shares))
-    except Exception:  # noqa: BLE001 - any failure in a worker: the exact pass decides
-        return None
+        for receive in results:
+            parts.append(receive.recv())
+            if parts[-1] is None:
+                break  # not clean: the exact pass follows, the other shares are moot
+    except (EOFError, OSError):  # a worker died without answering
+        parts.append(None)
+    finally:
+        for process, receive in zip(processes, results, strict=True):
+            if None in parts:
+                process.terminate()
+            process.join()
+            receive.close()
     if any(part is None for part in parts):
         return None
     found = [summary for part in parts if part is not None for summary in part]

@@ -11,7 +11,7 @@ proof is needed between them.
 
 It runs two passes, the second only if the first does not find the ledger clean:
 
-1. The chunked pass (:mod:`ledger.parallel`): aligned chunks of ``2**13``
+1. The chunked pass (:mod:`ledger.parallel`): aligned chunks of ``2**10``
    leaves checked with C-level maps, in this process or, given a reader
    opener and ``workers > 1``, in that many worker processes (from
    :data:`PARALLEL_FROM` entries on: below that, starting processes costs
@@ -72,15 +72,17 @@ PARALLEL_FROM = 1 << 17
 
 def verify_ledger(reader: LedgerReader, verifier: NoteVerifier, *,
                   opener: ReaderOpener | None = None, workers: int = 1,
-                  chunk_bits: int = CHUNK_BITS, parallel_from: int = PARALLEL_FROM) -> LedgerReport:
+                  chunk_bits: int = CHUNK_BITS, parallel_from: int | None = None) -> LedgerReport:
     """Verify a whole stored ledger; report the first fault, if any.
 
     ``opener`` (picklable: it is called in each worker process) gives a
     worker its own reader of the same ledger; ``reader`` bounds what they
     check (its size and checkpoints) and serves the exact pass, if needed.
+    Below ``parallel_from`` entries (default :data:`PARALLEL_FROM`) no worker is started.
     """
+    small = reader.size() < (PARALLEL_FROM if parallel_from is None else parallel_from)
     report = chunked_report(reader, verifier, bits=chunk_bits, opener=opener,
-                            workers=workers if reader.size() >= parallel_from else 1)
+                            workers=1 if small else workers)
     return report if report is not None else walk_ledger(reader, verifier)
 
 

@@ -4,7 +4,9 @@ Each property builds a small ledger through ``Ledger`` over ``SqlStorage``
 (a few signed checkpoints), commits it, then changes the rows with plain SQL
 the way someone with database access could, bypassing the storage adapter.
 ``verify_ledger`` must then report the first bad index and the fault kind
-that ``ledger.verifier``'s documented rules give for that change.
+that ``ledger.verifier``'s documented rules give for that change, and the
+chunked pass, in this process and in worker processes, must agree with the
+exact pass (it may only ever answer "clean").
 
 The database is created once per test (per backend) and emptied before each
 hypothesis example.
@@ -12,6 +14,7 @@ hypothesis example.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +36,7 @@ from app.ledger_key import (
     load_note_verifier,
     load_signing_key,
 )
+from app.ledger_reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
 from app.settings import get_settings
 from ledger.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
@@ -40,8 +44,10 @@ from ledger.errors import EntryFormatError
 from ledger.log import Ledger
 from ledger.merkle import leaf_hash
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.parallel import chunked_report
 from ledger.sqlstore import SqlStorage
 from ledger.verifier import Fault, LedgerReport, verify_ledger
+from ledger.walk import walk_ledger
 
 ORIGIN = "cadena.test/tamper"
 SIGNER = NoteSigner(ORIGIN, SigningKey(bytes([1]) * 32))
@@ -111,10 +117,31 @@ def build(engine: Engine, shape: Shape) -> list[bytes]:
         return [bytes(raw) for raw in rows]
 
 
+CALLS = itertools.count()
+
+
 def verify(engine: Engine) -> LedgerReport:
-    """Verify the committed ledger through a fresh session."""
+    """Verify the committed ledger through a fresh session, every way there is.
+
+    The exact pass's report, after checking that the chunked pass agrees with
+    it in this process (chunks of 1, 2, 4 and 8 leaves: every boundary a small
+    ledger has) and, for every third example, in two worker processes with
+    readers of their own, and
+    that on an untouched ledger the chunked pass itself says clean.
+    """
+    opener = LedgerReaderOpener(engine.url.render_as_string(hide_password=False))
     with transaction(make_session_factory(engine)) as session:
-        return verify_ledger(SqlStorage(session, T), VERIFIER)
+        storage = SqlStorage(session, T)
+        exact = walk_ledger(storage, VERIFIER)
+        for bits in (0, 1, 2, 3):
+            assert verify_ledger(storage, VERIFIER, chunk_bits=bits) == exact, bits
+            assert (chunked_report(storage, VERIFIER, bits=bits) is not None) == exact.ok
+        if next(CALLS) % 3 == 0:  # a process pool per example is the slow part
+            parallel = verify_ledger(storage, VERIFIER, opener=opener, workers=2, chunk_bits=1,
+                                     parallel_from=0)
+            assert parallel == exact
+        assert verify_ledger(storage, VERIFIER) == exact
+        return exact
 
 
 def assert_found(engine: Engine, index: int, fault: Fault) -> None:
@@ -385,6 +412,27 @@ def test_cli_verify_reports_tampered_row_and_exits_nonzero(server_env: Path, db_
     result = runner.invoke(cli, ["ledger", "verify", "--key", str(vkey)])
     assert result.exit_code == 1
     assert "FAILED at index 2: MISSING_ENTRY" in result.output
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_cli_verify_with_jobs_gives_the_sequential_report(
+    server_env: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, tampered: bool
+) -> None:
+    import ledger.verifier
+
+    monkeypatch.setattr(ledger.verifier, "PARALLEL_FROM", 0)  # workers even for 9 entries
+    runner = CliRunner()
+    cli_append(db_url, 9)
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    if tampered:
+        engine = make_engine(db_url, poolclass=NullPool)
+        with engine.begin() as conn:
+            conn.execute(delete(T.nodes).where((T.nodes.c.level == 1) & (T.nodes.c.index == 1)))
+        engine.dispose()
+    result = runner.invoke(cli, ["ledger", "verify", "--jobs", "2"])
+    assert result.exit_code == int(tampered), result.output
+    expected = "FAILED at index 2: BAD_NODE" if tampered else "ok: every entry"
+    assert expected in result.output
 
 
 def test_cli_verify_with_someone_elses_key_fails_on_the_signature(
