@@ -136,10 +136,11 @@ def verify(engine: Engine) -> LedgerReport:
         for bits in (0, 1, 2, 3):
             assert verify_ledger(storage, VERIFIER, chunk_bits=bits) == exact, bits
             assert (chunked_report(storage, VERIFIER, bits=bits) is not None) == exact.ok
-        if next(CALLS) % 3 == 0:  # a process pool per example is the slow part
-            parallel = verify_ledger(storage, VERIFIER, opener=opener, workers=2, chunk_bits=1,
-                                     parallel_from=0)
-            assert parallel == exact
+        if next(CALLS) % 3 == 0:  # starting processes for every example is the slow part
+            # What verify_ledger(..., workers=2) does, with the chunked answer checked apart.
+            via_workers = chunked_report(storage, VERIFIER, bits=1, opener=opener, workers=2)
+            assert (via_workers is not None) == exact.ok
+            assert via_workers in (None, exact)
         assert verify_ledger(storage, VERIFIER) == exact
         return exact
 
