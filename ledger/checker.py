@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from functools import partial
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 
 from ledger.entry import parse_entry
 from ledger.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
@@ -72,7 +72,8 @@ _FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in _NAMES])
 # every line matched whole, and ``findall`` gives the groups as tuples, with
 # no match object per entry (absent groups as b"", never a valid value here).
 _LINES = re.compile(rb"(?m)^" + _FAST.pattern + rb"$")
-_COLUMNS = [_LINES.groupindex[name] - 1 for name in _NAMES]
+_INDEX, _PREV, _SIG = (itemgetter(_LINES.groupindex[name] - 1) for name in ("index", "prev", "sig"))
+_SHARED = itemgetter(*[_LINES.groupindex[name] - 1 for name in ("action", "k1", "k2", "k3", "day")])
 _FORBIDDEN = bytes(range(0x20)) + b"\\"
 _ACTION_BYTES = re.compile(_ACTION.pattern.encode())
 _NAME_BYTES = re.compile(_NAME.pattern.encode())
@@ -178,18 +179,14 @@ class EntryChecker:
         del lines
         if len(found) != len(entries):
             return None  # some line did not match whole
-        columns = list(zip(*found, strict=True))
-        del found
-        index, prev, action, k1, k2, k3, sig, day = map(columns.__getitem__, _COLUMNS)
-        if not all(map(_ACTION_BYTES.fullmatch, set(action))):
+        # The names and days, checked once per distinct combination (a handful).
+        for action, k1, k2, k3, day in set(map(_SHARED, found)):
+            if not (_ACTION_BYTES.fullmatch(action) and _ordered_names((k1, k2, k3))
+                    and self._good_days((day,))):
+                return None
+        if not _canonical_base64(list(filter(None, map(_SIG, found)))):
             return None
-        if not all(map(_ordered_names, set(zip(k1, k2, k3, strict=True)))):
-            return None
-        if not _canonical_base64(list(filter(None, sig))):
-            return None
-        if not self._good_days(set(day)):
-            return None
-        return index, prev
+        return tuple(map(_INDEX, found)), tuple(map(_PREV, found))
 
     def _good_days(self, days: Iterable[bytes]) -> bool:
         known = self._days

@@ -109,14 +109,14 @@ class SqlStorage:
 
     def node_hashes_ending_between(self, first: int, last: int) -> Iterator[bytes]:
         """Hashes of the nodes whose last leaf is in ``first..last``, in order (a key range)."""
-        c = self._t.nodes.c
-        stmt = (
-            select(c.hash)
-            .where(c.last_leaf >= bindparam("first"), c.last_leaf <= bindparam("last"))
-            .order_by(c.last_leaf, c.level)
-        )
-        for batch in self._batches(self._cached("node_hashes_ending_between", stmt),
-                                   {"first": first, "last": last}):
+        # Built once: a verifier asks for every chunk, and building costs more than SQLite.
+        stmt = self._statements.get(("node_hashes_ending_between", 0))
+        if stmt is None:
+            c = self._t.nodes.c
+            stmt = self._cached("node_hashes_ending_between", select(c.hash).where(
+                c.last_leaf >= bindparam("first"), c.last_leaf <= bindparam("last"),
+            ).order_by(c.last_leaf, c.level))
+        for batch in self._batches(stmt, {"first": first, "last": last}):
             yield from map(_first, batch)
 
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
