@@ -24,11 +24,13 @@ opener should begin a ``REPEATABLE READ`` transaction.
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 from binascii import hexlify
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
+from ledger.checker import EntryChecker
 from ledger.chunk import ChunkSummary, ChunkTask, ReaderOpener, check_chunk, check_chunks, levels
 from ledger.chunk import cover as subtree_cover
 from ledger.errors import NoteFormatError, SignatureError
@@ -48,11 +50,12 @@ _KEYS = (-(2**63), 2**63 - 1)  # the range of a 64-bit key column
 def plan(size: int, checkpoint_sizes: Sequence[int], bits: int) -> list[ChunkTask]:
     """The aligned chunks of a ledger of ``size`` leaves, each with its checkpoint sizes."""
     step = 1 << bits
+    ordered = sorted(checkpoint_sizes)
     tasks = []
     for start in range(0, size, step):
         stop = min(start + step, size)
-        sizes = tuple(s for s in checkpoint_sizes if start < s <= stop)
-        tasks.append(ChunkTask(start, stop, bits, sizes))
+        first, last = bisect.bisect_right(ordered, start), bisect.bisect_right(ordered, stop)
+        tasks.append(ChunkTask(start, stop, bits, tuple(ordered[first:last])))
     return tasks
 
 
@@ -72,9 +75,10 @@ def _signed(stored: list[StoredCheckpoint], size: int, verifier: NoteVerifier) -
 
 
 def _in_process(reader: LedgerReader, tasks: list[ChunkTask]) -> list[ChunkSummary] | None:
+    checker = EntryChecker()
     out = []
     for task in tasks:
-        summary = check_chunk(reader, task)
+        summary = check_chunk(reader, task, checker)
         if summary is None:
             return None
         out.append(summary)
@@ -161,7 +165,7 @@ def _links_and_upper(summaries: list[ChunkSummary], tasks: list[ChunkTask],
 
 
 def _roots_match(summaries: list[ChunkSummary], tasks: list[ChunkTask],
-                 upper: list[list[bytes]], stored: list[StoredCheckpoint], bits: int) -> bool:
+                 upper: list[list[bytes]], stored: list[StoredCheckpoint]) -> bool:
     """Every checkpoint's root equals the one recomputed at its size."""
     roots = {0: fold([])}
     for i, (summary, task) in enumerate(zip(summaries, tasks, strict=True)):
@@ -190,7 +194,7 @@ def chunked_report(reader: LedgerReader, verifier: NoteVerifier, *, bits: int = 
     if summaries is None:
         return None
     upper = _links_and_upper(summaries, tasks, bits)
-    if upper is None or not _roots_match(summaries, tasks, upper, stored, bits):
+    if upper is None or not _roots_match(summaries, tasks, upper, stored):
         return None
     if _nodes_outside(reader, size):
         return None
