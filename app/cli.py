@@ -177,7 +177,7 @@ def ledger_verify(
     ),
     jobs: int = typer.Option(
         _default_jobs(), "--jobs", "-j", min=1,
-        help="Worker processes for ledgers of 2^17 entries or more (default: CPUs, at most 8)",
+        help="Worker processes for ledgers of 65,536 entries or more (default: CPUs, at most 8)",
     ),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""

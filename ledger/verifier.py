@@ -66,8 +66,12 @@ from ledger.walk import walk_ledger
 __all__ = ["PARALLEL_FROM", "Fault", "LedgerReport", "ReaderOpener", "check_ledger",
            "verify_ledger"]
 
-PARALLEL_FROM = 1 << 17
-"""Ledgers smaller than this are checked in this process whatever ``workers`` says."""
+PARALLEL_FROM = 1 << 16
+"""Ledgers smaller than this are checked in this process whatever ``workers`` says.
+
+Forking the workers and opening their readers costs some 30 ms; the chunked
+pass takes ~4 µs an entry: at 2**16 entries two workers save ~0.1 s net.
+"""
 
 
 def verify_ledger(reader: LedgerReader, verifier: NoteVerifier, *,
