@@ -176,18 +176,20 @@ def _roots_match(summaries: list[ChunkSummary], tasks: list[ChunkTask],
 
 
 def chunked_report(reader: LedgerReader, verifier: NoteVerifier, *, bits: int = CHUNK_BITS,
-                   opener: ReaderOpener | None = None, workers: int = 1) -> LedgerReport | None:
+                   opener: ReaderOpener | None = None, workers: int = 1,
+                   parallel_from: int = 0) -> LedgerReport | None:
     """A clean report if the chunked pass finds the ledger clean, else ``None``.
 
-    With ``opener`` and ``workers > 1`` the chunks are checked in that many
-    worker processes; otherwise here, through ``reader``.
+    With ``opener``, ``workers > 1`` and at least ``parallel_from`` entries,
+    the chunks are checked in that many worker processes; otherwise here,
+    through ``reader``.
     """
     size = reader.size()
     stored = list(reader.checkpoints())
     if not _signed(stored, size, verifier):
         return None
     tasks = plan(size, [cp.size for cp in stored], bits)
-    if opener is not None and workers > 1:
+    if opener is not None and workers > 1 and size >= parallel_from:
         summaries = _in_workers(opener, workers, tasks)
     else:
         summaries = _in_process(reader, tasks)

@@ -84,9 +84,8 @@ def verify_ledger(reader: LedgerReader, verifier: NoteVerifier, *,
     check (its size and checkpoints) and serves the exact pass, if needed.
     Below ``parallel_from`` entries (default :data:`PARALLEL_FROM`) no worker is started.
     """
-    small = reader.size() < (PARALLEL_FROM if parallel_from is None else parallel_from)
-    report = chunked_report(reader, verifier, bits=chunk_bits, opener=opener,
-                            workers=1 if small else workers)
+    report = chunked_report(reader, verifier, bits=chunk_bits, opener=opener, workers=workers,
+                            parallel_from=PARALLEL_FROM if parallel_from is None else parallel_from)
     return report if report is not None else walk_ledger(reader, verifier)
 
 
