@@ -9,15 +9,17 @@ share, and the size below which no worker starts.
 from __future__ import annotations
 
 import os
+from binascii import hexlify
 from contextlib import AbstractContextManager
 from multiprocessing import Pipe
 
 import pytest
 
-from ledger.chunk import check_chunks
+from ledger import merkle
+from ledger.chunk import check_chunks, levels
 from ledger.parallel import _links_and_upper, _share, chunked_report, plan
 from ledger.storage import LedgerReader
-from ledger.verifier import verify_ledger
+from ledger.verifier import Fault, verify_ledger
 from ledger.walk import walk_ledger
 from tests.ledger.helpers import VERIFIER
 from tests.ledger.test_verifier import MemoryOpener, Shape, build
@@ -106,3 +108,22 @@ def test_a_lost_chunk_is_never_taken_for_clean() -> None:
     assert summaries is not None
     assert _links_and_upper(summaries, tasks, 2) is not None
     assert _links_and_upper(summaries[:1] + summaries[2:], tasks, 2) is None
+
+
+def test_a_broken_link_between_chunks_is_never_taken_for_clean() -> None:
+    storage = build(Shape(8, ()))
+    # Entry 4 (the first of the second chunk of 4) names another prev, the
+    # entries after it are re-linked to it, and the stored tree is rebuilt
+    # over the changed entries: only the link between the chunks is wrong.
+    original = [hexlify(merkle.leaf_hash(raw)) for raw in storage.entry_list]
+    new_prev = b"ab" * 32
+    for k in range(4, 8):
+        storage.entry_list[k] = storage.entry_list[k].replace(original[k - 1], new_prev)
+        new_prev = hexlify(merkle.leaf_hash(storage.entry_list[k]))
+    tree = levels([merkle.leaf_hash(raw) for raw in storage.entry_list])
+    storage.node_hashes = {(level, i): value for level, row in enumerate(tree)
+                           for i, value in enumerate(row)}
+    assert chunked_report(storage, VERIFIER, bits=2) is None
+    report = verify_ledger(storage, VERIFIER, chunk_bits=2)
+    assert (report.first_bad_index, report.fault) == (3, Fault.MODIFIED_ENTRY)
+    assert report == walk_ledger(storage, VERIFIER)
