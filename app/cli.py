@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,14 +164,25 @@ def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
         raise typer.Exit(code=2) from exc
 
 
+def _default_jobs() -> int:
+    # The CPUs this process may run on; more workers than that only contend.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cpus or 1, 8))
+
+
 @ledger_cli.command("verify")
 def ledger_verify(
     key: str | None = typer.Option(
         None, "--key", help="Note verifier string; default: derived from the ledger key file"
     ),
+    jobs: int = typer.Option(
+        _default_jobs(), "--jobs", "-j", min=1,
+        help="Worker processes for ledgers of 65,536 entries or more (default: CPUs, at most 8)",
+    ),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
     from app.db import make_session_factory, transaction
+    from app.ledger_reader import LedgerReaderOpener
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
     from ledger.sqlstore import SqlStorage
@@ -179,9 +191,11 @@ def ledger_verify(
     settings = get_settings()
     verifier = _ledger_verifier(settings, key)
     engine = _ledger_engine(settings)
+    opener = LedgerReaderOpener(settings.resolved_database_url())
     try:
         with transaction(make_session_factory(engine)) as session:
-            report = verify_ledger(SqlStorage(session, LEDGER_TABLES), verifier)
+            report = verify_ledger(SqlStorage(session, LEDGER_TABLES), verifier,
+                                   opener=opener, workers=jobs)
     finally:
         engine.dispose()
     typer.echo(f"entries:     {report.size}")

@@ -25,7 +25,8 @@ checkpoint after every batch. At each size it measures:
   indices: p50 against p50, so pymerkle's long tail (p99) does not flatter us;
 - full verification (``ledger.verifier.verify_ledger``) in a fresh subprocess:
   entries/s, peak RSS, and the raw hashlib rate for the same number of leaf and
-  node hashes in that process.
+  node hashes in that process; sequentially, then with one worker process per
+  CPU (``bench/_verify.py``: the parent's and the workers' memory).
 
 The machine's load average is printed with every row: these are wall-clock
 rates, and on a shared machine they move with it.
@@ -41,9 +42,7 @@ import hashlib
 import json
 import os
 import random
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,15 +59,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import pymerkle
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
+from bench._verify import cpu_count, run_verify_subprocess, verify_in_this_process
 from ledger import merkle
 from ledger.entry import Actor, EntryDraft
 from ledger.log import Ledger
-from ledger.note import NoteSigner, NoteVerifier
+from ledger.note import NoteSigner
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.sqlstore import SqlStorage
 from ledger.treecache import TreeCache
@@ -104,6 +103,7 @@ class SizeResult:
     pymerkle_inclusion: Latency | None = None
     pymerkle_consistency: Latency | None = None
     verify: dict[str, float] = field(default_factory=dict)
+    verify_parallel: dict[str, float] = field(default_factory=dict)
     batch_ms: dict[str, float] = field(default_factory=dict)
     load_average: float = 0.0
 
@@ -309,69 +309,6 @@ def _encode_like_ours(draft: EntryDraft, index: int) -> bytes:
     return encode_entry(draft, index, prev)
 
 
-def run_verify_subprocess(db_path: Path) -> dict[str, float]:
-    """Run :func:`verify_in_this_process` in a fresh interpreter; its JSON result."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--verify-db", str(db_path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _rss_mb() -> float:
-    # VmHWM of this address space: ru_maxrss would carry over the high-water mark
-    # of the (large) benchmark process this verifier was spawned from.
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def raw_hash_seconds(samples: Sequence[bytes], leaves: int) -> float:
-    """Seconds hashlib needs for ``leaves`` leaf hashes and the tree's interior nodes."""
-    sha256 = hashlib.sha256
-    interior = leaves - bin(leaves).count("1")
-    node = bytes(64)
-    start = time.perf_counter()
-    for k in range(leaves):
-        sha256(b"\x00" + samples[k % len(samples)]).digest()
-    for _ in range(interior):
-        sha256(b"\x01" + node).digest()
-    return time.perf_counter() - start
-
-
-def verify_in_this_process(db_path: Path) -> dict[str, float]:
-    """Verify the ledger at ``db_path``: rate, peak RSS, and the raw hashlib rate beside it."""
-    from ledger.verifier import verify_ledger
-
-    verifier = NoteVerifier.from_string(NoteSigner(ORIGIN, SigningKey(SEED)).verifier_key())
-    engine = make_engine(f"sqlite:///{db_path}", poolclass=NullPool)
-    with make_session_factory(engine)() as session:
-        storage = SqlStorage(session, LEDGER_TABLES)
-        samples = list(storage.entries(0, 1_000))
-        baseline = _rss_mb()
-        start = time.perf_counter()
-        report = verify_ledger(storage, verifier)
-        elapsed = time.perf_counter() - start
-    engine.dispose()
-    if not report.ok:
-        raise SystemExit(f"benchmark ledger does not verify: {report}")
-    hashed = raw_hash_seconds(samples, report.size)
-    return {
-        "entries": report.size,
-        "checkpoints": report.checkpoints,
-        "verify_eps": report.size / elapsed,
-        "hashlib_eps": report.size / hashed,
-        "ratio": hashed / elapsed,
-        "baseline_rss_mb": baseline,
-        "peak_rss_mb": _rss_mb(),
-    }
-
-
 def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[SizeResult]:
     """Grow both ledgers through ``sizes`` and measure everything at each."""
     rng = random.Random(20261122)
@@ -397,7 +334,9 @@ def measure(sizes: Sequence[int], pymerkle_max: int, workdir: Path) -> list[Size
             their_proofs = theirs.measure_proofs(rng)
             result.pymerkle_inclusion = their_proofs["inclusion"]
             result.pymerkle_consistency = their_proofs["consistency"]
-        result.verify = run_verify_subprocess(workdir / "cadena.db")
+        result.verify = run_verify_subprocess(__file__, workdir / "cadena.db", 1)
+        result.verify_parallel = run_verify_subprocess(__file__, workdir / "cadena.db",
+                                                       cpu_count())
         result.load_average = os.getloadavg()[0]
         results.append(result)
         print_table([result], header=len(results) == 1)
@@ -426,6 +365,9 @@ COLUMNS = (
     ("hashlib e/s", 11),
     ("ratio", 6),
     ("peak RSS MB", 11),
+    ("par verify e/s", 14),
+    ("par ratio", 9),
+    ("par RSS MB parent/worker/sum", 28),
     ("batch ms py/ins/commit", 22),
     ("load", 5),
 )
@@ -438,7 +380,7 @@ def _row(r: SizeResult) -> list[str]:
     if r.pymerkle_consistency is not None:
         consistency_speedup = f"{r.pymerkle_consistency.p50_ms / r.consistency.p50_ms:.0f}"
     pm_eps = "-" if r.pymerkle_append_eps is None else f"{r.pymerkle_append_eps:,.0f}"
-    v = r.verify
+    v, p = r.verify, r.verify_parallel
     return [
         f"{r.size:,}",
         f"{r.append_eps:,.0f}",
@@ -455,6 +397,10 @@ def _row(r: SizeResult) -> list[str]:
         f"{v['hashlib_eps']:,.0f}",
         f"{v['ratio']:.0%}",
         f"{v['peak_rss_mb']:.0f}",
+        f"{p.get('verify_eps', 0):,.0f} ({p.get('workers', 0):.0f})",
+        f"{p.get('ratio', 0):.0%}",
+        f"{p.get('peak_rss_mb', 0):.0f}/{p.get('worker_peak_rss_mb', 0):.0f}/"
+        f"{p.get('sum_peak_rss_mb', 0):.0f} (priv {p.get('sum_private_rss_mb', 0):.0f})",
         "/".join(f"{r.batch_ms.get(k, 0):.1f}" for k in ("python", "insert", "commit")),
         f"{r.load_average:.1f}",
     ]
@@ -476,9 +422,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--pymerkle-max", type=int, default=1_000_000)
     parser.add_argument("--verify-db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--verify-workers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.verify_db is not None:
-        print(json.dumps(verify_in_this_process(args.verify_db)))
+        print(json.dumps(verify_in_this_process(args.verify_db, ORIGIN, SEED,
+                                                args.verify_workers)))
         return
     sizes = sorted(int(s) for s in args.sizes.split(","))
     with tempfile.TemporaryDirectory(prefix="cadena-bench-") as tmp:

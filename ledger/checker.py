@@ -4,9 +4,10 @@
 it decodes and re-encodes JSON: far too slow for a million entries. So
 :meth:`EntryChecker.check_batch` checks a whole batch of entries at once,
 with no Python code per entry: one scan of the batch for escapes and control
-bytes, one compiled regular expression per entry that matches only canonical
-entries of the common shape (no string escapes, subject ``{"id", "type"}``,
-at most three flat detail fields), and checks a regular expression cannot
+bytes, one ``findall`` over the batch joined by newlines of a regular
+expression that matches only whole lines holding canonical entries of the
+common shape (no string escapes, subject ``{"id", "type"}``, at most three
+flat detail fields), and checks a regular expression cannot
 make (detail keys in order, a real calendar day, canonical base64) run once
 per distinct value or as C-level maps. The verifier uses it batch by batch
 and replays any batch it refuses entry by entry through :meth:`EntryChecker.scan`,
@@ -23,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from functools import partial
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 
 from ledger.entry import parse_entry
 from ledger.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
@@ -61,8 +62,18 @@ _FAST = re.compile(
     rb'"time":"(?P<day>' + _DATE.encode() + rb')' + _CLOCK.encode() + rb'"\}'
 )
 # By number: looking groups up by name costs more than the regular expression.
-_FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in (
-    "index", "prev", "action", "k1", "k2", "k3", "sig", "day")])
+_NAMES = ("index", "prev", "action", "k1", "k2", "k3", "sig", "day")
+_FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in _NAMES])
+# The same entry, once per line of a batch joined by b"\n". ``^`` and ``$``
+# (multiline) pin every match to a whole line: the batch holds no newline but
+# the separators (it is refused first if it holds any control byte), so a
+# match starts at a line start and, never crossing a separator when every line
+# start begins a match, ends at the next one. So N matches for N lines mean
+# every line matched whole, and ``findall`` gives the groups as tuples, with
+# no match object per entry (absent groups as b"", never a valid value here).
+_LINES = re.compile(rb"(?m)^" + _FAST.pattern + rb"$")
+_INDEX, _PREV, _SIG = (itemgetter(_LINES.groupindex[name] - 1) for name in ("index", "prev", "sig"))
+_SHARED = itemgetter(*[_LINES.groupindex[name] - 1 for name in ("action", "k1", "k2", "k3", "day")])
 _FORBIDDEN = bytes(range(0x20)) + b"\\"
 _ACTION_BYTES = re.compile(_ACTION.pattern.encode())
 _NAME_BYTES = re.compile(_NAME.pattern.encode())
@@ -92,7 +103,7 @@ def _utf8(data: bytes) -> bool:
 
 def _ordered_names(keys: tuple[bytes | None, ...]) -> bool:
     """Detail keys: snake_case and strictly ascending (canonical order, no duplicates)."""
-    names = [key for key in keys if key is not None]
+    names = [key for key in keys if key]  # absent: None from a match, b"" from findall
     return all(_NAME_BYTES.fullmatch(key) for key in names) and \
         all(a < b for a, b in itertools.pairwise(names))
 
@@ -155,28 +166,27 @@ class EntryChecker:
             return (), ()
         if max(map(len, entries)) > MAX_ENTRY_BYTES:
             return None
-        joined = b"".join(entries)
-        if len(joined.translate(None, _FORBIDDEN)) != len(joined):
-            return None  # an escape or a control byte somewhere: not the fast path
+        lines = b"\n".join(entries)
+        # No escape and no control byte but the len(entries) - 1 separators
+        # (which the translation drops too): otherwise not the fast path.
+        if len(lines.translate(None, _FORBIDDEN)) != len(lines) - len(entries) + 1:
+            return None
         # Each entry starts and ends with an ASCII byte once matched below, so
         # the batch is valid UTF-8 exactly when every entry is.
-        if not _utf8(joined):
+        if not _utf8(lines):
             return None
-        del joined
-        matches = list(map(_FAST.fullmatch, entries))
-        if None in matches:
+        found = _LINES.findall(lines)
+        del lines
+        if len(found) != len(entries):
+            return None  # some line did not match whole
+        # The names and days, checked once per distinct combination (a handful).
+        for action, k1, k2, k3, day in set(map(_SHARED, found)):
+            if not (_ACTION_BYTES.fullmatch(action) and _ordered_names((k1, k2, k3))
+                    and self._good_days((day,))):
+                return None
+        if not _canonical_base64(list(filter(None, map(_SIG, found)))):
             return None
-        index, prev, action, k1, k2, k3, sig, day = zip(*map(_FIELDS, matches), strict=True)
-        del matches
-        if not all(map(_ACTION_BYTES.fullmatch, set(action))):
-            return None
-        if not all(map(_ordered_names, set(zip(k1, k2, k3, strict=True)))):
-            return None
-        if not _canonical_base64([s for s in sig if s is not None]):
-            return None
-        if not self._good_days(set(day)):
-            return None
-        return index, prev
+        return tuple(map(_INDEX, found)), tuple(map(_PREV, found))
 
     def _good_days(self, days: Iterable[bytes]) -> bool:
         known = self._days

@@ -98,6 +98,13 @@ class MemoryStorage:
         """Every stored node's hash, in :meth:`iter_nodes` order."""
         return map(itemgetter(1), self.iter_nodes())
 
+    def node_hashes_ending_between(self, first: int, last: int) -> Iterator[bytes]:
+        """The hashes of the stored nodes whose last leaf is in ``first..last``, in order."""
+        found = sorted((((index + 1) << level) - 1, level, value)
+                       for (level, index), value in self.node_hashes.items()
+                       if first <= ((index + 1) << level) - 1 <= last)
+        return (value for _, _, value in found)
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint, by ascending size."""
         return iter(list(self.checkpoint_list))

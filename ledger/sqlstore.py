@@ -114,6 +114,18 @@ class SqlStorage:
         for batch in self._batches(self._cached("iter_node_hashes", stmt), {}):
             yield from map(_first, batch)
 
+    def node_hashes_ending_between(self, first: int, last: int) -> Iterator[bytes]:
+        """Hashes of the nodes whose last leaf is in ``first..last``, in order (a key range)."""
+        # Built once: a verifier asks for every chunk, and building costs more than SQLite.
+        stmt = self._statements.get(("node_hashes_ending_between", 0))
+        if stmt is None:
+            c = self._t.nodes.c
+            stmt = self._cached("node_hashes_ending_between", select(c.hash).where(
+                c.last_leaf >= bindparam("first"), c.last_leaf <= bindparam("last"),
+            ).order_by(c.last_leaf, c.level))
+        for batch in self._batches(stmt, {"first": first, "last": last}):
+            yield from map(_first, batch)
+
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
         """Hashes of the stored nodes among ``keys``, one query per 200 keys."""
         wanted = sorted(set(keys))

@@ -68,6 +68,14 @@ class LedgerReader(NodeReader, Protocol):
         """
         ...
 
+    def node_hashes_ending_between(self, first: int, last: int) -> Iterator[bytes]:
+        """The hash of every stored node whose last leaf is in ``first..last`` (inclusive).
+
+        In :meth:`iter_nodes` order, without keys (a primary-key range scan):
+        one worker of a parallel verification reads its chunk's nodes so.
+        """
+        ...
+
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint, by ascending size."""
         ...

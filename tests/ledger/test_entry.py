@@ -360,6 +360,29 @@ def test_batch_check_never_accepts_what_the_strict_parser_refuses(
     assert (strict.index, strict.prev) == (int(index), PREV)
 
 
+@given(drafts=st.lists(drafts, min_size=2, max_size=6), data=st.data())
+def test_batch_check_never_accepts_a_bad_entry_among_good_ones(
+        drafts: list[EntryDraft], data: st.DataObject) -> None:
+    # The batch is matched line by line in one findall: a bad line must not
+    # hide behind a good one, nor a match spill from one line into the next.
+    raws = [encode_entry(draft, n + 1, PREV) for n, draft in enumerate(drafts)]
+    bad = data.draw(st.integers(0, len(raws) - 1), label="entry")
+    raw = bytearray(raws[bad])
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        pos = data.draw(st.integers(0, len(raw) - 1), label="position")
+        raw[pos] = data.draw(st.sampled_from(b'"{}:,0aA= \x00\n\xc3-'), label="byte")
+    raws[bad] = bytes(raw)
+    fields = EntryChecker().check_batch(raws)
+    if fields is None:
+        return
+    indices, prevs = fields
+    assert len(indices) == len(prevs) == len(raws)
+    if prevs[bad] != PREV.hex().encode():
+        return  # the verifier compares prev with the hash it expects, and replays
+    strict = parse_entry(raws[bad])  # must not raise
+    assert (strict.index, strict.prev) == (int(indices[bad]), PREV)
+
+
 def test_common_shapes_take_the_batch_path() -> None:
     from tests.ledger.helpers import draft as ledger_draft
     raws = [encode_entry(ledger_draft(n, denied=n % 5 == 0), n + 1, PREV) for n in range(50)]

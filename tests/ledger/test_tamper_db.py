@@ -4,7 +4,9 @@ Each property builds a small ledger through ``Ledger`` over ``SqlStorage``
 (a few signed checkpoints), commits it, then changes the rows with plain SQL
 the way someone with database access could, bypassing the storage adapter.
 ``verify_ledger`` must then report the first bad index and the fault kind
-that ``ledger.verifier``'s documented rules give for that change.
+that ``ledger.verifier``'s documented rules give for that change, and the
+chunked pass, in this process and in worker processes, must agree with the
+exact pass (it may only ever answer "clean").
 
 The database is created once per test (per backend) and emptied before each
 hypothesis example.
@@ -12,10 +14,10 @@ hypothesis example.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,25 +25,19 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.pool import NullPool
-from typer.testing import CliRunner
 
-from app.cli import cli
 from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import (
-    LedgerKeyError,
-    create_signing_key,
-    load_note_verifier,
-    load_signing_key,
-)
+from app.ledger_reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
-from app.settings import get_settings
 from ledger.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
 from ledger.errors import EntryFormatError
 from ledger.log import Ledger
 from ledger.merkle import leaf_hash
 from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.parallel import chunked_report
 from ledger.sqlstore import SqlStorage
 from ledger.verifier import Fault, LedgerReport, verify_ledger
+from ledger.walk import walk_ledger
 
 ORIGIN = "cadena.test/tamper"
 SIGNER = NoteSigner(ORIGIN, SigningKey(bytes([1]) * 32))
@@ -111,10 +107,32 @@ def build(engine: Engine, shape: Shape) -> list[bytes]:
         return [bytes(raw) for raw in rows]
 
 
+CALLS = itertools.count()
+
+
 def verify(engine: Engine) -> LedgerReport:
-    """Verify the committed ledger through a fresh session."""
+    """Verify the committed ledger through a fresh session, every way there is.
+
+    The exact pass's report, after checking that the chunked pass agrees with
+    it in this process (chunks of 1, 2, 4 and 8 leaves: every boundary a small
+    ledger has) and, for every third example, in two worker processes with
+    readers of their own, and
+    that on an untouched ledger the chunked pass itself says clean.
+    """
+    opener = LedgerReaderOpener(engine.url.render_as_string(hide_password=False))
     with transaction(make_session_factory(engine)) as session:
-        return verify_ledger(SqlStorage(session, T), VERIFIER)
+        storage = SqlStorage(session, T)
+        exact = walk_ledger(storage, VERIFIER)
+        for bits in (0, 1, 2, 3):
+            assert verify_ledger(storage, VERIFIER, chunk_bits=bits) == exact, bits
+            assert (chunked_report(storage, VERIFIER, bits=bits) is not None) == exact.ok
+        if next(CALLS) % 3 == 0:  # starting processes for every example is the slow part
+            # What verify_ledger(..., workers=2) does, with the chunked answer checked apart.
+            via_workers = chunked_report(storage, VERIFIER, bits=1, opener=opener, workers=2)
+            assert (via_workers is not None) == exact.ok
+            assert via_workers in (None, exact)
+        assert verify_ledger(storage, VERIFIER) == exact
+        return exact
 
 
 def assert_found(engine: Engine, index: int, fault: Fault) -> None:
@@ -329,99 +347,3 @@ def test_untouched_ledger_verifies(engine: Engine, shape: Shape) -> None:
     report = verify(engine)
     assert report.ok, report
     assert (report.size, report.checkpoints) == (shape.size, len(shape.checkpoints))
-
-
-# -- cadena-server ledger verify / checkpoint ------------------------------------
-
-
-@pytest.fixture
-def server_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings pointing at the test database and a data dir holding a fresh ledger key."""
-    monkeypatch.setenv("CADENA_DATABASE_URL", db_url)
-    monkeypatch.setenv("CADENA_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("CADENA_LEDGER_ORIGIN", ORIGIN)
-    get_settings.cache_clear()
-    key_path = get_settings().resolved_ledger_key_path()
-    create_signing_key(key_path)
-    yield key_path
-    get_settings.cache_clear()
-
-
-def cli_append(db_url: str, count: int) -> None:
-    """Append ``count`` entries through the ledger, committed."""
-    engine = make_engine(db_url, poolclass=NullPool)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            Ledger(SqlStorage(session, T)).append_many(draft(n) for n in range(count))
-    finally:
-        engine.dispose()
-
-
-def test_cli_checkpoint_signs_once_per_growth_and_verify_passes(
-    server_env: Path, db_url: str
-) -> None:
-    runner = CliRunner()
-    cli_append(db_url, 5)
-    signed = runner.invoke(cli, ["ledger", "checkpoint"])
-    assert signed.exit_code == 0, signed.output
-    assert signed.output.startswith(f"{ORIGIN}\n5\n")
-    again = runner.invoke(cli, ["ledger", "checkpoint"])
-    assert "no new entries" in again.output
-    verified = runner.invoke(cli, ["ledger", "verify"])
-    assert verified.exit_code == 0, verified.output
-    assert "entries:     5" in verified.output
-    assert "checkpoints: 1" in verified.output
-
-
-def test_cli_verify_reports_tampered_row_and_exits_nonzero(server_env: Path, db_url: str) -> None:
-    runner = CliRunner()
-    cli_append(db_url, 6)
-    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
-    engine = make_engine(db_url, poolclass=NullPool)
-    with engine.begin() as conn:
-        conn.execute(delete(T.entries).where(T.entries.c.index == 2))
-    engine.dispose()
-    vkey = load_note_verifier(server_env, ORIGIN)
-    result = runner.invoke(cli, ["ledger", "verify", "--key", str(vkey)])
-    assert result.exit_code == 1
-    assert "FAILED at index 2: MISSING_ENTRY" in result.output
-
-
-def test_cli_verify_with_someone_elses_key_fails_on_the_signature(
-    server_env: Path, db_url: str
-) -> None:
-    runner = CliRunner()
-    cli_append(db_url, 3)
-    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
-    result = runner.invoke(cli, ["ledger", "verify", "--key", SIGNER.verifier_key()])
-    assert result.exit_code == 1
-    assert "BAD_CHECKPOINT_SIGNATURE" in result.output
-
-
-def test_cli_refuses_a_missing_or_malformed_key(server_env: Path) -> None:
-    runner = CliRunner()
-    server_env.unlink()
-    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 2
-    assert runner.invoke(cli, ["ledger", "verify"]).exit_code == 2
-    assert runner.invoke(cli, ["ledger", "verify", "--key", "not-a-key"]).exit_code == 2
-
-
-def test_ledger_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.key"
-    create_signing_key(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    path.chmod(0o644)
-    with pytest.raises(LedgerKeyError, match="chmod 600"):
-        load_signing_key(path)
-
-
-def test_ledger_key_file_may_hold_the_raw_seed(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.key"
-    path.write_bytes(bytes([1]) * 32)
-    path.chmod(0o600)
-    assert bytes(load_signing_key(path)) == bytes([1]) * 32
-    with pytest.raises(LedgerKeyError, match="already exists"):
-        create_signing_key(path)
-    path.write_bytes(b"c2hvcnQ=\n")
-    with pytest.raises(LedgerKeyError, match="32 bytes"):
-        load_signing_key(path)

@@ -8,6 +8,8 @@ checks the report against the rules in ``ledger.verifier``'s docstring.
 from __future__ import annotations
 
 import hashlib
+import itertools
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +23,10 @@ from ledger.entry import GENESIS_PREV, encode_entry, parse_entry
 from ledger.errors import EntryFormatError, VerificationError
 from ledger.memory import MemoryStorage
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.storage import StoredCheckpoint
+from ledger.parallel import chunked_report
+from ledger.storage import LedgerReader, StoredCheckpoint
 from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
+from ledger.walk import walk_ledger
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
 
@@ -49,9 +53,44 @@ def build(shape: Shape) -> MemoryStorage:
     return storage
 
 
+CALLS = itertools.count()
+
+
+@dataclass(frozen=True)
+class MemoryOpener:
+    """A worker's reader: the storage, pickled into the worker process."""
+
+    storage: MemoryStorage
+
+    def __call__(self) -> AbstractContextManager[LedgerReader]:
+        return nullcontext(self.storage)
+
+
+def every_pass(storage: MemoryStorage) -> LedgerReport:
+    """The exact pass's report, after checking every other way of verifying agrees with it.
+
+    Chunked in this process with chunks of 1, 2, 4 and 8 leaves (every chunk
+    boundary a small ledger can have), and for every third example in two
+    worker processes.
+    """
+    exact = walk_ledger(storage, VERIFIER)
+    for bits in (0, 1, 2, 3):
+        assert verify_ledger(storage, VERIFIER, chunk_bits=bits) == exact, bits
+        # On a clean ledger the chunked pass itself must say so (no silent fallback).
+        assert (chunked_report(storage, VERIFIER, bits=bits) is not None) == exact.ok
+    if next(CALLS) % 3 == 0:  # starting processes for every example is the slow part
+        # What verify_ledger(..., workers=2) does, with the chunked answer checked apart.
+        via_workers = chunked_report(storage, VERIFIER, bits=1, opener=MemoryOpener(storage),
+                                     workers=2)
+        assert (via_workers is not None) == exact.ok
+        assert via_workers in (None, exact)
+    assert verify_ledger(storage, VERIFIER) == exact
+    return exact
+
+
 def found(storage: MemoryStorage, index: int, fault: Fault) -> None:
     """The verifier reports exactly this first bad index and fault, and check_ledger raises."""
-    report = verify_ledger(storage, VERIFIER)
+    report = every_pass(storage)
     assert (report.ok, report.first_bad_index, report.fault) == (False, index, fault), report
     with pytest.raises(VerificationError, match=fault.value):
         check_ledger(storage, VERIFIER)
@@ -60,7 +99,7 @@ def found(storage: MemoryStorage, index: int, fault: Fault) -> None:
 @given(shape=shapes(min_size=0))
 def test_an_untouched_ledger_verifies(shape: Shape) -> None:
     storage = build(shape)
-    report = verify_ledger(storage, VERIFIER)
+    report = every_pass(storage)
     assert report == LedgerReport(True, shape.size, len(shape.checkpoints), None, None,
                                   report.detail)
     check_ledger(storage, VERIFIER)
@@ -246,7 +285,7 @@ def test_duplicate_checkpoint_size_is_a_fork() -> None:
 @given(shape=shapes(min_size=2), data=st.data(), batch=st.sampled_from([1, 2, 3, 7]))
 def test_batch_size_never_changes_the_report(shape: Shape, data: st.DataObject,
                                              batch: int) -> None:
-    import ledger.verifier as verifier_module
+    import ledger.walk as verifier_module
     storage = build(shape)
     if data.draw(st.booleans(), label="tamper with an entry"):
         i = data.draw(st.integers(0, shape.size - 1), label="entry")
