@@ -152,12 +152,17 @@ def check_chunks(opener: ReaderOpener, tasks: Sequence[ChunkTask]) -> list[Chunk
 
     ``None`` at the first chunk that is not clean (the caller runs the exact pass).
     """
+    with opener() as reader:
+        return check_chunks_in(reader, tasks)
+
+
+def check_chunks_in(reader: LedgerReader, tasks: Sequence[ChunkTask]) -> list[ChunkSummary] | None:
+    """Check ``tasks`` in order through ``reader``; ``None`` at the first chunk not clean."""
     checker = EntryChecker()
     out: list[ChunkSummary] = []
-    with opener() as reader:
-        for task in tasks:
-            summary = check_chunk(reader, task, checker)
-            if summary is None:
-                return None
-            out.append(summary)
+    for task in tasks:
+        summary = check_chunk(reader, task, checker)
+        if summary is None:
+            return None
+        out.append(summary)
     return out

@@ -30,8 +30,14 @@ from binascii import hexlify
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
-from ledger.checker import EntryChecker
-from ledger.chunk import ChunkSummary, ChunkTask, ReaderOpener, check_chunk, check_chunks, levels
+from ledger.chunk import (
+    ChunkSummary,
+    ChunkTask,
+    ReaderOpener,
+    check_chunks,
+    check_chunks_in,
+    levels,
+)
 from ledger.chunk import cover as subtree_cover
 from ledger.errors import NoteFormatError, SignatureError
 from ledger.note import NoteVerifier, open_checkpoint
@@ -72,17 +78,6 @@ def _signed(stored: list[StoredCheckpoint], size: int, verifier: NoteVerifier) -
         if signed.size != cp.size or signed.root != cp.root:
             return False
     return True
-
-
-def _in_process(reader: LedgerReader, tasks: list[ChunkTask]) -> list[ChunkSummary] | None:
-    checker = EntryChecker()
-    out = []
-    for task in tasks:
-        summary = check_chunk(reader, task, checker)
-        if summary is None:
-            return None
-        out.append(summary)
-    return out
 
 
 def _share(opener: ReaderOpener, tasks: list[ChunkTask], out: Connection) -> None:
@@ -192,7 +187,7 @@ def chunked_report(reader: LedgerReader, verifier: NoteVerifier, *, bits: int = 
     if opener is not None and workers > 1 and size >= parallel_from:
         summaries = _in_workers(opener, workers, tasks)
     else:
-        summaries = _in_process(reader, tasks)
+        summaries = check_chunks_in(reader, tasks)
     if summaries is None:
         return None
     upper = _links_and_upper(summaries, tasks, bits)
