@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,18 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     attachment = root / "evidence.bin"
     attachment.write_bytes(bytes(range(256)) * 9000)
     with rig(root) as r:
-        yield Scene(r, _send(r, b"first", attachment), _send(r, b"second", attachment))
+        scene = Scene(r, _send(r, b"first", attachment), _send(r, b"second", attachment))
+        _await_first_checkpoint(r)
+        yield scene
+
+
+def _await_first_checkpoint(r: Rig, timeout_s: float = 30.0) -> None:
+    """The audit tests lie about a checkpoint: one must be signed (once a second) first."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{r.server.url}/v1/ledger/checkpoint").status_code != 200:
+        if time.monotonic() > deadline:
+            pytest.fail("the server signed no checkpoint in time")
+        time.sleep(0.1)
 
 
 def _cadena(scene: Scene, rewrite: Rewrite, *args: str) -> Result:
