@@ -20,7 +20,11 @@ whose range runs past the tree size is the hash of the leaves it does hold
 (RFC 9162 §2.1.1 splits at the largest power of two, which is the left child
 here), and one with no leaves is left out of a path. The partial nodes along
 the right edge of a tree of size ``n`` depend on ``n`` alone; they are
-computed once per size and kept for a few recent sizes.
+computed once per size and kept for a few recent sizes. So are the paths
+above level ``upper_level`` (10): a proof reads its lowest ten siblings from
+the levels and takes the rest from a dict, the same work at every size (a
+million-entry tree keeps ~2,000 such paths a size, bounded in all by
+``UPPER_PATHS``).
 
 Thread-safe for readers during an extension: a reader takes the published
 size once, and a node slice that comes back short (a level dropped under it)
@@ -43,6 +47,10 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Enough for every node of a million-entry ledger (64 bytes a leaf)."""
 EDGE_SIZES = 64
 """Tree sizes whose right-edge nodes are kept (proofs ask for a few recent checkpoints)."""
+UPPER_LEVEL = 10
+"""Proof paths above this level are kept per tree size (see ``TreeCache._path``)."""
+UPPER_PATHS = 1 << 16
+"""Kept upper paths, over all sizes (a few MB at most; a million entries need ~2,000 a size)."""
 CHECKPOINTS = 100_000
 """Committed checkpoints remembered (a day at one per second is 86,400)."""
 
@@ -53,14 +61,17 @@ Fetch = Callable[[Sequence[Node]], Mapping[Node, bytes]]
 class TreeCache:
     """Perfect-subtree hashes of a committed prefix of the tree, and committed checkpoints."""
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, upper_level: int = UPPER_LEVEL) -> None:
         """An empty cache that holds at most about ``max_bytes`` of node hashes."""
         self.max_bytes = max_bytes
+        self.upper_level = upper_level
         self.size = 0
         """Leaves covered: every perfect node ending below it is held (from ``min_level`` up)."""
         self.min_level = 0
         self._levels: list[bytearray] = []
         self._edges: dict[int, list[bytes]] = {}
+        self._uppers: dict[int, dict[int, tuple[bytes, ...]]] = {}
+        self._kept = 0
         self._checkpoints: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
@@ -185,6 +196,28 @@ class TreeCache:
     def _path(self, level: int, index: int, size: int, fetch: Fetch, covered: int) -> list[bytes]:
         """Siblings of node ``(level, index)`` up to the root of a tree of ``size`` leaves.
 
+        In a committed tree that reaches above ``upper_level`` the path splits
+        there: the siblings below it lie inside the aligned subtree of node
+        ``(upper_level, a)`` (a node of every larger tree, RFC 9162 §2.1.1),
+        and those above are the path of that node, which depends on ``a`` and
+        ``size`` alone and is kept (:meth:`_upper`). So a proof reads the same
+        number of nodes at every tree size; only the kept part grows.
+        """
+        top = self.upper_level
+        if level < top and size <= covered and (size - 1) >> top:
+            a = index >> (top - level)
+            within = min(size, (a + 1) << top)
+            lower = self._climb(level, index, within, fetch, covered, top - level)
+            kept = self._uppers.get(size)
+            upper = kept.get(a << 6 | top) if kept is not None else None
+            lower += upper if upper is not None else self._upper(a, size, fetch, covered)
+            return lower
+        return self._climb(level, index, size, fetch, covered, size.bit_length())
+
+    def _climb(self, level: int, index: int, size: int, fetch: Fetch, covered: int,
+               levels: int) -> list[bytes]:
+        """The siblings of the path from ``(level, index)``, at most ``levels`` of them up.
+
         Below ``inner`` relative levels the path runs inside perfect subtrees
         (every sibling is perfect), at ``inner - 1`` the sibling is the right
         edge's node (perfect or partial), and above it the path *is* the right
@@ -201,11 +234,47 @@ class TreeCache:
             else:
                 edge_at, edge_level = len(keys), up
         keys += [(level + r, (index >> r) ^ 1)
-                 for r in range(inner, last.bit_length()) if (index >> r) & 1]
+                 for r in range(inner, min(last.bit_length(), levels)) if (index >> r) & 1]
         proof = self._nodes(keys, fetch, covered)
         if edge_at >= 0:
             proof.insert(edge_at, self._edge(size, fetch, covered)[edge_level])
         return proof
+
+    def _upper(self, index: int, size: int, fetch: Fetch, covered: int) -> tuple[bytes, ...]:
+        """The path of node ``(upper_level, index)`` in the committed tree of ``size`` leaves.
+
+        Kept per node on the way up, so a miss climbs only to the first kept
+        ancestor: node ``(l, j)``'s path is its sibling (if the tree has one
+        there) followed by the path of ``(l + 1, j // 2)``. Keyed ``j << 6 | l``.
+        """
+        kept = self._uppers.get(size)
+        if kept is None:
+            if len(self._uppers) >= EDGE_SIZES or self._kept >= UPPER_PATHS:
+                self._uppers.clear()
+                self._kept = 0
+            kept = self._uppers[size] = {}
+        depth = (size - 1).bit_length()
+        level, j = self.upper_level, index
+        climbed: list[Node] = []
+        tail: tuple[bytes, ...] = ()
+        while level < depth:
+            found = kept.get(j << 6 | level)
+            if found is not None:
+                tail = found
+                break
+            climbed.append((level, j))
+            level, j = level + 1, j >> 1
+        # A node's sibling j ^ 1: none past the size, else perfect or the edge's partial node.
+        perfect = [(up, j ^ 1) for up, j in climbed if ((j ^ 1) + 1) << up <= size]
+        values = self._nodes(perfect, fetch, covered)
+        for up, j in reversed(climbed):
+            if ((j ^ 1) + 1) << up <= size:
+                tail = (values.pop(), *tail)
+            elif (j ^ 1) << up < size:
+                tail = (self._edge(size, fetch, covered)[up], *tail)
+            kept[j << 6 | up] = tail
+        self._kept += len(climbed)
+        return tail
 
     def _root(self, size: int, fetch: Fetch, covered: int) -> bytes:
         if size == 0:

@@ -29,7 +29,7 @@ from ledger.merkle import Node
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.sqlstore import SqlStorage
 from ledger.storage import StoredCheckpoint
-from ledger.treecache import TreeCache
+from ledger.treecache import UPPER_LEVEL, UPPER_PATHS, TreeCache
 from tests.ledger import reference
 from tests.ledger.helpers import ORIGIN, SIGNER, draft
 
@@ -61,10 +61,11 @@ def tree(size: int) -> tuple[list[bytes], Nodes]:
     return leaves, Nodes(merkle.TreeBuilder(0, {}).extend(leaves))
 
 
-def grown(size: int, steps: Sequence[int], max_bytes: int = 1 << 30) -> TreeCache:
+def grown(size: int, steps: Sequence[int], max_bytes: int = 1 << 30,
+          upper_level: int = UPPER_LEVEL) -> TreeCache:
     """A cache grown to each of ``steps`` (checkpoint sizes) in turn, from ``tree(size)``."""
     leaves, nodes = tree(size)
-    tc = TreeCache(max_bytes)
+    tc = TreeCache(max_bytes, upper_level)
     for step in steps:
         tc.remember(StoredCheckpoint(step, reference.mth(leaves[:step]), ""))
         rows = nodes.range(tc.size, step, tc.level_for(step))
@@ -72,11 +73,14 @@ def grown(size: int, steps: Sequence[int], max_bytes: int = 1 << 30) -> TreeCach
     return tc
 
 
+@pytest.mark.parametrize("upper_level", [UPPER_LEVEL, 3, 1], ids=lambda u: f"upper{u}")
 @pytest.mark.parametrize("max_bytes", [1 << 30, 400, 64], ids=["whole", "budget", "tiny"])
-def test_every_proof_up_to_64_leaves_matches_the_reference(max_bytes: int) -> None:
+def test_every_proof_up_to_64_leaves_matches_the_reference(max_bytes: int,
+                                                           upper_level: int) -> None:
+    """Twice over: the second round's upper paths are the ones the first one kept."""
     leaves, nodes = tree(SMALL)
-    tc = grown(SMALL, [5, 33, SMALL], max_bytes)
-    for size in range(1, SMALL + 1):
+    tc = grown(SMALL, [5, 33, SMALL], max_bytes, upper_level)
+    for size in [*range(1, SMALL + 1), *range(1, SMALL + 1)]:
         assert tc.root(size, nodes.fetch) == reference.mth(leaves[:size])
         for index in range(size):
             assert tc.inclusion_proof(index, size, nodes.fetch) == \
@@ -86,20 +90,37 @@ def test_every_proof_up_to_64_leaves_matches_the_reference(max_bytes: int) -> No
                 reference.proof(old, leaves[:size])
 
 
-@given(data=st.data(), max_bytes=st.sampled_from([1 << 30, 4096, 100]))
-def test_proofs_at_random_sizes_match_the_reference(data: st.DataObject, max_bytes: int) -> None:
+@given(data=st.data(), max_bytes=st.sampled_from([1 << 30, 4096, 100]),
+       upper_level=st.sampled_from([UPPER_LEVEL, 4, 2]))
+def test_proofs_at_random_sizes_match_the_reference(data: st.DataObject, max_bytes: int,
+                                                    upper_level: int) -> None:
     leaves, nodes = tree(BIG)
     steps = sorted(data.draw(st.sets(st.integers(1, BIG), min_size=1, max_size=4)))
-    tc = grown(BIG, steps, max_bytes)
+    tc = grown(BIG, steps, max_bytes, upper_level)
     size = data.draw(st.sampled_from(steps))
-    index = data.draw(st.integers(0, size - 1))
-    assert tc.inclusion_proof(index, size, nodes.fetch) == reference.path(index, leaves[:size])
+    for index in data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=5)):
+        assert tc.inclusion_proof(index, size, nodes.fetch) == \
+            reference.path(index, leaves[:size])
     if size > 1:
         old = data.draw(st.integers(1, size - 1))
         proof = tc.consistency_proof(old, size, nodes.fetch)
         verify_consistency(old, size, reference.mth(leaves[:old]),
                            reference.mth(leaves[:size]), proof)
         assert proof == merkle.consistency_proof(_Reader(nodes), old, size)
+
+
+def test_kept_upper_paths_stay_within_their_bound() -> None:
+    leaves, nodes = tree(BIG)
+    tc = grown(BIG, [BIG], upper_level=1)  # ~2,500 nodes of level 1: keeps paths for most
+    for size in range(BIG - 60, BIG + 1):
+        tc.remember(StoredCheckpoint(size, reference.mth(leaves[:size]), ""))
+        for index in range(0, size, 2):
+            tc.inclusion_proof(index, size, nodes.fetch)
+        assert tc.inclusion_proof(size - 1, size, nodes.fetch) == \
+            reference.path(size - 1, leaves[:size])
+    kept = sum(map(len, tc._uppers.values()))
+    assert 0 < kept <= UPPER_PATHS + BIG  # the bound is checked as a size's paths start
+    assert len(tc._uppers) < 60
 
 
 class _Reader:
