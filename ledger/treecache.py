@@ -27,13 +27,14 @@ million-entry tree keeps ~2,000 such paths a size, bounded in all by
 ``UPPER_PATHS``).
 
 Thread-safe for readers during an extension: a reader takes the published
-size once, and a node slice that comes back short (a level dropped under it)
+size once, and a node read that finds its level too short (dropped under it)
 counts as missing and is fetched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -53,6 +54,9 @@ UPPER_PATHS = 1 << 16
 """Kept upper paths, over all sizes (a few MB at most; a million entries need ~2,000 a size)."""
 CHECKPOINTS = 100_000
 """Committed checkpoints remembered (a day at one per second is 86,400)."""
+
+_node_at = struct.Struct(f"{HASH_SIZE}s").unpack_from
+"""One node's hash out of a level, as ``bytes``, with no intermediate copy."""
 
 Fetch = Callable[[Sequence[Node]], Mapping[Node, bytes]]
 """Reads stored nodes by key (``LedgerReader.nodes``), for what the cache does not hold."""
@@ -312,9 +316,12 @@ class TreeCache:
     def _nodes(self, keys: Sequence[Node], fetch: Fetch, covered: int) -> list[bytes]:
         """The hashes of perfect nodes ``keys``: from memory where held, else one fetch."""
         levels, low = self._levels, self.min_level
-        out = [bytes(levels[level][HASH_SIZE * index:HASH_SIZE * (index + 1)])
-               if level >= low and ((index + 1) << level) <= covered else b""
-               for level, index in keys]
+        try:
+            out = [_node_at(levels[level], HASH_SIZE * index)[0]
+                   if level >= low and ((index + 1) << level) <= covered else b""
+                   for level, index in keys]
+        except struct.error:  # a level dropped under this reader: fetch them all
+            out = [b""] * len(keys)
         if b"" in out:  # not held (below the budget's lowest level, or beyond the prefix)
             missing = [key for key, value in zip(keys, out, strict=True) if not value]
             stored = fetch(missing)

@@ -141,6 +141,17 @@ def test_a_whole_cache_answers_without_fetching() -> None:
     assert nodes.fetched == before
 
 
+def test_a_level_dropped_under_a_reader_is_fetched_instead() -> None:
+    """The moment inside a drop when a level is gone but ``min_level`` has not risen yet."""
+    leaves, nodes = tree(BIG)
+    tc = grown(BIG, [BIG])
+    tc._levels[0] = bytearray()  # what _drop_below does first
+    before = nodes.fetched
+    for index in (0, 1234, BIG - 1):
+        assert tc.inclusion_proof(index, BIG, nodes.fetch) == reference.path(index, leaves)
+    assert nodes.fetched > before
+
+
 def test_a_budget_drops_the_lowest_levels_and_fetches_them() -> None:
     _, nodes = tree(BIG)
     tc = grown(BIG, [BIG], max_bytes=BIG * 8)  # room for levels >= 3 only
