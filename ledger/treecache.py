@@ -51,7 +51,11 @@ EDGE_SIZES = 64
 UPPER_LEVEL = 10
 """Proof paths above this level are kept per tree size (see ``TreeCache._path``)."""
 UPPER_PATHS = 1 << 16
-"""Kept upper paths, over all sizes (a few MB at most; a million entries need ~2,000 a size)."""
+"""Kept upper paths, over all sizes: ~10 MB at most (tuples sharing their hashes).
+
+A tree of a million entries has ~2,000 nodes at or above level 10, so this
+holds every path of some thirty recent sizes.
+"""
 CHECKPOINTS = 100_000
 """Committed checkpoints remembered (a day at one per second is 86,400)."""
 
