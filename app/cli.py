@@ -61,8 +61,14 @@ def serve(
     typer.echo(f"Cadena serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    # uvicorn takes over this process (same pid, so signals reach the server), free of the
-    # command line's own modules (typer, rich: about 10 MB).
+    # The server takes over this process (same pid, so signals reach it), free of the
+    # command line's own modules (typer, rich: about 10 MB). Several workers get a socket
+    # each (app/serving.py: uvicorn's shared one leaves a client's connections on one).
+    from app.serving import balanced
+
+    if workers > 1 and balanced():
+        os.execv(sys.executable, [sys.executable, "-m", "app.serving",  # noqa: S606
+                                  "--host", host, "--port", str(port), "--workers", str(workers)])
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "app.worker:worker_app",  # noqa: S606
                               "--factory", "--host", host, "--port", str(port),
                               "--workers", str(workers), "--log-level", "warning",
