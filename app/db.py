@@ -150,6 +150,8 @@ def _send_with_commit(conn: Connection) -> None:
     ``before_commit`` hook has run: a failure injected there still commits
     nothing); SQLAlchemy's own commit then finds the transaction ended.
     """
+    if conn.invalidated:  # lost: SQLAlchemy's own commit fails as it should
+        return
     queued = conn.info.pop(AT_COMMIT, None)
     if not queued:
         return
@@ -166,7 +168,8 @@ def _send_with_commit(conn: Connection) -> None:
 
 
 def _drop_connection_queue(conn: Connection) -> None:
-    conn.info.pop(AT_COMMIT, None)
+    if not conn.invalidated:  # a lost connection's record clears its info on reconnecting
+        conn.info.pop(AT_COMMIT, None)
 
 
 # On every session and engine (tests make their own): queued rows are inserted
