@@ -24,9 +24,14 @@ from ledger.log import AppendedEntry, Ledger
 from ledger.sqlstore import SqlStorage
 
 
+def storage_for(session: Session) -> SqlStorage:
+    """The ledger's storage through ``session`` (in its transaction)."""
+    return SqlStorage(session, LEDGER_TABLES, cache=tree_cache_of(session))
+
+
 def ledger_for(session: Session) -> Ledger:
     """The ledger, stored through ``session`` (appends join its transaction)."""
-    return Ledger(SqlStorage(session, LEDGER_TABLES, cache=tree_cache_of(session)))
+    return Ledger(storage_for(session))
 
 
 def now() -> datetime:

@@ -1,8 +1,11 @@
 """Signs checkpoints on an interval (DESIGN.md: default 1 s, only when the tree grew).
 
-Every API process runs one; they cannot sign two inconsistent checkpoints
-because signing happens under the ledger's append lock and the stored
-checkpoint is a compare-and-swap on its size (``ledger.log.Ledger.checkpoint``).
+Every API process runs one; they cannot store two inconsistent checkpoints:
+the checkpoint is prepared and signed from a plain read of the committed tree
+(``ledger.presign``: no lock, so appenders never wait for the hashing and
+the signature), then stored under the ledger's append lock by a
+compare-and-swap on its size (``LedgerStorage.add_checkpoint``). A process
+that lost the race drops its signed note unstored.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import threading
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import ledger_for
+from app.audit import storage_for
 from app.db import transaction
 from ledger.errors import ConflictError
 from ledger.note import NoteSigner
+from ledger.presign import prepare_checkpoint
 from ledger.storage import StoredCheckpoint
 
 log = structlog.get_logger()
@@ -24,11 +28,17 @@ log = structlog.get_logger()
 def sign_once(sessions: sessionmaker[Session], signer: NoteSigner,
               origin: str) -> StoredCheckpoint | None:
     """Sign a checkpoint now if the tree grew since the last one; return it."""
+    with transaction(sessions) as session:
+        storage = storage_for(session)
+        candidate = prepare_checkpoint(storage, storage.head_size(), signer, origin)
+    if candidate is None:
+        return None
     try:
         with transaction(sessions) as session:
-            return ledger_for(session).checkpoint(signer, origin)
-    except ConflictError:
+            storage_for(session).add_checkpoint(candidate)
+    except ConflictError:  # another process stored this size or a larger one first
         return None
+    return candidate
 
 
 class Checkpointer:

@@ -9,15 +9,18 @@ transaction; any other error rolls back and records nothing.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 import structlog
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,11 +138,50 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
         raise
+    if error is None and not session.in_transaction():  # committed by a CommittingRoute
+        session.close()  # no transaction: touches no database
+        return
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(_settle, factory, session, error,
                                        limiter=anyio.CapacityLimiter(1))
     if error is not None:  # not reached: _settle raised it, or the error it maps to
         raise error
+
+
+def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint``, committing its request's session in its own thread once it returned.
+
+    Unchanged otherwise: same signature (FastAPI reads it through
+    ``__wrapped__``), and an endpoint that raises leaves its transaction to
+    :func:`get_session` (rollback, refusal recorded).
+    """
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session) and value.in_transaction():
+                value.commit()  # a failure goes to get_session as the endpoint's error
+        return result
+
+    return run
+
+
+class CommittingRoute(APIRoute):
+    """A route whose synchronous endpoint commits in its own thread, before the response.
+
+    The ledger append holds the ledger head's lock (on PostgreSQL, for every
+    process) until the transaction ends. Committed by :func:`get_session`'s
+    exit, it would wait for the endpoint's return to the event loop and a
+    hop to another thread; committed here it ends as soon as the action is
+    done. A 2xx still means committed: the response is built afterwards.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        """Wrap a synchronous ``endpoint`` (coroutines are left as they are)."""
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _committing(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 async def get_settings_dep(request: Request) -> Settings:

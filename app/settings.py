@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         description="Memory for the committed tree, per process, so proofs need no query "
                     "(64 bytes a ledger entry; 0: off)")
     checkpoint_interval: float = Field(default=1.0, gt=0, description="Seconds between checkpoints")
+    gil_switch_interval_ms: float = Field(
+        default=0.5, gt=0, le=100,
+        description="Python's thread switch interval in a serving process (default 5 ms), "
+                    "so a request thread back from the database waits less for the GIL")
     token_ttl_seconds: int = Field(default=600, gt=0, le=86400)
     challenge_ttl_seconds: int = Field(default=60, gt=0, le=3600)
     max_upload_bytes: int = Field(default=10 * 1024**3, gt=0)

@@ -28,7 +28,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -36,8 +36,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Executable
 
+from ledger import sqlpipeline
 from ledger.errors import ConflictError, StorageError
-from ledger.merkle import HASH_SIZE, Node, leaf_hash
+from ledger.merkle import HASH_SIZE, Node, frontier, leaf_hash
 from ledger.sqldriver import Inserter, compiled, dbapi
 from ledger.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.storage import Head, StoredCheckpoint
@@ -65,6 +66,7 @@ class SqlStorage:
         self._t = tables
         self._statements = _STATEMENTS.setdefault(id(tables), {})
         self._cache = cache
+        self._frontier: tuple[int, dict[Node, bytes]] | None = None
 
     def _conn(self) -> Connection:
         return self._session.connection()
@@ -87,6 +89,14 @@ class SqlStorage:
         if head_size is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
         return max(int(head_size), -1 if last_index is None else int(last_index) + 1)
+
+    def head_size(self) -> int:
+        """The head's size, read without taking its lock (committed, at ``READ COMMITTED``)."""
+        h = self._t.head.c
+        size = self._conn().execute(select(h.size).where(h.id == HEAD_ID)).scalar()
+        if size is None:
+            raise StorageError("ledger head row is missing (database not migrated?)")
+        return int(size)
 
     def entries(self, start: int, stop: int) -> Iterator[bytes]:
         """Entry bytes for ``start <= index < stop`` in index order, streamed in batches."""
@@ -127,8 +137,15 @@ class SqlStorage:
             yield from map(_first, batch)
 
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
-        """Hashes of the stored nodes among ``keys``, one query per 200 keys."""
+        """Hashes of the stored nodes among ``keys``, one query per 200 keys.
+
+        The frontier of the size :meth:`lock_head` just locked is answered from
+        what that lock read with it (the head cannot move while it is held).
+        """
         wanted = sorted(set(keys))
+        if self._frontier is not None and set(wanted) <= set(frontier(self._frontier[0])):
+            held = self._frontier[1]
+            return {key: held[key] for key in wanted if key in held}
         found: dict[Node, bytes] = {}
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
@@ -263,14 +280,28 @@ class SqlStorage:
     # -- writes --------------------------------------------------------------
 
     def lock_head(self) -> Head:
-        """Lock the head row until the transaction ends and return the head."""
+        """Lock the head row until the transaction ends and return the head.
+
+        On PostgreSQL the frontier nodes come in the same round trip
+        (``ledger.sqlpipeline``) and serve the append's :meth:`nodes` lookup.
+        """
         stmt = self._head_statements()[0]
-        # Through SQLAlchemy, not the raw cursor: a lock timeout or a
-        # serialization failure must reach callers as SQLAlchemy's errors.
-        row = self._conn().execute(stmt, {"id": HEAD_ID}).first()
+        conn = self._conn()
+        self._frontier = None
+        if conn.dialect.name == "postgresql":
+            row, found = sqlpipeline.lock_with_frontier(
+                conn, cast(ClauseElement, stmt), {"id": HEAD_ID}, self._cached_pg("frontier"),
+                sqlpipeline.frontier_params(HEAD_ID))
+        else:
+            # Through SQLAlchemy, not the raw cursor: a lock timeout or a
+            # serialization failure must reach callers as SQLAlchemy's errors.
+            row, found = conn.execute(stmt, {"id": HEAD_ID}).first(), None
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
         size, last = row
+        if found is not None:
+            self._frontier = (int(size), {(int(level), int(index)): bytes(value)
+                                          for level, index, value in found})
         return Head(size=int(size), last_leaf_hash=None if last is None else bytes(last))
 
     def append(
@@ -291,6 +322,10 @@ class SqlStorage:
         entry_rows = list(zip(range(first_index, new_size), entries,
                               _leaf_hashes(node_rows, entries, first_index), strict=True))
         conn = self._conn()
+        self._frontier = None
+        if conn.dialect.name == "postgresql":
+            self._append_in_one_statement(conn, first_index, new_size, entry_rows, node_rows)
+            return
         params = {"head_id": HEAD_ID, "first": first_index, "new_size": new_size,
                   "last": entry_rows[-1][2]}
         moved = conn.execute(self._head_statements()[1], params)
@@ -310,6 +345,28 @@ class SqlStorage:
                 cursor.close()
         except (IntegrityError, driver_error) as exc:
             raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
+
+    def _append_in_one_statement(self, conn: Connection, first_index: int, new_size: int,
+                                 entry_rows: list[tuple[Any, ...]],
+                                 node_rows: list[tuple[Any, ...]]) -> None:
+        """PostgreSQL: the head's compare-and-swap and every row in one round trip."""
+        params = sqlpipeline.append_params(HEAD_ID, first_index, new_size, entry_rows[-1][2],
+                                           entry_rows, node_rows)
+        try:
+            (moved,) = sqlpipeline.run_one(conn, self._cached_pg("append"), params)
+        except IntegrityError as exc:
+            raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
+        if moved != 1:
+            raise ConflictError(f"ledger head is no longer at size {first_index}")
+
+    def _cached_pg(self, name: str) -> ClauseElement:
+        """PostgreSQL's lock-time statements (``ledger.sqlpipeline``), built once per tables."""
+        stmt = self._statements.get((name, 0))
+        if stmt is None:
+            build = {"frontier": sqlpipeline.frontier_statement,
+                     "append": sqlpipeline.append_statement}[name]
+            stmt = self._statements[(name, 0)] = build(self._t)
+        return stmt
 
     def _head_statements(self) -> tuple[Executable, Executable]:
         """The head's lock and compare-and-swap move, built once per tables (hot: every append)."""

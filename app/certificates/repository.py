@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
+from app.db import insert_at_commit
 from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
 from app.models.identity import LiaisonKey
 from app.models.ledger import LEDGER_TABLES
@@ -19,18 +20,20 @@ from ledger.entry import EntryDraft
 INDEXED_SUBJECTS = frozenset({"packet", "liaison"})
 ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")
 MAX_SUBJECT_ID = 200
-_INSERT_SUBJECT = insert(LedgerSubject)
+_SUBJECT_COLUMNS = ("subject_type", "subject_id", "ledger_index", "action")
+_INSERT_SUBJECT = insert(LedgerSubject).values({c: bindparam(c) for c in _SUBJECT_COLUMNS})
 
 
 def note_subject(session: Session, entry: EntryDraft, index: int) -> None:
     """Index the entry at ``index`` by its subject, if it is about a packet or a liaison."""
     kind, ident = entry.subject.get("type"), entry.subject.get("id")
     if kind in INDEXED_SUBJECTS and ident and len(ident) <= MAX_SUBJECT_ID:
-        # A plain insert on the session's connection, not the unit of work: this
-        # runs for nearly every request and nothing reads the row back in it.
-        session.connection().execute(_INSERT_SUBJECT, {
+        # A plain insert, not the unit of work: this runs for nearly every request
+        # and nothing reads the row back in it. At commit: the ledger head is
+        # locked from the append until then (``app.db.insert_at_commit``).
+        insert_at_commit(session, _INSERT_SUBJECT, [{
             "subject_type": kind, "subject_id": ident, "ledger_index": index,
-            "action": entry.action})
+            "action": entry.action}])
 
 
 def indices_about(session: Session, packet_id: str, upto: int) -> list[int]:
