@@ -77,8 +77,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # connection it gets back, so a worker with 6-16 requests in flight opened
     # and closed PostgreSQL connections (a backend each) all the time.
     # 16 + 4 per process stays near the old ceiling of 15 (max_connections).
-    kwargs.setdefault("pool_size", 16)
-    kwargs.setdefault("max_overflow", 4)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 16)
+        kwargs.setdefault("max_overflow", 4)
     return create_engine(url, **kwargs)
 
 
