@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from ledger import merkle
 from ledger.entry import GENESIS_PREV, EntryDraft, encode_entry
 from ledger.errors import ConsistencyProofError, InclusionProofError, ProofError, StorageError
-from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.proof import verify_consistency
+from ledger.note import NoteSigner
+from ledger.presign import prepare_checkpoint
 from ledger.storage import LedgerStorage, StoredCheckpoint
 from ledger.treecache import TreeCache
 
@@ -90,17 +90,9 @@ class Ledger:
         Raises :class:`~ledger.errors.ConflictError` if another writer stored a
         checkpoint of that size first.
         """
-        size = self.storage.lock_head().size
-        latest = self.storage.latest_checkpoint()
-        if size == 0 or (latest is not None and latest.size >= size):
-            return None
-        root = merkle.root(self.storage, size)
-        if latest is not None:
-            proof = merkle.consistency_proof(self.storage, latest.size, size)
-            verify_consistency(latest.size, size, latest.root, root, proof)
-        note = sign_checkpoint(Checkpoint(origin, size, root), signer)
-        stored = StoredCheckpoint(size=size, root=root, note=note)
-        self.storage.add_checkpoint(stored)
+        stored = prepare_checkpoint(self.storage, self.storage.lock_head().size, signer, origin)
+        if stored is not None:
+            self.storage.add_checkpoint(stored)
         return stored
 
     def signed_checkpoint(self, size: int) -> StoredCheckpoint | None:
