@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import hashlib
 import json
 import os
@@ -189,6 +190,12 @@ class OurLedger:
         self.commit_s = 0.0
         self.appended = 0
         self.checkpoint_ns: list[int] = []
+        # As the server does once it has started (app/main.py): the objects of
+        # start-up, frozen out of the collector. Otherwise every full
+        # collection walks ~95,000 of them (25-50 ms), and the drafts each
+        # batch keeps alive set one off every ~14 batches: 18% of the time.
+        gc.collect()
+        gc.freeze()
 
     def grow_to(self, target: int) -> None:
         """Append committed batches of ``BATCH`` entries, a checkpoint after each."""
