@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, String, and_, bindparam, exists, insert, or_, select
 from sqlalchemy.orm import Session
 
+from app.db import insert_at_commit
 from app.liaisons.repository import level_in_force
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
@@ -120,20 +121,29 @@ def get(session: Session, packet_id: str) -> Packet | None:
     return session.get(Packet, packet_id)
 
 
-_INSERT_HOLDINGS = insert(PacketKey)
-_INSERT_STREAMS = insert(PacketStream)
+def _insert_named(table: Any, columns: Sequence[str]) -> Any:
+    return insert(table).values({c: bindparam(c) for c in columns})
 
 
-def insert_holdings(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert wrapped-key rows (``packet_keys`` columns) in one statement."""
-    if rows:
-        session.connection().execute(_INSERT_HOLDINGS, rows)
+_PACKET_COLUMNS = tuple(c.name for c in Packet.__table__.columns)
+_INSERT_PACKET = _insert_named(Packet, _PACKET_COLUMNS)
+_INSERT_HOLDINGS = _insert_named(
+    PacketKey, ("packet_id", "liaison_id", "key_id", "origin", "wrapped_key", "added_at"))
+_INSERT_STREAMS = _insert_named(PacketStream, ("packet_id", "index", "sha256", "length"))
 
 
-def insert_streams(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert ciphertext stream rows (``packet_streams`` columns) in one statement."""
-    if rows:
-        session.connection().execute(_INSERT_STREAMS, rows)
+def store_submitted(session: Session, packet: dict[str, Any], holdings: list[dict[str, Any]],
+                    streams: list[dict[str, Any]]) -> None:
+    """Insert a new packet row (every ``packets`` column), its header keys and its streams.
+
+    Plain inserts sent with the transaction's ``COMMIT`` (``app.db.insert_at_commit``):
+    a submission reads none of them back, and the unit of work's bookkeeping
+    and two more round trips cost more than the rows. An ORM query later in
+    the transaction still sees them (they are inserted before it runs).
+    """
+    insert_at_commit(session, _INSERT_PACKET, [packet])
+    insert_at_commit(session, _INSERT_HOLDINGS, holdings)
+    insert_at_commit(session, _INSERT_STREAMS, streams)
 
 
 def holding(session: Session, packet_id: str, liaison_id: str) -> PacketKey | None:

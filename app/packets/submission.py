@@ -166,19 +166,13 @@ def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHe
         "signature": envelope.signature, "status": PacketStatus.ACTIVE,
         "withdrawn_at": None, "withdrawal_reason": None,
     }
-    packet = Packet(**values)
-    session.add(packet)
-    session.flush()
-    # Its keys and streams as plain inserts: the unit of work's per-object
-    # bookkeeping cost more than the rows.
-    repo.insert_holdings(session, [
-        {"packet_id": packet.id, "liaison_id": party.id, "key_id": party.key_id,
-         "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
-         "added_at": moment} for party in header.recipients])
-    repo.insert_streams(session, [
-        {"packet_id": packet.id, "index": i, "sha256": s.sha256, "length": s.length}
-        for i, s in enumerate(header.streams)])
-    return packet
+    holdings = [{"packet_id": header.packet_id, "liaison_id": party.id, "key_id": party.key_id,
+                 "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
+                 "added_at": moment} for party in header.recipients]
+    streams = [{"packet_id": header.packet_id, "index": i, "sha256": s.sha256,
+                "length": s.length} for i, s in enumerate(header.streams)]
+    repo.store_submitted(session, values, holdings, streams)
+    return Packet(**values)  # not added to the session: the rows are inserted at commit
 
 
 def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:

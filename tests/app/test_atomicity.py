@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from app.db import make_engine
+from app.db import AT_COMMIT, make_engine
 from app.models.packet import Packet, PacketKey
 from app.packets import submission
 from tests.app.conftest import World
@@ -58,21 +58,21 @@ def test_failure_at_commit_leaves_neither_packet_nor_entry(
         world: World, lenient: TestClient) -> None:
     failures: list[str] = []
 
-    def note_packet(session: Session, *args: object) -> None:
-        if any(isinstance(o, Packet) for o in session.new):
-            session.info["packet"] = True
+    def stores_a_packet(session: Session) -> bool:
+        queued = session.info.get(AT_COMMIT, [])
+        return any(stmt.table.name == Packet.__tablename__ for stmt, _ in queued)
 
     def fail_once(session: Session) -> None:
-        if session.info.pop("packet", False) and not failures:
+        if stores_a_packet(session) and not failures:
             failures.append("failed")
             raise RuntimeError("power cut before commit")
 
-    event.listen(Session, "before_flush", note_packet)
-    event.listen(Session, "before_commit", fail_once)
+    # First of the session's before-commit hooks: the packet's rows are still queued,
+    # to be sent with COMMIT (``app.db.insert_at_commit``); the entry is appended.
+    event.listen(Session, "before_commit", fail_once, insert=True)
     try:
         before, after = _submit_failing(world, lenient)
     finally:
-        event.remove(Session, "before_flush", note_packet)
         event.remove(Session, "before_commit", fail_once)
     assert failures == ["failed"]
     assert after == before
