@@ -8,9 +8,13 @@ each measured after a short warm-up whose numbers are discarded:
 
 - ``healthz``: ``GET /healthz``, the trivial endpoint, as the reference: same
   server, same middleware, no database;
+- ``submit-inline``: the envelope ``POST /v1/packets`` with both streams
+  inline (``inline_streams``): how a client submits a small packet, one
+  request and one ledger entry;
 - ``submit-full``: one *operation* = the two blob uploads (``PUT
   /v1/blobs/{sha256}``) and the envelope ``POST /v1/packets``; three requests
-  and three ledger entries per operation;
+  and three ledger entries per operation: the path of large content, shown
+  for comparison (its req/s and ops/s are printed as ``info``, not targets);
 - ``submit-post``: the envelope ``POST /v1/packets`` alone, its blobs
   uploaded beforehand (outside the measurement);
 - ``retrieve``: ``GET /v1/packets/{id}`` by a recipient (key delivery).
@@ -19,8 +23,9 @@ Each phase runs closed-loop (``--concurrency`` clients back to back for
 ``--duration`` s: the peak rate and p50/p99 latency) and then open-loop at half
 that peak (requests started on a fixed schedule; latency counted from the
 scheduled start, so a stalled server cannot hide queueing: p99 target
-≤ 50 ms). Targets: POST submissions ≥ 25 % and retrievals ≥ 35 % of
-``/healthz`` requests/s; a phase with failed requests meets no target. The
+≤ 50 ms). Targets: POST submissions (inline and with uploaded blobs) ≥ 25 %
+and retrievals ≥ 35 % of ``/healthz`` requests/s; a phase with failed
+requests meets no target. The
 server runs with the submission rate limit lifted (``UNLIMITED``).
 
 A packet is a 4 KiB message sealed with ``crypto.seal_packet`` from one of
@@ -86,7 +91,12 @@ within seconds, after which cheap 429 refusals would pass for throughput."""
 SENDERS = 4
 WARMUP_SECONDS = 2.0
 P99_TARGET_MS = 50.0
-TARGETS = {"submit-post": 0.25, "submit-full": 0.25, "retrieve": 0.35}
+TARGETS = {"submit-inline": 0.25, "submit-post": 0.25, "retrieve": 0.35}
+INFO = {"submit-full": 0.25}
+"""Measured against a target's share but not a target: large content's three requests."""
+REQUESTS = {"inline": 1, "blobs": 3, "uploaded": 1}
+"""Requests per submission, by how its streams travel: inline in the POST, uploaded as
+blobs by the operation itself, or uploaded beforehand (outside the measurement)."""
 Op = Callable[[httpx.AsyncClient], Awaitable[bool]]
 """One unit of work: its requests, True if every answer was 2xx."""
 
@@ -185,12 +195,15 @@ async def _upload(client: httpx.AsyncClient, sender: Liaison, sealed: SealedPack
     return True
 
 
-def submit_op(exchange: Exchange, sender: Liaison, sealed: SealedPacket, *, upload: bool) -> Op:
-    """Submit one packet (uploading its streams first if ``upload``)."""
-    body = {"envelope": b64(sealed.envelope.to_bytes())}
+def submit_op(exchange: Exchange, sender: Liaison, sealed: SealedPacket, how: str) -> Op:
+    """Submit one packet, its streams travelling ``how`` (a key of :data:`REQUESTS`)."""
+    body: dict[str, Any] = {"envelope": b64(sealed.envelope.to_bytes())}
+    if how == "inline":
+        body["inline_streams"] = [{"index": i, "ciphertext": b64(stream)}
+                                  for i, stream in enumerate(sealed.streams)]
 
     async def op(client: httpx.AsyncClient) -> bool:
-        if upload and not await _upload(client, sender, sealed):
+        if how == "blobs" and not await _upload(client, sender, sealed):
             return False
         answer = await client.post("/v1/packets", json=body, headers=sender.auth)
         if answer.status_code != 201:
@@ -353,38 +366,37 @@ class Runner:
         await self._measure("healthz", "open", source, 1, rate=peak / 2)
         return peak
 
-    async def submissions(self, exchange: Exchange, name: str, upload: bool) -> None:
+    async def submissions(self, exchange: Exchange, name: str, how: str) -> None:
         """Closed then open loop of submissions, every packet sealed beforehand."""
-        per_op = 3 if upload else 1
-        warm = await self._packets(exchange, 4 * self.args.concurrency, upload)
-        estimate = await self._measure(name, "closed", self._submit_source(exchange, warm,
-                                                                          upload), per_op,
-                                       warmup=True)
+        per_op = REQUESTS[how]
+        warm = await self._packets(exchange, 4 * self.args.concurrency, how)
+        estimate = await self._measure(name, "closed", self._submit_source(exchange, warm, how),
+                                       per_op, warmup=True)
         # Enough for the whole run at 1.5 x the warm-up rate (it runs out? the run is cut short).
         need = int(estimate.ops_per_s * self.args.duration * 1.5) + self.args.concurrency
-        packets = await self._packets(exchange, need, upload)
-        peak = await self._measure(name, "closed", self._submit_source(exchange, packets, upload),
+        packets = await self._packets(exchange, need, how)
+        peak = await self._measure(name, "closed", self._submit_source(exchange, packets, how),
                                    per_op)
         rate = max(peak.ops_per_s / 2, 1.0)
-        packets = await self._packets(exchange, int(rate * self.args.duration) + 1, upload)
-        await self._measure(name, "open", self._submit_source(exchange, packets, upload),
+        packets = await self._packets(exchange, int(rate * self.args.duration) + 1, how)
+        await self._measure(name, "open", self._submit_source(exchange, packets, how),
                             per_op, rate=rate)
 
     def _submit_source(self, exchange: Exchange,
                        packets: collections.deque[tuple[Liaison, SealedPacket]],
-                       upload: bool) -> Source:
+                       how: str) -> Source:
         def source() -> Op | None:
             if not packets:
                 return None
             sender, sealed = packets.popleft()
-            return submit_op(exchange, sender, sealed, upload=upload)
+            return submit_op(exchange, sender, sealed, how)
         return source
 
     async def _packets(self, exchange: Exchange, count: int,
-                       upload: bool) -> collections.deque[tuple[Liaison, SealedPacket]]:
+                       how: str) -> collections.deque[tuple[Liaison, SealedPacket]]:
         """Seal ``count`` packets; for POST-only runs, upload their blobs now (unmeasured)."""
         packets = exchange.seal(count)
-        if not upload:
+        if how == "uploaded":
             async with self._client(self.args.concurrency) as client:
                 pending = iter(list(packets))
 
@@ -413,8 +425,9 @@ async def run_phases(args: argparse.Namespace, server: RunningServer, exchange: 
     """Every phase against one running server."""
     runner = Runner(args, server, backend, log_level)
     await runner.trivial()
-    await runner.submissions(exchange, "submit-full", upload=True)
-    await runner.submissions(exchange, "submit-post", upload=False)
+    await runner.submissions(exchange, "submit-inline", "inline")
+    await runner.submissions(exchange, "submit-full", "blobs")
+    await runner.submissions(exchange, "submit-post", "uploaded")
     await runner.retrievals(exchange)
     return runner.results
 
@@ -453,8 +466,12 @@ COLUMNS = ("phase", "mode", "load", "ops/s", "req/s", "p50 ms", "p99 ms", "max m
            "srv cpu", "srv ms/op", "cli cpu", "load1")
 
 
+def _cells(cells: tuple[str, ...]) -> str:
+    return " ".join(f"{c:>{13 if i == 0 else 11}}" for i, c in enumerate(cells))
+
+
 def _header() -> str:
-    return " ".join(f"{c:>11}" for c in COLUMNS)
+    return _cells(COLUMNS)
 
 
 def _row(p: Phase) -> str:
@@ -463,7 +480,7 @@ def _row(p: Phase) -> str:
              f"{p.p50_ms:.1f}", f"{p.p99_ms:.1f}", f"{p.max_ms:.1f}", str(p.errors),
              f"{p.server_cpu_s:.1f}s", f"{p.server_cpu_ms_per_op:.1f}", f"{p.client_cpu_s:.1f}s",
              f"{p.loadavg_1m:.2f}")
-    return " ".join(f"{c:>11}" for c in cells)
+    return _cells(cells)
 
 
 def verdicts(results: list[Phase]) -> list[dict[str, Any]]:
@@ -474,20 +491,22 @@ def verdicts(results: list[Phase]) -> list[dict[str, Any]]:
         mine = {(p.phase, p.mode): p for p in results if (p.backend, p.log_level) == (backend,
                                                                                         level)}
         reference = mine[("healthz", "closed")].requests_per_s
-        for name, share in TARGETS.items():
+        for name, share in (TARGETS | INFO).items():
             closed, opened = mine.get((name, "closed")), mine.get((name, "open"))
             if closed is None or opened is None or reference <= 0:
                 continue
+            target = name in TARGETS
             for what, value in (("req/s vs healthz", closed.requests_per_s / reference),
                                 ("ops/s vs healthz", closed.ops_per_s / reference)):
                 if what.startswith("ops") and closed.requests_per_op == 1:
                     continue
                 out.append({"backend": backend, "log_level": level, "phase": name,
                             "measure": what, "value": round(value, 3), "target": share,
+                            "informational": not target,
                             "ok": value >= share and closed.errors == 0})
             out.append({"backend": backend, "log_level": level, "phase": name,
                         "measure": "open-loop p99 ms", "value": round(opened.p99_ms, 1),
-                        "target": P99_TARGET_MS,
+                        "target": P99_TARGET_MS, "informational": not target,
                         "ok": opened.p99_ms <= P99_TARGET_MS and opened.errors == 0})
     return out
 
@@ -511,7 +530,8 @@ def main() -> None:
             "loadavg_start": os.getloadavg(), "concurrency": args.concurrency,
             "duration_s": args.duration, "message_bytes": args.message_bytes,
             "note": "client and server share the machine's CPUs; ops/s of submit-full "
-                    "count whole submissions (2 uploads + POST), req/s its HTTP requests"}
+                    "count whole submissions (2 uploads + POST), req/s its HTTP requests; "
+                    "submit-inline sends the streams in the POST (one request)"}
     print(f"{meta['cpus']} CPUs shared by the load generator (this process) and the server; "
           f"load average {meta['loadavg_start']}")
     results: list[Phase] = []
@@ -522,8 +542,10 @@ def main() -> None:
     checks = verdicts(results)
     print("\ntargets:")
     for c in checks:
-        print(f"  {c['backend']:>10} {c['log_level']:>7} {c['phase']:>11} {c['measure']:>17}: "
-              f"{c['value']:>7} (target {c['target']}) {'ok' if c['ok'] else 'MISSED'}")
+        verdict = "ok" if c["ok"] else "below" if c["informational"] else "MISSED"
+        print(f"  {c['backend']:>10} {c['log_level']:>7} {c['phase']:>13} {c['measure']:>17}: "
+              f"{c['value']:>7} ({'info' if c['informational'] else 'target'} {c['target']}) "
+              f"{verdict}")
     print(f"load average at the end: {meta['loadavg_end']}")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": [p.to_json() for p in results],

@@ -118,6 +118,12 @@ class MissingStream(CadenaError):
     status, code, title = 422, "missing-stream", "Ciphertext stream missing"
 
 
+class InlineStreamMismatch(CadenaError):
+    """An inline stream is not one the header lists, or not its ciphertext."""
+
+    status, code, title = 422, "inline-stream-mismatch", "Inline stream mismatch"
+
+
 class InvalidCursor(CadenaError):
     """The listing cursor is not one this server issued."""
 

@@ -34,6 +34,7 @@ from app.packets import service, submission
 from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
 from app.packets.repository import PacketFilter
 from app.packets.schemas import (
+    MAX_STREAM_INDEX,
     BlobRead,
     Box,
     KeyShareRead,
@@ -92,7 +93,8 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
-    done = submission.submit(session, store, by, body.envelope)
+    done = submission.submit(session, store, by, body.envelope, body.inline_streams,
+                             settings.max_upload_bytes)
     view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
@@ -135,7 +137,7 @@ def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) 
 @packets.get("/{packet_id}/streams/{index}", name="packet.download",
              response_class=StreamingResponse,
              responses={200: BINARY, 206: BINARY, 416: {"description": "Range not satisfiable"}})
-def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=10_001)],
+def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=MAX_STREAM_INDEX)],
                     request: Request, session: SessionDep, store: BlobStoreDep,
                     by: PrincipalDep) -> Response:
     """A ciphertext stream, whole or one byte range (``Range: bytes=a-b``, RFC 9110 §14)."""

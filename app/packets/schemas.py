@@ -14,9 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.auth.schemas import B64_PATTERN, ID_PATTERN, LedgerRef
 from app.clearances.schemas import LevelName
 from app.models.packet import PacketStatus, ShareRequestStatus
+from crypto.header import MAX_ATTACHMENTS
 
 MAX_ENVELOPE_B64 = 8 * 1024 * 1024
 MAX_SIGNED_B64 = 1024 * 1024 + 4096
+MAX_STREAM_INDEX = 1 + MAX_ATTACHMENTS
+"""The highest stream index a header can list (manifest, message, the attachments)."""
+MAX_INLINE = 64
+"""At most this many streams inline in one submission (the rest go as blobs)."""
 SIGNATURE_B64 = Field(pattern=B64_PATTERN, min_length=88, max_length=88)
 
 Box = Literal["inbox", "sent"]
@@ -31,11 +36,25 @@ class BlobRead(BaseModel):
     ledger: LedgerRef
 
 
+class InlineStream(BaseModel):
+    """The ciphertext of one of the header's streams, sent with the envelope (base64)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0, le=MAX_STREAM_INDEX)
+    ciphertext: str = Field(pattern=B64_PATTERN, max_length=MAX_ENVELOPE_B64)
+
+
 class PacketCreate(BaseModel):
-    """Submit a packet: base64 of ``crypto.Envelope.to_bytes()``."""
+    """Submit a packet: base64 of ``crypto.Envelope.to_bytes()``.
+
+    ``inline_streams``: the ciphertext of any of the header's streams, for
+    small packets, instead of uploading them as blobs first (one request
+    instead of one per stream); the whole body stays within the JSON limit.
+    """
 
     model_config = ConfigDict(extra="forbid")
     envelope: str = Field(pattern=B64_PATTERN, min_length=4, max_length=MAX_ENVELOPE_B64)
+    inline_streams: list[InlineStream] = Field(default_factory=list, max_length=MAX_INLINE)
 
 
 class StreamRead(BaseModel):

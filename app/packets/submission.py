@@ -6,8 +6,12 @@ then the caller must be the signed sender, the packet id unused, the sender
 cleared for the channel and classification, every recipient eligible, the
 reply (if any) visible to the sender in the same channel, and every
 ciphertext stream present in the blob store with the signed digest and
-length. Only then is anything written; the ``packet.submit`` entry carries
-the sender's header signature.
+length. Only then is anything written to the database; the ``packet.submit``
+entry carries the sender's header signature.
+
+Streams sent inline (small packets: one request instead of an upload per
+stream) are checked against the header's digests as soon as it is verified,
+and written to the blob store, as an upload would have, once every rule passed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +42,7 @@ from app.packets.access import (
     submission_refusal,
 )
 from app.packets.errors import (
+    InlineStreamMismatch,
     InvalidEnvelope,
     InvalidReply,
     MissingStream,
@@ -46,6 +52,7 @@ from app.packets.errors import (
     RecipientNotEligible,
     SignatureRefused,
 )
+from app.packets.schemas import InlineStream
 from crypto.envelope import Envelope, verify_envelope
 from crypto.errors import BadSignature, CryptoError, FormatError
 from crypto.header import PacketHeader
@@ -142,6 +149,33 @@ def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
                    "in_reply_to not visible in this channel")
 
 
+def _decode_inline(header: PacketHeader, inline: Sequence[InlineStream]) -> dict[int, bytes]:
+    """The inline ciphertexts by stream index, each checked against the signed digest."""
+    found: dict[int, bytes] = {}
+    for item in inline:
+        if item.index >= len(header.streams) or item.index in found:
+            raise InlineStreamMismatch(f"stream {item.index} is not a stream of the header, "
+                                       "or is sent twice")
+        data = base64.b64decode(item.ciphertext)
+        expected = header.streams[item.index]
+        if len(data) != expected.length or hashlib.sha256(data).hexdigest() != expected.sha256:
+            raise InlineStreamMismatch(f"stream {item.index} is not the ciphertext the header "
+                                       "signs (length or SHA-256)")
+        found[item.index] = data
+    return found
+
+
+def _store_inline(store: BlobStore, header: PacketHeader, inline: Mapping[int, bytes],
+                  max_bytes: int) -> None:
+    """Write the inline streams to the blob store (each atomic and fsynced), if not there."""
+    for index, data in inline.items():
+        sha256 = header.streams[index].sha256
+        if store.size(sha256) is None:
+            writer = store.writer(sha256, max_bytes)
+            writer.write_all([data])
+            writer.commit()
+
+
 def _check_streams(store: BlobStore, header: PacketHeader) -> None:
     for index, expected in enumerate(header.streams):
         size = store.size(expected.sha256)
@@ -191,20 +225,30 @@ def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
     return details
 
 
-def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str) -> Submitted:
-    """Verify, check and store a packet; append ``packet.submit`` with the sender's signature."""
+def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
+           inline: Sequence[InlineStream], max_blob_bytes: int) -> Submitted:
+    """Verify, check and store a packet; append ``packet.submit`` with the sender's signature.
+
+    ``inline``: streams sent with the envelope, written to the blob store
+    (at most ``max_blob_bytes`` each) once every rule passed.
+    """
     require_prosecutor(by, ACTION, {"type": "packet", "id": "new"})
     envelope = _parse(envelope_b64)
     header = _verify(session, by, envelope)
+    ciphertexts = _decode_inline(header, inline)
     moment = now()
     _check_sender(session, by, header, moment)
     _check_recipients(session, by, header, moment)
     _check_reply(session, by, header)
+    _store_inline(store, header, ciphertexts, max_blob_bytes)
     _check_streams(store, header)
     packet = _store(session, by, envelope, header, moment)
+    details = _details(packet, header)
+    if ciphertexts:
+        details["inline_streams"] = sorted(ciphertexts)
     entry = record(session, draft(
         by.actor, ACTION, packet_subject(packet.id),
-        details=_details(packet, header), signature=base64.b64encode(envelope.signature).decode()))
+        details=details, signature=base64.b64encode(envelope.signature).decode()))
     notify(session, [r.id for r in header.recipients], "reply" if packet.in_reply_to else "packet",
            packet.id, entry.index, {"from": by.liaison_id, "channel": packet.channel_id,
                                     "classification": level_name(packet.classification),
