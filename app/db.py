@@ -16,12 +16,14 @@ it reads its own writes.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql import Executable
 
@@ -72,7 +74,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     # Kept connections: SQLAlchemy's default keeps 5 and closes every overflow
     # connection it gets back, so a worker with 6-16 requests in flight opened
     # and closed PostgreSQL connections (a backend each) all the time.
@@ -80,7 +81,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 4)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: refuse a connection the server has closed; the pool opens another.
+
+    Instead of ``pool_pre_ping`` (one round trip before every transaction): a
+    server that ends a session (a restart or shutdown, ``pg_terminate_backend``,
+    an idle timeout) sends its error and closes the socket, so an idle
+    connection with anything to read, or already broken, is not used. Checked
+    without waiting; SQLAlchemy replaces a connection refused with
+    ``DisconnectionError``. A connection lost without a word (a cut cable)
+    still fails its request, with 503 and nothing changed, and the pool
+    is renewed after that error.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server sent something to an idle connection: it closed it")
 
 
 TREE_CACHE = "cadena.ledger.tree_cache"

@@ -35,7 +35,7 @@ machine may have as few cores as the server has workers, and the load
 generator shares them, which the output notes (with the load average and the
 CPU seconds the server and the client spent in each phase).
 
-Usage: ``python bench/api.py [--backends sqlite,postgresql] [--concurrency 16]
+Usage: ``python bench/api.py [--backends sqlite,postgresql] [--phases ...] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
 ``--profile DIR`` records each server worker with py-spy (raw collapsed
 stacks) during every closed-loop phase; it perturbs the figures. Only
@@ -94,6 +94,8 @@ P99_TARGET_MS = 50.0
 TARGETS = {"submit-inline": 0.25, "submit-post": 0.25, "retrieve": 0.35}
 INFO = {"submit-full": 0.25}
 """Measured against a target's share but not a target: large content's three requests."""
+SUBMISSIONS = {"submit-inline": "inline", "submit-full": "blobs", "submit-post": "uploaded"}
+"""The submission phases, in the order they run, and how their streams travel."""
 REQUESTS = {"inline": 1, "blobs": 3, "uploaded": 1}
 """Requests per submission, by how its streams travel: inline in the POST, uploaded as
 blobs by the operation itself, or uploaded beforehand (outside the measurement)."""
@@ -424,11 +426,15 @@ async def run_phases(args: argparse.Namespace, server: RunningServer, exchange: 
                      backend: str, log_level: str) -> list[Phase]:
     """Every phase against one running server."""
     runner = Runner(args, server, backend, log_level)
+    wanted = set(args.phases.split(","))
     await runner.trivial()
-    await runner.submissions(exchange, "submit-inline", "inline")
-    await runner.submissions(exchange, "submit-full", "blobs")
-    await runner.submissions(exchange, "submit-post", "uploaded")
-    await runner.retrievals(exchange)
+    for name, how in SUBMISSIONS.items():
+        if name in wanted:
+            await runner.submissions(exchange, name, how)
+    if "retrieve" in wanted:
+        if not exchange.submitted:  # something to retrieve
+            await runner.submissions(exchange, "submit-post", "uploaded")
+        await runner.retrievals(exchange)
     return runner.results
 
 
@@ -523,6 +529,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get(
         "CADENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a database from which the benchmark may create and drop others")
+    parser.add_argument("--phases", default=",".join([*SUBMISSIONS, "retrieve"]),
+                        help="the phases to run besides healthz (the reference), e.g. retrieve")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of closed loops here")
     args = parser.parse_args()

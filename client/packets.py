@@ -216,10 +216,18 @@ class PacketsAPI:
                                 f"{digest.sha256} ({digest.length} bytes)")
         return stored
 
-    def submit(self, envelope: Envelope) -> PacketCreated:
-        """Submit a signed envelope whose streams were uploaded."""
-        data = self._s.post_json("/v1/packets", {"envelope": _b64(envelope.to_bytes())})
-        return parse(PacketCreated, data)
+    def submit(self, envelope: Envelope,
+               inline: Mapping[int, bytes] | None = None) -> PacketCreated:
+        """Submit a signed envelope; every stream uploaded before or in ``inline``.
+
+        ``inline``: ciphertext by stream index, sent in the same request (for
+        small streams: one request instead of one upload each).
+        """
+        body: dict[str, Any] = {"envelope": _b64(envelope.to_bytes())}
+        if inline:
+            body["inline_streams"] = [{"index": i, "ciphertext": _b64(data)}
+                                      for i, data in sorted(inline.items())]
+        return parse(PacketCreated, self._s.post_json("/v1/packets", body))
 
     # -- listing and retrieval -------------------------------------------
 

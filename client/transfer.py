@@ -2,16 +2,19 @@
 
 :func:`send_packet` seals the message and attachments with
 ``crypto.seal_streams`` (sealing measures every ciphertext digest the header
-signs; the manifest and message ciphertext go to temporary files), uploads
-each stream as a blob, streaming — an attachment is encrypted a second time as
-it uploads (``crypto.replay``: same bytes, checked chunk by chunk), so the
-upload of a large file costs no disk write and the server works on it while
-the client encrypts — then submits the envelope. :func:`fetch_packet` retrieves the envelope,
-verifies the sender's signature and the server's metadata
+signs; the manifest and message ciphertext go to temporary files), sends the
+manifest and message inline with the envelope when they are small
+(:data:`INLINE_BYTES`: one request), and uploads every other stream as a blob,
+streaming — an attachment is encrypted a second time as it uploads
+(``crypto.replay``: same bytes, checked chunk by chunk), so the upload of a
+large file costs no disk write and the server works on it while the client
+encrypts — then submits the envelope. :func:`fetch_packet` retrieves the
+envelope, verifies the sender's signature and the server's metadata
 (:mod:`client.verify`), decrypts each stream as it downloads (chunk tags,
 ciphertext and plaintext digests all checked by ``crypto``) into a staging
 directory that is renamed into place only when everything verified, and
-posts a signed receipt. Content passes through memory a chunk at a time.
+posts a signed receipt. Content passes through memory a chunk at a time, but
+for the small manifest and message sent inline.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from client.errors import Conflict, UsageError
+from client.errors import Conflict, ProblemError, UsageError
 from client.packet_models import PacketCreated, PacketRead, ReceiptCreated
 from client.sdk import Client
 from client.verify import VerificationFailed, verified_header, verified_share
@@ -43,6 +46,9 @@ from crypto.replay import StreamReplay, replay_stream
 from crypto.sealing import seal_streams
 from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest
 
+INLINE_BYTES = 256 * 1024
+"""The manifest and message go inline with the envelope when their ciphertext is at most
+this together (the server's default JSON limit, 1 MiB, holds it in base64 with room)."""
 RECORD_NAME = "packet.json"
 """Written beside the decrypted files: signed header and statement, file digests."""
 Progress = Callable[[int], None]
@@ -162,11 +168,21 @@ def _replayed(replay: StreamReplay, source: Path, advance: Progress) -> Iterator
             raise UsageError(f"{source} changed while it was being sent: {exc}") from exc
 
 
+def _small_staged(sealed: _Sealed, header: PacketHeader) -> dict[int, bytes]:
+    """The staged streams' ciphertext, if together they are small enough to send inline."""
+    if sum(header.streams[i].length for i in sealed.staged) > INLINE_BYTES:
+        return {}
+    return {i: path.read_bytes() for i, path in sealed.staged.items()}
+
+
 def _upload(client: Client, out: Outgoing, sealed: _Sealed, header: PacketHeader,
-            progress: ProgressFactory) -> list[int]:
+            progress: ProgressFactory, skip: Collection[int] = ()) -> list[int]:
     entries = []
     with progress("uploading", sum(s.length for s in header.streams)) as advance:
         for index, digest in enumerate(header.streams):
+            if index in skip:
+                advance(digest.length)
+                continue
             if index in sealed.staged:
                 path = sealed.staged[index]
                 stored = client.packets.upload_blob(path, digest, advance)
@@ -192,8 +208,17 @@ def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing
     with tempfile.TemporaryDirectory(prefix="cadena-send-", dir=workdir) as tmp:
         sealed = _seal(keys, sender_id, recipients, out, Path(tmp), progress)
         header = PacketHeader.from_bytes(sealed.envelope.header)
-        entries = _upload(client, out, sealed, header, progress)
-    created = client.packets.submit(sealed.envelope)
+        inline = _small_staged(sealed, header)
+        entries = _upload(client, out, sealed, header, progress, skip=inline)
+        try:
+            created = client.packets.submit(sealed.envelope, inline)
+        except ProblemError as exc:
+            if not inline or exc.status != 413:
+                raise
+            # The server takes smaller submission bodies: upload those streams too.
+            entries += _upload(client, out, sealed, header, progress,
+                               skip=set(range(len(header.streams))) - set(inline))
+            created = client.packets.submit(sealed.envelope)
     if created.id != header.packet_id or created.sender_id != sender_id:
         raise VerificationFailed(f"the server recorded packet {created.id} from "
                                  f"{created.sender_id}, not {header.packet_id} from {sender_id}")

@@ -132,6 +132,16 @@ class World:
 @pytest.fixture
 def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     """A bootstrapped Cadena service on a fresh database (SQLite and PostgreSQL)."""
+    yield from _world(db_url, tmp_path)
+
+
+@pytest.fixture
+def postgres_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
+    """A bootstrapped Cadena service on a fresh PostgreSQL database."""
+    yield from _world(postgres_url, tmp_path)
+
+
+def _world(db_url: str, tmp_path: Path) -> Iterator[World]:
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url,
                         checkpoint_interval=3600, ledger_origin="test.cadena/ledger")
     settings.data_dir.mkdir()

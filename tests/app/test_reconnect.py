@@ -1,0 +1,33 @@
+"""PostgreSQL: connections the server dropped (a restart, an administrator) are replaced.
+
+The pool must never hand a request a connection the server already closed:
+every request after the drop is answered as if nothing happened.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from sqlalchemy import make_url
+
+from tests.app.conftest import World
+
+
+def _drop_every_other_connection(url: str) -> int:
+    """What a restart does to the pool: the server ends each backend of the database."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                            ).fetchall()
+    return len(rows)
+
+
+def test_requests_after_the_server_dropped_every_connection_succeed(
+        postgres_world: World) -> None:
+    world = postgres_world
+    auth = world.coordinator.auth
+    assert world.client.get("/v1/states", headers=auth).status_code == 200
+    assert _drop_every_other_connection(world.settings.resolved_database_url()) >= 1
+    answers = [world.client.get("/v1/states", headers=auth).status_code for _ in range(3)]
+    assert answers == [200, 200, 200]
+    assert world.last_entry().action == "state.list"
