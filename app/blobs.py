@@ -347,6 +347,18 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiable:
     return RangeNotSatisfiable(f"the stream has {size} bytes", size=size)
 
 
+async def in_memory(data: bytes, byte_range: ByteRange | None = None
+                    ) -> AsyncGenerator[bytes, None]:
+    """Yield ``data`` (or ``byte_range`` of it) for a response, as :meth:`BlobStore.stream`.
+
+    For a small stream kept in its database row (sent inline with its envelope).
+    """
+    if byte_range is not None:
+        data = data[byte_range.first:byte_range.last + 1]
+    if data:
+        yield data
+
+
 def _close_after(read: asyncio.Future[bytes], handle: BinaryIO) -> None:
     handle.close()
     if not read.cancelled():

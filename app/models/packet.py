@@ -91,7 +91,12 @@ class PacketKey(Base):
 
 
 class PacketStream(Base):
-    """One ciphertext stream of a packet: the blob it is stored as (by SHA-256)."""
+    """One ciphertext stream of a packet: the blob it is stored as (by SHA-256).
+
+    ``content``: the ciphertext itself, for a small stream sent inline with the
+    envelope (at most ``app.packets.schemas.MAX_INLINE_STREAM_BYTES``); it is
+    then in this row, committed with the packet, and not in the blob store.
+    """
 
     __tablename__ = "packet_streams"
 
@@ -99,6 +104,7 @@ class PacketStream(Base):
     index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     length: Mapped[int] = mapped_column(BigInteger())
+    content: Mapped[bytes | None] = mapped_column(LargeBinary(), default=None)
 
 
 class PacketReceipt(Base):

@@ -129,7 +129,8 @@ _PACKET_COLUMNS = tuple(c.name for c in Packet.__table__.columns)
 _INSERT_PACKET = _insert_named(Packet, _PACKET_COLUMNS)
 _INSERT_HOLDINGS = _insert_named(
     PacketKey, ("packet_id", "liaison_id", "key_id", "origin", "wrapped_key", "added_at"))
-_INSERT_STREAMS = _insert_named(PacketStream, ("packet_id", "index", "sha256", "length"))
+_INSERT_STREAMS = _insert_named(PacketStream,
+                                ("packet_id", "index", "sha256", "length", "content"))
 
 
 def store_submitted(session: Session, packet: dict[str, Any], holdings: list[dict[str, Any]],

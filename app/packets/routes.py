@@ -24,6 +24,7 @@ from app.blobs import (
     ContentTooLarge,
     RangeNotSatisfiable,
     StoredBlob,
+    in_memory,
     receive_blob,
 )
 from app.deps import CommittingRoute, SessionDep, SettingsDep
@@ -93,8 +94,7 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
-    done = submission.submit(session, store, by, body.envelope, body.inline_streams,
-                             settings.max_upload_bytes)
+    done = submission.submit(session, store, by, body.envelope, body.inline_streams)
     view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
@@ -155,8 +155,9 @@ def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=MAX
                "Content-Length": str(byte_range.length if byte_range else stream.length)}
     if byte_range is not None:
         headers["Content-Range"] = byte_range.content_range
-    return BlobResponse(store.stream(stream.sha256, byte_range),
-                        status_code=206 if byte_range else 200, headers=headers)
+    chunks = (store.stream(stream.sha256, byte_range) if stream.content is None
+              else in_memory(stream.content, byte_range))
+    return BlobResponse(chunks, status_code=206 if byte_range else 200, headers=headers)
 
 
 packets.include_router(sharing_router)

@@ -22,6 +22,8 @@ MAX_STREAM_INDEX = 1 + MAX_ATTACHMENTS
 """The highest stream index a header can list (manifest, message, the attachments)."""
 MAX_INLINE = 64
 """At most this many streams inline in one submission (the rest go as blobs)."""
+MAX_INLINE_STREAM_BYTES = 256 * 1024
+"""The largest ciphertext stream a submission may carry inline (kept in its stream row)."""
 SIGNATURE_B64 = Field(pattern=B64_PATTERN, min_length=88, max_length=88)
 
 Box = Literal["inbox", "sent"]
@@ -41,7 +43,8 @@ class InlineStream(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     index: int = Field(ge=0, le=MAX_STREAM_INDEX)
-    ciphertext: str = Field(pattern=B64_PATTERN, max_length=MAX_ENVELOPE_B64)
+    ciphertext: str = Field(pattern=B64_PATTERN,
+                            max_length=4 * (MAX_INLINE_STREAM_BYTES + 2) // 3)
 
 
 class PacketCreate(BaseModel):

@@ -11,7 +11,8 @@ entry carries the sender's header signature.
 
 Streams sent inline (small packets: one request instead of an upload per
 stream) are checked against the header's digests as soon as it is verified,
-and written to the blob store, as an upload would have, once every rule passed.
+and kept in their ``packet_streams`` rows: committed with the packet, in the
+same transaction and the same fsync, instead of a blob file each.
 """
 
 from __future__ import annotations
@@ -165,19 +166,10 @@ def _decode_inline(header: PacketHeader, inline: Sequence[InlineStream]) -> dict
     return found
 
 
-def _store_inline(store: BlobStore, header: PacketHeader, inline: Mapping[int, bytes],
-                  max_bytes: int) -> None:
-    """Write the inline streams to the blob store (each atomic and fsynced), if not there."""
-    for index, data in inline.items():
-        sha256 = header.streams[index].sha256
-        if store.size(sha256) is None:
-            writer = store.writer(sha256, max_bytes)
-            writer.write_all([data])
-            writer.commit()
-
-
-def _check_streams(store: BlobStore, header: PacketHeader) -> None:
+def _check_streams(store: BlobStore, header: PacketHeader, inline: Mapping[int, bytes]) -> None:
     for index, expected in enumerate(header.streams):
+        if index in inline:
+            continue
         size = store.size(expected.sha256)
         if size is None:
             raise MissingStream(f"stream {index} ({expected.sha256}) has not been uploaded")
@@ -186,7 +178,7 @@ def _check_streams(store: BlobStore, header: PacketHeader) -> None:
 
 
 def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
-           moment: datetime) -> Packet:
+           moment: datetime, inline: Mapping[int, bytes]) -> Packet:
     meta = header.meta
     values: dict[str, Any] = {
         "id": header.packet_id, "channel_id": meta.channel_id, "sender_id": by.liaison_id,
@@ -204,7 +196,8 @@ def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHe
                  "origin": KeyOrigin.HEADER, "wrapped_key": envelope.wrapped_keys[party.id],
                  "added_at": moment} for party in header.recipients]
     streams = [{"packet_id": header.packet_id, "index": i, "sha256": s.sha256,
-                "length": s.length} for i, s in enumerate(header.streams)]
+                "length": s.length, "content": inline.get(i)}
+               for i, s in enumerate(header.streams)]
     repo.store_submitted(session, values, holdings, streams)
     return Packet(**values)  # not added to the session: the rows are inserted at commit
 
@@ -226,11 +219,10 @@ def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
 
 
 def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
-           inline: Sequence[InlineStream], max_blob_bytes: int) -> Submitted:
+           inline: Sequence[InlineStream]) -> Submitted:
     """Verify, check and store a packet; append ``packet.submit`` with the sender's signature.
 
-    ``inline``: streams sent with the envelope, written to the blob store
-    (at most ``max_blob_bytes`` each) once every rule passed.
+    ``inline``: streams sent with the envelope, kept in their stream rows.
     """
     require_prosecutor(by, ACTION, {"type": "packet", "id": "new"})
     envelope = _parse(envelope_b64)
@@ -240,9 +232,8 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     _check_sender(session, by, header, moment)
     _check_recipients(session, by, header, moment)
     _check_reply(session, by, header)
-    _store_inline(store, header, ciphertexts, max_blob_bytes)
-    _check_streams(store, header)
-    packet = _store(session, by, envelope, header, moment)
+    _check_streams(store, header, ciphertexts)
+    packet = _store(session, by, envelope, header, moment, ciphertexts)
     details = _details(packet, header)
     if ciphertexts:
         details["inline_streams"] = sorted(ciphertexts)

@@ -1,4 +1,8 @@
-"""Submitting a small packet in one request: its streams inline, with the envelope."""
+"""Submitting a small packet in one request: its streams inline, with the envelope.
+
+Inline streams are kept in their stream rows (no blob file) and served from
+there, whole or by byte range, exactly as uploaded blobs are.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.models.packet import Packet
+from app.packets.schemas import MAX_INLINE_STREAM_BYTES
 from crypto import SealedPacket
 from tests.app.conftest import Person, World
 from tests.app.test_atomicity import _count
@@ -48,13 +53,43 @@ def _delivered(ex: Exchange, packet: str, sealed: SealedPacket) -> list[bytes]:
 def test_a_packet_with_every_stream_inline_needs_no_upload(world: World) -> None:
     ex = exchange(world)
     sealed = ex.seal()
-    size = ledger_size(world)
+    size, blobs = ledger_size(world), _blob_files(world)
     response = _post(world, ex.alice, sealed, _inline(sealed, [0, 1, 2]))
     assert response.status_code == 201, response.text
     assert_granted(world, response.json(), "packet.submit")
     assert ledger_size(world) == size + 1  # one request, one entry: no blob.upload
     assert last_entry(world).details["inline_streams"] == [0, 1, 2]
+    assert _blob_files(world) == blobs  # kept in the stream rows, committed with the packet
     assert _delivered(ex, response.json()["id"], sealed) == list(sealed.streams)
+
+
+def test_an_inline_stream_is_served_by_byte_range(world: World) -> None:
+    ex = exchange(world)
+    sealed = ex.seal(message=bytes(range(256)) * 8)
+    packet = _post(world, ex.alice, sealed, _inline(sealed, [0, 1, 2])).json()["id"]
+    whole = sealed.streams[1]
+    part = world.client.get(f"/v1/packets/{packet}/streams/1",
+                            headers={**ex.bob.auth, "Range": "bytes=100-199"})
+    assert part.status_code == 206, part.text
+    assert part.content == whole[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    assert last_entry(world).details["range"] == "100-199"
+    tail = world.client.get(f"/v1/packets/{packet}/streams/1",
+                            headers={**ex.bob.auth, "Range": "bytes=-10"})
+    assert (tail.status_code, tail.content) == (206, whole[-10:])
+    beyond = world.client.get(f"/v1/packets/{packet}/streams/1",
+                              headers={**ex.bob.auth, "Range": f"bytes={len(whole)}-"})
+    assert beyond.status_code == 416
+
+
+def test_a_stream_too_large_to_go_inline_is_refused(world: World) -> None:
+    ex = exchange(world)
+    sealed = ex.seal(attachments={"scan.tif": bytes(MAX_INLINE_STREAM_BYTES + 1)})
+    size = ledger_size(world)
+    response = _post(world, ex.alice, sealed, _inline(sealed, [0, 1, 2]))
+    assert response.status_code == 422, response.text
+    assert ledger_size(world) == size
+    assert _count(world, Packet) == 0
 
 
 def test_inline_and_uploaded_streams_mix(world: World) -> None:
@@ -144,6 +179,14 @@ def test_any_split_between_inline_and_uploaded_streams_delivers_the_packet(
             return
         assert response.status_code == 201, response.text
         assert ledger_size(world) == size + 1
-        assert _delivered(ex, response.json()["id"], sealed) == list(sealed.streams)
+        packet = response.json()["id"]
+        assert _delivered(ex, packet, sealed) == list(sealed.streams)
+        index = data.draw(st.integers(0, count - 1))
+        whole = sealed.streams[index]
+        first = data.draw(st.integers(0, len(whole) - 1))
+        last = data.draw(st.integers(first, len(whole) - 1))
+        part = world.client.get(f"/v1/packets/{packet}/streams/{index}",
+                                headers={**ex.bob.auth, "Range": f"bytes={first}-{last}"})
+        assert (part.status_code, part.content) == (206, whole[first:last + 1])
 
     check()
