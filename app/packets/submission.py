@@ -18,6 +18,7 @@ same transaction and the same fsync, instead of a blob file each.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -157,7 +158,10 @@ def _decode_inline(header: PacketHeader, inline: Sequence[InlineStream]) -> dict
         if item.index >= len(header.streams) or item.index in found:
             raise InlineStreamMismatch(f"stream {item.index} is not a stream of the header, "
                                        "or is sent twice")
-        data = base64.b64decode(item.ciphertext)
+        try:
+            data = base64.b64decode(item.ciphertext, validate=True)
+        except binascii.Error:
+            raise InlineStreamMismatch(f"stream {item.index} is not valid base64") from None
         expected = header.streams[item.index]
         if len(data) != expected.length or hashlib.sha256(data).hexdigest() != expected.sha256:
             raise InlineStreamMismatch(f"stream {item.index} is not the ciphertext the header "

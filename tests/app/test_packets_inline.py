@@ -134,6 +134,7 @@ def test_an_inline_stream_the_header_does_not_sign_changes_nothing(world: World)
     _refused(ex, sealed, _inline(sealed, [0]) + wrong)
     _refused(ex, sealed, _inline(sealed, [0, 0]))  # twice
     _refused(ex, sealed, [{"index": 3, "ciphertext": "AAAA"}])  # the header lists 3 streams
+    _refused(ex, sealed, [{"index": 0, "ciphertext": "AAA"}])  # not base64: padding
 
 
 def test_inline_streams_are_bounded_by_the_json_limit(world: World) -> None:
