@@ -288,6 +288,30 @@ async def open_loop(client: httpx.AsyncClient, source: Source, into: Phase,
     return into.finish(time.perf_counter() - start)
 
 
+def fsync_latency(directory: Path, seconds: float = 5.0) -> dict[str, float]:
+    """The disk's fsync latency where the server keeps its data: p50, p99 and max in ms.
+
+    Every commit waits for one (SQLite's WAL, PostgreSQL's), so a disk whose
+    fsync now and then takes tens of milliseconds sets a floor under p99.
+    """
+    times: list[float] = []
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".fsync-probe-")
+    try:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            os.write(fd, b"\0" * 8192)
+            start = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - start)
+            time.sleep(0.005)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    times.sort()
+    return {"p50_ms": round(_pct(times, 50) * 1e3, 2), "p99_ms": round(_pct(times, 99) * 1e3, 2),
+            "max_ms": round(times[-1] * 1e3, 2), "samples": len(times)}
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
@@ -542,6 +566,10 @@ def main() -> None:
                     "submit-inline sends the streams in the POST (one request)"}
     print(f"{meta['cpus']} CPUs shared by the load generator (this process) and the server; "
           f"load average {meta['loadavg_start']}")
+    meta["fsync"] = fsync_latency(Path(tempfile.gettempdir()))
+    print(f"fsync of 8 KiB in {tempfile.gettempdir()} (where runs keep their data), "
+          f"{meta['fsync']['samples']} over 5 s: p50 {meta['fsync']['p50_ms']} ms, "
+          f"p99 {meta['fsync']['p99_ms']} ms, max {meta['fsync']['max_ms']} ms")
     results: list[Phase] = []
     for backend in args.backends.split(","):
         for level in args.log_levels.split(","):
