@@ -32,8 +32,10 @@ A packet is a 4 KiB message sealed with ``crypto.seal_packet`` from one of
 four senders to two recipients (streams: manifest 380 B and message 4,112 B;
 envelope 1.3 KB). Every packet is sealed before the phase that sends it: the
 machine may have as few cores as the server has workers, and the load
-generator shares them, which the output notes (with the load average and the
-CPU seconds the server and the client spent in each phase).
+generator shares them, which the output notes (with the load average, the
+CPU seconds the server and the client spent in each phase, and the busiest
+worker's share of the server's: the kernel spreads the sixteen connections of
+a phase over the workers by a hash, and an uneven split caps the rate).
 
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--phases ...] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
@@ -59,7 +61,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,9 @@ UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000"}
 measures what a submission costs, and four senders at full speed pass the default
 within seconds, after which cheap 429 refusals would pass for throughput."""
 SENDERS = 4
+OPEN_CONNECTIONS = 16
+"""Connections each of the open loop's ``--concurrency`` clients may open (it never waits
+for one: the schedule holds)."""
 WARMUP_SECONDS = 2.0
 P99_TARGET_MS = 50.0
 TARGETS = {"submit-inline": 0.25, "submit-post": 0.25, "retrieve": 0.35}
@@ -124,6 +129,7 @@ class Phase:
     max_ms: float = 0.0
     late_starts: int = 0  # open loop: ops started > 5 ms behind schedule (client saturated)
     server_cpu_s: float = 0.0
+    busiest_worker_share: float = 1.0  # of the server's CPU time: 0.5 is even over two workers
     server_cpu_ms_per_op: float = 0.0
     client_cpu_s: float = 0.0
     loadavg_1m: float = 0.0
@@ -263,9 +269,15 @@ async def closed_loop(client: httpx.AsyncClient, source: Source, into: Phase,
     return into.finish(time.perf_counter() - start)
 
 
-async def open_loop(client: httpx.AsyncClient, source: Source, into: Phase,
+async def open_loop(clients: list[httpx.AsyncClient], source: Source, into: Phase,
                     duration: float) -> Phase:
-    """Start ops at ``into.target_rate`` per second on a fixed schedule, whatever the answers."""
+    """Start ops at ``into.target_rate`` per second on a fixed schedule, whatever the answers.
+
+    Op ``n`` goes through ``clients[n % len(clients)]``, each with connections of
+    its own, as that many liaisons would: one shared pool sends nearly every
+    request down its first idle connection, which the kernel put on one
+    worker (97% of the server's CPU on one of two workers, measured).
+    """
     rate = into.target_rate or 1.0
     start = time.perf_counter() + 0.05
     tasks: list[asyncio.Task[None]] = []
@@ -279,7 +291,7 @@ async def open_loop(client: httpx.AsyncClient, source: Source, into: Phase,
         op = source()
         if op is None:
             break
-        tasks.append(asyncio.create_task(_timed(client, op, due, into)))
+        tasks.append(asyncio.create_task(_timed(clients[n % len(clients)], op, due, into)))
     if tasks:
         _, late = await asyncio.wait(tasks, timeout=duration + 60)
         for task in late:  # unanswered a minute after the schedule ended: count as errors
@@ -369,13 +381,24 @@ class Runner:
         duration = WARMUP_SECONDS if warmup else self.args.duration
         pids = self.server.worker_pids()
         server_cpu, client_cpu = _cpu_seconds(pids), time.process_time()
+        per_worker = [_cpu_seconds([pid]) for pid in pids]
         profile = None if warmup or mode != "closed" else self.args.profile
         tag = f"{self.backend}-{self.log_level}-{name}"
-        async with self._client(self.args.concurrency if mode == "closed" else 256) as client:
+        async with AsyncExitStack() as stack:
+            if mode == "closed":
+                client = await stack.enter_async_context(self._client(self.args.concurrency))
+            else:
+                clients = [await stack.enter_async_context(self._client(OPEN_CONNECTIONS))
+                           for _ in range(self.args.concurrency)]
             with _profiled(self.server, profile, tag, duration):
-                run = closed_loop if mode == "closed" else open_loop
-                await run(client, source, phase, duration)
+                if mode == "closed":
+                    await closed_loop(client, source, phase, duration)
+                else:
+                    await open_loop(clients, source, phase, duration)
         phase.server_cpu_s = _cpu_seconds(pids) - server_cpu
+        spent = [_cpu_seconds([pid]) - before for pid, before in zip(pids, per_worker,
+                                                                      strict=True)]
+        phase.busiest_worker_share = max(spent) / sum(spent) if sum(spent) > 0 else 1.0
         phase.server_cpu_ms_per_op = phase.server_cpu_s * 1e3 / max(phase.ops, 1)
         phase.client_cpu_s = time.process_time() - client_cpu
         if not warmup:
@@ -493,7 +516,7 @@ def _run_async(coro: Awaitable[list[Phase]]) -> list[Phase]:
 
 
 COLUMNS = ("phase", "mode", "load", "ops/s", "req/s", "p50 ms", "p99 ms", "max ms", "err",
-           "srv cpu", "srv ms/op", "cli cpu", "load1")
+           "srv cpu", "srv ms/op", "busiest wkr", "cli cpu", "load1")
 
 
 def _cells(cells: tuple[str, ...]) -> str:
@@ -508,7 +531,8 @@ def _row(p: Phase) -> str:
     load = f"C={p.concurrency}" if p.mode == "closed" else f"{p.target_rate or 0:.0f}/s"
     cells = (p.phase, p.mode, load, f"{p.ops_per_s:.1f}", f"{p.requests_per_s:.1f}",
              f"{p.p50_ms:.1f}", f"{p.p99_ms:.1f}", f"{p.max_ms:.1f}", str(p.errors),
-             f"{p.server_cpu_s:.1f}s", f"{p.server_cpu_ms_per_op:.1f}", f"{p.client_cpu_s:.1f}s",
+             f"{p.server_cpu_s:.1f}s", f"{p.server_cpu_ms_per_op:.1f}",
+             f"{100 * p.busiest_worker_share:.0f}%", f"{p.client_cpu_s:.1f}s",
              f"{p.loadavg_1m:.2f}")
     return _cells(cells)
 
