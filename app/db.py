@@ -17,11 +17,11 @@ it reads its own writes.
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, bindparam, create_engine, event, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
@@ -132,13 +132,19 @@ AT_COMMIT = "cadena.insert_at_commit"
 transaction's), then, from its commit on, the connection's on PostgreSQL."""
 
 
+def named_insert(table: Any, columns: Sequence[str]) -> Insert:
+    """``INSERT`` of ``columns``, each bound to the row key of its name (for insert_at_commit)."""
+    return insert(table).values({c: bindparam(c) for c in columns})
+
+
 def insert_at_commit(session: Session, stmt: Executable, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` with ``stmt`` in the session's transaction, as late as its commit.
 
     For rows nothing in the transaction reads back through the connection
     (an ORM query inserts them first). ``stmt`` must name every column it
-    sets with a ``bindparam`` of the row key, and values must be what the
-    driver takes as they are (on PostgreSQL they bypass SQLAlchemy's types).
+    sets with a ``bindparam`` of the row key (:func:`named_insert` builds one),
+    and values must be what the driver takes as they are (on PostgreSQL they
+    bypass SQLAlchemy's types).
     """
     if rows:
         if not session.in_transaction():

@@ -380,25 +380,24 @@ class Runner:
                       target_rate=rate)
         duration = WARMUP_SECONDS if warmup else self.args.duration
         pids = self.server.worker_pids()
-        server_cpu, client_cpu = _cpu_seconds(pids), time.process_time()
-        per_worker = [_cpu_seconds([pid]) for pid in pids]
+        per_worker, client_cpu = [_cpu_seconds([pid]) for pid in pids], time.process_time()
         profile = None if warmup or mode != "closed" else self.args.profile
         tag = f"{self.backend}-{self.log_level}-{name}"
+        # Closed: one pool of C connections; open: C clients (see open_loop).
+        pools = ([self.args.concurrency] if mode == "closed"
+                 else [OPEN_CONNECTIONS] * self.args.concurrency)
         async with AsyncExitStack() as stack:
-            if mode == "closed":
-                client = await stack.enter_async_context(self._client(self.args.concurrency))
-            else:
-                clients = [await stack.enter_async_context(self._client(OPEN_CONNECTIONS))
-                           for _ in range(self.args.concurrency)]
+            clients = [await stack.enter_async_context(self._client(n)) for n in pools]
             with _profiled(self.server, profile, tag, duration):
                 if mode == "closed":
-                    await closed_loop(client, source, phase, duration)
+                    await closed_loop(clients[0], source, phase, duration)
                 else:
                     await open_loop(clients, source, phase, duration)
-        phase.server_cpu_s = _cpu_seconds(pids) - server_cpu
         spent = [_cpu_seconds([pid]) - before for pid, before in zip(pids, per_worker,
                                                                       strict=True)]
-        phase.busiest_worker_share = max(spent) / sum(spent) if sum(spent) > 0 else 1.0
+        phase.server_cpu_s = sum(spent)
+        if phase.server_cpu_s > 0:
+            phase.busiest_worker_share = max(spent) / phase.server_cpu_s
         phase.server_cpu_ms_per_op = phase.server_cpu_s * 1e3 / max(phase.ops, 1)
         phase.client_cpu_s = time.process_time() - client_cpu
         if not warmup:

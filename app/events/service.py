@@ -13,16 +13,16 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import now
-from app.db import insert_at_commit
+from app.db import insert_at_commit, named_insert
 from app.models.event import Event
 
 MAX_BATCH = 500
 _COLUMNS = ("liaison_id", "ledger_index", "kind", "packet_id", "data", "created_at")
-_INSERT = insert(Event).values({c: bindparam(c) for c in _COLUMNS})
+_INSERT = named_insert(Event, _COLUMNS)
 
 
 def notify(session: Session, liaison_ids: Iterable[str], kind: str, packet_id: str,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, exists, insert, or_, select
+from sqlalchemy import Select, String, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
-from app.db import insert_at_commit
+from app.db import insert_at_commit, named_insert
 from app.liaisons.repository import level_in_force
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
@@ -121,15 +121,11 @@ def get(session: Session, packet_id: str) -> Packet | None:
     return session.get(Packet, packet_id)
 
 
-def _insert_named(table: Any, columns: Sequence[str]) -> Any:
-    return insert(table).values({c: bindparam(c) for c in columns})
-
-
 _PACKET_COLUMNS = tuple(c.name for c in Packet.__table__.columns)
-_INSERT_PACKET = _insert_named(Packet, _PACKET_COLUMNS)
-_INSERT_HOLDINGS = _insert_named(
+_INSERT_PACKET = named_insert(Packet, _PACKET_COLUMNS)
+_INSERT_HOLDINGS = named_insert(
     PacketKey, ("packet_id", "liaison_id", "key_id", "origin", "wrapped_key", "added_at"))
-_INSERT_STREAMS = _insert_named(PacketStream,
+_INSERT_STREAMS = named_insert(PacketStream,
                                 ("packet_id", "index", "sha256", "length", "content"))
 
 
