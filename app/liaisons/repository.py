@@ -174,7 +174,12 @@ class Eligibility:
     current_key_id: str | None
 
 
-def _eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]:
+def eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]:
+    """The eligibility facts of the liaisons ``:ids`` for ``:channel_id`` at ``:moment``.
+
+    Its rows, in column order, make :class:`Eligibility` (:func:`eligibility_of`);
+    callers may add columns after those.
+    """
     current = (
         select(LiaisonKey.key_id)
         .where(LiaisonKey.liaison_id == Liaison.id)
@@ -195,7 +200,12 @@ def _eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]
     )
 
 
-_ELIGIBILITY = _eligibility_query()
+_ELIGIBILITY = eligibility_query()
+
+
+def eligibility_of(row: Any) -> Eligibility:
+    """The :class:`Eligibility` in the first columns of a row of :func:`eligibility_query`."""
+    return Eligibility(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
 
 
 def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
@@ -206,8 +216,7 @@ def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
         return {}
     rows = session.connection().execute(_ELIGIBILITY, {"ids": ids, "channel_id": channel_id,
                                           "moment": moment})
-    return {row[0]: Eligibility(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
-            for row in rows}
+    return {row[0]: eligibility_of(row) for row in rows}
 
 
 def clearances_of(session: Session, liaison_id: str) -> Sequence[Clearance]:

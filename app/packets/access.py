@@ -124,11 +124,33 @@ def packet_access(session: Session, by: Principal, packet_id: str, action: str, 
     ``deliver``: the action hands out the packet's key or ciphertext, which a
     withdrawn packet refuses to all but its originator.
     """
-    subject = packet_subject(packet_id)
-    require_prosecutor(by, action, subject)
+    require_prosecutor(by, action, packet_subject(packet_id))
     facts = repo.access_facts(session, packet_id, by.liaison_id, now())
     if facts is None:
-        raise deny(Hidden, "no such packet", by.actor, action, subject, "no such packet")
+        raise _unknown(by, packet_id, action)
+    return _gate(by, packet_id, action, facts, deliver=deliver)
+
+
+def retrieval_access(session: Session, by: Principal, packet_id: str,
+                     action: str) -> tuple[PacketAccess, repo.PacketContents]:
+    """:func:`packet_access` for an action that delivers the key and names the streams,
+    with the header recipients and streams read in the same query."""
+    require_prosecutor(by, action, packet_subject(packet_id))
+    found = repo.retrieval_facts(session, packet_id, by.liaison_id, now())
+    if found is None:
+        raise _unknown(by, packet_id, action)
+    facts, contents = found
+    return _gate(by, packet_id, action, facts, deliver=True), contents
+
+
+def _unknown(by: Principal, packet_id: str, action: str) -> AccessDenied:
+    return deny(Hidden, "no such packet", by.actor, action, packet_subject(packet_id),
+                "no such packet")
+
+
+def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *,
+          deliver: bool) -> PacketAccess:
+    subject = packet_subject(packet_id)
     packet, held = facts.packet, facts.holding
     is_sender = packet.sender_id == by.liaison_id
     if held is None and not is_sender:

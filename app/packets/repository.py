@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, exists, or_, select
+from sqlalchemy import Select, String, and_, bindparam, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import insert_at_commit, named_insert
-from app.liaisons.repository import level_in_force
+from app.liaisons.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
 from app.models.packet import (
@@ -41,6 +41,15 @@ class PacketFilter:
     status: PacketStatus | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamRef:
+    """Where a ciphertext stream of a packet is stored, and its length."""
+
+    index: int
+    sha256: str
+    length: int
+
+
 @dataclass(frozen=True)
 class AccessFacts:
     """What the clearance gate decides on, read in one query."""
@@ -49,6 +58,14 @@ class AccessFacts:
     holding: PacketKey | None
     is_member: bool
     level: int | None
+
+
+@dataclass(frozen=True)
+class PacketContents:
+    """What a retrieval hands out besides the packet row: header recipients and streams."""
+
+    recipients: list[str]
+    streams: list[StreamRef]
 
 
 def _access_query() -> Select[Packet, PacketKey, bool, int | None]:
@@ -64,7 +81,30 @@ def _access_query() -> Select[Packet, PacketKey, bool, int | None]:
     )
 
 
+# Identifiers (ID_PATTERN) and hex digests hold no space, so a space separates
+# the aggregated values; the order the database aggregates in is not relied on.
+_SEPARATOR = " "
+_HEADER_RECIPIENTS = (
+    select(func.aggregate_strings(PacketKey.liaison_id, _SEPARATOR))
+    .where(PacketKey.packet_id == Packet.id, PacketKey.origin == KeyOrigin.HEADER)
+    .correlate(Packet)  # not the caller's packet_keys row the outer query joins
+    .scalar_subquery()
+)
+_STREAM_REFS = (
+    select(func.aggregate_strings(
+        cast(PacketStream.index, String) + ":" + PacketStream.sha256 + ":"
+        + cast(PacketStream.length, String), _SEPARATOR))
+    .where(PacketStream.packet_id == Packet.id)
+    .correlate(Packet)
+    .scalar_subquery()
+)
 _ACCESS = _access_query()
+_RETRIEVAL = _access_query().add_columns(_HEADER_RECIPIENTS, _STREAM_REFS)
+
+
+def _facts(row: Any) -> AccessFacts:
+    packet, held, member, level = row[:4]
+    return AccessFacts(packet, held, bool(member), level)
 
 
 def access_facts(session: Session, packet_id: str, liaison_id: str,
@@ -74,46 +114,64 @@ def access_facts(session: Session, packet_id: str, liaison_id: str,
     """
     row = session.execute(_ACCESS, {"packet_id": packet_id, "liaison_id": liaison_id,
                                     "moment": moment}).first()
+    return None if row is None else _facts(row)
+
+
+def retrieval_facts(session: Session, packet_id: str, liaison_id: str,
+                    moment: datetime) -> tuple[AccessFacts, PacketContents] | None:
+    """:func:`access_facts`, and the packet's header recipients and streams, in one query.
+
+    What a retrieval reads: one round trip instead of three.
+    """
+    row = session.execute(_RETRIEVAL, {"packet_id": packet_id, "liaison_id": liaison_id,
+                                       "moment": moment}).first()
     if row is None:
         return None
-    packet, held, member, level = row
-    return AccessFacts(packet, held, bool(member), level)
+    refs = []
+    for item in (row[5] or "").split(_SEPARATOR):
+        if item:
+            index, sha256, length = item.split(":")
+            refs.append(StreamRef(int(index), sha256, int(length)))
+    recipients = sorted(r for r in (row[4] or "").split(_SEPARATOR) if r)
+    return _facts(row), PacketContents(recipients, sorted(refs, key=lambda ref: ref.index))
 
 
 @dataclass(frozen=True)
-class SenderFacts:
-    """What decides whether a liaison may submit a packet id in a channel now."""
+class SubmissionFacts:
+    """What decides whether a liaison may submit a packet id in a channel to recipients now."""
 
     packet_exists: bool
-    channel_min_level: int
-    is_member: bool
-    level: int | None
+    channel_min_level: int | None
+    """``None``: no such channel."""
+    eligibility: dict[str, Eligibility]
+    """By liaison id, the sender's and every known recipient's."""
 
 
-def _sender_query() -> Select[bool, int, bool, int | None]:
-    liaison = bindparam("liaison_id", type_=String())
-    member = exists().where(ChannelMember.channel_id == Channel.id,
-                            ChannelMember.liaison_id == liaison)
+def _submission_query() -> Select[Any]:
     used = exists().where(Packet.id == bindparam("packet_id", type_=String()))
-    level = level_in_force(liaison, bindparam("moment", type_=UTCDateTime()))
-    return (select(used, Channel.min_level, member, level)
-            .where(Channel.id == bindparam("channel_id", type_=String())))
+    min_level = (select(Channel.min_level)
+                 .where(Channel.id == bindparam("channel_id", type_=String()))
+                 .scalar_subquery())
+    return eligibility_query().add_columns(used, min_level)
 
 
-_SENDER = _sender_query()
+_SUBMISSION = _submission_query()
 
 
-def sender_facts(session: Session, packet_id: str, channel_id: str, liaison_id: str,
-                 moment: datetime) -> SenderFacts | None:
-    """Whether the packet id is taken, the channel's minimum, the sender's membership and
-    clearance level in force at ``moment``, in one query; ``None`` for an unknown channel.
+def submission_facts(session: Session, packet_id: str, channel_id: str, sender_id: str,
+                     recipient_ids: Iterable[str], moment: datetime) -> SubmissionFacts:
+    """Whether the packet id is taken, the channel's minimum, and the eligibility facts
+    (membership, clearance in force at ``moment``, state, current key) of the sender and
+    the recipients, in one query.
     """
-    row = session.connection().execute(_SENDER, {"packet_id": packet_id, "channel_id": channel_id,
-                                    "liaison_id": liaison_id, "moment": moment}).first()
-    if row is None:
-        return None
-    used, min_level, member, level = row
-    return SenderFacts(bool(used), min_level, bool(member), level)
+    ids = sorted({sender_id, *recipient_ids})
+    rows = session.connection().execute(_SUBMISSION, {
+        "ids": ids, "packet_id": packet_id, "channel_id": channel_id, "moment": moment}).all()
+    # Every row carries the same packet and channel facts; the sender, being
+    # authenticated, always has one.
+    first = rows[0] if rows else None
+    return SubmissionFacts(bool(first[6]) if first else False, first[7] if first else None,
+                           {row[0]: eligibility_of(row) for row in rows})
 
 
 def get(session: Session, packet_id: str) -> Packet | None:
@@ -151,15 +209,6 @@ def holding(session: Session, packet_id: str, liaison_id: str) -> PacketKey | No
 def is_party(session: Session, packet: Packet, liaison_id: str) -> bool:
     """Whether ``liaison_id`` sent the packet or holds a key for it."""
     return packet.sender_id == liaison_id or holding(session, packet.id, liaison_id) is not None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamRef:
-    """Where a ciphertext stream of a packet is stored, and its length."""
-
-    index: int
-    sha256: str
-    length: int
 
 
 _STREAMS = (select(PacketStream.index, PacketStream.sha256, PacketStream.length)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from app.packets.access import (
     PacketAccess,
     packet_access,
     require_prosecutor,
+    retrieval_access,
 )
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
 from app.packets.repository import PacketFilter, StreamRef
@@ -78,14 +79,16 @@ def record_upload(session: Session, by: Principal, blob: StoredBlob) -> Appended
                                  details={"size": blob.size, "created": blob.created}))
 
 
-def views(session: Session, packets: Sequence[Packet], moment: datetime) -> list[PacketView]:
+def views(session: Session, packets: Sequence[Packet], moment: datetime,
+          recipients: Mapping[str, list[str]] | None = None) -> list[PacketView]:
     """Metadata views: header recipients, and whether a request is overdue.
 
     A request is overdue when its due date passed while active and no
-    addressee (header recipient) has answered it.
+    addressee (header recipient) has answered it. ``recipients``: the header
+    recipients by packet id, when the caller has read them already.
     """
-    ids = [p.id for p in packets]
-    recipients = repo.recipients(session, ids)
+    if recipients is None:
+        recipients = repo.recipients(session, [p.id for p in packets])
     pending = [p.id for p in packets if p.due is not None]
     answered = repo.answered(session, pending)
     return [PacketView(p, recipients[p.id],
@@ -149,17 +152,16 @@ def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
     One entry, ``packet.retrieve``, whose details say whether a key was
     delivered and to which key id.
     """
-    access = packet_access(session, by, packet_id, "packet.retrieve", deliver=True)
+    access, contents = retrieval_access(session, by, packet_id, "packet.retrieve")
     held = access.holding
     details: dict[str, object] = {"key_delivered": held is not None}
     if held is not None:
         details |= {"key_id": held.key_id, "via": held.origin.value}
-    view = views(session, [access.packet], now())[0]
-    streams = repo.streams(session, packet_id)
+    view = views(session, [access.packet], now(), {packet_id: contents.recipients})[0]
     # Reads first, append last: on PostgreSQL the ledger head stays locked from the
     # append to the commit, and every appender in every process waits for it.
     entry = record(session, draft(by.actor, "packet.retrieve", access.subject, details=details))
-    return Retrieved(access, view, streams, entry)
+    return Retrieved(access, view, contents.streams, entry)
 
 
 def download(session: Session, store: BlobStore, by: Principal, packet_id: str, index: int,

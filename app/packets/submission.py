@@ -107,37 +107,33 @@ def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader
     return header
 
 
-def _check_sender(session: Session, by: Principal, header: PacketHeader,
-                  moment: datetime) -> None:
+def _check_parties(session: Session, by: Principal, header: PacketHeader,
+                   moment: datetime) -> None:
+    """The packet id is unused, the sender cleared for the channel and classification,
+    every recipient eligible (one query for all of it)."""
     subject = packet_subject(header.packet_id)
     channel_id = header.meta.channel_id
-    facts = repo.sender_facts(session, header.packet_id, channel_id, by.liaison_id, moment)
-    if (facts.packet_exists if facts is not None
-            else repo.get(session, header.packet_id) is not None):
+    facts = repo.submission_facts(session, header.packet_id, channel_id, by.liaison_id,
+                                  header.recipient_ids, moment)
+    if facts.packet_exists:
         raise deny(PacketConflict, "this packet id was already submitted", by.actor, ACTION,
                    subject, "packet id already used")
-    if facts is None:
+    sender = facts.eligibility.get(by.liaison_id)
+    if facts.channel_min_level is None or sender is None:
         raise deny(Hidden, "no such channel", by.actor, ACTION, subject, "no such channel")
-    if not facts.is_member:
+    if not sender.is_member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, ACTION,
                    subject, f"not a member of channel {channel_id}")
     classification = Level[header.meta.classification]
-    refusal = submission_refusal(facts.level, classification, facts.channel_min_level)
+    refusal = submission_refusal(sender.level, classification, facts.channel_min_level)
     if refusal is not None:
         raise deny(refusal.error, refusal.reason, by.actor, ACTION, subject, refusal.reason)
-
-
-def _check_recipients(session: Session, by: Principal, header: PacketHeader,
-                      moment: datetime) -> None:
-    classification = Level[header.meta.classification]
-    channel_id = header.meta.channel_id
-    facts = liaisons.eligibility(session, header.recipient_ids, channel_id, moment)
     for party in header.recipients:
-        why = eligibility_refusal(facts.get(party.id), party.key_id, channel_id, classification)
+        why = eligibility_refusal(facts.eligibility.get(party.id), party.key_id, channel_id,
+                                  classification)
         if why is not None:
             reason = f"recipient {party.id}: {why}"
-            raise deny(RecipientNotEligible, reason, by.actor, ACTION,
-                       packet_subject(header.packet_id), reason)
+            raise deny(RecipientNotEligible, reason, by.actor, ACTION, subject, reason)
 
 
 def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
@@ -233,8 +229,7 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     header = _verify(session, by, envelope)
     ciphertexts = _decode_inline(header, inline)
     moment = now()
-    _check_sender(session, by, header, moment)
-    _check_recipients(session, by, header, moment)
+    _check_parties(session, by, header, moment)
     _check_reply(session, by, header)
     _check_streams(store, header, ciphertexts)
     packet = _store(session, by, envelope, header, moment, ciphertexts)
