@@ -17,6 +17,7 @@ temporary file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import os
@@ -246,6 +247,12 @@ class BlobStore:
             return self.path(sha256).stat().st_size
         except FileNotFoundError:
             return None
+
+    def refresh(self, sha256: str) -> int | None:
+        """:meth:`size`, after setting the blob's time to now (it was uploaded again)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path(sha256))
+        return self.size(sha256)
 
     def writer(self, sha256: str, max_bytes: int) -> BlobWriter:
         """Start writing the blob ``sha256`` (its directories are made durable first)."""

@@ -244,6 +244,42 @@ def ledger_checkpoint() -> None:
     typer.echo(stored.note, nl=False)
 
 
+# -- blobs -------------------------------------------------------------------
+
+blobs_cli = typer.Typer(help="Look after the blob store.", no_args_is_help=True)
+cli.add_typer(blobs_cli, name="blobs")
+
+
+@blobs_cli.command("prune")
+def blobs_prune(
+    older_than: float = typer.Option(
+        24.0, "--older-than", min=1.0,
+        help="Grace period in hours: only blobs stored (or uploaded again) longer ago go"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would go; change nothing"),
+) -> None:
+    """Delete ciphertext blobs that no packet references (each logged as blob.prune)."""
+    from datetime import timedelta
+
+    from app.blob_prune import prune
+    from app.blobs import get_blob_store
+    from app.db import make_engine, make_session_factory
+    from app.settings import get_settings
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        report = prune(make_session_factory(engine), get_blob_store(settings),
+                       timedelta(hours=older_than), dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "would prune" if dry_run else "pruned"
+    typer.echo(f"examined {report.examined} blobs: {report.referenced} referenced by packets, "
+               f"{report.recent} within the grace period")
+    typer.echo(f"{verb} {len(report.pruned)} blobs ({report.bytes_freed} bytes); "
+               f"{report.partial_uploads} stale partial uploads; "
+               f"{report.restored} moved back after an interrupted run")
+
+
 def main() -> None:
     """Entry point of ``cadena-server``."""
     cli()

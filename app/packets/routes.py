@@ -73,7 +73,7 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
     # Authentication only read: end its transaction so that a long upload holds
     # no database lock (SQLite takes its write lock at BEGIN).
     await run_in_threadpool(session.rollback)
-    size = await run_in_threadpool(store.size, sha256)
+    size = await run_in_threadpool(store.refresh, sha256)  # restarts its prune grace period
     if size is not None:
         blob = StoredBlob(sha256, size, created=False)
         response.status_code = 200

@@ -239,6 +239,9 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     entry = record(session, draft(
         by.actor, ACTION, packet_subject(packet.id),
         details=details, signature=base64.b64encode(envelope.signature).decode()))
+    # Again under the ledger head lock, which a blob prune holds while it decides
+    # (app.blob_prune): a blob pruned since the check above refuses the packet.
+    _check_streams(store, header, ciphertexts)
     notify(session, [r.id for r in header.recipients], "reply" if packet.in_reply_to else "packet",
            packet.id, entry.index, {"from": by.liaison_id, "channel": packet.channel_id,
                                     "classification": level_name(packet.classification),

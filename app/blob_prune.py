@@ -1,0 +1,193 @@
+"""Pruning the blob store: ciphertext no packet references, past a grace period.
+
+A client uploads the streams of a large packet (``PUT /v1/blobs/{sha256}``)
+before it submits the envelope; one that gives up in between leaves blobs that
+no packet names, and they would fill the disk. ``cadena-server blobs prune``
+removes those stored longer than a grace period (default 24 h; uploading a
+stored blob again restarts it), with one ledger entry per blob, ``blob.prune``
+by the system, in the transaction that decides it. A blob any packet names
+(active or withdrawn) is never pruned, nor are inline streams (they are rows).
+
+A submission in flight must never commit a packet whose blob is gone. Each
+batch therefore takes the ledger head lock before it reads which blobs packets
+reference, and moves the unreferenced ones aside (``<hex>.pruned``, a rename)
+before it commits; a submission checks its uploaded streams again after its
+own ledger append, under the same lock (``app.packets.submission``). Either
+the submission commits first, and the batch sees its stream rows, or the batch
+does, and the submission finds the blob missing and is refused (422,
+``missing-stream``) with nothing kept. On SQLite every transaction holds the
+write lock from ``BEGIN IMMEDIATE``, which serializes them the same way.
+
+After the commit the moved files are deleted; if the batch fails they are
+moved back. Files a crash left moved aside are moved back when the next run
+starts and considered again, so a crash between a commit and the deletion can
+log a blob's pruning twice, never lose one. Temporary files of uploads that a
+crash interrupted (``.upload-*``) past the grace period are deleted too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit import draft, now, record, storage_for
+from app.blobs import SHA256_PATTERN, BlobStore
+from app.db import transaction
+from app.models.packet import PacketStream
+
+PRUNED_SUFFIX = ".pruned"
+UPLOAD_PREFIX = ".upload-"
+BATCH = 256
+"""Blobs decided per transaction (the ledger head stays locked until its commit)."""
+ACTION = "blob.prune"
+_BLOB_NAME = re.compile(SHA256_PATTERN)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored blob old enough to prune, if no packet references it."""
+
+    sha256: str
+    size: int
+    stored_since: datetime
+
+
+@dataclass
+class PruneReport:
+    """What a run found and did."""
+
+    examined: int = 0
+    referenced: int = 0
+    recent: int = 0
+    pruned: list[Candidate] = field(default_factory=list)
+    restored: int = 0
+    partial_uploads: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        """The size of the pruned blobs."""
+        return sum(c.size for c in self.pruned)
+
+
+def _files(store: BlobStore) -> Iterator[Path]:
+    if store.root.is_dir():
+        yield from (p for p in store.root.glob("??/??/*") if p.is_file())
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except FileNotFoundError:
+        return None
+
+
+def restore_moved(store: BlobStore) -> int:
+    """Move back blobs a crashed run left aside; the number moved back."""
+    restored = 0
+    for path in list(_files(store)):
+        if not path.name.endswith(PRUNED_SUFFIX):
+            continue
+        target = path.with_name(path.name.removesuffix(PRUNED_SUFFIX))
+        if target.exists():  # uploaded again since: the same bytes
+            path.unlink(missing_ok=True)
+        else:
+            os.replace(path, target)
+        restored += 1
+    return restored
+
+
+def scan(store: BlobStore, grace: timedelta, moment: datetime, report: PruneReport, *,
+         delete_partial: bool) -> list[Candidate]:
+    """Blobs stored for at least ``grace``; stale partial uploads are counted (and deleted)."""
+    found = []
+    for path in list(_files(store)):
+        since = _mtime(path)
+        if since is None:
+            continue
+        if path.name.startswith(UPLOAD_PREFIX):
+            if moment - since >= grace:
+                if delete_partial:
+                    path.unlink(missing_ok=True)
+                report.partial_uploads += 1
+            continue
+        if not _BLOB_NAME.fullmatch(path.name):
+            continue
+        report.examined += 1
+        if moment - since < grace:
+            report.recent += 1
+            continue
+        found.append(Candidate(path.name, path.stat().st_size, since))
+    return found
+
+
+def referenced(session: Session, digests: Sequence[str]) -> set[str]:
+    """Those of ``digests`` that some packet's stream names."""
+    rows = session.execute(select(PacketStream.sha256).distinct()
+                           .where(PacketStream.sha256.in_(list(digests))))
+    return set(rows.scalars())
+
+
+def _decide(session: Session, store: BlobStore, batch: Sequence[Candidate], grace: timedelta,
+            report: PruneReport, moved: list[tuple[Path, Path]]) -> list[Candidate]:
+    storage_for(session).lock_head()  # before reading references: see the module docstring
+    named = referenced(session, [c.sha256 for c in batch])
+    pruned = []
+    moment = now()
+    for candidate in batch:
+        if candidate.sha256 in named:
+            report.referenced += 1
+            continue
+        path = store.path(candidate.sha256)
+        since = _mtime(path)
+        if since is None:  # gone meanwhile
+            continue
+        if moment - since < grace:  # uploaded again meanwhile
+            report.recent += 1
+            continue
+        aside = path.with_name(path.name + PRUNED_SUFFIX)
+        os.replace(path, aside)
+        moved.append((aside, path))
+        record(session, draft(None, ACTION, {"type": "blob", "id": candidate.sha256},
+                              details={"size": candidate.size,
+                                       "stored_since": candidate.stored_since.isoformat(),
+                                       "grace_seconds": int(grace.total_seconds())}))
+        pruned.append(candidate)
+    return pruned
+
+
+def prune(factory: sessionmaker[Session], store: BlobStore, grace: timedelta, *,
+          dry_run: bool = False) -> PruneReport:
+    """Prune unreferenced blobs stored for at least ``grace``; ``dry_run``: only report."""
+    report = PruneReport()
+    if dry_run:
+        found = scan(store, grace, now(), report, delete_partial=False)
+        for start in range(0, len(found), BATCH):
+            batch = found[start:start + BATCH]
+            with transaction(factory) as session:
+                named = referenced(session, [c.sha256 for c in batch])
+            report.referenced += len(named)
+            report.pruned += [c for c in batch if c.sha256 not in named]
+        return report
+    report.restored = restore_moved(store)
+    candidates = scan(store, grace, now(), report, delete_partial=True)
+    for start in range(0, len(candidates), BATCH):
+        moved: list[tuple[Path, Path]] = []
+        try:
+            with transaction(factory) as session:
+                done = _decide(session, store, candidates[start:start + BATCH], grace,
+                               report, moved)
+        except BaseException:
+            for aside, path in moved:
+                os.replace(aside, path)
+            raise
+        for aside, _ in moved:
+            aside.unlink(missing_ok=True)
+        report.pruned.extend(done)
+    return report
