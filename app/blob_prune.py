@@ -91,7 +91,7 @@ def _mtime(path: Path) -> datetime | None:
 def restore_moved(store: BlobStore) -> int:
     """Move back blobs a crashed run left aside; the number moved back."""
     restored = 0
-    for path in list(_files(store)):
+    for path in _files(store):
         if not path.name.endswith(PRUNED_SUFFIX):
             continue
         target = path.with_name(path.name.removesuffix(PRUNED_SUFFIX))
@@ -104,10 +104,10 @@ def restore_moved(store: BlobStore) -> int:
 
 
 def scan(store: BlobStore, grace: timedelta, moment: datetime, report: PruneReport, *,
-         delete_partial: bool) -> list[Candidate]:
-    """Blobs stored for at least ``grace``; stale partial uploads are counted (and deleted)."""
-    found = []
-    for path in list(_files(store)):
+         delete_partial: bool) -> Iterator[Candidate]:
+    """Blobs stored for at least ``grace``, lazily (a walk of the store in constant memory);
+    stale partial uploads are counted (and deleted)."""
+    for path in _files(store):
         since = _mtime(path)
         if since is None:
             continue
@@ -123,8 +123,18 @@ def scan(store: BlobStore, grace: timedelta, moment: datetime, report: PruneRepo
         if moment - since < grace:
             report.recent += 1
             continue
-        found.append(Candidate(path.name, path.stat().st_size, since))
-    return found
+        yield Candidate(path.name, path.stat().st_size, since)
+
+
+def _batches(candidates: Iterator[Candidate]) -> Iterator[list[Candidate]]:
+    batch: list[Candidate] = []
+    for candidate in candidates:
+        batch.append(candidate)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def referenced(session: Session, digests: Sequence[str]) -> set[str]:
@@ -167,22 +177,18 @@ def prune(factory: sessionmaker[Session], store: BlobStore, grace: timedelta, *,
     """Prune unreferenced blobs stored for at least ``grace``; ``dry_run``: only report."""
     report = PruneReport()
     if dry_run:
-        found = scan(store, grace, now(), report, delete_partial=False)
-        for start in range(0, len(found), BATCH):
-            batch = found[start:start + BATCH]
+        for batch in _batches(scan(store, grace, now(), report, delete_partial=False)):
             with transaction(factory) as session:
                 named = referenced(session, [c.sha256 for c in batch])
             report.referenced += len(named)
             report.pruned += [c for c in batch if c.sha256 not in named]
         return report
     report.restored = restore_moved(store)
-    candidates = scan(store, grace, now(), report, delete_partial=True)
-    for start in range(0, len(candidates), BATCH):
+    for batch in _batches(scan(store, grace, now(), report, delete_partial=True)):
         moved: list[tuple[Path, Path]] = []
         try:
             with transaction(factory) as session:
-                done = _decide(session, store, candidates[start:start + BATCH], grace,
-                               report, moved)
+                done = _decide(session, store, batch, grace, report, moved)
         except BaseException:
             for aside, path in moved:
                 os.replace(aside, path)

@@ -198,7 +198,8 @@ def test_the_command_line_prunes(world: World, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_any_mix_of_ages_and_references_prunes_exactly_the_old_orphans(
-        world: World, factory: sessionmaker[Session]) -> None:
+        world: World, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blob_prune, "BATCH", 2)  # several transactions per run
     ex = exchange(world)
     store = _store(world)
     referenced: set[str] = set()  # over every example: the world is shared
