@@ -9,7 +9,7 @@ is logged while nothing of the refused action remains.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -69,6 +69,14 @@ def record(session: Session, entry: EntryDraft) -> AppendedEntry:
     """
     appended = ledger_for(session).append(entry)
     note_subject(session, entry, appended.index)
+    return appended
+
+
+def record_many(session: Session, entries: Sequence[EntryDraft]) -> list[AppendedEntry]:
+    """:func:`record` for several entries, appended together (one head lock, one insert)."""
+    appended = ledger_for(session).append_many(entries)
+    for entry, done in zip(entries, appended, strict=True):
+        note_subject(session, entry, done.index)
     return appended
 
 

@@ -37,14 +37,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import draft, now, record, storage_for
+from app.audit import draft, now, record_many, storage_for
 from app.blobs import SHA256_PATTERN, BlobStore
 from app.db import transaction
 from app.models.packet import PacketStream
 
 PRUNED_SUFFIX = ".pruned"
 UPLOAD_PREFIX = ".upload-"
-BATCH = 256
+BATCH = 64
 """Blobs decided per transaction (the ledger head stays locked until its commit)."""
 ACTION = "blob.prune"
 _BLOB_NAME = re.compile(SHA256_PATTERN)
@@ -56,7 +56,7 @@ class Candidate:
 
     sha256: str
     size: int
-    stored_since: datetime
+    last_upload: datetime
 
 
 @dataclass
@@ -164,11 +164,12 @@ def _decide(session: Session, store: BlobStore, batch: Sequence[Candidate], grac
         aside = path.with_name(path.name + PRUNED_SUFFIX)
         os.replace(path, aside)
         moved.append((aside, path))
-        record(session, draft(None, ACTION, {"type": "blob", "id": candidate.sha256},
-                              details={"size": candidate.size,
-                                       "stored_since": candidate.stored_since.isoformat(),
-                                       "grace_seconds": int(grace.total_seconds())}))
         pruned.append(candidate)
+    # One append for the batch: the head stays locked until the commit, for every process.
+    record_many(session, [draft(None, ACTION, {"type": "blob", "id": c.sha256},
+                                details={"size": c.size, "last_upload": c.last_upload.isoformat(),
+                                         "grace_seconds": int(grace.total_seconds())})
+                          for c in pruned])
     return pruned
 
 

@@ -146,16 +146,13 @@ def test_a_failed_batch_moves_its_blobs_back_and_logs_nothing(
         world: World, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
     exchange(world)
     digests = [_orphan(world, f"orphan {i}".encode(), 48) for i in range(3)]
-    calls = {"n": 0}
-    real = audit.record
+    real = audit.record_many
 
-    def failing(session: Session, entry: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("injected: the database went away")
-        return real(session, entry)
+    def failing(session: Session, entries: Any) -> Any:
+        real(session, entries)
+        raise RuntimeError("injected: the database went away before the commit")
 
-    monkeypatch.setattr(blob_prune, "record", failing)
+    monkeypatch.setattr(blob_prune, "record_many", failing)
     size = ledger_size(world)
     with pytest.raises(RuntimeError, match="injected"):
         prune(factory, _store(world), DAY)
