@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,9 +77,17 @@ class PruneReport:
         return sum(c.size for c in self.pruned)
 
 
-def _files(store: BlobStore) -> Iterator[Path]:
-    if store.root.is_dir():
-        yield from (p for p in store.root.glob("??/??/*") if p.is_file())
+def _files(store: BlobStore) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every regular file two levels down (``ab/cd/<name>``), with its one ``stat``."""
+    if not store.root.is_dir():
+        return
+    for path in store.root.glob("??/??/*"):
+        try:
+            info = path.stat()
+        except FileNotFoundError:  # pruned or renamed meanwhile
+            continue
+        if stat.S_ISREG(info.st_mode):
+            yield path, info
 
 
 def _mtime(path: Path) -> datetime | None:
@@ -91,7 +100,7 @@ def _mtime(path: Path) -> datetime | None:
 def restore_moved(store: BlobStore) -> int:
     """Move back blobs a crashed run left aside; the number moved back."""
     restored = 0
-    for path in _files(store):
+    for path, _ in _files(store):
         if not path.name.endswith(PRUNED_SUFFIX):
             continue
         target = path.with_name(path.name.removesuffix(PRUNED_SUFFIX))
@@ -107,10 +116,8 @@ def scan(store: BlobStore, grace: timedelta, moment: datetime, report: PruneRepo
          delete_partial: bool) -> Iterator[Candidate]:
     """Blobs stored for at least ``grace``, lazily (a walk of the store in constant memory);
     stale partial uploads are counted (and deleted)."""
-    for path in _files(store):
-        since = _mtime(path)
-        if since is None:
-            continue
+    for path, info in _files(store):
+        since = datetime.fromtimestamp(info.st_mtime, UTC)
         if path.name.startswith(UPLOAD_PREFIX):
             if moment - since >= grace:
                 if delete_partial:
@@ -123,7 +130,7 @@ def scan(store: BlobStore, grace: timedelta, moment: datetime, report: PruneRepo
         if moment - since < grace:
             report.recent += 1
             continue
-        yield Candidate(path.name, path.stat().st_size, since)
+        yield Candidate(path.name, info.st_size, since)
 
 
 def _batches(candidates: Iterator[Candidate]) -> Iterator[list[Candidate]]:
