@@ -67,9 +67,7 @@ def record(session: Session, entry: EntryDraft) -> AppendedEntry:
     Entries about a packet or a liaison are also indexed by subject (same
     transaction), for custody certificates (``app.certificates``).
     """
-    appended = ledger_for(session).append(entry)
-    note_subject(session, entry, appended.index)
-    return appended
+    return record_many(session, [entry])[0]
 
 
 def record_many(session: Session, entries: Sequence[EntryDraft]) -> list[AppendedEntry]:
