@@ -96,6 +96,12 @@ class Unauthenticated(AccessDenied):
     status, code, title = 401, "unauthenticated", "Authentication required"
 
 
+class NoClearance(AccessDenied):
+    """No clearance is in force right now (expired, revoked or never granted)."""
+
+    status, code, title = 403, "no-clearance", "No clearance in force"
+
+
 class Hidden(AccessDenied):
     """Refused without revealing whether the thing exists."""
 

@@ -69,7 +69,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # p99 under load).
             kwargs.setdefault("pool_size", 1)
             kwargs.setdefault("max_overflow", 0)
-            kwargs.setdefault("pool_timeout", 30)
+            # A request waits this long for the connection, then gets 503: with
+            # admission bounding what is in flight (app.admission), a wait this
+            # long means the database is stuck, not busy.
+            kwargs.setdefault("pool_timeout", 10)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -81,6 +84,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 4)
+        kwargs.setdefault("pool_timeout", 10)
     engine = create_engine(url, **kwargs)
     event.listen(engine, "checkout", _replace_if_closed)
     return engine

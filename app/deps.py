@@ -1,10 +1,17 @@
-"""Request dependencies: the unit of work and the authenticated caller.
+"""Request dependencies: the unit of work, in the request's one thread.
 
-``get_session`` is the one place that commits: once, after the route returned
-and before the response is sent (``scope="function"``), so a 2xx answer means
-the action and its ledger entry are durable. A refusal (``AccessDenied``)
-rolls everything back and then records the refusal alone, in its own
-transaction; any other error rolls back and records nothing.
+A request is served by one worker thread holding at most one database
+connection, and never waits for a second thread while it holds it (a burst
+of ~50 requests once froze the server: each held a connection in the thread
+that authenticated it while waiting for another thread for its endpoint).
+:class:`UnitOfWorkRoute` runs, in the endpoint's thread: the deferred
+dependencies (authentication: :class:`Deferred`), the endpoint, and the end of
+the transaction: commit before the response is built (a 2xx means durable),
+or roll back; a refusal (``AccessDenied``) is then recorded, on the same
+session, in a transaction of its own (or counted into the ledger's refusal
+summary, ``app.refusals``). Coroutine endpoints (uploads, which stream on
+the event loop) resolve their deferred dependencies in one thread that ends
+its transaction before the endpoint runs; :func:`get_session` ends theirs.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import inspect
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
@@ -27,7 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import AccessDenied, record
 from app.errors import CadenaError, Unavailable
+from app.refusals import RefusalSummaries
 from app.settings import Settings
+from ledger.entry import EntryDraft
 
 log = structlog.get_logger()
 
@@ -66,8 +76,46 @@ def _rollback(session: Session) -> None:
         log.warning("rollback failed: the database connection is lost")
 
 
-def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
-    session = factory()
+@dataclass(frozen=True)
+class RequestContext:
+    """What the unit of work needs of the request, kept in ``Session.info``."""
+
+    address: str
+    summaries: RefusalSummaries | None
+
+
+CONTEXT = "cadena.request"
+SETTLED = "cadena.settled"
+
+
+def _context(session: Session) -> RequestContext | None:
+    context = session.info.get(CONTEXT)
+    return context if isinstance(context, RequestContext) else None
+
+
+def _counted(session: Session, exc: AccessDenied) -> bool:
+    """Count ``exc`` into the refusal summary instead of logging it alone (app.refusals)."""
+    context = _context(session)
+    if context is None or context.summaries is None:
+        return False
+    summaries, entry = context.summaries, exc.entry
+    liaison = entry.actor.liaison if entry.actor is not None else None
+    if exc.status == 429:
+        subject = ("liaison", liaison) if liaison else ("address", context.address)
+    elif exc.status == 401 and not summaries.may_log(context.address):
+        subject = ("address", context.address)
+    else:
+        return False
+    exc.extensions["ledger_summary"] = summaries.count(
+        subject_type=subject[0], subject_id=str(subject[1]), reason=exc.code,
+        action=entry.action)
+    return True
+
+
+def _record_refusal(session: Session, exc: AccessDenied) -> None:
+    """Record the refusal on ``session`` (its request's transaction rolled back) and commit."""
+    if _counted(session, exc):
+        return
     try:
         appended = record(session, exc.entry)
         session.commit()
@@ -75,35 +123,62 @@ def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
         _rollback(session)
         log.error("refusal could not be recorded", action=exc.entry.action)
         raise
-    finally:
-        session.close()
     exc.extensions["ledger_index"] = appended.index
     exc.extensions["ledger_leaf_hash"] = appended.leaf_hash.hex()
 
 
-def _settle(factory: sessionmaker[Session], session: Session, error: Exception | None) -> None:
-    """End the request's transaction: commit, or roll back (and record a refusal)."""
-    try:
-        if error is not None:
-            raise error
-        session.commit()
-    except AccessDenied as exc:
-        _rollback(session)
+def record_refusal_entry(session: Session, entry: EntryDraft) -> dict[str, Any]:
+    """Log a refusal that is answered without an error (a decoy) in the request's transaction.
+
+    An unauthenticated caller past its budget is counted into the refusal
+    summary instead (as :func:`_record_refusal` does). Returns the problem
+    extension that names where the refusal is recorded.
+    """
+    context = _context(session)
+    if context is not None and context.summaries is not None and \
+            not context.summaries.may_log(context.address):
+        return {"ledger_summary": context.summaries.count(
+            subject_type="address", subject_id=context.address, reason="unauthenticated",
+            action=entry.action)}
+    appended = record(session, entry)
+    return {"ledger_index": appended.index}
+
+
+def _fail(session: Session, error: Exception) -> Exception:
+    """Roll back after ``error`` (recording a refusal); the error to answer with."""
+    _rollback(session)
+    if isinstance(error, AccessDenied):
         try:
-            _record_refusal(factory, exc)
+            _record_refusal(session, error)
         except _database_down() as down:  # a refusal is never served unrecorded
-            raise Unavailable("the database is unavailable; nothing was changed") from down
-        raise
-    except DataError as exc:
-        _rollback(session)
-        raise UnstorableValue("a value in the request cannot be stored; nothing was changed") \
-            from exc
-    except _database_down() as exc:
-        _rollback(session)
-        raise Unavailable("the database is unavailable; nothing was changed") from exc
-    except Exception:
-        _rollback(session)
-        raise
+            mapped: Exception = Unavailable("the database is unavailable; nothing was changed")
+            mapped.__cause__ = down
+            return mapped
+        return error
+    if isinstance(error, DataError):
+        return UnstorableValue("a value in the request cannot be stored; nothing was changed")
+    if isinstance(error, _database_down()):
+        return Unavailable("the database is unavailable; nothing was changed")
+    return error
+
+
+def settle(session: Session, error: Exception | None) -> None:
+    """End the request's transaction: commit, or roll back (and record a refusal); close.
+
+    Raises the error to answer with, if any. Runs in the thread that used the session.
+    """
+    session.info[SETTLED] = True
+    try:
+        if error is None:
+            try:
+                session.commit()
+                return
+            except Exception as exc:
+                error = exc
+        mapped = _fail(session, error)
+        if mapped is error:
+            raise error
+        raise mapped from (mapped.__cause__ or error)
     finally:
         session.close()
 
@@ -117,18 +192,20 @@ def _abandon(session: Session) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One transaction per request: commit on success, roll back on error.
+    """The request's session; its transaction is ended by :class:`UnitOfWorkRoute`.
 
-    The session is made on the event loop (that touches no database: the
-    connection is taken at first use, in the route's thread), and ended in a
-    worker thread. That thread is not counted against the thread pool (its own
-    limiter, as FastAPI does for the exit of sync dependencies): with every pool
-    thread waiting for SQLite's one connection, the holder must still be able
-    to commit and give it back. Shielded: a cancelled request still ends its
-    transaction.
+    Made on the event loop (that touches no database: the connection is taken
+    at first use, in the route's thread). A session the route did not settle
+    (a coroutine endpoint, or an error before the endpoint ran) is settled
+    here in a worker thread not counted against the thread pool (its own
+    limiter): with every pool thread waiting for a connection, the holder must
+    still be able to give it back. Shielded: a cancelled request still ends
+    its transaction.
     """
-    factory = _sessions(request)
-    session = factory()
+    session = _sessions(request)()
+    summaries = getattr(request.app.state, "refusal_summaries", None)
+    client = request.client
+    session.info[CONTEXT] = RequestContext(client.host if client else "unknown", summaries)
     error: Exception | None = None
     try:
         yield session
@@ -138,49 +215,91 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
         raise
-    if error is None and not session.in_transaction():  # committed by a CommittingRoute
-        session.close()  # no transaction: touches no database
+    if session.info.get(SETTLED) or (error is None and not session.in_transaction()):
+        session.close()  # no transaction left: touches no database
+        if error is not None:
+            raise error
         return
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_settle, factory, session, error,
-                                       limiter=anyio.CapacityLimiter(1))
-    if error is not None:  # not reached: _settle raised it, or the error it maps to
-        raise error
+        await anyio.to_thread.run_sync(settle, session, error, limiter=anyio.CapacityLimiter(1))
 
 
-def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """``endpoint``, committing its request's session in its own thread once it returned.
+@runtime_checkable
+class Deferred(Protocol):
+    """A dependency resolved in the request's thread, on its session (authentication)."""
 
-    Unchanged otherwise: same signature (FastAPI reads it through
-    ``__wrapped__``), and an endpoint that raises leaves its transaction to
-    :func:`get_session` (rollback, refusal recorded).
-    """
+    def resolve(self, session: Session) -> Any:
+        """The dependency's value, read through ``session``."""
+
+
+def _resolve_deferred(session: Session | None, kwargs: dict[str, Any]) -> None:
+    for name, value in list(kwargs.items()):
+        if isinstance(value, Deferred):
+            if session is None:
+                raise TypeError("a route with a deferred dependency needs a SessionDep")
+            kwargs[name] = value.resolve(session)
+
+
+def _session_of(kwargs: dict[str, Any]) -> Session | None:
+    return next((v for v in kwargs.values() if isinstance(v, Session)), None)
+
+
+def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` with its authentication and its commit in its own (one) thread."""
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        for value in kwargs.values():
-            if isinstance(value, Session) and value.in_transaction():
-                value.commit()  # a failure goes to get_session as the endpoint's error
+        session = _session_of(kwargs)
+        try:
+            _resolve_deferred(session, kwargs)
+            result = endpoint(*args, **kwargs)
+        except Exception as exc:
+            if session is None:
+                raise
+            settle(session, exc)
+            raise  # not reached: settle raised
+        if session is not None:
+            settle(session, None)
         return result
 
     return run
 
 
-class CommittingRoute(APIRoute):
-    """A route whose synchronous endpoint commits in its own thread, before the response.
+def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A coroutine ``endpoint`` whose deferred dependencies are resolved in one thread first.
 
-    The ledger append holds the ledger head's lock (on PostgreSQL, for every
-    process) until the transaction ends. Committed by :func:`get_session`'s
-    exit, it would wait for the endpoint's return to the event loop and a
-    hop to another thread; committed here it ends as soon as the action is
-    done. A 2xx still means committed: the response is built afterwards.
+    That thread ends its transaction (a read) before the endpoint runs, so a
+    long upload holds no connection and, on SQLite, no lock.
     """
 
+    def resolve(session: Session | None, kwargs: dict[str, Any]) -> None:
+        try:
+            _resolve_deferred(session, kwargs)
+        except Exception as exc:
+            if session is None:
+                raise
+            settle(session, exc)
+        if session is not None:
+            _rollback(session)
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(v, Deferred) for v in kwargs.values()):
+            await anyio.to_thread.run_sync(resolve, _session_of(kwargs), kwargs)
+        return await endpoint(*args, **kwargs)
+
+    return run
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A route served in one thread: authentication, endpoint and commit (module docstring)."""
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        """Wrap a synchronous ``endpoint`` (coroutines are left as they are)."""
-        if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _committing(endpoint)
+        """Wrap ``endpoint`` (FastAPI reads its signature through ``__wrapped__``)."""
+        if inspect.iscoroutinefunction(endpoint):
+            endpoint = _authenticated_first(endpoint)
+        else:
+            endpoint = _in_one_thread(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admission import Admission, AdmissionControl
 from app.auth.routes import router as auth_router
 from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
@@ -29,6 +30,7 @@ from app.limits import BodySizeLimit
 from app.migrate import is_current
 from app.openapi import document_problems
 from app.packets.routes import router as packets_router
+from app.refusals import RefusalSummaries, SummaryWriter
 from app.request_log import RequestLog
 from app.settings import Settings, get_settings
 from app.states.routes import router as states_router
@@ -81,12 +83,15 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         witnessing = Witnessing(app.state.sessions, settings.checkpoint_interval)
         witnessing.start()
         app.state.witnessing = witnessing
+        summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
+        summary_writer.start()
         # Everything made at start-up (modules, the ORM's and pydantic's schemas:
         # ~150,000 objects) lives as long as the process. Frozen out of the
         # collector, a full collection no longer walks them all: it had cost
         # ~40-100 ms, a stall of every request in flight.
         gc.freeze()
         yield
+        summary_writer.stop()
         witnessing.stop()
         if checkpointer is not None:
             checkpointer.stop()
@@ -107,7 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cache = TreeCache(settings.ledger_cache_mb * 1024 * 1024) if settings.ledger_cache_mb else None
     app.state.sessions = make_session_factory(engine, tree_cache=cache)
     app.state.ledger_verifier_key = None
+    app.state.admission = Admission(settings)
+    app.state.refusal_summaries = RefusalSummaries(
+        interval=settings.refusal_summary_seconds,
+        logged_per_interval=settings.refusals_logged_per_interval)
     _install_error_handlers(app)
+    app.add_middleware(AdmissionControl, admission=app.state.admission,
+                       summaries=app.state.refusal_summaries)
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
     document_problems(app)
@@ -117,8 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        """The process is alive."""
+    async def healthz() -> dict[str, str]:
+        """The process is alive (on the event loop: it answers however busy the threads are)."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])

@@ -39,6 +39,35 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
     rate_login_per_minute: int = Field(default=60, gt=0, description="Per address and liaison")
     rate_submit_per_minute: int = Field(default=120, gt=0, description="Per liaison and process")
+    max_requests_in_flight: int = Field(
+        default=256, gt=0,
+        description="Requests served at once by one process; past it, 503 at once")
+    max_requests_per_liaison: int = Field(
+        default=16, gt=0, description="Requests of one liaison in flight at once, per process")
+    max_requests_per_address: int = Field(
+        default=64, gt=0,
+        description="Requests in flight at once from one address whose token is not yet "
+                    "known to the process (or that has none), per process")
+    max_streams_per_liaison: int = Field(
+        default=4, gt=0, description="Open event streams of one liaison, per process")
+    max_streams_in_flight: int = Field(
+        default=512, gt=0, description="Open event streams, per process")
+    max_uploads_per_liaison: int = Field(
+        default=4, gt=0, description="Blob uploads of one liaison at once, per process")
+    body_idle_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request body that sends nothing for this long: 408")
+    upload_min_bytes_per_second: int = Field(
+        default=1024, ge=0,
+        description="A request body slower than this on average, past the grace time: 408")
+    upload_rate_grace_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds before the minimum body rate applies")
+    refusal_summary_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Interval of the ledger's refusal summaries (one entry per caller each)")
+    refusals_logged_per_interval: int = Field(
+        default=10, ge=0,
+        description="Refusals of unauthenticated callers logged one by one per address and "
+                    "interval; past it they are counted into the summary")
     witness_quorum: int = Field(
         default=0, ge=0, le=32,
         description="Cosignatures a certificate's checkpoint needs (of the active witnesses)")

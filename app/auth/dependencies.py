@@ -1,18 +1,29 @@
-"""The authenticated caller as a dependency, and role checks."""
+"""The authenticated caller as a dependency, and role checks.
+
+The dependencies here read nothing: they run on the event loop and hand the
+route a :class:`Credentials`, which :class:`app.deps.UnitOfWorkRoute`
+resolves into a :class:`Principal` in the request's own thread, on its own
+session (``app.deps.Deferred``). So authentication takes the request's one
+connection in the thread that goes on to use it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from app.audit import AccessDenied, deny
 from app.auth.service import Principal, authenticate
-from app.deps import SessionDep
 from app.models.identity import Role
+
+if TYPE_CHECKING:
+    from app.admission import Admission
 
 
 def action_of(request: Request) -> str:
@@ -21,36 +32,55 @@ def action_of(request: Request) -> str:
     return route.name if isinstance(route, APIRoute) else "unknown"
 
 
-def current_principal(request: Request, session: SessionDep) -> Principal:
-    """The caller behind the ``Authorization: Bearer`` header, or a logged 401."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    bearer = value.strip() if scheme.lower() == "bearer" else None
-    principal = authenticate(session, bearer, action_of(request))
-    structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
-    return principal
+def bearer_of(request: Request) -> str | None:
+    """The token of the ``Authorization: Bearer`` header, if any."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the request presented, to be checked in its thread (an ``app.deps.Deferred``)."""
+
+    bearer: str | None
+    action: str
+    roles: tuple[Role, ...] = ()
+    admission: Admission | None = None
+
+    def resolve(self, session: Session) -> Principal:
+        """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
+        principal = authenticate(session, self.bearer, self.action)
+        structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
+        if self.admission is not None and self.bearer and principal.expires_at is not None:
+            self.admission.remember(self.bearer, principal.liaison_id, principal.expires_at)
+        if self.roles and principal.role not in self.roles:
+            raise deny(AccessDenied, f"this needs the role {' or '.join(self.roles)}",
+                       principal.actor, self.action,
+                       {"type": "liaison", "id": principal.liaison_id},
+                       f"role {principal.role} not allowed")
+        return principal
+
+
+async def current_principal(request: Request) -> Credentials:
+    """The caller's credentials, checked in the route's thread (module docstring)."""
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    return Credentials(bearer_of(request), action_of(request), admission=admission)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_role(*roles: Role) -> Callable[[Request, Principal], Awaitable[Principal]]:
-    """A dependency that lets only ``roles`` through (others get a logged 403).
+def require_role(*roles: Role) -> Callable[[Credentials], Awaitable[Credentials]]:
+    """A dependency that lets only ``roles`` through (others get a logged 403)."""
 
-    ``async``: it reads nothing, so it runs on the event loop, not in a thread;
-    the refusal is recorded by the session dependency.
-    """
-
-    async def check(request: Request, principal: PrincipalDep) -> Principal:
-        if principal.role not in roles:
-            raise deny(AccessDenied, f"this needs the role {' or '.join(roles)}",
-                       principal.actor, action_of(request),
-                       {"type": "liaison", "id": principal.liaison_id},
-                       f"role {principal.role} not allowed")
-        return principal
+    async def check(credentials: Annotated[Credentials, Depends(current_principal)]
+                    ) -> Credentials:
+        return Credentials(credentials.bearer, credentials.action, roles,
+                           credentials.admission)
 
     return check
 
 
 CoordinatorDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 AuditorDep = Annotated[Principal, Depends(require_role(Role.AUDITOR))]
+

@@ -8,22 +8,27 @@ from fastapi import APIRouter, Request
 
 from app.auth import service
 from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute, record_refusal_entry
 from app.ratelimit import RateLimitsDep, client_address
 from crypto.signing import AUTH_CHALLENGE_TYPE
 
-router = APIRouter(prefix="/v1/auth", tags=["authentication"])
+router = APIRouter(prefix="/v1/auth", tags=["authentication"], route_class=UnitOfWorkRoute)
 
 
 @router.post("/challenge", status_code=201, name="auth.challenge")
 def create_challenge(body: ChallengeCreate, request: Request, session: SessionDep,
                      settings: SettingsDep, limits: RateLimitsDep) -> ChallengeRead:
     """Start a login: a one-time challenge to sign with the liaison's Ed25519 key."""
-    limits.check(limits.login, [f"challenge:addr:{client_address(request)}",
-                                f"challenge:liaison:{body.liaison_id}"],
+    address = client_address(request)
+    # The per-liaison bucket is per address too: nobody else's flood of
+    # challenges can lock a liaison out of logging in.
+    limits.check(limits.login, [f"challenge:addr:{address}",
+                                f"challenge:liaison:{body.liaison_id}:addr:{address}"],
                  None, "auth.challenge", {"type": "liaison", "id": body.liaison_id})
     issued = service.issue_challenge(session, body.liaison_id, settings.ledger_origin,
                                      settings.challenge_ttl_seconds)
+    if issued.refusal is not None:  # an unknown liaison: a decoy, the refusal logged
+        record_refusal_entry(session, issued.refusal)
     return ChallengeRead(
         challenge_id=issued.challenge_id,
         payload=base64.b64encode(issued.payload).decode(),

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.audit import Unauthenticated, deny, draft, now, record
+from app.audit import NoClearance, Unauthenticated, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus
 from crypto.encoding import b64encode, canonical_json
 from crypto.errors import CryptoError
 from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature
-from ledger.entry import Actor
+from ledger.entry import Actor, EntryDraft
 from ledger.log import AppendedEntry
 
 TOKEN_PREFIX = "cdn1"  # noqa: S105 - a format tag, not a secret
@@ -40,6 +40,7 @@ class Principal:
     key_id: str
     role: Role
     state_code: str
+    expires_at: datetime | None = None  # the token's
 
     @property
     def actor(self) -> Actor:
@@ -54,6 +55,7 @@ class IssuedChallenge:
     challenge_id: str
     payload: bytes
     expires_at: datetime
+    refusal: EntryDraft | None = None  # set for a decoy (unknown liaison)
 
 
 @dataclass(frozen=True)
@@ -80,23 +82,32 @@ def challenge_payload(challenge: AuthChallenge, origin: str) -> bytes:
 
 
 def issue_challenge(session: Session, liaison_id: str, origin: str, ttl: int) -> IssuedChallenge:
-    """Create a one-time challenge for ``liaison_id`` (refused for unknown liaisons)."""
-    subject = {"type": "liaison", "id": liaison_id}
-    if repo.get_liaison(session, liaison_id) is None:
-        raise deny(Unauthenticated, "unknown liaison", None, "auth.challenge", subject,
-                   "unknown liaison")
+    """Create a one-time challenge for ``liaison_id``.
+
+    For an unknown liaison the answer looks the same (a decoy challenge,
+    stored nowhere, that no signature can redeem) so that challenges do not
+    tell known ids from unknown ones; the refusal it really is comes back
+    in ``refusal`` for the caller to log.
+    """
     moment = now()
     challenge = AuthChallenge(
         id=secrets.token_hex(16), liaison_id=liaison_id, nonce=secrets.token_bytes(32),
         expires_at=(moment + timedelta(seconds=ttl)).replace(microsecond=0),
     )
+    payload = challenge_payload(challenge, origin)
+    if repo.get_liaison(session, liaison_id) is None:
+        refusal = draft(None, "auth.challenge", {"type": "liaison", "id": liaison_id},
+                        reason="unknown liaison")
+        return IssuedChallenge(challenge.id, payload, challenge.expires_at, refusal)
     session.add(challenge)
     session.flush()
-    return IssuedChallenge(challenge.id, challenge_payload(challenge, origin), challenge.expires_at)
+    return IssuedChallenge(challenge.id, payload, challenge.expires_at)
 
 
 def _refuse_login(actor: Actor | None, liaison_id: str, reason: str) -> Unauthenticated:
-    return Unauthenticated(f"login refused: {reason}",
+    # One detail for every refusal: the answer must not tell an unknown (decoy)
+    # challenge from a real one with a bad signature. The ledger has the reason.
+    return Unauthenticated("login refused",
                            draft(actor, "auth.login", {"type": "liaison", "id": liaison_id},
                                  reason=reason))
 
@@ -164,7 +175,8 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
                    "no token")
     parts = bearer.split(".")
     secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
-    token = (repo.token_facts(session, parts[1])
+    moment = now()
+    token = (repo.token_facts(session, parts[1], moment)
              if secret is not None and len(parts[1]) < 64 else None)
     if token is None or secret is None:
         raise deny(Unauthenticated, "invalid token", None, action, subject, "malformed token")
@@ -172,7 +184,6 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
     actor = Actor(liaison=token.liaison_id, key=token.key_id)
     if not hmac.compare_digest(hashlib.sha256(secret).digest(), token.secret_hash):
         raise deny(Unauthenticated, "invalid token", None, action, subject, "forged token")
-    moment = now()
     if token.revoked_at is not None:
         raise deny(Unauthenticated, "token revoked", actor, action, subject, "token revoked")
     if token.expires_at <= moment:
@@ -183,4 +194,8 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
     if holder.state_status != StateStatus.ACTIVE:
         raise deny(Unauthenticated, "state not active", actor, action, subject,
                    f"state {holder.state_code} is {holder.state_status}")
-    return Principal(token.liaison_id, token.key_id, holder.role, holder.state_code)
+    if holder.clearance_level is None:  # DESIGN invariant 3: checked at every access
+        raise deny(NoClearance, "no clearance in force", actor, action,
+                   {"type": "liaison", "id": token.liaison_id}, "no clearance in force")
+    return Principal(token.liaison_id, token.key_id, holder.role, holder.state_code,
+                     token.expires_at)

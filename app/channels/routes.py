@@ -10,11 +10,11 @@ from app.channels import repository as repo
 from app.channels import service
 from app.channels.schemas import ChannelCreate, ChannelRead, MemberAdd
 from app.clearances.schemas import level_name
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.models.channel import Channel
 from app.models.identity import Level
 
-router = APIRouter(prefix="/v1/channels", tags=["channels"])
+router = APIRouter(prefix="/v1/channels", tags=["channels"], route_class=UnitOfWorkRoute)
 
 
 def channel_read(session: Session, channel: Channel) -> ChannelRead:

@@ -14,10 +14,10 @@ from app.clearances.schemas import (
     ClearanceRevoke,
     level_name,
 )
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.models.identity import Clearance, Level, Role
 
-router = APIRouter(prefix="/v1/clearances", tags=["clearances"])
+router = APIRouter(prefix="/v1/clearances", tags=["clearances"], route_class=UnitOfWorkRoute)
 
 
 def clearance_read(clearance: Clearance) -> ClearanceRead:

@@ -2,13 +2,16 @@
 
 Each event's id is the ledger index of the action behind it; a client that
 reconnects sends ``Last-Event-ID`` (or ``?after=``) and gets every event it
-missed. The stream re-checks the caller's token at every poll and ends when
-it expires or is revoked; opening the stream is itself logged.
+missed. At every poll the stream checks the caller again as every request is
+checked (token, key, clearance in force, state active: DESIGN invariant 3)
+and ends, with an ``end`` event naming why, once any of them fails; opening
+the stream is itself logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
@@ -17,25 +20,28 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import draft, now, record
-from app.auth.dependencies import PrincipalDep
+from app.audit import AccessDenied, draft, record
+from app.auth.dependencies import PrincipalDep, bearer_of
+from app.auth.service import authenticate
 from app.db import transaction
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.events.service import pending
-from app.models.auth import AuthToken
 from app.models.event import Event
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=UnitOfWorkRoute)
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 
 
-def _poll(sessions: sessionmaker[Session], liaison_id: str, token_id: str,
-          after: int) -> tuple[bool, Sequence[Event]]:
+def _poll(sessions: sessionmaker[Session], liaison_id: str, bearer: str,
+          after: int) -> tuple[str | None, Sequence[Event]]:
+    """Why the stream must end (``None``: it goes on), and the events after ``after``."""
     with transaction(sessions) as session:
-        token = session.get(AuthToken, token_id)
-        alive = token is not None and token.revoked_at is None and token.expires_at > now()
-        return alive, (pending(session, liaison_id, after) if alive else [])
+        try:
+            authenticate(session, bearer, "events.subscribe")
+        except AccessDenied as refused:
+            return refused.detail, []
+        return None, pending(session, liaison_id, after)
 
 
 def _frame(event: Event) -> bytes:
@@ -43,14 +49,14 @@ def _frame(event: Event) -> bytes:
 
 
 async def _stream(request: Request, sessions: sessionmaker[Session], liaison_id: str,
-                  token_id: str, after: int) -> AsyncIterator[bytes]:
+                  bearer: str, after: int) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     last_beat = asyncio.get_running_loop().time()
     while not await request.is_disconnected():
-        alive, events = await anyio.to_thread.run_sync(_poll, sessions, liaison_id, token_id,
+        ended, events = await anyio.to_thread.run_sync(_poll, sessions, liaison_id, bearer,
                                                        after)
-        if not alive:
-            yield b"event: end\ndata: {\"reason\":\"token no longer valid\"}\n\n"
+        if ended is not None:
+            yield f"event: end\ndata: {json.dumps({'reason': ended})}\n\n".encode()
             return
         for event in events:
             after = event.ledger_index
@@ -72,8 +78,8 @@ def subscribe(request: Request, session: SessionDep, by: PrincipalDep,
         start = max(start, int(last_event_id.strip()))
     record(session, draft(by.actor, "events.subscribe", {"type": "liaison", "id": by.liaison_id},
                           details={"after": start}))
-    token_id = request.headers["authorization"].split(" ", 1)[1].split(".")[1]
+    bearer = bearer_of(request) or ""
     sessions: sessionmaker[Session] = request.app.state.sessions
-    return StreamingResponse(_stream(request, sessions, by.liaison_id, token_id, start),
+    return StreamingResponse(_stream(request, sessions, by.liaison_id, bearer, start),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -3,34 +3,58 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.admission import Admission
 from app.auth.dependencies import PrincipalDep
-from app.deps import SessionDep
+from app.db import transaction
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.errors import Unavailable
 from app.ledger_api import service
 from app.ledger_api.schemas import ConsistencyRead, EntriesRead, EntryItem, InclusionRead
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=UnitOfWorkRoute)
 MAX_INDEX = 2**62
 TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse, responses=TEXT,
-            name="ledger.checkpoint")
-def get_checkpoint(session: SessionDep) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP signed note, with every cosignature)."""
-    checkpoint = service.latest_checkpoint(session)
+def _read_checkpoint(request: Request) -> str:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    with transaction(sessions) as session:
+        checkpoint = service.latest_checkpoint(session)
     if checkpoint is None:
         raise Unavailable("no checkpoint has been signed yet")
-    return PlainTextResponse(checkpoint.note)
+    request.app.state.public_checkpoint = (checkpoint.note, time.monotonic())
+    return checkpoint.note
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse, responses=TEXT,
+            name="ledger.checkpoint")
+async def get_checkpoint(request: Request) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP signed note, with every cosignature).
+
+    Public, and answered during any burst: while requests queue for threads
+    (``app.admission``), the last note this process read is served from
+    memory (a signed checkpoint stays true; it may be one interval old).
+    """
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    cached: tuple[str, float] | None = getattr(request.app.state, "public_checkpoint", None)
+    if cached is not None and admission is not None and admission.busy:
+        return PlainTextResponse(cached[0])
+    limiter = anyio.CapacityLimiter(1)  # not the request threads' pool: they may all be busy
+    note = await anyio.to_thread.run_sync(_read_checkpoint, request, limiter=limiter)
+    return PlainTextResponse(note)
 
 
 @router.get("/key", response_class=PlainTextResponse, responses=TEXT, name="ledger.key")
-def get_key(request: Request) -> PlainTextResponse:
+async def get_key(request: Request) -> PlainTextResponse:
     """The ledger's note verifier key (``<origin>+<hex key id>+<base64 key>``)."""
     verifier: str | None = request.app.state.ledger_verifier_key
     if verifier is None:

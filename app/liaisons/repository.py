@@ -24,6 +24,7 @@ class TokenHolder:
     role: Role
     state_code: str
     state_status: StateStatus
+    clearance_level: int | None  # the highest in force now; None: none in force
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,6 @@ class TokenFacts:
     expires_at: datetime
     revoked_at: datetime | None
     holder: TokenHolder | None
-
-
-# Built once and run on the session's connection: building the select and the
-# ORM's loading cost more than the query itself.
-_TOKEN = (
-    select(AuthToken.id, AuthToken.liaison_id, AuthToken.key_id, AuthToken.secret_hash,
-           AuthToken.expires_at, AuthToken.revoked_at, LiaisonKey.key_id.is_not(None),
-           LiaisonKey.revoked_at, Liaison.role, Liaison.state_code, State.status)
-    .outerjoin(LiaisonKey, LiaisonKey.key_id == AuthToken.key_id)
-    .outerjoin(Liaison, Liaison.id == LiaisonKey.liaison_id)
-    .outerjoin(State, State.code == Liaison.state_code)
-    .where(AuthToken.id == bindparam("token_id", type_=String()))
-)
 
 
 def get_state(session: Session, code: str) -> State | None:
@@ -80,12 +68,13 @@ def get_key(session: Session, key_id: str) -> LiaisonKey | None:
     return session.get(LiaisonKey, key_id)
 
 
-def token_facts(session: Session, token_id: str) -> TokenFacts | None:
-    """The token ``token_id`` and its key set's revocation, liaison role and state, one query."""
-    row = session.connection().execute(_TOKEN, {"token_id": token_id}).first()
+def token_facts(session: Session, token_id: str, moment: datetime) -> TokenFacts | None:
+    """The token ``token_id``, its key set's revocation, liaison role and state, and the
+    liaison's clearance level in force at ``moment``: one query."""
+    row = session.connection().execute(_TOKEN, {"token_id": token_id, "moment": moment}).first()
     if row is None:
         return None
-    holder = TokenHolder(row[7], row[8], row[9], row[10]) if row[6] else None
+    holder = TokenHolder(row[7], row[8], row[9], row[10], row[11]) if row[6] else None
     return TokenFacts(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], holder)
 
 
@@ -160,6 +149,20 @@ def level_in_force(liaison_id: ColumnElement[str] | InstrumentedAttribute[str],
         .where(Clearance.valid_until > moment)
         .scalar_subquery()
     )
+
+
+# Built once and run on the session's connection: building the select and the
+# ORM's loading cost more than the query itself.
+_TOKEN = (
+    select(AuthToken.id, AuthToken.liaison_id, AuthToken.key_id, AuthToken.secret_hash,
+           AuthToken.expires_at, AuthToken.revoked_at, LiaisonKey.key_id.is_not(None),
+           LiaisonKey.revoked_at, Liaison.role, Liaison.state_code, State.status,
+           level_in_force(Liaison.id, bindparam("moment", type_=UTCDateTime())))
+    .outerjoin(LiaisonKey, LiaisonKey.key_id == AuthToken.key_id)
+    .outerjoin(Liaison, Liaison.id == LiaisonKey.liaison_id)
+    .outerjoin(State, State.code == Liaison.state_code)
+    .where(AuthToken.id == bindparam("token_id", type_=String()))
+)
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.liaisons import repository as repo
 from app.liaisons import service
 from app.liaisons.schemas import KeyRead, KeyRevoke, LiaisonCreate, LiaisonRead, PublicKeySet
 from app.models.identity import Liaison, LiaisonKey
 from crypto.keys import LiaisonPublicKeys
 
-router = APIRouter(prefix="/v1/liaisons", tags=["liaisons"])
+router = APIRouter(prefix="/v1/liaisons", tags=["liaisons"], route_class=UnitOfWorkRoute)
 
 
 def key_read(key: LiaisonKey) -> KeyRead:

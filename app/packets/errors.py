@@ -12,20 +12,16 @@ Two families, as everywhere in the service:
 
 from __future__ import annotations
 
-from app.audit import AccessDenied
+from app.audit import AccessDenied, NoClearance
 from app.errors import CadenaError
+
+__all__ = ["NoClearance"]  # raised by authentication (app.audit) as by the packet rules
 
 
 class NotAMember(AccessDenied):
     """The caller (or a named liaison) is not a member of the packet's channel."""
 
     status, code, title = 403, "not-a-member", "Not a channel member"
-
-
-class NoClearance(AccessDenied):
-    """No clearance is in force right now (expired, revoked or never granted)."""
-
-    status, code, title = 403, "no-clearance", "No clearance in force"
 
 
 class InsufficientClearance(AccessDenied):

@@ -27,7 +27,7 @@ from app.blobs import (
     in_memory,
     receive_blob,
 )
-from app.deps import CommittingRoute, SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from app.errors import PROBLEM_MEDIA_TYPE
 from app.models.identity import Role
 from app.models.packet import PacketStatus
@@ -51,8 +51,8 @@ from app.ratelimit import RateLimitsDep
 ProsecutorDep = Annotated[Principal, Depends(require_role(Role.PROSECUTOR))]
 BINARY: dict[str, Any] = {"content": {"application/octet-stream": {}}}
 
-router = APIRouter(tags=["packets"], route_class=CommittingRoute)
-packets = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=CommittingRoute)
+router = APIRouter(tags=["packets"], route_class=UnitOfWorkRoute)
+packets = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=UnitOfWorkRoute)
 
 
 async def _receive(request: Request, store: BlobStore, sha256: str, limit: int) -> StoredBlob:

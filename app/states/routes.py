@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.states import service
 from app.states.schemas import StateCreate, StateRead, StateUpdate
 
-router = APIRouter(prefix="/v1/states", tags=["states"])
+router = APIRouter(prefix="/v1/states", tags=["states"], route_class=UnitOfWorkRoute)
 
 
 @router.post("", status_code=201, name="state.enrol")

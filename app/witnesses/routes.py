@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 
 from app.auth.dependencies import CoordinatorDep, require_role
 from app.auth.service import Principal
-from app.deps import SessionDep
+from app.deps import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.witnesses import service
 from app.witnesses.schemas import WitnessCreate, WitnessRead
 
-router = APIRouter(prefix="/v1/witnesses", tags=["witnesses"])
+router = APIRouter(prefix="/v1/witnesses", tags=["witnesses"], route_class=UnitOfWorkRoute)
 ReaderDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.AUDITOR))]
 
 

@@ -142,8 +142,10 @@ def postgres_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
 
 
 def _world(db_url: str, tmp_path: Path) -> Iterator[World]:
+    # Every refusal logged one by one (the flood tests set their own budget).
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url,
-                        checkpoint_interval=3600, ledger_origin="test.cadena/ledger")
+                        checkpoint_interval=3600, ledger_origin="test.cadena/ledger",
+                        refusals_logged_per_interval=1_000_000)
     settings.data_dir.mkdir()
     coordinator = Person("coord", LiaisonKeys.generate())
     engine = make_engine(db_url)

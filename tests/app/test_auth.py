@@ -89,12 +89,32 @@ def test_signature_under_another_payload_type_is_refused(world: World) -> None:
     assert world.last_entry().reason == "bad signature"
 
 
-def test_unknown_liaison_challenge_is_refused_and_logged(world: World) -> None:
-    response = world.client.post("/v1/auth/challenge", json={"liaison_id": "nobody"})
-    assert response.status_code == 401
+def test_unknown_liaison_gets_a_decoy_challenge_and_the_refusal_is_logged(
+        world: World) -> None:
+    world.liaison("alice", "CO", login=False)
+    known = world.client.post("/v1/auth/challenge", json={"liaison_id": "alice"})
+    size = len(world.entries())
+    unknown = world.client.post("/v1/auth/challenge", json={"liaison_id": "nobody"})
+    # the answers look the same: status, fields, sizes of every value
+    assert (unknown.status_code, known.status_code) == (201, 201)
+    assert sorted(unknown.json()) == sorted(known.json())
+    assert {k: len(str(v)) for k, v in unknown.json().items() if k != "payload"} == \
+        {k: len(str(v)) for k, v in known.json().items() if k != "payload"}
+    assert len(world.entries()) == size + 1
     entry = world.last_entry()
     assert (entry.action, entry.outcome, entry.subject) == (
         "auth.challenge", "denied", {"type": "liaison", "id": "nobody"})
+
+
+def test_a_decoy_challenge_buys_no_token_and_is_refused_like_a_bad_signature(
+        world: World) -> None:
+    alice = world.liaison("alice", "CO", login=False)
+    decoy = _challenge(world, "nobody")
+    forged = _challenge(world, "alice")
+    mallory = LiaisonKeys.generate()
+    refused = [_token(world, c, k) for c, k in ((decoy, alice.keys), (forged, mallory))]
+    assert [r.status_code for r in refused] == [401, 401]
+    assert refused[0].json()["detail"] == refused[1].json()["detail"] == "login refused"
 
 
 def test_lapsed_clearance_cannot_log_in(world: World) -> None:

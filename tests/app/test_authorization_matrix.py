@@ -70,8 +70,8 @@ EXPECTED: dict[str, dict[str, tuple[int, str | None]]] = {
     "non-member": _packet_refusal((403, "not-a-member"), submit=(403, "not-a-member")),
     "insufficient clearance": _packet_refusal((403, "insufficient-clearance"),
                                               submit=(403, "insufficient-clearance")),
-    "expired clearance": _packet_refusal((403, "no-clearance"), submit=(403, "no-clearance"),
-                                         list=(403, "no-clearance")),
+    # DESIGN invariant 3 on every authenticated route, not only the packet rules
+    "expired clearance": _row((403, "no-clearance")),
     "not a recipient": _packet_refusal((404, "not-found")),
     "withdrawn packet": _packet_refusal((410, "packet-withdrawn"), thread=OK),
     "correct prosecutor": _packet_refusal(OK, share_request=CREATED),

@@ -7,8 +7,10 @@ import threading
 import time
 
 from sqlalchemy import update
+from sqlalchemy.sql import Executable
 
 from app.models.auth import AuthToken
+from app.models.identity import Clearance, LiaisonKey, State, StateStatus
 from crypto import make_receipt
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import (
@@ -78,3 +80,43 @@ def test_stream_needs_a_valid_token(world: World) -> None:
     response = world.client.get("/v1/events")
     assert response.status_code == 401
     assert last_entry(world).action == "events.subscribe"
+
+
+def _end_reason_after(world: World, person: Person, change: Executable) -> str:
+    """Open the stream, apply ``change`` to the database, return the ``end`` event's reason."""
+    def later() -> None:
+        time.sleep(0.6)
+        execute(world, change)
+
+    threading.Thread(target=later, daemon=True).start()
+    began = time.monotonic()
+    with world.client.stream("GET", "/v1/events", headers=person.auth) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        for line in lines:
+            if line == "event: end":
+                reason = json.loads(next(lines).removeprefix("data: "))["reason"]
+                assert time.monotonic() - began < 5  # within a few poll intervals
+                return str(reason)
+    raise AssertionError("the stream ended without an end event")
+
+
+def test_stream_ends_when_the_clearance_is_revoked(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    reason = _end_reason_after(world, alice, update(Clearance).where(
+        Clearance.liaison_id == "alice").values(revoked_at=Clearance.valid_from))
+    assert reason == "no clearance in force"
+
+
+def test_stream_ends_when_the_state_is_suspended(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    reason = _end_reason_after(world, alice, update(State).where(State.code == "CO")
+                               .values(status=StateStatus.SUSPENDED))
+    assert reason == "state not active"
+
+
+def test_stream_ends_when_the_key_is_revoked(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    reason = _end_reason_after(world, alice, update(LiaisonKey).where(
+        LiaisonKey.liaison_id == "alice").values(revoked_at=LiaisonKey.created_at))
+    assert reason == "key revoked"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 
+import httpx
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from app.models.auth import AuthChallenge
 from app.ratelimit import MAX_KEYS, RateLimiter, RateLimits
+from app.refusals import SUMMARY_ACTION, write_entries
 from crypto.signing import AUTH_CHALLENGE_TYPE, sign
 from tests.app.conftest import World, b64
 from tests.app.test_packets_support import (
@@ -60,15 +63,48 @@ def test_rate_limiter_memory_is_bounded() -> None:
     assert len(limiter._buckets) == MAX_KEYS
 
 
-def test_login_flood_is_429_and_logged(world: World) -> None:
+def assert_summarised(world: World, response: httpx.Response, *, status: int, code: str,
+                      subject: dict[str, str], action: str, count: int = 1) -> None:
+    """A 429 counted into the ledger's refusal summary, which accounts for it once written."""
+    assert_problem(response, status, code)
+    reference = response.json()["ledger_summary"]
+    assert "ledger_index" not in response.json()
+    app = world.client.app
+    write_entries(app.state.sessions,  # type: ignore[attr-defined]
+                  app.state.refusal_summaries.due(everything=True))  # type: ignore[attr-defined]
+    summaries = [e for e in world.entries() if e.action == SUMMARY_ACTION
+                 and e.details["summary"] == reference["id"]]
+    assert len(summaries) == 1, summaries
+    entry = summaries[0]
+    assert (entry.outcome, entry.reason, dict(entry.subject)) == ("denied", code, subject)
+    assert entry.details["count"] == count
+    assert entry.details["actions"] == [{"action": action, "count": count}]
+    assert entry.details["until"] == reference["until"]
+
+
+def test_login_flood_is_429_and_counted_in_the_ledger(world: World) -> None:
     world.liaison("alice", "CO", login=False)
     _limit(world, login=3)
     for _ in range(3):
         response = world.client.post("/v1/auth/challenge", json={"liaison_id": "alice"})
         assert response.status_code == 201, response.text
     response = world.client.post("/v1/auth/challenge", json={"liaison_id": "alice"})
-    assert_denied(world, response, 429, "rate-limited", "auth.challenge", "rate limit")
+    assert_summarised(world, response, status=429, code="rate-limited",
+                      subject={"type": "address", "id": "testclient"}, action="auth.challenge")
     assert response.json()["retry_after"] >= 1
+
+
+def test_a_challenge_flood_from_one_address_does_not_lock_the_liaison_out_elsewhere(
+        world: World) -> None:
+    world.liaison("alice", "CO", login=False)
+    _limit(world, login=3)
+    for _ in range(4):
+        world.client.post("/v1/auth/challenge", json={"liaison_id": "alice"})
+    assert world.client.post("/v1/auth/challenge",
+                             json={"liaison_id": "alice"}).status_code == 429
+    elsewhere = TestClient(world.client.app, client=("203.0.113.9", 50000))
+    response = elsewhere.post("/v1/auth/challenge", json={"liaison_id": "alice"})
+    assert response.status_code == 201, response.text
 
 
 def test_token_requests_are_rate_limited_per_address(world: World) -> None:
@@ -81,16 +117,18 @@ def test_token_requests_are_rate_limited_per_address(world: World) -> None:
     response = world.client.post("/v1/auth/token", json={
         "challenge_id": "0" * 32, "key_id": alice.keys.public.key_id,
         "signature": "A" * 86 + "=="})
-    assert_denied(world, response, 429, "rate-limited", "auth.login", "rate limit")
+    assert_summarised(world, response, status=429, code="rate-limited",
+                      subject={"type": "address", "id": "testclient"}, action="auth.login")
 
 
-def test_submission_flood_is_429_per_liaison_and_logged(world: World) -> None:
+def test_submission_flood_is_429_per_liaison_and_counted_in_the_ledger(world: World) -> None:
     ex = exchange(world)
     _limit(world, submit_=2)
     for _ in range(2):
         assert submit(world, ex.alice, ex.seal()).status_code == 201
     response = submit(world, ex.alice, ex.seal())
-    assert_denied(world, response, 429, "rate-limited", "packet.submit", "rate limit")
+    assert_summarised(world, response, status=429, code="rate-limited",
+                      subject={"type": "liaison", "id": ex.alice.id}, action="packet.submit")
     # Another liaison has a bucket of their own.
     response = submit(world, ex.bob, seal(ex.bob, [ex.alice], ex.channel))
     assert response.status_code == 201, response.text

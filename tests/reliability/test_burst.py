@@ -1,0 +1,171 @@
+"""A hostile client's burst: every request is answered, at once or with a clear refusal.
+
+One liaison opens 400 concurrent authenticated requests, 100 event streams and
+50 uploads that trickle one byte at a time, against one real server process
+(SQLite and PostgreSQL). Every request must get an answer: 2xx, or an
+immediate 429 (a per-liaison or per-address bound) or 503 (the process is
+full); ``/healthz`` and the public checkpoint answer throughout; slow uploads
+are cut off; nothing is lost and the ledger verifies afterwards.
+
+A correctness test, bounded generously in time: the latency targets live in
+``bench/api.py --phases burst``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_database_url
+from tests.reliability.harness import Server, ServerConfig, enrol_cast, new_coordinator, run_cli
+
+REQUESTS = 400
+STREAMS = 100
+SLOW_UPLOADS = 50
+REFUSED_AT_ONCE = 2.0  # seconds: a 429/503 must come without a stall
+PROBE_LIMIT = 1.0  # seconds: the longest /healthz answer during the burst
+
+
+@dataclass
+class Outcomes:
+    """What each kind of request got: statuses and the slowest refusal."""
+
+    statuses: dict[str, Counter[int]] = field(default_factory=dict)
+    slowest_refusal: float = 0.0
+    slowest_probe: float = 0.0
+    failures_if_slow: str = ""
+    failures: list[str] = field(default_factory=list)
+
+    def saw(self, kind: str, status: int, elapsed: float) -> None:
+        """Count one answer; refusals must be immediate."""
+        self.statuses.setdefault(kind, Counter())[status] += 1
+        if status in (429, 503) and elapsed > self.slowest_refusal:
+            self.slowest_refusal = elapsed
+            self.failures_if_slow = f"{kind} {status} after {elapsed:.1f} s"
+
+
+async def _request(http: httpx.AsyncClient, auth: dict[str, str], out: Outcomes) -> None:
+    began = time.monotonic()
+    try:
+        response = await http.get("/v1/states", headers=auth)
+    except httpx.HTTPError as exc:
+        out.failures.append(f"request: {type(exc).__name__}")
+        return
+    out.saw("request", response.status_code, time.monotonic() - began)
+
+
+async def _stream(http: httpx.AsyncClient, auth: dict[str, str], out: Outcomes) -> None:
+    began = time.monotonic()
+    try:
+        async with http.stream("GET", "/v1/events", headers=auth) as response:
+            out.saw("stream", response.status_code, time.monotonic() - began)
+            if response.status_code == 200:
+                await asyncio.sleep(2)
+    except httpx.HTTPError as exc:
+        out.failures.append(f"stream: {type(exc).__name__}")
+
+
+async def _trickle() -> AsyncIterator[bytes]:
+    for _ in range(60):  # at most 30 s: the server must cut it off long before
+        yield b"x"
+        await asyncio.sleep(0.5)
+
+
+async def _slow_upload(http: httpx.AsyncClient, auth: dict[str, str], n: int,
+                       out: Outcomes) -> None:
+    began = time.monotonic()
+    digest = hashlib.sha256(f"slow {n}".encode()).hexdigest()
+    try:
+        response = await http.put(f"/v1/blobs/{digest}", headers=auth, content=_trickle())
+    except httpx.HTTPError as exc:
+        # A server that cuts a trickling upload off may close the connection
+        # before the client has sent its last byte; that is an answer too.
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.WriteError | httpx.ReadError):
+            out.saw("upload", 0, time.monotonic() - began)
+        else:
+            out.failures.append(f"upload: {type(exc).__name__} after "
+                                f"{time.monotonic() - began:.1f} s")
+        return
+    out.saw("upload", response.status_code, time.monotonic() - began)
+
+
+async def _probe(http: httpx.AsyncClient, path: str, stop: asyncio.Event, out: Outcomes) -> None:
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            response = await http.get(path, timeout=10)
+            status = response.status_code
+        except httpx.HTTPError as exc:
+            out.failures.append(f"{path}: {type(exc).__name__}")
+            status = -1
+        elapsed = time.monotonic() - began
+        out.slowest_probe = max(out.slowest_probe, elapsed)
+        out.saw(path, status, elapsed)
+        await asyncio.sleep(0.05)
+
+
+async def _burst(base_url: str, auth: dict[str, str]) -> Outcomes:
+    out = Outcomes()
+    limits = httpx.Limits(max_connections=REQUESTS + STREAMS + SLOW_UPLOADS + 10,
+                          max_keepalive_connections=0)
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=base_url, timeout=45, limits=limits) as http, \
+            httpx.AsyncClient(base_url=base_url) as probe_http:
+        probes = [asyncio.create_task(_probe(probe_http, path, stop, out))
+                  for path in ("/healthz", "/v1/ledger/checkpoint")]
+        await asyncio.sleep(0.2)
+        work = [*(_request(http, auth, out) for _ in range(REQUESTS)),
+                *(_stream(http, auth, out) for _ in range(STREAMS)),
+                *(_slow_upload(http, auth, n, out) for n in range(SLOW_UPLOADS))]
+        await asyncio.wait_for(asyncio.gather(*work), timeout=90)
+        stop.set()
+        await asyncio.gather(*probes)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_burst_from_one_liaison_is_answered_and_health_stays_up(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if backend == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+    url = fresh_database_url(backend, request, tmp_path)
+    config = ServerConfig(data_dir=tmp_path / "data", database_url=url, workers=1,
+                          extra_env={"CADENA_UPLOAD_RATE_GRACE_SECONDS": "3"})
+    coordinator, verifier_key = new_coordinator(config)
+    server = Server(config, tmp_path / "server.log")
+    server.start()
+    try:
+        cast = enrol_cast(server.url, coordinator, verifier_key, pairs=1)
+        sender = cast.pairs[0][0]
+        began = time.monotonic()
+        out = asyncio.run(_burst(server.url, sender.auth))
+        took = time.monotonic() - began
+        assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        server.stop()
+    assert not out.failures, out.failures[:10]
+    assert took < 90
+    answered = {kind: sum(c.values()) for kind, c in out.statuses.items()}
+    assert answered["request"] == REQUESTS
+    assert answered["stream"] == STREAMS
+    assert answered["upload"] == SLOW_UPLOADS
+    assert set(out.statuses["request"]) <= {200, 429, 503}, out.statuses
+    assert out.statuses["request"][200] > 0
+    assert set(out.statuses["stream"]) <= {200, 429, 503}, out.statuses
+    assert out.statuses["stream"][200] > 0
+    # an upload is refused at once (429/503) or cut off for trickling (408 or a closed socket)
+    assert set(out.statuses["upload"]) <= {408, 429, 503, 0}, out.statuses
+    assert set(out.statuses["/healthz"]) == {200}, out.statuses
+    assert set(out.statuses["/v1/ledger/checkpoint"]) == {200}, out.statuses
+    assert out.slowest_refusal < REFUSED_AT_ONCE, out.failures_if_slow
+    assert out.slowest_probe < PROBE_LIMIT
+    run_cli(config, "ledger", "verify")
