@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
+
 from crypto import (
     Envelope,
     LiaisonKeys,
@@ -116,6 +118,31 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     assert_granted(world, shared.json(), "packet.share")
     assert last_entry(world).signature == body["signature"]
     _carol_opens(world, ex, pid)
+
+
+@pytest.mark.xfail(reason="issue 16: an H2 approval is not bound to the holder who asked",
+                   strict=True)
+def test_h2_approval_binds_the_holder_who_asked(world: World) -> None:
+    ex = exchange(world)
+    erin = world.liaison("erin", "MX")
+    world.client.post("/v1/channels/ch/members", headers=world.coordinator.auth,
+                      json={"liaison_id": "erin"}).raise_for_status()
+    sealed, pid = ex.sent([ex.bob, erin], handling="H2")
+    rid = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
+                            json={"recipient_id": "carol"}).json()["id"]
+    url = f"/v1/packets/{pid}/share-requests/{rid}/approve"
+    assert world.client.post(url, headers=ex.alice.auth).status_code == 200
+    by_erin = share_content_key(opened_by(sealed, ex.alice, erin), erin.keys, "erin", "carol",
+                                ex.carol.keys.public)
+    borrowed = world.client.post(f"/v1/packets/{pid}/shares", headers=erin.auth,
+                                 json=signed_body(by_erin.share, by_erin.signature))
+    assert_denied(world, borrowed, 403, "share-not-approved", "packet.share", "no approval")
+    by_bob = share_content_key(opened_by(sealed, ex.alice, ex.bob), ex.bob.keys, "bob", "carol",
+                               ex.carol.keys.public)
+    shared = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
+                               json=signed_body(by_bob.share, by_bob.signature))
+    assert shared.status_code == 201, shared.text
+    assert shared.json()["approval"] == rid
 
 
 def _carol_opens(world: World, ex: Exchange, pid: str) -> None:
