@@ -5,8 +5,9 @@ recipient (``crypto.verify_receipt``) and must name this packet, its header
 and its ciphertext digests. A key share is verified with the sharer's key
 (``crypto.verify_key_share``); its new recipient must be eligible like any
 recipient (member, cleared, active state, current key). Handling code H2
-needs the originator's recorded approval of a share request for that
-recipient (DESIGN.md "Handling codes"); H0, H1 and H3 packets may be shared
+needs the originator's recorded approval of a share request by that
+holder for that recipient (DESIGN.md "Handling codes"); an approval is spent
+only by the holder who asked; H0, H1 and H3 packets may be shared
 without one, and every share is logged with the sharer's signature.
 """
 
@@ -158,7 +159,7 @@ def request_share(session: Session, by: Principal, packet_id: str,
     access = packet_access(session, by, packet_id, action, deliver=True)
     _holder(by, access, action)
     _check_new_recipient(session, by, access, action, recipient_id, None)
-    if repo.open_request(session, packet_id, recipient_id) is not None:
+    if repo.open_request(session, packet_id, by.liaison_id, recipient_id) is not None:
         raise deny(PacketConflict, "a request to share with this liaison is open", by.actor,
                    action, access.subject, "share request already open")
     request = ShareRequest(id=secrets.token_hex(16), packet_id=packet_id,
@@ -231,12 +232,14 @@ def _approval(session: Session, by: Principal, access: PacketAccess, action: str
               recipient_id: str) -> str | None:
     if access.packet.handling != "H2":
         return None
-    approved = repo.open_request(session, access.packet.id, recipient_id,
+    # The approval answers one holder's request: another holder of the packet
+    # may not spend it (issue 16), so it is looked up by sharer and target.
+    approved = repo.open_request(session, access.packet.id, by.liaison_id, recipient_id,
                                  ShareRequestStatus.APPROVED)
     if approved is None:
-        raise deny(ShareNotApproved, "H2: the originator has not approved sharing with "
+        raise deny(ShareNotApproved, "H2: the originator has not approved your sharing with "
                    f"{recipient_id}", by.actor, action, access.subject,
-                   f"no approval to share with {recipient_id}")
+                   f"no approval for {by.liaison_id} to share with {recipient_id}")
     approved.status = ShareRequestStatus.USED
     return approved.id
 

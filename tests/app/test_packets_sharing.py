@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 
-import pytest
-
 from crypto import (
     Envelope,
     LiaisonKeys,
@@ -97,7 +95,7 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     body = signed_body(share.share, share.signature)
     early = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth, json=body)
     assert_denied(world, early, 403, "share-not-approved", "packet.share",
-                  "no approval to share with carol")
+                  "no approval for bob to share with carol")
     asked = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
                               json={"recipient_id": "carol"})
     assert asked.status_code == 201, asked.text
@@ -120,8 +118,6 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     _carol_opens(world, ex, pid)
 
 
-@pytest.mark.xfail(reason="issue 16: an H2 approval is not bound to the holder who asked",
-                   strict=True)
 def test_h2_approval_binds_the_holder_who_asked(world: World) -> None:
     ex = exchange(world)
     erin = world.liaison("erin", "MX")
@@ -137,6 +133,9 @@ def test_h2_approval_binds_the_holder_who_asked(world: World) -> None:
     borrowed = world.client.post(f"/v1/packets/{pid}/shares", headers=erin.auth,
                                  json=signed_body(by_erin.share, by_erin.signature))
     assert_denied(world, borrowed, 403, "share-not-approved", "packet.share", "no approval")
+    own = world.client.post(f"/v1/packets/{pid}/share-requests", headers=erin.auth,
+                            json={"recipient_id": "carol"})
+    assert own.status_code == 201, own.text  # erin's own request, not bob's
     by_bob = share_content_key(opened_by(sealed, ex.alice, ex.bob), ex.bob.keys, "bob", "carol",
                                ex.carol.keys.public)
     shared = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
