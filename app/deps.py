@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, record
+from app.audit import AccessDenied, record_refusal
 from app.errors import CadenaError, Unavailable
 from app.settings import Settings
 
@@ -69,7 +69,7 @@ def _rollback(session: Session) -> None:
 def _record_refusal(factory: sessionmaker[Session], exc: AccessDenied) -> None:
     session = factory()
     try:
-        appended = record(session, exc.entry)
+        appended = record_refusal(session, exc)
         session.commit()
     except Exception:
         _rollback(session)
