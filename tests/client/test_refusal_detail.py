@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from app.db import make_engine
 from app.models.refusal import RefusalDetail
 from client.audit import audit_ledger, fetch_refusal_detail
 from client.errors import AuditFailure, AuditFault
+from crypto import uuid7
 from ledger.note import NoteVerifier
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import exchange, execute, last_entry, submit
@@ -71,3 +73,17 @@ def test_only_auditors_read_refusal_details_and_the_refusal_is_logged(world: Wor
     assert refused.json()["ledger_index"] == entry.index
     granted = world.client.get(f"/v1/ledger/refusals/{index - 1}", headers=auditor.auth)
     assert granted.status_code == 404  # a granted entry has no refusal detail
+
+
+def test_every_digest_has_its_record_and_every_record_its_digest(world: World) -> None:
+    _refused_submission(world)
+    unknown = world.client.get(f"/v1/packets/{uuid7()}", headers=world.people["carol"].auth)
+    assert unknown.json()["reason"] == "not-found"  # a code alone: no record, no digest
+    with_digest = {e.index for e in world.entries() if "detail_digest" in e.details}
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            stored = set(conn.execute(select(RefusalDetail.ledger_index)).scalars())
+    finally:
+        engine.dispose()
+    assert with_digest == stored != set()
