@@ -5,6 +5,10 @@ database transaction as the action it records (DESIGN.md invariant 2). A
 refused request rolls its transaction back, and the refusal is then recorded
 on its own in a fresh transaction (see ``app.deps.get_session``), so a denial
 is logged while nothing of the refused action remains.
+
+A refusal's entry says why in a reason code (``app.refusal.Reason``); facts
+about third parties go to an auditor-only record bound to the entry by a
+salted digest (:func:`record_refusal`).
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from app.certificates.repository import note_subject
 from app.db import tree_cache_of
 from app.errors import CadenaError
 from app.models.ledger import LEDGER_TABLES
+from app.models.refusal import RefusalDetail
+from app.refusal import PrivateDetail, public_reason
 from ledger.entry import Actor, EntryDraft
 from ledger.log import AppendedEntry, Ledger
+from ledger.refusal import DIGEST_FIELD
 from ledger.sqlstore import SqlStorage
 
 
@@ -79,15 +86,25 @@ def record_many(session: Session, entries: Sequence[EntryDraft]) -> list[Appende
 
 
 class AccessDenied(CadenaError):
-    """A refused access. It carries the ledger entry that records the refusal."""
+    """A refused access. It carries the ledger entry that records the refusal.
+
+    ``entry.reason`` is the reason code, shown in the problem body as the
+    extension ``reason`` (merged where the status hides a difference:
+    ``app.refusal.public_reason``). ``private``, when given, is the detail
+    kept for auditors, whose digest ``entry.details`` carries.
+    """
 
     status: ClassVar[int] = 403
     code: ClassVar[str] = "forbidden"
     title: ClassVar[str] = "Access denied"
 
-    def __init__(self, detail: str, entry: EntryDraft, **extensions: Any) -> None:
+    def __init__(self, detail: str, entry: EntryDraft, *, private: PrivateDetail | None = None,
+                 **extensions: Any) -> None:
         super().__init__(detail, **extensions)
         self.entry = entry
+        self.private = private
+        if entry.reason is not None:
+            self.extensions.setdefault("reason", public_reason(entry.reason))
 
 
 class Unauthenticated(AccessDenied):
@@ -115,6 +132,31 @@ def deny(
     action: str,
     subject: Mapping[str, str],
     reason: str,
+    *,
+    private: str | None = None,
 ) -> AccessDenied:
-    """Build a refusal of ``action`` on ``subject`` with its ledger entry."""
-    return error(detail, draft(actor, action, subject, reason=reason))
+    """Build a refusal of ``action`` on ``subject`` with its ledger entry.
+
+    ``reason`` is an ``app.refusal.Reason`` code; ``detail`` the problem's
+    text for the caller, naming no third party's level or status. ``private``
+    is what an auditor needs beyond the code (the recipient, their level...):
+    it is kept out of the entry, which carries its salted digest instead.
+    """
+    secret = PrivateDetail.of(private) if private is not None else None
+    details = {DIGEST_FIELD: secret.digest} if secret is not None else None
+    return error(detail, draft(actor, action, subject, reason=reason, details=details),
+                 private=secret)
+
+
+def record_refusal(session: Session, exc: AccessDenied) -> AppendedEntry:
+    """Append the refusal's entry and store its private detail, in one transaction.
+
+    The detail row (``refusal_details``) is keyed by the entry's index, so an
+    auditor can fetch it and check it against the digest the entry carries.
+    """
+    appended = record(session, exc.entry)
+    if exc.private is not None:
+        session.add(RefusalDetail(ledger_index=appended.index, salt=exc.private.salt,
+                                  detail=exc.private.text))
+        session.flush()
+    return appended

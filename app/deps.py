@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, record
+from app.audit import AccessDenied, record, record_refusal
 from app.errors import CadenaError, Unavailable
 from app.refusals import RefusalSummaries
 from app.settings import Settings
@@ -117,7 +117,7 @@ def _record_refusal(session: Session, exc: AccessDenied) -> None:
     if _counted(session, exc):
         return
     try:
-        appended = record(session, exc.entry)
+        appended = record_refusal(session, exc)
         session.commit()
     except Exception:
         _rollback(session)

@@ -1,17 +1,17 @@
 """Per-liaison and per-address rate limits on logging in and submitting.
 
-A token bucket per key (``challenge:addr:<ip>``, ``challenge:liaison:<id>``,
+A token bucket per key (``challenge:addr:<ip>``, ``challenge:liaison:<id>:addr:<ip>``,
 ``token:addr:<ip>``, ``submit:<liaison>``) holds up to ``per_minute`` tokens
 and refills continuously at ``per_minute`` per minute. A request over the
 limit is refused with :class:`RateLimited` (429 ``rate-limited``), an
-``AccessDenied``: the refusal is recorded in the ledger like any other
-(``app.deps.get_session``).
+``AccessDenied``: the refusal is counted into the ledger's refusal summary
+(``app.refusals``).
 
 The buckets live in the process. With several worker processes (or several
 servers) each enforces its own limit, so the effective limit is up to
 ``workers x per_minute``; a shared, database-backed limiter is not needed for
-the purpose (slowing down guessing and floods), and the refusals are all in
-the ledger whichever process refused.
+the purpose (slowing down guessing and floods), and the refusals are all
+counted in the ledger whichever process refused.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.audit import AccessDenied, draft
+from app.refusal import Reason
 from ledger.entry import Actor
 
 MAX_KEYS = 10_000  # least recently used buckets are forgotten beyond this (a forgotten one is full)
@@ -91,9 +92,8 @@ class RateLimits:
         waits = [limiter.wait_for(key) for key in keys]
         wait = max(waits, default=0.0)
         if wait > 0:
-            reason = f"rate limit of {limiter.per_minute} per minute exceeded"
             raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s",
-                              draft(actor, action, subject, reason=reason),
+                              draft(actor, action, subject, reason=Reason.RATE_LIMITED),
                               retry_after=math.ceil(wait))
 
 

@@ -32,13 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from client.errors import AuditFailure, AuditFault, NotFound, ProfileError
+from client.errors import AuditFailure, AuditFault, NotFound, ProfileError, ProtocolError
 from client.ledger_api import MAX_PAGE, LedgerAPI
-from ledger.entry import GENESIS_PREV, parse_entry
+from client.models import RefusalDetailRecord
+from ledger.entry import GENESIS_PREV, Entry, parse_entry
 from ledger.errors import EntryFormatError, LedgerError, VerificationError
 from ledger.merkle import EMPTY_ROOT, Node, TreeBuilder, frontier
 from ledger.note import Checkpoint, NoteVerifier, open_checkpoint
 from ledger.proof import verify_consistency
+from ledger.refusal import DIGEST_FIELD, verify_refusal_detail
 
 STATE_VERSION = 1
 Progress = Callable[[int, int], None]
@@ -252,3 +254,45 @@ def finish(chain: EntryChain, checkpoint: Checkpoint) -> None:
                            f"{base64.b64encode(checkpoint.root).decode()} for {checkpoint.size} "
                            f"entries; the entries give {base64.b64encode(root).decode()} for "
                            f"{chain.size}", max(checkpoint.size - 1, 0))
+
+
+@dataclass(frozen=True)
+class RefusalDetail:
+    """A refusal's auditor-only detail, checked against the digest its entry carries."""
+
+    index: int
+    reason: str
+    detail: str
+
+
+def check_refusal_detail(entry: Entry, record: RefusalDetailRecord) -> RefusalDetail:
+    """Check a served refusal detail against its ``entry`` (``ledger.refusal``).
+
+    The digest is recomputed from the record's salt and text and compared
+    with the one in the entry; the digest the server sent is not trusted.
+    Raises :class:`~client.errors.AuditFailure` (``refusal_detail_mismatch``).
+    """
+    fault = AuditFault.REFUSAL_DETAIL_MISMATCH
+    if record.index != entry.index:
+        raise AuditFailure(fault, f"the server answered for entry {record.index}", entry.index)
+    try:
+        verify_refusal_detail(entry, record.salt_bytes(), record.detail)
+    except (VerificationError, ProtocolError) as exc:
+        raise AuditFailure(fault, str(exc), entry.index) from exc
+    if record.digest != entry.details.get(DIGEST_FIELD):
+        raise AuditFailure(fault, "the server's digest differs from the entry's", entry.index)
+    return RefusalDetail(entry.index, entry.reason or "", record.detail)
+
+
+def fetch_refusal_detail(api: LedgerAPI, entry_bytes: bytes) -> RefusalDetail:
+    """Fetch the auditor-only detail of the refusal ``entry_bytes`` and check it.
+
+    ``entry_bytes`` should be bytes the auditor verified (by :func:`audit_ledger`
+    or an inclusion proof against a signed checkpoint): the detail is only as
+    trustworthy as the entry whose digest it matches.
+    """
+    try:
+        entry = parse_entry(entry_bytes)
+    except EntryFormatError as exc:
+        raise AuditFailure(AuditFault.MALFORMED_ENTRY, str(exc)) from exc
+    return check_refusal_detail(entry, api.refusal_detail(entry.index))

@@ -149,6 +149,7 @@ class AuditFault(enum.Enum):
     ROLLBACK = "rollback"
     FORK = "fork"
     BAD_EXPORT = "bad_export"
+    REFUSAL_DETAIL_MISMATCH = "refusal_detail_mismatch"
 
 
 class AuditFailure(ClientError):

@@ -8,7 +8,7 @@ come back as bytes, ready for :func:`ledger.proof.verify_consistency` and
 from __future__ import annotations
 
 from client.errors import ProtocolError
-from client.models import EntryPage, HashProof, RawEntry, parse
+from client.models import EntryPage, HashProof, RawEntry, RefusalDetailRecord, parse
 from client.session import ApiSession
 from ledger.errors import NoteFormatError
 from ledger.note import parse_checkpoint_body, parse_note
@@ -61,3 +61,9 @@ class LedgerAPI:
         data = self._s.get_json("/v1/ledger/proofs/consistency",
                                 {"from": old_size, "to": new_size})
         return parse(HashProof, data).hashes()
+
+    def refusal_detail(self, index: int) -> RefusalDetailRecord:
+        """The auditor-only detail of refusal entry ``index``, as served (unverified:
+        :func:`client.audit.fetch_refusal_detail` checks it against the entry)."""
+        data = self._s.get_json(f"/v1/ledger/refusals/{index}")
+        return parse(RefusalDetailRecord, data)

@@ -168,6 +168,22 @@ class EntryPage(Model):
     entries: list[RawEntry]
 
 
+class RefusalDetailRecord(Model):
+    """A refusal's auditor-only detail as served (unverified): salt and digest in hex."""
+
+    index: int
+    detail: str
+    salt: str
+    digest: str
+
+    def salt_bytes(self) -> bytes:
+        """The salt as bytes (hex as served)."""
+        try:
+            return bytes.fromhex(self.salt)
+        except ValueError as exc:
+            raise ProtocolError("the refusal detail's salt is not hex") from exc
+
+
 class HashProof(Model):
     """An RFC 9162 proof as the API serves it: hashes in lowercase hex."""
 

@@ -9,6 +9,7 @@ The public surface, re-exported from the private-by-convention modules:
   :class:`NoteVerifier`, :class:`CosignatureSigner`, :func:`sign_checkpoint`,
   :func:`open_checkpoint`, :func:`verify_cosignature`, :func:`add_signature_lines`;
 - proofs: :func:`verify_inclusion`, :func:`verify_consistency`, :class:`TlogProof`;
+- refusal details: :func:`detail_digest`, :func:`verify_refusal_detail`;
 - the auditor's verifier: :func:`verify_ledger`, :func:`check_ledger`,
   :class:`LedgerReport`, :class:`Fault`;
 - errors: see :mod:`ledger.errors`.
@@ -23,6 +24,7 @@ from ledger.errors import (
     LedgerError,
     NoteFormatError,
     ProofError,
+    RefusalDetailError,
     RootMismatchError,
     SignatureError,
     StorageError,
@@ -41,10 +43,12 @@ from ledger.note import (
     verify_cosignature,
 )
 from ledger.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger.refusal import DETAIL_SALT_BYTES, detail_digest, verify_refusal_detail
 from ledger.storage import LedgerReader, LedgerStorage, StoredCheckpoint
 from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
 
 __all__ = [
+    "DETAIL_SALT_BYTES",
     "Actor",
     "AppendedEntry",
     "Checkpoint",
@@ -66,6 +70,7 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "ProofError",
+    "RefusalDetailError",
     "RootMismatchError",
     "SignatureError",
     "StorageError",
@@ -74,6 +79,7 @@ __all__ = [
     "VerificationError",
     "add_signature_lines",
     "check_ledger",
+    "detail_digest",
     "encode_entry",
     "open_checkpoint",
     "parse_entry",
@@ -83,4 +89,5 @@ __all__ = [
     "verify_cosignature",
     "verify_inclusion",
     "verify_ledger",
+    "verify_refusal_detail",
 ]

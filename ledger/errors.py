@@ -10,7 +10,8 @@
     │   │   ├── InclusionProofError
     │   │   └── ConsistencyProofError
     │   ├── RootMismatchError     a proof recomputes a root other than the trusted one
-    │   └── SignatureError        a note signature is missing, unknown or invalid
+    │   ├── SignatureError        a note signature is missing, unknown or invalid
+    │   └── RefusalDetailError    a refusal's private detail does not match its entry's digest
     └── StorageError              the storage adapter cannot do what was asked
         └── ConflictError         another writer got there first (compare-and-swap lost)
 
@@ -68,3 +69,7 @@ class StorageError(LedgerError):
 
 class ConflictError(StorageError):
     """A compare-and-swap lost against another writer."""
+
+
+class RefusalDetailError(VerificationError):
+    """A refusal's private detail (salt, text) does not match the digest in its entry."""

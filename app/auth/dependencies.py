@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.audit import AccessDenied, deny
 from app.auth.service import Principal, authenticate
 from app.models.identity import Role
+from app.refusal import Reason
 
 if TYPE_CHECKING:
     from app.admission import Admission
@@ -57,7 +58,7 @@ class Credentials:
             raise deny(AccessDenied, f"this needs the role {' or '.join(self.roles)}",
                        principal.actor, self.action,
                        {"type": "liaison", "id": principal.liaison_id},
-                       f"role {principal.role} not allowed")
+                       Reason.WRONG_ROLE)
         return principal
 
 

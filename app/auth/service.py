@@ -23,6 +23,7 @@ from app.audit import NoClearance, Unauthenticated, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus
+from app.refusal import Reason
 from crypto.encoding import b64encode, canonical_json
 from crypto.errors import CryptoError
 from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature
@@ -97,7 +98,7 @@ def issue_challenge(session: Session, liaison_id: str, origin: str, ttl: int) ->
     payload = challenge_payload(challenge, origin)
     if repo.get_liaison(session, liaison_id) is None:
         refusal = draft(None, "auth.challenge", {"type": "liaison", "id": liaison_id},
-                        reason="unknown liaison")
+                        reason=Reason.UNKNOWN_LIAISON)
         return IssuedChallenge(challenge.id, payload, challenge.expires_at, refusal)
     session.add(challenge)
     session.flush()
@@ -109,7 +110,7 @@ def _refuse_login(actor: Actor | None, liaison_id: str, reason: str) -> Unauthen
     # challenge from a real one with a bad signature. The ledger has the reason.
     return Unauthenticated("login refused",
                            draft(actor, "auth.login", {"type": "liaison", "id": liaison_id},
-                                 reason=reason))
+                                 reason=reason), reason="login-refused")
 
 
 def issue_token(session: Session, challenge_id: str, key_id: str, signature: bytes,
@@ -118,30 +119,29 @@ def issue_token(session: Session, challenge_id: str, key_id: str, signature: byt
     moment = now()
     challenge = session.get(AuthChallenge, challenge_id, with_for_update=True)
     if challenge is None:
-        raise _refuse_login(None, "unknown", "unknown challenge")
+        raise _refuse_login(None, "unknown", Reason.UNKNOWN_CHALLENGE)
     liaison_id = challenge.liaison_id
     key = repo.get_key(session, key_id)
     actor = Actor(liaison=liaison_id, key=key_id) if key is not None else None
     if challenge.used_at is not None:
-        raise _refuse_login(actor, liaison_id, "challenge already used")
+        raise _refuse_login(actor, liaison_id, Reason.CHALLENGE_USED)
     if challenge.expires_at <= moment:
-        raise _refuse_login(actor, liaison_id, "challenge expired")
+        raise _refuse_login(actor, liaison_id, Reason.CHALLENGE_EXPIRED)
     if key is None or key.liaison_id != liaison_id:
-        raise _refuse_login(None, liaison_id, "key is not the liaison's")
+        raise _refuse_login(None, liaison_id, Reason.WRONG_KEY)
     if key.revoked_at is not None or key.retired_at is not None:
-        raise _refuse_login(actor, liaison_id, "key revoked or rotated out")
+        raise _refuse_login(actor, liaison_id, Reason.KEY_REVOKED)
     try:
         verify_signature(key.signing_public, AUTH_CHALLENGE_TYPE,
                          challenge_payload(challenge, origin), signature)
     except CryptoError:
-        raise _refuse_login(actor, liaison_id, "bad signature") from None
+        raise _refuse_login(actor, liaison_id, Reason.BAD_SIGNATURE) from None
     liaison = key.liaison
     if liaison.state.status != StateStatus.ACTIVE:
-        raise _refuse_login(actor, liaison_id,
-                            f"state {liaison.state_code} is {liaison.state.status}")
+        raise _refuse_login(actor, liaison_id, Reason.STATE_NOT_ACTIVE)
     clearance = repo.clearance_in_force(session, liaison_id, moment)
     if clearance is None:
-        raise _refuse_login(actor, liaison_id, "no clearance in force")
+        raise _refuse_login(actor, liaison_id, Reason.NO_CLEARANCE)
     challenge.used_at = moment
     secret = secrets.token_bytes(32)
     token = AuthToken(
@@ -172,30 +172,30 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
     subject = {"type": "token", "id": "none"}
     if not bearer:
         raise deny(Unauthenticated, "a bearer token is required", None, action, subject,
-                   "no token")
+                   Reason.NO_TOKEN)
     parts = bearer.split(".")
     secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
     moment = now()
     token = (repo.token_facts(session, parts[1], moment)
              if secret is not None and len(parts[1]) < 64 else None)
     if token is None or secret is None:
-        raise deny(Unauthenticated, "invalid token", None, action, subject, "malformed token")
+        raise deny(Unauthenticated, "invalid token", None, action, subject, Reason.MALFORMED_TOKEN)
     subject = {"type": "token", "id": token.token_id}
     actor = Actor(liaison=token.liaison_id, key=token.key_id)
     if not hmac.compare_digest(hashlib.sha256(secret).digest(), token.secret_hash):
-        raise deny(Unauthenticated, "invalid token", None, action, subject, "forged token")
+        raise deny(Unauthenticated, "invalid token", None, action, subject, Reason.FORGED_TOKEN)
     if token.revoked_at is not None:
-        raise deny(Unauthenticated, "token revoked", actor, action, subject, "token revoked")
+        raise deny(Unauthenticated, "token revoked", actor, action, subject, Reason.TOKEN_REVOKED)
     if token.expires_at <= moment:
-        raise deny(Unauthenticated, "token expired", actor, action, subject, "token expired")
+        raise deny(Unauthenticated, "token expired", actor, action, subject, Reason.TOKEN_EXPIRED)
     holder = token.holder
     if holder is None or holder.key_revoked_at is not None:
-        raise deny(Unauthenticated, "key revoked", actor, action, subject, "key revoked")
+        raise deny(Unauthenticated, "key revoked", actor, action, subject, Reason.KEY_REVOKED)
     if holder.state_status != StateStatus.ACTIVE:
         raise deny(Unauthenticated, "state not active", actor, action, subject,
-                   f"state {holder.state_code} is {holder.state_status}")
+                   Reason.STATE_NOT_ACTIVE)
     if holder.clearance_level is None:  # DESIGN invariant 3: checked at every access
         raise deny(NoClearance, "no clearance in force", actor, action,
-                   {"type": "liaison", "id": token.liaison_id}, "no clearance in force")
+                   {"type": "liaison", "id": token.liaison_id}, Reason.NO_CLEARANCE)
     return Principal(token.liaison_id, token.key_id, holder.role, holder.state_code,
                      token.expires_at)

@@ -27,6 +27,7 @@ from app.models.packet import Packet
 from app.packets import repository as packets
 from app.packets.access import clearance_refusal, packet_access, packet_subject
 from app.packets.errors import OriginatorOnly, PacketConflict
+from app.refusal import Reason
 from crypto.ids import uuid7
 from ledger.certificate import ISSUE_ACTION, PERMISSION_ACTION
 from ledger.errors import ProofError
@@ -71,11 +72,11 @@ def certificate_access(session: Session, by: Principal, packet_id: str, action: 
     subject = packet_subject(packet_id)
     packet = packets.get(session, packet_id)
     if packet is None:
-        raise deny(Hidden, "no such packet", by.actor, action, subject, "no such packet")
+        raise deny(Hidden, "no such packet", by.actor, action, subject, Reason.NO_SUCH_PACKET)
     clearance = liaisons.clearance_in_force(session, by.liaison_id, now())
     refusal = clearance_refusal(clearance.level if clearance else None, packet.classification)
     if refusal is not None:
-        raise deny(refusal.error, refusal.reason, by.actor, action, subject, refusal.reason)
+        raise refusal.deny(by, action, subject)
     return packet
 
 
@@ -85,10 +86,11 @@ def grant_permission(session: Session, by: Principal, packet_id: str, court: str
     access = packet_access(session, by, packet_id, PERMISSION_ACTION, deliver=False)
     if not access.is_sender:
         raise deny(OriginatorOnly, "only the originator permits judicial use", by.actor,
-                   PERMISSION_ACTION, access.subject, "not the originator")
+                   PERMISSION_ACTION, access.subject, Reason.ORIGINATOR_ONLY)
     if repo.permission(session, packet_id, court) is not None:
         raise deny(PacketConflict, f"judicial use before {court} is already permitted",
-                   by.actor, PERMISSION_ACTION, access.subject, "permission already recorded")
+                   by.actor, PERMISSION_ACTION, access.subject, Reason.PERMISSION_ALREADY_GIVEN,
+                   private=f"judicial use before {court} is already permitted")
     details = {"court": court, "handling": access.packet.handling}
     entry_draft = draft(by.actor, PERMISSION_ACTION, access.subject,
                         details=details | ({"purpose": purpose} if purpose else {}))
@@ -109,7 +111,8 @@ def issue(session: Session, by: Principal, packet_id: str, issued_to: str,
     if packet.handling == "H1" and repo.permission(session, packet_id, issued_to) is None:
         raise deny(JudicialPermissionRequired,
                    f"H1: the originator has not permitted judicial use before {issued_to}",
-                   by.actor, ISSUE_ACTION, subject, f"no judicial permission for {issued_to}")
+                   by.actor, ISSUE_ACTION, subject, Reason.JUDICIAL_PERMISSION_REQUIRED,
+                   private=f"no judicial permission for {issued_to}")
     certificate_id = uuid7()
     entry_draft = draft(by.actor, ISSUE_ACTION, subject, details={
         "certificate": certificate_id, "issued_to": issued_to, "purpose": purpose,
@@ -134,7 +137,7 @@ def refresh_material(session: Session, by: Principal, certificate_id: str,
     found = repo.certificate(session, certificate_id)
     if found is None:
         raise deny(Hidden, "no such certificate", by.actor, REFRESH_ACTION,
-                   {"type": "certificate", "id": certificate_id}, "no such certificate")
+                   {"type": "certificate", "id": certificate_id}, Reason.NO_SUCH_CERTIFICATE)
     subject = packet_subject(found.packet_id)
     certificate_access(session, by, found.packet_id, REFRESH_ACTION)
     ledger = ledger_for(session)

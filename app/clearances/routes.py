@@ -16,6 +16,7 @@ from app.clearances.schemas import (
 )
 from app.deps import SessionDep, UnitOfWorkRoute
 from app.models.identity import Clearance, Level, Role
+from app.refusal import Reason
 
 router = APIRouter(prefix="/v1/clearances", tags=["clearances"], route_class=UnitOfWorkRoute)
 
@@ -61,5 +62,5 @@ def list_clearances(session: SessionDep, by: PrincipalDep,
     if target != by.liaison_id and by.role != Role.COORDINATOR:
         raise deny(AccessDenied, "only coordinators see other liaisons' clearances",
                    by.actor, "clearance.list", {"type": "liaison", "id": target},
-                   "not a coordinator")
+                   Reason.WRONG_ROLE)
     return [clearance_read(c) for c in service.listing(session, by, target)]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +18,14 @@ from app.db import transaction
 from app.deps import SessionDep, UnitOfWorkRoute
 from app.errors import Unavailable
 from app.ledger_api import service
-from app.ledger_api.schemas import ConsistencyRead, EntriesRead, EntryItem, InclusionRead
+from app.ledger_api.schemas import (
+    ConsistencyRead,
+    EntriesRead,
+    EntryItem,
+    InclusionRead,
+    RefusalDetailRead,
+)
+from ledger.refusal import detail_digest
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=UnitOfWorkRoute)
 MAX_INDEX = 2**62
@@ -89,3 +96,12 @@ def get_consistency(session: SessionDep, by: PrincipalDep,
     proof = service.consistency(session, by, from_, to)
     return ConsistencyRead.model_validate(
         {"from": from_, "to": to, "proof": [h.hex() for h in proof]})
+
+
+@router.get("/refusals/{index}", name="ledger.refusal_detail")
+def get_refusal_detail(session: SessionDep, by: PrincipalDep,
+                       index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> RefusalDetailRead:
+    """The private detail of refusal entry ``index``, bound by its salted digest (auditors)."""
+    found = service.refusal_detail(session, by, index)
+    return RefusalDetailRead(index=index, detail=found.detail, salt=found.salt.hex(),
+                             digest=detail_digest(found.salt, found.detail))

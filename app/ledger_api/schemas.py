@@ -33,3 +33,12 @@ class ConsistencyRead(BaseModel):
     from_: int = Field(alias="from")
     to: int
     proof: list[str]
+
+
+class RefusalDetailRead(BaseModel):
+    """A refusal's auditor-only detail: ``digest = SHA-256(salt || UTF-8(detail))``, hex."""
+
+    index: int
+    detail: str
+    salt: str
+    digest: str

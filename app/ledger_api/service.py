@@ -8,8 +8,10 @@ from sqlalchemy.orm import Session
 
 from app.audit import AccessDenied, deny, draft, ledger_for, record
 from app.auth.service import Principal
-from app.errors import CadenaError
+from app.errors import CadenaError, NotFound
 from app.models.identity import Role
+from app.models.refusal import RefusalDetail
+from app.refusal import Reason
 from ledger.errors import ProofError
 from ledger.storage import StoredCheckpoint
 
@@ -36,7 +38,7 @@ def latest_checkpoint(session: Session) -> StoredCheckpoint | None:
 def _auditor_only(by: Principal, action: str, subject: dict[str, str]) -> None:
     if by.role != Role.AUDITOR:
         raise deny(AccessDenied, "ledger reads need the auditor role", by.actor, action,
-                   subject, f"role {by.role} not allowed")
+                   subject, Reason.WRONG_ROLE)
 
 
 def entries(session: Session, by: Principal, start: int, limit: int) -> list[tuple[int, bytes]]:
@@ -87,3 +89,19 @@ def consistency(session: Session, by: Principal, old: int, new: int) -> list[byt
         raise NoCheckpoint(str(exc)) from exc
     record(session, draft(by.actor, "ledger.consistency", subject))
     return proof
+
+
+def refusal_detail(session: Session, by: Principal, index: int) -> RefusalDetail:
+    """The auditor-only detail of the refusal entry at ``index``; the read is logged.
+
+    The answer is checked by the auditor against the digest in the entry
+    (``client.audit.fetch_refusal_detail``), not trusted.
+    """
+    action = "ledger.refusal_detail"
+    subject = {"type": "ledger", "id": f"refusal:{index}"}
+    _auditor_only(by, action, subject)
+    found = session.get(RefusalDetail, index)
+    if found is None:
+        raise NotFound(f"entry {index} has no refusal detail")
+    record(session, draft(by.actor, action, subject))
+    return found

@@ -11,6 +11,9 @@ everyone but its originator wherever its key or ciphertext would be delivered.
 Unknown packets and packets the caller is no party to get the same 404, so
 that a packet's existence leaks to no one outside it; the ledger entry says
 which it was.
+
+Refusals name the rule (``app.refusal.Reason``); levels and statuses go to
+the entry's auditor-only detail, since entries reach courts in certificates.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from app.packets.errors import (
     InsufficientClearance,
     NoClearance,
     NotAMember,
+    RecipientNotEligible,
     Withdrawn,
 )
+from app.refusal import Reason
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,18 @@ def level_name(level: int) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a clearance rule refuses, and the problem type that says so."""
+    """Why a clearance rule refuses: the problem type, the code, the caller's text,
+    and the auditor-only detail (levels) that the ledger entry leaves out."""
 
     error: type[AccessDenied]
-    reason: str
+    reason: Reason
+    detail: str
+    private: str | None = None
+
+    def deny(self, by: Principal, action: str, subject: dict[str, str]) -> AccessDenied:
+        """The logged refusal of ``action`` by ``by``."""
+        return deny(self.error, self.detail, by.actor, action, subject, self.reason,
+                    private=self.private)
 
 
 NO_CLEARANCE = "no clearance in force"
@@ -74,10 +87,12 @@ NO_CLEARANCE = "no clearance in force"
 def clearance_refusal(level_in_force: int | None, classification: int) -> Refusal | None:
     """Why a clearance does not cover ``classification`` (``None``: it does)."""
     if level_in_force is None:
-        return Refusal(NoClearance, NO_CLEARANCE)
+        return Refusal(NoClearance, Reason.NO_CLEARANCE, NO_CLEARANCE)
     if level_in_force < classification:
-        return Refusal(InsufficientClearance, f"clearance {level_name(level_in_force)} is "
-                                              f"below {level_name(classification)}")
+        return Refusal(InsufficientClearance, Reason.CLEARANCE_TOO_LOW,
+                       "your clearance is below the classification",
+                       f"clearance {level_name(level_in_force)} is below "
+                       f"{level_name(classification)}")
     return None
 
 
@@ -90,23 +105,24 @@ def submission_refusal(sender_level: int | None, classification: int,
     """
     refusal = clearance_refusal(sender_level, classification)
     if refusal is None and classification < channel_min:
-        refusal = Refusal(BelowChannelMinimum,
+        refusal = Refusal(BelowChannelMinimum, Reason.BELOW_CHANNEL_MINIMUM,
+                          "the classification is below the channel's minimum",
                           f"classification {level_name(classification)} is below the "
                           f"channel minimum {level_name(channel_min)}")
     return refusal
 
 
-def _cleared_level(by: Principal, action: str, subject: dict[str, str], channel_id: str,
+def _cleared_level(by: Principal, action: str, subject: dict[str, str],
                    classification: int, member: bool, level: int | None) -> int:
     """The caller's level in force, or a logged refusal (not a member, or not cleared)."""
     if not member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, action,
-                   subject, f"not a member of channel {channel_id}")
+                   subject, Reason.NOT_A_MEMBER)
     if level is None:
-        raise deny(NoClearance, NO_CLEARANCE, by.actor, action, subject, NO_CLEARANCE)
+        raise deny(NoClearance, NO_CLEARANCE, by.actor, action, subject, Reason.NO_CLEARANCE)
     refusal = clearance_refusal(level, classification)
     if refusal is not None:
-        raise deny(refusal.error, refusal.reason, by.actor, action, subject, refusal.reason)
+        raise refusal.deny(by, action, subject)
     return level
 
 
@@ -114,7 +130,7 @@ def require_prosecutor(by: Principal, action: str, subject: dict[str, str]) -> N
     """Packets are for prosecutors only; coordinators and auditors never see them."""
     if by.role != Role.PROSECUTOR:
         raise deny(AccessDenied, "packets are exchanged between prosecutors", by.actor, action,
-                   subject, f"role {by.role} not allowed")
+                   subject, Reason.WRONG_ROLE)
 
 
 def packet_access(session: Session, by: Principal, packet_id: str, action: str, *,
@@ -145,7 +161,7 @@ def retrieval_access(session: Session, by: Principal, packet_id: str,
 
 def _unknown(by: Principal, packet_id: str, action: str) -> AccessDenied:
     return deny(Hidden, "no such packet", by.actor, action, packet_subject(packet_id),
-                "no such packet")
+                Reason.NO_SUCH_PACKET)
 
 
 def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *,
@@ -154,13 +170,12 @@ def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *
     packet, held = facts.packet, facts.holding
     is_sender = packet.sender_id == by.liaison_id
     if held is None and not is_sender:
-        raise deny(Hidden, "no such packet", by.actor, action, subject,
-                   "not a party to the packet")
-    level = _cleared_level(by, action, subject, packet.channel_id, packet.classification,
-                           facts.is_member, facts.level)
+        raise deny(Hidden, "no such packet", by.actor, action, subject, Reason.NOT_A_PARTY)
+    level = _cleared_level(by, action, subject, packet.classification, facts.is_member,
+                           facts.level)
     if deliver and packet.status == PacketStatus.WITHDRAWN and not is_sender:
         raise deny(Withdrawn, f"the originator withdrew this packet: {packet.withdrawal_reason}",
-                   by.actor, action, subject, "packet withdrawn")
+                   by.actor, action, subject, Reason.PACKET_WITHDRAWN)
     return PacketAccess(packet, held, is_sender, level)
 
 
@@ -186,7 +201,20 @@ def eligibility_refusal(facts: liaisons.Eligibility | None, key_id: str, channel
         return f"not a member of channel {channel_id}"
     refusal = clearance_refusal(facts.level, classification)
     if refusal is not None:
-        return refusal.reason
+        return refusal.private or refusal.detail
     if facts.current_key_id is None or facts.current_key_id != key_id:
         return f"key {key_id} is not the liaison's current key"
     return None
+
+
+def recipient_refusal(by: Principal, action: str, subject: dict[str, str], recipient_id: str,
+                      why: str) -> AccessDenied:
+    """The logged refusal of a recipient who may not receive the packet.
+
+    ``why`` (the recipient's state, status, membership, level or key) goes only
+    to the auditor-only detail: the caller and the readers of the entry learn
+    that the recipient is not eligible, not why.
+    """
+    return deny(RecipientNotEligible, f"recipient {recipient_id} may not receive this packet",
+                by.actor, action, subject, Reason.RECIPIENT_NOT_ELIGIBLE,
+                private=f"recipient {recipient_id}: {why}")

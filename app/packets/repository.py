@@ -333,12 +333,14 @@ def share_requests(session: Session, packet_id: str,
     return session.scalars(query.order_by(ShareRequest.requested_at, ShareRequest.id)).all()
 
 
-def open_request(session: Session, packet_id: str, recipient_id: str,
+def open_request(session: Session, packet_id: str, requested_by: str, recipient_id: str,
                  status: ShareRequestStatus | None = None) -> ShareRequest | None:
-    """A pending or approved request to share the packet with ``recipient_id``."""
+    """A pending or approved request by ``requested_by`` to share the packet with
+    ``recipient_id`` (an H2 approval is bound to the holder who asked, and the target)."""
     statuses = [status] if status else [ShareRequestStatus.PENDING, ShareRequestStatus.APPROVED]
     return session.scalars(
         select(ShareRequest).where(ShareRequest.packet_id == packet_id,
+                                   ShareRequest.requested_by == requested_by,
                                    ShareRequest.recipient_id == recipient_id,
                                    ShareRequest.status.in_(statuses))
         .order_by(ShareRequest.requested_at).with_for_update()

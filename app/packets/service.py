@@ -31,6 +31,7 @@ from app.packets.access import (
 )
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
 from app.packets.repository import PacketFilter, StreamRef
+from app.refusal import Reason
 from ledger.log import AppendedEntry
 
 MAX_THREAD_DEPTH = 100
@@ -132,7 +133,8 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     moment = now()
     clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
     if clearance is None:
-        raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject, NO_CLEARANCE)
+        raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject,
+                   Reason.NO_CLEARANCE)
     found = repo.listing(session, by.liaison_id, clearance.level, wanted, after, limit + 1)
     page = list(found[:limit])
     filters = {k: v for k, v in {
@@ -190,10 +192,10 @@ def withdraw(session: Session, by: Principal, packet_id: str,
     packet = access.packet
     if not access.is_sender:
         raise deny(OriginatorOnly, "only the originator may withdraw a packet", by.actor,
-                   action, access.subject, "not the originator")
+                   action, access.subject, Reason.ORIGINATOR_ONLY)
     if packet.status == PacketStatus.WITHDRAWN:
         raise deny(PacketConflict, "the packet is already withdrawn", by.actor, action,
-                   access.subject, "already withdrawn")
+                   access.subject, Reason.PACKET_WITHDRAWN)
     moment = now()
     packet.status = PacketStatus.WITHDRAWN
     packet.withdrawn_at = moment

@@ -5,8 +5,9 @@ recipient (``crypto.verify_receipt``) and must name this packet, its header
 and its ciphertext digests. A key share is verified with the sharer's key
 (``crypto.verify_key_share``); its new recipient must be eligible like any
 recipient (member, cleared, active state, current key). Handling code H2
-needs the originator's recorded approval of a share request for that
-recipient (DESIGN.md "Handling codes"); H0, H1 and H3 packets may be shared
+needs the originator's recorded approval of a share request by that
+holder for that recipient (DESIGN.md "Handling codes"); an approval is spent
+only by the holder who asked; H0, H1 and H3 packets may be shared
 without one, and every share is logged with the sharer's signature.
 """
 
@@ -34,18 +35,18 @@ from app.models.packet import (
     ShareRequestStatus,
 )
 from app.packets import repository as repo
-from app.packets.access import PacketAccess, ineligibility, packet_access
+from app.packets.access import PacketAccess, ineligibility, packet_access, recipient_refusal
 from app.packets.errors import (
     InvalidEncoding,
     NotAHolder,
     ObjectMismatch,
     OriginatorOnly,
     PacketConflict,
-    RecipientNotEligible,
     ShareNotApproved,
     SignatureRefused,
 )
 from app.packets.submission import parse_time
+from app.refusal import Reason
 from crypto.errors import BadSignature, CryptoError
 from crypto.keys import LiaisonPublicKeys
 from crypto.receipt import verify_receipt
@@ -73,7 +74,7 @@ def _decode(text: str) -> bytes:
 def _holder(by: Principal, access: PacketAccess, action: str) -> PacketKey:
     if access.holding is None:
         raise deny(NotAHolder, "only a recipient of the packet may do this", by.actor, action,
-                   access.subject, "not a recipient")
+                   access.subject, Reason.NOT_A_RECIPIENT)
     return access.holding
 
 
@@ -82,7 +83,7 @@ def _holder_keys(session: Session, by: Principal, access: PacketAccess, action: 
     key = liaisons.get_key(session, held.key_id)
     if key is None or key.revoked_at is not None:
         raise deny(SignatureRefused, "the key this packet was wrapped to is revoked", by.actor,
-                   action, access.subject, f"key {held.key_id} revoked")
+                   action, access.subject, Reason.KEY_REVOKED)
     return LiaisonPublicKeys(signing=key.signing_public, encryption=key.encryption_public)
 
 
@@ -97,17 +98,17 @@ def add_receipt(session: Session, by: Principal, packet_id: str, signed_b64: str
         receipt = verify_receipt(raw, signature, _holder_keys(session, by, access, action, held))
     except CryptoError:
         raise deny(SignatureRefused, "the receipt does not verify with your key", by.actor,
-                   action, access.subject, "receipt signature does not verify") from None
+                   action, access.subject, Reason.BAD_SIGNATURE) from None
     packet = access.packet
     digests = tuple(s.sha256 for s in repo.streams(session, packet.id))
     if (receipt.packet_id != packet.id or receipt.recipient.id != by.liaison_id
             or receipt.header_sha256 != packet.header_sha256
             or receipt.ciphertext_sha256 != digests):
         raise deny(ObjectMismatch, "the receipt names another packet, header or content",
-                   by.actor, action, access.subject, "receipt does not match the packet")
+                   by.actor, action, access.subject, Reason.OBJECT_MISMATCH)
     if repo.receipt(session, packet.id, by.liaison_id) is not None:
         raise deny(PacketConflict, "you have already given a receipt for this packet",
-                   by.actor, action, access.subject, "receipt already given")
+                   by.actor, action, access.subject, Reason.RECEIPT_ALREADY_GIVEN)
     stored = PacketReceipt(packet_id=packet.id, recipient_id=by.liaison_id, key_id=held.key_id,
                            receipt=raw, signature=signature,
                            received=parse_time(receipt.received), recorded_at=now())
@@ -128,7 +129,7 @@ def receipts(session: Session, by: Principal, packet_id: str) -> Done[Sequence[P
     access = packet_access(session, by, packet_id, action, deliver=False)
     if not access.is_sender:
         raise deny(OriginatorOnly, "only the originator reads a packet's receipts", by.actor,
-                   action, access.subject, "not the originator")
+                   action, access.subject, Reason.ORIGINATOR_ONLY)
     found = repo.receipts(session, packet_id)
     entry = record(session, draft(by.actor, action, access.subject,
                                   details={"returned": len(found)}))
@@ -144,11 +145,11 @@ def _check_new_recipient(session: Session, by: Principal, access: PacketAccess, 
     why = ineligibility(session, recipient_id, key_id, packet.channel_id,
                         packet.classification, now())
     if why is not None:
-        reason = f"recipient {recipient_id}: {why}"
-        raise deny(RecipientNotEligible, reason, by.actor, action, access.subject, reason)
+        raise recipient_refusal(by, action, access.subject, recipient_id, why)
     if recipient_id == packet.sender_id or repo.holding(session, packet.id, recipient_id):
         raise deny(PacketConflict, f"{recipient_id} already has this packet", by.actor, action,
-                   access.subject, f"{recipient_id} already has the packet")
+                   access.subject, Reason.RECIPIENT_HAS_PACKET,
+                   private=f"{recipient_id} already has the packet")
 
 
 def request_share(session: Session, by: Principal, packet_id: str,
@@ -158,9 +159,10 @@ def request_share(session: Session, by: Principal, packet_id: str,
     access = packet_access(session, by, packet_id, action, deliver=True)
     _holder(by, access, action)
     _check_new_recipient(session, by, access, action, recipient_id, None)
-    if repo.open_request(session, packet_id, recipient_id) is not None:
+    if repo.open_request(session, packet_id, by.liaison_id, recipient_id) is not None:
         raise deny(PacketConflict, "a request to share with this liaison is open", by.actor,
-                   action, access.subject, "share request already open")
+                   action, access.subject, Reason.SHARE_REQUEST_OPEN,
+                   private=f"a request by {by.liaison_id} to share with {recipient_id} is open")
     request = ShareRequest(id=secrets.token_hex(16), packet_id=packet_id,
                            requested_by=by.liaison_id, recipient_id=recipient_id,
                            status=ShareRequestStatus.PENDING, requested_at=now())
@@ -180,13 +182,14 @@ def approve_share(session: Session, by: Principal, packet_id: str,
     access = packet_access(session, by, packet_id, action, deliver=False)
     if not access.is_sender:
         raise deny(OriginatorOnly, "only the originator approves sharing", by.actor, action,
-                   access.subject, "not the originator")
+                   access.subject, Reason.ORIGINATOR_ONLY)
     request = repo.share_request(session, request_id)
     if request is None or request.packet_id != packet_id:
         raise NotFound(f"no share request {request_id} for this packet")
     if request.status != ShareRequestStatus.PENDING:
         raise deny(PacketConflict, f"the request is {request.status}", by.actor, action,
-                   access.subject, f"share request {request.status}")
+                   access.subject, Reason.SHARE_REQUEST_DECIDED,
+                   private=f"share request {request.id} {request.status}")
     request.status = ShareRequestStatus.APPROVED
     request.decided_at = now()
     session.flush()
@@ -218,12 +221,12 @@ def _verified_share(session: Session, by: Principal, access: PacketAccess, actio
         share = verify_key_share(raw, signature, _holder_keys(session, by, access, action, held))
     except (BadSignature, CryptoError):
         raise deny(SignatureRefused, "the key share does not verify with your key", by.actor,
-                   action, access.subject, "share signature does not verify") from None
+                   action, access.subject, Reason.BAD_SIGNATURE) from None
     packet = access.packet
     if (share.packet_id != packet.id or share.header_sha256 != packet.header_sha256
             or share.sharer.id != by.liaison_id):
         raise deny(ObjectMismatch, "the key share names another packet or sharer", by.actor,
-                   action, access.subject, "share does not match the packet")
+                   action, access.subject, Reason.OBJECT_MISMATCH)
     return share, raw, signature
 
 
@@ -231,12 +234,15 @@ def _approval(session: Session, by: Principal, access: PacketAccess, action: str
               recipient_id: str) -> str | None:
     if access.packet.handling != "H2":
         return None
-    approved = repo.open_request(session, access.packet.id, recipient_id,
+    # The approval answers one holder's request: another holder of the packet
+    # may not spend it (issue 16), so it is looked up by sharer and target.
+    approved = repo.open_request(session, access.packet.id, by.liaison_id, recipient_id,
                                  ShareRequestStatus.APPROVED)
     if approved is None:
-        raise deny(ShareNotApproved, "H2: the originator has not approved sharing with "
+        raise deny(ShareNotApproved, "H2: the originator has not approved your sharing with "
                    f"{recipient_id}", by.actor, action, access.subject,
-                   f"no approval to share with {recipient_id}")
+                   Reason.SHARE_NOT_APPROVED,
+                   private=f"no approval for {by.liaison_id} to share with {recipient_id}")
     approved.status = ShareRequestStatus.USED
     return approved.id
 

@@ -40,6 +40,7 @@ from app.packets import repository as repo
 from app.packets.access import (
     eligibility_refusal,
     packet_subject,
+    recipient_refusal,
     require_prosecutor,
     submission_refusal,
 )
@@ -51,10 +52,10 @@ from app.packets.errors import (
     NotAMember,
     NotTheSender,
     PacketConflict,
-    RecipientNotEligible,
     SignatureRefused,
 )
 from app.packets.schemas import InlineStream
+from app.refusal import Reason
 from crypto.envelope import Envelope, verify_envelope
 from crypto.errors import BadSignature, CryptoError, FormatError
 from crypto.header import PacketHeader
@@ -92,18 +93,19 @@ def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader
     key = liaisons.usable_key(session, by.key_id)
     if key is None or key.liaison_id != by.liaison_id:
         raise deny(NotTheSender, "your key is not current", by.actor, ACTION, unverified,
-                   "caller's key is not usable")
+                   Reason.KEY_NOT_CURRENT)
     public = LiaisonPublicKeys(signing=key.signing_public, encryption=key.encryption_public)
     try:
         header = verify_envelope(envelope, public)
     except BadSignature:
         raise deny(SignatureRefused, "the header signature does not verify with your key",
-                   by.actor, ACTION, unverified, "header signature does not verify") from None
+                   by.actor, ACTION, unverified, Reason.BAD_SIGNATURE) from None
     except FormatError as exc:
         raise InvalidEnvelope(f"the envelope is malformed: {exc}") from None
     if header.sender.id != by.liaison_id:
         raise deny(NotTheSender, "the header names another sender", by.actor, ACTION,
-                   packet_subject(header.packet_id), f"header sender is {header.sender.id}")
+                   packet_subject(header.packet_id), Reason.NOT_THE_SENDER,
+                   private=f"header sender is {header.sender.id}")
     return header
 
 
@@ -117,23 +119,23 @@ def _check_parties(session: Session, by: Principal, header: PacketHeader,
                                   header.recipient_ids, moment)
     if facts.packet_exists:
         raise deny(PacketConflict, "this packet id was already submitted", by.actor, ACTION,
-                   subject, "packet id already used")
+                   subject, Reason.PACKET_ID_USED)
     sender = facts.eligibility.get(by.liaison_id)
     if facts.channel_min_level is None or sender is None:
-        raise deny(Hidden, "no such channel", by.actor, ACTION, subject, "no such channel")
+        raise deny(Hidden, "no such channel", by.actor, ACTION, subject, Reason.NO_SUCH_CHANNEL,
+                   private=f"channel {channel_id}")
     if not sender.is_member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, ACTION,
-                   subject, f"not a member of channel {channel_id}")
+                   subject, Reason.NOT_A_MEMBER)
     classification = Level[header.meta.classification]
     refusal = submission_refusal(sender.level, classification, facts.channel_min_level)
     if refusal is not None:
-        raise deny(refusal.error, refusal.reason, by.actor, ACTION, subject, refusal.reason)
+        raise refusal.deny(by, ACTION, subject)
     for party in header.recipients:
         why = eligibility_refusal(facts.eligibility.get(party.id), party.key_id, channel_id,
                                   classification)
         if why is not None:
-            reason = f"recipient {party.id}: {why}"
-            raise deny(RecipientNotEligible, reason, by.actor, ACTION, subject, reason)
+            raise recipient_refusal(by, ACTION, subject, party.id, why)
 
 
 def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
@@ -144,7 +146,7 @@ def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
             or parent.channel_id != header.meta.channel_id):
         raise deny(InvalidReply, "in_reply_to names no packet you may answer in this channel",
                    by.actor, ACTION, packet_subject(header.packet_id),
-                   "in_reply_to not visible in this channel")
+                   Reason.INVALID_REPLY)
 
 
 def _decode_inline(header: PacketHeader, inline: Sequence[InlineStream]) -> dict[int, bytes]:

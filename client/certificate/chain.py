@@ -7,8 +7,9 @@ Rules, over the granted entries in ledger order (refusals may appear anywhere):
 - a key delivery, ciphertext delivery or receipt is by a holder: a header
   recipient (with the key the header names) or a share recipient whose share
   came earlier (with the key the share names); the originator may read its own;
-- a share is by a holder, to a new liaison; an H2 share needs the
-  originator's earlier approval for that recipient;
+- a share is by a holder, to a new liaison; an H2 share names the
+  originator's earlier approval of a request by that holder for that
+  recipient, and spends it (one share per approval);
 - approvals, withdrawal, reading receipts and judicial permission are the
   originator's; after a withdrawal, nothing is delivered to anyone else;
 - times never go backwards;
@@ -39,7 +40,8 @@ ANYONE = frozenset({ISSUE_ACTION, "certificate.refresh"})
 class _Chain:
     header: PacketHeader
     holders: dict[str, str]
-    approved: set[str] = field(default_factory=set)
+    approved: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Unspent approvals: request id -> (holder who asked, recipient)."""
     withdrawn: bool = False
 
     @property
@@ -91,15 +93,24 @@ def _effects(chain: _Chain, entry: Entry, who: str) -> None:
     if entry.action == "packet.withdraw":
         chain.withdrawn = True
     elif entry.action == "packet.share_approve":
-        chain.approved.add(str(details.get("recipient")))
+        chain.approved[str(details.get("request"))] = (str(details.get("requested_by")),
+                                                        str(details.get("recipient")))
     elif entry.action == "packet.share":
         recipient = str(details.get("recipient"))
         if recipient in chain.holders or recipient == chain.sender:
             raise Failed(f"entry {entry.index}: {recipient} held the packet already")
-        if chain.header.meta.handling == "H2" and recipient not in chain.approved:
-            raise Failed(f"entry {entry.index}: H2 share to {recipient} without the "
-                         "originator's approval")
+        if chain.header.meta.handling == "H2":
+            _spend_approval(chain, entry, who, recipient)
         chain.holders[recipient] = str(details.get("recipient_key_id"))
+
+
+def _spend_approval(chain: _Chain, entry: Entry, who: str, recipient: str) -> None:
+    """An H2 share spends the approval it names, which must answer ``who``'s request
+    for ``recipient``: an approval given to one holder is no licence for another."""
+    granted = chain.approved.pop(str(entry.details.get("approval")), None)
+    if granted != (who, recipient):
+        raise Failed(f"entry {entry.index}: H2 share by {who} to {recipient} without the "
+                     "originator's approval of that holder's request")
 
 
 def check_chain(ctx: Context) -> str:

@@ -62,7 +62,7 @@ def test_replayed_challenge_is_refused_and_logged(world: World) -> None:
     assert replay.json()["type"].endswith("/unauthenticated")
     entry = world.last_entry()
     assert (entry.action, entry.outcome, entry.reason) == (
-        "auth.login", "denied", "challenge already used")
+        "auth.login", "denied", "challenge-used")
     assert replay.json()["ledger_index"] == entry.index
 
 
@@ -71,7 +71,7 @@ def test_expired_challenge_is_refused(world: World) -> None:
     challenge = _challenge(world, "alice")
     _exec(world, update(AuthChallenge).values(expires_at=datetime.now(UTC) - timedelta(1)))
     assert _token(world, challenge, alice.keys).status_code == 401
-    assert world.last_entry().reason == "challenge expired"
+    assert world.last_entry().reason == "challenge-expired"
 
 
 def test_signature_by_another_key_is_refused(world: World) -> None:
@@ -79,14 +79,14 @@ def test_signature_by_another_key_is_refused(world: World) -> None:
     mallory = LiaisonKeys.generate()
     challenge = _challenge(world, "alice")
     assert _token(world, challenge, mallory).status_code == 401
-    assert world.last_entry().reason == "key is not the liaison's"
+    assert world.last_entry().reason == "wrong-key"
 
 
 def test_signature_under_another_payload_type_is_refused(world: World) -> None:
     alice = world.liaison("alice", "CO", login=False)
     challenge = _challenge(world, "alice")
     assert _token(world, challenge, alice.keys, RECEIPT_TYPE).status_code == 401
-    assert world.last_entry().reason == "bad signature"
+    assert world.last_entry().reason == "bad-signature"
 
 
 def test_unknown_liaison_gets_a_decoy_challenge_and_the_refusal_is_logged(
@@ -114,7 +114,10 @@ def test_a_decoy_challenge_buys_no_token_and_is_refused_like_a_bad_signature(
     mallory = LiaisonKeys.generate()
     refused = [_token(world, c, k) for c, k in ((decoy, alice.keys), (forged, mallory))]
     assert [r.status_code for r in refused] == [401, 401]
-    assert refused[0].json()["detail"] == refused[1].json()["detail"] == "login refused"
+    bodies = [{k: v for k, v in r.json().items() if not k.startswith("ledger")} for r in refused]
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["detail"] == "login refused"
+    assert bodies[0]["reason"] == "login-refused"
 
 
 def test_lapsed_clearance_cannot_log_in(world: World) -> None:
@@ -122,24 +125,26 @@ def test_lapsed_clearance_cannot_log_in(world: World) -> None:
     world.grant("alice", "SECRET", days=1, start=datetime.now(UTC) - timedelta(days=2))
     challenge = _challenge(world, "alice")
     assert _token(world, challenge, alice.keys).status_code == 401
-    assert world.last_entry().reason == "no clearance in force"
+    assert world.last_entry().reason == "no-clearance"
 
 
 def test_missing_forged_and_expired_tokens_are_refused_and_logged(world: World) -> None:
     alice = world.liaison("alice", "CO")
     assert alice.token is not None
-    cases = {
-        "no token": {},
-        "malformed token": {"Authorization": "Bearer nonsense"},
-        "forged token": {"Authorization": "Bearer " + alice.token[:-4] + "AAAA"},
+    cases = {  # entry reason -> (headers, the reason the problem body shows)
+        "no-token": ({}, "no-token"),
+        "malformed-token": ({"Authorization": "Bearer nonsense"}, "invalid-token"),
+        "forged-token": ({"Authorization": "Bearer " + alice.token[:-4] + "AAAA"},
+                         "invalid-token"),
     }
-    for reason, headers in cases.items():
+    for reason, (headers, shown) in cases.items():
         response = world.client.get("/v1/channels", headers=headers)
         assert response.status_code == 401, reason
+        assert response.json()["reason"] == shown  # a forged token is not told apart
         assert (world.last_entry().action, world.last_entry().reason) == ("channel.list", reason)
     _exec(world, update(AuthToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     assert world.client.get("/v1/channels", headers=alice.auth).status_code == 401
-    assert world.last_entry().reason == "token expired"
+    assert world.last_entry().reason == "token-expired"
 
 
 def test_revoked_key_ends_tokens_and_logins(world: World) -> None:
@@ -149,9 +154,9 @@ def test_revoked_key_ends_tokens_and_logins(world: World) -> None:
     assert revoke.status_code == 200, revoke.text
     assert world.last_entry().action == "key.revoke"
     assert world.client.get("/v1/channels", headers=alice.auth).status_code == 401
-    assert world.last_entry().reason == "token revoked"
+    assert world.last_entry().reason == "token-revoked"
     assert _token(world, _challenge(world, "alice"), alice.keys).status_code == 401
-    assert world.last_entry().reason == "key revoked or rotated out"
+    assert world.last_entry().reason == "key-revoked"
 
 
 def test_suspended_state_refuses_its_liaisons(world: World) -> None:
@@ -161,7 +166,7 @@ def test_suspended_state_refuses_its_liaisons(world: World) -> None:
                                  json={"status": "suspended", "reason": "review"})
     assert suspend.status_code == 200, suspend.text
     assert world.client.get("/v1/channels", headers=alice.auth).status_code == 401
-    assert world.last_entry().reason == "state MX is suspended"
+    assert world.last_entry().reason == "state-not-active"
 
 
 def test_key_rotation_keeps_old_key_and_needs_new_login(world: World) -> None:

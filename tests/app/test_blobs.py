@@ -177,9 +177,9 @@ def test_full_disk_upload_is_507_and_keeps_nothing(world: World,
 def test_only_authenticated_prosecutors_upload(world: World) -> None:
     auditor = world.liaison("audit", "CO", role="auditor")
     anonymous = world.client.put(f"/v1/blobs/{sha256(b'a')}", content=b"a")
-    assert_denied(world, anonymous, 401, "unauthenticated", "blob.upload", "no token")
+    assert_denied(world, anonymous, 401, "unauthenticated", "blob.upload", "no-token")
     refused = upload(world, auditor, b"a")
-    assert_denied(world, refused, 403, "forbidden", "blob.upload", "role auditor not allowed")
+    assert_denied(world, refused, 403, "forbidden", "blob.upload", "wrong-role")
     assert _files(world.settings.data_dir / "blobs") == []
 
 

@@ -45,7 +45,7 @@ def test_prosecutor_cannot_enrol_states_and_the_refusal_is_logged(world: World) 
     assert response.status_code == 403
     entry = world.last_entry()
     assert (entry.action, entry.outcome, entry.reason) == (
-        "state.enrol", "denied", "role prosecutor not allowed")
+        "state.enrol", "denied", "wrong-role")
 
 
 def test_withdrawn_state_cannot_come_back(world: World) -> None:
@@ -115,7 +115,7 @@ def test_liaison_sees_own_clearances_but_not_others(world: World) -> None:
     assert world.client.get("/v1/clearances", headers=alice.auth).status_code == 200
     other = world.client.get("/v1/clearances?liaison_id=bob", headers=alice.auth)
     assert other.status_code == 403
-    assert world.last_entry().reason == "not a coordinator"
+    assert world.last_entry().reason == "wrong-role"
 
 
 def test_specialized_channel_with_members(world: World) -> None:

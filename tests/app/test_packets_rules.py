@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from app.packets.access import Refusal, clearance_refusal, submission_refusal
 from app.packets.errors import BelowChannelMinimum, InsufficientClearance, NoClearance
+from app.refusal import Reason
 from tests.app.conftest import World
 from tests.app.test_packets_support import last_entry, make_channel, seal, submit
 
@@ -23,14 +24,17 @@ def test_submission_rule_is_minimum_le_classification_le_clearance(
     refusal = submission_refusal(level, classification, minimum)
     assert (refusal is None) == allowed
     if level is None:
-        assert refusal == Refusal(NoClearance, "no clearance in force")
+        assert refusal == Refusal(NoClearance, Reason.NO_CLEARANCE, "no clearance in force")
     elif classification > level:
-        assert refusal == Refusal(InsufficientClearance, f"clearance {LEVELS[level - 1]} is "
+        assert refusal == Refusal(InsufficientClearance, Reason.CLEARANCE_TOO_LOW,
+                                  "your clearance is below the classification",
+                                  f"clearance {LEVELS[level - 1]} is "
                                   f"below {LEVELS[classification - 1]}")
     elif not allowed:
-        assert refusal == Refusal(BelowChannelMinimum, f"classification "
-                                  f"{LEVELS[classification - 1]} is below the channel "
-                                  f"minimum {LEVELS[minimum - 1]}")
+        assert refusal == Refusal(BelowChannelMinimum, Reason.BELOW_CHANNEL_MINIMUM,
+                                  "the classification is below the channel's minimum",
+                                  f"classification {LEVELS[classification - 1]} is below the "
+                                  f"channel minimum {LEVELS[minimum - 1]}")
 
 
 @given(level=st.sampled_from([None, 1, 2, 3]), classification=st.integers(1, 3))
@@ -63,3 +67,5 @@ def test_every_combination_is_decided_by_the_server_as_the_rule_says(world: Worl
             expected = ("insufficient-clearance" if classification > sender_level
                         else "below-channel-minimum")
             assert response.json()["type"].endswith("/" + expected), case
+            assert entry.reason == ("clearance-too-low" if classification > sender_level
+                                    else "below-channel-minimum"), case

@@ -50,9 +50,9 @@ def test_signed_receipt_is_stored_logged_and_shown_to_the_originator(world: Worl
     assert [r["receipt"] for r in listed.json()["receipts"]] == [body["signed"]]
     assert_granted(world, listed.json(), "packet.receipts")
     again = world.client.post(f"/v1/packets/{sent[1]}/receipts", headers=ex.bob.auth, json=body)
-    assert_denied(world, again, 409, "packet-conflict", "packet.receipt", "receipt already given")
+    assert_denied(world, again, 409, "packet-conflict", "packet.receipt", "receipt-already-given")
     peek = world.client.get(f"/v1/packets/{sent[1]}/receipts", headers=ex.bob.auth)
-    assert_denied(world, peek, 403, "originator-only", "packet.receipts", "not the originator")
+    assert_denied(world, peek, 403, "originator-only", "packet.receipts", "originator-only")
 
 
 def test_receipt_signed_by_another_key_is_refused_and_logged(world: World) -> None:
@@ -61,8 +61,7 @@ def test_receipt_signed_by_another_key_is_refused_and_logged(world: World) -> No
     forged = _receipt(ex, sent, LiaisonKeys.generate())
     response = world.client.post(f"/v1/packets/{sent[1]}/receipts", headers=ex.bob.auth,
                                  json=forged)
-    assert_denied(world, response, 422, "bad-signature", "packet.receipt",
-                  "receipt signature does not verify")
+    assert_denied(world, response, 422, "bad-signature", "packet.receipt", "bad-signature")
     size = ledger_size(world)
     garbled = world.client.post(f"/v1/packets/{sent[1]}/receipts", headers=ex.bob.auth,
                                 json={**forged, "signed": "AAAAA"})
@@ -75,8 +74,7 @@ def test_receipt_for_another_packet_is_refused_and_logged(world: World) -> None:
     first, second = ex.sent(), ex.sent()
     response = world.client.post(f"/v1/packets/{second[1]}/receipts", headers=ex.bob.auth,
                                  json=_receipt(ex, first))
-    assert_denied(world, response, 422, "object-mismatch", "packet.receipt",
-                  "receipt does not match the packet")
+    assert_denied(world, response, 422, "object-mismatch", "packet.receipt", "object-mismatch")
 
 
 def test_only_recipients_give_receipts(world: World) -> None:
@@ -84,7 +82,7 @@ def test_only_recipients_give_receipts(world: World) -> None:
     sent = ex.sent()
     response = world.client.post(f"/v1/packets/{sent[1]}/receipts", headers=ex.alice.auth,
                                  json=_receipt(ex, sent))
-    assert_denied(world, response, 403, "not-a-recipient", "packet.receipt", "not a recipient")
+    assert_denied(world, response, 403, "not-a-recipient", "packet.receipt", "not-a-recipient")
 
 
 def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
@@ -95,7 +93,7 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     body = signed_body(share.share, share.signature)
     early = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth, json=body)
     assert_denied(world, early, 403, "share-not-approved", "packet.share",
-                  "no approval to share with carol")
+                  "share-not-approved", detail="no approval for bob to share with carol")
     asked = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
                               json={"recipient_id": "carol"})
     assert asked.status_code == 201, asked.text
@@ -104,7 +102,7 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     by_bob = world.client.post(f"/v1/packets/{pid}/share-requests/{rid}/approve",
                                headers=ex.bob.auth)
     assert_denied(world, by_bob, 403, "originator-only", "packet.share_approve",
-                  "not the originator")
+                  "originator-only")
     approved = world.client.post(f"/v1/packets/{pid}/share-requests/{rid}/approve",
                                  headers=ex.alice.auth)
     assert approved.status_code == 200
@@ -116,6 +114,33 @@ def test_h2_share_needs_the_originators_recorded_approval(world: World) -> None:
     assert_granted(world, shared.json(), "packet.share")
     assert last_entry(world).signature == body["signature"]
     _carol_opens(world, ex, pid)
+
+
+def test_h2_approval_binds_the_holder_who_asked(world: World) -> None:
+    ex = exchange(world)
+    erin = world.liaison("erin", "MX")
+    world.client.post("/v1/channels/ch/members", headers=world.coordinator.auth,
+                      json={"liaison_id": "erin"}).raise_for_status()
+    sealed, pid = ex.sent([ex.bob, erin], handling="H2")
+    rid = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
+                            json={"recipient_id": "carol"}).json()["id"]
+    url = f"/v1/packets/{pid}/share-requests/{rid}/approve"
+    assert world.client.post(url, headers=ex.alice.auth).status_code == 200
+    by_erin = share_content_key(opened_by(sealed, ex.alice, erin), erin.keys, "erin", "carol",
+                                ex.carol.keys.public)
+    borrowed = world.client.post(f"/v1/packets/{pid}/shares", headers=erin.auth,
+                                 json=signed_body(by_erin.share, by_erin.signature))
+    assert_denied(world, borrowed, 403, "share-not-approved", "packet.share",
+                  "share-not-approved", detail="no approval for erin to share with carol")
+    own = world.client.post(f"/v1/packets/{pid}/share-requests", headers=erin.auth,
+                            json={"recipient_id": "carol"})
+    assert own.status_code == 201, own.text  # erin's own request, not bob's
+    by_bob = share_content_key(opened_by(sealed, ex.alice, ex.bob), ex.bob.keys, "bob", "carol",
+                               ex.carol.keys.public)
+    shared = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
+                               json=signed_body(by_bob.share, by_bob.signature))
+    assert shared.status_code == 201, shared.text
+    assert shared.json()["approval"] == rid
 
 
 def _carol_opens(world: World, ex: Exchange, pid: str) -> None:
@@ -148,7 +173,8 @@ def test_h0_share_needs_no_approval_but_is_logged(world: World) -> None:
     assert last_entry(world).details["handling"] == "H0"
     again = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
                               json=signed_body(share.share, share.signature))
-    assert_denied(world, again, 409, "packet-conflict", "packet.share", "already has the packet")
+    assert_denied(world, again, 409, "packet-conflict", "packet.share",
+                  "recipient-has-packet", detail="carol already has the packet")
 
 
 def test_share_with_an_ineligible_liaison_is_refused_and_logged(world: World) -> None:
@@ -160,11 +186,11 @@ def test_share_with_an_ineligible_liaison_is_refused_and_logged(world: World) ->
     response = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
                                  json=signed_body(share.share, share.signature))
     assert_denied(world, response, 403, "recipient-not-eligible", "packet.share",
-                  "recipient dave: not a member of channel ch")
+                  "recipient-not-eligible", detail="recipient dave: not a member of channel ch")
     asked = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
                               json={"recipient_id": "dave"})
     assert_denied(world, asked, 403, "recipient-not-eligible", "packet.share_request",
-                  "recipient dave: not a member of channel ch")
+                  "recipient-not-eligible", detail="recipient dave: not a member of channel ch")
 
 
 def test_share_signed_by_someone_else_is_refused_and_logged(world: World) -> None:
@@ -174,8 +200,7 @@ def test_share_signed_by_someone_else_is_refused_and_logged(world: World) -> Non
                               "carol", ex.carol.keys.public)
     response = world.client.post(f"/v1/packets/{pid}/shares", headers=ex.bob.auth,
                                  json=signed_body(share.share, share.signature))
-    assert_denied(world, response, 422, "bad-signature", "packet.share",
-                  "share signature does not verify")
+    assert_denied(world, response, 422, "bad-signature", "packet.share", "bad-signature")
 
 
 def test_share_requests_are_listed_and_decided_once(world: World) -> None:
@@ -186,7 +211,7 @@ def test_share_requests_are_listed_and_decided_once(world: World) -> None:
     twice = world.client.post(f"/v1/packets/{pid}/share-requests", headers=ex.bob.auth,
                               json={"recipient_id": "carol"})
     assert_denied(world, twice, 409, "packet-conflict", "packet.share_request",
-                  "share request already open")
+                  "share-request-open")
     listed = world.client.get(f"/v1/packets/{pid}/share-requests", headers=ex.alice.auth)
     assert [r["id"] for r in listed.json()["requests"]] == [rid]
     assert_granted(world, listed.json(), "packet.share_requests")
@@ -194,4 +219,4 @@ def test_share_requests_are_listed_and_decided_once(world: World) -> None:
     assert world.client.post(url, headers=ex.alice.auth).status_code == 200
     again = world.client.post(url, headers=ex.alice.auth)
     assert_denied(world, again, 409, "packet-conflict", "packet.share_approve",
-                  "share request approved")
+                  "share-request-decided", detail="approved")

@@ -19,6 +19,8 @@ from sqlalchemy import Executable, func, select
 
 from app.db import make_engine
 from app.models.ledger import LEDGER_TABLES
+from app.models.refusal import RefusalDetail
+from app.refusal import public_reason
 from crypto import (
     Classification,
     HandlingCode,
@@ -30,6 +32,7 @@ from crypto import (
 from crypto.header import PacketHeader
 from crypto.opening import OpenedEnvelope
 from ledger.entry import Entry
+from ledger.refusal import verify_refusal_detail
 from tests.app.conftest import Person, World
 
 PROBLEM = "https://cadena.example/problems/"
@@ -138,13 +141,36 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 def assert_denied(world: World, response: httpx.Response, status: int, code: str, action: str,
-                  reason: str) -> None:
-    """A refusal: the problem, and exactly one denied entry naming the action and reason."""
+                  reason: str, *, detail: str | None = None) -> None:
+    """A refusal: the problem, and exactly one denied entry naming the action and reason.
+
+    ``reason`` is the entry's reason code (``app.refusal.Reason``), which the
+    problem body shows as ``reason`` (in its public form); ``detail`` is text
+    that the auditor-only detail of the entry holds (checked against the
+    entry's digest).
+    """
     body = assert_problem(response, status, code)
     entry = last_entry(world)
     assert (entry.action, entry.outcome) == (action, "denied")
     assert reason in (entry.reason or ""), entry.reason
+    assert body["reason"] == public_reason(entry.reason or "")
     assert body["ledger_index"] == entry.index
+    if detail is not None:
+        assert detail in refusal_detail(world, entry.index)
+
+
+def refusal_detail(world: World, index: int) -> str:
+    """The auditor-only detail of refusal ``index``, checked against the entry's digest."""
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(RefusalDetail.salt, RefusalDetail.detail)
+                               .where(RefusalDetail.ledger_index == index)).one()
+    finally:
+        engine.dispose()
+    entry = next(e for e in world.entries() if e.index == index)
+    verify_refusal_detail(entry, bytes(row.salt), row.detail)
+    return str(row.detail)
 
 
 def assert_granted(world: World, body: dict[str, Any], action: str) -> None:

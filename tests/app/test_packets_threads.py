@@ -55,7 +55,7 @@ def test_listing_hides_packets_above_the_clearance_in_force_now(world: World) ->
     execute(world, update(Clearance).where(Clearance.liaison_id == "bob")
             .values(valid_until=past()))
     response = world.client.get("/v1/packets", headers=ex.bob.auth)
-    assert_denied(world, response, 403, "no-clearance", "packet.list", "no clearance in force")
+    assert_denied(world, response, 403, "no-clearance", "packet.list", "no-clearance")
 
 
 def test_request_past_due_without_reply_is_overdue_until_answered(world: World) -> None:
@@ -75,7 +75,7 @@ def test_withdrawal_stops_key_delivery_but_not_the_originators_view(world: World
     _, pid = ex.sent()
     by_bob = world.client.post(f"/v1/packets/{pid}/withdraw", headers=ex.bob.auth,
                                json={"reason": "mine now"})
-    assert_denied(world, by_bob, 403, "originator-only", "packet.withdraw", "not the originator")
+    assert_denied(world, by_bob, 403, "originator-only", "packet.withdraw", "originator-only")
     done = world.client.post(f"/v1/packets/{pid}/withdraw", headers=ex.alice.auth,
                              json={"reason": "sent in error"})
     assert done.status_code == 200, done.text
@@ -84,11 +84,11 @@ def test_withdrawal_stops_key_delivery_but_not_the_originators_view(world: World
     assert_granted(world, done.json(), "packet.withdraw")
     again = world.client.post(f"/v1/packets/{pid}/withdraw", headers=ex.alice.auth,
                               json={"reason": "again"})
-    assert_denied(world, again, 409, "packet-conflict", "packet.withdraw", "already withdrawn")
+    assert_denied(world, again, 409, "packet-conflict", "packet.withdraw", "packet-withdrawn")
     for url, action in ((f"/v1/packets/{pid}", "packet.retrieve"),
                         (f"/v1/packets/{pid}/streams/1", "packet.download")):
         refused = world.client.get(url, headers=ex.bob.auth)
-        assert_denied(world, refused, 410, "packet-withdrawn", action, "packet withdrawn")
+        assert_denied(world, refused, 410, "packet-withdrawn", action, "packet-withdrawn")
     own = world.client.get(f"/v1/packets/{pid}", headers=ex.alice.auth)
     assert own.status_code == 200
     assert own.json()["status"] == "withdrawn"
@@ -110,7 +110,7 @@ def test_thread_shows_the_request_and_its_replies_to_their_parties(world: World)
     bobs = world.client.get(f"/v1/packets/{request}/thread", headers=ex.bob.auth).json()
     assert [p["id"] for p in bobs["packets"]] == [request, reply_id]
     outsider = world.client.get(f"/v1/packets/{aside_id}/thread", headers=ex.bob.auth)
-    assert_denied(world, outsider, 404, "not-found", "packet.thread", "not a party")
+    assert_denied(world, outsider, 404, "not-found", "packet.thread", "not-a-party")
 
 
 def test_reply_to_a_packet_the_sender_cannot_see_is_refused_and_logged(world: World) -> None:
@@ -118,5 +118,4 @@ def test_reply_to_a_packet_the_sender_cannot_see_is_refused_and_logged(world: Wo
     _, private = ex.sent()
     guess = seal(ex.carol, [ex.alice], "ch", in_reply_to=private)
     response = submit(world, ex.carol, guess)
-    assert_denied(world, response, 422, "invalid-reply", "packet.submit",
-                  "in_reply_to not visible in this channel")
+    assert_denied(world, response, 422, "invalid-reply", "packet.submit", "invalid-reply")

@@ -83,7 +83,7 @@ def test_refused_token_triggers_one_new_login(world: World) -> None:
         assert client.token is not None
         assert client.token.token != old.token
     actions = [(e.action, e.outcome, e.reason) for e in world.entries()[-3:]]
-    assert actions == [("state.list", "denied", "token expired"),
+    assert actions == [("state.list", "denied", "token-expired"),
                        ("auth.login", "granted", None), ("state.list", "granted", None)]
 
 
@@ -96,7 +96,7 @@ def test_new_login_is_tried_once_then_the_refusal_stands(world: World) -> None:
         client.states.list()
     assert caught.value.detail == "login refused"  # the reason is in the ledger only
     refusals = [e.reason for e in world.entries() if e.outcome == "denied"]
-    assert refusals == ["malformed token", "key is not the liaison's"]
+    assert refusals == ["malformed-token", "wrong-key"]
     assert caught.value.exit_code == EXIT_REFUSED
 
 

@@ -144,7 +144,13 @@ def test_expired_challenge_buys_no_token_and_is_logged(world: World) -> None:
     response = world.client.post("/v1/auth/token", json={
         "challenge_id": challenge["challenge_id"], "key_id": alice.keys.public.key_id,
         "signature": b64(signature)})
-    assert_denied(world, response, 401, "unauthenticated", "auth.login", "challenge expired")
+    # every failed login answers alike ("login-refused"); the ledger has the reason
+    body = assert_problem(response, 401, "unauthenticated")
+    assert body["reason"] == "login-refused"
+    entry = world.last_entry()
+    assert (entry.action, entry.outcome, entry.reason) == ("auth.login", "denied",
+                                                           "challenge-expired")
+    assert body["ledger_index"] == entry.index
 
 
 def test_key_revocation_ends_its_tokens_at_once(world: World) -> None:
@@ -155,7 +161,7 @@ def test_key_revocation_ends_its_tokens_at_once(world: World) -> None:
         headers=world.coordinator.auth, json={"reason": "laptop stolen"})
     assert response.status_code == 200, response.text
     response = world.client.get("/v1/packets", headers=alice.auth)
-    assert_denied(world, response, 401, "unauthenticated", "packet.list", "revoked")
+    assert_denied(world, response, 401, "unauthenticated", "packet.list", "token-revoked")
     challenge = world.client.post("/v1/auth/challenge", json={"liaison_id": "alice"}).json()
     signature = sign(alice.keys.signing_key, AUTH_CHALLENGE_TYPE,
                      base64.b64decode(challenge["payload"]))

@@ -210,7 +210,7 @@ def test_replayed_submission_is_409_and_logged(world: World) -> None:
     sealed, _ = ex.sent()
     response = world.client.post("/v1/packets", headers=ex.alice.auth,
                                  json={"envelope": envelope_b64(sealed)})
-    assert_denied(world, response, 409, "packet-conflict", "packet.submit", "already used")
+    assert_denied(world, response, 409, "packet-conflict", "packet.submit", "packet-id-used")
 
 
 def test_replayed_receipt_is_409_and_logged(world: World) -> None:
@@ -221,7 +221,7 @@ def test_replayed_receipt_is_409_and_logged(world: World) -> None:
     first = world.client.post(f"/v1/packets/{pid}/receipts", headers=ex.bob.auth, json=body)
     assert first.status_code == 201, first.text
     again = world.client.post(f"/v1/packets/{pid}/receipts", headers=ex.bob.auth, json=body)
-    assert_denied(world, again, 409, "packet-conflict", "packet.receipt", "already given")
+    assert_denied(world, again, 409, "packet-conflict", "packet.receipt", "receipt-already-given")
 
 
 def test_packet_signed_by_another_liaisons_key_is_refused(world: World) -> None:
@@ -229,7 +229,7 @@ def test_packet_signed_by_another_liaisons_key_is_refused(world: World) -> None:
     impostor = Person(ex.alice.id, ex.carol.keys)  # carol's key, alice's name
     sealed = seal(impostor, [ex.bob], ex.channel)
     response = submit(world, ex.alice, sealed)
-    assert_denied(world, response, 422, "bad-signature", "packet.submit", "signature")
+    assert_denied(world, response, 422, "bad-signature", "packet.submit", "bad-signature")
     response = submit(world, ex.carol, sealed, upload_streams=False)
     body = _is_problem(response, 403, 422)
     assert "ledger_index" in body
@@ -242,7 +242,8 @@ def test_wrapped_key_for_a_non_member_is_refused(world: World) -> None:
     make_channel(world, "other", [dave])
     sealed = ex.seal([ex.bob, dave])
     response = submit(world, ex.alice, sealed)
-    assert_denied(world, response, 403, "recipient-not-eligible", "packet.submit", "dave")
+    assert_denied(world, response, 403, "recipient-not-eligible", "packet.submit",
+                  "recipient-not-eligible", detail="dave")
     assert not _packet_stored(world, packet_id(sealed))
 
 
@@ -257,7 +258,7 @@ def test_header_fields_that_disagree_with_the_signed_header_are_refused(world: W
                         sealed.envelope.signature, sealed.envelope.wrapped_keys)
     response = world.client.post("/v1/packets", headers=ex.alice.auth, json={
         "envelope": base64.b64encode(tampered.to_bytes()).decode()})
-    assert_denied(world, response, 422, "bad-signature", "packet.submit", "signature")
+    assert_denied(world, response, 422, "bad-signature", "packet.submit", "bad-signature")
     smuggled = Envelope(sealed.envelope.header, sealed.envelope.signature,
                         {**sealed.envelope.wrapped_keys,
                          ex.carol.id: next(iter(sealed.envelope.wrapped_keys.values()))})
