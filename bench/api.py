@@ -17,7 +17,15 @@ each measured after a short warm-up whose numbers are discarded:
   for comparison (its req/s and ops/s are printed as ``info``, not targets);
 - ``submit-post``: the envelope ``POST /v1/packets`` alone, its blobs
   uploaded beforehand (outside the measurement);
-- ``retrieve``: ``GET /v1/packets/{id}`` by a recipient (key delivery).
+- ``retrieve``: ``GET /v1/packets/{id}`` by a recipient (key delivery);
+- ``burst`` (not run by default; ``--burst-only`` runs it alone): a hostile
+  client's burst against a fresh server with ONE worker per backend: 1,000
+  authenticated GETs and 200 event streams at once from one liaison, while a
+  probe process times ``/healthz`` and ``/v1/ledger/checkpoint`` every 20 ms;
+  targets: no errors but deliberate 429s (or shed 503s), ``/healthz`` p99
+  < 100 ms, no answer slower than 2 s; then ``/healthz`` must still answer and
+  the ledger verify. See ``bench/burst.py``; it ends within about a minute and
+  a half even against a frozen server.
 
 Each phase runs closed-loop (``--concurrency`` clients back to back for
 ``--duration`` s: the peak rate and p50/p99 latency) and then open-loop at half
@@ -42,7 +50,7 @@ worker's share of the server's: the kernel spreads the sixteen connections of
 a phase over the workers by a hash, and an uneven split caps the rate).
 
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--phases ...] [--concurrency 16]
-[--duration 10] [--log-levels warning] [--json PATH] [--profile DIR]``.
+[--duration 10] [--log-levels warning] [--json PATH] [--profile DIR] [--burst-only]``.
 ``--profile DIR`` records each server worker with py-spy (raw collapsed
 stacks) during every closed-loop phase; it perturbs the figures. Only
 samples holding the GIL are kept (``--gil``): Python's CPU time, not the
@@ -75,6 +83,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
+from bench import burst
 from bench._server import (
     Directory,
     Liaison,
@@ -577,6 +586,17 @@ def verdicts(results: list[Phase]) -> list[dict[str, Any]]:
     return out
 
 
+def run_bursts(args: argparse.Namespace) -> list[burst.BurstResult]:
+    """The burst phase on every backend and log level, each report printed as it ends."""
+    results: list[burst.BurstResult] = []
+    for backend in args.backends.split(","):
+        for level in args.log_levels.split(","):
+            result = burst.run(backend.strip(), level.strip(), args.postgres_url)
+            print(burst.report(result), flush=True)
+            results.append(result)
+    return results
+
+
 def main() -> None:
     """Parse arguments, run every backend and log level, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -590,10 +610,16 @@ def main() -> None:
         "CADENA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a database from which the benchmark may create and drop others")
     parser.add_argument("--phases", default=",".join([*SUBMISSIONS, "retrieve"]),
-                        help="the phases to run besides healthz (the reference), e.g. retrieve")
+                        help="the phases to run besides healthz (the reference), e.g. "
+                             "retrieve; 'burst' (not in the default) runs the burst phase")
+    parser.add_argument("--burst-only", action="store_true",
+                        help="run only the burst phase (same as --phases burst)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of closed loops here")
     args = parser.parse_args()
+    if args.burst_only:
+        args.phases = "burst"
+    measured = set(args.phases.split(",")) - {"burst"}
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(),
             "loadavg_start": os.getloadavg(), "concurrency": args.concurrency,
             "duration_s": args.duration, "message_bytes": args.message_bytes,
@@ -607,12 +633,13 @@ def main() -> None:
           f"{meta['fsync']['samples']} over 5 s: p50 {meta['fsync']['p50_ms']} ms, "
           f"p99 {meta['fsync']['p99_ms']} ms, max {meta['fsync']['max_ms']} ms")
     results: list[Phase] = []
-    for backend in args.backends.split(","):
+    for backend in args.backends.split(",") if measured else []:
         for level in args.log_levels.split(","):
             results += run_backend(args, backend.strip(), level.strip())
+    bursts = run_bursts(args) if "burst" in args.phases.split(",") else []
     meta["loadavg_end"] = os.getloadavg()
     checks = verdicts(results)
-    print("\ntargets:")
+    print("\ntargets:" if checks else "")
     for c in checks:
         verdict = "ok" if c["ok"] else "below" if c["informational"] else "MISSED"
         print(f"  {c['backend']:>10} {c['log_level']:>7} {c['phase']:>13} {c['measure']:>17}: "
@@ -621,7 +648,8 @@ def main() -> None:
     print(f"load average at the end: {meta['loadavg_end']}")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": [p.to_json() for p in results],
-                                         "targets": checks}, indent=2))
+                                         "targets": checks,
+                                         "burst": [b.to_json() for b in bursts]}, indent=2))
 
 
 if __name__ == "__main__":
