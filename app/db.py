@@ -104,8 +104,11 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the connection is closed")
-    readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
-    if readable:
+    # poll, not select: select() cannot watch a descriptor above 1023, and a
+    # process holding a thousand client connections has database sockets there.
+    poller = select.poll()
+    poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+    if poller.poll(0):
         raise DisconnectionError("the server sent something to an idle connection: it closed it")
 
 

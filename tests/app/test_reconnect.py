@@ -6,6 +6,9 @@ every request after the drop is answered as if nothing happened.
 
 from __future__ import annotations
 
+import os
+import resource
+
 import psycopg
 from sqlalchemy import make_url
 
@@ -37,3 +40,20 @@ def test_requests_after_the_server_dropped_every_connection_succeed(
     answers = [world.client.get("/v1/states", headers=auth).status_code for _ in range(3)]
     assert answers == [200, 200, 200]
     assert world.last_entry().action == "state.list"
+
+
+def test_a_connection_above_descriptor_1023_is_checked_out(postgres_world: World) -> None:
+    """A burst of a thousand client sockets pushes new database sockets past select()'s limit."""
+    world = postgres_world
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
+    world.client.app.state.engine.dispose()  # type: ignore[attr-defined]
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]  # the low descriptors
+    try:
+        answers = [world.client.get("/v1/states", headers=world.coordinator.auth).status_code
+                   for _ in range(2)]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert answers == [200, 200]

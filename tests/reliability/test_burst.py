@@ -24,8 +24,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.refusals import SUMMARY_ACTION
 from tests.conftest import fresh_database_url
-from tests.reliability.harness import Server, ServerConfig, enrol_cast, new_coordinator, run_cli
+from tests.reliability.harness import (
+    Server,
+    ServerConfig,
+    enrol_cast,
+    new_coordinator,
+    read_entries,
+    run_cli,
+)
 
 REQUESTS = 400
 STREAMS = 100
@@ -169,3 +177,14 @@ def test_a_burst_from_one_liaison_is_answered_and_health_stays_up(
     assert out.slowest_refusal < REFUSED_AT_ONCE, out.failures_if_slow
     assert out.slowest_probe < PROBE_LIMIT
     run_cli(config, "ledger", "verify")
+    # nothing lost and nothing invented: one granted entry per 2xx, and every
+    # 429 counted in a summary written at shut-down
+    entries = [e for e in read_entries(url) if e.actor is not None
+               and e.actor.liaison == sender.id or e.action == SUMMARY_ACTION]
+    granted = Counter(e.action for e in entries if e.outcome == "granted")
+    assert granted["state.list"] == out.statuses["request"][200]
+    assert granted["events.subscribe"] == out.statuses["stream"][200]
+    refused_429 = sum(c[429] for c in out.statuses.values())
+    counted = sum(e.details["count"] for e in entries if e.action == SUMMARY_ACTION)
+    # an upload refused at once may reach its client as a closed socket (status 0)
+    assert refused_429 <= counted <= refused_429 + out.statuses["upload"][0]
