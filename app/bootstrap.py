@@ -44,6 +44,7 @@ def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator)
         raise AlreadyBootstrapped("liaisons exist already; bootstrap runs once")
     if key_path.exists():
         raise AlreadyBootstrapped(f"a ledger key exists already at {key_path}")
+    liaisons.check_keys(first.keys)
     moment = now()
     record(session, draft(None, "system.bootstrap", {"type": "system", "id": origin},
                           details={"coordinator": first.liaison_id}))

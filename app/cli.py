@@ -108,7 +108,7 @@ def bootstrap(
     from app.settings import get_settings
     from crypto.encoding import b64decode
     from crypto.errors import CryptoError
-    from crypto.keys import LiaisonPublicKeys
+    from crypto.keys import LiaisonPublicKeys, check_public_keys
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -116,8 +116,9 @@ def bootstrap(
     upgrade_to_head(url)
     sign_b64, box_b64 = _public_keys(public_keys, signing_public, encryption_public)
     try:
-        keys = LiaisonPublicKeys(signing=b64decode(sign_b64, "signing_public", 32),
-                                 encryption=b64decode(box_b64, "encryption_public", 32))
+        keys = check_public_keys(LiaisonPublicKeys(
+            signing=b64decode(sign_b64, "signing_public", 32),
+            encryption=b64decode(box_b64, "encryption_public", 32)))
     except CryptoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
