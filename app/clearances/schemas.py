@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.text import DisplayText
 from app.timestamp import UTCTimestamp
 
 LevelName = Literal["RESTRICTED", "CONFIDENTIAL", "SECRET"]
@@ -45,7 +46,7 @@ class ClearanceRevoke(BaseModel):
     """Revoke a clearance."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: DisplayText = Field(min_length=1, max_length=500)
 
 
 class ClearanceRead(BaseModel):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.auth.schemas import ID_PATTERN
+from app.text import DisplayText
 
 
 def _is_loopback(host: str) -> bool:
@@ -62,7 +63,7 @@ class WitnessCreate(BaseModel):
     name: str = Field(pattern=ID_PATTERN, max_length=128)
     url: WitnessUrl = Field(description="Submission prefix (https; http only to loopback); "
                                         "the service POSTs to <url>/add-checkpoint")
-    verifier_key: str = Field(min_length=1, max_length=600,
+    verifier_key: DisplayText = Field(min_length=1, max_length=600,
                               description="<key name>+<hex key id>+<base64(0x04 || key)>")
 
 
