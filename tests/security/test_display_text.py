@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 
+from app.bootstrap import Coordinator, bootstrap
 from app.certificates.schemas import CertificateCreate, PermissionCreate
 from app.channels.schemas import ChannelCreate
 from app.clearances.schemas import ClearanceRevoke
+from app.db import make_engine, make_session_factory, transaction
+from app.errors import CadenaError
 from app.liaisons.schemas import KeyRevoke, LiaisonCreate
+from app.models.identity import Liaison
 from app.packets.schemas import WithdrawCreate
 from app.states.schemas import StateCreate, StateUpdate
 from app.text import check_display_text
@@ -146,3 +152,22 @@ def test_a_listing_filter_with_such_a_text_is_422(world: World) -> None:
     response = world.client.get("/v1/packets", params={"case_reference": "FGR\u202e"},
                                 headers=alice.auth)
     assert_problem(response, 422, "invalid-request")
+
+
+@pytest.mark.parametrize("field", ["name", "state_name", "joining_note"])
+def test_bootstrap_refuses_such_a_text(db_url: str, tmp_path: Path, field: str) -> None:
+    texts = {"name": "First", "state_name": "Colombia", "joining_note": "Chapultepec/2012",
+             field: "Colo\u202ebmia"}
+    first = Coordinator(liaison_id="coord", name=texts["name"], state_code="CO",
+                        state_name=texts["state_name"], joining_note=texts["joining_note"],
+                        keys=KEYS)
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(CadenaError, match="U\\+202E"), \
+                transaction(make_session_factory(engine)) as session:
+            bootstrap(session, tmp_path / "ledger.key", "test/ledger", first)
+        with engine.connect() as conn:
+            assert conn.execute(select(Liaison.id)).first() is None
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "ledger.key").exists()
