@@ -49,6 +49,16 @@ def _pg_exec(sql: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """Each test ends with the umask it began with (``cadena-server`` commands run
+    in-process set the server's own, 077)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database file migrated to head, copied for each test."""
