@@ -127,7 +127,7 @@ def _wait_ready(server: LocalServer) -> None:
 def local_server(data_dir: Path, *, database_url: str | None = None,
                  extra: Mapping[str, str] | None = None) -> Iterator[LocalServer]:
     """Serve ``data_dir`` on a free loopback port while the block runs, then stop."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # serve refuses a wider one
     port = free_port()
     with (data_dir / "server.log").open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own installed command
