@@ -10,6 +10,7 @@ the ``chmod`` to run). Real files, real commands, modes read with ``os.stat``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -33,10 +34,12 @@ from bench._server import (
     serve,
     server_env,
 )
+from client.local_server import bootstrap as local_bootstrap
+from client.local_server import local_server
 from crypto import LiaisonKeys
 
 HARNESS_FILES = {"server.log", "coordinator.pub.json"}
-"""Written into the data directory by the test harness (bench/_server.py), not the server."""
+"""Written into the data directory by bench/_server.py (the harness), not by the server."""
 
 
 def mode(path: Path) -> int:
@@ -190,4 +193,19 @@ def test_a_real_server_writes_only_private_files(tmp_path: Path, loose_umask: No
     assert run_command(env, ["ledger", "verify"]).returncode == 0
     assert (data / "certificate-seal.key").exists()
     assert any((data / "blobs").rglob("*"))
+    assert_private(data)
+
+
+@pytest.mark.timeout(120)
+def test_the_clients_local_server_keeps_its_data_directory_private(tmp_path: Path,
+                                                                   loose_umask: None) -> None:
+    keys = LiaisonKeys.generate().public
+    public = tmp_path / "coord.json"
+    public.write_text(json.dumps({"signing_public": b64(keys.signing),
+                                  "encryption_public": b64(keys.encryption)}))
+    data = tmp_path / "server"
+    local_bootstrap(data, public)
+    with local_server(data) as server:
+        assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 200
+    assert mode(data / "server.log") == 0o600
     assert_private(data)
