@@ -65,9 +65,10 @@ def _keep_a_coordinator(session: Session, by: Principal, code: str) -> None:
     # Only coordinators reactivate states or enrol new coordinators: with none
     # left, only an edit of the database could bring the centre back.
     if not repo.states_with_active_coordinators(session) - {code}:
-        reason = "no active coordinator would remain"
-        raise deny(LastCoordinator, f"{reason}: state {code} holds the last one", by.actor,
-                   "state.status", {"type": "state", "id": code}, reason)
+        # A code in the style of the refusal vocabulary: it names the rule, no one's facts.
+        raise deny(LastCoordinator, f"no active coordinator would remain: state {code} "
+                   "holds the last one", by.actor, "state.status",
+                   {"type": "state", "id": code}, "last-coordinator")
 
 
 def listing(session: Session, by: Principal) -> Sequence[State]:
