@@ -73,7 +73,7 @@ BODIES: list[tuple[type[BaseModel], dict[str, Any], tuple[str, ...]]] = [
      ("verifier_key",)),
 ]
 FIELDS = [(model, body, field) for model, body, fields in BODIES for field in fields]
-SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=BIDI),
+SAFE_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs"), exclude_characters=BIDI),
                     min_size=1, max_size=80)
 
 
