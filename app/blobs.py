@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
+from app.datadir import make_private_dir
 from app.deps import SettingsDep
 from app.errors import CadenaError
 from crypto.outfile import WritebackPacer
@@ -321,7 +322,7 @@ class BlobStore:
             missing.append(probe)
             probe = probe.parent
         for path in reversed(missing):
-            path.mkdir(exist_ok=True)
+            make_private_dir(path)
             _fsync_dir(path.parent)
 
 

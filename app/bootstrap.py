@@ -15,6 +15,7 @@ from app.errors import CadenaError
 from app.ledger_key import create_signing_key
 from app.liaisons import service as liaisons
 from app.models.identity import Level, Liaison, Role, State, StateStatus
+from app.text import check_display_text
 from crypto.keys import LiaisonPublicKeys
 from ledger.note import NoteSigner
 
@@ -23,6 +24,12 @@ class AlreadyBootstrapped(CadenaError):
     """The server was bootstrapped before; bootstrap refuses to run twice."""
 
     status, code, title = 409, "already-bootstrapped", "Already bootstrapped"
+
+
+class InvalidBootstrap(CadenaError):
+    """A name or note given to the bootstrap holds a character no stored text may hold."""
+
+    status, code, title = 422, "invalid-request", "Invalid request"
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,23 @@ class Coordinator:
     clearance_days: int = 365
 
 
+def _check_texts(first: Coordinator) -> None:
+    # The command line bypasses the API's schemas; the same rule for text applies.
+    for field in ("name", "state_name", "joining_note"):
+        try:
+            check_display_text(getattr(first, field))
+        except ValueError as exc:
+            raise InvalidBootstrap(f"{field}: {exc}") from None
+
+
 def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator) -> str:
     """Create the ledger key (0600) and the first coordinator; return the verifier key."""
     if session.scalars(select(Liaison.id).limit(1)).first() is not None:
         raise AlreadyBootstrapped("liaisons exist already; bootstrap runs once")
     if key_path.exists():
         raise AlreadyBootstrapped(f"a ledger key exists already at {key_path}")
+    liaisons.check_keys(first.keys)
+    _check_texts(first)
     moment = now()
     record(session, draft(None, "system.bootstrap", {"type": "system", "id": origin},
                           details={"coordinator": first.liaison_id}))

@@ -20,6 +20,28 @@ MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
 cli = typer.Typer(help="Cadena server: the secure case-information exchange.", no_args_is_help=True)
 
 
+@cli.callback()
+def _private_files() -> None:
+    """Cadena server: the secure case-information exchange."""
+    from app.datadir import restrict_umask
+
+    # Before any command runs: whatever it creates (the database, its WAL,
+    # blobs, keys) is the server user's alone, and so is what serve's worker
+    # processes create (the umask survives exec and spawn).
+    restrict_umask()
+
+
+def _data_dir(settings: Settings, *, create: bool = True) -> None:
+    """Check (and with ``create``, make) the data directory; exit 2 if others may enter it."""
+    from app.datadir import UnsafeDataDir, open_data_dir
+
+    try:
+        open_data_dir(settings.data_dir, create=create)
+    except UnsafeDataDir as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
 @cli.command()
 def migrate() -> None:
     """Create the data directory and apply every database migration."""
@@ -27,7 +49,7 @@ def migrate() -> None:
     from app.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _data_dir(settings)
     upgrade_to_head(settings.resolved_database_url())
     typer.echo("database is at the newest migration")
 
@@ -47,7 +69,7 @@ def serve(
     from app.settings import get_settings
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _data_dir(settings)
     url = settings.resolved_database_url()
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
@@ -108,16 +130,17 @@ def bootstrap(
     from app.settings import get_settings
     from crypto.encoding import b64decode
     from crypto.errors import CryptoError
-    from crypto.keys import LiaisonPublicKeys
+    from crypto.keys import LiaisonPublicKeys, check_public_keys
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _data_dir(settings)
     url = settings.resolved_database_url()
     upgrade_to_head(url)
     sign_b64, box_b64 = _public_keys(public_keys, signing_public, encryption_public)
     try:
-        keys = LiaisonPublicKeys(signing=b64decode(sign_b64, "signing_public", 32),
-                                 encryption=b64decode(box_b64, "encryption_public", 32))
+        keys = check_public_keys(LiaisonPublicKeys(
+            signing=b64decode(sign_b64, "signing_public", 32),
+            encryption=b64decode(box_b64, "encryption_public", 32)))
     except CryptoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -195,6 +218,7 @@ def ledger_verify(
     from ledger.verifier import verify_ledger
 
     settings = get_settings()
+    _data_dir(settings, create=False)
     verifier = _ledger_verifier(settings, key)
     engine = _ledger_engine(settings)
     opener = LedgerReaderOpener(settings.resolved_database_url())
@@ -225,6 +249,7 @@ def ledger_checkpoint() -> None:
     from ledger.sqlstore import SqlStorage
 
     settings = get_settings()
+    _data_dir(settings, create=False)
     try:
         signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
     except LedgerKeyError as exc:
@@ -266,6 +291,7 @@ def blobs_prune(
     from app.settings import get_settings
 
     settings = get_settings()
+    _data_dir(settings, create=False)
     engine = make_engine(settings.resolved_database_url())
     try:
         report = prune(make_session_factory(engine), get_blob_store(settings),

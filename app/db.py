@@ -16,17 +16,20 @@ it reads its own writes.
 
 from __future__ import annotations
 
+import functools
 import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, bindparam, create_engine, event, insert
+from sqlalchemy import Engine, Insert, bindparam, create_engine, event, insert, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql import Executable
 
+from app.datadir import make_private
 from ledger.sqldriver import compiled, dbapi
 from ledger.sqlpipeline import as_sqlalchemy_errors
 from ledger.treecache import TreeCache
@@ -49,6 +52,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_files(url: str) -> tuple[Path, ...]:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return ()
+    return (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm"))
+
+
+def _private_sqlite(files: tuple[Path, ...], dbapi_connection: Any, record: Any) -> None:
+    # The database file is made 0600 before anything else: SQLite gives the
+    # -wal and -shm it creates the database file's mode. Files left wider by an
+    # older version (or another umask) are narrowed on the next connection.
+    for path in files:
+        make_private(path)
+    _sqlite_pragmas(dbapi_connection, record)
+    for path in files:
+        make_private(path)
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -74,7 +95,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # long means the database is stuck, not busy.
             kwargs.setdefault("pool_timeout", 10)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_private_sqlite, _sqlite_files(url)))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # Kept connections: SQLAlchemy's default keeps 5 and closes every overflow

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.admission import Admission, AdmissionControl
 from app.auth.routes import router as auth_router
@@ -39,6 +40,7 @@ from app.witnessing import Witnessing
 from ledger.treecache import TreeCache
 
 log = structlog.get_logger()
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _problem(status: int, code: str, title: str, detail: str, **ext: Any) -> JSONResponse:
@@ -62,8 +64,27 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
-                        str(exc.detail))
+        response = _problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail),
+                            str(exc.detail))
+        # Headers the error carries belong to the answer (405 must name Allow).
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the request's path takes (RFC 9110 §10.2.1 Allow).
+
+    Starlette's 405 names only the first route that matched the path, but the
+    service declares one route per method (GET and POST of ``/v1/states``).
+    Each method is tried against every route, through the routes' public
+    ``matches`` (FastAPI nests included routers, so their routes are not a flat list).
+    """
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                      for route in request.app.router.routes)]
+    return ", ".join(allowed)
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:

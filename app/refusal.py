@@ -39,6 +39,7 @@ class Reason(enum.StrEnum):
     RATE_LIMITED = "rate-limited"
     # the caller's standing
     WRONG_ROLE = "wrong-role"
+    LAST_COORDINATOR = "last-coordinator"
     NO_CLEARANCE = "no-clearance"
     CLEARANCE_TOO_LOW = "clearance-too-low"
     NOT_A_MEMBER = "not-a-member"

@@ -22,10 +22,12 @@ def worker_app() -> FastAPI:
     this every worker logged at debug level in console format, ignoring
     ``CADENA_LOG_LEVEL`` and ``CADENA_LOG_JSON`` (and paying for it per request).
     """
+    from app.datadir import restrict_umask
     from app.logging import configure_logging
     from app.main import create_app
     from app.settings import get_settings
 
+    restrict_umask()  # also when uvicorn runs this factory without cadena-server serve
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
     # A request that appended to the ledger holds the head's lock, which every

@@ -127,9 +127,11 @@ def _wait_ready(server: LocalServer) -> None:
 def local_server(data_dir: Path, *, database_url: str | None = None,
                  extra: Mapping[str, str] | None = None) -> Iterator[LocalServer]:
     """Serve ``data_dir`` on a free loopback port while the block runs, then stop."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # serve refuses a wider one
     port = free_port()
-    with (data_dir / "server.log").open("ab") as log:
+    # Private like everything else in the data directory (docs/operations.md).
+    log_fd = os.open(data_dir / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(log_fd, "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own installed command
             [*server_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=server_env(data_dir, database_url, extra), stdout=log, stderr=log)

@@ -20,6 +20,7 @@ from crypto.errors import (
     EnvelopeError,
     FormatError,
     InvalidArgument,
+    InvalidPublicKey,
     KeyFormatError,
     KeyStoreError,
     NotARecipient,
@@ -31,7 +32,13 @@ from crypto.errors import (
 from crypto.header import Classification, HandlingCode, PacketHeader, PacketMeta, Party, Urgency
 from crypto.ids import format_time, uuid7
 from crypto.keyfile import load_keys, save_keys
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.keys import (
+    LiaisonKeys,
+    LiaisonPublicKeys,
+    check_ed25519_public,
+    check_public_keys,
+    check_x25519_public,
+)
 from crypto.opening import (
     OpenedEnvelope,
     OpenedPacket,
@@ -63,6 +70,7 @@ __all__ = [
     "FormatError",
     "HandlingCode",
     "InvalidArgument",
+    "InvalidPublicKey",
     "KeyFormatError",
     "KeyShare",
     "KeyStoreError",
@@ -86,6 +94,9 @@ __all__ = [
     "UnknownVersion",
     "Urgency",
     "check_ciphertext",
+    "check_ed25519_public",
+    "check_public_keys",
+    "check_x25519_public",
     "decrypt_content",
     "decrypt_to_path",
     "digest_stream",

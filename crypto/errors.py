@@ -6,6 +6,7 @@ Opening fails closed with the most specific class that applies::
 
     CryptoError
     ├── InvalidArgument            caller passed a value we refuse to seal or sign (ValueError)
+    │   └── InvalidPublicKey       a public key that is no safe point: small order, non-canonical
     ├── SourceChanged              a sealed source read again to upload it has changed
     ├── KeyStoreError              a stored liaison key cannot be loaded
     │   ├── BadPassphrase          wrong passphrase, or the encrypted key was altered
@@ -35,6 +36,14 @@ class CryptoError(Exception):
 
 class InvalidArgument(CryptoError, ValueError):
     """A value passed in by the caller is not acceptable (bad name, id, code...)."""
+
+
+class InvalidPublicKey(InvalidArgument):
+    """A public key that is not a safe point to sign for or encrypt to.
+
+    All zero, of small order (so a shared secret or a signature check no longer
+    depends on a secret), or not in canonical encoding.
+    """
 
 
 class SourceChanged(CryptoError):

@@ -11,6 +11,7 @@ skipped with that reason, and ``.ci/run`` fails on any such skip.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,22 @@ POSTGRES_URL = os.environ.get("CADENA_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
 
 
+_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def database_name(kind: str) -> str:
+    """A fresh PostgreSQL database name: ``<prefix>_<kind>_<12 hex>``.
+
+    The prefix is ``CADENA_TEST_DB_PREFIX`` (default ``cadena``): ``.ci/run``
+    gives each run its own, so that its clean-up after a killed run
+    (``scripts/drop-test-databases``) drops that run's databases only.
+    """
+    prefix = os.environ.get("CADENA_TEST_DB_PREFIX", "cadena")
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"CADENA_TEST_DB_PREFIX must match {_PREFIX.pattern}, not {prefix!r}")
+    return f"{prefix}_{kind}_{uuid.uuid4().hex[:12]}"
+
+
 def _pg_admin_url() -> str:
     assert POSTGRES_URL is not None
     return normalize_url(POSTGRES_URL)
@@ -47,6 +64,16 @@ def _pg_exec(sql: str) -> None:
             conn.execute(text(sql))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """Each test ends with the umask it began with (``cadena-server`` commands run
+    in-process set the server's own, 077)."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield
+    os.umask(previous)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +92,7 @@ def postgres_template() -> Iterator[str]:
         if os.environ.get("CADENA_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    name = f"cadena_tpl_{uuid.uuid4().hex[:12]}"
+    name = database_name("tpl")
     _pg_exec(f'CREATE DATABASE "{name}"')
     upgrade_to_head(make_url(_pg_admin_url()).set(database=name).render_as_string(False))
     yield name
@@ -80,7 +107,7 @@ def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: P
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     template_name: str = request.getfixturevalue("postgres_template")
-    name = f"cadena_t_{uuid.uuid4().hex[:12]}"
+    name = database_name("t")
     _pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
     request.addfinalizer(lambda: _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return make_url(_pg_admin_url()).set(database=name).render_as_string(False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from app.db import make_engine, normalize_url
 from app.migrate import SCHEMA_HEAD, alembic_config, is_current, upgrade_to_head
 from app.models import Base
 from app.models.ledger import LEDGER_TABLES
-from tests.conftest import BACKENDS, POSTGRES_URL
+from tests.conftest import BACKENDS, POSTGRES_URL, database_name
 
 LEDGER_TABLE_NAMES = {"ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_head"}
 
@@ -33,7 +32,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need CADENA_TEST_POSTGRES_URL (set by .ci/run)")
     admin = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = f"cadena_mig_{uuid.uuid4().hex[:12]}"
+    name = database_name("mig")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

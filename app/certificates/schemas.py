@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.schemas import LedgerRef
+from app.text import DisplayText
 
 TEXT_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,498}[^\s\x00-\x1f\x7f])?$"
 """1..500 characters, no control characters, no leading or trailing space."""
@@ -16,16 +17,16 @@ class CertificateCreate(BaseModel):
     """Ask for a custody certificate for a named court or authority and a stated purpose."""
 
     model_config = ConfigDict(extra="forbid")
-    issued_to: str = Field(pattern=TEXT_PATTERN, max_length=500)
-    purpose: str = Field(pattern=TEXT_PATTERN, max_length=500)
+    issued_to: DisplayText = Field(pattern=TEXT_PATTERN, max_length=500)
+    purpose: DisplayText = Field(pattern=TEXT_PATTERN, max_length=500)
 
 
 class PermissionCreate(BaseModel):
     """The originator permits judicial use of an H1 packet before a court."""
 
     model_config = ConfigDict(extra="forbid")
-    court: str = Field(pattern=TEXT_PATTERN, max_length=500)
-    purpose: str | None = Field(default=None, pattern=TEXT_PATTERN, max_length=500)
+    court: DisplayText = Field(pattern=TEXT_PATTERN, max_length=500)
+    purpose: DisplayText | None = Field(default=None, pattern=TEXT_PATTERN, max_length=500)
 
 
 class PermissionRead(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.auth.schemas import ID_PATTERN
 from app.clearances.schemas import LevelName
 from app.models.channel import ChannelKind
+from app.text import DisplayText
 
 
 class ChannelCreate(BaseModel):
@@ -16,9 +17,9 @@ class ChannelCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=ID_PATTERN, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
+    name: DisplayText = Field(min_length=1, max_length=200)
     kind: ChannelKind
-    crime_type: str | None = Field(default=None, min_length=1, max_length=100)
+    crime_type: DisplayText | None = Field(default=None, min_length=1, max_length=100)
     min_clearance: LevelName
     members: list[str] = Field(default_factory=list, max_length=1000)
 

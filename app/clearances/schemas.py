@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.text import DisplayText
+from app.timestamp import UTCTimestamp
+
 LevelName = Literal["RESTRICTED", "CONFIDENTIAL", "SECRET"]
 _NAMES: dict[int, LevelName] = {1: "RESTRICTED", 2: "CONFIDENTIAL", 3: "SECRET"}
 
@@ -22,13 +25,11 @@ class ClearanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     liaison_id: str = Field(max_length=128)
     level: LevelName
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: UTCTimestamp
+    valid_until: UTCTimestamp
 
     @model_validator(mode="after")
     def _window(self) -> ClearanceCreate:
-        if self.valid_from.tzinfo is None or self.valid_until.tzinfo is None:
-            raise ValueError("times need a timezone (use Z for UTC)")
         if self.valid_until <= self.valid_from:
             raise ValueError("valid_until must be after valid_from")
         return self
@@ -38,20 +39,14 @@ class ClearanceRenew(BaseModel):
     """Extend a clearance to a new end of validity."""
 
     model_config = ConfigDict(extra="forbid")
-    valid_until: datetime
-
-    @model_validator(mode="after")
-    def _aware(self) -> ClearanceRenew:
-        if self.valid_until.tzinfo is None:
-            raise ValueError("valid_until needs a timezone (use Z for UTC)")
-        return self
+    valid_until: UTCTimestamp
 
 
 class ClearanceRevoke(BaseModel):
     """Revoke a clearance."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: DisplayText = Field(min_length=1, max_length=500)
 
 
 class ClearanceRead(BaseModel):

@@ -50,6 +50,28 @@ def list_states(session: Session) -> Sequence[State]:
     return session.scalars(select(State).order_by(State.code)).all()
 
 
+def states_with_active_coordinators(session: Session) -> set[str]:
+    """Codes of active states holding a coordinator with a usable key set.
+
+    The state rows are locked (``FOR UPDATE`` on PostgreSQL) until the
+    transaction ends, so two coordinators suspending each other's states at
+    once are decided one after the other, on what the first one committed.
+    """
+    usable = (select(LiaisonKey.key_id)
+              .where(LiaisonKey.liaison_id == Liaison.id)
+              .where(LiaisonKey.retired_at.is_(None))
+              .where(LiaisonKey.revoked_at.is_(None))
+              .exists())
+    coordinator = (select(Liaison.id)
+                   .where(Liaison.state_code == State.code)
+                   .where(Liaison.role == Role.COORDINATOR)
+                   .where(usable)
+                   .exists())
+    query = (select(State.code).where(State.status == StateStatus.ACTIVE).where(coordinator)
+             .with_for_update())
+    return set(session.scalars(query).all())
+
+
 def get_liaison(session: Session, liaison_id: str) -> Liaison | None:
     """The liaison with id ``liaison_id`` (its state loaded)."""
     return session.get(Liaison, liaison_id)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.schemas import B64_PATTERN, ID_PATTERN
 from app.models.identity import Role
+from app.text import DisplayText
 
 
 class PublicKeySet(BaseModel):
@@ -23,7 +24,7 @@ class LiaisonCreate(PublicKeySet):
 
     id: str = Field(pattern=ID_PATTERN, max_length=128)
     state_code: str = Field(pattern=r"^[A-Z]{2}$")
-    name: str = Field(min_length=1, max_length=200)
+    name: DisplayText = Field(min_length=1, max_length=200)
     role: Role
 
 
@@ -31,7 +32,7 @@ class KeyRevoke(BaseModel):
     """Revoke a key set."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: DisplayText = Field(min_length=1, max_length=500)
 
 
 class KeyRead(BaseModel):

@@ -14,6 +14,7 @@ from app.errors import CadenaError, NotFound
 from app.liaisons import repository as repo
 from app.models.auth import AuthToken
 from app.models.identity import Liaison, LiaisonKey, Role
+from crypto import InvalidPublicKey, check_public_keys
 from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
 
@@ -31,12 +32,21 @@ class InvalidKey(CadenaError):
 
 
 def parse_public_keys(signing_b64: str, encryption_b64: str) -> LiaisonPublicKeys:
-    """Decode and validate a public key set."""
+    """Decode and validate a public key set (refused: small-order or non-canonical points)."""
     try:
-        return LiaisonPublicKeys(signing=base64.b64decode(signing_b64, validate=True),
+        keys = LiaisonPublicKeys(signing=base64.b64decode(signing_b64, validate=True),
                                  encryption=base64.b64decode(encryption_b64, validate=True))
     except (ValueError, CryptoError) as exc:
         raise InvalidKey("public keys must be 32-byte Ed25519 and X25519 keys") from exc
+    return check_keys(keys)
+
+
+def check_keys(keys: LiaisonPublicKeys) -> LiaisonPublicKeys:
+    """``keys`` if both are safe points to verify with and encrypt to, else :class:`InvalidKey`."""
+    try:
+        return check_public_keys(keys)
+    except InvalidPublicKey as exc:
+        raise InvalidKey(str(exc)) from exc
 
 
 def add_key(session: Session, liaison_id: str, keys: LiaisonPublicKeys) -> LiaisonKey:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.dependencies import PrincipalDep, require_role
@@ -47,6 +46,8 @@ from app.packets.schemas import (
 )
 from app.packets.sharing_routes import router as sharing_router
 from app.ratelimit import RateLimitsDep
+from app.text import DisplayText
+from app.timestamp import UTCTimestamp
 
 ProsecutorDep = Annotated[Principal, Depends(require_role(Role.PROSECUTOR))]
 BINARY: dict[str, Any] = {"content": {"application/octet-stream": {}}}
@@ -103,8 +104,8 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
 def list_packets(
     session: SessionDep, by: PrincipalDep, box: Box = "inbox",
     channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
-    case_reference: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
-    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    case_reference: Annotated[DisplayText | None, Query(min_length=1, max_length=256)] = None,
+    since: UTCTimestamp | None = None, until: UTCTimestamp | None = None,
     status: PacketStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> PacketList:

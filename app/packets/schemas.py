@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.auth.schemas import B64_PATTERN, ID_PATTERN, LedgerRef
 from app.clearances.schemas import LevelName
 from app.models.packet import PacketStatus, ShareRequestStatus
+from app.text import DisplayText
 from crypto.header import MAX_ATTACHMENTS
 
 MAX_ENVELOPE_B64 = 8 * 1024 * 1024
@@ -213,7 +214,7 @@ class WithdrawCreate(BaseModel):
     """Withdraw a packet, saying why."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: DisplayText = Field(min_length=1, max_length=500)
 
 
 class ThreadRead(BaseModel):

@@ -11,7 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -117,11 +117,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, packet_id = text.split("|")
         moment = datetime.fromisoformat(at)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # A forged cursor may hold a time with no UTC form (OverflowError when bound).
+        utc = moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise InvalidCursor("the cursor is not one this server issued") from None
-    if moment.tzinfo is None:
+    if utc is None:
         raise InvalidCursor("the cursor is not one this server issued")
-    return moment, packet_id
+    return utc, packet_id
 
 
 def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,

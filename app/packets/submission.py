@@ -56,6 +56,7 @@ from app.packets.errors import (
 )
 from app.packets.schemas import InlineStream
 from app.refusal import Reason
+from app.text import unsafe_character
 from crypto.envelope import Envelope, verify_envelope
 from crypto.errors import BadSignature, CryptoError, FormatError
 from crypto.header import PacketHeader
@@ -107,6 +108,17 @@ def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader
                    packet_subject(header.packet_id), Reason.NOT_THE_SENDER,
                    private=f"header sender is {header.sender.id}")
     return header
+
+
+def _check_texts(header: PacketHeader) -> None:
+    # crypto's header parser stays as lenient as when older packets were signed,
+    # so their custody certificates still verify offline; new ones are refused here.
+    for name in ("case_reference", "legal_basis"):
+        value = getattr(header.meta, name)
+        bad = unsafe_character(value) if value is not None else None
+        if bad is not None:
+            raise InvalidEnvelope(f"the header's {name} holds the control or bidirectional "
+                                  f"formatting character U+{ord(bad):04X}")
 
 
 def _check_parties(session: Session, by: Principal, header: PacketHeader,
@@ -229,6 +241,7 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     require_prosecutor(by, ACTION, {"type": "packet", "id": "new"})
     envelope = _parse(envelope_b64)
     header = _verify(session, by, envelope)
+    _check_texts(header)
     ciphertexts = _decode_inline(header, inline)
     moment = now()
     _check_parties(session, by, header, moment)

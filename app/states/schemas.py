@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.models.identity import StateStatus
+from app.text import DisplayText
 
 
 class StateCreate(BaseModel):
@@ -14,8 +15,8 @@ class StateCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(pattern=r"^[A-Z]{2}$")
-    name: str = Field(min_length=1, max_length=200)
-    joining_note: str = Field(min_length=1, max_length=200)
+    name: DisplayText = Field(min_length=1, max_length=200)
+    joining_note: DisplayText = Field(min_length=1, max_length=200)
 
 
 class StateUpdate(BaseModel):
@@ -23,7 +24,7 @@ class StateUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     status: StateStatus
-    reason: str = Field(min_length=1, max_length=500)
+    reason: DisplayText = Field(min_length=1, max_length=500)
 
 
 class StateRead(BaseModel):

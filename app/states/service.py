@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, now, record
+from app.audit import AccessDenied, deny, draft, now, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
 from app.liaisons import repository as repo
 from app.models.identity import State, StateStatus
+from app.refusal import Reason
 
 
 class StateExists(CadenaError):
@@ -23,6 +24,12 @@ class WithdrawnIsFinal(CadenaError):
     """A withdrawn state cannot be reactivated; it must join again under a new note."""
 
     status, code, title = 409, "state-withdrawn", "State withdrawn"
+
+
+class LastCoordinator(AccessDenied):
+    """The change would leave no active coordinator, and no one to undo it (refusal logged)."""
+
+    status, code, title = 409, "last-coordinator", "Last active coordinator"
 
 
 def enrol(session: Session, by: Principal, code: str, name: str, note: str) -> State:
@@ -46,11 +53,23 @@ def set_status(session: Session, by: Principal, code: str, status: StateStatus,
         raise NotFound(f"no state {code}")
     if state.status == StateStatus.WITHDRAWN:
         raise WithdrawnIsFinal(f"state {code} has withdrawn")
+    if status != StateStatus.ACTIVE:
+        _keep_a_coordinator(session, by, code)
     state.status = status
     state.updated_at = now()
     record(session, draft(by.actor, "state.status", {"type": "state", "id": code},
                           details={"status": status.value, "reason": reason}))
     return state
+
+
+def _keep_a_coordinator(session: Session, by: Principal, code: str) -> None:
+    # Only coordinators reactivate states or enrol new coordinators: with none
+    # left, only an edit of the database could bring the centre back.
+    if not repo.states_with_active_coordinators(session) - {code}:
+        # A code in the style of the refusal vocabulary: it names the rule, no one's facts.
+        raise deny(LastCoordinator, f"no active coordinator would remain: state {code} "
+                   "holds the last one", by.actor, "state.status",
+                   {"type": "state", "id": code}, Reason.LAST_COORDINATOR)
 
 
 def listing(session: Session, by: Principal) -> Sequence[State]:

@@ -19,6 +19,7 @@ from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
+from crypto import InvalidPublicKey, check_ed25519_public
 from ledger import merkle
 from ledger.errors import ConsistencyProofError, NoteFormatError, ProofError
 from ledger.note import (
@@ -51,6 +52,10 @@ def cosigner_key(verifier_key: str) -> NoteVerifier:
         raise BadWitnessKey(f"bad verifier key: {exc}") from exc
     if verifier.alg != ALG_COSIGNATURE_V1:
         raise BadWitnessKey("a witness key has signature type 0x04 (C2SP tlog-cosignature)")
+    try:
+        check_ed25519_public(verifier.public_key)
+    except InvalidPublicKey as exc:
+        raise BadWitnessKey(f"bad verifier key: {exc}") from exc
     return verifier
 
 
