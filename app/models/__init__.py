@@ -8,6 +8,7 @@ from app.models.event import Event as Event
 from app.models.identity import Clearance, Liaison, LiaisonKey, State
 from app.models.ledger import LEDGER_TABLES as LEDGER_TABLES
 from app.models.packet import Packet as Packet
+from app.models.rotation import KeyRotationChallenge as KeyRotationChallenge
 from app.models.witness import Witness as Witness
 
 __all__ = [
