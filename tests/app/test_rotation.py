@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
+from app.liaisons.rotation import entry_details
 from app.models.rotation import KeyRotationChallenge
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.rotation import RotationStatement
+from crypto.rotation import RotationStatement, SignedRotation
 from crypto.signing import KEY_ROTATION_TYPE, sign, verify_signature
-from ledger.entry import Actor
+from ledger.encoder import encode_entry
+from ledger.entry import Actor, EntryDraft, parse_entry
 from tests.app.conftest import Person, World, b64
 from tests.app.rotation_support import post_rotation, rotate, rotation_body, rotation_challenge
 from tests.app.test_packets_support import assert_denied, execute
@@ -238,3 +242,24 @@ def test_after_refusals_the_honest_rotation_still_succeeds(world: World) -> None
         zeroed = b64(bytes(len(base64.b64decode(body[part]))))
         assert post_rotation(world, alice, {**body, part: zeroed}).status_code == 403
     assert post_rotation(world, alice, body).status_code == 201
+
+
+def test_documented_key_rotate_entry_is_reproduced_and_checks_from_the_ledger_alone() -> None:
+    """The entry in docs/protocol.md §9.4 (tests/vectors/rotation/vectors.json)."""
+    vector = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "rotation"
+                         / "vectors.json").read_text("utf-8"))["vectors"][0]
+    current = LiaisonKeys.from_secret_bytes(bytes.fromhex(vector["inputs"]["current_secret"]))
+    new = LiaisonKeys.from_secret_bytes(bytes.fromhex(vector["inputs"]["new_secret"]))
+    signed = SignedRotation(vector["statement"].encode(), base64.b64decode(vector["signature"]),
+                            base64.b64decode(vector["new_key_signature"]),
+                            base64.b64decode(vector["box_proof"]))
+    draft = EntryDraft(
+        time=datetime(2026, 12, 6, 18, 30, 0, 123456, tzinfo=UTC),
+        actor=Actor(liaison="mx-fgr-1", key=current.public.key_id), action="key.rotate",
+        subject={"type": "liaison", "id": "mx-fgr-1"}, outcome="granted",
+        details=entry_details(signed, current.public.key_id, new.public),
+        signature=vector["signature"])
+    entry = encode_entry(draft, 41, hashlib.sha256(b"entry 40").digest(), strict=True)
+    assert entry == vector["ledger_entry"].encode("utf-8")
+    parsed = parse_entry(entry)
+    _check_entry_alone(parsed.details, parsed.signature, current.public, "mx-fgr-1")

@@ -4,7 +4,8 @@ Run from the repository root: ``.venv/bin/python tests/vectors/rotation/generate
 Every input is fixed (expansions of SHA-256("<label>/<counter>"), as in
 ``tests/vectors/crypto/generate.py``) and every output is deterministic
 (Ed25519 signatures are, RFC 8032 §5.1.6), so another implementation can
-reproduce each byte, including the intermediate X25519 secret and MAC key.
+reproduce each byte, including the intermediate X25519 secret and MAC key,
+and the granted ``key.rotate`` ledger entry (index 41, fixed time and prev).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,17 @@ sys.path.insert(0, str(ROOT))
 
 from nacl import bindings  # noqa: E402
 
+from app.liaisons.rotation import entry_details  # noqa: E402
 from crypto import LiaisonKeys, RotationStatement, pae, sign_rotation  # noqa: E402
 from crypto.rotation import BOX_PROOF_INFO, _mac_key  # noqa: E402
 from crypto.signing import KEY_ROTATION_TYPE  # noqa: E402
+from ledger.encoder import encode_entry  # noqa: E402
+from ledger.entry import Actor, EntryDraft  # noqa: E402
 
 OUT = Path(__file__).with_name("vectors.json")
+ENTRY_TIME = datetime(2026, 12, 6, 18, 30, 0, 123456, tzinfo=UTC)
+ENTRY_INDEX = 41
+ENTRY_PREV = hashlib.sha256(b"entry 40").digest()
 
 
 def expand(label: str, size: int) -> bytes:
@@ -74,7 +82,18 @@ def vector() -> dict[str, Any]:
         "hkdf_info": BOX_PROOF_INFO.decode("ascii"),
         "mac_key": _mac_key(shared, server_box, new.public.encryption).hex(),
         "box_proof": b64(signed.box_proof),
+        "ledger_entry": ledger_entry(signed, current, new).decode("utf-8"),
     }
+
+
+def ledger_entry(signed: Any, current: LiaisonKeys, new: LiaisonKeys) -> bytes:
+    """The granted ``key.rotate`` entry of this rotation, at a fixed index, time and prev."""
+    draft = EntryDraft(
+        time=ENTRY_TIME, actor=Actor(liaison="mx-fgr-1", key=current.public.key_id),
+        action="key.rotate", subject={"type": "liaison", "id": "mx-fgr-1"}, outcome="granted",
+        details=entry_details(signed, current.public.key_id, new.public),
+        signature=b64(signed.signature))
+    return encode_entry(draft, ENTRY_INDEX, ENTRY_PREV, strict=True)
 
 
 def main() -> None:
