@@ -234,3 +234,11 @@ def test_vector_checks_with_an_independent_implementation(vector: dict[str, Any]
     assert hashlib.sha256(message).hexdigest() == vector["pae_sha256"]
     Ed25519PublicKey.from_public_bytes(base64.b64decode(vector["new_signing_public"])).verify(
         base64.b64decode(vector["new_key_signature"]), message)
+
+
+def test_protocol_document_shows_the_vector() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+    vector = VECTORS[0]
+    for key in ("statement", "signature", "new_key_signature", "x25519_shared", "mac_key",
+                "box_proof", "ledger_entry"):
+        assert vector[key] in doc, key
