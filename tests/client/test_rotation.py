@@ -10,16 +10,18 @@ from typing import Any
 import pytest
 
 from client import Client, NotLoggedIn
-from client.errors import BadChallenge
+from client.errors import EXIT_REFUSED, BadChallenge
 from client.models import RotationChallenge
+from client.profile import Profile
 from client.rotation import rotation_body
-from crypto.keys import LiaisonKeys
+from crypto.keyfile import save_keys
+from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 from crypto.rotation import RotationChallenge as ServerChallenge
 from crypto.rotation import RotationStatement, SignedRotation, server_box_secret, verify_rotation
 from crypto.signing import KEY_ROTATION_TYPE, RECEIPT_TYPE
 from ledger.entry import Actor
 from tests.app.conftest import World
-from tests.client.conftest import BASE_URL, sdk_for
+from tests.client.conftest import BASE_URL, Cli, sdk_for
 
 NOW = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
 CURRENT, NEW = LiaisonKeys.generate(), LiaisonKeys.generate()
@@ -90,3 +92,64 @@ def test_sdk_rotation_is_accepted_and_the_session_continues_with_the_new_keys(
 def test_sdk_rotation_without_credentials_fails_locally(world: World) -> None:
     with Client(BASE_URL, http=world.client) as client, pytest.raises(NotLoggedIn):
         client.liaisons.rotate(LiaisonKeys.generate())
+
+
+# -- cadena keys rotate --------------------------------------------------------------
+
+
+def _server_keys(world: World, person_id: str) -> list[tuple[str, bool]]:
+    keys = world.client.get(f"/v1/liaisons/{person_id}/keys", headers=world.coordinator.auth)
+    return [(k["key_id"], k["retired_at"] is None) for k in keys.json()]
+
+
+def test_cli_rotation_replaces_the_profile_keys_and_keeps_the_old_file(
+        cli: Cli, world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    cli.profile_for("alice", alice)
+    old = alice.keys.public.key_id
+    shown = cli.json("keys", "rotate", "--profile", "alice", "--no-passphrase")
+    profile = Profile("alice", cli.home)
+    assert shown["key_id"] == profile.public_keys().key_id != old
+    assert _server_keys(world, "alice") == [(shown["key_id"], True), (old, False)]
+    assert profile.retired_key_path(old).exists()
+    assert not profile.staged_key_path.exists()
+    assert LiaisonPublicKeys.from_json(json.loads(profile.retired_key_path(old).read_text())[
+        "public"]).key_id == old
+    assert cli.json("channels", "list", "--profile", "alice") == []  # logs in with the new key
+    assert world.last_entry().actor == Actor(liaison="alice", key=shown["key_id"])
+
+
+def test_cli_rotation_refused_by_the_server_keeps_the_profile_as_it_was(
+        cli: Cli, world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    cli.profile_for("alice", alice)
+    world.client.post(f"/v1/liaisons/alice/keys/{alice.keys.public.key_id}/revoke",
+                      headers=world.coordinator.auth, json={"reason": "laptop lost"})
+    cli.run("keys", "rotate", "--profile", "alice", "--no-passphrase", code=EXIT_REFUSED)
+    profile = Profile("alice", cli.home)
+    assert profile.public_keys() == alice.keys.public
+    assert not profile.staged_key_path.exists()
+
+
+def test_cli_finishes_a_rotation_the_server_accepted_before_an_interruption(
+        cli: Cli, world: World) -> None:
+    alice, new = world.liaison("alice", "CO"), LiaisonKeys.generate()
+    cli.profile_for("alice", alice)
+    profile = Profile("alice", cli.home)
+    profile.stage_key_file(save_keys(new, None, allow_plaintext=True))
+    sdk_for(world, alice).liaisons.rotate(new)  # accepted; the client "crashed" here
+    result = cli.run("keys", "rotate", "--profile", "alice", "--no-passphrase")
+    assert "interrupted rotation had been accepted" in " ".join(result.stderr.split())
+    assert profile.public_keys() == new.public
+    assert profile.retired_key_path(alice.keys.public.key_id).exists()
+    assert _server_keys(world, "alice")[0] == (new.public.key_id, True)
+
+
+def test_cli_drops_a_staged_key_the_server_never_accepted(cli: Cli, world: World) -> None:
+    alice, never_sent = world.liaison("alice", "CO"), LiaisonKeys.generate()
+    cli.profile_for("alice", alice)
+    profile = Profile("alice", cli.home)
+    profile.stage_key_file(save_keys(never_sent, None, allow_plaintext=True))
+    shown = cli.json("keys", "rotate", "--profile", "alice", "--no-passphrase")
+    assert shown["key_id"] not in (never_sent.public.key_id, alice.keys.public.key_id)
+    assert _server_keys(world, "alice")[0] == (shown["key_id"], True)
