@@ -151,7 +151,7 @@ def _verified(by: Principal, signed: SignedRotation, current: LiaisonPublicKeys,
 
 
 def check(session: Session, by: Principal, keys: LiaisonPublicKeys, request: RotationRequest,
-          origin: str) -> SignedRotation:
+          *, origin: str) -> SignedRotation:
     """Return the verified rotation of ``by`` to ``keys`` (its challenge used up), or refuse.
 
     Refused (:class:`RotationRefused`, logged): no statement or proofs (a
@@ -169,7 +169,8 @@ def check(session: Session, by: Principal, keys: LiaisonPublicKeys, request: Rot
     statement = _verified(by, signed, _current_keys(session, by), _context(row, origin))
     if statement.new_keys != keys:
         raise _refuse(by, "rotation statement names other new keys")
-    session.delete(row)
+    # Uses the challenge up (it is the liaison's), and sweeps everyone's expired ones.
+    repo.purge_rotation_challenges(session, by.liaison_id, now())
     return signed
 
 

@@ -83,7 +83,7 @@ def rotate(session: Session, by: Principal, keys: LiaisonPublicKeys,
     of the caller (:func:`app.liaisons.rotation.check`; refused and logged
     otherwise). The old key set stays for verifying old signatures.
     """
-    signed = rotation.check(session, by, keys, request, origin)
+    signed = rotation.check(session, by, keys, request, origin=origin)
     old = repo.get_key(session, by.key_id)
     key = add_key(session, by.liaison_id, keys)
     if old is not None and old.retired_at is None:

@@ -16,7 +16,7 @@ class KeyRotationChallenge(Base):
     ``server_box_secret`` is the server's ephemeral X25519 secret for the
     X25519 proof of possession (docs/protocol.md §9). The row is deleted when
     it is used, when the liaison asks for another, and once expired by the
-    next request for any challenge, so the secret does not outlive its
+    next challenge or rotation of anyone, so the secret does not outlive its
     short TTL by much; it never leaves the database.
     """
 

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from app.db import make_engine
 from app.liaisons.rotation import entry_details
 from app.models.rotation import KeyRotationChallenge
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
@@ -145,6 +146,25 @@ def test_a_new_challenge_replaces_the_liaisons_earlier_one(world: World) -> None
     rotation_challenge(world, alice)
     body = rotation_body(first, alice, LiaisonKeys.generate())
     _refused(world, alice, body, "unknown or used rotation challenge")
+
+
+def _challenge_rows(world: World) -> int:
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(
+                KeyRotationChallenge)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_used_and_expired_challenges_leave_no_server_secret_behind(world: World) -> None:
+    alice, bob = world.liaison("alice", "CO"), world.liaison("bob", "CO")
+    rotation_challenge(world, bob)
+    execute(world, update(KeyRotationChallenge).values(
+        expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert rotate(world, alice, LiaisonKeys.generate()).status_code == 201
+    assert _challenge_rows(world) == 0
 
 
 def test_challenge_is_bound_to_the_caller_and_logged(world: World) -> None:
