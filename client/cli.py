@@ -17,6 +17,7 @@ from nacl import pwhash
 from client import cli_admin, cli_audit, cli_contacts, cli_packets, demo
 from client.certificate.cli import certificate_app
 from client.cli_common import (
+    Connection,
     JsonOpt,
     ProfileOpt,
     connect,
@@ -31,8 +32,10 @@ from client.cli_common import (
     print_table,
     when,
 )
-from client.errors import ProfileError
+from client.errors import ProblemError, ProfileError, Unauthenticated
 from client.profile import Profile, cadena_home
+from client.sdk import Client
+from client.session import Credentials
 from client.witness.cli import witness_app
 from crypto.keyfile import save_keys
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
@@ -116,17 +119,75 @@ def keys_generate(
         raise ProfileError(f"profile {target.name!r} has keys already; they are never "
                            "overwritten (use another --profile)")
     keys = LiaisonKeys.generate()
-    if no_passphrase:
-        data = save_keys(keys, None, allow_plaintext=True)
-    else:
-        opslimit, memlimit = _KDF[kdf]
-        data = save_keys(keys, passphrase_source(confirm=True)(), opslimit=opslimit,
-                         memlimit=memlimit)
-    target.save_key_file(data)
+    target.save_key_file(_key_file(keys, no_passphrase, kdf))
     if no_passphrase:
         err().print("[yellow]warning:[/] the private key is stored unencrypted "
                     f"in {target.key_path}")
     _show_public(target, keys.public, as_json)
+
+
+def _key_file(keys: LiaisonKeys, no_passphrase: bool, kdf: KdfStrength) -> bytes:
+    if no_passphrase:
+        return save_keys(keys, None, allow_plaintext=True)
+    opslimit, memlimit = _KDF[kdf]
+    return save_keys(keys, passphrase_source(confirm=True)(), opslimit=opslimit,
+                     memlimit=memlimit)
+
+
+def _settle_staged(ctx: typer.Context, conn: Connection) -> bool:
+    """Finish or drop an interrupted rotation; ``True`` if the server had accepted it.
+
+    The staged key set was accepted exactly when the server lets it log in.
+    """
+    target = conn.profile
+    if not target.staged_key_path.exists():
+        return False
+    staged = target.load_staged_keys(passphrase_source())
+    with Client(conn.client.session.base_url, http=deps(ctx).http,
+                credentials=Credentials(str(conn.config.liaison), staged)) as probe:
+        try:
+            probe.login()
+        except Unauthenticated:
+            target.discard_staged_keys()
+            return False
+    retired = target.promote_staged_keys(target.public_keys().key_id)
+    err().print(f"an interrupted rotation had been accepted: this profile now uses key "
+                f"{staged.public.key_id}; the old key set is kept in {retired}")
+    return True
+
+
+@keys_app.command("rotate")
+@guarded
+def keys_rotate(
+    ctx: typer.Context, profile: ProfileOpt = None, as_json: JsonOpt = False,
+    no_passphrase: Annotated[bool, typer.Option(
+        "--no-passphrase", help="Store the new private key unencrypted (explicitly).")] = False,
+    kdf: Annotated[KdfStrength, typer.Option(
+        help="Argon2id cost for the new key's passphrase.")] = KdfStrength.SENSITIVE,
+) -> None:
+    """Replace your key set: signed by the current key, with proof of the new one.
+
+    The new key file is saved before the server is asked; the old one is
+    kept (``keys.<key id>.retired.json``): only it opens packets wrapped to it.
+    """
+    with connect(ctx, profile) as conn:
+        target = conn.profile
+        if _settle_staged(ctx, conn):
+            _show_public(target, target.public_keys(), as_json)
+            return
+        old_key_id = target.public_keys().key_id
+        new = LiaisonKeys.generate()
+        target.stage_key_file(_key_file(new, no_passphrase, kdf))
+        try:
+            conn.client.liaisons.rotate(new)
+        except ProblemError as exc:
+            if exc.status < 500:  # refused: nothing changed on the server
+                target.discard_staged_keys()
+            raise
+        retired = target.promote_staged_keys(old_key_id)
+    err().print(f"rotated: the old key set is kept in {retired}; give your contacts "
+                "the new fingerprint")
+    _show_public(target, new.public, as_json)
 
 
 @keys_app.command("show")

@@ -79,6 +79,19 @@ class Challenge(Model):
     expires_at: UtcDatetime
 
 
+class RotationChallenge(Model):
+    """A key-rotation challenge: what the rotation statement must name (binary in base64)."""
+
+    challenge_id: str
+    liaison_id: str
+    key_id: str
+    nonce: str
+    server_box: str
+    origin: str
+    payload_type: str
+    expires_at: UtcDatetime
+
+
 class Token(Model):
     """A bearer token with its expiry and the expiry of the clearance in force."""
 

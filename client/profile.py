@@ -151,6 +151,42 @@ class Profile:
         self.ensure_dir()
         write_private(self.key_path, data, replace=False)
 
+    # -- key rotation --------------------------------------------------------
+    # The new key file is written *before* the server is asked to rotate, and
+    # the old one is kept after: a crash at any point leaves every key set the
+    # server may hold on disk (``cadena keys rotate`` settles a staged file).
+
+    @property
+    def staged_key_path(self) -> Path:
+        """Where a new key set waits while its rotation is sent to the server."""
+        return self.path / "keys.next.json"
+
+    def retired_key_path(self, key_id: str) -> Path:
+        """Where a rotated-out key set is kept (only it opens packets wrapped to it)."""
+        return self.path / f"keys.{key_id}.retired.json"
+
+    def stage_key_file(self, data: bytes) -> None:
+        """Store the next key set beside the current one (refused if one is staged)."""
+        self.ensure_dir()
+        write_private(self.staged_key_path, data, replace=False)
+
+    def load_staged_keys(self, passphrase: Callable[[], str]) -> LiaisonKeys:
+        """Open the staged key set (as :meth:`load_keys` opens the current one)."""
+        return Profile._open_key_file(self.staged_key_path, self.staged_key_path.read_bytes(),
+                                      passphrase)
+
+    def promote_staged_keys(self, old_key_id: str) -> Path:
+        """Make the staged key set the profile's; keep the old file as retired (returned)."""
+        retired = self.retired_key_path(old_key_id)
+        os.link(self.key_path, retired)  # keep the old key first: a key is never lost
+        os.replace(self.staged_key_path, self.key_path)
+        self.forget_token()
+        return retired
+
+    def discard_staged_keys(self) -> None:
+        """Delete the staged key set (the server refused its rotation)."""
+        self.staged_key_path.unlink(missing_ok=True)
+
     def _key_file(self) -> tuple[bytes, dict[str, Any]]:
         try:
             mode = self.key_path.stat().st_mode
@@ -182,12 +218,16 @@ class Profile:
 
     def load_keys(self, passphrase: Callable[[], str]) -> LiaisonKeys:
         """Open the private keys, asking ``passphrase()`` only if the file is encrypted."""
-        data, obj = self._key_file()
-        plain = obj.get("protection") == "none"
+        data, _ = self._key_file()
+        return Profile._open_key_file(self.key_path, data, passphrase)
+
+    @staticmethod
+    def _open_key_file(path: Path, data: bytes, passphrase: Callable[[], str]) -> LiaisonKeys:
         try:
+            plain = json.loads(data).get("protection") == "none"
             return load_keys(data, None if plain else passphrase(), allow_plaintext=plain)
-        except CryptoError as exc:
-            raise ProfileError(f"cannot open {self.key_path}: {exc}") from exc
+        except (CryptoError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"cannot open {path}: {exc}") from exc
 
     # -- session token -----------------------------------------------------
 

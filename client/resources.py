@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import quote
 
+from client.errors import NotLoggedIn
 from client.models import (
     Channel,
     ChannelKindName,
@@ -20,13 +21,15 @@ from client.models import (
     LevelName,
     Liaison,
     RoleName,
+    RotationChallenge,
     State,
     StateStatusName,
     parse,
     parse_list,
 )
-from client.session import ApiSession
-from crypto.keys import LiaisonPublicKeys
+from client.rotation import rotation_body
+from client.session import ApiSession, Credentials
+from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 
 
 def _seg(value: str) -> str:
@@ -106,9 +109,25 @@ class LiaisonsAPI:
                 **_public_keys(keys)}
         return parse(Liaison, self._s.post_json("/v1/liaisons", body))
 
-    def rotate(self, keys: LiaisonPublicKeys) -> KeyInfo:
-        """Replace the caller's own key set; tokens under the old key end."""
-        return parse(KeyInfo, self._s.post_json("/v1/liaisons/me/keys", _public_keys(keys)))
+    def rotate(self, new: LiaisonKeys) -> KeyInfo:
+        """Replace the caller's own key set by ``new``; tokens under the old key end.
+
+        Asks for a rotation challenge, checks it, signs the rotation statement
+        with the current keys (from the credentials) and proves possession of
+        ``new`` (:mod:`client.rotation`); only signatures leave this process.
+        Afterwards the session logs in with ``new``.
+        """
+        creds = self._s.credentials
+        if creds is None:
+            raise NotLoggedIn("rotating keys needs the current keys: set up a profile")
+        challenge = parse(RotationChallenge,
+                          self._s.post_json("/v1/liaisons/me/keys/challenge", {}))
+        body = rotation_body(challenge, creds.liaison_id, creds.signing_keys(), new,
+                             now=self._s.clock(), origin=creds.origin)
+        info = parse(KeyInfo, self._s.post_json("/v1/liaisons/me/keys", body))
+        self._s.credentials = Credentials(creds.liaison_id, new, creds.origin)
+        self._s.forget_token()
+        return info
 
     def revoke_key(self, liaison_id: str, key_id: str, reason: str) -> KeyInfo:
         """Revoke one of a liaison's key sets (coordinators)."""

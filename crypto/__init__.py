@@ -12,9 +12,11 @@ from crypto.envelope import (
     verify_header,
 )
 from crypto.errors import (
+    BadKeyProof,
     BadPassphrase,
     BadSignature,
     BadWrappedKey,
+    ChallengeMismatch,
     CryptoError,
     DigestMismatch,
     EnvelopeError,
@@ -48,6 +50,15 @@ from crypto.opening import (
     open_packet,
 )
 from crypto.receipt import Receipt, SignedReceipt, make_receipt, verify_receipt
+from crypto.rotation import (
+    RotationChallenge,
+    RotationStatement,
+    SignedRotation,
+    box_proof,
+    check_box_proof,
+    sign_rotation,
+    verify_rotation,
+)
 from crypto.sealing import seal_packet, seal_stream
 from crypto.share import KeyShare, SignedShare, share_content_key, verify_key_share
 from crypto.signing import pae
@@ -58,9 +69,11 @@ from crypto.wrap import ContentKey
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Attachment",
+    "BadKeyProof",
     "BadPassphrase",
     "BadSignature",
     "BadWrappedKey",
+    "ChallengeMismatch",
     "Classification",
     "ContentKey",
     "CryptoError",
@@ -84,8 +97,11 @@ __all__ = [
     "Party",
     "PlaintextKeyRefused",
     "Receipt",
+    "RotationChallenge",
+    "RotationStatement",
     "SealedPacket",
     "SignedReceipt",
+    "SignedRotation",
     "SignedShare",
     "Statement",
     "StreamDigest",
@@ -93,6 +109,8 @@ __all__ = [
     "TruncatedStream",
     "UnknownVersion",
     "Urgency",
+    "box_proof",
+    "check_box_proof",
     "check_ciphertext",
     "check_ed25519_public",
     "check_public_keys",
@@ -110,10 +128,12 @@ __all__ = [
     "seal_packet",
     "seal_stream",
     "share_content_key",
+    "sign_rotation",
     "uuid7",
     "verify_envelope",
     "verify_header",
     "verify_key_share",
     "verify_receipt",
+    "verify_rotation",
     "verify_statement",
 ]

@@ -16,6 +16,8 @@ Opening fails closed with the most specific class that applies::
         ├── FormatError            bytes that do not parse strictly (or are not canonical)
         │   └── UnknownVersion     a version field or byte we do not implement
         ├── BadSignature           an Ed25519 signature does not verify under its payload type
+        ├── BadKeyProof            a proof of possession of a new key set fails (key rotation)
+        ├── ChallengeMismatch      a signed statement was made for another challenge or context
         ├── NotARecipient          no wrapped key for this recipient
         ├── BadWrappedKey          the wrapped key does not open for this packet and recipient
         ├── TamperedChunk          a chunk fails authentication (altered, moved, spliced),
@@ -80,6 +82,21 @@ class UnknownVersion(FormatError):
 
 class BadSignature(EnvelopeError):
     """An Ed25519 signature does not verify for the expected payload type and key."""
+
+
+class BadKeyProof(EnvelopeError):
+    """A proof of possession of a new key (Ed25519 signature or X25519 proof) fails.
+
+    ``key`` says which: ``"signing"`` (Ed25519) or ``"encryption"`` (X25519).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ChallengeMismatch(EnvelopeError):
+    """A validly signed statement names another challenge, liaison, origin or key."""
 
 
 class NotARecipient(EnvelopeError):

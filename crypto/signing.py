@@ -7,7 +7,7 @@ PAE is the DSSE v1 pre-authentication encoding::
 
 with LEN the ASCII decimal byte length. Each kind of object has its own
 payload type, so a signature over a header can never be replayed as a
-receipt, a share or a login challenge.
+receipt, a share, a login challenge or a key rotation.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ STATEMENT_TYPE = "application/vnd.cadena.packet-statement.v1+json"
 RECEIPT_TYPE = "application/vnd.cadena.receipt.v1+json"
 KEY_SHARE_TYPE = "application/vnd.cadena.key-share.v1+json"
 AUTH_CHALLENGE_TYPE = "application/vnd.cadena.auth-challenge.v1+json"
+KEY_ROTATION_TYPE = "application/vnd.cadena.key-rotation.v1+json"
 
 PAYLOAD_TYPES = frozenset(
-    {PACKET_HEADER_TYPE, STATEMENT_TYPE, RECEIPT_TYPE, KEY_SHARE_TYPE, AUTH_CHALLENGE_TYPE}
+    {PACKET_HEADER_TYPE, STATEMENT_TYPE, RECEIPT_TYPE, KEY_SHARE_TYPE, AUTH_CHALLENGE_TYPE,
+     KEY_ROTATION_TYPE}
 )
 SIGNATURE_SIZE = 64
 

@@ -7,13 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, String, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
 from app.models.identity import Clearance, Liaison, LiaisonKey, Role, State, StateStatus
+from app.models.rotation import KeyRotationChallenge
 
 
 @dataclass(frozen=True)
@@ -251,3 +263,19 @@ def clearances_of(session: Session, liaison_id: str) -> Sequence[Clearance]:
         .where(Clearance.liaison_id == liaison_id)
         .order_by(Clearance.granted_at.desc())
     ).all()
+
+
+def rotation_challenge(session: Session, challenge_id: str) -> KeyRotationChallenge | None:
+    """The rotation challenge ``challenge_id``, locked until the transaction ends (one use)."""
+    return session.get(KeyRotationChallenge, challenge_id, with_for_update=True)
+
+
+def purge_rotation_challenges(session: Session, liaison_id: str, moment: datetime) -> None:
+    """Delete every expired rotation challenge, and every one of ``liaison_id``.
+
+    A liaison has at most one outstanding challenge, and an expired one's
+    ephemeral secret is not kept past the next request for a challenge.
+    """
+    session.execute(delete(KeyRotationChallenge).where(
+        or_(KeyRotationChallenge.expires_at <= moment,
+            KeyRotationChallenge.liaison_id == liaison_id)))

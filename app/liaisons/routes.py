@@ -8,12 +8,21 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from app.liaisons import repository as repo
-from app.liaisons import service
-from app.liaisons.schemas import KeyRead, KeyRevoke, LiaisonCreate, LiaisonRead, PublicKeySet
+from app.liaisons import rotation, service
+from app.liaisons.schemas import (
+    KeyRead,
+    KeyRevoke,
+    KeyRotation,
+    LiaisonCreate,
+    LiaisonRead,
+    RotationChallengeRead,
+)
 from app.models.identity import Liaison, LiaisonKey
+from crypto.encoding import b64encode
 from crypto.keys import LiaisonPublicKeys
+from crypto.signing import KEY_ROTATION_TYPE
 
 router = APIRouter(prefix="/v1/liaisons", tags=["liaisons"], route_class=UnitOfWorkRoute)
 
@@ -65,11 +74,31 @@ def list_keys(liaison_id: str, session: SessionDep, by: PrincipalDep) -> list[Ke
     return [key_read(k) for k in repo.keys_of(session, liaison_id)]
 
 
+@router.post("/me/keys/challenge", status_code=201, name="key.rotate_challenge")
+def create_rotation_challenge(session: SessionDep, by: PrincipalDep,
+                              settings: SettingsDep) -> RotationChallengeRead:
+    """Start a key rotation: a one-time challenge for the statement to name."""
+    issued = rotation.issue_challenge(session, by, settings.ledger_origin,
+                                      settings.challenge_ttl_seconds)
+    ch = issued.challenge
+    return RotationChallengeRead(
+        challenge_id=ch.challenge, liaison_id=ch.liaison, key_id=issued.key_id,
+        nonce=b64encode(ch.nonce), server_box=b64encode(ch.server_box), origin=ch.origin,
+        payload_type=KEY_ROTATION_TYPE, expires_at=issued.expires_at)
+
+
+def _rotation_request(body: KeyRotation) -> rotation.RotationRequest:
+    return rotation.RotationRequest(body.challenge_id, body.statement, body.signature,
+                                    body.new_key_signature, body.box_proof)
+
+
 @router.post("/me/keys", status_code=201, name="key.rotate")
-def rotate_keys(body: PublicKeySet, session: SessionDep, by: PrincipalDep) -> KeyRead:
-    """Replace the caller's key set (their tokens under the old key end)."""
+def rotate_keys(body: KeyRotation, session: SessionDep, by: PrincipalDep,
+                settings: SettingsDep) -> KeyRead:
+    """Replace the caller's key set, signed by the current key (old key's tokens end)."""
     keys = service.parse_public_keys(body.signing_public, body.encryption_public)
-    return key_read(service.rotate(session, by, keys))
+    return key_read(service.rotate(session, by, keys, _rotation_request(body),
+                                   origin=settings.ledger_origin))
 
 
 @router.post("/{liaison_id}/keys/{key_id}/revoke", name="key.revoke")

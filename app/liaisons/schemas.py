@@ -28,6 +28,37 @@ class LiaisonCreate(PublicKeySet):
     role: Role
 
 
+class KeyRotation(PublicKeySet):
+    """Rotate to new public keys: the statement for a challenge and its three proofs.
+
+    The proofs are optional here only so that a request without them (a bearer
+    token alone) reaches the service, which refuses it and logs the refusal.
+    """
+
+    challenge_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    statement: str | None = Field(default=None, pattern=B64_PATTERN, min_length=4,
+                                  max_length=4096)
+    signature: str | None = Field(default=None, pattern=B64_PATTERN, min_length=88,
+                                  max_length=88)
+    new_key_signature: str | None = Field(default=None, pattern=B64_PATTERN, min_length=88,
+                                          max_length=88)
+    box_proof: str | None = Field(default=None, pattern=B64_PATTERN, min_length=44,
+                                  max_length=44)
+
+
+class RotationChallengeRead(BaseModel):
+    """A rotation challenge: what the statement must name (binary values in base64)."""
+
+    challenge_id: str
+    liaison_id: str
+    key_id: str
+    nonce: str
+    server_box: str
+    origin: str
+    payload_type: str
+    expires_at: datetime
+
+
 class KeyRevoke(BaseModel):
     """Revoke a key set."""
 

@@ -12,9 +12,11 @@ from app.audit import draft, now, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
 from app.liaisons import repository as repo
+from app.liaisons import rotation
 from app.models.auth import AuthToken
 from app.models.identity import Liaison, LiaisonKey, Role
 from crypto import InvalidPublicKey, check_public_keys
+from crypto.encoding import b64encode
 from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
 
@@ -83,16 +85,23 @@ def _revoke_tokens(session: Session, key_id: str) -> None:
                     .where(AuthToken.revoked_at.is_(None)).values(revoked_at=now()))
 
 
-def rotate(session: Session, by: Principal, keys: LiaisonPublicKeys) -> LiaisonKey:
-    """Replace the caller's key set; the old one stays for verifying old signatures."""
+def rotate(session: Session, by: Principal, keys: LiaisonPublicKeys,
+           request: rotation.RotationRequest, *, origin: str) -> LiaisonKey:
+    """Replace the caller's key set, given a rotation signed by the current key.
+
+    ``request`` must carry the statement and the three proofs for a challenge
+    of the caller (:func:`app.liaisons.rotation.check`; refused and logged
+    otherwise). The old key set stays for verifying old signatures.
+    """
+    signed = rotation.check(session, by, keys, request, origin=origin)
     old = repo.get_key(session, by.key_id)
     key = add_key(session, by.liaison_id, keys)
     if old is not None and old.retired_at is None:
         old.retired_at = now()
         _revoke_tokens(session, old.key_id)
-    record(session, draft(by.actor, "key.rotate", {"type": "liaison", "id": by.liaison_id},
-                          details={"old_key_id": by.key_id, "key_id": keys.key_id,
-                                   "fingerprint": keys.fingerprint}))
+    record(session, draft(by.actor, rotation.ROTATE, {"type": "liaison", "id": by.liaison_id},
+                          details=rotation.entry_details(signed, by.key_id, keys),
+                          signature=b64encode(signed.signature)))
     return key
 
 

@@ -9,6 +9,7 @@ from app.models.identity import Clearance, Liaison, LiaisonKey, State
 from app.models.ledger import LEDGER_TABLES as LEDGER_TABLES
 from app.models.packet import Packet as Packet
 from app.models.refusal import RefusalDetail as RefusalDetail
+from app.models.rotation import KeyRotationChallenge as KeyRotationChallenge
 from app.models.witness import Witness as Witness
 
 __all__ = [

@@ -13,6 +13,7 @@ from app.models.auth import AuthChallenge, AuthToken
 from crypto.keys import LiaisonKeys
 from crypto.signing import AUTH_CHALLENGE_TYPE, RECEIPT_TYPE, sign
 from tests.app.conftest import World, b64
+from tests.app.rotation_support import rotate
 
 
 def _challenge(world: World, liaison_id: str) -> dict[str, str]:
@@ -172,9 +173,7 @@ def test_suspended_state_refuses_its_liaisons(world: World) -> None:
 def test_key_rotation_keeps_old_key_and_needs_new_login(world: World) -> None:
     alice = world.liaison("alice", "CO")
     new = LiaisonKeys.generate()
-    response = world.client.post("/v1/liaisons/me/keys", headers=alice.auth, json={
-        "signing_public": b64(new.public.signing),
-        "encryption_public": b64(new.public.encryption)})
+    response = rotate(world, alice, new)
     assert response.status_code == 201, response.text
     assert world.last_entry().action == "key.rotate"
     assert world.client.get("/v1/channels", headers=alice.auth).status_code == 401

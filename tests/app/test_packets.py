@@ -12,6 +12,7 @@ from sqlalchemy import update
 from app.models.identity import Clearance
 from crypto import Envelope, LiaisonKeys, decrypt_content, uuid7
 from tests.app.conftest import Person, World, b64
+from tests.app.rotation_support import rotate
 from tests.app.test_packets_support import (
     assert_denied,
     assert_granted,
@@ -132,9 +133,8 @@ def test_packet_wrapped_to_a_rotated_key_is_refused(world: World) -> None:
     ex = exchange(world)
     sealed = ex.seal()
     new = LiaisonKeys.generate()
-    rotated = world.client.post("/v1/liaisons/me/keys", headers=ex.bob.auth, json={
-        "signing_public": b64(new.public.signing), "encryption_public": b64(new.public.encryption)})
-    assert rotated.status_code == 201
+    rotated = rotate(world, ex.bob, new)
+    assert rotated.status_code == 201, rotated.text
     response = submit(world, ex.alice, sealed)
     assert_denied(world, response, 403, "recipient-not-eligible", "packet.submit",
                   "recipient-not-eligible", detail="is not the liaison's current key")

@@ -45,7 +45,7 @@ def test_changed_recipient_key_is_refused_until_its_fingerprint_is_checked(
         cli: Cli, ex: Exchange, tmp_path: Path) -> None:
     _send(cli, tmp_path)
     new = LiaisonKeys.generate()
-    sdk_for(ex.world, ex.bob).liaisons.rotate(new.public)
+    sdk_for(ex.world, ex.bob).liaisons.rotate(new)
     submitted, uploads = _actions(ex, "packet.submit"), _actions(ex, "blob.upload")
     assert submitted > 0  # a short text goes inline: no upload (``uploads`` is 0)
     refused = _send(cli, tmp_path, code=1)
@@ -68,7 +68,7 @@ def test_fetch_refuses_a_sender_key_that_is_not_pinned(cli: Cli, ex: Exchange,
                          "--text", "one", "--evaluation", "A1")["id"])
     cli.run("fetch", first, "--profile", "bob", "--out", str(tmp_path / "one"))
     new = LiaisonKeys.generate()
-    sdk_for(ex.world, ex.alice).liaisons.rotate(new.public)
+    sdk_for(ex.world, ex.alice).liaisons.rotate(new)
     Profile("alice2", cli.home).save_key_file(save_keys(new, None, allow_plaintext=True))
     cli.run("profile", "set", "--profile", "alice2", "--server", "http://testserver",
             "--liaison", "alice")
