@@ -104,6 +104,8 @@ def _counted(session: Session, exc: AccessDenied) -> bool:
         subject = ("liaison", liaison) if liaison else ("address", context.address)
     elif exc.status == 401 and not summaries.may_log(context.address):
         subject = ("address", context.address)
+    elif exc.status != 401 and liaison and not summaries.may_log_liaison(liaison):
+        subject = ("liaison", liaison)
     else:
         return False
     exc.extensions["ledger_summary"] = summaries.count(

@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(settings)
     app.state.refusal_summaries = RefusalSummaries(
         interval=settings.refusal_summary_seconds,
-        logged_per_interval=settings.refusals_logged_per_interval)
+        logged_per_interval=settings.refusals_logged_per_interval,
+        liaison_logged_per_interval=settings.refusals_logged_per_liaison)
     _install_error_handlers(app)
     app.add_middleware(AdmissionControl, admission=app.state.admission,
                        summaries=app.state.refusal_summaries)

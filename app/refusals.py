@@ -7,6 +7,10 @@ send refusals as fast as it likes, and each logged one is a durable write:
 - an unauthenticated caller's refusals (401) are logged one by one up to
   ``refusals_logged_per_interval`` per address and interval; past that they
   are counted;
+- so are an authenticated liaison's other refusals past
+  ``refusals_logged_per_liaison`` per interval (a stolen token must not be
+  able to flood the ledger either; the budget is far above what a person
+  at a desk is refused);
 - every 429 (a rate or concurrency bound) is counted, per liaison when the
   caller is known, else per address.
 
@@ -66,9 +70,11 @@ class RefusalSummaries:
     """Per-interval refusal counts of one process, and the budget of individually logged ones."""
 
     def __init__(self, *, interval: float, logged_per_interval: int,
+                 liaison_logged_per_interval: int = 100,
                  clock: Callable[[], float] = time.time) -> None:
         self.interval = interval
         self.logged_per_interval = logged_per_interval
+        self.liaison_logged_per_interval = liaison_logged_per_interval
         self._clock = clock
         self._lock = threading.Lock()
         self._tallies: dict[tuple[str, str, str, int], _Tally] = {}
@@ -79,12 +85,18 @@ class RefusalSummaries:
 
     def may_log(self, address: str) -> bool:
         """Charge one individually logged refusal to ``address``; False once over budget."""
+        return self._charge(f"address:{address}", self.logged_per_interval)
+
+    def may_log_liaison(self, liaison_id: str) -> bool:
+        """The same for an authenticated liaison's refusals (a larger budget)."""
+        return self._charge(f"liaison:{liaison_id}", self.liaison_logged_per_interval)
+
+    def _charge(self, key: str, budget: int) -> bool:
         with self._lock:
             window = self._window()
-            key = (address, window)
-            if self._logged[key] >= self.logged_per_interval:
+            if self._logged[(key, window)] >= budget:
                 return False
-            self._logged[key] += 1
+            self._logged[(key, window)] += 1
             return True
 
     def count(self, *, subject_type: str, subject_id: str, reason: str,

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=10, ge=0,
         description="Refusals of unauthenticated callers logged one by one per address and "
                     "interval; past it they are counted into the summary")
+    refusals_logged_per_liaison: int = Field(
+        default=100, ge=0,
+        description="An authenticated liaison's refusals logged one by one per interval; "
+                    "past it they are counted into the summary")
     witness_quorum: int = Field(
         default=0, ge=0, le=32,
         description="Cosignatures a certificate's checkpoint needs (of the active witnesses)")

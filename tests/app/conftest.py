@@ -145,7 +145,8 @@ def _world(db_url: str, tmp_path: Path) -> Iterator[World]:
     # Every refusal logged one by one (the flood tests set their own budget).
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url,
                         checkpoint_interval=3600, ledger_origin="test.cadena/ledger",
-                        refusals_logged_per_interval=1_000_000)
+                        refusals_logged_per_interval=1_000_000,
+                        refusals_logged_per_liaison=1_000_000)
     settings.data_dir.mkdir(mode=0o700)  # as cadena-server makes it (it refuses a wider one)
     coordinator = Person("coord", LiaisonKeys.generate())
     engine = make_engine(db_url)

@@ -79,3 +79,23 @@ def test_every_refusal_is_logged_or_counted_exactly_once(
     counted = sum(e.details["count"] for e in added if e.action == SUMMARY_ACTION)
     assert len(single) == min(budget, len(requests))
     assert len(single) + counted == len(requests)
+
+
+def test_a_liaisons_refusals_past_its_budget_are_counted_not_lost(world: World) -> None:
+    prosecutor = world.liaison("pat", "CO")
+    summaries = RefusalSummaries(interval=3600, logged_per_interval=BUDGET,
+                                 liaison_logged_per_interval=5)
+    world.client.app.state.refusal_summaries = summaries  # type: ignore[attr-defined]
+    before = len(world.entries())
+    for _ in range(20):  # enrolling a state is for coordinators: 403 wrong-role
+        response = world.client.post("/v1/states", headers=prosecutor.auth, json={
+            "code": "MX", "name": "Mexico", "joining_note": "note"})
+        assert response.status_code == 403
+    _flush(world, summaries)
+    added = world.entries()[before:]
+    single = [e for e in added if e.action != SUMMARY_ACTION]
+    summary = [e for e in added if e.action == SUMMARY_ACTION]
+    assert len(single) == 5
+    assert all(e.actor is not None and e.actor.liaison == "pat" for e in single)
+    assert [(dict(e.subject), e.reason, e.details["count"]) for e in summary] == [
+        ({"type": "liaison", "id": "pat"}, "forbidden", 15)]
