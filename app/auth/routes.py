@@ -6,6 +6,7 @@ import base64
 
 from fastapi import APIRouter, Request
 
+from app.admission import Admission
 from app.auth import service
 from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
 from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute, record_refusal_entry
@@ -47,6 +48,9 @@ def create_token(body: TokenCreate, request: Request, session: SessionDep,
         session, body.challenge_id, body.key_id, base64.b64decode(body.signature),
         settings.ledger_origin, settings.token_ttl_seconds,
     )
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    if admission is not None:  # its requests are bounded per liaison from the first one
+        admission.remember(issued.token, issued.liaison_id, issued.expires_at)
     return TokenRead(
         token=issued.token,
         expires_at=issued.expires_at,

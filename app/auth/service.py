@@ -67,6 +67,7 @@ class IssuedToken:
     expires_at: datetime
     clearance_expires_at: datetime | None
     entry: AppendedEntry
+    liaison_id: str
 
 
 def challenge_payload(challenge: AuthChallenge, origin: str) -> bytes:
@@ -153,7 +154,7 @@ def issue_token(session: Session, challenge_id: str, key_id: str, signature: byt
     entry = record(session, draft(actor, "auth.login", {"type": "liaison", "id": liaison_id},
                                   details={"token": token.id}))
     text = f"{TOKEN_PREFIX}.{token.id}.{_encode_secret(secret)}"
-    return IssuedToken(text, token.expires_at, clearance.valid_until, entry)
+    return IssuedToken(text, token.expires_at, clearance.valid_until, entry, liaison_id)
 
 
 def _encode_secret(secret: bytes) -> str:
