@@ -33,8 +33,8 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, record, record_refusal
-from app.errors import CadenaError, Unavailable
+from app.audit import AccessDenied, draft, record, record_refusal
+from app.errors import CadenaError, RuleRefused, Unavailable
 from app.refusals import RefusalSummaries
 from app.settings import Settings
 from ledger.entry import EntryDraft
@@ -86,6 +86,8 @@ class RequestContext:
 
 CONTEXT = "cadena.request"
 SETTLED = "cadena.settled"
+CALLER = "cadena.caller"
+"""``Session.info`` key of the authenticated caller: ``(Actor, action)``, set by authentication."""
 
 
 def _context(session: Session) -> RequestContext | None:
@@ -146,16 +148,32 @@ def record_refusal_entry(session: Session, entry: EntryDraft) -> dict[str, Any]:
     return {"ledger_index": appended.index}
 
 
+def _as_refusal(session: Session, error: Exception) -> AccessDenied | None:
+    """``error`` as a refusal to record: an AccessDenied, or a rule the caller broke."""
+    if isinstance(error, AccessDenied):
+        return error
+    caller = session.info.get(CALLER)
+    if isinstance(error, RuleRefused) and caller is not None:
+        actor, action = caller
+        subject = error.subject or {"type": "route", "id": action}
+        return AccessDenied(error.detail, draft(actor, action, subject, reason=error.code))
+    return None
+
+
 def _fail(session: Session, error: Exception) -> Exception:
     """Roll back after ``error`` (recording a refusal); the error to answer with."""
     _rollback(session)
-    if isinstance(error, AccessDenied):
+    refusal = _as_refusal(session, error)
+    if refusal is not None:
         try:
-            _record_refusal(session, error)
+            _record_refusal(session, refusal)
         except _database_down() as down:  # a refusal is never served unrecorded
             mapped: Exception = Unavailable("the database is unavailable; nothing was changed")
             mapped.__cause__ = down
             return mapped
+        if refusal is not error and isinstance(error, CadenaError):
+            error.extensions.update({k: v for k, v in refusal.extensions.items()
+                                     if k.startswith("ledger") or k == "reason"})
         return error
     if isinstance(error, DataError):
         return UnstorableValue("a value in the request cannot be stored; nothing was changed")

@@ -7,6 +7,7 @@ below the route layer raises ``HTTPException``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "https://cadena.example/problems/"
@@ -39,7 +40,26 @@ class CadenaError(Exception):
         return body
 
 
-class NotFound(CadenaError):
+class RuleRefused(CadenaError):
+    """A business rule refused the request (a conflict, a shape the rule forbids...).
+
+    Raised by an authenticated caller's request, it is a refusal like any
+    other and is recorded in the ledger (DESIGN invariant 2): the unit of
+    work (``app.deps``) appends a denied entry for the route's action with
+    the problem's code as its reason, and ``subject`` as its subject (by
+    default the route). A malformed request (schema validation) is not a
+    refusal: it never reaches the service and changes nothing.
+    """
+
+    status, code, title = 422, "refused", "Refused"
+
+    def __init__(self, detail: str, *, subject: Mapping[str, str] | None = None,
+                 **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.subject = dict(subject) if subject is not None else None
+
+
+class NotFound(RuleRefused):
     """The thing asked for does not exist (or the caller may not know it does)."""
 
     status, code, title = 404, "not-found", "Not found"

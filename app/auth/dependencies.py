@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import AccessDenied, deny
 from app.auth.service import Principal, authenticate
+from app.deps import CALLER
 from app.models.identity import Role
 from app.refusal import Reason
 
@@ -51,6 +52,7 @@ class Credentials:
     def resolve(self, session: Session) -> Principal:
         """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
         principal = authenticate(session, self.bearer, self.action)
+        session.info[CALLER] = (principal.actor, self.action)  # for refusals by the rules
         structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
         if self.admission is not None and self.bearer and principal.expires_at is not None:
             self.admission.remember(self.bearer, principal.liaison_id, principal.expires_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.audit import AccessDenied
-from app.errors import CadenaError
+from app.errors import CadenaError, RuleRefused
 
 
 class JudicialPermissionRequired(AccessDenied):
@@ -18,7 +18,7 @@ class CertificatesUnavailable(CadenaError):
     status, code, title = 503, "certificates-unavailable", "Certificates unavailable"
 
 
-class InvalidRefresh(CadenaError):
+class InvalidRefresh(RuleRefused):
     """The refresh asks for a consistency proof from a size no checkpoint signed."""
 
     status, code, title = 422, "invalid-refresh", "Invalid refresh"

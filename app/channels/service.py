@@ -9,19 +9,19 @@ from sqlalchemy.orm import Session
 from app.audit import draft, now, record
 from app.auth.service import Principal
 from app.channels import repository as repo
-from app.errors import CadenaError, NotFound
+from app.errors import NotFound, RuleRefused
 from app.liaisons import repository as liaisons
 from app.models.channel import Channel, ChannelKind, ChannelMember
 from app.models.identity import Level, Role
 
 
-class ChannelConflict(CadenaError):
+class ChannelConflict(RuleRefused):
     """A channel with that id or name exists, or the member is there already."""
 
     status, code, title = 409, "channel-conflict", "Channel conflict"
 
 
-class BadMembership(CadenaError):
+class BadMembership(RuleRefused):
     """The membership asked for breaks the channel's shape."""
 
     status, code, title = 422, "bad-membership", "Membership not allowed"
@@ -36,7 +36,8 @@ def _check_bilateral(session: Session, channel: Channel, member_ids: Sequence[st
         if liaison is not None:
             states.add(liaison.state_code)
     if len(states) > 2:
-        raise BadMembership("a bilateral channel joins liaisons of exactly two states")
+        raise BadMembership("a bilateral channel joins liaisons of exactly two states",
+                            subject={"type": "channel", "id": channel.id})
 
 
 def _add(session: Session, by: Principal, channel: Channel, liaison_id: str) -> None:
@@ -44,9 +45,11 @@ def _add(session: Session, by: Principal, channel: Channel, liaison_id: str) -> 
     if liaison is None:
         raise NotFound(f"no liaison {liaison_id}")
     if liaison.role != Role.PROSECUTOR:
-        raise BadMembership("only prosecutors are channel members")
+        raise BadMembership("only prosecutors are channel members",
+                            subject={"type": "channel", "id": channel.id})
     if repo.is_member(session, channel.id, liaison_id):
-        raise ChannelConflict(f"{liaison_id} is already a member")
+        raise ChannelConflict(f"{liaison_id} is already a member",
+                              subject={"type": "channel", "id": channel.id})
     session.add(ChannelMember(channel_id=channel.id, liaison_id=liaison_id,
                               added_by=by.liaison_id, added_at=now()))
     session.flush()
@@ -56,7 +59,8 @@ def create(session: Session, by: Principal, channel_id: str, name: str, kind: Ch
            crime_type: str | None, min_level: Level, members: Sequence[str]) -> Channel:
     """Create a channel with its first members; logged."""
     if repo.get(session, channel_id) is not None or repo.by_name(session, name) is not None:
-        raise ChannelConflict("a channel with that id or name exists")
+        raise ChannelConflict("a channel with that id or name exists",
+                              subject={"type": "channel", "id": channel_id})
     channel = Channel(id=channel_id, name=name, kind=kind, crime_type=crime_type,
                       min_level=int(min_level), created_by=by.liaison_id, created_at=now())
     session.add(channel)
@@ -75,7 +79,7 @@ def add_member(session: Session, by: Principal, channel_id: str, liaison_id: str
     """Add a member to a channel; logged."""
     channel = repo.get(session, channel_id)
     if channel is None:
-        raise NotFound(f"no channel {channel_id}")
+        raise NotFound(f"no channel {channel_id}", subject={"type": "channel", "id": channel_id})
     _add(session, by, channel, liaison_id)
     _check_bilateral(session, channel, repo.members(session, channel.id))
     record(session, draft(by.actor, "channel.add_member", {"type": "channel", "id": channel_id},

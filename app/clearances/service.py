@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from app.audit import draft, now, record
 from app.auth.service import Principal
-from app.errors import CadenaError, NotFound
+from app.errors import NotFound, RuleRefused
 from app.liaisons import repository as repo
 from app.models.identity import Clearance, Level
 
 
-class ClearanceRevoked(CadenaError):
+class ClearanceRevoked(RuleRefused):
     """A revoked clearance cannot be renewed; grant a new one."""
 
     status, code, title = 409, "clearance-revoked", "Clearance revoked"

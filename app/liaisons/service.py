@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import draft, now, record
 from app.auth.service import Principal
-from app.errors import CadenaError, NotFound
+from app.errors import CadenaError, NotFound, RuleRefused
 from app.liaisons import repository as repo
 from app.liaisons import rotation
 from app.models.auth import AuthToken
@@ -21,7 +21,7 @@ from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
 
 
-class Conflict(CadenaError):
+class Conflict(RuleRefused):
     """The request conflicts with what exists."""
 
     status, code, title = 409, "conflict", "Conflict"

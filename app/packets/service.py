@@ -174,7 +174,8 @@ def download(session: Session, store: BlobStore, by: Principal, packet_id: str, 
     access = packet_access(session, by, packet_id, "packet.download", deliver=True)
     stream = repo.stream(session, packet_id, index)
     if stream is None:
-        raise NotFound(f"the packet has no stream {index}")
+        raise NotFound(f"the packet has no stream {index}",
+                       subject={"type": "packet", "id": packet_id})
     byte_range = parse_range(range_header, stream.length)
     if stream.content is None and store.size(stream.sha256) != stream.length:
         raise Unavailable("the ciphertext of this stream is not available")

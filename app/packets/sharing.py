@@ -185,7 +185,8 @@ def approve_share(session: Session, by: Principal, packet_id: str,
                    access.subject, Reason.ORIGINATOR_ONLY)
     request = repo.share_request(session, request_id)
     if request is None or request.packet_id != packet_id:
-        raise NotFound(f"no share request {request_id} for this packet")
+        raise NotFound(f"no share request {request_id} for this packet",
+                       subject={"type": "packet", "id": packet_id})
     if request.status != ShareRequestStatus.PENDING:
         raise deny(PacketConflict, f"the request is {request.status}", by.actor, action,
                    access.subject, Reason.SHARE_REQUEST_DECIDED,

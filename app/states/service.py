@@ -8,19 +8,19 @@ from sqlalchemy.orm import Session
 
 from app.audit import AccessDenied, deny, draft, now, record
 from app.auth.service import Principal
-from app.errors import CadenaError, NotFound
+from app.errors import NotFound, RuleRefused
 from app.liaisons import repository as repo
 from app.models.identity import State, StateStatus
 from app.refusal import Reason
 
 
-class StateExists(CadenaError):
+class StateExists(RuleRefused):
     """A state with that code is already enrolled."""
 
     status, code, title = 409, "state-exists", "State already enrolled"
 
 
-class WithdrawnIsFinal(CadenaError):
+class WithdrawnIsFinal(RuleRefused):
     """A withdrawn state cannot be reactivated; it must join again under a new note."""
 
     status, code, title = 409, "state-withdrawn", "State withdrawn"
@@ -35,7 +35,8 @@ class LastCoordinator(AccessDenied):
 def enrol(session: Session, by: Principal, code: str, name: str, note: str) -> State:
     """Enrol a state; logged."""
     if repo.get_state(session, code) is not None:
-        raise StateExists(f"state {code} is already enrolled")
+        raise StateExists(f"state {code} is already enrolled",
+                          subject={"type": "state", "id": code})
     moment = now()
     state = State(code=code, name=name, status=StateStatus.ACTIVE, joining_note=note,
                   created_at=moment, updated_at=moment)
@@ -50,9 +51,9 @@ def set_status(session: Session, by: Principal, code: str, status: StateStatus,
     """Suspend, reactivate or withdraw a state; logged."""
     state = repo.get_state(session, code)
     if state is None:
-        raise NotFound(f"no state {code}")
+        raise NotFound(f"no state {code}", subject={"type": "state", "id": code})
     if state.status == StateStatus.WITHDRAWN:
-        raise WithdrawnIsFinal(f"state {code} has withdrawn")
+        raise WithdrawnIsFinal(f"state {code} has withdrawn", subject={"type": "state", "id": code})
     if status != StateStatus.ACTIVE:
         _keep_a_coordinator(session, by, code)
     state.status = status

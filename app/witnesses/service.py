@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import draft, ledger_for, now, record
 from app.auth.service import Principal
-from app.errors import CadenaError, NotFound
+from app.errors import CadenaError, NotFound, RuleRefused
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public
@@ -32,7 +32,7 @@ from ledger.note import (
 )
 
 
-class WitnessConflict(CadenaError):
+class WitnessConflict(RuleRefused):
     """An active witness has that name or that verifier key already."""
 
     status, code, title = 409, "witness-conflict", "Witness conflict"

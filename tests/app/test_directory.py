@@ -20,14 +20,20 @@ def test_coordinator_enrols_a_state_and_it_is_logged(world: World) -> None:
     assert [s["code"] for s in states] == ["CO", "MX"]
 
 
-def test_duplicate_state_is_a_conflict_and_changes_nothing(world: World) -> None:
+def test_duplicate_state_is_a_conflict_and_changes_nothing_but_its_refusal_entry(
+        world: World) -> None:
     world.state("MX")
     before = len(world.entries())
     response = world.client.post("/v1/states", headers=world.coordinator.auth, json={
         "code": "MX", "name": "again", "joining_note": "n"})
     assert response.status_code == 409
     assert response.json()["type"].endswith("/state-exists")
-    assert len(world.entries()) == before
+    added = world.entries()[before:]
+    assert [(e.action, e.outcome, e.reason) for e in added] == [
+        ("state.enrol", "denied", "state-exists")]
+    names = [s["name"] for s in world.client.get("/v1/states",
+                                                  headers=world.coordinator.auth).json()]
+    assert "again" not in names
 
 
 @pytest.mark.parametrize("code", ["mx", "MEX", "M1", ""])

@@ -285,4 +285,7 @@ def test_download_is_logged_with_its_stream(world: World) -> None:
     assert response.headers["cadena-ledger-leaf-hash"] == entry.leaf_hash.hex()
     missing = world.client.get(f"/v1/packets/{pid}/streams/9", headers=ex.bob.auth)
     assert_problem(missing, 404, "not-found")
-    assert last_entry(world).index == entry.index
+    refused = last_entry(world)  # the refused download is logged; the granted one stands
+    assert (refused.index, refused.action, refused.outcome, refused.reason) == (
+        entry.index + 1, "packet.download", "denied", "not-found")
+    assert dict(refused.subject) == {"type": "packet", "id": pid}
