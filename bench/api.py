@@ -24,8 +24,10 @@ each measured after a short warm-up whose numbers are discarded:
   probe process times ``/healthz`` and ``/v1/ledger/checkpoint`` every 20 ms;
   targets: no errors but deliberate 429s (or shed 503s), ``/healthz`` p99
   < 100 ms, no answer slower than 2 s; then ``/healthz`` must still answer and
-  the ledger verify. See ``bench/burst.py``; it ends within about a minute and
-  a half even against a frozen server.
+  the ledger verify. The burst is fired from two worker processes with raw
+  sockets (``bench/_loadgen.py``), its latencies measured from each request's
+  bytes written to its status line. See ``bench/burst.py``; it ends within
+  about a minute and a half even against a frozen server.
 
 Each phase runs closed-loop (``--concurrency`` clients back to back for
 ``--duration`` s: the peak rate and p50/p99 latency) and then open-loop at half
