@@ -24,12 +24,14 @@ from app.clearances.routes import router as clearances_router
 from app.db import make_engine, make_session_factory
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
 from app.events.routes import router as events_router
+from app.ledger_api.routes import read_public_checkpoint
 from app.ledger_api.routes import router as ledger_router
 from app.ledger_key import LedgerKeyError, load_note_signer
 from app.liaisons.routes import router as liaisons_router
 from app.limits import BodySizeLimit
 from app.migrate import is_current
 from app.openapi import document_problems
+from app.ops import OpsListener
 from app.packets.routes import router as packets_router
 from app.refusals import RefusalSummaries, SummaryWriter
 from app.request_log import RequestLog
@@ -87,6 +89,36 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def _ops_listener(app: FastAPI, settings: Settings) -> OpsListener | None:
+    """Start the operations port if one is set (app/ops.py)."""
+    if settings.ops_port is None:
+        return None
+    state = app.state
+
+    def checkpoint() -> str | None:
+        cached: tuple[str, float] | None = getattr(state, "public_checkpoint", None)
+        return cached[0] if cached is not None else None
+
+    def key() -> str | None:
+        verifier: str | None = state.ledger_verifier_key
+        return verifier + "\n" if verifier is not None else None
+
+    def refresh() -> None:
+        try:
+            read_public_checkpoint(state)
+        except Unavailable:  # none signed yet
+            pass
+
+    ops = OpsListener(settings.ops_host, settings.ops_port, checkpoint=checkpoint, key=key,
+                      refresh=refresh, interval=settings.checkpoint_interval)
+    try:
+        refresh()
+    except Exception as exc:  # the database may be down at start: the refresher retries
+        log.warning("ops: first checkpoint read failed", error=type(exc).__name__)
+    ops.start()
+    return ops
+
+
 def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,12 +138,15 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         app.state.witnessing = witnessing
         summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
         summary_writer.start()
+        ops = _ops_listener(app, settings)
         # Everything made at start-up (modules, the ORM's and pydantic's schemas:
         # ~150,000 objects) lives as long as the process. Frozen out of the
         # collector, a full collection no longer walks them all: it had cost
         # ~40-100 ms, a stall of every request in flight.
         gc.freeze()
         yield
+        if ops is not None:
+            ops.stop()
         summary_writer.stop()
         witnessing.stop()
         if checkpointer is not None:

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
     rate_login_per_minute: int = Field(default=60, gt=0, description="Per address and liaison")
     rate_submit_per_minute: int = Field(default=120, gt=0, description="Per liaison and process")
+    ops_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Operations port: /healthz and the public checkpoint on a loop of their "
+                    "own, answered during any burst (app/ops.py); off when unset")
+    ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
     max_requests_in_flight: int = Field(
         default=256, gt=0,
         description="Requests served at once by one process; past it, 503 at once")

@@ -32,13 +32,14 @@ MAX_INDEX = 2**62
 TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
 
 
-def _read_checkpoint(request: Request) -> str:
-    sessions: sessionmaker[Session] = request.app.state.sessions
+def read_public_checkpoint(state: Any) -> str:
+    """Read the latest signed note and keep it in ``state`` (the application's) for bursts."""
+    sessions: sessionmaker[Session] = state.sessions
     with transaction(sessions) as session:
         checkpoint = service.latest_checkpoint(session)
     if checkpoint is None:
         raise Unavailable("no checkpoint has been signed yet")
-    request.app.state.public_checkpoint = (checkpoint.note, time.monotonic())
+    state.public_checkpoint = (checkpoint.note, time.monotonic())
     return checkpoint.note
 
 
@@ -56,7 +57,8 @@ async def get_checkpoint(request: Request) -> PlainTextResponse:
     if cached is not None and admission is not None and admission.busy:
         return PlainTextResponse(cached[0])
     limiter = anyio.CapacityLimiter(1)  # not the request threads' pool: they may all be busy
-    note = await anyio.to_thread.run_sync(_read_checkpoint, request, limiter=limiter)
+    note = await anyio.to_thread.run_sync(read_public_checkpoint, request.app.state,
+                                          limiter=limiter)
     return PlainTextResponse(note)
 
 
