@@ -1,0 +1,36 @@
+"""Queries for the key directory: a liaison's key entries in the ledger.
+
+The only place that builds directory queries. Entries about a liaison are
+indexed by subject at append time (``app.certificates.repository.note_subject``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models.certificate import LedgerSubject
+from app.models.identity import LiaisonKey
+
+KEY_ACTIONS = ("liaison.enrol", "key.rotate", "key.replace", "key.revoke")
+"""Every action that registers, replaces or ends a liaison's key set."""
+
+
+def key_entry_indices(session: Session, liaison_id: str, *, start: int, upto: int,
+                      limit: int) -> list[int]:
+    """Ledger indexes of the liaison's key entries in ``[start, upto)``, in order."""
+    s = LedgerSubject
+    return list(session.scalars(
+        select(s.ledger_index).where(s.subject_type == "liaison", s.subject_id == liaison_id,
+                                     s.action.in_(KEY_ACTIONS), s.ledger_index >= start,
+                                     s.ledger_index < upto)
+        .order_by(s.ledger_index).limit(limit)).all())
+
+
+def keys_by_id(session: Session, liaison_id: str) -> dict[str, LiaisonKey]:
+    """The liaison's registered key sets, by key id."""
+    rows: Sequence[LiaisonKey] = session.scalars(
+        select(LiaisonKey).where(LiaisonKey.liaison_id == liaison_id)).all()
+    return {key.key_id: key for key in rows}
