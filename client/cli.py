@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
-from client import cli_admin, cli_audit, cli_contacts, cli_packets, demo
+from client import cli_admin, cli_audit, cli_contacts, cli_packets, cli_trust, demo
 from client.certificate.cli import certificate_app
 from client.cli_common import (
     Connection,
@@ -51,6 +51,7 @@ cli_admin.register(app)
 cli_audit.register(app)
 cli_packets.register(app)
 cli_contacts.register(app)
+cli_trust.register(app, keys_app)
 app.command("demo")(demo.demo)
 app.add_typer(witness_app, name="witness")
 app.add_typer(certificate_app, name="certificate")

@@ -45,7 +45,7 @@ class KeyNotProven(VerificationFailed):
 
     def __init__(self, reason: str, message: str, index: int | None = None) -> None:
         """``reason`` is a short code (e.g. ``rotation-not-signed``); ``index`` the entry."""
-        super().__init__(f"{message} [{reason}]")
+        super().__init__(f"{message} (reason: {reason})")
         self.reason = reason
         self.index = index
 
