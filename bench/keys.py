@@ -160,8 +160,8 @@ class Served(DirectoryAPI):
         """Serve ``pages`` (liaison id → JSON answer)."""
         self._pages = pages
 
-    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None
-             ) -> DirectoryPage:
+    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
+             witnessed: int = 0) -> DirectoryPage:
         """The stored answer, parsed."""
         return parse(DirectoryPage, self._pages[liaison_id])
 

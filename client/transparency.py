@@ -124,10 +124,15 @@ class DirectoryAPI:
         """Use ``session`` for every call."""
         self._s = session
 
-    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None
-             ) -> DirectoryPage:
-        """The key entries of ``liaison_id`` from ``start``, as served (unverified)."""
-        params: dict[str, int] = {"start": start}
+    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
+             witnessed: int = 0) -> DirectoryPage:
+        """The key entries of ``liaison_id`` from ``start``, as served (unverified).
+
+        ``since``: a size verified before (a consistency proof from it is
+        added); ``witnessed``: ask for the newest checkpoint with that many
+        cosignatures (witnesses cosign a moment after the log signs).
+        """
+        params: dict[str, int] = {"start": start, "witnessed": witnessed}
         if since is not None:
             params["since"] = since
         return parse(DirectoryPage, self._s.get_json(f"/v1/directory/{quote(liaison_id, safe='')}",
@@ -252,7 +257,8 @@ class KeyTransparency:
         if not fresh and liaison_id in self._histories:
             return self._histories[liaison_id]
         seen = self._store.load()
-        page = self._api.read(liaison_id, since=seen.size if seen else None)
+        page = self._api.read(liaison_id, since=seen.size if seen else None,
+                              witnessed=self._roots.quorum)
         if page.liaison_id != liaison_id:
             raise ProtocolError(f"asked for {liaison_id}'s keys, got {page.liaison_id}'s")
         checkpoint = self._checkpoint(page)

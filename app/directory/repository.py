@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models.certificate import LedgerSubject
 from app.models.identity import LiaisonKey
+from app.models.witness import WitnessCosignature
 
 KEY_ACTIONS = ("liaison.enrol", "key.rotate", "key.replace", "key.revoke")
 """Every action that registers, replaces or ends a liaison's key set."""
@@ -34,3 +35,11 @@ def keys_by_id(session: Session, liaison_id: str) -> dict[str, LiaisonKey]:
     rows: Sequence[LiaisonKey] = session.scalars(
         select(LiaisonKey).where(LiaisonKey.liaison_id == liaison_id)).all()
     return {key.key_id: key for key in rows}
+
+
+def newest_cosigned_size(session: Session, witnesses: int) -> int | None:
+    """The largest checkpoint size with at least ``witnesses`` stored cosignatures."""
+    c = WitnessCosignature
+    return session.scalars(
+        select(c.checkpoint_size).group_by(c.checkpoint_size)
+        .having(func.count() >= witnesses).order_by(c.checkpoint_size.desc()).limit(1)).first()

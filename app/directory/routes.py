@@ -24,14 +24,17 @@ def read_directory(
     session: SessionDep, by: PrincipalDep,
     start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     since: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
+    witnessed: Annotated[int, Query(ge=0, le=32)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = service.MAX_PAGE,
 ) -> DirectoryRead:
     """A liaison's key entries from ``start``, each with its inclusion proof (any liaison).
 
-    All are proven in the latest signed checkpoint (served with its
-    cosignatures); ``since`` asks for a consistency proof from that size.
+    All are proven in one signed checkpoint, served with its cosignatures: the
+    newest with ``witnessed`` cosignatures (else the latest); ``since`` asks
+    for a consistency proof from that size.
     """
-    found = service.view(session, by, liaison_id, start=start, since=since, limit=limit)
+    found = service.view(session, by, liaison_id, start=start, since=since,
+                         witnessed=witnessed, limit=limit)
     return DirectoryRead(
         liaison_id=found.liaison_id, checkpoint=found.note, tree_size=found.size,
         since=found.since,

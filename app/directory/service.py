@@ -24,6 +24,7 @@ from app.ledger_api.service import NoCheckpoint
 from app.models.identity import LiaisonKey
 from ledger.entry import parse_entry
 from ledger.errors import ProofError
+from ledger.storage import StoredCheckpoint
 
 MAX_PAGE = 1000
 
@@ -61,13 +62,28 @@ def _consistency(session: Session, since: int | None, size: int) -> list[bytes] 
         raise NoCheckpoint(f"no signed checkpoint of size {since}: {exc}") from exc
 
 
-def view(session: Session, by: Principal, liaison_id: str, *, start: int = 0,
-         since: int | None = None, limit: int = MAX_PAGE) -> DirectoryView:
-    """The liaison's key entries from index ``start``, proven in the latest checkpoint."""
+def _checkpoint(session: Session, witnessed: int) -> StoredCheckpoint:
+    # Witnesses cosign a checkpoint a moment after it is signed, and the
+    # ledger grows (and is signed) every interval: a client that needs k
+    # cosignatures asks for the newest checkpoint that has them. If none
+    # has, the latest is served and the client refuses it for its quorum.
     ledger = ledger_for(session)
-    latest = ledger.storage.latest_checkpoint()
+    size = repo.newest_cosigned_size(session, witnessed) if witnessed > 0 else None
+    chosen = ledger.signed_checkpoint(size) if size is not None else None
+    latest = chosen or ledger.storage.latest_checkpoint()
     if latest is None:
         raise NoCheckpoint("no checkpoint has been signed yet")
+    return latest
+
+
+def view(session: Session, by: Principal, liaison_id: str, *, start: int = 0,
+         since: int | None = None, witnessed: int = 0, limit: int = MAX_PAGE) -> DirectoryView:
+    """The liaison's key entries from index ``start``, proven in one signed checkpoint.
+
+    The checkpoint is the newest with ``witnessed`` cosignatures, else the latest.
+    """
+    ledger = ledger_for(session)
+    latest = _checkpoint(session, witnessed)
     indices = repo.key_entry_indices(session, liaison_id, start=start, upto=latest.size,
                                      limit=min(limit, MAX_PAGE))
     raw = raw_entries(session, indices)

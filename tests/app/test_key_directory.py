@@ -9,6 +9,7 @@ from ledger.merkle import leaf_hash
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.proof import verify_consistency, verify_inclusion
 from tests.app.conftest import World, b64, sign_checkpoint_now
+from tests.client.kt_support import cosign_latest, register_witness
 
 
 def _verifier(world: World) -> NoteVerifier:
@@ -68,3 +69,24 @@ def test_directory_needs_a_token_and_a_signed_checkpoint(world: World) -> None:
     response = world.client.get("/v1/directory/coord", headers=world.coordinator.auth)
     assert response.status_code == 404
     assert response.json()["type"].endswith("/no-checkpoint")
+
+
+def test_a_client_may_ask_for_the_newest_checkpoint_its_witnesses_cosigned(
+        world: World) -> None:
+    world.state("MX")
+    bob = world.liaison("bob", "MX")
+    register_witness(world)
+    sign_checkpoint_now(world)
+    cosign_latest(world)
+    cosigned = world.client.get("/v1/directory/bob", headers=bob.auth).json()["tree_size"]
+    world.liaison("carol", "MX")
+    sign_checkpoint_now(world)  # newer, not cosigned yet
+    latest = world.client.get("/v1/directory/bob", headers=bob.auth).json()
+    witnessed = world.client.get("/v1/directory/bob", headers=bob.auth,
+                                 params={"witnessed": 1}).json()
+    assert latest["tree_size"] > cosigned
+    assert witnessed["tree_size"] == cosigned
+    assert "witness.example/kt" in witnessed["checkpoint"]
+    none_has_two = world.client.get("/v1/directory/bob", headers=bob.auth,
+                                    params={"witnessed": 2}).json()
+    assert none_has_two["tree_size"] == latest["tree_size"]

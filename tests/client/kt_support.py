@@ -82,10 +82,11 @@ class ServedDirectory(DirectoryAPI):
         super().__init__(client.session)
         self._tamper = tamper
 
-    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None
-             ) -> DirectoryPage:
+    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
+             witnessed: int = 0) -> DirectoryPage:
         """The served page, tampered."""
-        return self._tamper(super().read(liaison_id, start=start, since=since))
+        return self._tamper(super().read(liaison_id, start=start, since=since,
+                                         witnessed=witnessed))
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Viewer:
 
     client: Client
     kt: KeyTransparency
+    kt_roots: TrustRoots
     store: CheckpointStore
     warnings: list[str]
 
@@ -106,9 +108,10 @@ def viewer(w: World, person: Person, *, quorum: int = 1, store: CheckpointStore 
     api = DirectoryAPI(client.session) if tamper is None else ServedDirectory(client, tamper)
     warnings: list[str] = []
     kept = store or MemoryCheckpoints()
-    kt = KeyTransparency(api, roots(w, quorum), kept, pins=pins, warn=warnings.append)
+    trusted = roots(w, quorum)
+    kt = KeyTransparency(api, trusted, kept, pins=pins, warn=warnings.append)
     client.liaisons.pins = kt
-    return Viewer(client, kt, kept, warnings)
+    return Viewer(client, kt, trusted, kept, warnings)
 
 
 def contact_book(home: Path, me: str) -> ContactBook:

@@ -36,8 +36,8 @@ class StaticDirectory(DirectoryAPI):
         """Serve ``page``."""
         self._page = page
 
-    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None
-             ) -> DirectoryPage:
+    def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
+             witnessed: int = 0) -> DirectoryPage:
         """The fixed answer."""
         return self._page
 

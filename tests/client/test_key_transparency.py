@@ -18,13 +18,22 @@ from client.contacts import KeyChanged
 from client.keychain import KeyChainBroken, KeyNotProven
 from client.models import DirectoryPage
 from client.transfer import recipient_keys
-from client.transparency import MemoryCheckpoints, SeenCheckpoint, self_check
+from client.transparency import (
+    DirectoryAPI,
+    KeyTransparency,
+    MemoryCheckpoints,
+    SeenCheckpoint,
+    self_check,
+)
+from client.trust import TrustRoots
 from crypto.keys import LiaisonKeys
-from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.client.conftest import sdk_for
 from tests.client.kt_support import (
+    WITNESS,
     contact_book,
+    cosign_latest,
     register_witness,
     rogue_key_row,
     rogue_rotation,
@@ -75,12 +84,26 @@ def test_a_key_row_without_a_ledger_entry_is_refused_even_at_first_contact(pair:
 
 
 def test_a_checkpoint_below_the_witness_quorum_is_refused(pair: Pair) -> None:
-    pair.world.liaison("carol", "MX")
-    sign_checkpoint_now(pair.world)  # signed by the ledger, not yet cosigned
-    bob = viewer(pair.world, pair.bob)
-    with pytest.raises(KeyNotProven, match="need 1 of 1") as exc:
-        bob.kt.check("carol", pair.world.people["carol"].keys.public)
+    w = pair.world
+    absent = CosignatureSigner("witness.example/absent", SigningKey(bytes([5]) * 32))
+    bob = viewer(w, pair.bob)
+    two = TrustRoots.parse(str(bob.kt_roots.ledger), [WITNESS.verifier_key(),
+                                                    absent.verifier_key()], 2)
+    kt = KeyTransparency(DirectoryAPI(bob.client.session), two, MemoryCheckpoints())
+    with pytest.raises(KeyNotProven, match="need 2 of 2") as exc:
+        kt.check("alice", pair.alice.keys.public)
     assert _reason(exc) == "quorum"
+
+
+def test_a_key_enrolled_after_the_last_witnessed_checkpoint_waits_for_it(pair: Pair) -> None:
+    w = pair.world
+    carol = w.liaison("carol", "MX")
+    sign_checkpoint_now(w)  # signed by the ledger, not yet cosigned
+    with pytest.raises(KeyNotProven) as exc:
+        viewer(w, pair.bob).kt.check("carol", carol.keys.public)
+    assert _reason(exc) == "not-in-ledger"
+    cosign_latest(w)
+    viewer(w, pair.bob).kt.check("carol", carol.keys.public)
 
 
 def test_a_checkpoint_not_signed_by_the_trusted_ledger_key_is_refused(pair: Pair) -> None:
