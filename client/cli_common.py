@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from client.contacts import ContactBook, PinnedKey
-from client.errors import ClientError, ProblemError, ProfileError
+from client.errors import ClientError, ProblemError, ProfileError, ProtocolError
 from client.keychain import KeyNotProven
 from client.models import Token
 from client.profile import Profile, ProfileConfig, profile_name
@@ -35,6 +35,8 @@ from client.sdk import Client
 from client.session import Credentials, utc_now
 from client.transparency import DirectoryAPI, KeyTransparency, ProfileCheckpoints, self_check
 from client.trust import load_trust
+from crypto.errors import CryptoError
+from crypto.keys import LiaisonPublicKeys
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
 
@@ -173,10 +175,24 @@ def _transparency(client: Client, profile: Profile, pins: ContactBook) -> KeyTra
     return kt
 
 
-def login_self_check(kt: KeyTransparency, liaison_id: str, profile: Profile) -> None:
+def served_keys(client: Client, liaison_id: str) -> list[LiaisonPublicKeys]:
+    """The key sets the server's directory lists under ``liaison_id`` (unproven)."""
+    found = []
+    for info in client.liaisons.keys(liaison_id):
+        try:
+            found.append(LiaisonPublicKeys.from_json({"sign": info.signing_public,
+                                                      "box": info.encryption_public}))
+        except CryptoError as exc:
+            raise ProtocolError(f"the directory lists a malformed key {info.key_id}") from exc
+    return found
+
+
+def login_self_check(kt: KeyTransparency, client: Client, liaison_id: str,
+                     profile: Profile) -> None:
     """At each login: every key entry under our name is a key we hold (warn loudly if not)."""
     try:
-        self_check(kt, liaison_id, profile.held_public_keys())
+        self_check(kt, liaison_id, profile.held_public_keys(),
+                   served=served_keys(client, liaison_id))
     except KeyNotProven as exc:
         err().print(f"[bold red]WARNING: a key you do not hold is registered under your name: "
                     f"{exc}[/]\nWhat is sent to you may be readable by someone else, and they "
@@ -220,7 +236,7 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
     def keep(token: Token) -> None:
         profile.save_token(config, token)
         if kt is not None and config.liaison:
-            login_self_check(kt, config.liaison, profile)
+            login_self_check(kt, client, config.liaison, profile)
 
     client.session.on_login = keep
     try:

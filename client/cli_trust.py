@@ -19,6 +19,7 @@ from client.cli_common import (
     out,
     print_json,
     print_table,
+    served_keys,
     warn,
 )
 from client.errors import UsageError
@@ -99,7 +100,8 @@ def keys_check(ctx: typer.Context, profile: ProfileOpt = None, as_json: JsonOpt 
         if not isinstance(kt, KeyTransparency) or not conn.config.liaison:
             raise UsageError("set the trust roots first (cadena trust set) and the liaison id")
         try:
-            history = self_check(kt, conn.config.liaison, conn.profile.held_public_keys())
+            history = self_check(kt, conn.config.liaison, conn.profile.held_public_keys(),
+                                 served=served_keys(conn.client, conn.config.liaison))
         except KeyNotProven as exc:
             err().print(f"[bold red]WARNING: {exc}[/]\nA key you do not hold may be used in "
                         "your name. Tell the centre's coordinators and auditors now.")

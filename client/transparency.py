@@ -288,8 +288,8 @@ class KeyTransparency:
             self._pins.follow(liaison_id, keys, history)
 
 
-def self_check(kt: KeyTransparency, liaison_id: str,
-               held: Iterable[LiaisonPublicKeys]) -> KeyHistory:
+def self_check(kt: KeyTransparency, liaison_id: str, held: Iterable[LiaisonPublicKeys], *,
+               served: Iterable[LiaisonPublicKeys] = ()) -> KeyHistory:
     """Check every key entry under ``liaison_id`` names a key set this liaison holds.
 
     DESIGN.md invariant 7: each client watches its own liaison's entries. The
@@ -298,6 +298,9 @@ def self_check(kt: KeyTransparency, liaison_id: str,
     without a fork). Raises :class:`KeyNotProven` (``rogue-key``, or a broken
     chain under this name) when the ledger carries a key this liaison does
     not hold: then someone else can read what is sent to them and sign as them.
+    ``served`` are the key sets the server's directory lists under this name
+    (``/v1/liaisons/{id}/keys``): one not held is reported too, though senders
+    that check the ledger refuse it.
     """
     history = kt.history(liaison_id, fresh=True)
     mine = {keys.key_id for keys in held}
@@ -307,4 +310,9 @@ def self_check(kt: KeyTransparency, liaison_id: str,
                                f"{proven.keys.key_id} (fingerprint {proven.keys.fingerprint}) "
                                f"under {liaison_id}, and this profile does not hold it",
                                proven.index)
+    for keys in served:
+        if keys.key_id not in mine:
+            raise KeyNotProven("rogue-key", f"the server lists key {keys.key_id} (fingerprint "
+                               f"{keys.fingerprint}) under {liaison_id} with no ledger entry, "
+                               "and this profile does not hold it")
     return history

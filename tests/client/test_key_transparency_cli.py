@@ -85,3 +85,25 @@ def test_a_rogue_key_under_ones_name_is_reported_loudly(cli: Cli, ex: Exchange) 
     assert "WARNING" in login.output
     checked = cli.run("keys", "check", "--profile", "alice", code=1)
     assert "WARNING" in checked.output
+
+
+def test_a_key_row_under_ones_name_without_an_entry_is_reported(cli: Cli, ex: Exchange) -> None:
+    _witnessed(cli)
+    _trust(cli, "alice")
+    rogue_key_row(cli.world, "alice", LiaisonKeys.generate(), retire=False)
+    checked = cli.run("keys", "check", "--profile", "alice", code=1)
+    assert "with no ledger entry" in checked.output
+
+
+def test_a_contacts_honest_rotation_moves_the_pin_and_says_so(cli: Cli, ex: Exchange) -> None:
+    _witnessed(cli)
+    _trust(cli, "alice")
+    send = ("send", "--profile", "alice", "--to", "bob", "--channel", "ch", "--text", "x",
+            "--evaluation", "b2")
+    assert "pinned the key of bob on first use" in cli.run(*send).output
+    cli.run("keys", "rotate", "--profile", "bob", "--no-passphrase")
+    witnessed_checkpoint(cli.world)
+    moved = cli.run(*send)
+    assert "bob rotated their key, proven in the witnessed ledger" in moved.output
+    pins = cli.json("contacts", "list", "--profile", "alice")
+    assert [p["how"] for p in pins["bob"]] == ["first use", "rotation"]
