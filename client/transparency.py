@@ -47,6 +47,8 @@ from ledger.note import Checkpoint, open_checkpoint
 from ledger.proof import verify_consistency, verify_inclusion
 
 STATE_VERSION = 1
+DIRECTORY_PAGE = 1000
+"""The most key entries the directory returns per answer; a full answer means more follow."""
 
 
 @dataclass(frozen=True)
@@ -256,16 +258,31 @@ class KeyTransparency:
         """``liaison_id``'s key history, proven in a verified checkpoint (cached per command)."""
         if not fresh and liaison_id in self._histories:
             return self._histories[liaison_id]
+        entries: list[Entry] = []
+        known: dict[str, LiaisonPublicKeys] = {}
+        origin, start = self._roots.ledger.name, 0
+        while True:  # pages of DIRECTORY_PAGE entries; each proven in a verified checkpoint
+            page = self._page(liaison_id, start)
+            checkpoint = self._checkpoint(page)
+            entries += proven_entries(page, checkpoint)
+            known.update(_served_keys(page))
+            origin = checkpoint.origin
+            if len(page.entries) < DIRECTORY_PAGE:
+                break
+            start = entries[-1].index + 1
+        history = key_history(liaison_id, entries, origin, known=known)
+        self._histories[liaison_id] = history
+        return history
+
+    def _page(self, liaison_id: str, start: int) -> DirectoryPage:
         seen = self._store.load()
-        page = self._api.read(liaison_id, since=seen.size if seen else None,
+        page = self._api.read(liaison_id, start=start, since=seen.size if seen else None,
                               witnessed=self._roots.quorum)
         if page.liaison_id != liaison_id:
             raise ProtocolError(f"asked for {liaison_id}'s keys, got {page.liaison_id}'s")
-        checkpoint = self._checkpoint(page)
-        history = key_history(liaison_id, proven_entries(page, checkpoint), checkpoint.origin,
-                              known=_served_keys(page))
-        self._histories[liaison_id] = history
-        return history
+        if any(item.index < start for item in page.entries):
+            raise ProtocolError(f"asked for entries from {start}, got earlier ones")
+        return page
 
     def check(self, liaison_id: str, keys: LiaisonPublicKeys, *, current: bool = False) -> None:
         """Accept ``keys`` for ``liaison_id`` only if the ledger proves them (then the pins).

@@ -252,3 +252,20 @@ def test_the_old_key_is_refused_for_encryption_after_a_rotation(pair: Pair) -> N
     with pytest.raises(KeyNotProven) as exc:
         bob.kt.check("alice", pair.alice.keys.public, current=True)
     assert _reason(exc) == "stale-key"
+
+
+def test_a_long_key_history_is_read_page_by_page(pair: Pair,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    w = pair.world
+    client = sdk_for(w, pair.alice)
+    for _ in range(2):
+        client.liaisons.rotate(LiaisonKeys.generate())
+    witnessed_checkpoint(w)
+    monkeypatch.setattr("client.transparency.DIRECTORY_PAGE", 1)
+
+    def one_entry(page: DirectoryPage) -> DirectoryPage:
+        return page.model_copy(update={"entries": page.entries[:1]})
+
+    bob = viewer(w, pair.bob, tamper=one_entry)
+    history = bob.kt.history("alice")
+    assert [k.action for k in history.keys] == ["liaison.enrol", "key.rotate", "key.rotate"]
