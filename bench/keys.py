@@ -18,8 +18,13 @@ that only the client's work is timed (no network, no server):
   inclusion of each of the liaison's key entries, the chain of rotations
   (two Ed25519 verifications each), and the comparison with the keys held.
   Budget: < 50 ms.
+* with ``--server``, the server's side of that answer: the same entries in
+  a SQLite database (migrated, written through ``app.audit.record_many``),
+  and the directory service call (index query, entries, proofs, the logged
+  read), without HTTP.
 
-Usage: ``.venv/bin/python bench/keys.py [--entries 100000] [--recipients 200] [--json out.json]``
+Usage: ``.venv/bin/python bench/keys.py [--entries 100000] [--recipients 200] [--server]
+[--json out.json]``
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,8 +47,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from nacl.signing import SigningKey
 
+from app.audit import ledger_for, record_many
+from app.auth.service import Principal
+from app.db import make_engine, make_session_factory, transaction
+from app.directory import service as directory
 from app.liaisons.rotation import entry_details
 from app.liaisons.service import enrolment_details
+from app.migrate import upgrade_to_head
 from app.models.identity import Role
 from client.models import DirectoryPage, parse
 from client.transparency import (
@@ -65,6 +76,7 @@ from ledger.note import (
     add_signature_lines,
     open_checkpoint,
 )
+from ledger.treecache import TreeCache
 
 ORIGIN = "bench.cadena.example/ledger"
 LOG = NoteSigner(ORIGIN, SigningKey(bytes([7]) * 32))
@@ -104,18 +116,18 @@ class World:
     my_keys: list[LiaisonKeys]
 
 
-def build(entries: int, rotations: int, behind: int) -> World:
-    """A ledger of ``entries`` key entries; ours spread through it (see the module docstring)."""
+def key_drafts(entries: int, rotations: int) -> tuple[list[EntryDraft], list[LiaisonKeys],
+                                                      dict[str, list[int]]]:
+    """``entries`` key entries: other liaisons' enrolments, ours spread through them."""
     pool = [LiaisonKeys.from_secret_bytes(os.urandom(64)) for _ in range(KEY_POOL)]
     mine = [LiaisonKeys.from_secret_bytes(os.urandom(64)) for _ in range(rotations + 1)]
     step = max(entries // (rotations + 1), 1)
-    positions = {p * step + step // 2: k for k, p in enumerate(range(rotations + 1))}
-    ledger = Ledger(MemoryStorage())
+    positions = {p * step + step // 2: p for p in range(rotations + 1)}
     indexes: dict[str, list[int]] = {ME: []}
     drafts: list[EntryDraft] = []
     for n in range(entries):
-        if n in positions:
-            k = positions[n]
+        k = positions.get(n)
+        if k is not None:
             drafts.append(_draft(None, "liaison.enrol", ME, enrolment_details(
                 "MX", Role.PROSECUTOR, mine[0].public)) if k == 0 else
                 _rotation(mine[k - 1], mine[k], k))
@@ -125,12 +137,18 @@ def build(entries: int, rotations: int, behind: int) -> World:
             drafts.append(_draft(None, "liaison.enrol", name, enrolment_details(
                 "CO", Role.PROSECUTOR, pool[n % KEY_POOL].public)))
             indexes[name] = [n]
-        if len(drafts) == BATCH:
-            ledger.append_many(drafts)
-            drafts = []
-            if ledger.storage.size() == entries - behind:
-                ledger.checkpoint(LOG, ORIGIN)
-    ledger.append_many(drafts)
+    return drafts, mine, indexes
+
+
+def build(drafts: list[EntryDraft], mine: list[LiaisonKeys], indexes: dict[str, list[int]],
+          behind: int) -> World:
+    """The in-memory ledger of ``drafts``, checkpoints at ``len - behind`` and at the end."""
+    ledger = Ledger(MemoryStorage())
+    entries = len(drafts)
+    for start in range(0, entries, BATCH):
+        ledger.append_many(drafts[start:start + BATCH])
+        if ledger.storage.size() == entries - behind:
+            ledger.checkpoint(LOG, ORIGIN)
     old = ledger.storage.checkpoint_at(entries - behind)
     latest = ledger.checkpoint(LOG, ORIGIN)
     if old is None or latest is None:
@@ -139,6 +157,36 @@ def build(entries: int, rotations: int, behind: int) -> World:
     note = add_signature_lines(latest.note, [WITNESS.cosign(checkpoint, 1_765_000_000)])
     seen = SeenCheckpoint(old.size, open_checkpoint(old.note, LOG_VERIFIER).root, old.note)
     return World(ledger, latest.size, note, seen, indexes, mine)
+
+
+def server_view_ms(drafts: list[EntryDraft], behind: int, runs: int) -> float:
+    """Median time of the server's directory answer for our liaison, on SQLite (in process).
+
+    The service call of ``GET /v1/directory/{id}?since=...``: the subject
+    index query, the entries, an inclusion proof each, the consistency proof,
+    and the ``directory.read`` entry it appends (committed). No HTTP.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/keys.db"
+        upgrade_to_head(url)
+        engine = make_engine(url)
+        factory = make_session_factory(engine, TreeCache())
+        for start in range(0, len(drafts), BATCH):
+            with transaction(factory) as session:
+                record_many(session, drafts[start:start + BATCH])
+                if start + BATCH == len(drafts) - behind or start + BATCH >= len(drafts):
+                    ledger_for(session).checkpoint(LOG, ORIGIN)
+        me = Principal(ME, "bench", Role.PROSECUTOR, "MX")
+        samples = []
+        for _ in range(runs):
+            start_t = time.perf_counter()
+            with transaction(factory) as session:
+                found = directory.view(session, me, ME, since=len(drafts) - behind)
+            samples.append(time.perf_counter() - start_t)
+            if not found.entries or found.consistency is None:
+                raise SystemExit("the server's answer lacks our entries or the consistency proof")
+        engine.dispose()
+    return statistics.median(samples) * 1e3
 
 
 def page_json(world: World, liaison: str) -> dict[str, Any]:
@@ -214,17 +262,22 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=200)
     parser.add_argument("--behind", type=int, default=BATCH)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--server", action="store_true",
+                        help="also time the server's answer on SQLite (slower to set up)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
-    world = build(args.entries, args.rotations, args.behind)
+    drafts, mine, indexes = key_drafts(args.entries, args.rotations)
+    world = build(drafts, mine, indexes, args.behind)
     built = time.perf_counter() - started
     first, per_key = per_recipient_ms(world, args.recipients)
     check = self_check_ms(world, args.runs)
+    server = server_view_ms(drafts, args.behind, args.runs) if args.server else None
     figures = {"entries": world.size, "build_s": round(built, 1),
                "first_key_ms": round(first, 3), "per_recipient_key_ms": round(per_key, 3),
                "self_check_ms": round(check, 3), "own_key_entries": len(world.indexes[ME]),
-               "recipients": args.recipients}
+               "recipients": args.recipients,
+               "server_answer_ms": None if server is None else round(server, 3)}
     print(f"ledger: {world.size} directory entries (built in {built:.1f} s); "
           f"own liaison: {len(world.indexes[ME])} key entries")
     print(f"sender, first recipient key (checkpoint + quorum + consistency): {first:.3f} ms")
@@ -232,6 +285,9 @@ def main() -> None:
           f"{per_key:.3f} ms  (budget < 5 ms)")
     print(f"login self-check at {world.size} entries, nothing cached: {check:.3f} ms  "
           f"(budget < 50 ms)")
+    if server is not None:
+        print(f"server: the directory answer for the same liaison on SQLite at {world.size} "
+              f"entries (service call, no HTTP): {server:.3f} ms")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
