@@ -34,6 +34,11 @@ def test_trust_set_shows_fingerprints_and_keeps_the_roots(cli: Cli, ex: Exchange
     shown = cli.json("trust", "show", "--profile", "alice")
     assert shown["quorum"] == 1
     assert shown["ledger_key"] == verifier_key(cli.world)
+    profile = cli.json("profile", "show", "--profile", "alice")
+    assert profile["key_transparency"].startswith("on: ledger key and 1 of 1 witnesses")
+    assert profile["ledger_key"] == verifier_key(cli.world)
+    other = cli.json("profile", "show", "--profile", "bob")
+    assert other["key_transparency"].startswith("off")
 
 
 def test_trust_set_asks_before_trusting(cli: Cli, ex: Exchange) -> None:
