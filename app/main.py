@@ -22,6 +22,7 @@ from app.channels.routes import router as channels_router
 from app.checkpointer import Checkpointer
 from app.clearances.routes import router as clearances_router
 from app.db import make_engine, make_session_factory
+from app.directory.routes import router as directory_router
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
 from app.events.routes import router as events_router
 from app.ledger_api.routes import read_public_checkpoint
@@ -181,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_problems(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
                    channels_router, ledger_router, packets_router, witnesses_router,
-                   events_router, certificates_router):
+                   events_router, certificates_router, directory_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])

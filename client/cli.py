@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
-from client import cli_admin, cli_audit, cli_contacts, cli_packets, demo
+from client import cli_admin, cli_audit, cli_contacts, cli_packets, cli_trust, demo
 from client.certificate.cli import certificate_app
 from client.cli_common import (
     Connection,
@@ -36,6 +36,7 @@ from client.errors import ProblemError, ProfileError, Unauthenticated
 from client.profile import Profile, cadena_home
 from client.sdk import Client
 from client.session import Credentials
+from client.trust import load_trust
 from client.witness.cli import witness_app
 from crypto.keyfile import save_keys
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
@@ -51,6 +52,7 @@ cli_admin.register(app)
 cli_audit.register(app)
 cli_packets.register(app)
 cli_contacts.register(app)
+cli_trust.register(app, keys_app)
 app.command("demo")(demo.demo)
 app.add_typer(witness_app, name="witness")
 app.add_typer(certificate_app, name="certificate")
@@ -234,7 +236,15 @@ def _profile_json(target: Profile) -> dict[str, Any]:
     return {"name": target.name, "path": str(target.path), "server": config.server,
             "liaison": config.liaison, "ledger_key": config.ledger_key,
             "key_id": public.key_id if public else None,
-            "fingerprint": public.fingerprint if public else None}
+            "fingerprint": public.fingerprint if public else None,
+            "key_transparency": _transparency_status(target)}
+
+
+def _transparency_status(target: Profile) -> str:
+    roots = load_trust(target)
+    if roots is None:
+        return "off: no trust roots (cadena trust set); contacts' keys are pinned on first use"
+    return f"on: ledger key and {roots.quorum} of {len(roots.witnesses)} witnesses"
 
 
 @profile_app.command("show")

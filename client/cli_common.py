@@ -27,11 +27,16 @@ from rich.console import Console
 from rich.table import Table
 
 from client.contacts import ContactBook, PinnedKey
-from client.errors import ClientError, ProblemError, ProfileError
+from client.errors import ClientError, ProblemError, ProfileError, ProtocolError
+from client.keychain import KeyNotProven
 from client.models import Token
 from client.profile import Profile, ProfileConfig, profile_name
 from client.sdk import Client
 from client.session import Credentials, utc_now
+from client.transparency import DirectoryAPI, KeyTransparency, ProfileCheckpoints, self_check
+from client.trust import load_trust
+from crypto.errors import CryptoError
+from crypto.keys import LiaisonPublicKeys
 from ledger.errors import LedgerError
 from ledger.note import NoteVerifier
 
@@ -153,6 +158,50 @@ class Connection:
     config: ProfileConfig
 
 
+def warn(message: str) -> None:
+    """A warning on standard error."""
+    err().print(f"[bold yellow]warning:[/] {message}")
+
+
+def _transparency(client: Client, profile: Profile, pins: ContactBook) -> KeyTransparency | None:
+    # With trust roots set, every key is checked against the witnessed ledger
+    # (client.transparency) before the pins see it; without, the pins alone.
+    roots = load_trust(profile)
+    if roots is None:
+        return None
+    kt = KeyTransparency(DirectoryAPI(client.session), roots, ProfileCheckpoints(profile),
+                         pins=pins, warn=warn)
+    client.liaisons.pins = kt
+    return kt
+
+
+def served_keys(client: Client, liaison_id: str) -> list[LiaisonPublicKeys]:
+    """The key sets the server's directory lists under ``liaison_id`` (unproven)."""
+    found = []
+    for info in client.liaisons.keys(liaison_id):
+        try:
+            found.append(LiaisonPublicKeys.from_json({"sign": info.signing_public,
+                                                      "box": info.encryption_public}))
+        except CryptoError as exc:
+            raise ProtocolError(f"the directory lists a malformed key {info.key_id}") from exc
+    return found
+
+
+def login_self_check(kt: KeyTransparency, client: Client, liaison_id: str,
+                     profile: Profile) -> None:
+    """At each login: every key entry under our name is a key we hold (warn loudly if not)."""
+    try:
+        self_check(kt, liaison_id, profile.held_public_keys(),
+                   served=served_keys(client, liaison_id))
+    except KeyNotProven as exc:
+        err().print(f"[bold red]WARNING: a key you do not hold is registered under your name: "
+                    f"{exc}[/]\nWhat is sent to you may be readable by someone else, and they "
+                    "may sign as you. Tell the centre's coordinators and auditors now; run "
+                    "`cadena keys check` for details.")
+    except ClientError as exc:
+        warn(f"your keys could not be checked against the ledger at login: {exc}")
+
+
 @contextmanager
 def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
     """A :class:`Client` for the profile: its server, liaison, keys and saved token."""
@@ -168,10 +217,12 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
                                   lambda: profile.load_keys(passphrase_source()),
                                   origin=verifier.name if verifier else None)
 
-    def keep(token: Token) -> None:
-        profile.save_token(config, token)
-
     def pinned(liaison_id: str, key: PinnedKey) -> None:
+        if key.how == "rotation":
+            err().print(f"{liaison_id} rotated their key, proven in the witnessed ledger and "
+                        f"signed by the key pinned here: now pinned too, fingerprint "
+                        f"[bold]{key.fingerprint}[/]")
+            return
         err().print(f"pinned the key of {liaison_id} on first use: fingerprint "
                     f"[bold]{key.fingerprint}[/]; compare it with {liaison_id} and run "
                     f"`cadena contacts verify {liaison_id} --fingerprint ...`")
@@ -179,8 +230,15 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
     injected = deps(ctx)
     pins = ContactBook(profile, me=config.liaison, on_pin=pinned, clock=injected.clock)
     client = Client(config.server, http=injected.http, credentials=credentials,
-                    token=profile.saved_token(config), on_login=keep, clock=injected.clock,
-                    pins=pins)
+                    token=profile.saved_token(config), clock=injected.clock, pins=pins)
+    kt = _transparency(client, profile, pins)
+
+    def keep(token: Token) -> None:
+        profile.save_token(config, token)
+        if kt is not None and config.liaison:
+            login_self_check(kt, client, config.liaison, profile)
+
+    client.session.on_login = keep
     try:
         yield Connection(client, profile, config)
     finally:

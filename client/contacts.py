@@ -8,7 +8,11 @@ and forge what is received; pinning stops that:
 - the first key seen for a contact is pinned ("first use") and the command
   says so, with the fingerprint to compare with the contact out of band;
 - a key already pinned for that contact is accepted;
-- any other key (a rotation, or a substitution) is refused with
+- with key transparency (:mod:`client.transparency`, a profile with trust
+  roots), only keys the witnessed ledger proves reach the pins at all, and a
+  rotation the ledger proves was signed by the pinned key is pinned too
+  ("rotation"), the user told;
+- any other key (an unproven rotation, or a substitution) is refused with
   :class:`KeyChanged` until the liaison checks the new fingerprint with the
   contact and accepts it (``cadena contacts verify ID --fingerprint ...``).
   Keys accepted earlier stay pinned, for verifying old signatures.
@@ -16,7 +20,8 @@ and forge what is received; pinning stops that:
 File: ``<profile>/contacts.json`` (0600)::
 
     {"v": 1, "contacts": {"bob": [{"key_id": "...", "fingerprint": "...",
-                                   "pinned_at": RFC 3339, "how": "first use" | "verified"}]}}
+                                   "pinned_at": RFC 3339,
+                                   "how": "first use" | "verified" | "rotation"}]}}
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from client.errors import ProfileError, UsageError
+from client.keychain import KeyHistory
 from client.profile import Profile
 from client.session import utc_now
 from client.verify import VerificationFailed
 from crypto.ids import format_time
 from crypto.keys import LiaisonPublicKeys
 
-How = Literal["first use", "verified"]
+How = Literal["first use", "verified", "rotation"]
+HOWS = ("first use", "verified", "rotation")
 FILE_VERSION = 1
 
 
@@ -57,7 +64,7 @@ def normal_fingerprint(text: str) -> str:
 
 
 def _pinned(item: Any) -> PinnedKey:
-    if not isinstance(item, dict) or item.get("how") not in ("first use", "verified") or \
+    if not isinstance(item, dict) or item.get("how") not in HOWS or \
             not all(isinstance(item.get(f), str) for f in ("key_id", "fingerprint", "pinned_at")):
         raise ProfileError("contacts.json holds a malformed pinned key")
     return PinnedKey(item["key_id"], item["fingerprint"], item["pinned_at"], item["how"])
@@ -100,13 +107,34 @@ class ContactBook:
         self._save(pins)
         return pinned
 
-    def check(self, liaison_id: str, keys: LiaisonPublicKeys) -> None:
-        """Accept ``keys`` for ``liaison_id`` if pinned (or first seen); else raise KeyChanged."""
+    def check(self, liaison_id: str, keys: LiaisonPublicKeys, *, current: bool = False) -> None:
+        """Accept ``keys`` for ``liaison_id`` if pinned (or first seen); else raise KeyChanged.
+
+        ``current`` (the key is to be encrypted to) changes nothing here: pins
+        alone cannot tell which key is in force (:mod:`client.transparency` can).
+        """
+        self.follow(liaison_id, keys, None)
+
+    def follow(self, liaison_id: str, keys: LiaisonPublicKeys,
+               history: KeyHistory | None) -> None:
+        """:meth:`check`, also accepting a key the ledger proves the pinned key rotated to.
+
+        ``history`` is the contact's key chain, proven in a witnessed checkpoint
+        (:func:`client.keychain.key_history`): every key set in it after the
+        enrolment was signed by the one before (docs/protocol.md §9.4), so a
+        key in it is the same identity as a pinned key in it. That key is
+        pinned (``how = "rotation"``) and the user told; any other is
+        :class:`KeyChanged`.
+        """
         if liaison_id == self._me:
             return
         pins = self.pins()
         known = pins.get(liaison_id, [])
         if any(p.key_id == keys.key_id for p in known):
+            return
+        if known and history is not None and history.find(keys.key_id) is not None and \
+                any(history.find(p.key_id) is not None for p in known):
+            self._told(liaison_id, self._pin(pins, liaison_id, keys, "rotation"))
             return
         if known:
             raise KeyChanged(
@@ -115,7 +143,9 @@ class ContactBook:
                 f"({known[-1].fingerprint}). If {liaison_id} rotated their key, check the new "
                 f"fingerprint with them and run: cadena contacts verify {liaison_id} "
                 f"--fingerprint '{keys.fingerprint}'")
-        pinned = self._pin(pins, liaison_id, keys, "first use")
+        self._told(liaison_id, self._pin(pins, liaison_id, keys, "first use"))
+
+    def _told(self, liaison_id: str, pinned: PinnedKey) -> None:
         if self._on_pin is not None:
             self._on_pin(liaison_id, pinned)
 

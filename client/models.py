@@ -230,3 +230,23 @@ def parse_list(model: type[M], data: Any) -> list[M]:
         return TypeAdapter(list[model]).validate_python(data)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise ProtocolError(f"unexpected {model.__name__} list from the server: {exc}") from exc
+
+
+class DirectoryItem(Model):
+    """One key entry as the directory serves it (unverified): bytes, inclusion proof, key."""
+
+    index: int
+    entry: Base64Bytes
+    proof: list[str]
+    key: KeyInfo | None
+
+
+class DirectoryPage(Model):
+    """A liaison's key entries proven against one checkpoint note (unverified)."""
+
+    liaison_id: str
+    checkpoint: str
+    tree_size: int
+    since: int | None
+    consistency: list[str] | None
+    entries: list[DirectoryItem]

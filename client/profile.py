@@ -212,6 +212,19 @@ class Profile:
         except (KeyError, TypeError, CryptoError) as exc:
             raise ProfileError(f"{self.key_path} has no valid public keys") from exc
 
+    def held_public_keys(self) -> list[LiaisonPublicKeys]:
+        """Every key set this profile holds: current, staged and retired (public halves)."""
+        held = [self.public_keys()] if self.has_keys() else []
+        for path in [self.staged_key_path, *sorted(self.path.glob("keys.*.retired.json"))]:
+            try:
+                obj = json.loads(path.read_bytes())
+                held.append(LiaisonPublicKeys.from_json(obj["public"]))
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
+                raise ProfileError(f"{path} has no valid public keys") from exc
+        return held
+
     def is_encrypted(self) -> bool:
         """Whether the key file is protected by a passphrase."""
         return self._key_file()[1].get("protection") != "none"

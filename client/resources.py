@@ -68,8 +68,8 @@ class StatesAPI:
 class KeyPins(Protocol):
     """Decides whether a key set the directory served may be used for a liaison."""
 
-    def check(self, liaison_id: str, keys: LiaisonPublicKeys) -> None:
-        """Return if ``keys`` may be used for ``liaison_id``; raise otherwise."""
+    def check(self, liaison_id: str, keys: LiaisonPublicKeys, *, current: bool = False) -> None:
+        """Return if ``keys`` may be used for ``liaison_id`` (``current``: to encrypt to)."""
 
 
 class LiaisonsAPI:
@@ -80,14 +80,16 @@ class LiaisonsAPI:
         self._s = session
         self.pins = pins
 
-    def pin(self, liaison_id: str, keys: LiaisonPublicKeys) -> None:
+    def pin(self, liaison_id: str, keys: LiaisonPublicKeys, *, current: bool = False) -> None:
         """Check a key set from the directory against the pins before it is used.
 
         Every key used to encrypt or to verify passes here (see
-        :mod:`client.contacts`); without pins, the directory is trusted.
+        :mod:`client.contacts`, :mod:`client.transparency`); without pins, the
+        directory is trusted. ``current``: the key is to be encrypted to, so it
+        must be the one in force.
         """
         if self.pins is not None:
-            self.pins.check(liaison_id, keys)
+            self.pins.check(liaison_id, keys, current=current)
 
     def list(self, state: str | None = None) -> list[Liaison]:
         """Liaisons, optionally of one state."""

@@ -121,7 +121,7 @@ def recipient_keys(client: Client, recipient_ids: Sequence[str]) -> dict[str, Li
     found: dict[str, LiaisonPublicKeys] = {}
     for rid in recipient_ids:
         keys = directory_keys(client, rid)
-        client.liaisons.pin(rid, keys)
+        client.liaisons.pin(rid, keys, current=True)
         found[rid] = keys
     return found
 

@@ -8,7 +8,9 @@ metadata, which key a liaison has) is checked here against those signatures:
 * the sender's key set is looked up by the key id the header names, in the
   sender's key history (``/v1/liaisons/{id}/keys``); the key id is recomputed
   from the public keys, so the directory cannot hand over another key under
-  that id, and a key revoked before the packet was created is refused;
+  that id, and a key revoked before the packet was created is refused; the
+  key then passes the profile's checks (``LiaisonsAPI.pin``): with trust
+  roots, the witnessed ledger must prove it (:mod:`client.transparency`);
 * the header signature is verified before the header is parsed
   (``crypto.verify_header``), and every metadata field the server served is
   compared with the signed one;

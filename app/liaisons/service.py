@@ -61,6 +61,14 @@ def add_key(session: Session, liaison_id: str, keys: LiaisonPublicKeys) -> Liais
     return key
 
 
+def enrolment_details(state_code: str, role: Role, keys: LiaisonPublicKeys) -> dict[str, str]:
+    """The ``details`` of a ``liaison.enrol`` entry: the public keys themselves, so that a
+    client checks a served key against the ledger alone (docs/protocol.md §10)."""
+    return {"state": state_code, "role": role.value, "key_id": keys.key_id,
+            "fingerprint": keys.fingerprint, "signing_public": b64encode(keys.signing),
+            "encryption_public": b64encode(keys.encryption)}
+
+
 def enrol(session: Session, by: Principal | None, liaison_id: str, state_code: str, name: str,
           role: Role, keys: LiaisonPublicKeys) -> Liaison:
     """Enrol a liaison with their keys; ``by`` is None only for the bootstrap."""
@@ -75,8 +83,7 @@ def enrol(session: Session, by: Principal | None, liaison_id: str, state_code: s
     add_key(session, liaison_id, keys)
     record(session, draft(by.actor if by else None, "liaison.enrol",
                           {"type": "liaison", "id": liaison_id},
-                          details={"state": state_code, "role": role.value,
-                                   "key_id": keys.key_id, "fingerprint": keys.fingerprint}))
+                          details=enrolment_details(state_code, role, keys)))
     return liaison
 
 

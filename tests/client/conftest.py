@@ -69,10 +69,12 @@ class Cli:
     home: Path
 
     def run(self, *args: str, env: Mapping[str, str] | None = None,
-            code: int | None = 0) -> Result:
-        """Invoke ``cadena args...``; check the exit code unless ``code`` is None."""
+            code: int | None = 0, input_text: str | None = None) -> Result:
+        """Invoke ``cadena args...`` (``input_text`` on standard input); check the exit code
+        unless ``code`` is None."""
         result = CliRunner().invoke(app, list(args), obj=CliDeps(http=self.world.client,
                                                                  home=self.home),
+                                    input=input_text,
                                     env={"CADENA_HOME": str(self.home), "CADENA_PROFILE": "",
                                          "CADENA_PASSPHRASE": "", **(env or {})})
         if code is not None:

@@ -1,0 +1,1 @@
+"""``/v1/directory``: liaisons' key entries with their proofs (key transparency)."""
