@@ -7,6 +7,7 @@ would make them: by changing the ledger's rows between two runs.
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def test_clean_ledger_verifies_and_pins_the_key_on_first_use(cli: Cli, world: Wo
     result = cli.run("audit", "verify", *aud)
     assert "trust on first use" in result.stderr
     assert "ledger verified" in result.stdout
-    assert f"size          {checkpoint.size}" in result.stdout
+    assert re.search(rf"^  size: +{checkpoint.size}$", result.stdout, re.M), result.stdout
     profile = cli.json("profile", "show", "--profile", "aud")
     assert profile["ledger_key"] == verifier_key(world)
     state_file = cli.home / "aud" / "audit-state.json"
@@ -270,6 +271,53 @@ def test_incremental_run_checks_new_entries_and_full_run_checks_old_ones(
     assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 1)
 
 
+def _with_prev(raw: bytes, prev: str) -> bytes:
+    at = raw.index(b'"prev":"') + len(b'"prev":"')
+    return raw[:at] + prev.encode() + raw[at + 64:]
+
+
+def test_full_run_names_the_entry_whose_link_was_changed_not_the_one_before(
+        cli: Cli, world: World) -> None:
+    # Entry 5 now links to a wrong hash: entry 4 is intact (the signed tree
+    # proves it), so entry 5 is the one modified.
+    aud = _auditor(cli, world)
+    sign_now(world)
+    _verify(cli, *aud)
+    _exec(world, update(T.entries).where(T.entries.c.index == 5)
+          .values(entry=_with_prev(_raw(world, 5), "ab" * 32)))
+    report = _verify(cli, *aud, "--full", code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 5)
+
+
+def test_full_run_still_names_a_changed_entry_by_its_own_index(
+        cli: Cli, world: World) -> None:
+    aud = _auditor(cli, world)
+    sign_now(world)
+    _verify(cli, *aud)
+    old = _raw(world, 5)
+    _exec(world, update(T.entries).where(T.entries.c.index == 5)
+          .values(entry=old.replace(b'"time":"2', b'"time":"1', 1)))
+    report = _verify(cli, *aud, "--full", code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 5)
+
+
+def test_text_report_keeps_labels_apart_from_values(
+        cli: Cli, world: World, tmp_path: Path) -> None:
+    aud = _auditor(cli, world)
+    checkpoint = sign_now(world)
+    export = tmp_path / "ledger.jsonl"
+    cli.run("audit", "export", str(export), *aud)
+    _verify(cli, *aud)
+    clean = cli.run("audit", "verify", "--file", str(export), *aud).stdout
+    assert re.search(r"^  matches profile: +root at size \d+ ", clean, re.M), clean
+    lines = export.read_text().splitlines()
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(lines[:-1]) + "\n")
+    failed = cli.run("audit", "verify", "--file", str(short), *aud, code=1).stdout
+    assert re.search(rf"^  first bad index: +{checkpoint.size - 1}$", failed, re.M), failed
+    assert re.search(r"^  fault: +truncated$", failed, re.M), failed
+
+
 def test_export_verifies_offline_and_tampering_is_caught(
         cli: Cli, world: World, tmp_path: Path) -> None:
     aud = _auditor(cli, world)
@@ -293,10 +341,12 @@ def test_export_verifies_offline_and_tampering_is_caught(
 
     short = tmp_path / "short.jsonl"
     short.write_text("\n".join(lines[:-1]) + "\n")
-    assert _verify(cli, "--file", str(short), *aud, code=1)["fault"] == "root_mismatch"
+    report = _verify(cli, "--file", str(short), *aud, code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("truncated", checkpoint.size - 1)
     other = NoteSigner(world.settings.ledger_origin, SigningKey.generate()).verifier_key()
     report = _verify(cli, "--file", str(export), "--key", other, "--profile", "nobody", code=1)
-    assert report["fault"] == "bad_checkpoint_signature"
+    assert (report["fault"], report["first_bad_index"]) == ("bad_checkpoint_signature",
+                                                            checkpoint.size - 1)
 
 
 def test_only_auditors_read_entries(cli: Cli, world: World) -> None:
