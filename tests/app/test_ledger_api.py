@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from ledger.entry import parse_entry
 from ledger.merkle import leaf_hash
@@ -83,3 +84,62 @@ def test_prosecutor_cannot_read_the_ledger_and_is_logged(world: World) -> None:
     assert response.status_code == 403
     entry = world.last_entry()
     assert (entry.action, entry.outcome) == ("ledger.entries", "denied")
+
+
+# -- GET /v1/ledger/checkpoints: the signed sizes, for outside tools (issue 18, item 5) --
+
+
+def test_auditor_lists_every_signed_checkpoint_oldest_first_in_pages(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    verifier, _, _ = _checkpoint_after_signing(world)
+    for code in ("MX", "GT"):
+        world.state(code)
+        sign_checkpoint_now(world)
+    listed: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        response = world.client.get(f"/v1/ledger/checkpoints?after={after}&limit=2",
+                                    headers=auditor.auth)
+        assert response.status_code == 200
+        body = response.json()
+        listed += body["checkpoints"]
+        assert world.last_entry().action == "ledger.checkpoints"
+        if body["next"] is None:
+            break
+        after = body["next"]
+    sizes = [item["size"] for item in listed]
+    assert len(sizes) == 3
+    assert sizes == sorted(set(sizes))
+    for item in listed:
+        opened = open_checkpoint(str(item["note"]), verifier)
+        assert (opened.size, opened.root.hex()) == (item["size"], item["root"])
+        assert str(item["time"]).endswith("Z")
+        proof = world.client.get(f"/v1/ledger/proofs/inclusion?index=0&size={item['size']}",
+                                 headers=auditor.auth)
+        assert proof.status_code == 200  # every listed size has proofs
+
+
+def test_checkpoint_listing_starts_after_the_given_size(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    _, first, _ = _checkpoint_after_signing(world)
+    world.state("MX")
+    sign_checkpoint_now(world)
+    body = world.client.get(f"/v1/ledger/checkpoints?after={first}",
+                            headers=auditor.auth).json()
+    assert [item["size"] > first for item in body["checkpoints"]] == [True]
+    assert body["next"] is None
+
+
+def test_non_auditor_cannot_list_checkpoints_and_is_logged(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    response = world.client.get("/v1/ledger/checkpoints", headers=alice.auth)
+    assert response.status_code == 403
+    assert response.json()["reason"] == "wrong-role"
+    entry = world.last_entry()
+    assert (entry.action, entry.outcome, entry.reason) == ("ledger.checkpoints", "denied",
+                                                          "wrong-role")
+
+
+def _checkpoint_after_signing(world: World) -> tuple[NoteVerifier, int, bytes]:
+    sign_checkpoint_now(world)
+    return _checkpoint(world)

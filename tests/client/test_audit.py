@@ -22,7 +22,7 @@ from app.models.ledger import LEDGER_TABLES
 from client.audit import audit_ledger
 from client.errors import AuditFailure, AuditFault
 from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from tests.app.conftest import World
 from tests.client.conftest import Cli, sdk_for, sessions, verifier_key
 from tests.client.conftest import sign_checkpoint as sign_now
@@ -117,6 +117,26 @@ def test_sdk_audit_pages_and_reports_progress(world: World) -> None:
     assert result.state.root == checkpoint.root
     assert seen[-1] == (checkpoint.size, checkpoint.size)
     assert len(seen) > 2
+
+
+def test_sdk_lists_the_signed_checkpoints_that_proofs_answer_for(world: World) -> None:
+    aud = world.liaison("aud", "CO", role="auditor")
+    first = sign_now(world)
+    world.state("MX")
+    second = sign_now(world)
+    verifier = NoteVerifier.from_string(verifier_key(world))
+    with sdk_for(world, aud) as client:
+        page = client.ledger.checkpoints(after=0, limit=1)
+        listed = client.ledger.all_checkpoints()
+        later = client.ledger.all_checkpoints(after=first.size)
+        for item in listed:
+            opened = open_checkpoint(item.note, verifier)
+            assert (opened.size, opened.root) == (item.size, item.root_bytes())
+            assert client.ledger.inclusion_proof(0, item.size)  # a size with proofs
+    assert [cp.size for cp in page.checkpoints] == [first.size]
+    assert page.next == first.size
+    assert [cp.size for cp in listed] == [first.size, second.size]
+    assert [cp.size for cp in later] == [second.size]
 
 
 def test_modified_entry_is_caught_and_located(cli: Cli, world: World) -> None:
