@@ -36,6 +36,7 @@ from tests.ledger.test_tamper_db import (
 __all__ = ["engine"]  # the fixture, reused
 
 CORRUPT = st.sampled_from(["last_leaf_hash", "size_below", "checkpoint_seq_below"])
+"""Head corruptions named ``bad_head``; a size above the entries is ``missing_entry`` (below)."""
 
 
 def _sizes(engine: Engine) -> list[int]:
@@ -63,6 +64,17 @@ def test_corrupted_head_is_a_bad_head_at_the_last_entry(
     with engine.begin() as conn:
         conn.execute(update(T.head).values(**values))
     assert_found(engine, n - 1, Fault.BAD_HEAD)
+
+
+@TAMPER_SETTINGS
+@given(shape=shapes(), data=st.data())
+def test_head_size_above_the_entries_is_a_missing_entry_after_the_last(
+    engine: Engine, shape: Shape, data: st.DataObject
+) -> None:
+    entries = build(engine, shape)
+    with engine.begin() as conn:
+        conn.execute(update(T.head).values(size=len(entries) + data.draw(st.integers(1, 5))))
+    assert_found(engine, len(entries), Fault.MISSING_ENTRY)
 
 
 @TAMPER_SETTINGS
