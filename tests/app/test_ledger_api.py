@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from ledger.entry import parse_entry
+from ledger.errors import CorruptLedgerError
 from ledger.merkle import leaf_hash
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.proof import verify_consistency, verify_inclusion
@@ -143,3 +146,30 @@ def test_non_auditor_cannot_list_checkpoints_and_is_logged(world: World) -> None
 def _checkpoint_after_signing(world: World) -> tuple[NoteVerifier, int, bytes]:
     sign_checkpoint_now(world)
     return _checkpoint(world)
+
+
+def test_server_refuses_to_sign_entries_that_do_not_chain(world: World) -> None:
+    from sqlalchemy import select, update
+
+    from app.db import make_engine
+    from app.models.ledger import LEDGER_TABLES
+
+    T = LEDGER_TABLES
+
+    sign_checkpoint_now(world)
+    world.state("MX")  # entries after the checkpoint: the ones the next one would sign
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.begin() as conn:
+            last = conn.execute(select(T.head.c.size)).scalar_one() - 1
+            raw = bytes(conn.execute(select(T.entries.c.entry)
+                                     .where(T.entries.c.index == last)).scalar_one())
+            at = raw.index(b'"prev":"') + len(b'"prev":"')
+            forged = raw[:at] + b"f" * 64 + raw[at + 64:]
+            conn.execute(update(T.entries).where(T.entries.c.index == last)
+                         .values(entry=forged, leaf_hash=leaf_hash(forged)))
+            conn.execute(update(T.head).values(last_leaf_hash=leaf_hash(forged)))
+    finally:
+        engine.dispose()
+    with pytest.raises(CorruptLedgerError, match=f"entry {last} does not link"):
+        sign_checkpoint_now(world)
