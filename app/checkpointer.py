@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import storage_for
 from app.db import transaction
-from ledger.errors import ConflictError
+from ledger.errors import ConflictError, CorruptLedgerError
 from ledger.note import NoteSigner
 from ledger.presign import prepare_checkpoint
 from ledger.storage import StoredCheckpoint
@@ -64,6 +64,10 @@ class Checkpointer:
         while not self._stop.wait(self._interval):
             try:
                 checkpoint = sign_once(self._sessions, self._signer, self._origin)
+            except CorruptLedgerError as exc:  # not transient: an operator must look
+                log.error("checkpoint refused: the stored ledger contradicts itself; "
+                          "run cadena-server ledger verify", detail=str(exc))
+                continue
             except Exception as exc:  # keep signing after a transient database error
                 log.warning("checkpoint failed", error=type(exc).__name__)
                 continue

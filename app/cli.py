@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from app.settings import Settings
     from ledger.note import NoteVerifier
+    from ledger.report import LedgerReport
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
@@ -208,6 +210,7 @@ def ledger_verify(
         _default_jobs(), "--jobs", "-j", min=1,
         help="Worker processes for ledgers of 65,536 entries or more (default: CPUs, at most 8)",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
     from app.db import make_session_factory, transaction
@@ -228,14 +231,26 @@ def ledger_verify(
                                    opener=opener, workers=jobs)
     finally:
         engine.dispose()
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _print_report(report: LedgerReport, as_json: bool) -> None:
+    """The verifier's report, as text or JSON, with the fault names of docs/ledger-formats.md."""
+    fault = report.fault.value if report.fault is not None else None
+    if as_json:
+        typer.echo(json.dumps({"ok": report.ok, "entries": report.size,
+                               "checkpoints": report.checkpoints, "fault": fault,
+                               "first_bad_index": report.first_bad_index,
+                               "detail": report.detail}))
+        return
     typer.echo(f"entries:     {report.size}")
     typer.echo(f"checkpoints: {report.checkpoints}")
     if report.ok:
         typer.echo("ok: every entry, node and checkpoint verifies")
-        return
-    fault = report.fault.name if report.fault is not None else "UNKNOWN"
-    typer.echo(f"FAILED at index {report.first_bad_index}: {fault}: {report.detail}")
-    raise typer.Exit(code=1)
+    else:
+        typer.echo(f"FAILED at index {report.first_bad_index}: {fault}: {report.detail}")
 
 
 @ledger_cli.command("checkpoint")

@@ -38,8 +38,15 @@ from app.errors import CadenaError, RuleRefused, Unavailable
 from app.refusals import RefusalSummaries
 from app.settings import Settings
 from ledger.entry import EntryDraft
+from ledger.errors import CorruptLedgerError
 
 log = structlog.get_logger()
+
+
+class LedgerDamaged(CadenaError):
+    """The ledger's rows contradict each other: no access can be recorded, so none is served."""
+
+    status, code, title = 503, "ledger-damaged", "Ledger unavailable"
 
 
 class UnstorableValue(CadenaError):
@@ -175,6 +182,11 @@ def _fail(session: Session, error: Exception) -> Exception:
             error.extensions.update({k: v for k, v in refusal.extensions.items()
                                      if k.startswith("ledger") or k == "reason"})
         return error
+    if isinstance(error, CorruptLedgerError):
+        log.error("the ledger's stored rows contradict each other; run cadena-server ledger "
+                  "verify", error=str(error))
+        return LedgerDamaged("the ledger cannot record this request; nothing was changed "
+                             "(the operator has been told)")
     if isinstance(error, DataError):
         return UnstorableValue("a value in the request cannot be stored; nothing was changed")
     if isinstance(error, _database_down()):

@@ -32,14 +32,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from client.errors import AuditFailure, AuditFault, NotFound, ProfileError, ProtocolError
+from client.errors import (
+    AuditFailure,
+    AuditFault,
+    ClientError,
+    NotFound,
+    ProfileError,
+    ProtocolError,
+)
 from client.ledger_api import MAX_PAGE, LedgerAPI
 from client.models import RefusalDetailRecord
 from ledger.entry import GENESIS_PREV, Entry, parse_entry
 from ledger.errors import EntryFormatError, LedgerError, VerificationError
 from ledger.merkle import EMPTY_ROOT, Node, TreeBuilder, frontier
-from ledger.note import Checkpoint, NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency
+from ledger.note import (
+    Checkpoint,
+    NoteVerifier,
+    open_checkpoint,
+    parse_checkpoint_body,
+    parse_note,
+)
+from ledger.proof import verify_consistency, verify_inclusion
 from ledger.refusal import DIGEST_FIELD, verify_refusal_detail
 
 STATE_VERSION = 1
@@ -167,13 +180,26 @@ class AuditResult:
 
 
 def open_signed(note: str, verifier: NoteVerifier) -> Checkpoint:
-    """Open a checkpoint note with the pinned key; a bad one is an :class:`AuditFailure`."""
+    """Open a checkpoint note with the pinned key; a bad one is an :class:`AuditFailure`.
+
+    The failure's index is the last entry the note claims to sign (its size
+    read without trusting it, as the verifier's fault rules report checkpoint
+    faults), or 0 if the note does not even parse.
+    """
     try:
         return open_checkpoint(note, verifier)
     except LedgerError as exc:
         raise AuditFailure(AuditFault.BAD_CHECKPOINT_SIGNATURE,
                            f"the checkpoint does not verify with the pinned ledger key "
-                           f"{verifier.name}+{verifier.key_id.hex()}: {exc}") from exc
+                           f"{verifier.name}+{verifier.key_id.hex()}: {exc}",
+                           _claimed_last(note)) from exc
+
+
+def _claimed_last(note: str) -> int:
+    try:
+        return max(parse_checkpoint_body(parse_note(note).text_body).size - 1, 0)
+    except LedgerError:
+        return 0
 
 
 def check_extends(api: LedgerAPI, state: AuditState, checkpoint: Checkpoint) -> None:
@@ -200,9 +226,31 @@ def check_extends(api: LedgerAPI, state: AuditState, checkpoint: Checkpoint) -> 
                            f"checkpoint {old} verified before: {exc}", old - 1) from exc
 
 
-def _download(api: LedgerAPI, chain: EntryChain, size: int, page_size: int,
+def _blame_link(api: LedgerAPI, checkpoint: Checkpoint, broken: AuditFailure,
+                leaf_before: bytes) -> AuditFailure:
+    """Which side of a broken link changed: entry ``p - 1``, or ``p``'s own ``prev``?
+
+    The chain alone cannot tell (it reports ``p - 1``). If the signed tree
+    proves entry ``p - 1`` as received (RFC 9162 inclusion proof), it is
+    intact and entry ``p`` was modified; otherwise entry ``p - 1`` was.
+    """
+    before = broken.index
+    if before is None or before < 0:
+        return broken
+    try:
+        proof = api.inclusion_proof(before, checkpoint.size)
+        verify_inclusion(leaf_before, before, checkpoint.size, proof, checkpoint.root)
+    except (ClientError, LedgerError):
+        return broken
+    return AuditFailure(AuditFault.MODIFIED_ENTRY,
+                        f"entry {before + 1} does not link to entry {before}, which the "
+                        f"signed checkpoint proves intact: entry {before + 1} was changed",
+                        before + 1)
+
+
+def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_size: int,
               progress: Progress | None, sink: EntrySink | None) -> None:
-    start = chain.size
+    start, size = chain.size, checkpoint.size
     while chain.size < size:
         position = chain.size
         page = api.entries(position, min(page_size, size - position))
@@ -213,7 +261,13 @@ def _download(api: LedgerAPI, chain: EntryChain, size: int, page_size: int,
             if item.index != chain.size or chain.size >= size:
                 raise AuditFailure(AuditFault.INDEX_MISMATCH, f"the server sent entry "
                                    f"{item.index} where {chain.size} was due", chain.size)
-            chain.add(item.entry)
+            leaf_before = chain.last_leaf
+            try:
+                chain.add(item.entry)
+            except AuditFailure as exc:
+                if exc.fault is not AuditFault.MODIFIED_ENTRY or exc.index != chain.size - 1:
+                    raise
+                raise _blame_link(api, checkpoint, exc, leaf_before) from exc
             if sink is not None:
                 sink.write(item.index, item.entry)
         if progress is not None:
@@ -240,7 +294,7 @@ def audit_ledger(api: LedgerAPI, verifier: NoteVerifier, state: AuditState | Non
     else:
         chain = EntryChain(state)
     start = chain.size
-    _download(api, chain, checkpoint.size, page_size, progress, sink)
+    _download(api, chain, checkpoint, page_size, progress, sink)
     finish(chain, checkpoint)
     return AuditResult(checkpoint, state.size if state else None, start, chain.size - start,
                        chain.state(str(verifier), note))

@@ -111,9 +111,11 @@ def _report(rows: dict[str, Any], as_json: bool, ok: bool) -> None:
         return
     console = out()
     console.print("[bold green]ledger verified[/]" if ok else "[bold red]LEDGER FAILED[/]")
-    for name, value in rows.items():
-        if value is not None:
-            console.print(f"  {name.replace('_', ' '):<14}{value}")
+    shown = {f"{name.replace('_', ' ')}:": value for name, value in rows.items()
+             if value is not None}
+    width = max(map(len, shown), default=0)  # the longest label, then one space at least
+    for label, value in shown.items():
+        console.print(f"  {label:<{width}} {value}", highlight=False, markup=False)
 
 
 def _failed(exc: AuditFailure, base: dict[str, Any], as_json: bool) -> typer.Exit:

@@ -145,5 +145,8 @@ def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None =
             chain.add(item.entry)
             if progress is not None and chain.size % 1000 == 0:
                 progress(chain.size, size)
+    if chain.size < size:  # the entries stop early: not a wrong root, a short file
+        raise AuditFailure(AuditFault.TRUNCATED, f"the checkpoint signs {size} entries, the "
+                           f"file holds {chain.size}", chain.size)
     finish(chain, checkpoint)
     return checkpoint, chain.state(str(verifier), note)

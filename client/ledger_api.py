@@ -1,4 +1,4 @@
-"""``/v1/ledger``: the signed checkpoint and verifier key (public), entries and proofs.
+"""``/v1/ledger``: the signed checkpoint and verifier key (public), entries, checkpoints, proofs.
 
 This module only fetches; :mod:`client.audit` decides what to trust. Proofs
 come back as bytes, ready for :func:`ledger.proof.verify_consistency` and
@@ -8,7 +8,15 @@ come back as bytes, ready for :func:`ledger.proof.verify_consistency` and
 from __future__ import annotations
 
 from client.errors import ProtocolError
-from client.models import EntryPage, HashProof, RawEntry, RefusalDetailRecord, parse
+from client.models import (
+    CheckpointPage,
+    EntryPage,
+    HashProof,
+    RawEntry,
+    RefusalDetailRecord,
+    SignedCheckpointRecord,
+    parse,
+)
 from client.session import ApiSession
 from ledger.errors import NoteFormatError
 from ledger.note import parse_checkpoint_body, parse_note
@@ -50,6 +58,31 @@ class LedgerAPI:
         if len(page) > limit:
             raise ProtocolError(f"asked for {limit} entries, got {len(page)}")
         return page
+
+    def checkpoints(self, after: int = 0, limit: int = MAX_PAGE) -> CheckpointPage:
+        """One page of signed checkpoints of size above ``after``, oldest first (auditors).
+
+        As served, unverified: open each note with the pinned key
+        (:func:`client.audit.open_signed`) before trusting its size or root.
+        """
+        data = self._s.get_json("/v1/ledger/checkpoints", {"after": after, "limit": limit})
+        page = parse(CheckpointPage, data)
+        sizes = [cp.size for cp in page.checkpoints]
+        if len(sizes) > limit or any(s <= after for s in sizes) or sizes != sorted(set(sizes)):
+            raise ProtocolError(f"the checkpoints page after {after} is not ascending above it")
+        return page
+
+    def all_checkpoints(self, after: int = 0) -> list[SignedCheckpointRecord]:
+        """Every signed checkpoint of size above ``after``, oldest first, page by page."""
+        found: list[SignedCheckpointRecord] = []
+        while True:
+            page = self.checkpoints(after)
+            found += page.checkpoints
+            if page.next is None or not page.checkpoints:
+                return found
+            if page.next <= after:
+                raise ProtocolError("the checkpoints listing does not move forward")
+            after = page.next
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the signed tree of ``size``."""

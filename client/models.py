@@ -181,6 +181,32 @@ class EntryPage(Model):
     entries: list[RawEntry]
 
 
+class SignedCheckpointRecord(Model):
+    """A signed checkpoint as listed (unverified): size, root in hex, time, the note."""
+
+    size: int
+    root: str
+    time: UtcDatetime
+    note: str
+
+    def root_bytes(self) -> bytes:
+        """The root as 32 bytes (hex as served)."""
+        try:
+            root = bytes.fromhex(self.root)
+        except ValueError as exc:
+            raise ProtocolError("the checkpoint root is not hex") from exc
+        if len(root) != 32:
+            raise ProtocolError("the checkpoint root is not 32 bytes")
+        return root
+
+
+class CheckpointPage(Model):
+    """A page of signed checkpoints, oldest first; ``next`` is the next page's ``after``."""
+
+    checkpoints: list[SignedCheckpointRecord]
+    next: int | None = None
+
+
 class RefusalDetailRecord(Model):
     """A refusal's auditor-only detail as served (unverified): salt and digest in hex."""
 

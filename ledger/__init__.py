@@ -19,6 +19,7 @@ from ledger.entry import Actor, Entry, EntryDraft, encode_entry, parse_entry
 from ledger.errors import (
     ConflictError,
     ConsistencyProofError,
+    CorruptLedgerError,
     EntryFormatError,
     InclusionProofError,
     LedgerError,
@@ -54,6 +55,7 @@ __all__ = [
     "Checkpoint",
     "ConflictError",
     "ConsistencyProofError",
+    "CorruptLedgerError",
     "CosignatureSigner",
     "Entry",
     "EntryDraft",

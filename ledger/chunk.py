@@ -125,14 +125,16 @@ def check_chunk(reader: LedgerReader, task: ChunkTask,
                 checker: EntryChecker | None = None) -> ChunkSummary | None:
     """Check one chunk's entries and stored nodes; its summary if clean, else ``None``."""
     start, stop, bits = task.start, task.stop, task.bits
-    raws = list(reader.entries(start, stop))
+    rows = list(reader.stored_leaf_hashes(start, stop))
+    raws = [raw for raw, _ in rows]
     fields = _fields(checker or EntryChecker(), raws) if len(raws) == stop - start > 0 else None
     if fields is None:
         return None
     indices, prevs = fields
     leaves = list(map(_digest, map(_sha256, map(_leaf_prefix, raws))))
     del raws
-    if indices != list(range(start, stop)) or prevs[1:] != list(map(hexlify, leaves[:-1])):
+    if indices != list(range(start, stop)) or prevs[1:] != list(map(hexlify, leaves[:-1])) \
+            or [leaf for _, leaf in rows] != leaves:  # the stored leaf_hash column too
         return None
     tree = levels(leaves)
     positions = _storage_order(stop - start)

@@ -13,7 +13,8 @@
     │   ├── SignatureError        a note signature is missing, unknown or invalid
     │   └── RefusalDetailError    a refusal's private detail does not match its entry's digest
     └── StorageError              the storage adapter cannot do what was asked
-        └── ConflictError         another writer got there first (compare-and-swap lost)
+        ├── ConflictError         another writer got there first (compare-and-swap lost)
+        └── CorruptLedgerError    stored rows contradict each other: nothing is appended or signed
 
 Verification functions return ``None`` (or the verified value) or raise a
 ``VerificationError``; they never return a boolean to be forgotten.
@@ -73,3 +74,11 @@ class ConflictError(StorageError):
 
 class RefusalDetailError(VerificationError):
     """A refusal's private detail (salt, text) does not match the digest in its entry."""
+
+
+class CorruptLedgerError(StorageError):
+    """Stored ledger rows contradict each other (the head and the last entry, or a broken chain).
+
+    Raised before anything is linked or signed over them: ``cadena-server
+    ledger verify`` names the fault.
+    """

@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 
 from ledger import merkle
 from ledger.entry import GENESIS_PREV, EntryDraft, encode_entry
-from ledger.errors import ConsistencyProofError, InclusionProofError, ProofError, StorageError
+from ledger.errors import (
+    ConsistencyProofError,
+    CorruptLedgerError,
+    InclusionProofError,
+    ProofError,
+    StorageError,
+)
 from ledger.note import NoteSigner
 from ledger.presign import prepare_checkpoint
 from ledger.storage import LedgerStorage, StoredCheckpoint
@@ -69,6 +75,11 @@ class Ledger:
             prev = GENESIS_PREV
         elif head.last_leaf_hash is None:
             raise StorageError("ledger head has entries but no last leaf hash")
+        elif head.last_leaf_hash != head.entry_leaf_hash:
+            # Linking to a wrong head would make the next entry look broken and
+            # get a checkpoint signed over it: refuse, so verify names the head.
+            raise CorruptLedgerError(
+                f"the ledger head's last leaf hash is not entry {head.size - 1}'s")
         else:
             prev = head.last_leaf_hash
         builder = merkle.TreeBuilder(head.size, self.storage.nodes(merkle.frontier(head.size)))

@@ -7,12 +7,17 @@ are plain lists and dicts so that tests can tamper with them directly:
 
 - ``entry_list``: entry bytes, position = index;
 - ``node_hashes``: ``{(level, index): hash}`` of every perfect subtree;
-- ``checkpoint_list``: stored checkpoints by ascending size.
+- ``checkpoint_list``: stored checkpoints by ascending size, numbered 1, 2, ...;
+- ``checkpoint_seq``: the latest checkpoint's number, as the head keeps it.
+
+The head's size and last leaf hash are derived from the entries and nodes:
+there is no separate head to corrupt here (``ledger.sqlstore`` has one).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 
@@ -26,7 +31,7 @@ def _size(checkpoint: StoredCheckpoint) -> int:
     return checkpoint.size
 
 
-_State = tuple[list[bytes], dict[Node, bytes], list[StoredCheckpoint]]
+_State = tuple[list[bytes], dict[Node, bytes], list[StoredCheckpoint], int]
 
 
 class MemoryStorage:
@@ -37,6 +42,7 @@ class MemoryStorage:
         self.entry_list: list[bytes] = []
         self.node_hashes: dict[Node, bytes] = {}
         self.checkpoint_list: list[StoredCheckpoint] = []
+        self.checkpoint_seq = 0
         self._snapshot: _State | None = None
 
     # -- transactions (what a database session would give) --
@@ -44,7 +50,8 @@ class MemoryStorage:
         """Start a transaction: later changes can be rolled back."""
         if self._snapshot is not None:
             raise StorageError("a transaction is already open")
-        self._snapshot = (list(self.entry_list), dict(self.node_hashes), list(self.checkpoint_list))
+        self._snapshot = (list(self.entry_list), dict(self.node_hashes),
+                          list(self.checkpoint_list), self.checkpoint_seq)
 
     def commit(self) -> None:
         """Keep the changes made since :meth:`begin`."""
@@ -54,8 +61,9 @@ class MemoryStorage:
         """Undo every change made since :meth:`begin`."""
         if self._snapshot is None:
             raise StorageError("no transaction is open")
-        entries, nodes, checkpoints = self._snapshot
+        entries, nodes, checkpoints, seq = self._snapshot
         self.entry_list, self.node_hashes, self.checkpoint_list = entries, nodes, checkpoints
+        self.checkpoint_seq = seq
         self._snapshot = None
 
     # -- LedgerReader --
@@ -94,6 +102,17 @@ class MemoryStorage:
                 if value is not None:
                     yield key, value
 
+    def head(self) -> Head:
+        """The head, derived from the entries and nodes (see the module docstring)."""
+        last = self.node_hashes.get((0, len(self.entry_list) - 1)) if self.entry_list else None
+        return Head(size=len(self.entry_list), last_leaf_hash=last, entry_leaf_hash=last,
+                    checkpoint_seq=self.checkpoint_seq)
+
+    def stored_leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
+        """Entry bytes with their stored leaf hash (the leaf node: memory keeps no copy)."""
+        for index, raw in enumerate(self.entries(start, stop), max(start, 0)):
+            yield raw, self.node_hashes.get((0, index), b"")
+
     def iter_node_hashes(self) -> Iterator[bytes]:
         """Every stored node's hash, in :meth:`iter_nodes` order."""
         return map(itemgetter(1), self.iter_nodes())
@@ -127,8 +146,7 @@ class MemoryStorage:
     # -- LedgerStorage --
     def lock_head(self) -> Head:
         """Return the head (one writer at a time is the caller's business in memory)."""
-        last = self.node_hashes.get((0, len(self.entry_list) - 1)) if self.entry_list else None
-        return Head(size=len(self.entry_list), last_leaf_hash=last)
+        return self.head()
 
     def append(self, first_index: int, entries: Sequence[bytes],
                nodes: Sequence[tuple[Node, bytes]]) -> None:
@@ -144,13 +162,14 @@ class MemoryStorage:
         latest = self.latest_checkpoint()
         if latest is not None and checkpoint.size <= latest.size:
             raise ConflictError(f"checkpoint {checkpoint.size} is not above {latest.size}")
-        self.checkpoint_list.append(checkpoint)
+        self.checkpoint_seq += 1
+        self.checkpoint_list.append(dataclasses.replace(checkpoint, seq=self.checkpoint_seq))
 
     def update_checkpoint_note(self, size: int, note: str) -> None:
         """Replace the note of the checkpoint at ``size``."""
         for i, stored in enumerate(self.checkpoint_list):
             if stored.size == size:
-                self.checkpoint_list[i] = StoredCheckpoint(stored.size, stored.root, note)
+                self.checkpoint_list[i] = dataclasses.replace(stored, note=note)
                 return
         raise StorageError(f"no checkpoint at size {size}")
 

@@ -15,7 +15,9 @@ between chunks, the stored nodes of level ``> bits`` (recomputed from the
 chunk roots, compared in storage order as the exact pass compares them), every
 checkpoint's root (its cover: the subtrees before its chunk, then those
 inside), and what the exact pass checks after the last entry: no checkpoint
-beyond the entries, no stored node outside ``[0, size)``.
+beyond the entries, no stored node outside ``[0, size)``; and what
+:mod:`ledger.storecheck` checks (each chunk compares its entries' stored leaf
+hashes; the head and the checkpoint numbers are checked here).
 
 Workers are forked processes, each reading through its own reader from a
 picklable opener (``ledger`` itself opens no database); on PostgreSQL the
@@ -43,6 +45,7 @@ from ledger.errors import NoteFormatError, SignatureError
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.report import LedgerReport
 from ledger.storage import LedgerReader, StoredCheckpoint
+from ledger.storecheck import check_head
 from ledger.walk import fold
 
 __all__ = ["CHUNK_BITS", "chunked_report", "plan"]
@@ -193,7 +196,7 @@ def chunked_report(reader: LedgerReader, verifier: NoteVerifier, *, bits: int = 
     upper = _links_and_upper(summaries, tasks, bits)
     if upper is None or not _roots_match(summaries, tasks, upper, stored):
         return None
-    if _nodes_outside(reader, size):
+    if _nodes_outside(reader, size) or check_head(reader, size, stored) is not None:
         return None
     return LedgerReport(True, size, len(stored), None, None,
                         f"{size} entries and {len(stored)} checkpoints verified")

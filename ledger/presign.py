@@ -15,10 +15,18 @@ cadence).
 
 from __future__ import annotations
 
+import hashlib
+from binascii import hexlify
+
 from ledger import merkle
+from ledger.checker import EntryChecker
+from ledger.entry import GENESIS_PREV
+from ledger.errors import CorruptLedgerError, EntryFormatError
 from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
 from ledger.proof import verify_consistency
 from ledger.storage import LedgerReader, StoredCheckpoint
+
+_BATCH = 10_000
 
 
 def prepare_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner,
@@ -33,9 +41,39 @@ def prepare_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner,
     latest = reader.latest_checkpoint()
     if size == 0 or (latest is not None and latest.size >= size):
         return None
+    check_chain(reader, latest.size if latest is not None else 0, size)
     root = merkle.root(reader, size)
     if latest is not None:
         proof = merkle.consistency_proof(reader, latest.size, size)
         verify_consistency(latest.size, size, latest.root, root, proof)
     note = sign_checkpoint(Checkpoint(origin, size, root), signer)
     return StoredCheckpoint(size=size, root=root, note=note)
+
+
+def check_chain(reader: LedgerReader, start: int, stop: int) -> None:
+    """Raise :class:`CorruptLedgerError` unless entries ``start..stop-1`` chain by ``prev``.
+
+    Each entry's ``prev`` must be the leaf hash of the entry before it (the
+    one at ``start - 1`` included): a signature over a broken chain would
+    make the log vouch for it, and the verifier would then blame an intact
+    entry. Only the entries a new checkpoint adds are read.
+    """
+    first = max(start - 1, 0)
+    prev = hexlify(GENESIS_PREV) if start == 0 else None
+    checker, sha = EntryChecker(), hashlib.sha256
+    entries = reader.entries(first, stop)
+    for batch_start in range(first, stop, _BATCH):
+        raws = [raw for raw, _ in zip(entries, range(min(_BATCH, stop - batch_start)),
+                                      strict=False)]
+        try:
+            prevs = [found for _, _, found in checker.scan(raws)]
+        except EntryFormatError as exc:
+            raise CorruptLedgerError(f"an entry from {batch_start} on is malformed: {exc}") \
+                from exc
+        for offset, (raw, linked) in enumerate(zip(raws, prevs, strict=True)):
+            if prev is not None and linked != prev:
+                raise CorruptLedgerError(
+                    f"entry {batch_start + offset} does not link to the entry before it")
+            prev = hexlify(sha(b"\x00" + raw).digest())
+        if len(raws) < min(_BATCH, stop - batch_start):
+            raise CorruptLedgerError(f"entries from {batch_start + len(raws)} on are missing")

@@ -21,6 +21,9 @@ class Fault(enum.Enum):
     FORK = "fork"
     TRUNCATED = "truncated"
     MALFORMED_ENTRY = "malformed_entry"
+    BAD_LEAF_HASH = "bad_leaf_hash"
+    BAD_HEAD = "bad_head"
+    MISSING_CHECKPOINT = "missing_checkpoint"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ holder makes between taking the lock and ``COMMIT`` is paid by every other
 appender too. :class:`ledger.sqlstore.SqlStorage` therefore uses two
 statements here instead of five or more:
 
-- :func:`lock_with_frontier`: the lock and the frontier nodes, sent together
-  in one psycopg pipeline (one round trip). They are two statements, not one,
+- :func:`lock_with_frontier`: the lock, the frontier nodes and the last
+  entry's stored leaf hash, sent together in one psycopg pipeline (one round
+  trip). They are two statements, not one,
   on purpose: at ``READ COMMITTED`` a statement reads with the snapshot it
   started with, and a ``FOR UPDATE`` that waited for the previous holder sees
   its new head row but not, in the same statement, the nodes that holder
@@ -39,6 +40,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -132,19 +134,37 @@ def as_sqlalchemy_errors(conn: Connection, statement: str) -> Iterator[None]:
                                   connection_invalidated=lost, dialect=conn.dialect) from exc
 
 
+def last_entry_statement(tables: LedgerTables) -> ClauseElement:
+    """The leaf hash stored with the entry before the head's size (``:id``), if any."""
+    h, e = tables.head.c, tables.entries.c
+    return (select(e.leaf_hash).select_from(tables.head)
+            .join(tables.entries, e.index == h.size - literal_column("1"))
+            .where(h.id == bindparam("id")))
+
+
 def lock_with_frontier(conn: Connection, lock: ClauseElement,
                        lock_params: Mapping[str, Any], frontier: ClauseElement,
-                       frontier_params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
-    """Run the head lock and then the frontier read in one round trip: (head row, node rows)."""
+                       frontier_params: Mapping[str, Any],
+                       last_entry: ClauseElement) -> tuple[Any, list[Any], bytes | None]:
+    """Run the head lock, then the frontier and the last entry's leaf hash, in one round trip.
+
+    Returns (head row, node rows, the stored leaf hash of entry ``size - 1``
+    or ``None``); ``last_entry`` takes the frontier's ``:id``.
+    """
     lock_sql, frontier_sql = compiled(conn, lock), compiled(conn, frontier)
+    last_sql = compiled(conn, last_entry)
     raw = dbapi(conn)
     with as_sqlalchemy_errors(conn, lock_sql.string):
-        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as node_cursor:
+        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as node_cursor, \
+                raw.cursor() as last_cursor:
             head_cursor.execute(lock_sql.string, lock_sql.params([lock_params])[0])
             node_cursor.execute(frontier_sql.string, frontier_sql.params([frontier_params])[0])
+            last_cursor.execute(last_sql.string,
+                                last_sql.params([{"id": frontier_params["id"]}])[0])
             head = head_cursor.fetchone()
             nodes = node_cursor.fetchall()
-    return head, nodes
+            last = last_cursor.fetchone()
+    return head, nodes, None if last is None else bytes(last[0])
 
 
 def run_one(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:

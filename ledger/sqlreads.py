@@ -13,16 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 
 from ledger.errors import StorageError
 from ledger.merkle import Node, frontier
 from ledger.sqldriver import compiled, dbapi
 from ledger.sqlschema import HEAD_ID, LedgerTables
-from ledger.storage import StoredCheckpoint
+from ledger.storage import Head, StoredCheckpoint
 from ledger.treecache import TreeCache
 
 STREAM_BATCH = 10_000
@@ -74,6 +74,22 @@ class SqlReads:
         if size is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
         return int(size)
+
+    def head(self) -> Head:
+        """The head row as stored, with entry ``size - 1``'s stored leaf hash (no lock)."""
+        row = self._conn().execute(head_select(self._t).where(
+            self._t.head.c.id == HEAD_ID)).first()
+        if row is None:
+            raise StorageError("ledger head row is missing (database not migrated?)")
+        return head_from_row(row)
+
+    def stored_leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
+        """``(entry bytes, stored leaf_hash column)`` for ``start <= index < stop``, streamed."""
+        c = self._t.entries.c
+        stmt = self._cached("stored_leaf_hashes", select(c.entry, c.leaf_hash).where(
+            c.index >= bindparam("start"), c.index < bindparam("stop")).order_by(c.index))
+        for batch in self._batches(stmt, {"start": start, "stop": stop}):
+            yield from batch  # both drivers give bytes for binary columns
 
     def entries(self, start: int, stop: int) -> Iterator[bytes]:
         """Entry bytes for ``start <= index < stop`` in index order, streamed in batches."""
@@ -168,10 +184,11 @@ class SqlReads:
     def checkpoints(self) -> Iterator[StoredCheckpoint]:
         """Every stored checkpoint by ascending size, streamed."""
         c = self._t.checkpoints.c
-        stmt = select(c.size, c.root, c.note).order_by(c.size)
+        stmt = select(c.size, c.root, c.note, c.seq).order_by(c.size)
         for batch in self._batches(self._cached("checkpoints", stmt), {}):
-            for size, root_hash, note in batch:
-                yield StoredCheckpoint(size=int(size), root=bytes(root_hash), note=str(note))
+            for size, root_hash, note, seq in batch:
+                yield StoredCheckpoint(size=int(size), root=bytes(root_hash), note=str(note),
+                                       seq=int(seq))
 
     def _batches(self, stmt: ClauseElement, params: Mapping[str, Any]) -> Iterator[Sequence[Any]]:
         """Row batches of ``stmt`` straight from the driver, without per-row wrappers.
@@ -204,21 +221,23 @@ class SqlReads:
         c = self._t.checkpoints.c
         row = (
             self._conn()
-            .execute(select(c.size, c.root, c.note).order_by(c.size.desc()).limit(1))
+            .execute(select(c.size, c.root, c.note, c.seq).order_by(c.size.desc()).limit(1))
             .first()
         )
         if row is None:
             return None
-        return StoredCheckpoint(size=int(row.size), root=bytes(row.root), note=str(row.note))
+        return StoredCheckpoint(size=int(row.size), root=bytes(row.root), note=str(row.note),
+                                seq=int(row.seq))
 
     def checkpoint_at(self, size: int) -> StoredCheckpoint | None:
         """The stored checkpoint of exactly ``size`` leaves, if any (a primary-key lookup)."""
         c = self._t.checkpoints.c
         stmt = self._cached(
-            "checkpoint_at", select(c.size, c.root, c.note).where(c.size == bindparam("size"))
-        )
-        for found, root_hash, note in self._rows(stmt, {"size": size}):
-            stored = StoredCheckpoint(size=int(found), root=bytes(root_hash), note=str(note))
+            "checkpoint_at",
+            select(c.size, c.root, c.note, c.seq).where(c.size == bindparam("size")))
+        for found, root_hash, note, seq in self._rows(stmt, {"size": size}):
+            stored = StoredCheckpoint(size=int(found), root=bytes(root_hash), note=str(note),
+                                      seq=int(seq))
             if self._cache is not None and not self._wrote_checkpoints():
                 # Not this transaction's own: committed, so it can never go away.
                 self._cache.remember(stored)
@@ -253,6 +272,27 @@ class SqlReads:
 
     def _writing_checkpoints(self) -> None:
         self._session.info[_CHECKPOINT_WRITER] = self._session.get_transaction()
+
+
+def head_select(tables: LedgerTables) -> Select[Any]:
+    """The head's columns with entry ``size - 1``'s stored leaf hash, in one statement.
+
+    The append path compares the two (``Ledger.append_many``): one primary-key
+    probe more in the statement that takes the lock, not another round trip.
+    """
+    h, e = tables.head.c, tables.entries.c
+    # A literal, not a bound 1: the PostgreSQL pipeline sends only the named parameters.
+    stored_last = select(e.leaf_hash).where(
+        e.index == h.size - literal_column("1")).scalar_subquery()
+    return select(h.size, h.last_leaf_hash, stored_last, h.checkpoint_seq)
+
+
+def head_from_row(row: Sequence[Any]) -> Head:
+    """A :class:`Head` from a :func:`head_select` row."""
+    size, last, stored_last, seq = row
+    return Head(size=int(size), last_leaf_hash=None if last is None else bytes(last),
+                entry_leaf_hash=None if stored_last is None else bytes(stored_last),
+                checkpoint_seq=int(seq))
 
 
 _STATEMENTS: dict[int, dict[tuple[str, int], ClauseElement]] = {}

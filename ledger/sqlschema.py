@@ -4,8 +4,10 @@ Schema (created by the Alembic revision ``0001_ledger``)::
 
     ledger_entries      index (pk), entry (the exact bytes), leaf_hash
     ledger_nodes        last_leaf, level (pk), index, hash
-    ledger_checkpoints  size (pk), root, note, signed_at
-    ledger_head         id = 1 (single row), size, last_leaf_hash
+    ledger_checkpoints  size (pk), root, note, signed_at, seq
+    ledger_head         id = 1 (single row), size, last_leaf_hash, checkpoint_seq
+
+(``seq`` and ``checkpoint_seq``: revision ``0010_checkpoint_sequence``.)
 
 Why this shape:
 
@@ -18,7 +20,11 @@ Why this shape:
 - On SQLite, ``ledger_entries.index`` is an ``INTEGER PRIMARY KEY`` (the rowid)
   and ``ledger_nodes`` is ``WITHOUT ROWID``: one B-tree per table.
 - The head row holds the size and the last leaf hash, so taking the append
-  lock and learning where to append is one query.
+  lock and learning where to append is one query (which also reads the
+  last entry's stored leaf hash, so a head that disagrees is refused).
+- Checkpoints are numbered 1, 2, ... as they are stored, and the head keeps
+  the latest number: a deleted checkpoint row, the latest included, leaves a
+  gap the verifier names (``missing_checkpoint``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    text,
 )
 
 from ledger.merkle import HASH_SIZE, Node
@@ -85,6 +92,7 @@ def define_ledger_tables(metadata: MetaData) -> LedgerTables:
         Column("root", LargeBinary(HASH_SIZE), nullable=False),
         Column("note", Text, nullable=False),
         Column("signed_at", DateTime(timezone=True), nullable=False),
+        Column("seq", BigInteger, nullable=False),
     )
     head = Table(
         "ledger_head",
@@ -92,6 +100,7 @@ def define_ledger_tables(metadata: MetaData) -> LedgerTables:
         Column("id", SmallInteger, primary_key=True, autoincrement=False),
         Column("size", BigInteger, nullable=False),
         Column("last_leaf_hash", LargeBinary(HASH_SIZE), nullable=True),
+        Column("checkpoint_seq", BigInteger, nullable=False, server_default=text("0")),
         CheckConstraint(f"id = {HEAD_ID}", name="single_row"),
         CheckConstraint("size >= 0", name="size"),
     )

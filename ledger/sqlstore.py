@@ -39,7 +39,7 @@ from ledger import sqlpipeline
 from ledger.errors import ConflictError, StorageError
 from ledger.merkle import HASH_SIZE, Node, leaf_hash
 from ledger.sqldriver import Inserter, dbapi
-from ledger.sqlreads import SqlReads
+from ledger.sqlreads import SqlReads, head_from_row, head_select
 from ledger.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.storage import Head, StoredCheckpoint
 
@@ -62,20 +62,24 @@ class SqlStorage(SqlReads):
         conn = self._conn()
         self._frontier = None
         if conn.dialect.name == "postgresql":
-            row, found = sqlpipeline.lock_with_frontier(
+            # The last entry's leaf hash comes from a later statement of the
+            # same round trip: the locking one reads with the snapshot it
+            # began with, before the previous holder's entries committed.
+            row, found, stored_last = sqlpipeline.lock_with_frontier(
                 conn, cast(ClauseElement, stmt), {"id": HEAD_ID}, self._cached_pg("frontier"),
-                sqlpipeline.frontier_params(HEAD_ID))
+                sqlpipeline.frontier_params(HEAD_ID), self._cached_pg("last_entry"))
+            if row is not None:
+                row = (row[0], row[1], stored_last, row[3])
         else:
             # Through SQLAlchemy, not the raw cursor: a lock timeout or a
             # serialization failure must reach callers as SQLAlchemy's errors.
             row, found = conn.execute(stmt, {"id": HEAD_ID}).first(), None
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
-        size, last = row
         if found is not None:
-            self._frontier = (int(size), {(int(level), int(index)): bytes(value)
-                                          for level, index, value in found})
-        return Head(size=int(size), last_leaf_hash=None if last is None else bytes(last))
+            self._frontier = (int(row[0]), {(int(level), int(index)): bytes(value)
+                                            for level, index, value in found})
+        return head_from_row(row)
 
     def append(
         self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]
@@ -137,6 +141,7 @@ class SqlStorage(SqlReads):
         stmt = self._statements.get((name, 0))
         if stmt is None:
             build = {"frontier": sqlpipeline.frontier_statement,
+                     "last_entry": sqlpipeline.last_entry_statement,
                      "append": sqlpipeline.append_statement}[name]
             stmt = self._statements[(name, 0)] = build(self._t)
         return stmt
@@ -146,7 +151,8 @@ class SqlStorage(SqlReads):
         found = _HEAD_STATEMENTS.get(id(self._t))
         if found is None or found[2] is not self._t.head:
             h = self._t.head.c
-            lock = select(h.size, h.last_leaf_hash).where(h.id == bindparam("id")).with_for_update()
+            lock = head_select(self._t).where(h.id == bindparam("id")).with_for_update(
+                of=self._t.head)
             move = (update(self._t.head)
                     .where(h.id == bindparam("head_id"), h.size == bindparam("first"))
                     .values(size=bindparam("new_size"), last_leaf_hash=bindparam("last")))
@@ -177,16 +183,21 @@ class SqlStorage(SqlReads):
             raise ConflictError(
                 f"checkpoint size {checkpoint.size} is not larger than the latest ({latest})"
             )
+        seq = head.checkpoint_seq + 1  # numbered under the lock: no two writers share one
         row = {
             "size": checkpoint.size,
             "root": checkpoint.root,
             "note": checkpoint.note,
             "signed_at": datetime.now(UTC),
+            "seq": seq,
         }
         try:
             self._conn().execute(insert(self._t.checkpoints), [row])
         except IntegrityError as exc:
             raise ConflictError(f"a checkpoint of size {checkpoint.size} exists") from exc
+        h = self._t.head.c
+        self._conn().execute(update(self._t.head).where(h.id == HEAD_ID)
+                             .values(checkpoint_seq=seq))
 
     def update_checkpoint_note(self, size: int, note: str) -> None:
         """Replace the note of the checkpoint at ``size`` (to add cosignatures)."""

@@ -13,13 +13,17 @@ What is stored:
   ``ledger.merkle``), level 0 being the leaf hashes; this makes roots and
   proofs O(log n) reads;
 - checkpoints: every signed checkpoint note, by tree size (looked up by size,
-  or listed in ascending order).
+  or listed in ascending order), each with its sequence number (1, 2, ...
+  in the order they were stored);
+- the head: the size, the last leaf hash (what the next entry links to) and
+  the latest checkpoint's sequence number, so that the verifier can tell a
+  deleted checkpoint row (the latest included) from one never signed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ledger.merkle import Node, NodeReader
@@ -30,10 +34,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Head:
-    """The ledger's head under the append lock: its size and last leaf hash."""
+    """The ledger's head: its size, last leaf hash and latest checkpoint sequence number.
+
+    ``entry_leaf_hash`` is the leaf hash stored with entry ``size - 1``, read
+    in the same statement: an append refuses to link to a head that
+    disagrees with it (``None`` when there is no such entry).
+    """
 
     size: int
     last_leaf_hash: bytes | None
+    entry_leaf_hash: bytes | None = None
+    checkpoint_seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class StoredCheckpoint:
     size: int
     root: bytes
     note: str
+    seq: int | None = field(default=None, compare=False)
+    """The storage's sequence number (1, 2, ...); ``None`` until stored (not part of equality)."""
 
 
 class LedgerReader(NodeReader, Protocol):
@@ -58,6 +71,14 @@ class LedgerReader(NodeReader, Protocol):
 
     def iter_nodes(self) -> Iterator[tuple[Node, bytes]]:
         """Every stored node, ordered by the last leaf it covers, then by level."""
+        ...
+
+    def head(self) -> Head:
+        """The head as stored, read without its lock."""
+        ...
+
+    def stored_leaf_hashes(self, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
+        """``(entry bytes, the leaf hash stored beside them)`` for ``start <= i < stop``."""
         ...
 
     def iter_node_hashes(self) -> Iterator[bytes]:

@@ -50,6 +50,11 @@ It runs two passes, the second only if the first does not find the ledger clean:
                      ``first_bad_index = size - 1``.
 ``TRUNCATED``        a validly signed checkpoint is larger than the number
                      of entries; ``first_bad_index`` is the first missing index.
+
+Once both the entries and the tree are clean, :mod:`ledger.storecheck` checks
+what the storage keeps beside them: ``BAD_LEAF_HASH`` (a stored leaf hash
+column), ``BAD_HEAD`` (the head's size, last leaf hash or latest checkpoint
+number) and ``MISSING_CHECKPOINT`` (a gap in the checkpoint numbers).
 """
 
 

@@ -16,6 +16,7 @@ from ledger.errors import EntryFormatError, NoteFormatError, SignatureError, Sto
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.report import Fault, Finding, LedgerReport
 from ledger.storage import LedgerReader, StoredCheckpoint
+from ledger.storecheck import check_storage
 
 __all__ = ["BATCH", "fold", "walk_ledger"]
 
@@ -308,7 +309,7 @@ class _Pass:
 def walk_ledger(reader: LedgerReader, verifier: NoteVerifier) -> LedgerReport:
     """Verify a whole stored ledger in one exact pass; report the first fault, if any."""
     run = _Pass(reader, verifier)
-    finding = run.run()
+    finding = run.run() or check_storage(reader, run.count)
     if finding is None:
         return LedgerReport(True, run.count, run.verified, None, None,
                             f"{run.count} entries and {run.verified} checkpoints verified")

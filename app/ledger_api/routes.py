@@ -19,6 +19,8 @@ from app.deps import SessionDep, UnitOfWorkRoute
 from app.errors import Unavailable
 from app.ledger_api import service
 from app.ledger_api.schemas import (
+    CheckpointItem,
+    CheckpointsRead,
     ConsistencyRead,
     EntriesRead,
     EntryItem,
@@ -79,6 +81,18 @@ def get_entries(session: SessionDep, by: PrincipalDep,
     page = service.entries(session, by, start, limit)
     return EntriesRead(entries=[EntryItem(index=i, entry=base64.b64encode(raw).decode())
                                 for i, raw in page])
+
+
+@router.get("/checkpoints", name="ledger.checkpoints")
+def get_checkpoints(session: SessionDep, by: PrincipalDep,
+                    after: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 100,
+                    ) -> CheckpointsRead:
+    """Signed checkpoints of size above ``after``, oldest first: the sizes proofs answer for."""
+    page, following = service.checkpoints(session, by, after, limit)
+    return CheckpointsRead(checkpoints=[CheckpointItem(size=cp.size, root=cp.root.hex(),
+                                                       time=cp.time, note=cp.note)
+                                        for cp in page], next=following)
 
 
 @router.get("/proofs/inclusion", name="ledger.inclusion")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -42,3 +44,22 @@ class RefusalDetailRead(BaseModel):
     detail: str
     salt: str
     digest: str
+
+
+class CheckpointItem(BaseModel):
+    """A signed checkpoint: size, root (hex), when it was stored, and the note with cosignatures."""
+
+    size: int
+    root: str
+    time: datetime
+    note: str
+
+
+class CheckpointsRead(BaseModel):
+    """A page of signed checkpoints, oldest (smallest) first.
+
+    ``next`` is the ``after`` of the next page, ``None`` on the last one.
+    """
+
+    checkpoints: list[CheckpointItem]
+    next: int | None

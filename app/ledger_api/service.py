@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from app.audit import AccessDenied, deny, draft, ledger_for, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
+from app.ledger_api import repository
+from app.ledger_api.repository import SignedCheckpoint
 from app.models.identity import Role
 from app.models.refusal import RefusalDetail
 from app.refusal import Reason
@@ -51,6 +53,24 @@ def entries(session: Session, by: Principal, start: int, limit: int) -> list[tup
     page = list(enumerate(storage.entries(start, stop), start)) if start < stop else []
     record(session, draft(by.actor, "ledger.entries", subject, details={"returned": len(page)}))
     return page
+
+
+def checkpoints(session: Session, by: Principal, after: int,
+                limit: int) -> tuple[list[SignedCheckpoint], int | None]:
+    """A page of signed checkpoints above size ``after``, oldest first (auditors); logged.
+
+    Returns the page and the ``after`` of the next one (``None`` on the last
+    page): outside tools learn from it which sizes have proofs.
+    """
+    action = "ledger.checkpoints"
+    subject = {"type": "ledger", "id": f"checkpoints:{after}+{limit}"}
+    _auditor_only(by, action, subject)
+    limit = min(limit, MAX_PAGE)
+    page = repository.checkpoints_after(session, after, limit + 1)  # one more: is there a next?
+    more = len(page) > limit
+    page = page[:limit]
+    record(session, draft(by.actor, action, subject, details={"returned": len(page)}))
+    return page, page[-1].size if more else None
 
 
 def _signed_sizes(session: Session, sizes: Sequence[int]) -> None:

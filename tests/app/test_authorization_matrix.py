@@ -35,18 +35,20 @@ from tests.app.test_packets_support import (
 )
 
 ROUTES = ["upload", "submit", "list", "retrieve", "download", "thread", "share_request",
-          "ledger_entries", "ledger_inclusion", "ledger_consistency"]
+          "ledger_entries", "ledger_inclusion", "ledger_consistency", "ledger_checkpoints"]
 ACTIONS = {"upload": "blob.upload", "submit": "packet.submit", "list": "packet.list",
            "retrieve": "packet.retrieve", "download": "packet.download",
            "thread": "packet.thread", "share_request": "packet.share_request",
            "ledger_entries": "ledger.entries", "ledger_inclusion": "ledger.inclusion",
-           "ledger_consistency": "ledger.consistency"}
+           "ledger_consistency": "ledger.consistency",
+           "ledger_checkpoints": "ledger.checkpoints"}
 OK = (200, None)
 CREATED = (201, None)
 UNAUTH = (401, "unauthenticated")
 ROLE = (403, "forbidden")
 PACKET_ROUTES = ("retrieve", "download", "thread", "share_request")
-LEDGER_ROUTES = ("ledger_entries", "ledger_inclusion", "ledger_consistency")
+LEDGER_ROUTES = ("ledger_entries", "ledger_inclusion", "ledger_consistency",
+                 "ledger_checkpoints")
 
 
 def _row(default: tuple[int, str | None], **cells: tuple[int, str | None]
@@ -163,6 +165,7 @@ def _call(world: World, case: Case, route: str, size: int) -> httpx.Response:
             f"/v1/ledger/proofs/inclusion?index=0&size={size}", headers=h),
         "ledger_consistency": lambda: client.get(
             f"/v1/ledger/proofs/consistency?from={size}&to={size}", headers=h),
+        "ledger_checkpoints": lambda: client.get("/v1/ledger/checkpoints?limit=5", headers=h),
     }
     response: httpx.Response = calls[route]()
     return response

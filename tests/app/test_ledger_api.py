@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
+
+import pytest
 
 from ledger.entry import parse_entry
+from ledger.errors import CorruptLedgerError
 from ledger.merkle import leaf_hash
 from ledger.note import NoteVerifier, open_checkpoint
 from ledger.proof import verify_consistency, verify_inclusion
@@ -83,3 +87,89 @@ def test_prosecutor_cannot_read_the_ledger_and_is_logged(world: World) -> None:
     assert response.status_code == 403
     entry = world.last_entry()
     assert (entry.action, entry.outcome) == ("ledger.entries", "denied")
+
+
+# -- GET /v1/ledger/checkpoints: the signed sizes, for outside tools (issue 18, item 5) --
+
+
+def test_auditor_lists_every_signed_checkpoint_oldest_first_in_pages(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    verifier, _, _ = _checkpoint_after_signing(world)
+    for code in ("MX", "GT"):
+        world.state(code)
+        sign_checkpoint_now(world)
+    listed: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        response = world.client.get(f"/v1/ledger/checkpoints?after={after}&limit=2",
+                                    headers=auditor.auth)
+        assert response.status_code == 200
+        body = response.json()
+        listed += body["checkpoints"]
+        assert world.last_entry().action == "ledger.checkpoints"
+        if body["next"] is None:
+            break
+        after = body["next"]
+    sizes = [item["size"] for item in listed]
+    assert len(sizes) == 3
+    assert sizes == sorted(set(sizes))
+    for item in listed:
+        opened = open_checkpoint(str(item["note"]), verifier)
+        assert (opened.size, opened.root.hex()) == (item["size"], item["root"])
+        assert str(item["time"]).endswith("Z")
+        proof = world.client.get(f"/v1/ledger/proofs/inclusion?index=0&size={item['size']}",
+                                 headers=auditor.auth)
+        assert proof.status_code == 200  # every listed size has proofs
+
+
+def test_checkpoint_listing_starts_after_the_given_size(world: World) -> None:
+    auditor = world.liaison("audit", "CO", role="auditor")
+    _, first, _ = _checkpoint_after_signing(world)
+    world.state("MX")
+    sign_checkpoint_now(world)
+    body = world.client.get(f"/v1/ledger/checkpoints?after={first}",
+                            headers=auditor.auth).json()
+    assert [item["size"] > first for item in body["checkpoints"]] == [True]
+    assert body["next"] is None
+
+
+def test_non_auditor_cannot_list_checkpoints_and_is_logged(world: World) -> None:
+    alice = world.liaison("alice", "CO")
+    response = world.client.get("/v1/ledger/checkpoints", headers=alice.auth)
+    assert response.status_code == 403
+    assert response.json()["reason"] == "wrong-role"
+    entry = world.last_entry()
+    assert (entry.action, entry.outcome, entry.reason) == ("ledger.checkpoints", "denied",
+                                                          "wrong-role")
+
+
+def _checkpoint_after_signing(world: World) -> tuple[NoteVerifier, int, bytes]:
+    sign_checkpoint_now(world)
+    return _checkpoint(world)
+
+
+def test_server_refuses_to_sign_entries_that_do_not_chain(world: World) -> None:
+    from sqlalchemy import select, update
+
+    from app.db import make_engine
+    from app.models.ledger import LEDGER_TABLES
+
+    T = LEDGER_TABLES
+
+    sign_checkpoint_now(world)
+    world.state("MX")  # entries after the checkpoint: the ones the next one would sign
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.begin() as conn:
+            last = conn.execute(select(T.head.c.size)).scalar_one() - 1
+            raw = bytes(conn.execute(select(T.entries.c.entry)
+                                     .where(T.entries.c.index == last)).scalar_one())
+            at = raw.index(b'"prev":"') + len(b'"prev":"')
+            forged = raw[:at] + b"f" * 64 + raw[at + 64:]
+            conn.execute(update(T.entries).where(T.entries.c.index == last)
+                         .values(entry=forged, leaf_hash=leaf_hash(forged)))
+            conn.execute(update(T.head).values(last_leaf_hash=leaf_hash(forged)))
+    finally:
+        engine.dispose()
+    with pytest.raises(CorruptLedgerError, match=f"entry {last} does not link"):
+        sign_checkpoint_now(world)

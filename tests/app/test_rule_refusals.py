@@ -8,7 +8,11 @@ denied entry naming the action, the subject and the rule; a malformed request
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
+from app.models.ledger import LEDGER_TABLES
 from tests.app.conftest import World
+from tests.app.test_packets_support import execute
 
 
 def _bilateral(world: World) -> None:
@@ -55,4 +59,14 @@ def test_a_malformed_request_is_not_a_refusal_and_is_not_logged(world: World) ->
     response = world.client.post("/v1/states", headers=world.coordinator.auth,
                                  json={"code": "not a code"})
     assert response.status_code == 422
+    assert len(world.entries()) == before
+
+
+def test_a_damaged_ledger_head_answers_503_and_changes_nothing(world: World) -> None:
+    """No access can be recorded over a head that contradicts the last entry: none is served."""
+    before = len(world.entries())
+    execute(world, update(LEDGER_TABLES.head).values(last_leaf_hash=b"\x00" * 32))
+    response = world.client.get("/v1/states", headers=world.coordinator.auth)
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("/ledger-damaged")
     assert len(world.entries()) == before

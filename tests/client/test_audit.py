@@ -7,6 +7,7 @@ would make them: by changing the ledger's rows between two runs.
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from app.models.ledger import LEDGER_TABLES
 from client.audit import audit_ledger
 from client.errors import AuditFailure, AuditFault
 from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from tests.app.conftest import World
 from tests.client.conftest import Cli, sdk_for, sessions, verifier_key
 from tests.client.conftest import sign_checkpoint as sign_now
@@ -77,7 +78,7 @@ def test_clean_ledger_verifies_and_pins_the_key_on_first_use(cli: Cli, world: Wo
     result = cli.run("audit", "verify", *aud)
     assert "trust on first use" in result.stderr
     assert "ledger verified" in result.stdout
-    assert f"size          {checkpoint.size}" in result.stdout
+    assert re.search(rf"^  size: +{checkpoint.size}$", result.stdout, re.M), result.stdout
     profile = cli.json("profile", "show", "--profile", "aud")
     assert profile["ledger_key"] == verifier_key(world)
     state_file = cli.home / "aud" / "audit-state.json"
@@ -116,6 +117,26 @@ def test_sdk_audit_pages_and_reports_progress(world: World) -> None:
     assert result.state.root == checkpoint.root
     assert seen[-1] == (checkpoint.size, checkpoint.size)
     assert len(seen) > 2
+
+
+def test_sdk_lists_the_signed_checkpoints_that_proofs_answer_for(world: World) -> None:
+    aud = world.liaison("aud", "CO", role="auditor")
+    first = sign_now(world)
+    world.state("MX")
+    second = sign_now(world)
+    verifier = NoteVerifier.from_string(verifier_key(world))
+    with sdk_for(world, aud) as client:
+        page = client.ledger.checkpoints(after=0, limit=1)
+        listed = client.ledger.all_checkpoints()
+        later = client.ledger.all_checkpoints(after=first.size)
+        for item in listed:
+            opened = open_checkpoint(item.note, verifier)
+            assert (opened.size, opened.root) == (item.size, item.root_bytes())
+            assert client.ledger.inclusion_proof(0, item.size)  # a size with proofs
+    assert [cp.size for cp in page.checkpoints] == [first.size]
+    assert page.next == first.size
+    assert [cp.size for cp in listed] == [first.size, second.size]
+    assert [cp.size for cp in later] == [second.size]
 
 
 def test_modified_entry_is_caught_and_located(cli: Cli, world: World) -> None:
@@ -235,12 +256,16 @@ def test_fork_without_the_old_checkpoint_is_caught(cli: Cli, world: World) -> No
     assert "cannot prove consistency" in report["detail"]
 
 
-def test_entries_missing_from_the_tail_are_truncation(cli: Cli, world: World) -> None:
+def test_entries_missing_from_the_tail_stop_the_server_logging_on_top_of_them(
+        cli: Cli, world: World) -> None:
+    # The head no longer matches the last entry: no access can be logged
+    # (invariant 2), so none is served; `cadena-server ledger verify` names it.
     aud = _auditor(cli, world)
     checkpoint = sign_now(world)
     _exec(world, delete(T.entries).where(T.entries.c.index >= checkpoint.size - 2))
-    report = _verify(cli, *aud, code=1)
-    assert (report["fault"], report["first_bad_index"]) == ("truncated", checkpoint.size - 2)
+    result = cli.run("audit", "verify", *aud, "--json", code=None)
+    assert result.exit_code != 0
+    assert len(world.entries()) == checkpoint.size - 2
 
 
 def test_deleted_middle_entry_is_an_index_mismatch(cli: Cli, world: World) -> None:
@@ -266,6 +291,53 @@ def test_incremental_run_checks_new_entries_and_full_run_checks_old_ones(
     assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 1)
 
 
+def _with_prev(raw: bytes, prev: str) -> bytes:
+    at = raw.index(b'"prev":"') + len(b'"prev":"')
+    return raw[:at] + prev.encode() + raw[at + 64:]
+
+
+def test_full_run_names_the_entry_whose_link_was_changed_not_the_one_before(
+        cli: Cli, world: World) -> None:
+    # Entry 5 now links to a wrong hash: entry 4 is intact (the signed tree
+    # proves it), so entry 5 is the one modified.
+    aud = _auditor(cli, world)
+    sign_now(world)
+    _verify(cli, *aud)
+    _exec(world, update(T.entries).where(T.entries.c.index == 5)
+          .values(entry=_with_prev(_raw(world, 5), "ab" * 32)))
+    report = _verify(cli, *aud, "--full", code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 5)
+
+
+def test_full_run_still_names_a_changed_entry_by_its_own_index(
+        cli: Cli, world: World) -> None:
+    aud = _auditor(cli, world)
+    sign_now(world)
+    _verify(cli, *aud)
+    old = _raw(world, 5)
+    _exec(world, update(T.entries).where(T.entries.c.index == 5)
+          .values(entry=old.replace(b'"time":"2', b'"time":"1', 1)))
+    report = _verify(cli, *aud, "--full", code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("modified_entry", 5)
+
+
+def test_text_report_keeps_labels_apart_from_values(
+        cli: Cli, world: World, tmp_path: Path) -> None:
+    aud = _auditor(cli, world)
+    checkpoint = sign_now(world)
+    export = tmp_path / "ledger.jsonl"
+    cli.run("audit", "export", str(export), *aud)
+    _verify(cli, *aud)
+    clean = cli.run("audit", "verify", "--file", str(export), *aud).stdout
+    assert re.search(r"^  matches profile: +root at size \d+ ", clean, re.M), clean
+    lines = export.read_text().splitlines()
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(lines[:-1]) + "\n")
+    failed = cli.run("audit", "verify", "--file", str(short), *aud, code=1).stdout
+    assert re.search(rf"^  first bad index: +{checkpoint.size - 1}$", failed, re.M), failed
+    assert re.search(r"^  fault: +truncated$", failed, re.M), failed
+
+
 def test_export_verifies_offline_and_tampering_is_caught(
         cli: Cli, world: World, tmp_path: Path) -> None:
     aud = _auditor(cli, world)
@@ -289,10 +361,12 @@ def test_export_verifies_offline_and_tampering_is_caught(
 
     short = tmp_path / "short.jsonl"
     short.write_text("\n".join(lines[:-1]) + "\n")
-    assert _verify(cli, "--file", str(short), *aud, code=1)["fault"] == "root_mismatch"
+    report = _verify(cli, "--file", str(short), *aud, code=1)
+    assert (report["fault"], report["first_bad_index"]) == ("truncated", checkpoint.size - 1)
     other = NoteSigner(world.settings.ledger_origin, SigningKey.generate()).verifier_key()
     report = _verify(cli, "--file", str(export), "--key", other, "--profile", "nobody", code=1)
-    assert report["fault"] == "bad_checkpoint_signature"
+    assert (report["fault"], report["first_bad_index"]) == ("bad_checkpoint_signature",
+                                                            checkpoint.size - 1)
 
 
 def test_only_auditors_read_entries(cli: Cli, world: World) -> None:

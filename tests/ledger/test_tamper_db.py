@@ -92,7 +92,7 @@ def build(engine: Engine, shape: Shape) -> list[bytes]:
     with engine.begin() as conn:
         for table in (T.checkpoints, T.nodes, T.entries):
             conn.execute(delete(table))
-        conn.execute(update(T.head).values(size=0, last_leaf_hash=None))
+        conn.execute(update(T.head).values(size=0, last_leaf_hash=None, checkpoint_seq=0))
     factory = make_session_factory(engine)
     done = 0
     for size in sorted({*shape.checkpoints, shape.size}):

@@ -5,11 +5,12 @@ Split from ``test_tamper_db.py`` (its ledgers, drafts and log key are reused).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
@@ -79,7 +80,7 @@ def test_cli_verify_reports_tampered_row_and_exits_nonzero(server_env: Path, db_
     vkey = load_note_verifier(server_env, ORIGIN)
     result = runner.invoke(cli, ["ledger", "verify", "--key", str(vkey)])
     assert result.exit_code == 1
-    assert "FAILED at index 2: MISSING_ENTRY" in result.output
+    assert "FAILED at index 2: missing_entry" in result.output
 
 
 @pytest.mark.parametrize("tampered", [False, True])
@@ -99,8 +100,36 @@ def test_cli_verify_with_jobs_gives_the_sequential_report(
         engine.dispose()
     result = runner.invoke(cli, ["ledger", "verify", "--jobs", "2"])
     assert result.exit_code == int(tampered), result.output
-    expected = "FAILED at index 2: BAD_NODE" if tampered else "ok: every entry"
+    expected = "FAILED at index 2: bad_node" if tampered else "ok: every entry"
     assert expected in result.output
+
+
+def test_cli_verify_json_names_a_corrupted_head_in_lower_case(
+    server_env: Path, db_url: str
+) -> None:
+    runner = CliRunner()
+    cli_append(db_url, 6)
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    engine = make_engine(db_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(update(T.head).values(last_leaf_hash=bytes(32)))
+    engine.dispose()
+    result = runner.invoke(cli, ["ledger", "verify", "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert (report["ok"], report["fault"], report["first_bad_index"]) == (False, "bad_head", 5)
+    assert (report["entries"], report["checkpoints"]) == (6, 1)
+
+
+def test_cli_verify_json_of_a_clean_ledger(server_env: Path, db_url: str) -> None:
+    runner = CliRunner()
+    cli_append(db_url, 3)
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    result = runner.invoke(cli, ["ledger", "verify", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "ok": True, "entries": 3, "checkpoints": 1, "fault": None, "first_bad_index": None,
+        "detail": "3 entries and 1 checkpoints verified"}
 
 
 def test_cli_verify_with_someone_elses_key_fails_on_the_signature(
@@ -111,7 +140,7 @@ def test_cli_verify_with_someone_elses_key_fails_on_the_signature(
     assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
     result = runner.invoke(cli, ["ledger", "verify", "--key", SIGNER.verifier_key()])
     assert result.exit_code == 1
-    assert "BAD_CHECKPOINT_SIGNATURE" in result.output
+    assert "bad_checkpoint_signature" in result.output
 
 
 def test_cli_refuses_a_missing_or_malformed_key(server_env: Path) -> None:
