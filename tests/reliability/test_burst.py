@@ -144,6 +144,14 @@ async def _burst(base_url: str, ops_url: str, auth: dict[str, str]) -> Outcomes:
     return out
 
 
+def _wait_for_a_checkpoint(ops_url: str) -> None:
+    """The operations port serves the checkpoint it last read: wait for the first one."""
+    deadline = time.monotonic() + 15
+    while httpx.get(ops_url + "/v1/ledger/checkpoint", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "no checkpoint reached the operations port"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_burst_from_one_liaison_is_answered_and_health_stays_up(
@@ -161,6 +169,7 @@ def test_a_burst_from_one_liaison_is_answered_and_health_stays_up(
     try:
         cast = enrol_cast(server.url, coordinator, verifier_key, pairs=1)
         sender = cast.pairs[0][0]
+        _wait_for_a_checkpoint(f"http://127.0.0.1:{ops_port}")
         began = time.monotonic()
         out = asyncio.run(_burst(server.url, f"http://127.0.0.1:{ops_port}", sender.auth))
         took = time.monotonic() - began
