@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from binascii import hexlify
+from itertools import islice
 
 from ledger import merkle
 from ledger.checker import EntryChecker
@@ -63,8 +64,9 @@ def check_chain(reader: LedgerReader, start: int, stop: int) -> None:
     checker, sha = EntryChecker(), hashlib.sha256
     entries = reader.entries(first, stop)
     for batch_start in range(first, stop, _BATCH):
-        raws = [raw for raw, _ in zip(entries, range(min(_BATCH, stop - batch_start)),
-                                      strict=False)]
+        # islice, not zip(entries, range(n)): zip pulls one more entry from the
+        # shared iterator before it sees the range end, losing it for the next batch.
+        raws = list(islice(entries, min(_BATCH, stop - batch_start)))
         try:
             prevs = [found for _, _, found in checker.scan(raws)]
         except EntryFormatError as exc:
