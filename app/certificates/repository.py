@@ -6,8 +6,9 @@ The only place that builds certificate queries.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import insert_at_commit
@@ -85,3 +86,21 @@ def certificate(session: Session, certificate_id: str) -> CustodyCertificate | N
 def permission(session: Session, packet_id: str, court: str) -> JudicialPermission | None:
     """The originator's permission to use the packet before ``court``, if recorded."""
     return session.get(JudicialPermission, (packet_id, court))
+
+
+def stored_bundle(session: Session, certificate_id: str) -> bytes | None:
+    """The sealed bytes of the certificate, read afresh (another process may have sealed it)."""
+    c = CustodyCertificate
+    found = session.execute(select(c.bundle).where(c.id == certificate_id)).scalar_one_or_none()
+    return None if found is None else bytes(found)
+
+
+def store_bundle(session: Session, certificate_id: str, bundle: bytes, *, size: int,
+                 at: datetime) -> bool:
+    """Keep the sealed bytes unless another request sealed the certificate first."""
+    c = CustodyCertificate
+    done = session.execute(
+        update(c).where(c.id == certificate_id, c.bundle.is_(None))
+        .values(bundle=bundle, checkpoint_size=size, sealed_at=at)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(done, "rowcount", 0) == 1)
