@@ -155,8 +155,9 @@ def _facts(bundle: Bundle, header: PacketHeader) -> list[tuple[str, str]]:
         ("Legal basis", m.legal_basis or "-"),
         ("Classification", f"{m.classification}; handling {m.handling}; "
                            f"evaluation {m.evaluation}"),
-        ("Sender", f"{header.sender.id}, key {header.sender.key_id}"
-                   + (f", fingerprint {sender.keys.fingerprint}" if sender else "")),
+        ("Sender", f"{header.sender.id}, key {header.sender.key_id}"),
+        # A row of its own, so that the fingerprint prints on one line.
+        ("Sender fingerprint", sender.keys.fingerprint if sender else "-"),
         ("Recipients", ", ".join(f"{r.id} (key {r.key_id})" for r in header.recipients)),
     ]
 
@@ -218,10 +219,12 @@ def _refusals(pdf: _Document, bundle: Bundle) -> None:
 
 def _custody(pdf: _Document, bundle: Bundle) -> None:
     pdf.heading("Chain of custody (from the ledger entries)")
-    pdf.set_font(SANS, size=7.5)
+    # Small enough that a 32-digit key id fits a line of the Event and Authority
+    # columns: a table wraps long words anywhere, and a key id must print unbroken.
+    pdf.set_font(SANS, size=6.5)
     heading = FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
-    with pdf.table(col_widths=(7, 27, 38, 22, 26, 45, 15), headings_style=heading,
-                   line_height=3.8, text_align="LEFT") as table:
+    with pdf.table(col_widths=(7, 24, 46, 19, 22, 46, 16), headings_style=heading,
+                   line_height=3.4, text_align="LEFT") as table:
         table.row(["#", "Time (UTC)", "Event", "Released by", "Received by", "Authority",
                    "Entry"])
         for n, step in enumerate(bundle.certificate.custody, 1):

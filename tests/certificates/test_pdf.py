@@ -114,6 +114,11 @@ def test_lines_to_copy_are_printed_exactly_in_monospace(
     assert all(line.startswith("\u2014 ") for line in signatures)
     for line in [bundle.seal.key, *signatures]:
         assert line in text, line
+    key_ids = {k for step in bundle.certificate.custody
+               for k in re.findall(r"[0-9a-f]{32}", step.event + step.authority)}
+    assert key_ids
+    for key_id in key_ids:  # never wrapped inside the custody table
+        assert key_id in text, key_id
 
 
 @needs_poppler
