@@ -30,6 +30,7 @@ from ledger.certificate import (
     Certificate,
     KeyRecord,
     LoggedEntry,
+    Person,
     Policy,
     PolicyError,
     Signed,
@@ -120,6 +121,12 @@ def _signed_objects(session: Session, packet_id: str, logged: set[str]
     return tuple(receipts), tuple(shares), keys
 
 
+def _people(session: Session, named: set[str]) -> tuple[Person, ...]:
+    """The directory's name, state and role of every liaison the certificate names."""
+    return tuple(Person(p.id, p.name, p.state_code, p.role.value)
+                 for p in repo.liaisons(session, named))
+
+
 def build_bundle(session: Session, issued: CustodyCertificate, *, policy: Policy,
                  seal: SigningKey, origin: str, stored: StoredCheckpoint) -> Bundle:
     """The sealed certificate for ``issued``, proven against the signed checkpoint ``stored``."""
@@ -148,5 +155,8 @@ def build_bundle(session: Session, issued: CustodyCertificate, *, policy: Policy
         enrolments=_logged(nodes, raw, enrolled, stored),
         receipts=receipts, shares=shares, policy=policy.text(),
         custody=custody_steps(header, parsed),
+        people=_people(session, {e.actor.liaison for e in parsed if e.actor is not None}
+                       | {r.liaison for r in records} | {issued.issued_by}
+                       | {header.sender.id} | {r.id for r in header.recipients}),
     )
     return seal_certificate(certificate, seal, origin)

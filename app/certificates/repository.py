@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db import insert_at_commit
 from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
-from app.models.identity import LiaisonKey
+from app.models.identity import Liaison, LiaisonKey
 from app.models.ledger import LEDGER_TABLES
 from app.models.packet import KeyOrigin, PacketKey
 from ledger.entry import EntryDraft
@@ -59,6 +59,12 @@ def keys(session: Session, key_ids: Iterable[str]) -> Sequence[LiaisonKey]:
     """The registered key sets with these key ids, by key id."""
     return session.scalars(select(LiaisonKey).where(LiaisonKey.key_id.in_(sorted(set(key_ids))))
                            .order_by(LiaisonKey.key_id)).all()
+
+
+def liaisons(session: Session, liaison_ids: Iterable[str]) -> Sequence[Liaison]:
+    """The liaisons with these ids, by id."""
+    return session.scalars(select(Liaison).where(Liaison.id.in_(sorted(set(liaison_ids))))
+                           .order_by(Liaison.id)).all()
 
 
 def raw_entries(session: Session, indices: Iterable[int]) -> dict[int, bytes]:

@@ -176,27 +176,37 @@ def _seal(pdf: _Document, bundle: Bundle, report: Report) -> None:
 
 
 def _people(pdf: _Document, bundle: Bundle) -> None:
-    """Every liaison the entries name: state and role where an enrolment entry states them."""
+    """Every liaison the certificate names: name, state and role as sealed, checked against
+    their enrolment entries where the certificate has them."""
     enrolled: dict[str, tuple[str, str]] = {}
     for item in bundle.certificate.enrolments:
         entry = parse_entry(item.entry)
         if entry.action == "liaison.enrol":
             enrolled[entry.subject["id"]] = (str(entry.details.get("state", "-")),
                                              str(entry.details.get("role", "-")))
+    sealed = {p.liaison: p for p in bundle.certificate.people}
     named = sorted({e.actor.liaison for e in _entries(bundle) if e.actor}
-                   | {bundle.certificate.issued_by} | set(enrolled))
-    pdf.heading("People (liaison id; state and role from their enrolment entries)")
+                   | {bundle.certificate.issued_by} | set(enrolled) | set(sealed))
+    pdf.heading("People")
     pdf.set_font(SANS, size=8)
-    with pdf.table(col_widths=(40, 20, 40, 80), line_height=4, text_align="LEFT",
+    with pdf.table(col_widths=(30, 45, 15, 25, 65), line_height=4, text_align="LEFT",
                    headings_style=FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
                    ) as table:
-        table.row(["Liaison", "State", "Role", "Source"])
+        table.row(["Liaison", "Name", "State", "Role", "Enrolment entry"])
         for who in named:
-            state, role = enrolled.get(who, ("-", "-"))
-            table.row([latin1(who), state, role, "enrolment entry in this certificate"
-                       if who in enrolled else "not stated in this certificate"])
-    pdf.para("Names are not part of the ledger entries; the liaison id is the identity the "
-             "signatures and entries use.", 7.5)
+            person = sealed.get(who)
+            state, role = (person.state, person.role) if person else enrolled.get(who, ("-", "-"))
+            if who not in enrolled:
+                source = "not in this certificate"
+            elif enrolled[who] == (state, role):
+                source = "states the same state and role"
+            else:
+                source = f"states {enrolled[who][0]}, {enrolled[who][1]} (at enrolment)"
+            table.row([latin1(who), latin1(person.name if person else "-"), latin1(state),
+                       latin1(role), source])
+    pdf.para("Name, state and role as the centre's directory stated them when it sealed the "
+             "certificate (covered by the seal); liaison ids are what the entries and "
+             "signatures use.", 7.5)
 
 
 def _refusals(pdf: _Document, bundle: Bundle) -> None:

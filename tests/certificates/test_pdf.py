@@ -127,7 +127,8 @@ def test_refusals_people_and_the_quorum_are_listed(world: World, tmp_path: Path)
     text = _text(h.certificate(), tmp_path)
     assert "Refused attempts" in text
     assert re.search(r"carol +packet\.retrieve +not-a-party", text)
-    assert re.search(r"alice +[A-Z]{2} +prosecutor", text)
+    assert re.search(r"alice +Alice +[A-Z]{2} +prosecutor +states the same", text)
+    assert re.search(r"carol +Carol +[A-Z]{2} +prosecutor +not in this certificate", text)
     assert "Witness quorum" in text
     assert "none required (0 of 0 witnesses)" in text
 
