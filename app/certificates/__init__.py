@@ -1,4 +1,4 @@
-"""Custody certificates: issuing, judicial-use permission (H1), the seal key, refresh.
+"""Custody certificates: issuing, sealing on collection, re-issue, H1 permission, the seal key.
 
 Import the submodules directly; this package imports nothing, so that
 ``app.audit`` can use :mod:`app.certificates.repository` without a cycle.

@@ -1,10 +1,10 @@
-"""Building a custody certificate from the database, on a signed checkpoint covering it.
+"""Building a custody certificate from the database, on a cosigned checkpoint covering it.
 
 Everything in the bundle is read back from what was stored when each action
 happened: the header bytes and signature as submitted, receipts and key
 shares as signed, the ledger entries' exact bytes, and RFC 9162 inclusion
-proofs (as C2SP tlog-proofs) against the newest signed checkpoint, whose
-note carries the witnesses' cosignatures collected so far.
+proofs (as C2SP tlog-proofs) against the checkpoint ``app.certificates.sealing``
+chose, whose note carries the witnesses' cosignatures: the seal covers them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ledger.certificate import (
     Certificate,
     KeyRecord,
     LoggedEntry,
+    Person,
     Policy,
     PolicyError,
     Signed,
@@ -92,7 +93,7 @@ class _Prefetched:
 def _logged(nodes: _Prefetched, raw: dict[int, bytes], indices: Iterable[int],
             checkpoint: StoredCheckpoint) -> tuple[LoggedEntry, ...]:
     # RFC 9162 §2.1.3.1 paths against a signed checkpoint (the trust rule holds by
-    # construction: ``checkpoint`` is the latest stored one).
+    # construction: ``checkpoint`` is a stored one).
     return tuple(LoggedEntry(raw[i], TlogProof(
         i, tuple(merkle.inclusion_proof(nodes, i, checkpoint.size)), checkpoint.note).text())
         for i in indices)
@@ -120,13 +121,18 @@ def _signed_objects(session: Session, packet_id: str, logged: set[str]
     return tuple(receipts), tuple(shares), keys
 
 
-def build_bundle(session: Session, issued: CustodyCertificate, policy: Policy,
-                 seal: SigningKey, origin: str) -> Bundle:
-    """The sealed certificate for ``issued``, proven against the newest signed checkpoint."""
+def _people(session: Session, named: set[str]) -> tuple[Person, ...]:
+    """The directory's name, state and role of every liaison the certificate names."""
+    return tuple(Person(p.id, p.name, p.state_code, p.role.value)
+                 for p in repo.liaisons(session, named))
+
+
+def build_bundle(session: Session, issued: CustodyCertificate, *, policy: Policy,
+                 seal: SigningKey, origin: str, stored: StoredCheckpoint) -> Bundle:
+    """The sealed certificate for ``issued``, proven against the signed checkpoint ``stored``."""
     ledger = ledger_for(session)
-    stored = ledger.storage.latest_checkpoint()
-    if stored is None or stored.size <= issued.ledger_index:
-        raise CertificatesUnavailable("no signed checkpoint covers the certificate yet")
+    if stored.size <= issued.ledger_index:
+        raise CertificatesUnavailable("the checkpoint does not cover the certificate")
     packet = packets.get(session, issued.packet_id)
     if packet is None:
         raise CertificatesUnavailable("the packet is gone")
@@ -149,5 +155,8 @@ def build_bundle(session: Session, issued: CustodyCertificate, policy: Policy,
         enrolments=_logged(nodes, raw, enrolled, stored),
         receipts=receipts, shares=shares, policy=policy.text(),
         custody=custody_steps(header, parsed),
+        people=_people(session, {e.actor.liaison for e in parsed if e.actor is not None}
+                       | {r.liaison for r in records} | {issued.issued_by}
+                       | {header.sender.id} | {r.id for r in header.recipients}),
     )
     return seal_certificate(certificate, seal, origin)

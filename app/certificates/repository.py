@@ -6,13 +6,14 @@ The only place that builds certificate queries.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import insert_at_commit
 from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
-from app.models.identity import LiaisonKey
+from app.models.identity import Liaison, LiaisonKey
 from app.models.ledger import LEDGER_TABLES
 from app.models.packet import KeyOrigin, PacketKey
 from ledger.entry import EntryDraft
@@ -60,6 +61,12 @@ def keys(session: Session, key_ids: Iterable[str]) -> Sequence[LiaisonKey]:
                            .order_by(LiaisonKey.key_id)).all()
 
 
+def liaisons(session: Session, liaison_ids: Iterable[str]) -> Sequence[Liaison]:
+    """The liaisons with these ids, by id."""
+    return session.scalars(select(Liaison).where(Liaison.id.in_(sorted(set(liaison_ids))))
+                           .order_by(Liaison.id)).all()
+
+
 def raw_entries(session: Session, indices: Iterable[int]) -> dict[int, bytes]:
     """The exact bytes of the entries at ``indices``."""
     wanted = sorted(set(indices))
@@ -85,3 +92,21 @@ def certificate(session: Session, certificate_id: str) -> CustodyCertificate | N
 def permission(session: Session, packet_id: str, court: str) -> JudicialPermission | None:
     """The originator's permission to use the packet before ``court``, if recorded."""
     return session.get(JudicialPermission, (packet_id, court))
+
+
+def stored_bundle(session: Session, certificate_id: str) -> bytes | None:
+    """The sealed bytes of the certificate, read afresh (another process may have sealed it)."""
+    c = CustodyCertificate
+    found = session.execute(select(c.bundle).where(c.id == certificate_id)).scalar_one_or_none()
+    return None if found is None else bytes(found)
+
+
+def store_bundle(session: Session, certificate_id: str, bundle: bytes, *, size: int,
+                 at: datetime) -> bool:
+    """Keep the sealed bytes unless another request sealed the certificate first."""
+    c = CustodyCertificate
+    done = session.execute(
+        update(c).where(c.id == certificate_id, c.bundle.is_(None))
+        .values(bundle=bundle, checkpoint_size=size, sealed_at=at)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(done, "rowcount", 0) == 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,3 +50,16 @@ class RefreshRead(BaseModel):
     checkpoint: str
     consistency: list[str]
     ledger: LedgerRef
+
+
+class CertificateStatus(BaseModel):
+    """A certificate not sealed yet: its issue entry, and the cosignatures so far."""
+
+    id: str
+    packet_id: str
+    status: Literal["pending"]
+    reissue_of: str | None
+    ledger_index: int
+    cosignatures: int
+    required: int
+    detail: str

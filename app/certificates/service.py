@@ -32,7 +32,6 @@ from crypto.ids import uuid7
 from ledger.certificate import ISSUE_ACTION, PERMISSION_ACTION
 from ledger.errors import ProofError
 from ledger.log import AppendedEntry
-from ledger.note import NoteSigner
 from ledger.storage import StoredCheckpoint
 
 REFRESH_ACTION = "certificate.refresh"
@@ -104,8 +103,12 @@ def grant_permission(session: Session, by: Principal, packet_id: str, court: str
 
 
 def issue(session: Session, by: Principal, packet_id: str, issued_to: str,
-          purpose: str) -> Issued:
-    """Record the issue of a certificate for ``issued_to`` (``certificate.issue``)."""
+          purpose: str, *, reissue_of: str | None = None) -> Issued:
+    """Record the issue of a certificate for ``issued_to`` (``certificate.issue``).
+
+    The certificate is pending until a cosigned checkpoint covers the entry
+    (``app.certificates.sealing``). ``reissue_of``: the certificate this one renews.
+    """
     packet = certificate_access(session, by, packet_id, ISSUE_ACTION)
     subject = packet_subject(packet_id)
     if packet.handling == "H1" and repo.permission(session, packet_id, issued_to) is None:
@@ -116,19 +119,25 @@ def issue(session: Session, by: Principal, packet_id: str, issued_to: str,
     certificate_id = uuid7()
     entry_draft = draft(by.actor, ISSUE_ACTION, subject, details={
         "certificate": certificate_id, "issued_to": issued_to, "purpose": purpose,
-        "handling": packet.handling})
+        "handling": packet.handling} | ({"reissue_of": reissue_of} if reissue_of else {}))
     entry = record(session, entry_draft)
     row = CustodyCertificate(id=certificate_id, packet_id=packet_id, issued_to=issued_to,
                              purpose=purpose, issued_by=by.liaison_id,
-                             issued_at=entry_draft.time, ledger_index=entry.index)
+                             issued_at=entry_draft.time, ledger_index=entry.index,
+                             reissue_of=reissue_of)
     session.add(row)
     session.flush()
     return Issued(row, entry)
 
 
-def sign_covering(session: Session, signer: NoteSigner, origin: str) -> None:
-    """Sign a checkpoint of the whole tree now, in this transaction (see ``routes``)."""
-    ledger_for(session).checkpoint(signer, origin)
+def reissue(session: Session, by: Principal, certificate_id: str) -> Issued:
+    """Record a new version of a certificate: same packet, court and purpose (logged)."""
+    found = repo.certificate(session, certificate_id)
+    if found is None:
+        raise deny(Hidden, "no such certificate", by.actor, ISSUE_ACTION,
+                   {"type": "certificate", "id": certificate_id}, Reason.NO_SUCH_CERTIFICATE)
+    return issue(session, by, found.packet_id, found.issued_to, found.purpose,
+                 reissue_of=found.id)
 
 
 def refresh_material(session: Session, by: Principal, certificate_id: str,

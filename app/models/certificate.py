@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
@@ -28,7 +28,12 @@ class LedgerSubject(Base):
 
 
 class CustodyCertificate(Base):
-    """An issued certificate: for whom, why, by whom, and its ``certificate.issue`` entry."""
+    """An issued certificate: for whom, why, by whom, and its ``certificate.issue`` entry.
+
+    ``bundle`` is empty (pending) until a checkpoint with the cosignatures the
+    policy requires covers the entry; then it holds the sealed bytes, which
+    every later collection serves unchanged.
+    """
 
     __tablename__ = "certificates"
 
@@ -39,6 +44,10 @@ class CustodyCertificate(Base):
     issued_by: Mapped[str] = mapped_column(ForeignKey("liaisons.id"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ledger_index: Mapped[int] = mapped_column(BigInteger)
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary(), default=None, deferred=True)
+    checkpoint_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    reissue_of: Mapped[str | None] = mapped_column(String(36), default=None)
 
 
 class JudicialPermission(Base):

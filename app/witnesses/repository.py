@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models.ledger import LEDGER_TABLES
@@ -61,3 +61,15 @@ def is_signed_size(session: Session, size: int) -> bool:
     """Whether the ledger signed a checkpoint of exactly ``size`` (a primary-key lookup)."""
     c = LEDGER_TABLES.checkpoints.c
     return session.execute(select(c.size).where(c.size == size)).first() is not None
+
+
+def cosignature_counts(session: Session, after: int, witness_ids: Sequence[int],
+                       limit: int = 16) -> list[tuple[int, int]]:
+    """``(size, cosignatures)`` of the newest checkpoints larger than ``after`` that
+    any of ``witness_ids`` cosigned, newest first."""
+    c = WitnessCosignature
+    rows = session.execute(
+        select(c.checkpoint_size, func.count()).where(
+            c.checkpoint_size > after, c.witness_id.in_(list(witness_ids)))
+        .group_by(c.checkpoint_size).order_by(c.checkpoint_size.desc()).limit(limit))
+    return [(int(size), int(count)) for size, count in rows]

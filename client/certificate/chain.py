@@ -33,7 +33,8 @@ SENDER_ONLY = frozenset({"packet.share_approve", "packet.withdraw", "packet.rece
 HOLDER_ONLY = frozenset({"packet.receipt", "packet.share", "packet.share_request"})
 DELIVERIES = frozenset({"packet.retrieve", "packet.download", "packet.share",
                         "packet.share_request"})
-ANYONE = frozenset({ISSUE_ACTION, "certificate.refresh"})
+# Certificate requests and collections are by whoever may have one (a coordinator too).
+ANYONE = frozenset({ISSUE_ACTION, "certificate.collect", "certificate.refresh"})
 
 
 @dataclass

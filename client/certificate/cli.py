@@ -2,9 +2,12 @@
 
 ``verify`` and ``pdf`` need no network, no account and no profile: a court
 runs them on the file it received (a ``.json`` bundle, or the PDF with the
-bundle attached). ``issue``, ``permit``, ``refresh`` and ``key`` talk to the
-server with the profile's credentials. Exit codes as for every ``cadena``
-command: 0 ok, 1 the certificate does not verify, 2 usage, 3 refused, 4 server.
+bundle attached). ``issue``, ``collect``, ``permit``, ``refresh`` and ``key``
+talk to the server with the profile's credentials; ``issue``, ``collect`` and
+``refresh`` (a re-issue) wait, within ``--wait``, for the witnesses to cosign
+a checkpoint covering the certificate, printing what they wait for on stderr.
+Exit codes as for every ``cadena`` command: 0 ok, 1 the certificate does not
+verify, 2 usage, 3 refused, 4 server (and a certificate still pending).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from typing import Annotated, Any
 
 import typer
 
-from client.certificate.api import CertificatesAPI
-from client.certificate.refresh import certificate_size, disclose_statement, refresh_bundle
+from client.certificate.api import CertificatesAPI, CertificateState
+from client.certificate.refresh import certificate_size, disclose_statement
 from client.certificate.verify import Report, Trust, check_certificate
-from client.cli_common import JsonOpt, ProfileOpt, connect, guarded, out, print_json
+from client.cli_common import JsonOpt, ProfileOpt, connect, err, guarded, out, print_json
 from client.errors import UsageError
 from ledger.certificate import Bundle, CertificateFormatError, parse_bundle, parse_policy, seal_key
 from ledger.errors import LedgerError
@@ -147,19 +150,51 @@ def pdf(file: FileArg, output: OutOpt) -> None:
     out().print(f"wrote {output} ({len(rendered)} bytes; bundle attached)", markup=False)
 
 
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", min=0, help="Seconds to wait for the witnesses' cosignatures before giving up.")]
+
+
+def _wait(api: CertificatesAPI, state: CertificateState, wait: float) -> bytes:
+    """Wait for the sealed bundle, saying on stderr what is awaited whenever it changes."""
+    said: list[str] = []
+
+    def progress(now: CertificateState, waited: float) -> None:
+        line = f"certificate {now.id}: pending, {now.detail}"
+        if not said or said[-1] != line:
+            said.append(line)
+            err().print(f"{line} ({waited:.0f} s of at most {wait:.0f} s)", markup=False)
+
+    return api.wait(state, wait, progress)
+
+
 @certificate_app.command("refresh")
 @guarded
-def refresh(ctx: typer.Context, file: FileArg, output: OutOpt,
+def refresh(ctx: typer.Context, file: FileArg, output: OutOpt, wait: WaitOpt = 60.0,
             profile: ProfileOpt = None) -> None:
-    """Extend a certificate to the ledger's newest checkpoint (consistency proof)."""
+    """Re-issue a certificate: a new version sealed against a newer cosigned checkpoint."""
     bundle = _bundle(read_certificate(file))
     with connect(ctx, profile) as conn:
-        got = CertificatesAPI(conn.client.session).refresh(bundle.certificate.id,
-                                                          certificate_size(bundle))
-    refreshed = refresh_bundle(bundle, got.checkpoint, got.consistency)
-    output.write_bytes(refreshed.to_bytes())
-    out().print(f"wrote {output}: refreshed from tree size {certificate_size(bundle)}",
-                markup=False)
+        api = CertificatesAPI(conn.client.session)
+        data = _wait(api, api.reissue(bundle.certificate.id), wait)
+    fresh = _bundle(data)
+    output.write_bytes(data)
+    out().print(f"wrote {output}: certificate {fresh.certificate.id}, re-issuing "
+                f"{bundle.certificate.id}, proven at tree size {certificate_size(fresh)} "
+                f"(was {certificate_size(bundle)})", markup=False)
+
+
+@certificate_app.command("collect")
+@guarded
+def collect(ctx: typer.Context,
+            certificate: Annotated[str, typer.Argument(help="The certificate id.")],
+            output: OutOpt, wait: WaitOpt = 60.0, profile: ProfileOpt = None) -> None:
+    """Collect a certificate asked for earlier, once the witnesses have cosigned."""
+    with connect(ctx, profile) as conn:
+        api = CertificatesAPI(conn.client.session)
+        data = _wait(api, api.collect(certificate), wait)
+    _bundle(data)  # a certificate, strictly parsed, before it is written
+    output.write_bytes(data)
+    out().print(f"wrote {output}: certificate {certificate}", markup=False)
 
 
 def _disclose(bundle: Bundle, record: Path, liaison: str) -> Bundle:
@@ -181,11 +216,17 @@ def issue(
     disclose: Annotated[Path | None, typer.Option(
         "--disclose", help="Attach the plaintext digests from your fetched packet.json.")
     ] = None,
+    wait: WaitOpt = 60.0,
     profile: ProfileOpt = None,
 ) -> None:
-    """Ask the centre for a certificate of a packet; optionally disclose its digests."""
+    """Ask the centre for a certificate of a packet, wait until it is sealed; optionally
+    disclose its digests."""
     with connect(ctx, profile) as conn:
-        data = CertificatesAPI(conn.client.session).issue(packet, to, purpose)
+        api = CertificatesAPI(conn.client.session)
+        asked = api.issue(packet, to, purpose)
+        err().print(f"certificate {asked.id} recorded; it is sealed once a checkpoint "
+                    f"cosigned by {asked.required} witness(es) covers it", markup=False)
+        data = _wait(api, asked, wait)
         me = conn.config.liaison or ""
     bundle = _bundle(data)
     if disclose is not None:

@@ -1,15 +1,20 @@
 """The printable custody certificate (fpdf2), with the machine bundle attached.
 
-The PDF is for people: the facts, the result of the checks at printing, the
-custody table, digests in hex laid out as ``sha256sum`` prints them, the keys,
-and how to verify the certificate independently. It proves nothing by itself:
-the proof is the attached bundle (``certificate-<id>.json``, a PDF file
-attachment), which :func:`extract_bundle` (or ``pdfdetach``) recovers byte for
-byte for ``cadena certificate verify``.
+The PDF is for people: the facts (a withdrawal marked), the people the
+enrolment entries describe, the custody table, every refused attempt, digests
+in hex laid out as ``sha256sum`` prints them, the keys, the witness quorum as
+*k of n*, and how to verify the certificate independently. It proves nothing
+by itself and claims no verdict: it says who sealed it and how to check that
+(the proof is the attached bundle, ``certificate-<id>.json``, a PDF file
+attachment, which :func:`extract_bundle` or ``pdfdetach`` recovers byte for
+byte for ``cadena certificate verify``).
 
-Text uses the PDF core fonts (Helvetica, Courier), so the output does not
-depend on fonts installed on the machine; characters outside Latin-1 are
-replaced (``—`` by ``-``, others by ``?``) in the printed text only.
+Prose uses the PDF core font Helvetica (characters outside Latin-1 replaced
+in the printed text only). Lines a person must copy — keys, digests, the
+checkpoint's signature lines with their ``—`` (U+2014, C2SP signed-note) —
+use DejaVu Sans Mono, shipped beside this module (``fonts/``, its licence
+there), so that they print exactly whatever fonts the machine has; a line too
+long for the page is broken with a visible mark, :data:`CONTINUED`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
@@ -26,7 +32,8 @@ from fpdf.fonts import FontFace
 from client.certificate.verify import Report, check_certificate
 from crypto.header import PacketHeader
 from crypto.statement import Statement
-from ledger.certificate import Bundle, parse_policy
+from ledger.certificate import Bundle, Policy, parse_policy
+from ledger.entry import Entry, format_time, parse_entry
 from ledger.proof import parse_tlog_proof
 
 _EMBEDDED = re.compile(rb"<<((?:(?!>>\s*stream)[\s\S]){0,2000}?/Type\s*/EmbeddedFile[\s\S]{0,200}?)"
@@ -34,8 +41,11 @@ _EMBEDDED = re.compile(rb"<<((?:(?!>>\s*stream)[\s\S]){0,2000}?/Type\s*/Embedded
 _LENGTH = re.compile(rb"/Length\s+(\d+)")
 _REPLACE = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2192": "->", "\u2026": "...",
                           "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
-MONO = "courier"
+MONO = "dejavu-mono"
+MONO_FILE = Path(__file__).resolve().parent / "fonts" / "DejaVuSansMono.ttf"
 SANS = "helvetica"
+CONTINUED = "\u21a9"
+"""Ends a copied line that goes on on the next one (never part of a key or digest)."""
 
 
 class PdfError(ValueError):
@@ -68,6 +78,7 @@ def extract_bundle(pdf: bytes) -> bytes:
 class _Document(FPDF):
     def __init__(self, title: str) -> None:
         super().__init__(format="A4")
+        self.add_font(MONO, "", str(MONO_FILE))
         self.title_text = title
         self.set_auto_page_break(auto=True, margin=15)
         self.set_margins(15, 15, 15)
@@ -80,7 +91,9 @@ class _Document(FPDF):
                   align="C")
 
     def heading(self, text: str) -> None:
-        """A section title with a rule under it."""
+        """A section title with a rule under it, never alone at the foot of a page."""
+        if self.get_y() > self.h - self.b_margin - 30:
+            self.add_page()
         self.ln(2)
         self.set_font(SANS, "B", 11)
         self.cell(0, 7, latin1(text), new_x="LMARGIN", new_y="NEXT")
@@ -97,10 +110,15 @@ class _Document(FPDF):
             self.multi_cell(0, 5, latin1(value), new_x="LMARGIN", new_y="NEXT", align="L")
 
     def mono(self, lines: Sequence[str], size: float = 7.5) -> None:
-        """Lines in a fixed-width font (digests, keys, notes)."""
+        """Lines to copy, exactly, in a fixed-width font; broken only with :data:`CONTINUED`."""
         self.set_font(MONO, size=size)
+        fits = int(self.epw / self.get_string_width("0")) - 1
         for line in lines:
-            self.multi_cell(0, 3.8, latin1(line), new_x="LMARGIN", new_y="NEXT", align="L")
+            while len(line) > fits:
+                self.cell(0, 3.8, line[:fits - 2] + " " + CONTINUED, new_x="LMARGIN",
+                          new_y="NEXT")
+                line = line[fits - 2:]
+            self.cell(0, 3.8, line, new_x="LMARGIN", new_y="NEXT")
         self.ln(1)
 
     def para(self, paragraph: str, size: float = 9) -> None:
@@ -110,6 +128,21 @@ class _Document(FPDF):
                         align="L")
 
 
+def _entries(bundle: Bundle) -> list[Entry]:
+    return [parse_entry(e.entry) for e in bundle.certificate.events]
+
+
+def _status(bundle: Bundle) -> str:
+    """Active, or withdrawn: by whom, when, why (from the withdrawal entry)."""
+    for entry in _entries(bundle):
+        if entry.action == "packet.withdraw" and entry.outcome == "granted":
+            who = entry.actor.liaison if entry.actor else "system"
+            reason = entry.details.get("reason")
+            return (f"WITHDRAWN by {who} at {format_time(entry.time)} (ledger entry "
+                    f"{entry.index})" + (f": {reason}" if reason else ""))
+    return "active"
+
+
 def _facts(bundle: Bundle, header: PacketHeader) -> list[tuple[str, str]]:
     c, m = bundle.certificate, header.meta
     keys = {k.keys.key_id: k for k in c.keys}
@@ -117,39 +150,91 @@ def _facts(bundle: Bundle, header: PacketHeader) -> list[tuple[str, str]]:
     return [
         ("Certificate", c.id), ("Issued to", c.issued_to), ("Purpose", c.purpose),
         ("Issued at (UTC)", c.issued_at), ("Requested by", c.issued_by),
-        ("Packet", c.packet_id), ("Created (UTC)", header.created),
+        ("Packet", c.packet_id), ("Status", _status(bundle)), ("Created (UTC)", header.created),
         ("Channel", m.channel_id), ("Case reference", m.case_reference or "-"),
         ("Legal basis", m.legal_basis or "-"),
         ("Classification", f"{m.classification}; handling {m.handling}; "
                            f"evaluation {m.evaluation}"),
-        ("Sender", f"{header.sender.id}, key {header.sender.key_id}"
-                   + (f", fingerprint {sender.keys.fingerprint}" if sender else "")),
+        ("Sender", f"{header.sender.id}, key {header.sender.key_id}"),
+        # A row of its own, so that the fingerprint prints on one line.
+        ("Sender fingerprint", sender.keys.fingerprint if sender else "-"),
         ("Recipients", ", ".join(f"{r.id} (key {r.key_id})" for r in header.recipients)),
     ]
 
 
-def _checks(pdf: _Document, report: Report) -> None:
-    pdf.heading("Verification when this document was printed")
-    verdict = "ALL CHECKS HOLD" if report.ok else "SOME CHECKS DO NOT HOLD"
-    pdf.set_font(SANS, "B", 10)
-    pdf.cell(0, 6, verdict, new_x="LMARGIN", new_y="NEXT")
-    for check in report.checks:
-        pdf.set_font(SANS, "B", 8)
-        pdf.cell(8, 4.2, "OK" if check.ok else "FAIL")
-        pdf.cell(40, 4.2, latin1(check.name))
-        pdf.set_font(SANS, size=8)
-        pdf.multi_cell(0, 4.2, latin1(check.detail), new_x="LMARGIN", new_y="NEXT",
-                       align="L")
-    for note in report.notes:
-        pdf.para(f"Note: {note}", size=8)
+def _seal(pdf: _Document, bundle: Bundle, report: Report) -> None:
+    """What is true of the document itself: who sealed it, how to check it; no verdict."""
+    pdf.heading("Seal")
+    pdf.para("This certificate is sealed by the key below. Verify it with 'cadena certificate "
+             "verify' against the centre's published key, obtained independently (step 1 "
+             "at the end); this printout is not the proof.", 8.5)
+    pdf.mono([f"sealed by {bundle.seal.key}"])
+    failed = [c.name for c in report.failures()]
+    if failed:  # a fact about this file: say it, in plain words
+        pdf.para(f"When this document was printed, these checks of the attached bundle did "
+                 f"not hold: {', '.join(failed)}.", 8.5)
+
+
+def _people(pdf: _Document, bundle: Bundle) -> None:
+    """Every liaison the certificate names: name, state and role as sealed, checked against
+    their enrolment entries where the certificate has them."""
+    enrolled: dict[str, tuple[str, str]] = {}
+    for item in bundle.certificate.enrolments:
+        entry = parse_entry(item.entry)
+        if entry.action == "liaison.enrol":
+            enrolled[entry.subject["id"]] = (str(entry.details.get("state", "-")),
+                                             str(entry.details.get("role", "-")))
+    sealed = {p.liaison: p for p in bundle.certificate.people}
+    named = sorted({e.actor.liaison for e in _entries(bundle) if e.actor}
+                   | {bundle.certificate.issued_by} | set(enrolled) | set(sealed))
+    pdf.heading("People")
+    pdf.set_font(SANS, size=8)
+    with pdf.table(col_widths=(30, 45, 15, 25, 65), line_height=4, text_align="LEFT",
+                   headings_style=FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
+                   ) as table:
+        table.row(["Liaison", "Name", "State", "Role", "Enrolment entry"])
+        for who in named:
+            person = sealed.get(who)
+            state, role = (person.state, person.role) if person else enrolled.get(who, ("-", "-"))
+            if who not in enrolled:
+                source = "not in this certificate"
+            elif enrolled[who] == (state, role):
+                source = "states the same state and role"
+            else:
+                source = f"states {enrolled[who][0]}, {enrolled[who][1]} (at enrolment)"
+            table.row([latin1(who), latin1(person.name if person else "-"), latin1(state),
+                       latin1(role), source])
+    pdf.para("Name, state and role as the centre's directory stated them when it sealed the "
+             "certificate (covered by the seal); liaison ids are what the entries and "
+             "signatures use.", 7.5)
+
+
+def _refusals(pdf: _Document, bundle: Bundle) -> None:
+    """Every refused attempt among the entries, with the rule's reason code."""
+    denied = [e for e in _entries(bundle) if e.outcome == "denied"]
+    pdf.heading(f"Refused attempts ({len(denied)})")
+    if not denied:
+        pdf.para("The ledger records no refused attempt about this packet.", 8)
+        return
+    pdf.set_font(SANS, size=7.5)
+    with pdf.table(col_widths=(15, 35, 30, 40, 60), line_height=3.8, text_align="LEFT",
+                   headings_style=FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
+                   ) as table:
+        table.row(["Entry", "Time (UTC)", "By", "Action", "Reason"])
+        for e in denied:
+            table.row([str(e.index), format_time(e.time).replace("T", " "),
+                       latin1(e.actor.liaison if e.actor else "unauthenticated"),
+                       latin1(e.action), latin1(e.reason or "-")])
 
 
 def _custody(pdf: _Document, bundle: Bundle) -> None:
     pdf.heading("Chain of custody (from the ledger entries)")
-    pdf.set_font(SANS, size=7.5)
+    # Small enough that a 32-digit key id fits a line of the Event and Authority
+    # columns: a table wraps long words anywhere, and a key id must print unbroken.
+    pdf.set_font(SANS, size=6.5)
     heading = FontFace(emphasis="BOLD", fill_color=(225, 225, 225))
-    with pdf.table(col_widths=(7, 27, 38, 22, 26, 45, 15), headings_style=heading,
-                   line_height=3.8, text_align="LEFT") as table:
+    with pdf.table(col_widths=(7, 24, 46, 19, 22, 46, 16), headings_style=heading,
+                   line_height=3.4, text_align="LEFT") as table:
         table.row(["#", "Time (UTC)", "Event", "Released by", "Received by", "Authority",
                    "Entry"])
         for n, step in enumerate(bundle.certificate.custody, 1):
@@ -179,6 +264,18 @@ def _digests(pdf: _Document, bundle: Bundle, header: PacketHeader,
     pdf.mono(plain)
 
 
+def quorum_text(policy: Policy) -> str:
+    """The policy's quorum as people read it: "k of n witnesses (names)"."""
+    total = len(policy.witnesses)
+    if policy.quorum == "none":
+        return f"none required (0 of {total} witnesses)"
+    group = next((g for g in policy.groups if g.name == policy.quorum), None)
+    if group is None:  # the quorum names one witness
+        return f"1 of {total} witnesses ({policy.quorum})"
+    return (f"{group.threshold} of {len(group.members)} witnesses "
+            f"({', '.join(group.members)})")
+
+
 def _keys(pdf: _Document, bundle: Bundle) -> None:
     pdf.heading("Keys and ledger")
     proof = parse_tlog_proof(bundle.certificate.events[0].proof)
@@ -187,11 +284,15 @@ def _keys(pdf: _Document, bundle: Bundle) -> None:
     policy = parse_policy(bundle.certificate.policy)
     pdf.para("Seal key (the centre's; pin it with --trusted-key) and ledger key:", 8)
     pdf.mono([bundle.seal.key, str(policy.logs[0])])
-    pdf.facts([("Checkpoint", f"{origin}, tree size {size}"), ("Root (base64)", root),
+    pdf.facts([("Checkpoint", f"{origin}, tree size {size}")])
+    pdf.mono([f"root {root}"])
+    pdf.facts([
                ("Witnesses", ", ".join(name for name, _ in policy.witnesses) or "none listed"),
-               ("Witness quorum", policy.quorum)])
-    pdf.para("Checkpoint signature lines (log, then witnesses):", 8)
+               ("Witness quorum", quorum_text(policy))])
+    pdf.para("Checkpoint signature lines (log, then witnesses), to copy exactly:", 8)
     pdf.mono([line for line in signatures.split("\n") if line], size=6.5)
+    pdf.mono([f"{CONTINUED} at the end of a line above: it goes on on the next line; copy "
+              "it without the mark and the break"], size=6.5)
     if bundle.refresh is not None:
         pdf.para("Refreshed to a newer checkpoint:", 8)
         pdf.mono(bundle.refresh.checkpoint.strip().split("\n"), size=6.5)
@@ -232,8 +333,10 @@ def render_pdf(data: bytes) -> bytes:
     pdf.para("Chain of custody of an information packet exchanged through Cadena, from the "
              "centre's verifiable audit ledger.", 9)
     pdf.facts(_facts(bundle, header))
-    _checks(pdf, report)
+    _seal(pdf, bundle, report)
+    _people(pdf, bundle)
     _custody(pdf, bundle)
+    _refusals(pdf, bundle)
     _digests(pdf, bundle, header, statement)
     _keys(pdf, bundle)
     pdf.heading("How to verify this certificate independently")

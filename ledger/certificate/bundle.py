@@ -197,6 +197,28 @@ def _optional(obj: Mapping[str, Any], key: str) -> str | None:
     return None if obj[key] is None else _str(obj, key)
 
 
+@dataclass(frozen=True)
+class Person:
+    """A liaison the certificate names, as the centre's directory stated it when sealing."""
+
+    liaison: str
+    name: str
+    state: str
+    role: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"liaison", "name", "state", "role"}``."""
+        return {"liaison": self.liaison, "name": self.name, "state": self.state,
+                "role": self.role}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Person:
+        """Strictly parse the JSON form."""
+        o = _fields(obj, "person", ("liaison", "name", "state", "role"))
+        return cls(_str(o, "liaison", _TEXT), _str(o, "name", _TEXT), _str(o, "state", _TEXT),
+                   _str(o, "role", _TEXT))
+
+
 _CERT_FIELDS = ("v", "id", "packet_id", "issued_to", "purpose", "issued_at", "issued_by",
                 "header", "keys", "events", "enrolments", "receipts", "shares", "policy",
                 "custody")
@@ -220,10 +242,13 @@ class Certificate:
     shares: tuple[Signed, ...]
     policy: str
     custody: tuple[CustodyStep, ...]
+    # Optional (certificates sealed before it have none); when present, never empty.
+    people: tuple[Person, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (the ``certificate`` member of a bundle)."""
-        return {
+        people = {"people": [p.to_json() for p in self.people]} if self.people else {}
+        return people | {
             "v": CERTIFICATE_VERSION, "id": self.id, "packet_id": self.packet_id,
             "issued_to": self.issued_to, "purpose": self.purpose, "issued_at": self.issued_at,
             "issued_by": self.issued_by, "header": self.header.to_json(),
@@ -242,7 +267,9 @@ class Certificate:
     @classmethod
     def from_json(cls, obj: Any) -> Certificate:
         """Strictly parse the JSON object."""
-        o = _fields(obj, "certificate", _CERT_FIELDS)
+        o = _fields(obj, "certificate", _CERT_FIELDS, ("people",))
+        if "people" in o and not o["people"]:
+            _fail("people, when present, lists someone")
         if _int(o, "v") != CERTIFICATE_VERSION:
             _fail(f"certificate version {o['v']} is not {CERTIFICATE_VERSION}")
         return cls(
@@ -255,6 +282,7 @@ class Certificate:
             receipts=_list(o, "receipts", Signed.from_json),
             shares=_list(o, "shares", Signed.from_json), policy=_str(o, "policy"),
             custody=_list(o, "custody", CustodyStep.from_json),
+            people=_list(o, "people", Person.from_json) if "people" in o else (),
         )
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 
+from app.checkpointer import Checkpointer
+from app.ledger_key import load_note_signer
 from crypto import SealedPacket, make_receipt, share_content_key
 from crypto.receipt import SignedReceipt
-from ledger.certificate import seal_key
+from ledger.certificate import CERTIFICATE_TYPE, seal_key
 from ledger.note import NoteVerifier
-from tests.app.conftest import Person, World
+from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.app.test_packets_support import Exchange, exchange, opened_by, signed_body
 
 COURT = "Juzgado Tercero Penal de Bogotá"
@@ -40,10 +44,11 @@ class History:
         return response
 
     def certificate(self, by: Person | None = None) -> bytes:
-        """A freshly issued certificate's bytes."""
+        """A certificate issued and collected (no witness quorum: any checkpoint covering it)."""
         response = self.issue(by)
-        assert response.status_code == 201, response.text
-        return response.content
+        assert response.status_code == 202, response.text
+        sign_checkpoint_now(self.world)  # what the checkpointer does on its interval
+        return collect(self, str(response.json()["id"]), by)
 
     def seal_key(self) -> NoteVerifier:
         """The seal key the server publishes."""
@@ -53,6 +58,29 @@ class History:
         """The inner statement and its signature, as bob holds them after opening."""
         opened = opened_by(self.sealed, self.ex.alice, self.ex.bob)
         return opened.statement_bytes, opened.statement_signature
+
+
+def collect(h: History, certificate_id: str, by: Person | None = None) -> bytes:
+    """``GET /v1/certificates/{id}``: the sealed bundle, which must be ready."""
+    response = h.world.client.get(f"/v1/certificates/{certificate_id}",
+                                  headers=(by or h.ex.bob).auth)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == CERTIFICATE_TYPE
+    return bytes(response.content)
+
+
+@contextmanager
+def checkpointing(world: World, interval: float = 0.05) -> Iterator[None]:
+    """The service's checkpointer on a short interval (the fixture's is an hour)."""
+    signer = load_note_signer(world.settings.resolved_ledger_key_path(),
+                              world.settings.ledger_origin)
+    sessions = world.client.app.state.sessions  # type: ignore[attr-defined]
+    checkpointer = Checkpointer(sessions, signer, world.settings.ledger_origin, interval)
+    checkpointer.start()
+    try:
+        yield
+    finally:
+        checkpointer.stop()
 
 
 def _ok(response: httpx.Response) -> None:

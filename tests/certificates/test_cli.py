@@ -6,10 +6,13 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from client.certificate.pdf import extract_bundle
 from ledger.certificate import parse_bundle
 from tests.app.conftest import sign_checkpoint_now
-from tests.certificates.helpers import COURT, EVIDENCE, History, history
+from tests.app.test_packets_support import last_entry
+from tests.certificates.helpers import COURT, EVIDENCE, History, checkpointing, history
 from tests.client.conftest import Cli, cli, quiet_server_logs  # noqa: F401 - fixtures
 
 
@@ -85,8 +88,9 @@ def test_pdf_command_writes_a_pdf_whose_bundle_verifies(cli: Cli,  # noqa: F811
     assert "VALID" in result.stdout
 
 
-def test_issue_permit_and_refresh_through_the_profile(cli: Cli,  # noqa: F811
-                                                     tmp_path: Path) -> None:
+def test_issue_waits_for_the_sealed_certificate_then_refresh_reissues(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(cli.world.settings, "checkpoint_interval", 0.05)  # Retry-After: 1
     h = history(cli.world, handling="H1", share=False)
     cli.profile_for("alice", h.ex.alice)
     cli.profile_for("bob", h.ex.bob)
@@ -95,14 +99,35 @@ def test_issue_permit_and_refresh_through_the_profile(cli: Cli,  # noqa: F811
                       "-o", str(out), "--profile", "bob", code=3)
     assert "judicial use" in refused.stderr or "judicial use" in refused.stdout
     cli.run("certificate", "permit", h.packet_id, "--court", COURT, "--profile", "alice")
-    cli.run("certificate", "issue", h.packet_id, "--to", COURT, "--purpose", "trial",
-            "-o", str(out), "--profile", "bob")
-    assert parse_bundle(out.read_bytes()).certificate.issued_to == COURT
-    assert cli.world.client.get(f"/v1/packets/{h.packet_id}",
-                                headers=h.ex.bob.auth).is_success
-    sign_checkpoint_now(cli.world)
-    refreshed = tmp_path / "refreshed.json"
-    cli.run("certificate", "refresh", str(out), "-o", str(refreshed), "--profile", "bob")
-    assert parse_bundle(refreshed.read_bytes()).refresh is not None
+    with checkpointing(cli.world):
+        issued = cli.run("certificate", "issue", h.packet_id, "--to", COURT, "--purpose",
+                         "trial", "-o", str(out), "--profile", "bob")
+        first = parse_bundle(out.read_bytes()).certificate
+        refreshed = tmp_path / "refreshed.json"
+        again = cli.run("certificate", "refresh", str(out), "-o", str(refreshed),
+                        "--profile", "bob")
+    assert f"certificate {first.id} recorded" in issued.stderr
+    assert first.issued_to == COURT
+    second = parse_bundle(refreshed.read_bytes()).certificate
+    assert f"re-issuing {first.id}" in again.stdout
+    assert second.id != first.id
     key = cli.run("certificate", "key", "--profile", "bob").stdout.strip()
-    cli.run("certificate", "verify", str(refreshed), "--trusted-key", key)
+    for path in (out, refreshed):
+        cli.run("certificate", "verify", str(path), "--trusted-key", key)
+
+
+def test_issue_without_a_checkpoint_says_it_is_pending_and_collect_gets_it_later(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    monkeypatch.setattr(cli.world.settings, "checkpoint_interval", 0.05)
+    h = history(cli.world, share=False)
+    cli.profile_for("bob", h.ex.bob)
+    out = tmp_path / "issued.json"
+    pending = cli.run("certificate", "issue", h.packet_id, "--to", COURT, "--purpose", "trial",
+                      "-o", str(out), "--profile", "bob", "--wait", "1.5", code=4)
+    assert "waiting for the next checkpoint" in pending.stderr
+    assert "not sealed yet" in pending.stderr
+    assert not out.exists()
+    certificate_id = last_entry(cli.world).details["certificate"]
+    sign_checkpoint_now(cli.world)
+    cli.run("certificate", "collect", certificate_id, "-o", str(out), "--profile", "bob")
+    assert parse_bundle(out.read_bytes()).certificate.id == certificate_id

@@ -18,6 +18,7 @@ from ledger.certificate import (
     CustodyStep,
     KeyRecord,
     LoggedEntry,
+    Person,
     PolicyError,
     Signed,
     make_policy,
@@ -60,6 +61,23 @@ def test_bundle_round_trips_and_the_seal_verifies() -> None:
     assert again == bundle
     verify_seal(again, seal_key(bundle.seal.key))
     assert bundle.seal.key.startswith("example.org/log/certificates+")
+
+
+def test_people_are_sealed_when_present_and_older_certificates_without_them_still_verify(
+        ) -> None:
+    with_people = seal_certificate(_certificate(people=(
+        Person("alice", "Alice Álvarez", "CO", "prosecutor"),)), SEAL, "example.org/log")
+    again = parse_bundle(with_people.to_bytes())
+    assert again.certificate.people[0].name == "Alice Álvarez"
+    verify_seal(again, seal_key(with_people.seal.key))
+    assert b'"people"' not in _sealed().to_bytes()  # none: the member is absent
+    obj = json.loads(with_people.to_bytes())
+    obj["certificate"]["people"][0]["role"] = "coordinator"
+    with pytest.raises(SignatureError):
+        verify_seal(parse_bundle(json.dumps(obj).encode()), seal_key(with_people.seal.key))
+    obj["certificate"]["people"] = []
+    with pytest.raises(CertificateFormatError, match="people, when present"):
+        parse_bundle(json.dumps(obj).encode())
 
 
 def test_pretty_printed_bundle_parses_and_keeps_its_seal() -> None:

@@ -16,21 +16,23 @@ from client.certificate.verify import (
     check_certificate,
     verify_certificate,
 )
-from ledger.certificate import CERTIFICATE_TYPE, parse_bundle
-from tests.app.conftest import World
+from ledger.certificate import parse_bundle
+from tests.app.conftest import World, sign_checkpoint_now
 from tests.app.test_packets_support import assert_denied, last_entry
-from tests.certificates.helpers import COURT, EVIDENCE, PURPOSE, history, sha256
+from tests.certificates.helpers import COURT, EVIDENCE, PURPOSE, collect, history, sha256
 
 
 def test_recipient_issues_a_certificate_that_verifies_offline(world: World) -> None:
     h = history(world)
     response = h.issue()
-    assert response.status_code == 201, response.text
-    assert response.headers["content-type"] == CERTIFICATE_TYPE
+    assert response.status_code == 202, response.text
     entry = last_entry(world)
     assert (entry.action, entry.outcome) == ("certificate.issue", "granted")
     assert response.headers["Cadena-Ledger-Index"] == str(entry.index)
-    bundle = verify_certificate(response.content, Trust(seal_key=h.seal_key()))
+    assert response.json()["ledger_index"] == entry.index
+    sign_checkpoint_now(world)
+    bundle = verify_certificate(collect(h, response.json()["id"]),
+                                Trust(seal_key=h.seal_key()))
     cert = bundle.certificate
     assert (cert.issued_to, cert.purpose, cert.issued_by) == (COURT, PURPOSE, "bob")
     actions = [json.loads(e.entry)["action"] for e in cert.events]
@@ -86,8 +88,8 @@ def test_originator_and_coordinator_may_issue_a_bystander_may_not(world: World) 
     h = history(world, share=False)
     h.ex.carol.token = None
     world.login(h.ex.carol)
-    assert h.issue(h.ex.alice).status_code == 201
-    assert h.issue(world.coordinator).status_code == 201
+    assert h.issue(h.ex.alice).status_code == 202
+    assert h.issue(world.coordinator).status_code == 202
     refused = h.issue(h.ex.carol)
     assert_denied(world, refused, 404, "not-found", "certificate.issue",
                   "not-a-party")
@@ -177,3 +179,37 @@ def test_seal_key_is_published_and_stable(world: World) -> None:
     assert first.text == world.client.get("/v1/certificates/key").text
     assert first.text.startswith("test.cadena/ledger/certificates+")
     assert (world.settings.data_dir / "certificate-seal.key").stat().st_mode & 0o077 == 0
+
+
+def test_only_the_requester_collects_others_are_refused_and_logged(world: World) -> None:
+    h = history(world, share=False)
+    started = h.issue()
+    assert started.status_code == 202, started.text
+    url = f"/v1/certificates/{started.json()['id']}"
+    sign_checkpoint_now(world)
+    for stranger in (h.ex.alice, h.ex.carol):
+        assert_denied(world, world.client.get(url, headers=stranger.auth), 404, "not-found",
+                      "certificate.collect", "no-such-certificate")
+    unknown = world.client.get("/v1/certificates/00000000-0000-7000-8000-000000000000",
+                               headers=h.ex.bob.auth)
+    assert_denied(world, unknown, 404, "not-found", "certificate.collect", "no-such-certificate")
+    assert world.client.get(url, headers=h.ex.bob.auth).status_code == 200
+    entry = last_entry(world)
+    assert (entry.action, entry.outcome) == ("certificate.collect", "granted")
+
+
+def test_a_pending_certificate_hands_out_nothing_and_logs_nothing(world: World) -> None:
+    h = history(world, share=False)
+    started = h.issue()
+    before = last_entry(world).index
+    pending = world.client.get(started.headers["Location"], headers=h.ex.bob.auth)
+    assert pending.status_code == 202, pending.text
+    assert pending.json()["detail"] == "waiting for the next checkpoint to cover the issue entry"
+    assert last_entry(world).index == before
+
+
+def test_reissue_of_an_unknown_certificate_is_refused_and_logged(world: World) -> None:
+    h = history(world, share=False)
+    response = world.client.post("/v1/certificates/00000000-0000-7000-8000-000000000000/reissue",
+                                 headers=h.ex.bob.auth)
+    assert_denied(world, response, 404, "not-found", "certificate.issue", "no-such-certificate")

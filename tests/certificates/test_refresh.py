@@ -18,7 +18,7 @@ from ledger.certificate import parse_bundle, parse_policy
 from ledger.note import CosignatureSigner, parse_checkpoint_body, parse_note
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.app.test_packets_support import assert_problem, last_entry
-from tests.certificates.helpers import History, history
+from tests.certificates.helpers import History, collect, history
 
 WITNESS = CosignatureSigner("witness.example/w1", SigningKey(bytes(range(32))))
 
@@ -91,19 +91,21 @@ def test_court_policy_quorum_is_met_only_after_a_cosigned_refresh(world: World) 
         c.detail for c in report.checks if c.name == "witness cosignatures")
 
 
-def test_configured_quorum_is_stated_in_the_certificates_policy(
+def test_configured_quorum_is_met_before_the_certificate_is_handed_out(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _register_witness(world)
     monkeypatch.setattr(world.settings, "witness_quorum", 1)
     h = history(world, share=False)
-    data = h.certificate()
-    assert parse_bundle(data).certificate.policy.endswith("quorum w1\n")
-    trust = Trust(seal_key=h.seal_key())
-    assert [c.name for c in check_certificate(data, trust).failures()] == [
-        "witness cosignatures"]  # the witness is unreachable: nothing cosigned yet
+    started = h.issue()
+    assert started.status_code == 202, started.text
+    url = f"/v1/certificates/{started.json()['id']}"
     sign_checkpoint_now(world)
+    pending = world.client.get(url, headers=h.ex.bob.auth)  # the witness is unreachable
+    assert (pending.status_code, pending.json()["cosignatures"]) == (202, 0)
     _cosign_latest(world)
-    assert check_certificate(_refresh(h, data), trust).ok
+    data = collect(h, started.json()["id"])
+    assert parse_bundle(data).certificate.policy.endswith("quorum w1\n")
+    assert check_certificate(data, Trust(seal_key=h.seal_key())).ok
 
 
 def test_quorum_larger_than_the_witnesses_is_unavailable(

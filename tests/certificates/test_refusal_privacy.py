@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from crypto import share_content_key
 from ledger.certificate import parse_bundle
-from tests.app.conftest import Person, World
+from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.app.test_packets_support import (
     Exchange,
     exchange,
@@ -94,8 +94,11 @@ def _refused_for_dave(world: World, response: httpx.Response, state_code: str) -
 def _certificate_entries(world: World, bob: Person, packet_id: str) -> list[dict[str, object]]:
     response = world.client.post(f"/v1/packets/{packet_id}/certificates", headers=bob.auth,
                                  json={"issued_to": COURT, "purpose": PURPOSE})
-    assert response.status_code == 201, response.text
-    events = parse_bundle(response.content).certificate.events
+    assert response.status_code == 202, response.text
+    sign_checkpoint_now(world)
+    collected = world.client.get(f"/v1/certificates/{response.json()['id']}", headers=bob.auth)
+    assert collected.status_code == 200, collected.text
+    events = parse_bundle(collected.content).certificate.events
     return [json.loads(event.entry) for event in events]
 
 
