@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from binascii import hexlify
+from collections.abc import Iterator
 from itertools import islice
 
 from ledger import merkle
@@ -60,9 +61,21 @@ def check_chain(reader: LedgerReader, start: int, stop: int) -> None:
     entry. Only the entries a new checkpoint adds are read.
     """
     first = max(start - 1, 0)
-    prev = hexlify(GENESIS_PREV) if start == 0 else None
-    checker, sha = EntryChecker(), hashlib.sha256
     entries = reader.entries(first, stop)
+    try:
+        _check_batches(entries, first=first, stop=stop,
+                       prev=hexlify(GENESIS_PREV) if start == 0 else None)
+    finally:
+        # A reader's generator holds a cursor: end it here, not when the
+        # collector finds it after its connection has gone.
+        close = getattr(entries, "close", None)
+        if close is not None:
+            close()
+
+
+def _check_batches(entries: Iterator[bytes], *, first: int, stop: int,
+                   prev: bytes | None) -> None:
+    checker, sha = EntryChecker(), hashlib.sha256
     for batch_start in range(first, stop, _BATCH):
         # islice, not zip(entries, range(n)): zip pulls one more entry from the
         # shared iterator before it sees the range end, losing it for the next batch.
