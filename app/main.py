@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -137,6 +138,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         witnessing = Witnessing(app.state.sessions, settings.checkpoint_interval)
         witnessing.start()
         app.state.witnessing = witnessing
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
         summary_writer.start()
         ops = _ops_listener(app, settings)

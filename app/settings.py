@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
+    request_threads: int = Field(
+        default=8, ge=1, le=256,
+        description="Worker threads serving requests in one process (anyio's default is 40): "
+                    "more threads than cores only contend for the interpreter lock, which "
+                    "the event loop then waits for (docs/adr/0001)")
     max_requests_in_flight: int = Field(
         default=256, gt=0,
         description="Requests served at once by one process; past it, 503 at once")

@@ -99,6 +99,8 @@ CHECKPOINT_WAIT = 15.0
 HEALTHZ_P99_MS = 100.0
 MAX_WAIT_MS = 2_000.0
 SHED_TYPES = ("overloaded", "too-many-concurrent")
+_EXTRA_ENV = {k: v for k, v in os.environ.items() if k == "CADENA_REQUEST_THREADS"}
+"""Settings passed through to the server under test (to compare them side by side)."""
 COLUMNS = ("2xx", "429", "503", "4xx/5xx", "timeout", "conn err")
 
 
@@ -486,7 +488,7 @@ def run(backend: str, log_level: str, postgres_url: str) -> BurstResult:
             stack.callback(drop_postgres_database, postgres_url, url)
         ops_port = free_port()
         env = server_env(Path(tmp) / "data", url, log_level=log_level,
-                         extra={"CADENA_OPS_PORT": str(ops_port)})
+                         extra={"CADENA_OPS_PORT": str(ops_port), **_EXTRA_ENV})
         coordinator = Liaison("coord", LiaisonKeys.generate())
         bootstrap(env, coordinator)
         with serve(env, workers=1) as server:
