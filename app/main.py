@@ -138,7 +138,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         witnessing = Witnessing(app.state.sessions, settings.checkpoint_interval)
         witnessing.start()
         app.state.witnessing = witnessing
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.resolved_request_threads()
         summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
         summary_writer.start()
         ops = _ops_listener(app, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,11 +45,11 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
-    request_threads: int = Field(
-        default=8, ge=1, le=256,
-        description="Worker threads serving requests in one process (anyio's default is 40): "
-                    "more threads than cores only contend for the interpreter lock, which "
-                    "the event loop then waits for (docs/adr/0001)")
+    request_threads: int | None = Field(
+        default=None, ge=1, le=256,
+        description="Worker threads serving requests in one process; default two per core "
+                    "(anyio's own default is 40): more only contend for the interpreter "
+                    "lock, which the event loop then waits for (docs/adr/0001)")
     max_requests_in_flight: int = Field(
         default=256, gt=0,
         description="Requests served at once by one process; past it, 503 at once")
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
         default=None, description="Certificate seal key; default: <data_dir>/certificate-seal.key")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
     log_level: str = "info"
+
+    def resolved_request_threads(self) -> int:
+        """The request threads of one process: the setting, else two per core."""
+        return self.request_threads or 2 * (os.cpu_count() or 1)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/cadena.db``."""
