@@ -60,6 +60,7 @@ class Ticket:
 
     kind: str
     caller: str
+    counted: str  # the bound it was counted against: its kind, or "request" for an address
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,15 @@ class Admission:
             self.streams += 1
         else:
             self.requests += 1
-        return Ticket(kind, caller) if counted == kind else Ticket(f"{kind}:{counted}", caller)
+        return Ticket(kind, caller, counted)
 
     def leave(self, ticket: Ticket) -> None:
         """Give back what :meth:`enter` counted."""
-        kind, _, counted = ticket.kind.partition(":")
-        key = (ticket.caller, counted or kind)
+        key = (ticket.caller, ticket.counted)
         self._in_flight[key] -= 1
         if self._in_flight[key] <= 0:
             del self._in_flight[key]
-        if kind == "stream":
+        if ticket.kind == "stream":
             self.streams -= 1
         else:
             self.requests -= 1

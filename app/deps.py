@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, draft, record, record_refusal
+from app.audit import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.refusals import RefusalSummaries
 from app.settings import Settings
@@ -139,18 +139,15 @@ def _record_refusal(session: Session, exc: AccessDenied) -> None:
 
 
 def record_refusal_entry(session: Session, entry: EntryDraft) -> dict[str, Any]:
-    """Log a refusal that is answered without an error (a decoy) in the request's transaction.
+    """Log a refusal answered without an error (a decoy) in the request's transaction.
 
-    An unauthenticated caller past its budget is counted into the refusal
-    summary instead (as :func:`_record_refusal` does). Returns the problem
+    The same budget as any unauthenticated refusal (:func:`_counted`): past
+    it, the refusal is counted into the summary. Returns the problem
     extension that names where the refusal is recorded.
     """
-    context = _context(session)
-    if context is not None and context.summaries is not None and \
-            not context.summaries.may_log(context.address):
-        return {"ledger_summary": context.summaries.count(
-            subject_type="address", subject_id=context.address, reason="unauthenticated",
-            action=entry.action)}
+    refusal = Unauthenticated("", entry)
+    if _counted(session, refusal):
+        return {"ledger_summary": refusal.extensions["ledger_summary"]}
     appended = record(session, entry)
     return {"ledger_index": appended.index}
 

@@ -85,7 +85,7 @@ def test_counts_never_pass_a_bound_and_return_to_zero(
         assert admission.streams <= SETTINGS.max_streams_in_flight
         per_caller: dict[tuple[str, str], int] = {}
         for ticket in held:
-            key = (ticket.caller, ticket.kind.partition(":")[2] or ticket.kind)
+            key = (ticket.caller, ticket.counted)
             per_caller[key] = per_caller.get(key, 0) + 1
         for (caller, counted), n in per_caller.items():
             bound = (SETTINGS.max_requests_per_address if caller.startswith("address:")

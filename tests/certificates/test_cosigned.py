@@ -9,6 +9,8 @@ check written from the C2SP specs (``tests/certificates/tlog_check.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +30,17 @@ def _register(world: World, node: WitnessNode) -> None:
     response = world.client.post("/v1/witnesses", headers=world.coordinator.auth, json={
         "name": node.name.split(".")[0], "url": node.url, "verifier_key": node.verifier_key})
     assert response.status_code == 201, response.text
+
+
+@contextmanager
+def _registered_witnesses(world: World, tmp_path: Path, *,
+                          serving: bool = True) -> Iterator[list[WitnessNode]]:
+    """Two real witness processes for the world's ledger key, registered with the server."""
+    log_key = world.client.get("/v1/ledger/key").text.strip()
+    with witnesses(tmp_path, log_key, 2, serving=serving) as nodes:
+        for node in nodes:
+            _register(world, node)
+        yield nodes
 
 
 def _witness_round(world: World) -> None:
@@ -71,10 +84,7 @@ def _issued(h: History) -> str:
 def test_issue_records_the_entry_and_signs_no_checkpoint(quorum_of_two: World,
                                                          tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2, serving=False) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path, serving=False):
         h = history(world, share=False)
         sign_checkpoint_now(world)
         before = _latest_size(world)
@@ -88,10 +98,7 @@ def test_issue_records_the_entry_and_signs_no_checkpoint(quorum_of_two: World,
 def test_certificate_with_two_real_witnesses_verifies_as_collected(quorum_of_two: World,
                                                                   tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path):
         h = history(world, share=False)
         certificate_id = _issued(h)
         sign_checkpoint_now(world)
@@ -109,10 +116,7 @@ def test_certificate_with_two_real_witnesses_verifies_as_collected(quorum_of_two
 def test_witnesses_down_leave_the_certificate_pending_never_invalid(quorum_of_two: World,
                                                                     tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2, serving=False) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path, serving=False) as nodes:
         h = history(world, share=False)
         certificate_id = _issued(h)
         sign_checkpoint_now(world)
@@ -133,10 +137,7 @@ def test_witnesses_down_leave_the_certificate_pending_never_invalid(quorum_of_tw
 def test_collecting_twice_gives_the_same_sealed_bytes(quorum_of_two: World,
                                                      tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path):
         h = history(world, share=False)
         certificate_id = _issued(h)
         sign_checkpoint_now(world)
@@ -152,10 +153,7 @@ def test_collecting_twice_gives_the_same_sealed_bytes(quorum_of_two: World,
 def test_reissue_seals_a_new_version_against_a_newer_cosigned_checkpoint(
         quorum_of_two: World, tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path):
         h = history(world, share=False)
         first_id = _issued(h)
         sign_checkpoint_now(world)
@@ -179,10 +177,7 @@ def test_reissue_seals_a_new_version_against_a_newer_cosigned_checkpoint(
 
 def test_the_seal_covers_every_cosignature_line(quorum_of_two: World, tmp_path: Path) -> None:
     world = quorum_of_two
-    log_key = world.client.get("/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 2) as nodes:
-        for node in nodes:
-            _register(world, node)
+    with _registered_witnesses(world, tmp_path):
         h = history(world, share=False)
         certificate_id = _issued(h)
         sign_checkpoint_now(world)
