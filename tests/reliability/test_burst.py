@@ -40,8 +40,12 @@ from tests.reliability.harness import (
 REQUESTS = 400
 STREAMS = 100
 SLOW_UPLOADS = 50
-REFUSED_AT_ONCE = 2.0  # seconds: a 429/503 must come without a stall
-PROBE_LIMIT = 1.0  # seconds: the longest /healthz answer during the burst
+# Generous on purpose: the defect was a 30 s stall (pool_timeout) on every
+# request and every probe; a 10 s bound catches it on a shared, noisy 2-core
+# machine without timing the server. The latency targets (p99 of a refusal and
+# of a probe) are printed by ``bench/api.py --burst-only``.
+REFUSED_AT_ONCE = 10.0  # seconds: a 429/503 must come without a stall
+PROBE_LIMIT = 10.0  # seconds: the longest /healthz answer during the burst
 
 
 @dataclass
