@@ -40,6 +40,8 @@ from client.local_server import LocalServer, bootstrap, local_server  # noqa: E4
 from client.profile import Profile, ProfileConfig  # noqa: E402
 from client.sdk import Client  # noqa: E402
 from client.session import Credentials  # noqa: E402
+from client.transparency import DirectoryAPI, wait_until_proven  # noqa: E402
+from client.trust import TrustRoots, save_trust  # noqa: E402
 from crypto.keyfile import save_keys  # noqa: E402
 from crypto.keys import LiaisonKeys  # noqa: E402
 
@@ -76,6 +78,7 @@ def _profile(home: Path, name: str, keys: LiaisonKeys, url: str, ledger_key: str
     profile = Profile(name, home)
     profile.save_key_file(save_keys(keys, None, allow_plaintext=True))
     profile.save_config(ProfileConfig(server=url, liaison=name, ledger_key=ledger_key))
+    save_trust(profile, TrustRoots.parse(ledger_key, [], 0))  # no witness in the rig
 
 
 def _enrol(coord: Client, keys: dict[str, LiaisonKeys], channel: str) -> None:
@@ -105,6 +108,7 @@ def rig(root: Path, *, database_url: str | None = None) -> Iterator[Rig]:
     with local_server(root / "server", database_url=database_url) as server:
         with Client(server.url, credentials=Credentials("coord", keys["coord"])) as coord:
             _enrol(coord, keys, "bench")
+            wait_until_proven(DirectoryAPI(coord.session), "audra")  # the last one enrolled
         home = root / "home"
         for name in names:
             _profile(home, name, keys[name], server.url, verifier)

@@ -243,7 +243,8 @@ def _profile_json(target: Profile) -> dict[str, Any]:
 def _transparency_status(target: Profile) -> str:
     roots = load_trust(target)
     if roots is None:
-        return "off: no trust roots (cadena trust set); contacts' keys are pinned on first use"
+        return ("off: no trust roots (cadena trust set): no contact's key can be proven, "
+                "so none is used")
     return f"on: ledger key and {roots.quorum} of {len(roots.witnesses)} witnesses"
 
 

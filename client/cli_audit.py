@@ -33,7 +33,7 @@ from client.cli_common import (
     print_json,
     report_error,
 )
-from client.errors import AuditFailure, ProfileError, ProtocolError
+from client.errors import AuditFailure, ProfileError
 from client.export import ExportWriter, verify_export
 from client.ledger_api import MAX_PAGE
 from client.profile import Profile
@@ -71,13 +71,11 @@ def _trusted_key(conn: Connection, key: str | None) -> tuple[NoteVerifier, str]:
     elif pinned is not None:
         return pinned, "pinned"
     else:
-        try:
-            verifier = NoteVerifier.from_string(conn.client.ledger.verifier_key())
-        except LedgerError as exc:
-            raise ProtocolError(f"the server's ledger key is malformed: {exc}") from exc
-        err().print(f"[yellow]trust on first use:[/] pinning the ledger key the server "
-                    f"announces: {verifier}")
-        how = "pinned now (trust on first use)"
+        # Never learnt from the server: a server that chose the key could sign any view.
+        raise ProfileError(
+            f"profile {conn.profile.name!r} has no ledger key to verify with. Ask the centre "
+            "for it (compare its fingerprint out of band), then run: cadena trust set "
+            f"--profile {conn.profile.name} --ledger-key VKEY ..., or give it with --key VKEY")
     conn.config.ledger_key = str(verifier)
     conn.profile.save_config(conn.config)
     return verifier, how

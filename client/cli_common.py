@@ -33,7 +33,13 @@ from client.models import Token
 from client.profile import Profile, ProfileConfig, profile_name
 from client.sdk import Client
 from client.session import Credentials, utc_now
-from client.transparency import DirectoryAPI, KeyTransparency, ProfileCheckpoints, self_check
+from client.transparency import (
+    DirectoryAPI,
+    KeyTransparency,
+    NoTrustRoots,
+    ProfileCheckpoints,
+    self_check,
+)
 from client.trust import load_trust
 from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
@@ -165,9 +171,11 @@ def warn(message: str) -> None:
 
 def _transparency(client: Client, profile: Profile, pins: ContactBook) -> KeyTransparency | None:
     # With trust roots set, every key is checked against the witnessed ledger
-    # (client.transparency) before the pins see it; without, the pins alone.
+    # (client.transparency) before the pins see it; without, no contact's key
+    # is used at all (never trusted on first use).
     roots = load_trust(profile)
     if roots is None:
+        client.liaisons.pins = NoTrustRoots(profile.name)
         return None
     kt = KeyTransparency(DirectoryAPI(client.session), roots, ProfileCheckpoints(profile),
                          pins=pins, warn=warn)
@@ -223,8 +231,8 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
                         f"signed by the key pinned here: now pinned too, fingerprint "
                         f"[bold]{key.fingerprint}[/]")
             return
-        err().print(f"pinned the key of {liaison_id} on first use: fingerprint "
-                    f"[bold]{key.fingerprint}[/]; compare it with {liaison_id} and run "
+        err().print(f"pinned the key of {liaison_id}, proven in the witnessed ledger: "
+                    f"fingerprint [bold]{key.fingerprint}[/]; compare it with {liaison_id} and run "
                     f"`cadena contacts verify {liaison_id} --fingerprint ...`")
 
     injected = deps(ctx)

@@ -32,6 +32,10 @@ from client.cli_common import CliDeps, deps, guarded
 from client.errors import ClientError, ProfileError, UsageError
 from client.local_server import bootstrap, local_server
 from client.profile import Profile
+from client.sdk import Client
+from client.session import Credentials
+from client.transparency import DirectoryAPI, wait_until_proven
+from client.trust import TrustRoots, load_trust
 
 
 class DemoFailed(ClientError):
@@ -48,6 +52,7 @@ class Stage:
     http: Any = None
     tag: str = ""
     verifier_key: str | None = None
+    trust: TrustRoots | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
@@ -63,6 +68,23 @@ class Stage:
     def who(self, name: str) -> str:
         """The liaison id of a demo person (suffixed on a shared server)."""
         return f"{name}{self.tag}"
+
+    def trust_args(self) -> list[str]:
+        """``cadena trust set`` options for the demo's trust roots."""
+        if self.trust is None:
+            raise UsageError("the demo needs the server's trust roots")
+        witnesses = [a for w in self.trust.witnesses for a in ("--witness", str(w))]
+        return ["--ledger-key", str(self.trust.ledger), *witnesses,
+                "--quorum", str(self.trust.quorum), "--yes"]
+
+    def wait_until_proven(self, url: str, liaison: str) -> None:
+        """Wait (as the coordinator) until a signed checkpoint proves ``liaison``'s key."""
+        coord = Profile("coord", self.home)
+        config = coord.config()
+        credentials = Credentials(str(config.liaison), lambda: coord.load_keys(lambda: ""))
+        with Client(url, http=self.http, credentials=credentials) as client:
+            wait_until_proven(DirectoryAPI(client.session), liaison,
+                              witnessed=self.trust.quorum if self.trust else 0)
 
     def cadena(self, *args: str, code: int = 0, capture: bool = False) -> str:
         """Run ``cadena args...``; check its exit code; return its output if captured."""
@@ -93,6 +115,7 @@ def _new_profile(stage: Stage, name: str, server: str) -> dict[str, Any]:
                                          "--no-passphrase")
     stage.cadena("profile", "set", "--profile", name, "--server", server,
                  "--liaison", stage.who(name))
+    stage.cadena("trust", "set", "--profile", name, *stage.trust_args())
     return keys
 
 
@@ -104,6 +127,8 @@ def _temporary_server(stage: Stage, root: Path) -> Iterator[str]:
     public.write_text(json.dumps(keys), encoding="utf-8")
     data = root / "server"
     stage.verifier_key = bootstrap(data, public, liaison="coord", name="Centre Coordinator")
+    # A temporary server has no witness: the liaisons trust its operator alone (quorum 0).
+    stage.trust = TrustRoots.parse(stage.verifier_key, [], 0)
     with local_server(data) as server:
         stage.say(f"server at {server.url}, data in {data}; bootstrapped with coordinator "
                   f"'coord', ledger key [bold]{stage.verifier_key}[/]")
@@ -126,6 +151,11 @@ def _existing_server(stage: Stage, url: str, coordinator: str | None,
     config.server = url.rstrip("/")
     target.save_config(config)
     stage.verifier_key = config.ledger_key
+    stage.trust = load_trust(source)
+    if stage.trust is None:
+        raise ProfileError(f"profile {coordinator!r} has no trust roots: the demo's liaisons "
+                           "take theirs from it (cadena trust set --profile "
+                           f"{coordinator} ...)")
     stage.tag = "-" + secrets.token_hex(2)
     stage.say(f"Using the server at {url} as coordinator {config.liaison}; demo liaisons "
               f"are suffixed '{stage.tag}'.")

@@ -71,6 +71,9 @@ def enrol(stage: Stage, url: str) -> None:
     stage.notes["diego_until"] = until
     stage.cadena("clearances", "grant", stage.who("diego"), "--level", "CONFIDENTIAL",
                  "--until", until.strftime("%Y-%m-%dT%H:%M:%S"), "--profile", "coord")
+    stage.say("Each liaison uses a colleague's key only once the ledger's signed checkpoint "
+              "proves the entry that enrolled it (key transparency); waiting for it...")
+    stage.wait_until_proven(url, stage.who(list(PEOPLE)[-1]))
 
 
 def _new_profile(stage: Stage, name: str, url: str) -> dict[str, str]:
@@ -176,9 +179,6 @@ def audit(stage: Stage) -> None:
     stage.step(8, "Audit", "Audra, the auditor, never sees content. She verifies the "
                "ledger: the checkpoint's signature, every entry and link, and the Merkle "
                "root; then exports it for offline checks.")
-    if stage.verifier_key:
-        stage.cadena("profile", "set", "--profile", "audra", "--ledger-key",
-                     stage.verifier_key)
     time.sleep(2.0)  # the server signs a checkpoint every second when the ledger grew
     stage.cadena("audit", "export", str(stage.files / "ledger.jsonl"), "--profile", "audra",
                  "--quiet")

@@ -25,13 +25,14 @@ Then the profile's pins (:mod:`client.contacts`) follow proven rotations.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from client.contacts import ContactBook
-from client.errors import ProfileError, ProtocolError
+from client.errors import ClientError, ProfileError, ProtocolError
 from client.keychain import KeyHistory, KeyNotProven, key_history
 from client.models import DirectoryPage, parse
 from client.profile import Profile
@@ -139,6 +140,28 @@ class DirectoryAPI:
             params["since"] = since
         return parse(DirectoryPage, self._s.get_json(f"/v1/directory/{quote(liaison_id, safe='')}",
                                                      params))
+
+
+def wait_until_proven(api: DirectoryAPI, liaison_id: str, *, entries: int = 1,
+                      witnessed: int = 0, timeout: float = 30.0) -> None:
+    """Wait until a signed checkpoint covers ``entries`` key entries of ``liaison_id``.
+
+    The server signs checkpoints every few seconds; a key enrolled or rotated
+    a moment ago is not yet provable (``witnessed``: in a checkpoint with that many
+    cosignatures). For set-up scripts (the demo, benchmarks):
+    raises :class:`ProtocolError` if ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if len(api.read(liaison_id, witnessed=witnessed).entries) >= entries:
+                return
+        except ClientError:
+            pass  # no checkpoint signed yet
+        if time.monotonic() > deadline:
+            raise ProtocolError(f"no signed checkpoint proved {liaison_id}'s key entries "
+                                f"within {timeout:g} s")
+        time.sleep(0.2)
 
 
 def _hashes(hexes: Iterable[str]) -> list[bytes]:
@@ -303,6 +326,29 @@ class KeyTransparency:
                                f"revoked in the ledger at entry {proven.revoked_at_index}")
         if self._pins is not None:
             self._pins.follow(liaison_id, keys, history)
+
+
+class NoTrustRoots:
+    """The :class:`client.resources.KeyPins` of a profile without trust roots: no key is used.
+
+    A contact's key is trusted only if the witnessed ledger proves it, even at
+    first contact (DESIGN.md invariant 7), and that proof needs the ledger's
+    key, the witnesses' keys and the quorum fixed out of band. Without them
+    the client refuses to encrypt to or verify anyone, and says how to set them.
+    """
+
+    def __init__(self, profile_name: str) -> None:
+        """Refuse on behalf of ``profile_name`` (named in the message)."""
+        self._profile = profile_name
+
+    def check(self, liaison_id: str, keys: LiaisonPublicKeys, *, current: bool = False) -> None:
+        """Always refuse: nothing can prove ``keys`` without trust roots."""
+        raise ProfileError(
+            f"profile {self._profile!r} has no trust roots, so the key of {liaison_id} cannot "
+            "be proven in the witnessed ledger and is not used. Ask the centre for the "
+            "ledger's key and the witnesses' keys (read their fingerprints out of band), "
+            f"then run: cadena trust set --profile {self._profile} --ledger-key VKEY "
+            "--witness VKEY --quorum N")
 
 
 def self_check(kt: KeyTransparency, liaison_id: str, held: Iterable[LiaisonPublicKeys], *,

@@ -86,8 +86,11 @@ class Cli:
         """Invoke with ``--json`` and parse standard output."""
         return json.loads(self.run(*args, "--json", env=env).stdout)
 
-    def profile_for(self, name: str, person: Person) -> None:
-        """A profile holding ``person``'s keys (written as a plaintext key file)."""
+    def profile_for(self, name: str, person: Person, *, trust: bool = True) -> None:
+        """A profile holding ``person``'s keys (written as a plaintext key file).
+
+        ``trust``: with trust roots (:meth:`trust`); without, no contact's key is used.
+        """
         from client.profile import Profile
         from crypto.keyfile import save_keys
 
@@ -95,6 +98,17 @@ class Cli:
         profile.save_key_file(save_keys(person.keys, None, allow_plaintext=True))
         self.run("profile", "set", "--profile", name, "--server", BASE_URL,
                  "--liaison", person.id)
+        if trust:
+            self.trust(name)
+
+    def trust(self, name: str) -> None:
+        """Trust roots set out of band: the world's ledger key, no witness (quorum 0).
+
+        Keys are then proven against checkpoints the ledger alone signed: a
+        test signs one (:func:`sign_checkpoint`) after enrolling or rotating.
+        """
+        self.run("trust", "set", "--profile", name, "--ledger-key", verifier_key(self.world),
+                 "--quorum", "0", "--yes")
 
 
 @pytest.fixture(autouse=True)
@@ -117,4 +131,5 @@ def ex(world: World, cli: Cli) -> Exchange:  # noqa: F811  (world is the importe
     found = exchange(world)
     for person in (found.alice, found.bob, found.carol):
         cli.profile_for(person.id, person)
+    sign_checkpoint(world)  # the keys are proven in a signed checkpoint
     return found

@@ -61,7 +61,9 @@ def _truncate(w: World, size: int) -> None:
 
 
 def _auditor(cli: Cli, w: World) -> tuple[str, ...]:
-    cli.profile_for("aud", w.liaison("aud", "CO", role="auditor"))
+    # The ledger key alone (no directory checks at login): these tests are the audit's.
+    cli.profile_for("aud", w.liaison("aud", "CO", role="auditor"), trust=False)
+    cli.run("profile", "set", "--profile", "aud", "--ledger-key", verifier_key(w))
     return ("--profile", "aud", "--quiet")
 
 
@@ -72,11 +74,11 @@ def _verify(cli: Cli, *args: str, code: int = 0) -> dict[str, Any]:
     return data
 
 
-def test_clean_ledger_verifies_and_pins_the_key_on_first_use(cli: Cli, world: World) -> None:
-    aud = _auditor(cli, world)
+def test_clean_ledger_verifies_against_the_trust_roots_ledger_key(cli: Cli, world: World) -> None:
+    cli.profile_for("aud", world.liaison("aud", "CO", role="auditor"))
+    aud = ("--profile", "aud", "--quiet")
     checkpoint = sign_now(world)
     result = cli.run("audit", "verify", *aud)
-    assert "trust on first use" in result.stderr
     assert "ledger verified" in result.stdout
     assert re.search(rf"^  size: +{checkpoint.size}$", result.stdout, re.M), result.stdout
     profile = cli.json("profile", "show", "--profile", "aud")
@@ -84,8 +86,18 @@ def test_clean_ledger_verifies_and_pins_the_key_on_first_use(cli: Cli, world: Wo
     state_file = cli.home / "aud" / "audit-state.json"
     assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
     assert json.loads(state_file.read_text())["size"] == checkpoint.size
-    again = cli.run("audit", "verify", *aud)
-    assert "trust on first use" not in again.stderr
+
+
+def test_the_ledger_key_is_never_learnt_from_the_server(cli: Cli, world: World) -> None:
+    cli.profile_for("aud", world.liaison("aud", "CO", role="auditor"), trust=False)
+    sign_now(world)
+    refused = cli.run("audit", "verify", "--profile", "aud", "--quiet", code=2)
+    assert "no ledger key to verify with" in refused.stderr
+    assert cli.json("profile", "show", "--profile", "aud")["ledger_key"] is None
+    assert not (cli.home / "aud" / "audit-state.json").exists()
+    given = cli.run("audit", "verify", "--profile", "aud", "--quiet", "--key",
+                    verifier_key(world))
+    assert given.exit_code == 0
 
 
 def test_second_run_downloads_only_new_entries_and_proves_consistency(

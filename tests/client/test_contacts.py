@@ -1,4 +1,4 @@
-"""Contacts' keys pinned in the profile: a key the server swaps in is refused until checked."""
+"""Contacts' keys pinned in the profile: used only once the witnessed ledger proves them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from client.profile import Profile
 from crypto.keyfile import save_keys
 from crypto.keys import LiaisonKeys
 from tests.app.test_packets_support import Exchange
-from tests.client.conftest import Cli, sdk_for
+from tests.client.conftest import Cli, sdk_for, sign_checkpoint
 
 
 def _send(cli: Cli, tmp_path: Path, sender: str = "alice", code: int = 0) -> str:
@@ -31,7 +31,7 @@ def test_first_contact_key_is_pinned_and_announced(cli: Cli, ex: Exchange,
                                                    tmp_path: Path) -> None:
     first = cli.run("send", "--profile", "alice", "--to", "bob", "--channel", "ch", "--text",
                     "x", "--evaluation", "A1")
-    assert "pinned the key of bob on first use" in first.stderr
+    assert "pinned the key of bob, proven in the witnessed ledger" in first.stderr
     assert ex.bob.keys.public.fingerprint in " ".join(first.stderr.split())
     pins = cli.json("contacts", "list", "--profile", "alice")
     assert [(k["key_id"], k["how"]) for k in pins["bob"]] == [
@@ -41,29 +41,38 @@ def test_first_contact_key_is_pinned_and_announced(cli: Cli, ex: Exchange,
     assert "pinned" not in again.stderr
 
 
-def test_changed_recipient_key_is_refused_until_its_fingerprint_is_checked(
+def test_a_profile_without_trust_roots_uses_no_contacts_key(
+        cli: Cli, ex: Exchange, tmp_path: Path) -> None:
+    cli.profile_for("alice-untrusting", ex.alice, trust=False)
+    submitted = _actions(ex, "packet.submit")
+    refused = _send(cli, tmp_path, sender="alice-untrusting", code=2)
+    assert "has no trust roots" in refused
+    assert "cadena trust set --profile alice-untrusting" in refused
+    assert _actions(ex, "packet.submit") == submitted
+    assert cli.json("contacts", "list", "--profile", "alice-untrusting") == {}
+
+
+def test_a_rotated_recipient_key_is_used_once_the_ledger_proves_it(
         cli: Cli, ex: Exchange, tmp_path: Path) -> None:
     _send(cli, tmp_path)
     new = LiaisonKeys.generate()
     sdk_for(ex.world, ex.bob).liaisons.rotate(new)
     submitted, uploads = _actions(ex, "packet.submit"), _actions(ex, "blob.upload")
     assert submitted > 0  # a short text goes inline: no upload (``uploads`` is 0)
-    refused = _send(cli, tmp_path, code=1)
-    assert "not the key pinned for them" in refused
+    refused = _send(cli, tmp_path, code=1)  # no signed checkpoint has the rotation yet
+    assert "not-in-ledger" in refused
     assert (_actions(ex, "packet.submit"), _actions(ex, "blob.upload")) == (submitted, uploads)
     wrong = ex.bob.keys.public.fingerprint
     cli.run("contacts", "verify", "bob", "--fingerprint", wrong, "--profile", "alice", code=2)
-    _send(cli, tmp_path, code=1)
-    spaced = "  ".join(new.public.fingerprint.split())
-    cli.run("contacts", "verify", "bob", "--fingerprint", spaced, "--profile", "alice")
+    sign_checkpoint(ex.world)
     _send(cli, tmp_path)
     pins = cli.json("contacts", "list", "--profile", "alice")["bob"]
     assert [(k["key_id"], k["how"]) for k in pins] == [
-        (ex.bob.keys.public.key_id, "first use"), (new.public.key_id, "verified")]
+        (ex.bob.keys.public.key_id, "first use"), (new.public.key_id, "rotation")]
 
 
-def test_fetch_refuses_a_sender_key_that_is_not_pinned(cli: Cli, ex: Exchange,
-                                                       tmp_path: Path) -> None:
+def test_fetch_refuses_a_sender_key_the_ledger_does_not_prove(cli: Cli, ex: Exchange,
+                                                             tmp_path: Path) -> None:
     first = str(cli.json("send", "--profile", "alice", "--to", "bob", "--channel", "ch",
                          "--text", "one", "--evaluation", "A1")["id"])
     cli.run("fetch", first, "--profile", "bob", "--out", str(tmp_path / "one"))
@@ -72,16 +81,20 @@ def test_fetch_refuses_a_sender_key_that_is_not_pinned(cli: Cli, ex: Exchange,
     Profile("alice2", cli.home).save_key_file(save_keys(new, None, allow_plaintext=True))
     cli.run("profile", "set", "--profile", "alice2", "--server", "http://testserver",
             "--liaison", "alice")
+    cli.trust("alice2")
     second = str(cli.json("send", "--profile", "alice2", "--to", "bob", "--channel", "ch",
                           "--text", "two", "--evaluation", "A1")["id"])
     receipts = _actions(ex, "packet.receipt")
     refused = cli.run("fetch", second, "--profile", "bob", "--out", str(tmp_path / "two"),
                       code=1)
-    assert "not the key pinned for them" in refused.stderr
+    assert "not-in-ledger" in refused.stderr
     assert not (tmp_path / "two" / "message.txt").exists()
     assert _actions(ex, "packet.receipt") == receipts
-    # the first packet, signed with the pinned key, still verifies
+    # the first packet, signed with the key the ledger proved, still verifies
     cli.run("fetch", first, "--profile", "bob", "--out", str(tmp_path / "again"))
+    sign_checkpoint(ex.world)  # the rotation, signed by alice's pinned key, is now proven
+    cli.run("fetch", second, "--profile", "bob", "--out", str(tmp_path / "two"))
+    assert (tmp_path / "two" / "message.txt").read_text() == "two"
 
 
 KEYS = [LiaisonKeys.generate().public for _ in range(3)]

@@ -22,6 +22,7 @@ from client.cli import app
 from client.cli_common import CliDeps
 from client.local_server import LocalServer, bootstrap, local_server
 from client.profile import Profile, ProfileConfig
+from client.trust import TrustRoots, save_trust
 from crypto.keyfile import save_keys
 from crypto.keys import LiaisonKeys
 
@@ -51,6 +52,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Loc
         coord = Profile("coord", home)
         coord.save_key_file(save_keys(keys, None, allow_plaintext=True))
         coord.save_config(ProfileConfig(server.url, "coord", verifier))
+        save_trust(coord, TrustRoots.parse(verifier, [], 0))  # this server has no witness
         yield server, home
 
 

@@ -37,15 +37,17 @@ def test_trust_set_shows_fingerprints_and_keeps_the_roots(cli: Cli, ex: Exchange
     profile = cli.json("profile", "show", "--profile", "alice")
     assert profile["key_transparency"].startswith("on: ledger key and 1 of 1 witnesses")
     assert profile["ledger_key"] == verifier_key(cli.world)
-    other = cli.json("profile", "show", "--profile", "bob")
-    assert other["key_transparency"].startswith("off")
+    cli.profile_for("untrusting", ex.bob, trust=False)
+    other = cli.json("profile", "show", "--profile", "untrusting")
+    assert other["key_transparency"].startswith("off: no trust roots")
 
 
 def test_trust_set_asks_before_trusting(cli: Cli, ex: Exchange) -> None:
-    result = cli.run("trust", "set", "--profile", "alice", "--ledger-key",
+    cli.profile_for("untrusting", ex.alice, trust=False)
+    result = cli.run("trust", "set", "--profile", "untrusting", "--ledger-key",
                      verifier_key(cli.world), input_text="n\n", code=2)
     assert "not changed" in result.output
-    cli.run("trust", "show", "--profile", "alice", code=2)
+    cli.run("trust", "show", "--profile", "untrusting", code=2)
 
 
 def test_a_sender_refuses_a_recipient_key_without_its_ledger_entry(
@@ -105,7 +107,7 @@ def test_a_contacts_honest_rotation_moves_the_pin_and_says_so(cli: Cli, ex: Exch
     _trust(cli, "alice")
     send = ("send", "--profile", "alice", "--to", "bob", "--channel", "ch", "--text", "x",
             "--evaluation", "b2")
-    assert "pinned the key of bob on first use" in cli.run(*send).output
+    assert "pinned the key of bob, proven in the witnessed ledger" in cli.run(*send).output
     cli.run("keys", "rotate", "--profile", "bob", "--no-passphrase")
     witnessed_checkpoint(cli.world)
     moved = cli.run(*send)
