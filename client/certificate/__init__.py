@@ -4,7 +4,7 @@
   :func:`verify_certificate` (fail closed), with :class:`Trust`;
 - :mod:`client.certificate.pdf`: the printable certificate with the bundle attached;
 - :mod:`client.certificate.refresh`: extend a certificate to a newer checkpoint;
-- :mod:`client.certificate.cli`: ``cadena certificate ...``.
+- :mod:`client.cli.certificate`: ``cadena certificate ...``.
 
 The bundle format itself is :mod:`ledger.certificate` (shared with the server).
 """

@@ -1,6 +1,6 @@
 """``cadena witness``: set up and run a participating state's witness node.
 
-Mounted by ``client/cli.py`` as ``app.add_typer(witness_app, name="witness")``.
+Mounted by ``client/cli/main.py`` as ``app.add_typer(witness_app, name="witness")``.
 Exit codes: 0 success, 1 fork evidence found (``evidence``), 2 bad set-up.
 """
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner, Result
 from app.checkpointer import sign_once
 from app.ledger_key import load_note_signer
 from client.cli import app
-from client.cli_common import CliDeps
+from client.cli.common import CliDeps
 from client.sdk import Client
 from client.session import Credentials
 from ledger.storage import StoredCheckpoint

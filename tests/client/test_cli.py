@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from client.cli import app
-from client.cli_common import CliDeps
+from client.cli.common import CliDeps
 from client.profile import Profile
 from tests.app.conftest import World
 from tests.client.conftest import Cli

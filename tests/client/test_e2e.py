@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from client.cli import app
-from client.cli_common import CliDeps
+from client.cli.common import CliDeps
 from client.local_server import LocalServer, bootstrap, local_server
 from client.profile import Profile, ProfileConfig
 from client.trust import TrustRoots, save_trust

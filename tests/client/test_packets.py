@@ -13,7 +13,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from client.cli import app
-from client.cli_common import CliDeps
+from client.cli.common import CliDeps
 from client.models import Token
 from client.packets import file_digest
 from crypto.stream import StreamDigest

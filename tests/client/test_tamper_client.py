@@ -23,7 +23,7 @@ from typer.testing import CliRunner, Result
 
 from bench.transfer import Rig, rig
 from client.cli import app
-from client.cli_common import CliDeps
+from client.cli.common import CliDeps
 from client.transfer import Outgoing, send_packet
 from crypto.header import Classification, HandlingCode, PacketMeta
 from crypto.keys import LiaisonKeys

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from client.cli_common import JsonOpt, ProfileOpt, connect, guarded, out, print_json, print_table
-from client.cli_common import when as fmt
+from client.cli.common import JsonOpt, ProfileOpt, connect, guarded, out, print_json, print_table
+from client.cli.common import when as fmt
 from client.models import (
     Channel,
     ChannelKindName,

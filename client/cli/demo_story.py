@@ -1,7 +1,7 @@
 """The story ``cadena demo`` tells: Mexico, Colombia and Guatemala exchange evidence.
 
 Each function is one step; each runs real ``cadena`` commands through the
-:class:`~client.demo.Stage` and checks that they ended as the story says.
+:class:`~client.cli.demo.Stage` and checks that they ended as the story says.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.panel import Panel
 from client.profile import Profile
 
 if TYPE_CHECKING:
-    from client.demo import Stage
+    from client.cli.demo import Stage
 
 PEOPLE = {  # name: (state, role, clearance, what they do)
     "ana": ("MX", "prosecutor", "SECRET", "prosecutor in Mexico City, leads the case"),
@@ -37,7 +37,7 @@ def _sha(path: Path) -> str:
 
 def _same(stage: Stage, original: Path, received: Path) -> None:
     if _sha(original) != _sha(received):
-        from client.demo import DemoFailed
+        from client.cli.demo import DemoFailed
 
         raise DemoFailed(f"{received} differs from {original}")
     stage.say(f"  [green]✓[/] {received.name}: identical to what was sent "
@@ -77,7 +77,7 @@ def enrol(stage: Stage, url: str) -> None:
 
 
 def _new_profile(stage: Stage, name: str, url: str) -> dict[str, str]:
-    from client.demo import _new_profile as make
+    from client.cli.demo import _new_profile as make
 
     return {k: str(v) for k, v in make(stage, name, url).items()}
 
@@ -156,7 +156,7 @@ def refused(stage: Stage, packet_id: str) -> None:
     stage.cadena("fetch", packet_id, "--profile", "diego", "--out",
                  str(stage.files / "diego" / "request"), code=3)
     if (stage.files / "diego" / "request").exists():
-        from client.demo import DemoFailed
+        from client.cli.demo import DemoFailed
 
         raise DemoFailed("a refused fetch left files behind")
 

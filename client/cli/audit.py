@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from client.audit import AuditState, audit_ledger
 from client.audit import Progress as ProgressFn
-from client.cli_common import (
+from client.cli.common import (
     Connection,
     JsonOpt,
     ProfileOpt,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from client.cli_common import (
+from client.cli.common import (
     JsonOpt,
     ProfileOpt,
     connect,

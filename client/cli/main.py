@@ -1,9 +1,9 @@
 """``cadena``: the liaison's command line (keys, profiles, login, coordination, audit).
 
 Commands are grouped by feature; coordinators' commands are in
-:mod:`client.cli_admin`, the auditor's in :mod:`client.cli_audit`. Shared
+:mod:`client.cli.admin`, the auditor's in :mod:`client.cli.audit`. Shared
 plumbing (options, injected HTTP client, exit codes) is in
-:mod:`client.cli_common`. Documentation: ``docs/cli.md``.
+:mod:`client.cli.common`. Documentation: ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
-from client import cli_admin, cli_audit, cli_contacts, cli_packets, cli_trust, demo
-from client.certificate.cli import certificate_app
-from client.cli_common import (
+from client.cli import admin as cli_admin
+from client.cli import audit as cli_audit
+from client.cli import contacts as cli_contacts
+from client.cli import demo
+from client.cli import packets as cli_packets
+from client.cli import trust as cli_trust
+from client.cli.certificate import certificate_app
+from client.cli.common import (
     Connection,
     JsonOpt,
     ProfileOpt,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from client.cli_common import Connection, err
+from client.cli.common import Connection, err
 from client.errors import ClientError
 from client.packet_models import BoxName
 

@@ -1,5 +1,5 @@
 """Prosecutors' commands around a packet: share, approve-share, share-requests,
-withdraw, thread and receipts (registered by :func:`client.cli_packets.register`)."""
+withdraw, thread and receipts (registered by :func:`client.cli.packets.register`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from client.cli_common import (
+from client.cli.common import (
     Connection,
     JsonOpt,
     ProfileOpt,

@@ -1,6 +1,6 @@
 """Prosecutors' commands: ``send``, ``inbox``, ``sent`` and ``fetch``.
 
-Sharing, withdrawal, threads and receipts are in :mod:`client.cli_sharing`;
+Sharing, withdrawal, threads and receipts are in :mod:`client.cli.sharing`;
 :func:`register` adds both. Transfers over a few MB show rich progress bars
 (rate and ETA) on standard error unless ``--quiet``.
 """
@@ -24,8 +24,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from client import cli_sharing
-from client.cli_common import (
+from client.cli import sharing as cli_sharing
+from client.cli.common import (
     Connection,
     JsonOpt,
     ProfileOpt,
@@ -38,8 +38,8 @@ from client.cli_common import (
     print_table,
     when,
 )
-from client.cli_follow import Follow, follow_listing, stream_start
-from client.cli_sharing import liaison_keys
+from client.cli.follow import Follow, follow_listing, stream_start
+from client.cli.sharing import liaison_keys
 from client.errors import UsageError
 from client.packet_models import BoxName, PacketStatusName, PacketSummary
 from client.transfer import (

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from client.cli_common import (
+from client.cli.common import (
     JsonOpt,
     ProfileOpt,
     connect,

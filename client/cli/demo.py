@@ -8,7 +8,7 @@ and that coordinator's profile. Every liaison gets a temporary profile
 the real ``cadena`` command, shown as you would type it, with its output.
 Everything is deleted at the end unless ``--workdir`` is given.
 
-The story itself is in :mod:`client.demo_story`.
+The story itself is in :mod:`client.cli.demo_story`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from client.cli_common import CliDeps, deps, guarded
+from client.cli.common import CliDeps, deps, guarded
 from client.errors import ClientError, ProfileError, UsageError
 from client.local_server import bootstrap, local_server
 from client.profile import Profile
@@ -173,7 +173,7 @@ def demo(
         help="Keep profiles, files and the ledger export here (default: deleted).")] = None,
 ) -> None:
     """Walk through a complete exchange between three states on a temporary server."""
-    from client.demo_story import tell
+    from client.cli.demo_story import tell
 
     console = Console(highlight=False)
     root = workdir.resolve() if workdir else Path(tempfile.mkdtemp(prefix="cadena-demo-"))
