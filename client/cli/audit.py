@@ -129,8 +129,8 @@ def _checkpoint_rows(checkpoint: Checkpoint) -> dict[str, Any]:
             "root": _b64(checkpoint.root)}
 
 
-def _online(ctx: typer.Context, profile: str | None, key: str | None, full: bool, reset: bool,
-            quiet: bool, as_json: bool, page_size: int) -> None:
+def _online(ctx: typer.Context, profile: str | None, key: str | None, *, full: bool,
+            reset: bool, quiet: bool, as_json: bool, page_size: int) -> None:
     with connect(ctx, profile) as conn:
         verifier, how = _trusted_key(conn, key)
         state = None if reset else load_state(conn.profile)
@@ -149,7 +149,7 @@ def _online(ctx: typer.Context, profile: str | None, key: str | None, full: bool
              "downloaded": result.downloaded, "from_index": result.start}, as_json, True)
 
 
-def _offline(ctx: typer.Context, profile: str | None, key: str | None, path: Path,
+def _offline(ctx: typer.Context, profile: str | None, key: str | None, path: Path, *,
              quiet: bool, as_json: bool) -> None:
     local = open_profile(ctx, profile)
     verifier = _parse_key(key) if key is not None else pinned_verifier(local.config())
@@ -187,9 +187,10 @@ def audit_verify(
 ) -> None:
     """Verify the ledger: signatures, entries, links, tree root, and no rollback or fork."""
     if file is not None:
-        _offline(ctx, profile, key, file, quiet, as_json)
+        _offline(ctx, profile, key, file, quiet=quiet, as_json=as_json)
     else:
-        _online(ctx, profile, key, full, reset, quiet, as_json, page_size)
+        _online(ctx, profile, key, full=full, reset=reset, quiet=quiet, as_json=as_json,
+                page_size=page_size)
 
 
 @audit_app.command("export")

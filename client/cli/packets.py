@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, cast
@@ -120,8 +121,9 @@ def _message(message: Path | None, text: str | None) -> tuple[BinaryIO, int]:
         raise typer.BadParameter(f"cannot read {message}: {exc}", param_hint="--message") from exc
 
 
-def _reply_defaults(conn: Connection, me: str, reply_to: str | None, channel: str | None,
-                    to: list[str] | None) -> tuple[str, list[str], PacketSummary | None]:
+def _reply_defaults(conn: Connection, me: str, draft: Draft
+                    ) -> tuple[str, list[str], PacketSummary | None]:
+    reply_to, channel, to = draft.reply_to, draft.channel, draft.to
     original = conn.client.packets.find(reply_to) if reply_to else None
     if reply_to and original is None:
         raise UsageError(f"packet {reply_to} is not in a thread you can see")
@@ -148,22 +150,39 @@ def _classification(conn: Connection, channel: str, given: Classification | None
     raise UsageError(f"you are not a member of channel {channel!r}")
 
 
-def _send(ctx: typer.Context, profile: str | None, to: list[str] | None, channel: str | None,
-          reply_to: str | None, classification: Classification | None, handling: HandlingCode,
-          evaluation: str, case: str | None, legal_basis: str | None, urgency: Urgency | None,
-          due: datetime | None, body: BinaryIO, size: int, attach: list[Path],
-          workdir: Path | None, quiet: bool) -> SentPacket:
+@dataclass(frozen=True)
+class Draft:
+    """What ``cadena send`` was asked to send, as given on the command line."""
+
+    to: list[str] | None
+    channel: str | None
+    reply_to: str | None
+    classification: Classification | None
+    handling: HandlingCode
+    evaluation: str
+    case: str | None
+    legal_basis: str | None
+    urgency: Urgency | None
+    due: datetime | None
+    body: BinaryIO
+    size: int
+    attach: list[Path]
+
+
+def _send(ctx: typer.Context, profile: str | None, draft: Draft, *, workdir: Path | None,
+          quiet: bool) -> SentPacket:
     with connect(ctx, profile) as conn:
         me, keys = liaison_keys(conn)
-        channel, to, original = _reply_defaults(conn, me, reply_to, channel, to)
-        level = _classification(conn, channel, classification, original)
-        due_at = _utc(due)
+        channel, to, original = _reply_defaults(conn, me, draft)
+        level = _classification(conn, channel, draft.classification, original)
+        due_at = _utc(draft.due)
         try:
-            meta = PacketMeta(channel, level, handling, evaluation.upper(), case, legal_basis,
-                              reply_to, urgency, format_time(due_at) if due_at else None)
+            meta = PacketMeta(channel, level, draft.handling, draft.evaluation.upper(),
+                              draft.case, draft.legal_basis, draft.reply_to, draft.urgency,
+                              format_time(due_at) if due_at else None)
         except InvalidArgument as exc:
             raise typer.BadParameter(str(exc)) from exc
-        outgoing = Outgoing(sorted(set(to)), meta, body, attach, size)
+        outgoing = Outgoing(sorted(set(to)), meta, draft.body, draft.attach, draft.size)
         return send_packet(conn.client, keys, me, outgoing, workdir=workdir,
                            progress=progress_bars(quiet))
 
@@ -201,9 +220,9 @@ def send(
                                  param_hint="--evaluation")
     body, size = _message(message, text)
     try:
-        sent_packet = _send(ctx, profile, to, channel, reply_to, classification, handling,
-                            evaluation, case, legal_basis, urgency, due, body, size,
-                            list(attach or []), workdir, quiet)
+        draft = Draft(to, channel, reply_to, classification, handling, evaluation, case,
+                      legal_basis, urgency, due, body, size, list(attach or []))
+        sent_packet = _send(ctx, profile, draft, workdir=workdir, quiet=quiet)
     finally:
         if body is not sys.stdin.buffer:
             body.close()
@@ -244,7 +263,7 @@ def _table(box: BoxName, packets: list[PacketSummary]) -> None:
                 "handling", "case", "submitted", "notes"], _rows(packets, box))
 
 
-def _listing(conn: Connection, box: BoxName, filters: dict[str, Any], limit: int,
+def _listing(conn: Connection, box: BoxName, filters: dict[str, Any], *, limit: int,
              every: bool) -> list[PacketSummary]:
     found: list[PacketSummary] = []
     cursor = None
@@ -256,9 +275,9 @@ def _listing(conn: Connection, box: BoxName, filters: dict[str, Any], limit: int
             return found
 
 
-def _print_new(conn: Connection, box: BoxName, filters: dict[str, Any], seen: set[str],
+def _print_new(conn: Connection, box: BoxName, filters: dict[str, Any], seen: set[str], *,
                as_json: bool) -> None:
-    fresh = [p for p in _listing(conn, box, filters, 50, False) if p.id not in seen]
+    fresh = [p for p in _listing(conn, box, filters, limit=50, every=False) if p.id not in seen]
     seen.update(p.id for p in fresh)
     for item in reversed(fresh):
         if as_json:
@@ -270,27 +289,42 @@ def _print_new(conn: Connection, box: BoxName, filters: dict[str, Any], seen: se
 StatusOpt = Annotated[str | None, typer.Option(help="active or withdrawn.")]
 
 
-def _list_command(ctx: typer.Context, box: BoxName, profile: str | None, channel: str | None,
-                  case: str | None, since: datetime | None, until: datetime | None,
-                  status: str | None, limit: int, every: bool, follow: bool, interval: float,
-                  polls: int | None, as_json: bool) -> None:
-    if status not in (None, "active", "withdrawn"):
+@dataclass(frozen=True)
+class Query:
+    """What ``cadena inbox`` or ``cadena sent`` was asked to list, and how."""
+
+    channel: str | None
+    case: str | None
+    since: datetime | None
+    until: datetime | None
+    status: str | None
+    limit: int
+    every: bool
+    follow: bool
+    interval: float
+    polls: int | None
+
+
+def _list_command(ctx: typer.Context, box: BoxName, query: Query, *, profile: str | None,
+                  as_json: bool) -> None:
+    if query.status not in (None, "active", "withdrawn"):
         raise typer.BadParameter("use active or withdrawn", param_hint="--status")
-    filters = {"channel": channel, "case_reference": case, "since": _utc(since),
-               "until": _utc(until), "status": cast(PacketStatusName | None, status)}
+    filters = {"channel": query.channel, "case_reference": query.case,
+               "since": _utc(query.since), "until": _utc(query.until),
+               "status": cast(PacketStatusName | None, query.status)}
     with connect(ctx, profile) as conn:
         # Events before the checkpoint read first are in the listing read after it,
         # so the stream need not replay the whole history.
-        after = stream_start(conn) if follow and box == "inbox" else None
-        packets = _listing(conn, box, filters, limit, every)
+        after = stream_start(conn) if query.follow and box == "inbox" else None
+        packets = _listing(conn, box, filters, limit=query.limit, every=query.every)
         if as_json:
             print_json([p.to_json() for p in packets])
         else:
             _table(box, packets)
-        if follow:
+        if query.follow:
             seen = {p.id for p in packets}
-            follow_listing(conn, box, seen, Follow(interval, polls, after),
-                           lambda: _print_new(conn, box, filters, seen, as_json))
+            follow_listing(conn, box, seen, Follow(query.interval, query.polls, after),
+                           lambda: _print_new(conn, box, filters, seen, as_json=as_json))
 
 
 ChannelOpt = Annotated[str | None, typer.Option(help="Only this channel.")]
@@ -313,8 +347,8 @@ def inbox(ctx: typer.Context, channel: ChannelOpt = None, case: CaseOpt = None,
           interval: IntervalOpt = 5.0, polls: PollsOpt = None, profile: ProfileOpt = None,
           as_json: JsonOpt = False) -> None:
     """Packets addressed or shared to you, newest first (metadata only)."""
-    _list_command(ctx, "inbox", profile, channel, case, since, until, status, limit, every,
-                  follow, interval, polls, as_json)
+    query = Query(channel, case, since, until, status, limit, every, follow, interval, polls)
+    _list_command(ctx, "inbox", query, profile=profile, as_json=as_json)
 
 
 @guarded
@@ -324,8 +358,8 @@ def sent(ctx: typer.Context, channel: ChannelOpt = None, case: CaseOpt = None,
          interval: IntervalOpt = 5.0, polls: PollsOpt = None, profile: ProfileOpt = None,
          as_json: JsonOpt = False) -> None:
     """Packets you sent, newest first."""
-    _list_command(ctx, "sent", profile, channel, case, since, until, status, limit, every,
-                  follow, interval, polls, as_json)
+    query = Query(channel, case, since, until, status, limit, every, follow, interval, polls)
+    _list_command(ctx, "sent", query, profile=profile, as_json=as_json)
 
 
 # -- fetch ---------------------------------------------------------------------
