@@ -108,8 +108,10 @@ def token_facts(session: Session, token_id: str, moment: datetime) -> TokenFacts
     row = session.connection().execute(_TOKEN, {"token_id": token_id, "moment": moment}).first()
     if row is None:
         return None
-    holder = TokenHolder(row[7], row[8], row[9], row[10], row[11]) if row[6] else None
-    return TokenFacts(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], holder)
+    holder = TokenHolder(row.key_revoked_at, row.role, row.state_code, row.state_status,
+                         row.clearance_level) if row.key_known else None
+    return TokenFacts(row.token_id, row.liaison_id, row.key_id, bytes(row.secret_hash),
+                      row.expires_at, row.revoked_at, holder)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ _USABLE_KEY = (
 def usable_key(session: Session, key_id: str) -> UsableKey | None:
     """The key set ``key_id`` if it is usable (neither rotated out nor revoked), one query."""
     row = session.connection().execute(_USABLE_KEY, {"key_id": key_id}).first()
-    return None if row is None else UsableKey(row[0], bytes(row[1]), bytes(row[2]))
+    return None if row is None else UsableKey(row.liaison_id, bytes(row.signing_public),
+                                              bytes(row.encryption_public))
 
 
 def current_key(session: Session, liaison_id: str) -> LiaisonKey | None:
@@ -188,10 +191,13 @@ def level_in_force(liaison_id: ColumnElement[str] | InstrumentedAttribute[str],
 # Built once and run on the session's connection: building the select and the
 # ORM's loading cost more than the query itself.
 _TOKEN = (
-    select(AuthToken.id, AuthToken.liaison_id, AuthToken.key_id, AuthToken.secret_hash,
-           AuthToken.expires_at, AuthToken.revoked_at, LiaisonKey.key_id.is_not(None),
-           LiaisonKey.revoked_at, Liaison.role, Liaison.state_code, State.status,
-           level_in_force(Liaison.id, bindparam("moment", type_=UTCDateTime())))
+    select(AuthToken.id.label("token_id"), AuthToken.liaison_id, AuthToken.key_id,
+           AuthToken.secret_hash, AuthToken.expires_at, AuthToken.revoked_at,
+           LiaisonKey.key_id.is_not(None).label("key_known"),
+           LiaisonKey.revoked_at.label("key_revoked_at"), Liaison.role, Liaison.state_code,
+           State.status.label("state_status"),
+           level_in_force(Liaison.id, bindparam("moment", type_=UTCDateTime()))
+           .label("clearance_level"))
     .outerjoin(LiaisonKey, LiaisonKey.key_id == AuthToken.key_id)
     .outerjoin(Liaison, Liaison.id == LiaisonKey.liaison_id)
     .outerjoin(State, State.code == Liaison.state_code)
@@ -214,8 +220,8 @@ class Eligibility:
 def eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]:
     """The eligibility facts of the liaisons ``:ids`` for ``:channel_id`` at ``:moment``.
 
-    Its rows, in column order, make :class:`Eligibility` (:func:`eligibility_of`);
-    callers may add columns after those.
+    Its rows' columns are named as :class:`Eligibility`'s fields
+    (:func:`eligibility_of`); callers may add columns of other names.
     """
     current = (
         select(LiaisonKey.key_id)
@@ -230,8 +236,10 @@ def eligibility_query() -> Select[str, str, StateStatus, bool, int | None, Any]:
                             ChannelMember.liaison_id == Liaison.id)
     moment = bindparam("moment", type_=UTCDateTime())
     return (
-        select(Liaison.id, Liaison.state_code, State.status, member,
-               level_in_force(Liaison.id, moment), current)
+        select(Liaison.id.label("liaison_id"), Liaison.state_code,
+               State.status.label("state_status"), member.label("is_member"),
+               level_in_force(Liaison.id, moment).label("level"),
+               current.label("current_key_id"))
         .join(State, State.code == Liaison.state_code)
         .where(Liaison.id.in_(bindparam("ids", expanding=True)))
     )
@@ -241,8 +249,9 @@ _ELIGIBILITY = eligibility_query()
 
 
 def eligibility_of(row: Any) -> Eligibility:
-    """The :class:`Eligibility` in the first columns of a row of :func:`eligibility_query`."""
-    return Eligibility(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    """The :class:`Eligibility` in a row of :func:`eligibility_query` (by column name)."""
+    return Eligibility(row.liaison_id, row.state_code, row.state_status, bool(row.is_member),
+                       row.level, row.current_key_id)
 
 
 def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
@@ -253,7 +262,7 @@ def eligibility(session: Session, liaison_ids: Iterable[str], channel_id: str,
         return {}
     rows = session.connection().execute(_ELIGIBILITY, {"ids": ids, "channel_id": channel_id,
                                           "moment": moment})
-    return {row[0]: eligibility_of(row) for row in rows}
+    return {row.liaison_id: eligibility_of(row) for row in rows}
 
 
 def clearances_of(session: Session, liaison_id: str) -> Sequence[Clearance]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, cast, exists, func, or_, select
+from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import insert_at_commit, named_insert
@@ -27,6 +27,7 @@ from app.models.packet import (
     ShareRequest,
     ShareRequestStatus,
 )
+from app.models.sqljson import json_array_of, json_rows
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,15 @@ def _access_query() -> Select[Packet, PacketKey, bool, int | None]:
                             ChannelMember.liaison_id == liaison)
     level = level_in_force(liaison, bindparam("moment", type_=UTCDateTime()))
     return (
-        select(Packet, PacketKey, member, level)
+        select(Packet, PacketKey, member.label("is_member"), level.label("level"))
         .outerjoin(PacketKey, and_(PacketKey.packet_id == Packet.id,
                                    PacketKey.liaison_id == liaison))
         .where(Packet.id == bindparam("packet_id", type_=String()))
     )
 
 
-# Identifiers (ID_PATTERN) and hex digests hold no space, so a space separates
-# the aggregated values; the order the database aggregates in is not relied on.
+# Identifiers (ID_PATTERN) hold no space, so a space separates the aggregated
+# recipients; the order the database aggregates in is not relied on.
 _SEPARATOR = " "
 _HEADER_RECIPIENTS = (
     select(func.aggregate_strings(PacketKey.liaison_id, _SEPARATOR))
@@ -90,21 +91,20 @@ _HEADER_RECIPIENTS = (
     .correlate(Packet)  # not the caller's packet_keys row the outer query joins
     .scalar_subquery()
 )
-_STREAM_REFS = (
-    select(func.aggregate_strings(
-        cast(PacketStream.index, String) + ":" + PacketStream.sha256 + ":"
-        + cast(PacketStream.length, String), _SEPARATOR))
+_STREAM_OBJECTS = (
+    select(json_array_of(index=PacketStream.index, sha256=PacketStream.sha256,
+                         length=PacketStream.length))
     .where(PacketStream.packet_id == Packet.id)
     .correlate(Packet)
     .scalar_subquery()
 )
 _ACCESS = _access_query()
-_RETRIEVAL = _access_query().add_columns(_HEADER_RECIPIENTS, _STREAM_REFS)
+_RETRIEVAL = _access_query().add_columns(_HEADER_RECIPIENTS.label("recipients"),
+                                         _STREAM_OBJECTS.label("streams"))
 
 
 def _facts(row: Any) -> AccessFacts:
-    packet, held, member, level = row[:4]
-    return AccessFacts(packet, held, bool(member), level)
+    return AccessFacts(row.Packet, row.PacketKey, bool(row.is_member), row.level)
 
 
 def access_facts(session: Session, packet_id: str, liaison_id: str,
@@ -127,12 +127,9 @@ def retrieval_facts(session: Session, packet_id: str, liaison_id: str,
                                        "moment": moment}).first()
     if row is None:
         return None
-    refs = []
-    for item in (row[5] or "").split(_SEPARATOR):
-        if item:
-            index, sha256, length = item.split(":")
-            refs.append(StreamRef(int(index), sha256, int(length)))
-    recipients = sorted(r for r in (row[4] or "").split(_SEPARATOR) if r)
+    refs = [StreamRef(int(item["index"]), str(item["sha256"]), int(item["length"]))
+            for item in json_rows(row.streams)]
+    recipients = sorted(r for r in (row.recipients or "").split(_SEPARATOR) if r)
     return _facts(row), PacketContents(recipients, sorted(refs, key=lambda ref: ref.index))
 
 
@@ -152,7 +149,8 @@ def _submission_query() -> Select[Any]:
     min_level = (select(Channel.min_level)
                  .where(Channel.id == bindparam("channel_id", type_=String()))
                  .scalar_subquery())
-    return eligibility_query().add_columns(used, min_level)
+    return eligibility_query().add_columns(used.label("packet_exists"),
+                                           min_level.label("channel_min_level"))
 
 
 _SUBMISSION = _submission_query()
@@ -170,8 +168,9 @@ def submission_facts(session: Session, packet_id: str, channel_id: str, sender_i
     # Every row carries the same packet and channel facts; the sender, being
     # authenticated, always has one.
     first = rows[0] if rows else None
-    return SubmissionFacts(bool(first[6]) if first else False, first[7] if first else None,
-                           {row[0]: eligibility_of(row) for row in rows})
+    return SubmissionFacts(bool(first.packet_exists) if first else False,
+                           first.channel_min_level if first else None,
+                           {row.liaison_id: eligibility_of(row) for row in rows})
 
 
 def get(session: Session, packet_id: str) -> Packet | None:
@@ -211,7 +210,8 @@ def is_party(session: Session, packet: Packet, liaison_id: str) -> bool:
     return packet.sender_id == liaison_id or holding(session, packet.id, liaison_id) is not None
 
 
-_STREAMS = (select(PacketStream.index, PacketStream.sha256, PacketStream.length)
+_STREAMS = (select(PacketStream.index.label("position"), PacketStream.sha256,
+                   PacketStream.length)
             .where(PacketStream.packet_id == bindparam("packet_id", type_=String()))
             .order_by(PacketStream.index))
 
@@ -219,7 +219,7 @@ _STREAMS = (select(PacketStream.index, PacketStream.sha256, PacketStream.length)
 def streams(session: Session, packet_id: str) -> list[StreamRef]:
     """The packet's ciphertext streams, in order."""
     rows = session.connection().execute(_STREAMS, {"packet_id": packet_id})
-    return [StreamRef(*row) for row in rows]
+    return [StreamRef(row.position, row.sha256, row.length) for row in rows]
 
 
 def stream(session: Session, packet_id: str, index: int) -> PacketStream | None:
