@@ -2,7 +2,7 @@
 
 A blob lives at ``<data_dir>/blobs/ab/cd/<hex>``. A write streams into a
 temporary file in that same directory while hashing (starting the disk's
-write-back every few MiB, :class:`crypto.outfile.WritebackPacer`), fsyncs it, renames it
+write-back every few MiB, :class:`streamio.WritebackPacer`), fsyncs it, renames it
 into place (atomic on POSIX) and fsyncs the directory, so a blob is either
 absent or complete and durable — never partial, even across a crash
 (DESIGN.md invariant 4). Nothing is ever read whole into memory. Blobs hold
@@ -38,7 +38,7 @@ from starlette.types import Send
 from app.datadir import make_private_dir
 from app.deps import SettingsDep
 from app.errors import CadenaError
-from crypto.outfile import WritebackPacer
+from streamio import WritebackPacer
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 _SHA256 = re.compile(SHA256_PATTERN)

@@ -40,12 +40,12 @@ from crypto import (  # noqa: E402
     HandlingCode,
     LiaisonKeys,
     PacketMeta,
-    decrypt_to_path,
     open_envelope,
     open_packet,
     seal_packet,
     seal_stream,
 )
+from streamio import ThreadedSha256, decrypt_to_path  # noqa: E402
 
 MIB = 1 << 20
 META = PacketMeta("bench", Classification.RESTRICTED, HandlingCode.H0, "A1")
@@ -67,7 +67,8 @@ def child_encrypt(src: Path, work: Path, chunk_size: int) -> dict[str, float]:
     with src.open("rb") as reader, (work / "attachment.ct").open("wb") as attachment:
         envelope = seal_stream(SENDER, "sender", {"recipient": RECIPIENT.public}, META,
                                io.BytesIO(b""), [("evidence.bin", reader)],
-                               [manifest, message, attachment], chunk_size=chunk_size)
+                               [manifest, message, attachment], chunk_size=chunk_size,
+                               hasher=ThreadedSha256)  # as client.transfer seals
     elapsed = time.perf_counter() - start
     (work / "envelope.json").write_bytes(envelope.to_bytes())
     (work / "manifest.ct").write_bytes(manifest.getvalue())

@@ -40,11 +40,12 @@ from crypto.envelope import Envelope
 from crypto.errors import CryptoError, InvalidArgument, SourceChanged
 from crypto.header import PacketHeader, PacketMeta
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.opening import OpenedEnvelope, decrypt_to_path, open_envelope
+from crypto.opening import OpenedEnvelope, open_envelope
 from crypto.receipt import make_receipt
 from crypto.replay import StreamReplay, replay_stream
 from crypto.sealing import seal_streams
 from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest
+from streamio import ThreadedSha256, decrypt_to_path
 
 INLINE_BYTES = 256 * 1024
 """The manifest and message go inline with the envelope when their ciphertext is at most
@@ -152,7 +153,7 @@ def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublic
                 keys, sender_id, recipients, out.meta,
                 cast(BinaryIO, CountingReader(out.message, advance)),
                 [(n, cast(BinaryIO, CountingReader(r, advance))) for n, r in readers],
-                outputs, chunk_size=DEFAULT_CHUNK_SIZE)
+                outputs, chunk_size=DEFAULT_CHUNK_SIZE, hasher=ThreadedSha256)
         except InvalidArgument as exc:
             raise UsageError(f"cannot seal this packet: {exc}") from exc
     return _Sealed(sealed.envelope, staged, sealed.replays)

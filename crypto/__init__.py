@@ -45,7 +45,6 @@ from crypto.opening import (
     OpenedEnvelope,
     OpenedPacket,
     decrypt_content,
-    decrypt_to_path,
     open_envelope,
     open_packet,
 )
@@ -116,7 +115,6 @@ __all__ = [
     "check_public_keys",
     "check_x25519_public",
     "decrypt_content",
-    "decrypt_to_path",
     "digest_stream",
     "format_time",
     "load_keys",

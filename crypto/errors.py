@@ -26,7 +26,7 @@ Opening fails closed with the most specific class that applies::
         └── DigestMismatch         a ciphertext or plaintext digest differs from the signed one
 
 Callers that stream plaintext to a writer must discard what was written when
-any of these is raised (see :func:`crypto.decrypt_to_path`).
+any of these is raised (as ``streamio.decrypt_to_path`` does).
 """
 
 from __future__ import annotations

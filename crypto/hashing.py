@@ -1,76 +1,70 @@
-"""SHA-256 computed in a worker thread, so that hashing runs beside encryption.
+"""The incremental SHA-256 that streaming encryption feeds, as an injectable part.
 
-Encrypting a stream hashes both its plaintext and its ciphertext: two SHA-256
-passes that cost more CPU than the ChaCha20-Poly1305 itself. ``hashlib``
-releases the GIL on large buffers, so a thread per digest lets them run on
-another core while the caller encrypts the next chunk. Small inputs (a
-message, a manifest, the 64-byte chunks of test vectors) are hashed inline:
-a thread is only started once a buffer of :data:`THREAD_THRESHOLD` bytes or
-more arrives. Buffers handed over must not change afterwards (``bytes``, or a
-``bytearray`` the caller no longer writes to).
+:func:`crypto.stream.encrypt_stream` and :func:`crypto.stream.decrypt_stream`
+hash plaintext and ciphertext as they go. They take a :data:`HasherFactory`
+so that a caller may hash beside the cipher (the client passes
+``streamio.ThreadedSha256``, which hashes in worker threads) while this core
+stays pure: its default, :class:`Sha256`, is ``hashlib`` in the caller's
+thread. Every implementation gives the digest ``hashlib.sha256`` gives over
+the same updates in the same order.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
+from collections.abc import Callable
 from types import TracebackType
-
-THREAD_THRESHOLD = 64 * 1024
-"""Smallest update that moves hashing to a worker thread."""
+from typing import Protocol
 
 
-class ThreadedSha256:
-    """A SHA-256 whose updates may run in a worker thread; use it as a context manager.
+class StreamHasher(Protocol):
+    """An incremental SHA-256, used as a context manager for the length of one stream.
 
-    The result (:meth:`hexdigest`) is the same as ``hashlib.sha256`` over
-    the same updates in the same order. Leaving the ``with`` block stops the
-    thread, whatever happened.
+    Leaving the ``with`` block releases whatever the implementation holds
+    (a thread, say), whatever happened. Buffers handed to :meth:`update` are
+    not modified afterwards by the streaming code.
     """
 
-    def __init__(self, depth: int = 4) -> None:
-        """At most ``depth`` buffers wait for the thread (bounded memory)."""
-        self._hash = hashlib.sha256()
-        self._depth = depth
-        self._queue: queue.Queue[bytes | bytearray | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._finished = False
-
     def update(self, data: bytes | bytearray) -> None:
-        """Add ``data`` (not to be modified afterwards) to the digest."""
-        if self._finished:
-            raise ValueError("update after the digest was finished")
-        if self._queue is None:
-            if len(data) < THREAD_THRESHOLD:
-                self._hash.update(data)
-                return
-            self._queue = queue.Queue(maxsize=self._depth)
-            self._thread = threading.Thread(target=self._run, name="cadena-sha256",
-                                            daemon=True)
-            self._thread.start()
-        self._queue.put(data)
+        """Add ``data`` to the digest."""
+        ...
 
     def hexdigest(self) -> str:
-        """The lowercase hex digest of everything added (waits for the thread)."""
-        self._stop()
+        """The lowercase hex digest of everything added."""
+        ...
+
+    def __enter__(self) -> StreamHasher:
+        """Start hashing one stream."""
+        ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Stop, releasing any resource."""
+        ...
+
+
+HasherFactory = Callable[[], StreamHasher]
+"""Makes one :class:`StreamHasher` per digest that a stream needs."""
+
+
+class Sha256:
+    """``hashlib.sha256`` as a :class:`StreamHasher`: every update in the caller's thread."""
+
+    def __init__(self) -> None:
+        """A fresh SHA-256."""
+        self._hash = hashlib.sha256()
+
+    def update(self, data: bytes | bytearray) -> None:
+        """Add ``data`` to the digest."""
+        self._hash.update(data)
+
+    def hexdigest(self) -> str:
+        """The lowercase hex digest of everything added."""
         return self._hash.hexdigest()
 
-    def __enter__(self) -> ThreadedSha256:
+    def __enter__(self) -> Sha256:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        self._finished = True
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        assert self._queue is not None  # noqa: S101 - set before the thread starts
-        while (data := self._queue.get()) is not None:
-            self._hash.update(data)
+        return None

@@ -8,24 +8,22 @@ come, then the ciphertext digest and the plaintext digest at its end.
 
 Streaming decryption writes plaintext before the end of a stream is
 authenticated. On any exception the caller MUST discard what was written;
-:func:`decrypt_to_path` does this for files (temporary file, then rename).
+``streamio.decrypt_to_path`` does this for files (temporary file, then
+rename): writing files is I/O, kept outside this pure core.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO
 
 from crypto.envelope import Envelope, SealedPacket, verify_header
 from crypto.errors import BadWrappedKey, DigestMismatch, FormatError, NotARecipient
+from crypto.hashing import HasherFactory, Sha256
 from crypto.header import PacketHeader
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.outfile import BackgroundWriter
 from crypto.statement import MAX_MANIFEST_SIZE, Statement, decode_manifest, verify_statement
 from crypto.stream import StreamDigest, decrypt_stream, stream_key
 from crypto.wrap import ContentKey, unwrap_content_key
@@ -100,47 +98,24 @@ def open_envelope(envelope: Envelope, sender: LiaisonPublicKeys, recipient_id: s
 
 
 def decrypt_content(opened: OpenedEnvelope, index: int, reader: BinaryIO,
-                    writer: BinaryIO) -> StreamDigest:
+                    writer: BinaryIO, *, hasher: HasherFactory = Sha256) -> StreamDigest:
     """Decrypt content stream ``index`` (1 = message, 2.. = attachments) to ``writer``.
 
     Returns the plaintext digest, after checking chunk tags, the signed
     ciphertext digest and the plaintext digest in the statement. On error,
-    discard everything written.
+    discard everything written. ``hasher`` computes both digests
+    (:mod:`crypto.hashing`).
     """
     header, statement = opened.header, opened.statement
     if not 1 <= index < len(header.streams):
         raise FormatError(f"no content stream {index}")
     key = stream_key(opened.content_key.secret, header.packet_id, index)
-    result = decrypt_stream(key, reader, writer, header.streams[index], header.chunk_size)
+    result = decrypt_stream(key, reader, writer, header.streams[index], header.chunk_size,
+                            hasher=hasher)
     entry = statement.message if index == 1 else statement.attachments[index - 2]
     if (result.plaintext.length, result.plaintext.sha256) != (entry.length, entry.sha256):
         raise DigestMismatch(f"plaintext of stream {index} differs from the signed statement")
     return result.plaintext
-
-
-def decrypt_to_path(opened: OpenedEnvelope, index: int, reader: BinaryIO,
-                    path: str | os.PathLike[str], *, fsync: bool = True) -> StreamDigest:
-    """Decrypt stream ``index`` into ``path`` atomically: nothing appears there on failure.
-
-    Writes to a temporary file in the same directory, fsyncs it (unless
-    ``fsync=False``), then renames it over ``path``.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".cadena-", suffix=".part", dir=target.parent)
-    try:
-        try:
-            # Written from a thread while the next chunk decrypts (crypto.outfile).
-            with BackgroundWriter(fd) as out:
-                digest = decrypt_content(opened, index, reader, cast(BinaryIO, out))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
 
 
 def open_packet(sealed: SealedPacket, sender: LiaisonPublicKeys, recipient_id: str,

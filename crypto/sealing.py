@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from crypto.envelope import Envelope, SealedPacket
 from crypto.errors import FormatError, InvalidArgument
+from crypto.hashing import HasherFactory, Sha256
 from crypto.header import PacketHeader, PacketMeta, Party
 from crypto.ids import RandomSource, check_uuid7, format_time, require_actor_id, uuid7
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
@@ -67,17 +68,18 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
                 meta: PacketMeta, message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
                 outputs: Sequence[BinaryIO], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                 packet_id: str | None = None, now: datetime | None = None,
-                random: RandomSource = os.urandom) -> Envelope:
+                random: RandomSource = os.urandom, hasher: HasherFactory = Sha256) -> Envelope:
     """Seal a packet, streaming content from readers to ``outputs``; return the envelope.
 
     ``outputs[0]`` receives the manifest ciphertext, ``outputs[1]`` the
     message's, ``outputs[2 + i]`` that of attachment ``i``. Nothing is held
     in memory beyond a few chunks. ``packet_id``, ``now`` and ``random`` are
-    injectable for deterministic test vectors.
+    injectable for deterministic test vectors; ``hasher`` computes the
+    streams' digests (:mod:`crypto.hashing`; the client hashes in threads).
     """
     return seal_streams(sender, sender_id, recipients, meta, message, attachments, outputs,
                         chunk_size=chunk_size, packet_id=packet_id, now=now,
-                        random=random).envelope
+                        random=random, hasher=hasher).envelope
 
 
 def seal_streams(sender: LiaisonKeys, sender_id: str,
@@ -85,7 +87,8 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
                  message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
                  outputs: Sequence[BinaryIO | None], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  packet_id: str | None = None, now: datetime | None = None,
-                 random: RandomSource = os.urandom) -> SealedStreams:
+                 random: RandomSource = os.urandom,
+                 hasher: HasherFactory = Sha256) -> SealedStreams:
     """Seal as :func:`seal_stream`, but a content stream whose output is ``None`` is not kept.
 
     Its ciphertext is only measured (digest signed in the header), and a
@@ -113,7 +116,7 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
     for index, (src, output) in enumerate(zip(sources, outputs[1:], strict=True), start=1):
         subkey = stream_key(key.secret, packet_id, index)
         tags = bytearray() if output is None else None
-        results.append(encrypt_stream(subkey, src, output, chunk_size, tags))
+        results.append(encrypt_stream(subkey, src, output, chunk_size, tags, hasher=hasher))
         if tags is not None:
             replays[index] = StreamReplay(subkey, chunk_size, results[-1].ciphertext,
                                           bytes(tags))
@@ -124,7 +127,7 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
     ).to_bytes()
     manifest = encode_manifest(statement, sign(sender.signing_key, STATEMENT_TYPE, statement))
     manifest_result = encrypt_stream(stream_key(key.secret, packet_id, 0), io.BytesIO(manifest),
-                                     manifest_output, chunk_size)
+                                     manifest_output, chunk_size, hasher=hasher)
     header = PacketHeader(
         packet_id=packet_id, sender=sender_party,
         recipients=tuple(Party(rid, recipients[rid].key_id) for rid in sorted(recipients)),

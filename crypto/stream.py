@@ -17,9 +17,10 @@ reordering, duplication and splicing all fail authentication.
 
 Ciphertext layout is simply the concatenated chunks (``chunk + 16-byte tag``);
 the ciphertext length is signed in the header, which fixes the chunk
-boundaries. SHA-256 of plaintext and ciphertext are computed while streaming
-(in worker threads, beside the cipher), so content passes through memory a
-few chunks at a time.
+boundaries. SHA-256 of plaintext and ciphertext are computed while streaming,
+by the caller's :data:`~crypto.hashing.HasherFactory` (``hashlib`` in this
+thread by default; the client hashes in worker threads beside the cipher), so
+content passes through memory a few chunks at a time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from crypto.encoding import bind
 from crypto.errors import DigestMismatch, FormatError, TamperedChunk, TruncatedStream
-from crypto.hashing import ThreadedSha256
+from crypto.hashing import HasherFactory, Sha256
 
 TAG_SIZE = 16
 #: 1 MiB: per-chunk Python overhead is negligible (~1 µs per MiB) and peak memory stays
@@ -115,25 +116,26 @@ def read_exact(reader: BinaryIO, size: int) -> bytes:
 
 def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO | None,
                    chunk_size: int = DEFAULT_CHUNK_SIZE,
-                   tags: bytearray | None = None) -> StreamResult:
+                   tags: bytearray | None = None, *,
+                   hasher: HasherFactory = Sha256) -> StreamResult:
     """Encrypt everything ``reader`` yields into ``writer``; return both digests.
 
     ``writer`` may be ``None`` to only measure the stream (the ciphertext is
     then dropped); ``tags``, if given, receives each chunk's tag in order
     (what :func:`crypto.replay.replay_stream` needs to encrypt it again).
-    Both digests are computed in worker threads (:mod:`crypto.hashing`).
+    Both digests are computed by ``hasher`` (:mod:`crypto.hashing`).
     """
     check_chunk_size(chunk_size)
     aead = ChaCha20Poly1305(key)
     pt_len = ct_len = 0
     counter = 0
-    with ThreadedSha256() as pt_hash, ThreadedSha256() as ct_hash:
+    with hasher() as pt_hash, hasher() as ct_hash:
         chunk = read_exact(reader, chunk_size)
         while True:
             following = read_exact(reader, chunk_size) if len(chunk) == chunk_size else b""
             final = not following
             sealed = aead.encrypt(chunk_nonce(counter, final), chunk, None)  # a new buffer:
-            pt_hash.update(chunk)                       # the hashing threads keep both
+            pt_hash.update(chunk)                       # a threaded hasher keeps both
             ct_hash.update(sealed)
             if writer is not None:
                 writer.write(sealed)
@@ -149,19 +151,19 @@ def encrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO | None,
 
 
 def decrypt_stream(key: bytes, reader: BinaryIO, writer: BinaryIO, expected: StreamDigest,
-                   chunk_size: int) -> StreamResult:
+                   chunk_size: int, *, hasher: HasherFactory = Sha256) -> StreamResult:
     """Decrypt a stream whose signed ciphertext length and digest are ``expected``.
 
     Fails closed: raises :class:`TruncatedStream`, :class:`TamperedChunk` or
     :class:`DigestMismatch` as soon as the fault is seen. Plaintext of the
     chunks before the fault has already been written; discard it. Both
-    digests are computed in worker threads (:mod:`crypto.hashing`); the
+    digests are computed by ``hasher`` (:mod:`crypto.hashing`); the
     plaintext handed to ``writer`` is a fresh buffer per chunk.
     """
     chunks, last = chunk_lengths(expected.length, check_chunk_size(chunk_size))
     aead = ChaCha20Poly1305(key)
     pt_len = 0
-    with ThreadedSha256() as pt_hash, ThreadedSha256() as ct_hash:
+    with hasher() as pt_hash, hasher() as ct_hash:
         for counter in range(chunks):
             final = counter == chunks - 1
             size = last if final else chunk_size + TAG_SIZE

@@ -1,4 +1,4 @@
-"""Key transparency with a real witness (client.witness over loopback HTTP, C2SP tlog-witness).
+"""Key transparency with a real witness node (``witness``) over loopback HTTP (C2SP tlog-witness).
 
 The server's own collector (``app.witnessing``) submits each checkpoint to
 the witness, which checks consistency with what it saw and cosigns; the
@@ -19,15 +19,15 @@ from client.keychain import KeyNotProven
 from client.transfer import recipient_keys
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints
 from client.trust import TrustRoots
-from client.witness.server import create_app
-from client.witness.store import WitnessStore
-from client.witness.witness import Witness
 from crypto.keys import LiaisonKeys
 from ledger.note import NoteVerifier
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.client.conftest import sdk_for, verifier_key
 from tests.client.kt_support import rogue_rotation
 from tests.witness.helpers import serving, witness_signer
+from witness.server import create_app
+from witness.store import WitnessStore
+from witness.witness import Witness
 
 
 @pytest.fixture

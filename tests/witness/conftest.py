@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from client.witness.server import create_app
-from client.witness.store import WitnessStore
-from client.witness.witness import Witness
 from ledger.note import NoteVerifier
 from tests.app.conftest import World, world  # noqa: F401  (the service fixture, reused)
 from tests.witness.helpers import FakeLog, witness_signer
+from witness.server import create_app
+from witness.store import WitnessStore
+from witness.witness import Witness
 
 NOW = 1_790_000_000
 

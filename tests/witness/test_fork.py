@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from client.witness.errors import BadProof, Conflict, MalformedRequest
-from client.witness.witness import Witness
 from ledger.note import verify_cosignature
 from tests.ledger import reference
 from tests.witness.conftest import Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer
 from tests.witness.test_server import WITNESS_KEY, cosign, post
+from witness.errors import BadProof, Conflict, MalformedRequest
+from witness.witness import Witness
 
 
 def test_a_forked_checkpoint_of_the_same_size_is_refused_and_kept(

@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
-from client.witness.server import SIZE_MEDIA_TYPE, create_app
-from client.witness.store import WitnessStore
-from client.witness.submission import MAX_BODY_BYTES
-from client.witness.witness import Witness
 from ledger.note import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
 from tests.witness.conftest import NOW, Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer
+from witness.server import SIZE_MEDIA_TYPE, create_app
+from witness.store import WitnessStore
+from witness.submission import MAX_BODY_BYTES
+from witness.witness import Witness
 
 WITNESS_KEY = NoteVerifier.from_string(witness_signer().verifier_key())
 

@@ -22,9 +22,6 @@ from starlette.routing import Route
 from app.db import make_engine, make_session_factory
 from app.witnesses.service import pending
 from app.witnessing import Witnessing
-from client.witness.server import create_app
-from client.witness.store import WitnessStore
-from client.witness.witness import Witness
 from ledger.note import (
     NoteVerifier,
     open_checkpoint,
@@ -34,6 +31,9 @@ from ledger.note import (
 )
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.witness.helpers import blackhole, serving, witness_signer
+from witness.server import create_app
+from witness.store import WitnessStore
+from witness.witness import Witness
 
 WITNESS_KEY = witness_signer().verifier_key()
 

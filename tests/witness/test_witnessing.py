@@ -9,8 +9,8 @@ import pytest
 
 from app.witnesses.service import Submission
 from app.witnessing import WitnessFailure, cosignature_from, request_body, witness_size
-from client.witness.submission import AddCheckpoint, parse_add_checkpoint
 from tests.witness.helpers import FakeLog, witness_signer
+from witness.submission import AddCheckpoint, parse_add_checkpoint
 
 LOG = FakeLog().grow(9)
 SIGNER = witness_signer()

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto import outfile
-from crypto.outfile import BackgroundWriter, WritebackPacer
+from streamio import outfile
+from streamio.outfile import BackgroundWriter, WritebackPacer
 
 
 @settings(max_examples=30, deadline=None)

@@ -24,10 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from client.witness.errors import BadProof, BadSignature, Conflict, MalformedRequest, UnknownLog
-from client.witness.errors import WitnessError as WitnessError
-from client.witness.store import Cosigned, Evidence, StoreTransaction, WitnessStore
-from client.witness.submission import AddCheckpoint, parse_add_checkpoint
 from ledger.errors import NoteFormatError, SignatureError, VerificationError
 from ledger.note import (
     Checkpoint,
@@ -38,6 +34,10 @@ from ledger.note import (
     parse_note,
 )
 from ledger.proof import verify_consistency
+from witness.errors import BadProof, BadSignature, Conflict, MalformedRequest, UnknownLog
+from witness.errors import WitnessError as WitnessError
+from witness.store import Cosigned, Evidence, StoreTransaction, WitnessStore
+from witness.submission import AddCheckpoint, parse_add_checkpoint
 
 
 def _now() -> int:

@@ -5,7 +5,7 @@
 - 400, 403, 404, 413, 422 ``text/plain``: a one-line reason.
 
 The submission prefix is the server's root; the rules live in
-:class:`client.witness.witness.Witness`, which runs in a worker thread
+:class:`witness.witness.Witness`, which runs in a worker thread
 because it does blocking SQLite I/O.
 """
 
@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from client.witness.errors import Conflict, TooLarge, WitnessError
-from client.witness.submission import MAX_BODY_BYTES
-from client.witness.witness import Witness
+from witness.errors import Conflict, TooLarge, WitnessError
+from witness.submission import MAX_BODY_BYTES
+from witness.witness import Witness
 
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
 

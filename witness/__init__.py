@@ -2,19 +2,22 @@
 
 It follows the logs named in its configuration, cosigns each checkpoint that
 is consistent with the last one it cosigned, and keeps conflicting
-log-signed checkpoints as fork evidence. It imports nothing from ``app``.
+log-signed checkpoints as fork evidence. A deployable of its own, beside the
+service and the client: it imports nothing from ``app`` or ``client``, only the
+pure ``crypto`` and ``ledger`` cores. Its command is ``cadena-witness``
+(also mounted as ``cadena witness``).
 
 - :class:`Witness`: the add-checkpoint rules; :func:`create_app`: its HTTP face;
 - :class:`WitnessStore`: the state file; :class:`WitnessConfig`: the config file;
-- errors: see :mod:`client.witness.errors`.
+- errors: see :mod:`witness.errors`.
 """
 
-from client.witness.config import WitnessConfig, WitnessConfigError, load_config
-from client.witness.errors import WitnessError
-from client.witness.server import create_app
-from client.witness.store import Cosigned, Evidence, WitnessStore, WitnessStoreError
-from client.witness.submission import AddCheckpoint, parse_add_checkpoint
-from client.witness.witness import Witness
+from witness.config import WitnessConfig, WitnessConfigError, load_config
+from witness.errors import WitnessError
+from witness.server import create_app
+from witness.store import Cosigned, Evidence, WitnessStore, WitnessStoreError
+from witness.submission import AddCheckpoint, parse_add_checkpoint
+from witness.witness import Witness
 
 __all__ = [
     "AddCheckpoint",

@@ -1,6 +1,7 @@
-"""``cadena witness``: set up and run a participating state's witness node.
+"""``cadena-witness``: set up and run a participating state's witness node.
 
-Mounted by ``client/cli/main.py`` as ``app.add_typer(witness_app, name="witness")``.
+The node's own command (:func:`main`); ``client/cli/main.py`` also mounts it as
+``cadena witness`` (``app.add_typer(witness_app, name="witness")``).
 Exit codes: 0 success, 1 fork evidence found (``evidence``), 2 bad set-up.
 """
 
@@ -11,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from client.witness.config import (
+from ledger.note import CosignatureSigner
+from witness.config import (
     CONFIG_NAME,
     WitnessConfig,
     WitnessConfigError,
@@ -20,10 +22,9 @@ from client.witness.config import (
     parse_config,
     render_config,
 )
-from client.witness.server import create_app
-from client.witness.store import WitnessStore, WitnessStoreError
-from client.witness.witness import Witness
-from ledger.note import CosignatureSigner
+from witness.server import create_app
+from witness.store import WitnessStore, WitnessStoreError
+from witness.witness import Witness
 
 witness_app = typer.Typer(help="Run a witness that cosigns the ledger's checkpoints.",
                           no_args_is_help=True)
@@ -117,3 +118,8 @@ def evidence(config: ConfigOption = Path(CONFIG_NAME)) -> None:
         typer.echo("-- conflicting:")
         typer.echo(item.conflicting_note, nl=False)
     raise typer.Exit(code=1)
+
+
+def main() -> None:
+    """Entry point of the ``cadena-witness`` script."""
+    witness_app()

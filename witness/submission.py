@@ -8,7 +8,7 @@
     <signed checkpoint note>
 
 The old size is an ASCII decimal with no leading zeros. Parsing is strict:
-anything else is a :class:`~client.witness.errors.MalformedRequest` (400).
+anything else is a :class:`~witness.errors.MalformedRequest` (400).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import base64
 import re
 from dataclasses import dataclass
 
-from client.witness.errors import MalformedRequest
 from ledger.errors import NoteFormatError
 from ledger.merkle import HASH_SIZE
 from ledger.note import MAX_TREE_SIZE, b64decode
+from witness.errors import MalformedRequest
 
 MAX_PROOF_LINES = 63  # C2SP tlog-witness: "MUST NOT send more than 63"
 MAX_BODY_BYTES = 64 * 1024
