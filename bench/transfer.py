@@ -85,14 +85,14 @@ def _enrol(coord: Client, keys: dict[str, LiaisonKeys], channel: str) -> None:
     coord.states.enrol("MX", "Mexico", "note MX/2026")
     now = datetime.now(UTC)
     for name, state in (("ana", "MX"), ("bruno", "CO"), ("carla", "CO")):
-        coord.liaisons.enrol(name, state, name.title(), "prosecutor", keys[name].public)
+        coord.liaisons.enrol(name, state, name.title(), "prosecutor", keys=keys[name].public)
         coord.clearances.grant(name, "SECRET", now - timedelta(minutes=1),
                                now + timedelta(days=1))
-    coord.liaisons.enrol("audra", "CO", "Audra", "auditor", keys["audra"].public)
+    coord.liaisons.enrol("audra", "CO", "Audra", "auditor", keys=keys["audra"].public)
     coord.clearances.grant("audra", "RESTRICTED", now - timedelta(minutes=1),
                            now + timedelta(days=1))
     coord.channels.create(channel, "Bench channel", "bilateral", "RESTRICTED",
-                          ["ana", "bruno", "carla"])
+                          members=["ana", "bruno", "carla"])
 
 
 @contextmanager

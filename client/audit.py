@@ -249,7 +249,7 @@ def _blame_link(api: LedgerAPI, checkpoint: Checkpoint, broken: AuditFailure,
 
 
 def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_size: int,
-              progress: Progress | None, sink: EntrySink | None) -> None:
+              *, progress: Progress | None, sink: EntrySink | None) -> None:
     start, size = chain.size, checkpoint.size
     while chain.size < size:
         position = chain.size
@@ -294,7 +294,7 @@ def audit_ledger(api: LedgerAPI, verifier: NoteVerifier, state: AuditState | Non
     else:
         chain = EntryChain(state)
     start = chain.size
-    _download(api, chain, checkpoint, page_size, progress, sink)
+    _download(api, chain, checkpoint, page_size, progress=progress, sink=sink)
     finish(chain, checkpoint)
     return AuditResult(checkpoint, state.size if state else None, start, chain.size - start,
                        chain.state(str(verifier), note))

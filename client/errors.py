@@ -73,7 +73,7 @@ class ProblemError(ClientError):
     """The server answered with an RFC 9457 problem document."""
 
     def __init__(self, type_: str, title: str, status: int, detail: str,
-                 extensions: Mapping[str, Any] | None = None) -> None:
+                 *, extensions: Mapping[str, Any] | None = None) -> None:
         """Keep the problem's members; ``extensions`` holds every other member."""
         super().__init__(f"{title} ({status}): {detail}")
         self.type = type_

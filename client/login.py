@@ -92,7 +92,7 @@ def check_challenge(challenge: Challenge, liaison_id: str, now: datetime,
 
 
 def sign_challenge(challenge: Challenge, keys: LiaisonKeys, liaison_id: str, now: datetime,
-                   origin: str | None = None) -> SignedChallenge:
+                   *, origin: str | None = None) -> SignedChallenge:
     """Check ``challenge`` (see :func:`check_challenge`) and sign it with ``keys``."""
     payload = check_challenge(challenge, liaison_id, now, origin)
     signature = sign(keys.signing_key, AUTH_CHALLENGE_TYPE, payload)

@@ -103,7 +103,7 @@ class RemoteStream:
     """
 
     def __init__(self, session: ApiSession, path: str, length: int, sha256: str,
-                 progress: Progress | None = None) -> None:
+                 *, progress: Progress | None = None) -> None:
         """Read ``length`` bytes of ``path`` whose SHA-256 is ``sha256``."""
         self._session, self._path, self.length, self.sha256 = session, path, length, sha256
         self._progress = progress
@@ -253,13 +253,13 @@ class PacketsAPI:
         return f"/v1/packets/{_seg(packet_id)}/streams/{index}"
 
     def open_stream(self, packet_id: str, index: int, length: int, sha256: str,
-                    progress: Progress | None = None) -> RemoteStream:
+                    *, progress: Progress | None = None) -> RemoteStream:
         """A resuming reader over ciphertext stream ``index`` (unverified bytes)."""
         return RemoteStream(self._s, self.stream_path(packet_id, index), length, sha256,
-                            progress)
+                            progress=progress)
 
     def download(self, packet_id: str, index: int, dest: Path, expected: StreamDigest,
-                 progress: Progress | None = None) -> StreamDigest:
+                 *, progress: Progress | None = None) -> StreamDigest:
         """Download ciphertext stream ``index`` to ``dest``, resuming a partial file.
 
         A partial download lives in ``dest`` + ``.part``; a later call asks
@@ -272,7 +272,8 @@ class PacketsAPI:
         if have > expected.length:
             part.unlink()
             have = 0
-        reader = self.open_stream(packet_id, index, expected.length, expected.sha256, progress)
+        reader = self.open_stream(packet_id, index, expected.length, expected.sha256,
+                                  progress=progress)
         reader.offset = have
         try:
             with part.open("ab") as out:

@@ -105,7 +105,7 @@ class LiaisonsAPI:
         return parse_list(KeyInfo, self._s.get_json(f"/v1/liaisons/{_seg(liaison_id)}/keys"))
 
     def enrol(self, liaison_id: str, state_code: str, name: str, role: RoleName,
-              keys: LiaisonPublicKeys) -> Liaison:
+              *, keys: LiaisonPublicKeys) -> Liaison:
         """Enrol a liaison with their public keys (coordinators)."""
         body = {"id": liaison_id, "state_code": state_code, "name": name, "role": role,
                 **_public_keys(keys)}
@@ -184,7 +184,7 @@ class ChannelsAPI:
         return parse_list(Channel, self._s.get_json("/v1/channels"))
 
     def create(self, channel_id: str, name: str, kind: ChannelKindName,
-               min_clearance: LevelName, members: builtins.list[str] | None = None,
+               min_clearance: LevelName, *, members: builtins.list[str] | None = None,
                crime_type: str | None = None) -> Channel:
         """Create a channel with its first members (coordinators).
 

@@ -72,7 +72,7 @@ def _problem(response: httpx.Response) -> Exception:
         known = {"type", "title", "status", "detail"}
         extensions = {k: v for k, v in body.items() if k not in known}
         return problem_class(status)(str(body.get("type", "about:blank")), body["title"],
-                                     status, str(body.get("detail", "")), extensions)
+                                     status, str(body.get("detail", "")), extensions=extensions)
     text = response.text.strip()[:200]
     return problem_class(status)("about:blank", response.reason_phrase or "HTTP error", status,
                                  text or f"HTTP {status}")
@@ -119,7 +119,7 @@ class ApiSession:
         challenge = parse(Challenge, self._json(self._send(
             "POST", "/v1/auth/challenge", None, json={"liaison_id": creds.liaison_id})))
         signed = sign_challenge(challenge, creds.signing_keys(), creds.liaison_id,
-                                self.clock(), creds.origin)
+                                self.clock(), origin=creds.origin)
         token = parse(Token, self._json(self._send("POST", "/v1/auth/token", None,
                                                    json=signed.to_json())))
         self._token = token

@@ -48,7 +48,7 @@ def _approval(client: Client, packet_id: str, recipient_id: str) -> ShareRequest
 
 
 def share_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str,
-                 recipient_id: str) -> ShareOutcome:
+                 *, recipient_id: str) -> ShareOutcome:
     """Share a packet with ``recipient_id`` (asking the originator first for H2 packets)."""
     read = client.packets.retrieve(packet_id)
     header, opened, _ = open_remote(client, me, keys, read)

@@ -137,7 +137,7 @@ class _Sealed:
 
 
 def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublicKeys],
-          out: Outgoing, work: Path, progress: ProgressFactory) -> _Sealed:
+          out: Outgoing, *, work: Path, progress: ProgressFactory) -> _Sealed:
     # Manifest and message (possibly standard input) are staged as ciphertext
     # files; attachments are files, read again and re-encrypted as they upload
     # (crypto.replay), so their ciphertext never touches the disk.
@@ -177,7 +177,7 @@ def _small_staged(sealed: _Sealed, header: PacketHeader) -> dict[int, bytes]:
 
 
 def _upload(client: Client, out: Outgoing, sealed: _Sealed, header: PacketHeader,
-            progress: ProgressFactory, skip: Collection[int] = ()) -> list[int]:
+            *, progress: ProgressFactory, skip: Collection[int] = ()) -> list[int]:
     entries = []
     with progress("uploading", sum(s.length for s in header.streams)) as advance:
         for index, digest in enumerate(header.streams):
@@ -207,17 +207,17 @@ def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing
     """
     recipients = recipient_keys(client, out.recipients)
     with tempfile.TemporaryDirectory(prefix="cadena-send-", dir=workdir) as tmp:
-        sealed = _seal(keys, sender_id, recipients, out, Path(tmp), progress)
+        sealed = _seal(keys, sender_id, recipients, out, work=Path(tmp), progress=progress)
         header = PacketHeader.from_bytes(sealed.envelope.header)
         inline = _small_staged(sealed, header)
-        entries = _upload(client, out, sealed, header, progress, skip=inline)
+        entries = _upload(client, out, sealed, header, progress=progress, skip=inline)
         try:
             created = client.packets.submit(sealed.envelope, inline)
         except ProblemError as exc:
             if not inline or exc.status != 413:
                 raise
             # The server takes smaller submission bodies: upload those streams too.
-            entries += _upload(client, out, sealed, header, progress,
+            entries += _upload(client, out, sealed, header, progress=progress,
                                skip=set(range(len(header.streams))) - set(inline))
             created = client.packets.submit(sealed.envelope)
     if created.id != header.packet_id or created.sender_id != sender_id:
@@ -282,14 +282,14 @@ def _targets(opened: OpenedEnvelope, staging: Path) -> list[tuple[int, str, Path
 
 
 def _decrypt_all(client: Client, got: FetchedPacket, staging: Path, fsync: bool,
-                 progress: ProgressFactory) -> None:
+                 *, progress: ProgressFactory) -> None:
     header = got.header
     total = sum(s.length for s in header.streams[1:])
     with progress("downloading", total) as advance:
         for index, label, path in _targets(got.opened, staging):
             stream = header.streams[index]
             reader = client.packets.open_stream(got.read.id, index, stream.length,
-                                                stream.sha256, advance)
+                                                stream.sha256, progress=advance)
             try:
                 digest = decrypt_to_path(got.opened, index, cast(BinaryIO, reader), path,
                                          fsync=fsync)
@@ -321,8 +321,8 @@ def _write_record(got: FetchedPacket, path: Path) -> None:
                     encoding="utf-8")
 
 
-def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, directory: Path,
-                 *, receipt: bool = True, fsync: bool = True,
+def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, *, directory: Path,
+                 receipt: bool = True, fsync: bool = True,
                  progress: ProgressFactory = no_progress) -> FetchedPacket:
     """Retrieve, verify, decrypt into ``directory`` (created; must not exist) and receipt.
 
@@ -340,7 +340,7 @@ def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, dir
                                     dir=directory.parent))
     got = FetchedPacket(read, header, opened, directory, download_entries=entries)
     try:
-        _decrypt_all(client, got, staging, fsync, progress)
+        _decrypt_all(client, got, staging, fsync, progress=progress)
         _write_record(got, staging / RECORD_NAME)
         os.rename(staging, directory)
     except BaseException:

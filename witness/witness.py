@@ -92,7 +92,7 @@ class Witness:
             latest = tx.latest(checkpoint.origin)
             # Never date a cosignature before the previous one, even if the clock steps back.
             now = max(self._clock(), latest.cosigned_at if latest else 0)
-            refusal = _check(tx, latest, request, checkpoint, now)
+            refusal = _check(tx, latest, request, checkpoint, now=now)
             if refusal is None:
                 tx.set_latest(Cosigned(checkpoint.origin, checkpoint.size, checkpoint.root,
                                        request.note, now))
@@ -106,7 +106,7 @@ def _evidence(kind: str, latest: Cosigned, request: AddCheckpoint, now: int) -> 
 
 
 def _check(tx: StoreTransaction, latest: Cosigned | None, request: AddCheckpoint,
-           checkpoint: Checkpoint, now: int) -> WitnessError | None:
+           checkpoint: Checkpoint, *, now: int) -> WitnessError | None:
     """The refusal for ``request`` against ``latest``, keeping evidence; ``None`` to cosign."""
     latest_size = latest.size if latest is not None else 0
     if latest is not None and checkpoint.size == latest.size and checkpoint.root != latest.root:

@@ -80,7 +80,7 @@ def states_add(
     ctx: typer.Context, code: Annotated[str, typer.Argument(help="ISO 3166-1 alpha-2 code.")],
     name: Annotated[str, typer.Option(help="The state's name.")],
     note: Annotated[str, typer.Option(help="Reference of the note by which it joined.")],
-    profile: ProfileOpt = None, as_json: JsonOpt = False,
+    *, profile: ProfileOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Enrol a participating state."""
     with connect(ctx, profile) as conn:
@@ -88,7 +88,7 @@ def states_add(
     _one(state, as_json, f"state {state.code} ({state.name}) enrolled, {state.status}")
 
 
-def _set_status(ctx: typer.Context, profile: str | None, code: str, status: Any, reason: str,
+def _set_status(ctx: typer.Context, profile: str | None, code: str, status: Any, *, reason: str,
                 as_json: bool) -> None:
     with connect(ctx, profile) as conn:
         state = conn.client.states.set_status(code.upper(), status, reason)
@@ -98,25 +98,25 @@ def _set_status(ctx: typer.Context, profile: str | None, code: str, status: Any,
 @states_app.command("suspend")
 @guarded
 def states_suspend(ctx: typer.Context, code: str, reason: ReasonOpt,
-                   profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                   profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Suspend a state: its liaisons are refused until it is reactivated."""
-    _set_status(ctx, profile, code, "suspended", reason, as_json)
+    _set_status(ctx, profile, code, "suspended", reason=reason, as_json=as_json)
 
 
 @states_app.command("reactivate")
 @guarded
 def states_reactivate(ctx: typer.Context, code: str, reason: ReasonOpt,
-                      profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                      profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Reactivate a suspended state."""
-    _set_status(ctx, profile, code, "active", reason, as_json)
+    _set_status(ctx, profile, code, "active", reason=reason, as_json=as_json)
 
 
 @states_app.command("withdraw")
 @guarded
 def states_withdraw(ctx: typer.Context, code: str, reason: ReasonOpt,
-                    profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                    profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Record that a state withdrew from the centre."""
-    _set_status(ctx, profile, code, "withdrawn", reason, as_json)
+    _set_status(ctx, profile, code, "withdrawn", reason=reason, as_json=as_json)
 
 
 # -- liaisons ------------------------------------------------------------------
@@ -159,7 +159,7 @@ def liaisons_enroll(
     ctx: typer.Context, liaison_id: Annotated[str, typer.Argument(help="The new liaison's id.")],
     state: Annotated[str, typer.Option(help="Their state's code.")],
     name: Annotated[str, typer.Option(help="Their name.")],
-    signing_public: Annotated[str, typer.Option(help="Ed25519 public key, base64.")],
+    *, signing_public: Annotated[str, typer.Option(help="Ed25519 public key, base64.")],
     encryption_public: Annotated[str, typer.Option(help="X25519 public key, base64.")],
     role: Annotated[str, typer.Option(help="prosecutor, coordinator or auditor.")] = "prosecutor",
     fingerprint: Annotated[str | None, typer.Option(
@@ -172,7 +172,7 @@ def liaisons_enroll(
     keys = _public_keys(signing_public, encryption_public, fingerprint)
     role_name: RoleName = role  # type: ignore[assignment]  # checked just above
     with connect(ctx, profile) as conn:
-        liaison = conn.client.liaisons.enrol(liaison_id, state.upper(), name, role_name, keys)
+        liaison = conn.client.liaisons.enrol(liaison_id, state.upper(), name, role_name, keys=keys)
     _one(liaison, as_json, f"liaison {liaison.id} ({liaison.role}, {liaison.state_code}) "
          f"enrolled with key {keys.key_id}, fingerprint {keys.fingerprint}")
 
@@ -180,7 +180,7 @@ def liaisons_enroll(
 @liaisons_app.command("revoke-key")
 @guarded
 def liaisons_revoke_key(ctx: typer.Context, liaison_id: str, key_id: str, reason: ReasonOpt,
-                        profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                        *, profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
     """Revoke a liaison's key set (lost or compromised); their tokens under it end."""
     with connect(ctx, profile) as conn:
         key = conn.client.liaisons.revoke_key(liaison_id, key_id, reason)
@@ -220,7 +220,7 @@ UntilOpt = Annotated[datetime | None, typer.Option(help="Valid until (UTC unless
 def clearances_grant(
     ctx: typer.Context, liaison_id: str,
     level: Annotated[str, typer.Option(help="RESTRICTED, CONFIDENTIAL or SECRET.")],
-    days: DaysOpt = None, until: UntilOpt = None, profile: ProfileOpt = None,
+    days: DaysOpt = None, *, until: UntilOpt = None, profile: ProfileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Grant a clearance from now, for --days or until --until."""
@@ -235,7 +235,7 @@ def clearances_grant(
 @clearances_app.command("renew")
 @guarded
 def clearances_renew(ctx: typer.Context, clearance_id: str, days: DaysOpt = None,
-                     until: UntilOpt = None, profile: ProfileOpt = None,
+                     until: UntilOpt = None, *, profile: ProfileOpt = None,
                      as_json: JsonOpt = False) -> None:
     """Renew a clearance: --days from now, or --until a date."""
     end = _until(datetime.now(UTC), days, until)
@@ -247,7 +247,7 @@ def clearances_renew(ctx: typer.Context, clearance_id: str, days: DaysOpt = None
 @clearances_app.command("revoke")
 @guarded
 def clearances_revoke(ctx: typer.Context, clearance_id: str, reason: ReasonOpt,
-                      profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                      profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Revoke a clearance at once."""
     with connect(ctx, profile) as conn:
         item = conn.client.clearances.revoke(clearance_id, reason)
@@ -280,7 +280,7 @@ def _channels_table(items: list[Channel]) -> None:
 def channels_create(
     ctx: typer.Context, channel_id: str, name: Annotated[str, typer.Option(help="Its name.")],
     kind: Annotated[str, typer.Option(help="bilateral, multilateral or specialized.")],
-    min_clearance: Annotated[str, typer.Option(help="Lowest clearance of its members.")],
+    *, min_clearance: Annotated[str, typer.Option(help="Lowest clearance of its members.")],
     crime_type: Annotated[str | None, typer.Option(help="For specialized channels.")] = None,
     member: Annotated[list[str] | None, typer.Option(help="A first member (repeat).")] = None,
     profile: ProfileOpt = None, as_json: JsonOpt = False,
@@ -291,15 +291,15 @@ def channels_create(
     kind_name: ChannelKindName = kind  # type: ignore[assignment]  # checked just above
     level = _level(min_clearance)
     with connect(ctx, profile) as conn:
-        item = conn.client.channels.create(channel_id, name, kind_name, level, member or [],
-                                           crime_type)
+        item = conn.client.channels.create(channel_id, name, kind_name, level, members=member or [],
+                                           crime_type=crime_type)
     _one(item, as_json, f"channel {item.id} ({item.kind}, {item.min_clearance}) created")
 
 
 @channels_app.command("add-member")
 @guarded
 def channels_add_member(ctx: typer.Context, channel_id: str, liaison_id: str,
-                        profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                        profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Add a liaison to a channel."""
     with connect(ctx, profile) as conn:
         item = conn.client.channels.add_member(channel_id, liaison_id)

@@ -178,7 +178,7 @@ def audit_verify(
     ctx: typer.Context, profile: ProfileOpt = None, key: KeyOpt = None,
     file: Annotated[Path | None, typer.Option(
         "--file", help="Verify an export offline instead of the server.")] = None,
-    full: Annotated[bool, typer.Option(help="Download everything again, not only new "
+    *, full: Annotated[bool, typer.Option(help="Download everything again, not only new "
                                             "entries (catches rewritten old entries).")] = False,
     reset: Annotated[bool, typer.Option(help="Forget the stored audit state first.")] = False,
     page_size: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help="Entries per request.")
@@ -197,7 +197,7 @@ def audit_verify(
 @guarded
 def audit_export(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Where to write (JSON lines).")],
-    profile: ProfileOpt = None, key: KeyOpt = None, quiet: QuietOpt = False,
+    profile: ProfileOpt = None, key: KeyOpt = None, *, quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Download and verify the whole ledger, and write it with its checkpoint to FILE."""

@@ -119,7 +119,7 @@ def verify(
     policy: Annotated[Path | None, typer.Option(
         "--policy", help="The court's C2SP tlog-policy (ledger key, witnesses, quorum).")
     ] = None,
-    as_json: JsonOpt = False,
+    *, as_json: JsonOpt = False,
 ) -> None:
     """Check a certificate offline and say what holds and what does not (exit 1 if invalid)."""
     data = read_certificate(file)
@@ -170,7 +170,7 @@ def _wait(api: CertificatesAPI, state: CertificateState, wait: float) -> bytes:
 @certificate_app.command("refresh")
 @guarded
 def refresh(ctx: typer.Context, file: FileArg, output: OutOpt, wait: WaitOpt = 60.0,
-            profile: ProfileOpt = None) -> None:
+            *, profile: ProfileOpt = None) -> None:
     """Re-issue a certificate: a new version sealed against a newer cosigned checkpoint."""
     bundle = _bundle(read_certificate(file))
     with connect(ctx, profile) as conn:
@@ -187,7 +187,7 @@ def refresh(ctx: typer.Context, file: FileArg, output: OutOpt, wait: WaitOpt = 6
 @guarded
 def collect(ctx: typer.Context,
             certificate: Annotated[str, typer.Argument(help="The certificate id.")],
-            output: OutOpt, wait: WaitOpt = 60.0, profile: ProfileOpt = None) -> None:
+            output: OutOpt, wait: WaitOpt = 60.0, *, profile: ProfileOpt = None) -> None:
     """Collect a certificate asked for earlier, once the witnesses have cosigned."""
     with connect(ctx, profile) as conn:
         api = CertificatesAPI(conn.client.session)
@@ -212,7 +212,7 @@ def _disclose(bundle: Bundle, record: Path, liaison: str) -> Bundle:
 def issue(
     ctx: typer.Context, packet: Annotated[str, typer.Argument(help="The packet id.")],
     to: Annotated[str, typer.Option("--to", help="The court or authority it is for.")],
-    purpose: Annotated[str, typer.Option(help="What the certificate is for.")], output: OutOpt,
+    purpose: Annotated[str, typer.Option(help="What the certificate is for.")], *, output: OutOpt,
     disclose: Annotated[Path | None, typer.Option(
         "--disclose", help="Attach the plaintext digests from your fetched packet.json.")
     ] = None,
@@ -255,7 +255,7 @@ def permit(
     ctx: typer.Context, packet: Annotated[str, typer.Argument(help="The packet id.")],
     court: Annotated[str, typer.Option(help="The court that may use it.")],
     purpose: Annotated[str | None, typer.Option(help="For what.")] = None,
-    profile: ProfileOpt = None,
+    *, profile: ProfileOpt = None,
 ) -> None:
     """As the originator, permit judicial use of an H1 packet before a court."""
     with connect(ctx, profile) as conn:

@@ -50,7 +50,7 @@ FingerprintOpt = Annotated[str, typer.Option(
 @contacts_app.command("verify")
 @guarded
 def verify_contact(ctx: typer.Context, liaison: str, fingerprint: FingerprintOpt,
-                   profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+                   profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Pin the contact's current key as verified, if it has the fingerprint they read out.
 
     Also the way to accept a contact's new key after they rotated it: the keys

@@ -44,7 +44,7 @@ def stream_start(conn: Connection) -> int | None:
 
 
 def follow_listing(conn: Connection, box: BoxName, seen: set[str], follow: Follow,
-                   print_new: Callable[[], None]) -> None:
+                   *, print_new: Callable[[], None]) -> None:
     """Call ``print_new`` whenever the listing may have grown, until Ctrl-C (or the bound)."""
     with contextlib.suppress(KeyboardInterrupt):
         if box == "inbox":

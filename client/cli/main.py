@@ -116,7 +116,7 @@ def keys_generate(
     ctx: typer.Context, profile: ProfileOpt = None, as_json: JsonOpt = False,
     no_passphrase: Annotated[bool, typer.Option(
         "--no-passphrase", help="Store the private key unencrypted (explicitly).")] = False,
-    kdf: Annotated[KdfStrength, typer.Option(
+    *, kdf: Annotated[KdfStrength, typer.Option(
         help="Argon2id cost for the passphrase (sensitive: 1 GiB, a few seconds).")
     ] = KdfStrength.SENSITIVE,
 ) -> None:
@@ -169,7 +169,7 @@ def keys_rotate(
     ctx: typer.Context, profile: ProfileOpt = None, as_json: JsonOpt = False,
     no_passphrase: Annotated[bool, typer.Option(
         "--no-passphrase", help="Store the new private key unencrypted (explicitly).")] = False,
-    kdf: Annotated[KdfStrength, typer.Option(
+    *, kdf: Annotated[KdfStrength, typer.Option(
         help="Argon2id cost for the new key's passphrase.")] = KdfStrength.SENSITIVE,
 ) -> None:
     """Replace your key set: signed by the current key, with proof of the new one.
@@ -214,7 +214,7 @@ def profile_set(
     ctx: typer.Context, profile: ProfileOpt = None,
     server: Annotated[str | None, typer.Option(help="Server base URL (https://...).")] = None,
     liaison: Annotated[str | None, typer.Option(help="Your liaison id on that server.")] = None,
-    ledger_key: Annotated[str | None, typer.Option(
+    *, ledger_key: Annotated[str | None, typer.Option(
         "--ledger-key", help="Pin the ledger's verifier key (origin+keyid+base64).")] = None,
 ) -> None:
     """Set the profile's server, liaison id and (optionally) the pinned ledger key."""

@@ -194,7 +194,7 @@ def send(
                                                      "channel).")] = None,
     message: Annotated[Path | None, typer.Option(
         "--message", "-m", help="Message file ('-' or omitted: standard input).")] = None,
-    text: Annotated[str | None, typer.Option(help="The message text itself.")] = None,
+    *, text: Annotated[str | None, typer.Option(help="The message text itself.")] = None,
     attach: AttachOpt = None,
     classification: Annotated[Classification | None, typer.Option(
         case_sensitive=False, help="Default: the channel's minimum (a reply: the request's).")
@@ -324,7 +324,7 @@ def _list_command(ctx: typer.Context, box: BoxName, query: Query, *, profile: st
         if query.follow:
             seen = {p.id for p in packets}
             follow_listing(conn, box, seen, Follow(query.interval, query.polls, after),
-                           lambda: _print_new(conn, box, filters, seen, as_json=as_json))
+                           print_new=lambda: _print_new(conn, box, filters, seen, as_json=as_json))
 
 
 ChannelOpt = Annotated[str | None, typer.Option(help="Only this channel.")]
@@ -342,7 +342,7 @@ PollsOpt = Annotated[int | None, typer.Option(
 
 @guarded
 def inbox(ctx: typer.Context, channel: ChannelOpt = None, case: CaseOpt = None,
-          since: SinceOpt = None, until: UntilOpt = None, status: StatusOpt = None,
+          since: SinceOpt = None, *, until: UntilOpt = None, status: StatusOpt = None,
           limit: LimitOpt = 50, every: AllOpt = False, follow: FollowOpt = False,
           interval: IntervalOpt = 5.0, polls: PollsOpt = None, profile: ProfileOpt = None,
           as_json: JsonOpt = False) -> None:
@@ -353,7 +353,7 @@ def inbox(ctx: typer.Context, channel: ChannelOpt = None, case: CaseOpt = None,
 
 @guarded
 def sent(ctx: typer.Context, channel: ChannelOpt = None, case: CaseOpt = None,
-         since: SinceOpt = None, until: UntilOpt = None, status: StatusOpt = None,
+         since: SinceOpt = None, *, until: UntilOpt = None, status: StatusOpt = None,
          limit: LimitOpt = 50, every: AllOpt = False, follow: FollowOpt = False,
          interval: IntervalOpt = 5.0, polls: PollsOpt = None, profile: ProfileOpt = None,
          as_json: JsonOpt = False) -> None:
@@ -372,13 +372,13 @@ def fetch(
         "--out", "-o", help="Directory to create (default: ./<packet id>).")] = None,
     no_receipt: Annotated[bool, typer.Option(
         "--no-receipt", help="Do not send the signed receipt.")] = False,
-    profile: ProfileOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    *, profile: ProfileOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Download, verify and decrypt a packet into a directory, then send a signed receipt."""
     directory = out_dir or Path(packet_id)
     with connect(ctx, profile) as conn:
         me, keys = liaison_keys(conn)
-        got = fetch_packet(conn.client, me, keys, packet_id, directory,
+        got = fetch_packet(conn.client, me, keys, packet_id, directory=directory,
                            receipt=not no_receipt, progress=progress_bars(quiet))
     files = [{"name": f.label, "path": str(f.path), "length": f.digest.length,
               "sha256": f.digest.sha256} for f in got.files]

@@ -47,11 +47,11 @@ def liaison_keys(conn: Connection) -> tuple[str, LiaisonKeys]:
 @guarded
 def share(ctx: typer.Context, packet_id: PacketArg,
           to: Annotated[str, typer.Option("--to", help="The liaison to share it with.")],
-          profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+          profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Share a packet you hold onward (H2: asks the originator first, then shares)."""
     with connect(ctx, profile) as conn:
         me, keys = liaison_keys(conn)
-        outcome = share_packet(conn.client, me, keys, packet_id, to)
+        outcome = share_packet(conn.client, me, keys, packet_id, recipient_id=to)
     if as_json:
         print_json({"step": outcome.step, "handling": outcome.handling,
                     "shared": outcome.shared.to_json() if outcome.shared else None,
@@ -78,7 +78,7 @@ def approve_share(
                                                           "pending one).")] = None,
     for_: Annotated[str | None, typer.Option("--for", help="The pending request for this "
                                                            "liaison.")] = None,
-    profile: ProfileOpt = None, as_json: JsonOpt = False,
+    *, profile: ProfileOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Approve onward sharing of a packet you sent (needed for H2 packets)."""
     with connect(ctx, profile) as conn:
@@ -112,7 +112,7 @@ def share_requests(ctx: typer.Context, packet_id: PacketArg, profile: ProfileOpt
 @guarded
 def withdraw(ctx: typer.Context, packet_id: PacketArg,
              reason: Annotated[str, typer.Option(help="Why (recorded in the ledger).")],
-             profile: ProfileOpt = None, as_json: JsonOpt = False) -> None:
+             profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
     """Withdraw a packet you sent: its key is no longer delivered to anyone."""
     with connect(ctx, profile) as conn:
         done = conn.client.packets.withdraw(packet_id, reason)

@@ -54,7 +54,7 @@ def trust_set(
     witness: Annotated[list[str] | None, typer.Option(
         "--witness", help="A witness's cosignature verifier key (repeat for each).")] = None,
     quorum: Annotated[int, typer.Option(help="How many witnesses must cosign (0: none).")] = 0,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: the fingerprints were "
+    *, yes: Annotated[bool, typer.Option("--yes", help="Do not ask: the fingerprints were "
                                       "compared already.")] = False,
     profile: ProfileOpt = None,
 ) -> None:

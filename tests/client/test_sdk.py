@@ -136,7 +136,7 @@ def test_typed_results_for_coordination(world: World) -> None:
     ana, ben = world.liaison("ana", "CO"), world.liaison("ben", "MX")
     with sdk_for(world, world.coordinator) as client:
         channel = client.channels.create("co-mx", "Colombia–Mexico", "bilateral", "SECRET",
-                                         [ana.id])
+                                         members=[ana.id])
         channel = client.channels.add_member("co-mx", ben.id)
         clearance = client.clearances.list("ana")[0]
         renewed = client.clearances.renew(clearance.id, clearance.valid_until + timedelta(1))
