@@ -260,9 +260,8 @@ class KeyTransparency:
         self._notes: dict[str, Checkpoint] = {}
         self._histories: dict[str, KeyHistory] = {}
         if roots.quorum == 0 and warn is not None:
-            warn("the trust roots ask for no witness (quorum 0): the keys are proven against "
-                 "checkpoints that only the operator signed; a dishonest operator could fork "
-                 "the ledger unseen. Set witnesses with cadena trust set --witness ... --quorum N")
+            warn("the trust roots ask for no witness (quorum 0): you trust the operator alone "
+                 "(cadena trust set --witness ... --quorum N)")
 
     def _checkpoint(self, page: DirectoryPage) -> Checkpoint:
         cached = self._notes.get(page.checkpoint)

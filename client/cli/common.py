@@ -231,7 +231,7 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
                         f"signed by the key pinned here: now pinned too, fingerprint "
                         f"[bold]{key.fingerprint}[/]")
             return
-        err().print(f"pinned the key of {liaison_id}, proven in the witnessed ledger: "
+        err().print(f"pinned the key of {liaison_id}, proven in the ledger: "
                     f"fingerprint [bold]{key.fingerprint}[/]; compare it with {liaison_id} and run "
                     f"`cadena contacts verify {liaison_id} --fingerprint ...`")
 

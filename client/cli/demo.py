@@ -115,7 +115,7 @@ def _new_profile(stage: Stage, name: str, server: str) -> dict[str, Any]:
                                          "--no-passphrase")
     stage.cadena("profile", "set", "--profile", name, "--server", server,
                  "--liaison", stage.who(name))
-    stage.cadena("trust", "set", "--profile", name, *stage.trust_args())
+    stage.cadena("trust", "set", "--profile", name, *stage.trust_args(), capture=True)
     return keys
 
 

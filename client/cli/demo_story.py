@@ -48,7 +48,9 @@ def enrol(stage: Stage, url: str) -> None:
     """States, liaisons with their keys, clearances."""
     stage.step(1, "Enrolment", "The coordinator enrols Mexico and Guatemala; each liaison "
                "makes a key pair on their own machine and reads out its fingerprint, which "
-               "the coordinator checks while enrolling them.")
+               "the coordinator checks while enrolling them. Each also sets the trust roots "
+               "the centre publishes: the ledger's key (here with no witness, so they trust "
+               "this temporary server's operator alone, and every command says so).")
     known = {s["code"] for s in stage.as_json("states", "list", "--profile", "coord")}
     for code, name in STATES.items():
         if code not in known:

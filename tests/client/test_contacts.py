@@ -31,7 +31,7 @@ def test_first_contact_key_is_pinned_and_announced(cli: Cli, ex: Exchange,
                                                    tmp_path: Path) -> None:
     first = cli.run("send", "--profile", "alice", "--to", "bob", "--channel", "ch", "--text",
                     "x", "--evaluation", "A1")
-    assert "pinned the key of bob, proven in the witnessed ledger" in first.stderr
+    assert "pinned the key of bob, proven in the ledger" in first.stderr
     assert ex.bob.keys.public.fingerprint in " ".join(first.stderr.split())
     pins = cli.json("contacts", "list", "--profile", "alice")
     assert [(k["key_id"], k["how"]) for k in pins["bob"]] == [

@@ -107,7 +107,7 @@ def test_a_contacts_honest_rotation_moves_the_pin_and_says_so(cli: Cli, ex: Exch
     _trust(cli, "alice")
     send = ("send", "--profile", "alice", "--to", "bob", "--channel", "ch", "--text", "x",
             "--evaluation", "b2")
-    assert "pinned the key of bob, proven in the witnessed ledger" in cli.run(*send).output
+    assert "pinned the key of bob, proven in the ledger" in cli.run(*send).output
     cli.run("keys", "rotate", "--profile", "bob", "--no-passphrase")
     witnessed_checkpoint(cli.world)
     moved = cli.run(*send)
