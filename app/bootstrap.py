@@ -17,7 +17,7 @@ from app.liaisons import service as liaisons
 from app.models.identity import Level, Liaison, Role, State, StateStatus
 from app.text import check_display_text
 from crypto.keys import LiaisonPublicKeys
-from ledger.note import NoteSigner
+from ledger.format.note import NoteSigner
 
 
 class AlreadyBootstrapped(CadenaError):

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from app.settings import Settings
-    from ledger.note import NoteVerifier
-    from ledger.report import LedgerReport
+    from ledger.format.note import NoteVerifier
+    from ledger.verify.report import LedgerReport
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
@@ -184,7 +184,7 @@ def _ledger_engine(settings: Settings) -> Engine:
 def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
     from app.ledger_key import LedgerKeyError, load_note_verifier
     from ledger.errors import NoteFormatError
-    from ledger.note import NoteVerifier
+    from ledger.format.note import NoteVerifier
 
     try:
         if key is not None:
@@ -217,8 +217,8 @@ def ledger_verify(
     from app.ledger_reader import LedgerReaderOpener
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
-    from ledger.sqlstore import SqlStorage
-    from ledger.verifier import verify_ledger
+    from ledger.store.sqlstore import SqlStorage
+    from ledger.verify.verifier import verify_ledger
 
     settings = get_settings()
     _data_dir(settings, create=False)
@@ -260,8 +260,8 @@ def ledger_checkpoint() -> None:
     from app.ledger_key import LedgerKeyError, load_note_signer
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
-    from ledger.log import Ledger
-    from ledger.sqlstore import SqlStorage
+    from ledger.store.log import Ledger
+    from ledger.store.sqlstore import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from crypto.seedfile import SeedFileError, create_seed_key, load_seed_key
-from ledger.note import NoteSigner, NoteVerifier
+from ledger.format.note import NoteSigner, NoteVerifier
 
 
 class LedgerKeyError(Exception):

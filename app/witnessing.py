@@ -32,7 +32,7 @@ from app.db import transaction
 from app.witnesses import service
 from app.witnesses.service import Submission
 from ledger.errors import LedgerError
-from ledger.note import NoteVerifier, b64decode, verify_cosignature
+from ledger.format.note import NoteVerifier, b64decode, verify_cosignature
 
 if TYPE_CHECKING:
     import httpx

@@ -66,17 +66,17 @@ from client.transparency import (
 from client.trust import TrustRoots
 from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 from crypto.rotation import RotationStatement, sign_rotation
-from ledger.entry import Actor, EntryDraft
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import (
+from ledger.format.entry import Actor, EntryDraft
+from ledger.format.note import (
     CosignatureSigner,
     NoteSigner,
     NoteVerifier,
     add_signature_lines,
     open_checkpoint,
 )
-from ledger.treecache import TreeCache
+from ledger.store.log import Ledger
+from ledger.store.memory import MemoryStorage
+from ledger.store.treecache import TreeCache
 
 ORIGIN = "bench.cadena.example/ledger"
 LOG = NoteSigner(ORIGIN, SigningKey(bytes([7]) * 32))

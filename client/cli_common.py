@@ -38,7 +38,7 @@ from client.trust import load_trust
 from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
 from ledger.errors import LedgerError
-from ledger.note import NoteVerifier
+from ledger.format.note import NoteVerifier
 
 P = ParamSpec("P")
 R = TypeVar("R")

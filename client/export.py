@@ -30,7 +30,7 @@ from client.audit import AuditState, EntryChain, Progress, finish, open_signed
 from client.errors import AuditFailure, AuditFault
 from client.models import RawEntry
 from client.profile import FILE_MODE
-from ledger.note import Checkpoint, NoteVerifier
+from ledger.format.note import Checkpoint, NoteVerifier
 
 EXPORT_FORMAT = "cadena-ledger-export"
 EXPORT_VERSION = 1

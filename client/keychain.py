@@ -29,7 +29,7 @@ from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
 from crypto.rotation import RotationStatement
 from crypto.signing import KEY_ROTATION_TYPE, verify_signature
-from ledger.entry import Entry
+from ledger.format.entry import Entry
 
 ENROL, ROTATE, REPLACE, REVOKE = "liaison.enrol", "key.rotate", "key.replace", "key.revoke"
 KEY_ACTIONS = frozenset({ENROL, ROTATE, REPLACE, REVOKE})

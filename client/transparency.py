@@ -39,12 +39,12 @@ from client.session import ApiSession
 from client.trust import TrustRoots
 from crypto.errors import CryptoError
 from crypto.keys import LiaisonPublicKeys
-from ledger.certificate import cosigners
-from ledger.entry import Entry, parse_entry
+from custody import cosigners
 from ledger.errors import LedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger.format.entry import Entry, parse_entry
+from ledger.format.merkle import leaf_hash
+from ledger.format.note import Checkpoint, open_checkpoint
+from ledger.format.proof import verify_consistency, verify_inclusion
 
 STATE_VERSION = 1
 DIRECTORY_PAGE = 1000

@@ -15,7 +15,6 @@ The public surface, re-exported from the private-by-convention modules:
 - errors: see :mod:`ledger.errors`.
 """
 
-from ledger.entry import Actor, Entry, EntryDraft, encode_entry, parse_entry
 from ledger.errors import (
     ConflictError,
     ConsistencyProofError,
@@ -31,9 +30,8 @@ from ledger.errors import (
     StorageError,
     VerificationError,
 )
-from ledger.log import AppendedEntry, Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import (
+from ledger.format.entry import Actor, Entry, EntryDraft, encode_entry, parse_entry
+from ledger.format.note import (
     Checkpoint,
     CosignatureSigner,
     NoteSigner,
@@ -43,10 +41,12 @@ from ledger.note import (
     sign_checkpoint,
     verify_cosignature,
 )
-from ledger.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
-from ledger.refusal import DETAIL_SALT_BYTES, detail_digest, verify_refusal_detail
-from ledger.storage import LedgerReader, LedgerStorage, StoredCheckpoint
-from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
+from ledger.format.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger.format.refusal import DETAIL_SALT_BYTES, detail_digest, verify_refusal_detail
+from ledger.store.log import AppendedEntry, Ledger
+from ledger.store.memory import MemoryStorage
+from ledger.store.storage import LedgerReader, LedgerStorage, StoredCheckpoint
+from ledger.verify.verifier import Fault, LedgerReport, check_ledger, verify_ledger
 
 __all__ = [
     "DETAIL_SALT_BYTES",

@@ -27,8 +27,8 @@ from app.refusal import Reason
 from crypto.encoding import b64encode, canonical_json
 from crypto.errors import CryptoError
 from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature
-from ledger.entry import Actor, EntryDraft
-from ledger.log import AppendedEntry
+from ledger.format.entry import Actor, EntryDraft
+from ledger.store.log import AppendedEntry
 
 TOKEN_PREFIX = "cdn1"  # noqa: S105 - a format tag, not a secret
 

@@ -24,8 +24,7 @@ from crypto.encoding import b64encode
 from crypto.header import PacketHeader
 from crypto.keys import LiaisonPublicKeys
 from crypto.share import KeyShare
-from ledger import merkle
-from ledger.certificate import (
+from custody import (
     Bundle,
     Certificate,
     KeyRecord,
@@ -38,11 +37,12 @@ from ledger.certificate import (
     make_policy,
     seal_certificate,
 )
-from ledger.entry import format_time, parse_entry
 from ledger.errors import NoteFormatError
-from ledger.note import NoteVerifier
-from ledger.proof import TlogProof
-from ledger.storage import StoredCheckpoint
+from ledger.format import merkle
+from ledger.format.entry import format_time, parse_entry
+from ledger.format.note import NoteVerifier
+from ledger.format.proof import TlogProof
+from ledger.store.storage import StoredCheckpoint
 
 
 def centre_policy(session: Session, ledger_key: str, quorum: int) -> Policy:

@@ -15,7 +15,7 @@ from app.models.identity import Role
 from app.models.refusal import RefusalDetail
 from app.refusal import Reason
 from ledger.errors import ProofError
-from ledger.storage import StoredCheckpoint
+from ledger.store.storage import StoredCheckpoint
 
 MAX_PAGE = 1000
 

@@ -51,7 +51,7 @@ from crypto.errors import BadSignature, CryptoError
 from crypto.keys import LiaisonPublicKeys
 from crypto.receipt import verify_receipt
 from crypto.share import KeyShare, verify_key_share
-from ledger.log import AppendedEntry
+from ledger.store.log import AppendedEntry
 
 T = TypeVar("T")
 

@@ -20,9 +20,9 @@ from app.errors import CadenaError, NotFound, RuleRefused
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public
-from ledger import merkle
 from ledger.errors import ConsistencyProofError, NoteFormatError, ProofError
-from ledger.note import (
+from ledger.format import merkle
+from ledger.format.note import (
     ALG_COSIGNATURE_V1,
     Checkpoint,
     NoteVerifier,

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from crypto.header import PacketHeader
 from crypto.receipt import Receipt
 from crypto.statement import Statement
-from ledger.certificate import Bundle, KeyRecord, Policy
-from ledger.entry import Entry
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.proof import TlogProof
+from custody import Bundle, KeyRecord, Policy
+from ledger.format.entry import Entry
+from ledger.format.note import Checkpoint, NoteVerifier
+from ledger.format.proof import TlogProof
 
 
 class Failed(Exception):

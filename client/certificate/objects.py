@@ -19,9 +19,9 @@ from crypto.keys import LiaisonPublicKeys
 from crypto.receipt import Receipt, verify_receipt
 from crypto.share import KeyShare, verify_key_share
 from crypto.statement import verify_statement
-from ledger.certificate import KeyRecord, seal_key, verify_seal
-from ledger.entry import Entry
+from custody import KeyRecord, seal_key, verify_seal
 from ledger.errors import LedgerError
+from ledger.format.entry import Entry
 
 ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")
 

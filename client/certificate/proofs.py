@@ -9,12 +9,12 @@ that checkpoint, or on the refreshed one, which a consistency proof ties to it.
 from __future__ import annotations
 
 from client.certificate.context import Context, Failed, Skipped
-from ledger.certificate import PolicyError, cosigners, parse_policy
-from ledger.entry import Entry, parse_entry
+from custody import PolicyError, cosigners, parse_policy
 from ledger.errors import LedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import open_checkpoint
-from ledger.proof import parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger.format.entry import Entry, parse_entry
+from ledger.format.merkle import leaf_hash
+from ledger.format.note import open_checkpoint
+from ledger.format.proof import parse_tlog_proof, verify_consistency, verify_inclusion
 
 
 def _parse(raw: bytes, what: str) -> Entry:

@@ -27,7 +27,7 @@ from client.certificate import chain, objects, proofs
 from client.certificate.context import Context, Failed, Skipped, Trust
 from client.errors import EXIT_VERIFICATION, ClientError
 from crypto.errors import CryptoError
-from ledger.certificate import Bundle, CertificateFormatError, parse_bundle
+from custody import Bundle, CertificateFormatError, parse_bundle
 from ledger.errors import LedgerError
 
 __all__ = ["Check", "CertificateInvalid", "Report", "Trust", "check_certificate",

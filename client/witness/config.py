@@ -30,7 +30,7 @@ from nacl.signing import SigningKey
 
 from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
 from ledger.errors import NoteFormatError
-from ledger.note import ALG_ED25519, CosignatureSigner, NoteVerifier
+from ledger.format.note import ALG_ED25519, CosignatureSigner, NoteVerifier
 
 CONFIG_NAME = "witness.toml"
 

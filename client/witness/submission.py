@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from client.witness.errors import MalformedRequest
 from ledger.errors import NoteFormatError
-from ledger.merkle import HASH_SIZE
-from ledger.note import MAX_TREE_SIZE, b64decode
+from ledger.format.merkle import HASH_SIZE
+from ledger.format.note import MAX_TREE_SIZE, b64decode
 
 MAX_PROOF_LINES = 63  # C2SP tlog-witness: "MUST NOT send more than 63"
 MAX_BODY_BYTES = 64 * 1024

@@ -29,7 +29,7 @@ from client.witness.errors import WitnessError as WitnessError
 from client.witness.store import Cosigned, Evidence, StoreTransaction, WitnessStore
 from client.witness.submission import AddCheckpoint, parse_add_checkpoint
 from ledger.errors import NoteFormatError, SignatureError, VerificationError
-from ledger.note import (
+from ledger.format.note import (
     Checkpoint,
     CosignatureSigner,
     NoteVerifier,
@@ -37,7 +37,7 @@ from ledger.note import (
     parse_checkpoint_body,
     parse_note,
 )
-from ledger.proof import verify_consistency
+from ledger.format.proof import verify_consistency
 
 
 def _now() -> int:

@@ -26,7 +26,7 @@ from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
 from crypto.keys import LiaisonKeys
 from crypto.signing import AUTH_CHALLENGE_TYPE, sign
-from ledger.entry import Entry, parse_entry
+from ledger.format.entry import Entry, parse_entry
 
 
 def b64(data: bytes) -> str:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from ledger.entry import parse_entry
 from ledger.errors import CorruptLedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger.format.entry import parse_entry
+from ledger.format.merkle import leaf_hash
+from ledger.format.note import NoteVerifier, open_checkpoint
+from ledger.format.proof import verify_consistency, verify_inclusion
 from tests.app.conftest import World, sign_checkpoint_now
 
 

@@ -46,10 +46,10 @@ from bench._server import (
 )
 from crypto import Classification, HandlingCode, PacketMeta, SealedPacket, seal_packet
 from crypto.keys import LiaisonKeys
-from ledger.entry import parse_entry
-from ledger.merkle import leaf_hash, node_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency
+from ledger.format.entry import parse_entry
+from ledger.format.merkle import leaf_hash, node_hash
+from ledger.format.note import NoteVerifier, open_checkpoint
+from ledger.format.proof import verify_consistency
 
 CLIENTS = 4
 SUBMISSIONS = 10

@@ -31,8 +31,8 @@ from crypto import (
 )
 from crypto.header import PacketHeader
 from crypto.opening import OpenedEnvelope
-from ledger.entry import Entry
-from ledger.refusal import verify_refusal_detail
+from ledger.format.entry import Entry
+from ledger.format.refusal import verify_refusal_detail
 from tests.app.conftest import Person, World
 
 PROBLEM = "https://cadena.example/problems/"

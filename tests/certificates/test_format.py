@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from crypto.keys import LiaisonKeys
-from ledger.certificate import (
+from custody import (
     Bundle,
     Certificate,
     CertificateFormatError,
@@ -28,9 +28,15 @@ from ledger.certificate import (
     seal_key,
     verify_seal,
 )
-from ledger.certificate.policy import cosigners
+from custody.policy import cosigners
 from ledger.errors import SignatureError
-from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger.format.note import (
+    Checkpoint,
+    CosignatureSigner,
+    NoteSigner,
+    NoteVerifier,
+    sign_checkpoint,
+)
 
 SEAL = SigningKey(bytes(range(32)))
 LOG = NoteSigner("example.org/log", SigningKey(bytes(range(1, 33))))

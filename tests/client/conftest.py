@@ -27,7 +27,7 @@ from client.cli import app
 from client.cli_common import CliDeps
 from client.sdk import Client
 from client.session import Credentials
-from ledger.storage import StoredCheckpoint
+from ledger.store.storage import StoredCheckpoint
 from tests.app.conftest import Person, World, world  # noqa: F401  (the fixture)
 from tests.app.test_packets_support import Exchange, exchange
 

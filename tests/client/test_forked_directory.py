@@ -24,9 +24,9 @@ from client.keychain import KeyNotProven
 from client.models import DirectoryPage
 from client.transparency import MemoryCheckpoints, SeenCheckpoint
 from crypto.keys import LiaisonKeys
-from ledger.encoder import encode_entry
-from ledger.entry import EntryDraft
-from ledger.note import Checkpoint, sign_checkpoint
+from ledger.format.encoder import encode_entry
+from ledger.format.entry import EntryDraft
+from ledger.format.note import Checkpoint, sign_checkpoint
 from tests.app.conftest import Person, World
 from tests.client.kt_support import register_witness, viewer, witnessed_checkpoint
 from tests.ledger import reference

@@ -27,7 +27,7 @@ from client.transparency import (
 )
 from client.trust import TrustRoots
 from crypto.keys import LiaisonKeys
-from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
+from ledger.format.note import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.client.conftest import sdk_for
 from tests.client.kt_support import (

@@ -23,7 +23,7 @@ from client.witness.server import create_app
 from client.witness.store import WitnessStore
 from client.witness.witness import Witness
 from crypto.keys import LiaisonKeys
-from ledger.note import NoteVerifier
+from ledger.format.note import NoteVerifier
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.client.conftest import sdk_for, verifier_key
 from tests.client.kt_support import rogue_rotation

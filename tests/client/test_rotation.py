@@ -19,7 +19,7 @@ from crypto.keys import LiaisonKeys, LiaisonPublicKeys
 from crypto.rotation import RotationChallenge as ServerChallenge
 from crypto.rotation import RotationStatement, SignedRotation, server_box_secret, verify_rotation
 from crypto.signing import KEY_ROTATION_TYPE, RECEIPT_TYPE
-from ledger.entry import Actor
+from ledger.format.entry import Actor
 from tests.app.conftest import World
 from tests.client.conftest import BASE_URL, Cli, sdk_for
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from nacl.signing import SigningKey
 
-from ledger.entry import Actor, EntryDraft
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import NoteSigner, NoteVerifier
+from ledger.format.entry import Actor, EntryDraft
+from ledger.format.note import NoteSigner, NoteVerifier
+from ledger.store.log import Ledger
+from ledger.store.memory import MemoryStorage
 
 ORIGIN = "cadena.test/ledger"
 LOG_KEY = SigningKey(hashlib.sha256(b"cadena ledger test log key").digest())

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.checker import EntryChecker, check_entry
-from ledger.entry import (
+from ledger.errors import EntryFormatError
+from ledger.format.checker import EntryChecker, check_entry
+from ledger.format.entry import (
     GENESIS_PREV,
     MAX_SAFE_INT,
     Actor,
@@ -22,7 +23,6 @@ from ledger.entry import (
     format_time,
     parse_entry,
 )
-from ledger.errors import EntryFormatError
 
 PREV = hashlib.sha256(b"previous").digest()
 EXAMPLE = EntryDraft(
@@ -221,7 +221,7 @@ def test_fast_check_never_accepts_what_the_strict_parser_refuses(
 
 def test_common_shape_takes_the_fast_path() -> None:
     # The regular expression alone accepts it: no JSON parse is needed.
-    from ledger.checker import _FAST
+    from ledger.format.checker import _FAST
     assert _FAST.fullmatch(EXAMPLE_BYTES) is not None
     assert json.loads(EXAMPLE_BYTES)["index"] == 7
 
@@ -311,7 +311,7 @@ def test_fast_encoder_refuses_exactly_what_the_reference_refuses(
 
 def test_strict_encoding_catches_an_encoder_that_does_not_round_trip(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger import encoder
+    from ledger.format import encoder
     monkeypatch.setattr(encoder, "_QUOTE", lambda text: json.dumps(text))  # ASCII escapes
     odd = EntryDraft(**{**EXAMPLE.__dict__, "subject": {"id": "é", "type": "packet"}})
     encode_entry(odd, 7, PREV)  # the fast path trusts its own code...

@@ -8,8 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.entry import GENESIS_PREV, parse_entry
 from ledger.errors import (
     ConflictError,
     ConsistencyProofError,
@@ -17,11 +15,13 @@ from ledger.errors import (
     ProofError,
     VerificationError,
 )
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
-from ledger.storage import StoredCheckpoint
+from ledger.format import merkle
+from ledger.format.entry import GENESIS_PREV, parse_entry
+from ledger.format.note import open_checkpoint
+from ledger.format.proof import verify_consistency, verify_inclusion
+from ledger.store.log import Ledger
+from ledger.store.memory import MemoryStorage
+from ledger.store.storage import StoredCheckpoint
 from tests.ledger import reference
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 

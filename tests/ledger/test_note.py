@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from ledger.errors import NoteFormatError, SignatureError, VerificationError
-from ledger.note import (
+from ledger.format.note import (
     Checkpoint,
     CosignatureSigner,
     NoteSigner,
@@ -31,7 +31,7 @@ from ledger.note import (
     verify_cosignature,
     verify_note,
 )
-from ledger.proof import TlogProof, parse_tlog_proof, verify_tlog_proof
+from ledger.format.proof import TlogProof, parse_tlog_proof, verify_tlog_proof
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "signed-note-vectors.json").read_text())

@@ -1,14 +1,14 @@
-"""Checkpoints prepared without the append lock (``ledger.presign``), stored by compare-and-swap."""
+"""Checkpoints prepared without the append lock (``ledger.store.presign``), stored by CAS."""
 
 from __future__ import annotations
 
 import pytest
 
 from ledger.errors import ConflictError, VerificationError
-from ledger.memory import MemoryStorage
-from ledger.note import open_checkpoint
-from ledger.presign import prepare_checkpoint
-from ledger.storage import StoredCheckpoint
+from ledger.format.note import open_checkpoint
+from ledger.store.memory import MemoryStorage
+from ledger.store.presign import prepare_checkpoint
+from ledger.store.storage import StoredCheckpoint
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import presign
 from ledger.errors import CorruptLedgerError
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
+from ledger.store import presign
+from ledger.store.log import Ledger
+from ledger.store.memory import MemoryStorage
 from tests.ledger.helpers import draft
 
 

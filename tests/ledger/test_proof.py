@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
 from ledger.errors import (
     ConsistencyProofError,
     InclusionProofError,
     RootMismatchError,
     VerificationError,
 )
-from ledger.memory import MemoryStorage
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger.format import merkle
+from ledger.format.proof import verify_consistency, verify_inclusion
+from ledger.store.memory import MemoryStorage
 from tests.ledger import reference
 
 SIZE = 50

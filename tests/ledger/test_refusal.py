@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import RefusalDetailError, detail_digest, verify_refusal_detail
-from ledger.entry import Actor, Entry, EntryDraft, Outcome, encode_entry, parse_entry
-from ledger.refusal import DETAIL_SALT_BYTES
+from ledger.format.entry import Actor, Entry, EntryDraft, Outcome, encode_entry, parse_entry
+from ledger.format.refusal import DETAIL_SALT_BYTES
 
 # The worked example of docs/ledger-formats.md ("Refusal details").
 SALT = bytes(range(32))

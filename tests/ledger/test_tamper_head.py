@@ -15,11 +15,11 @@ from sqlalchemy import Engine, delete, select, update
 
 from app.db import make_session_factory, transaction
 from ledger.errors import CorruptLedgerError
-from ledger.log import Ledger
-from ledger.merkle import leaf_hash
-from ledger.presign import prepare_checkpoint
-from ledger.sqlstore import SqlStorage
-from ledger.verifier import Fault
+from ledger.format.merkle import leaf_hash
+from ledger.store.log import Ledger
+from ledger.store.presign import prepare_checkpoint
+from ledger.store.sqlstore import SqlStorage
+from ledger.verify.verifier import Fault
 from tests.ledger.test_tamper_db import (
     ORIGIN,
     SIGNER,

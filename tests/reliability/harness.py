@@ -44,7 +44,7 @@ from crypto import (
     seal_packet,
 )
 from crypto.header import PacketHeader
-from ledger.entry import Entry, parse_entry
+from ledger.format.entry import Entry, parse_entry
 
 Person = Liaison
 """A liaison as a client: id, private keys (client side only) and a token."""

@@ -34,10 +34,10 @@ from crypto import (
 from crypto.errors import CryptoError
 from crypto.share import KeyShare
 from crypto.statement import Statement
-from ledger.certificate import parse_bundle, parse_policy
-from ledger.entry import Actor, EntryDraft, encode_entry, parse_entry
+from custody import parse_bundle, parse_policy
 from ledger.errors import LedgerError
-from ledger.note import (
+from ledger.format.entry import Actor, EntryDraft, encode_entry, parse_entry
+from ledger.format.note import (
     Checkpoint,
     NoteSigner,
     NoteVerifier,
@@ -46,7 +46,7 @@ from ledger.note import (
     parse_note,
     sign_checkpoint,
 )
-from ledger.proof import parse_tlog_proof
+from ledger.format.proof import parse_tlog_proof
 
 ORIGIN = "fuzz.cadena/ledger"
 FUZZ = settings(max_examples=100, deadline=None)

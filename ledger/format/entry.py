@@ -25,9 +25,9 @@ parsed value gives the same bytes, so one entry has exactly one encoding and a
 verifier never re-serializes.
 
 This module is the strict parser and the public face of entries: the field
-types and rules live in :mod:`ledger.field`, the fast encoder
-(:func:`encode_entry`) in :mod:`ledger.encoder`, the verifier's fast check of
-stored bytes in :mod:`ledger.checker`.
+types and rules live in :mod:`ledger.format.field`, the fast encoder
+(:func:`encode_entry`) in :mod:`ledger.format.encoder`, the verifier's fast check of
+stored bytes in :mod:`ledger.format.checker`.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from ledger.encoder import encode_entry
 from ledger.errors import EntryFormatError
-from ledger.field import (
+from ledger.format.encoder import encode_entry
+from ledger.format.field import (
     _ACTION,
     _ENCODER,
     _HEX64,

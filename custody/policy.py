@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ledger.errors import LedgerError, NoteFormatError, SignatureError
-from ledger.note import (
+from ledger.format.note import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
     Checkpoint,

@@ -1,9 +1,9 @@
 """Entry fields: the types an entry is made of and the rules its fields follow.
 
-Shared by the encoder (:mod:`ledger.encoder`), the strict parser
-(:mod:`ledger.entry`, which also re-exports everything public here) and the
-verifier's fast check (:mod:`ledger.checker`). The rules themselves are
-written down in ``ledger.entry``'s docstring and ``docs/ledger-formats.md``.
+Shared by the encoder (:mod:`ledger.format.encoder`), the strict parser
+(:mod:`ledger.format.entry`, which also re-exports everything public here) and the
+verifier's fast check (:mod:`ledger.format.checker`). The rules themselves are
+written down in ``ledger.format.entry``'s docstring and ``docs/ledger-formats.md``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from nacl.signing import SigningKey
 from crypto.keys import LiaisonPublicKeys
 from crypto.signing import pae
 from ledger.errors import LedgerError, NoteFormatError, SignatureError
-from ledger.note import ALG_ED25519, NoteSigner, NoteVerifier
+from ledger.format.note import ALG_ED25519, NoteSigner, NoteVerifier
 
 CERTIFICATE_TYPE = "application/vnd.cadena.custody-certificate.v1+json"
 CERTIFICATE_VERSION = 1

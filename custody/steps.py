@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from crypto.header import PacketHeader
-from ledger.certificate.bundle import CustodyStep
-from ledger.entry import Entry, format_time
+from custody.bundle import CustodyStep
+from ledger.format.entry import Entry, format_time
 
 CENTRE = "centre"
 ISSUE_ACTION = "certificate.issue"

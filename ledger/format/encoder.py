@@ -2,7 +2,7 @@
 
 Appending speed matters (an entry per request, batches of thousands), so
 :func:`encode_entry` checks the draft's fields against the rules of
-:func:`ledger.entry.parse_entry` and builds the compact, sorted-key UTF-8
+:func:`ledger.format.entry.parse_entry` and builds the compact, sorted-key UTF-8
 JSON directly instead of parsing what it just encoded; property tests hold it
 to a naive reference encoder and to the strict parser, and ``strict=True``
 re-parses for debugging.
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger.errors import EntryFormatError
-from ledger.field import (
+from ledger.format.field import (
     _ACTION,
     _ENCODER,
     _NAME,
@@ -42,7 +42,7 @@ __all__ = ["encode_entry"]
 def encode_entry(draft: EntryDraft, index: int, prev: bytes, *, strict: bool = False) -> bytes:
     """Encode ``draft`` as the canonical entry at ``index`` whose predecessor hashes to ``prev``.
 
-    Every field is checked against the rules of :func:`~ledger.entry.parse_entry`
+    Every field is checked against the rules of :func:`~ledger.format.entry.parse_entry`
     before the bytes are built, so nothing this function emits can later fail
     it (a property test holds the two together). ``strict=True`` also parses the
     result strictly and checks that it round trips (for tests and debugging).
@@ -234,7 +234,7 @@ def _json_object(value: dict[Any, Any], depth: int) -> str:
 
 def _check_round_trip(raw: bytes, draft: EntryDraft, index: int, prev: bytes) -> None:
     """The strict path: ``raw`` parses strictly back to ``draft`` at ``index`` after ``prev``."""
-    from ledger.entry import parse_entry  # the parser's module imports this one
+    from ledger.format.entry import parse_entry  # the parser's module imports this one
 
     entry = parse_entry(raw)
     details = json.loads(_ENCODER.encode(dict(draft.details)))

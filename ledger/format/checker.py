@@ -1,6 +1,6 @@
 """Fast checks of stored entry bytes, for the verifier's pass over a whole ledger.
 
-:func:`ledger.entry.parse_entry` is the definition of a canonical entry, but
+:func:`ledger.format.entry.parse_entry` is the definition of a canonical entry, but
 it decodes and re-encodes JSON: far too slow for a million entries. So
 :meth:`EntryChecker.check_batch` checks a whole batch of entries at once,
 with no Python code per entry: one scan of the batch for escapes and control
@@ -26,8 +26,8 @@ from datetime import date
 from functools import partial
 from operator import itemgetter, methodcaller
 
-from ledger.entry import parse_entry
-from ledger.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
+from ledger.format.entry import parse_entry
+from ledger.format.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
 
 __all__ = ["EntryChecker", "check_entry"]
 
@@ -160,7 +160,7 @@ class EntryChecker:
         ``prev`` is only known to be 64 bytes here: the caller must compare it
         with the expected lowercase hex (which makes it valid, and settles it
         being zeros exactly for index 0). With that, an accepted entry is one
-        :func:`~ledger.entry.parse_entry` accepts, with the same index and prev.
+        :func:`~ledger.format.entry.parse_entry` accepts, with the same index and prev.
         """
         if not entries:
             return (), ()
