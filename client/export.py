@@ -30,6 +30,7 @@ from client.audit import AuditState, EntryChain, Progress, finish, open_signed
 from client.errors import AuditFailure, AuditFault
 from client.models import RawEntry
 from client.profile import FILE_MODE
+from ledger.format.canonical import canonical_json
 from ledger.format.note import Checkpoint, NoteVerifier
 
 EXPORT_FORMAT = "cadena-ledger-export"
@@ -37,8 +38,7 @@ EXPORT_VERSION = 1
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            + "\n").encode("utf-8")
+    return canonical_json(obj) + b"\n"
 
 
 class ExportWriter:

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger.errors import EntryFormatError
+from ledger.format.canonical import canonical_text
 from ledger.format.field import (
     _ACTION,
-    _ENCODER,
     _NAME,
     GENESIS_PREV,
     MAX_DEPTH,
@@ -90,7 +90,7 @@ def encode_entry(draft: EntryDraft, index: int, prev: bytes, *, strict: bool = F
     return raw
 
 
-# json's own string encoder (C): quotes and escapes exactly as _ENCODER does
+# json's own string encoder (C): quotes and escapes exactly as canonical_json does
 # with ensure_ascii off, i.e. canonically.
 _QUOTE: Callable[[str], str] = json.encoder.encode_basestring
 _GOOD_ACTIONS: set[str] = set()
@@ -192,7 +192,7 @@ def _json(value: Any, depth: int) -> str:
     """Check a details value as :func:`_check_json` would after parsing, and encode it.
 
     One pass instead of a check and a ``json.dumps``: the output equals
-    ``_ENCODER.encode(value)`` (tuples become lists, as there), which is canonical.
+    ``canonical_text(value)`` (tuples become lists, as there), which is canonical.
     """
     if depth > MAX_DEPTH:
         _fail(f"details nested deeper than {MAX_DEPTH}")
@@ -237,7 +237,7 @@ def _check_round_trip(raw: bytes, draft: EntryDraft, index: int, prev: bytes) ->
     from ledger.format.entry import parse_entry  # the parser's module imports this one
 
     entry = parse_entry(raw)
-    details = json.loads(_ENCODER.encode(dict(draft.details)))
+    details = json.loads(canonical_text(dict(draft.details)))
     if (entry.index, entry.prev, entry.time, entry.actor, entry.action, dict(entry.subject),
             entry.outcome, entry.reason, dict(entry.details), entry.signature) != (
             index, bytes(prev), draft.time, draft.actor, draft.action, dict(draft.subject),

@@ -33,16 +33,15 @@ stored bytes in :mod:`ledger.format.checker`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from ledger.errors import EntryFormatError
+from ledger.format.canonical import StrictJSON, canonical_json
 from ledger.format.encoder import encode_entry
 from ledger.format.field import (
     _ACTION,
-    _ENCODER,
     _HEX64,
     _NAME,
     _OPTIONAL,
@@ -77,21 +76,8 @@ def _parse_time(text: str) -> datetime:
         _fail(f"time {text!r} is not a valid date")
 
 
-def _refuse_number(text: str) -> NoReturn:
-    _fail(f"non-integer number {text!r}")
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            _fail(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_refuse_number,
-                            parse_constant=_refuse_number)
+_JSON = StrictJSON(EntryFormatError, not_json="entry is not JSON",
+                   not_utf8="entry is not valid UTF-8")
 
 
 def _check_json(value: Any, depth: int) -> None:
@@ -141,14 +127,7 @@ def _check_subject(value: Any) -> dict[str, str]:
 def _decode(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_ENTRY_BYTES:
         _fail(f"entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
-    try:
-        obj = _DECODER.decode(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise EntryFormatError("entry is not valid UTF-8") from exc
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, EntryFormatError):
-            raise
-        raise EntryFormatError(f"entry is not JSON: {exc}") from exc
+    obj = _JSON.load(data)
     if not isinstance(obj, dict):
         _fail("entry is not a JSON object")
     missing, unknown = _REQUIRED - obj.keys(), obj.keys() - _REQUIRED - _OPTIONAL
@@ -194,7 +173,7 @@ def parse_entry(data: bytes) -> Entry:
                   details=details or {}, signature=signature, prev=prev, raw=data,
                   leaf_hash=hashlib.sha256(b"\x00" + data).digest())
     try:
-        again = _ENCODER.encode(obj).encode("utf-8")
+        again = canonical_json(obj)
     except UnicodeEncodeError as exc:
         raise EntryFormatError("entry holds a string that is not valid Unicode") from exc
     if again != data:

@@ -8,7 +8,6 @@ written down in ``ledger.format.entry``'s docstring and ``docs/ledger-formats.md
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,6 +107,3 @@ def format_time(moment: datetime) -> str:
 
 # One %-format: several times cheaper than astimezone() and strftime().
 _TIME_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
-# The canonical form (compact, keys sorted, UTF-8 as is): what the parser re-encodes with.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                            allow_nan=False)
