@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,11 +19,13 @@ from ledger.format.entry import (
     GENESIS_PREV,
     MAX_SAFE_INT,
     Actor,
+    Entry,
     EntryDraft,
     encode_entry,
     format_time,
     parse_entry,
 )
+from ledger.format.field import ENTRY_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
 
 PREV = hashlib.sha256(b"previous").digest()
 EXAMPLE = EntryDraft(
@@ -402,3 +405,12 @@ def test_common_shapes_take_the_batch_path() -> None:
 def test_uncommon_shapes_still_check_through_the_scan(change: dict[str, Any]) -> None:
     raw = encode_entry(EntryDraft(**{**EXAMPLE.__dict__, **change}), 7, PREV)
     assert EntryChecker().check(raw) == (7, PREV.hex().encode())
+
+
+def test_entry_fields_are_the_one_definition_of_the_members() -> None:
+    """The parser's, the encoder's and the checker's field lists all come from ENTRY_FIELDS."""
+    names = [entry_field.name for entry_field in ENTRY_FIELDS]
+    assert names == sorted(names)
+    assert REQUIRED_FIELDS | OPTIONAL_FIELDS == set(names)
+    assert set(names) <= {f.name for f in fields(Entry)}
+    assert set(names) - {"index", "prev"} == {f.name for f in fields(EntryDraft)}
