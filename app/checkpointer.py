@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import storage_for
 from app.db import transaction
-from ledger.errors import ConflictError, CorruptLedgerError
-from ledger.format.note import NoteSigner
-from ledger.store.presign import prepare_checkpoint
-from ledger.store.storage import StoredCheckpoint
+from ledger import (
+    ConflictError,
+    CorruptLedgerError,
+    NoteSigner,
+    StoredCheckpoint,
+    prepare_checkpoint,
+)
 
 log = structlog.get_logger()
 

@@ -16,7 +16,7 @@ import enum
 import secrets
 from dataclasses import dataclass
 
-from ledger.format.refusal import DETAIL_SALT_BYTES, detail_digest
+from ledger import DETAIL_SALT_BYTES, detail_digest
 
 
 class Reason(enum.StrEnum):

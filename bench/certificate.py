@@ -60,11 +60,10 @@ from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
 from bench.ledger import make_drafts
 from client.certificate.verify import Trust, check_certificate
-from crypto import make_receipt, share_content_key
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys, make_receipt, share_content_key
 from custody import parse_bundle, seal_key
-from ledger.store.log import Ledger
-from ledger.store.sqlstore import SqlStorage
+from ledger import Ledger
+from ledger.sql import SqlStorage
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import Exchange, exchange, opened_by, signed_body
 from tests.certificates.witness_processes import witnesses

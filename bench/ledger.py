@@ -65,13 +65,17 @@ from app.db import make_engine, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
 from bench._verify import cpu_count, run_verify_subprocess, verify_in_this_process
-from ledger.format import merkle
-from ledger.format.entry import Actor, EntryDraft
-from ledger.format.note import NoteSigner
-from ledger.format.proof import verify_consistency, verify_inclusion
-from ledger.store.log import Ledger
-from ledger.store.sqlstore import SqlStorage
-from ledger.store.treecache import TreeCache
+from ledger import (
+    Actor,
+    EntryDraft,
+    Ledger,
+    NoteSigner,
+    TreeCache,
+    merkle,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger.sql import SqlStorage
 
 BATCH = 1_000
 ORIGIN = "bench.cadena.example/ledger"
@@ -310,7 +314,7 @@ class PymerkleLedger:
 
 def _encode_like_ours(draft: EntryDraft, index: int) -> bytes:
     """Entry bytes of the same size and shape as ours (pymerkle stores opaque bytes)."""
-    from ledger.format.entry import encode_entry
+    from ledger import encode_entry
 
     prev = bytes(32) if index == 0 else hashlib.sha256(index.to_bytes(8, "big")).digest()
     return encode_entry(draft, index, prev)

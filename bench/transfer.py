@@ -40,8 +40,7 @@ from client.local_server import LocalServer, bootstrap, local_server  # noqa: E4
 from client.profile import Profile, ProfileConfig  # noqa: E402
 from client.sdk import Client  # noqa: E402
 from client.session import Credentials  # noqa: E402
-from crypto.keyfile import save_keys  # noqa: E402
-from crypto.keys import LiaisonKeys  # noqa: E402
+from crypto import LiaisonKeys, save_keys  # noqa: E402
 
 MIB = 1 << 20
 # VmHWM of the process's own address space, read at exit. Not ru_maxrss: Linux

@@ -42,18 +42,27 @@ from client.errors import (
 )
 from client.ledger_api import MAX_PAGE, LedgerAPI
 from client.models import RefusalDetailRecord
-from ledger.errors import EntryFormatError, LedgerError, VerificationError
-from ledger.format.entry import GENESIS_PREV, Entry, parse_entry
-from ledger.format.merkle import EMPTY_ROOT, Node, TreeBuilder, frontier
-from ledger.format.note import (
+from ledger import (
+    DIGEST_FIELD,
+    EMPTY_ROOT,
+    GENESIS_PREV,
     Checkpoint,
+    Entry,
+    EntryFormatError,
+    LedgerError,
+    Node,
     NoteVerifier,
+    TreeBuilder,
+    VerificationError,
+    frontier,
     open_checkpoint,
     parse_checkpoint_body,
+    parse_entry,
     parse_note,
+    verify_consistency,
+    verify_inclusion,
+    verify_refusal_detail,
 )
-from ledger.format.proof import verify_consistency, verify_inclusion
-from ledger.format.refusal import DIGEST_FIELD, verify_refusal_detail
 
 STATE_VERSION = 1
 Progress = Callable[[int, int], None]

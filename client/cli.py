@@ -38,8 +38,7 @@ from client.sdk import Client
 from client.session import Credentials
 from client.trust import load_trust
 from client.witness.cli import witness_app
-from crypto.keyfile import save_keys
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto import LiaisonKeys, LiaisonPublicKeys, save_keys
 
 app = typer.Typer(name="cadena", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Cadena: secure case-information exchange with a verifiable ledger.")

@@ -35,10 +35,8 @@ from client.sdk import Client
 from client.session import Credentials, utc_now
 from client.transparency import DirectoryAPI, KeyTransparency, ProfileCheckpoints, self_check
 from client.trust import load_trust
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
-from ledger.errors import LedgerError
-from ledger.format.note import NoteVerifier
+from crypto import CryptoError, LiaisonPublicKeys
+from ledger import LedgerError, NoteVerifier
 
 P = ParamSpec("P")
 R = TypeVar("R")

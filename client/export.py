@@ -30,8 +30,7 @@ from client.audit import AuditState, EntryChain, Progress, finish, open_signed
 from client.errors import AuditFailure, AuditFault
 from client.models import RawEntry
 from client.profile import FILE_MODE
-from ledger.format.canonical import canonical_json
-from ledger.format.note import Checkpoint, NoteVerifier
+from ledger import Checkpoint, NoteVerifier, canonical_json
 
 EXPORT_FORMAT = "cadena-ledger-export"
 EXPORT_VERSION = 1

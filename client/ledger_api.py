@@ -18,8 +18,7 @@ from client.models import (
     parse,
 )
 from client.session import ApiSession
-from ledger.errors import NoteFormatError
-from ledger.format.note import parse_checkpoint_body, parse_note
+from ledger import NoteFormatError, parse_checkpoint_body, parse_note
 
 MAX_PAGE = 1000
 """The most entries the server returns per page."""

@@ -24,8 +24,7 @@ from typing import Any
 from client.errors import ProfileError, UsageError
 from client.profile import Profile
 from custody import Policy, PolicyError, make_policy
-from ledger.errors import LedgerError
-from ledger.format.note import NoteVerifier
+from ledger import LedgerError, NoteVerifier
 
 FILE_VERSION = 1
 ALG_ED25519, ALG_COSIGNATURE = 0x01, 0x04

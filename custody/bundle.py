@@ -34,11 +34,17 @@ from typing import Any, NoReturn, TypeVar
 
 from nacl.signing import SigningKey
 
-from crypto.keys import LiaisonPublicKeys
-from crypto.signing import pae
-from ledger.errors import LedgerError, NoteFormatError, SignatureError
-from ledger.format.canonical import StrictJSON, canonical_json
-from ledger.format.note import ALG_ED25519, NoteSigner, NoteVerifier
+from crypto import LiaisonPublicKeys, pae
+from ledger import (
+    ALG_ED25519,
+    LedgerError,
+    NoteFormatError,
+    NoteSigner,
+    NoteVerifier,
+    SignatureError,
+    StrictJSON,
+    canonical_json,
+)
 
 CERTIFICATE_TYPE = "application/vnd.cadena.custody-certificate.v1+json"
 CERTIFICATE_VERSION = 1

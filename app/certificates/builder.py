@@ -20,10 +20,7 @@ from app.certificates.errors import CertificatesUnavailable
 from app.models.certificate import CustodyCertificate
 from app.packets import repository as packets
 from app.witnesses import repository as witnesses
-from crypto.encoding import b64encode
-from crypto.header import PacketHeader
-from crypto.keys import LiaisonPublicKeys
-from crypto.share import KeyShare
+from crypto import KeyShare, LiaisonPublicKeys, PacketHeader, b64encode
 from custody import (
     Bundle,
     Certificate,
@@ -37,12 +34,15 @@ from custody import (
     make_policy,
     seal_certificate,
 )
-from ledger.errors import NoteFormatError
-from ledger.format import merkle
-from ledger.format.entry import format_time, parse_entry
-from ledger.format.note import NoteVerifier
-from ledger.format.proof import TlogProof
-from ledger.store.storage import StoredCheckpoint
+from ledger import (
+    NoteFormatError,
+    NoteVerifier,
+    StoredCheckpoint,
+    TlogProof,
+    format_time,
+    merkle,
+    parse_entry,
+)
 
 
 def centre_policy(session: Session, ledger_key: str, quorum: int) -> Policy:

@@ -34,7 +34,7 @@ from app.ledger_key import LedgerKeyError, load_note_signer
 from app.packets.present import PacketId, ledger_ref
 from app.settings import Settings
 from custody import CERTIFICATE_TYPE
-from ledger.format.note import NoteSigner
+from ledger import NoteSigner
 
 router = APIRouter(tags=["certificates"], route_class=UnitOfWorkRoute)
 CertificateId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]

@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from app.certificates.errors import CertificatesUnavailable
 from app.settings import Settings
-from crypto.seedfile import SeedFileError, create_seed_key, load_seed_key
+from crypto import SeedFileError, create_seed_key, load_seed_key
 from custody import seal_verifier_key
 
 WHAT = "certificate seal key"

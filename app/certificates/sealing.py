@@ -31,8 +31,7 @@ from app.packets.access import packet_subject
 from app.refusal import Reason
 from app.witnesses import repository as witnesses
 from custody import Policy, cosigners
-from ledger.format.note import parse_checkpoint_body, parse_note
-from ledger.store.storage import StoredCheckpoint
+from ledger import StoredCheckpoint, parse_checkpoint_body, parse_note
 
 COLLECT_ACTION = "certificate.collect"
 

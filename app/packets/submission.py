@@ -57,11 +57,16 @@ from app.packets.errors import (
 from app.packets.schemas import InlineStream
 from app.refusal import Reason
 from app.text import unsafe_character
-from crypto.envelope import Envelope, verify_envelope
-from crypto.errors import BadSignature, CryptoError, FormatError
-from crypto.header import PacketHeader
-from crypto.keys import LiaisonPublicKeys
-from ledger.store.log import AppendedEntry
+from crypto import (
+    BadSignature,
+    CryptoError,
+    Envelope,
+    FormatError,
+    LiaisonPublicKeys,
+    PacketHeader,
+    verify_envelope,
+)
+from ledger import AppendedEntry
 
 ACTION = "packet.submit"
 MAX_LISTED_RECIPIENTS_BYTES = 16 * 1024

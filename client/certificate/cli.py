@@ -26,7 +26,7 @@ from client.certificate.verify import Report, Trust, check_certificate
 from client.cli_common import JsonOpt, ProfileOpt, connect, err, guarded, out, print_json
 from client.errors import UsageError
 from custody import Bundle, CertificateFormatError, parse_bundle, parse_policy, seal_key
-from ledger.errors import LedgerError
+from ledger import LedgerError
 
 certificate_app = typer.Typer(no_args_is_help=True, help=(
     "Custody certificates: issue, verify offline, print as PDF, refresh, disclose."))

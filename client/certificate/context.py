@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from crypto.header import PacketHeader
-from crypto.receipt import Receipt
-from crypto.statement import Statement
+from crypto import PacketHeader, Receipt, Statement
 from custody import Bundle, KeyRecord, Policy
-from ledger.format.entry import Entry
-from ledger.format.note import Checkpoint, NoteVerifier
-from ledger.format.proof import TlogProof
+from ledger import Checkpoint, Entry, NoteVerifier, TlogProof
 
 
 class Failed(Exception):

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from client.certificate.context import Context, Failed, Skipped
 from custody import PolicyError, cosigners, parse_policy
-from ledger.errors import LedgerError
-from ledger.format.entry import Entry, parse_entry
-from ledger.format.merkle import leaf_hash
-from ledger.format.note import open_checkpoint
-from ledger.format.proof import parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger import (
+    Entry,
+    LedgerError,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    parse_tlog_proof,
+    verify_consistency,
+    verify_inclusion,
+)
 
 
 def _parse(raw: bytes, what: str) -> Entry:

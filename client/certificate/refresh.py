@@ -23,8 +23,7 @@ from client.certificate.objects import check_header, check_keys, check_receipts,
 from client.certificate.proofs import check_checkpoint, check_entries, check_refresh
 from client.certificate.verify import CertificateInvalid
 from custody import Bundle, Disclosure, Refresh, Signed
-from ledger.errors import LedgerError
-from ledger.format.proof import parse_tlog_proof
+from ledger import LedgerError, parse_tlog_proof
 
 
 def certificate_size(bundle: Bundle) -> int:

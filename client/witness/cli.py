@@ -23,7 +23,7 @@ from client.witness.config import (
 from client.witness.server import create_app
 from client.witness.store import WitnessStore, WitnessStoreError
 from client.witness.witness import Witness
-from ledger.format.note import CosignatureSigner
+from ledger import CosignatureSigner
 
 witness_app = typer.Typer(help="Run a witness that cosigns the ledger's checkpoints.",
                           no_args_is_help=True)

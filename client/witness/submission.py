@@ -18,9 +18,8 @@ import re
 from dataclasses import dataclass
 
 from client.witness.errors import MalformedRequest
-from ledger.errors import NoteFormatError
-from ledger.format.merkle import HASH_SIZE
-from ledger.format.note import MAX_TREE_SIZE, b64decode
+from ledger import HASH_SIZE, MAX_TREE_SIZE, NoteFormatError
+from ledger.format.note import b64decode
 
 MAX_PROOF_LINES = 63  # C2SP tlog-witness: "MUST NOT send more than 63"
 MAX_BODY_BYTES = 64 * 1024

@@ -28,16 +28,18 @@ from client.witness.errors import BadProof, BadSignature, Conflict, MalformedReq
 from client.witness.errors import WitnessError as WitnessError
 from client.witness.store import Cosigned, Evidence, StoreTransaction, WitnessStore
 from client.witness.submission import AddCheckpoint, parse_add_checkpoint
-from ledger.errors import NoteFormatError, SignatureError, VerificationError
-from ledger.format.note import (
+from ledger import (
     Checkpoint,
     CosignatureSigner,
+    NoteFormatError,
     NoteVerifier,
+    SignatureError,
+    VerificationError,
     open_checkpoint,
     parse_checkpoint_body,
     parse_note,
+    verify_consistency,
 )
-from ledger.format.proof import verify_consistency
 
 
 def _now() -> int:

@@ -11,7 +11,7 @@ are plain lists and dicts so that tests can tamper with them directly:
 - ``checkpoint_seq``: the latest checkpoint's number, as the head keeps it.
 
 The head's size and last leaf hash are derived from the entries and nodes:
-there is no separate head to corrupt here (``ledger.store.sqlstore`` has one).
+there is no separate head to corrupt here (``ledger.sql.store`` has one).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The ledger core never does I/O itself: it talks to a ``LedgerStorage``. Two
 implementations exist and one test suite runs against both:
 ``ledger.store.memory.MemoryStorage`` (in-memory, for tests and offline tools) and
-``ledger.store.sqlstore.SqlStorage`` (SQLAlchemy, joins the caller's transaction).
+``ledger.sql.store.SqlStorage`` (SQLAlchemy, joins the caller's transaction).
 
 What is stored:
 

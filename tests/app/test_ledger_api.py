@@ -7,11 +7,15 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import CorruptLedgerError
-from ledger.format.entry import parse_entry
-from ledger.format.merkle import leaf_hash
-from ledger.format.note import NoteVerifier, open_checkpoint
-from ledger.format.proof import verify_consistency, verify_inclusion
+from ledger import (
+    CorruptLedgerError,
+    NoteVerifier,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    verify_consistency,
+    verify_inclusion,
+)
 from tests.app.conftest import World, sign_checkpoint_now
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 from custody import (
     Bundle,
     Certificate,
@@ -21,6 +21,7 @@ from custody import (
     Person,
     PolicyError,
     Signed,
+    cosigners,
     make_policy,
     parse_bundle,
     parse_policy,
@@ -28,13 +29,12 @@ from custody import (
     seal_key,
     verify_seal,
 )
-from custody.policy import cosigners
-from ledger.errors import SignatureError
-from ledger.format.note import (
+from ledger import (
     Checkpoint,
     CosignatureSigner,
     NoteSigner,
     NoteVerifier,
+    SignatureError,
     sign_checkpoint,
 )
 

@@ -22,8 +22,8 @@ from client.trust import TrustRoots
 from client.witness.server import create_app
 from client.witness.store import WitnessStore
 from client.witness.witness import Witness
-from crypto.keys import LiaisonKeys
-from ledger.format.note import NoteVerifier
+from crypto import LiaisonKeys
+from ledger import NoteVerifier
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.client.conftest import sdk_for, verifier_key
 from tests.client.kt_support import rogue_rotation

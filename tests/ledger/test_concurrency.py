@@ -20,12 +20,18 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
-from ledger.format import merkle
-from ledger.format.entry import Actor, EntryDraft, parse_entry
-from ledger.format.note import NoteSigner, NoteVerifier, open_checkpoint
-from ledger.store.log import Ledger
-from ledger.store.sqlstore import SqlStorage
-from ledger.verify.verifier import verify_ledger
+from ledger import (
+    Actor,
+    EntryDraft,
+    Ledger,
+    NoteSigner,
+    NoteVerifier,
+    merkle,
+    open_checkpoint,
+    parse_entry,
+    verify_ledger,
+)
+from ledger.sql import SqlStorage
 
 WRITERS = 4
 APPENDS_PER_WRITER = 50

@@ -13,18 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import EntryFormatError
-from ledger.format.checker import EntryChecker, check_entry
-from ledger.format.entry import (
+from ledger import (
     GENESIS_PREV,
-    MAX_SAFE_INT,
     Actor,
     Entry,
     EntryDraft,
+    EntryFormatError,
     encode_entry,
     format_time,
     parse_entry,
 )
+from ledger.format.checker import EntryChecker, check_entry
+from ledger.format.entry import MAX_SAFE_INT
 from ledger.format.field import ENTRY_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
 
 PREV = hashlib.sha256(b"previous").digest()

@@ -13,9 +13,8 @@ from functools import cache
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.format import merkle
-from ledger.format.proof import root_from_inclusion, verify_consistency, verify_inclusion
-from ledger.store.memory import MemoryStorage
+from ledger import MemoryStorage, merkle, verify_consistency, verify_inclusion
+from ledger.format.proof import root_from_inclusion
 from tests.ledger import reference
 from tests.ledger.helpers import build_ledger
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.errors import ConflictError, VerificationError
-from ledger.format.note import open_checkpoint
-from ledger.store.memory import MemoryStorage
-from ledger.store.presign import prepare_checkpoint
-from ledger.store.storage import StoredCheckpoint
+from ledger import (
+    ConflictError,
+    MemoryStorage,
+    StoredCheckpoint,
+    VerificationError,
+    open_checkpoint,
+    prepare_checkpoint,
+)
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
 

@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import CorruptLedgerError
+from ledger import CorruptLedgerError, Ledger, MemoryStorage
 from ledger.store import presign
-from ledger.store.log import Ledger
-from ledger.store.memory import MemoryStorage
 from tests.ledger.helpers import draft
 
 

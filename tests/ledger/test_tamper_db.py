@@ -29,14 +29,25 @@ from sqlalchemy.pool import NullPool
 from app.db import make_engine, make_session_factory, transaction
 from app.ledger_reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
-from ledger.errors import EntryFormatError
-from ledger.format.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
-from ledger.format.merkle import leaf_hash
-from ledger.format.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
-from ledger.store.log import Ledger
-from ledger.store.sqlstore import SqlStorage
+from ledger import (
+    GENESIS_PREV,
+    Actor,
+    Checkpoint,
+    EntryDraft,
+    EntryFormatError,
+    Fault,
+    Ledger,
+    LedgerReport,
+    NoteSigner,
+    NoteVerifier,
+    encode_entry,
+    leaf_hash,
+    parse_entry,
+    sign_checkpoint,
+    verify_ledger,
+)
+from ledger.sql import SqlStorage
 from ledger.verify.parallel import chunked_report
-from ledger.verify.verifier import Fault, LedgerReport, verify_ledger
 from ledger.verify.walk import walk_ledger
 
 ORIGIN = "cadena.test/tamper"

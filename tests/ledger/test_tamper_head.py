@@ -14,12 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, update
 
 from app.db import make_session_factory, transaction
-from ledger.errors import CorruptLedgerError
-from ledger.format.merkle import leaf_hash
-from ledger.store.log import Ledger
-from ledger.store.presign import prepare_checkpoint
-from ledger.store.sqlstore import SqlStorage
-from ledger.verify.verifier import Fault
+from ledger import CorruptLedgerError, Fault, Ledger, leaf_hash, prepare_checkpoint
+from ledger.sql import SqlStorage
 from tests.ledger.test_tamper_db import (
     ORIGIN,
     SIGNER,

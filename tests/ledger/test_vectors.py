@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from ledger.format import merkle
-from ledger.format.proof import verify_consistency, verify_inclusion
-from ledger.store.memory import MemoryStorage
+from ledger import MemoryStorage, merkle, verify_consistency, verify_inclusion
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "rfc6962-vectors.json").read_text())

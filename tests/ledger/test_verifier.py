@@ -18,14 +18,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from ledger.errors import EntryFormatError, VerificationError
-from ledger.format import merkle
-from ledger.format.entry import GENESIS_PREV, encode_entry, parse_entry
-from ledger.format.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.store.memory import MemoryStorage
-from ledger.store.storage import LedgerReader, StoredCheckpoint
+from ledger import (
+    GENESIS_PREV,
+    Checkpoint,
+    EntryFormatError,
+    Fault,
+    LedgerReader,
+    LedgerReport,
+    MemoryStorage,
+    NoteSigner,
+    StoredCheckpoint,
+    VerificationError,
+    check_ledger,
+    encode_entry,
+    merkle,
+    parse_entry,
+    sign_checkpoint,
+    verify_ledger,
+)
 from ledger.verify.parallel import chunked_report
-from ledger.verify.verifier import Fault, LedgerReport, check_ledger, verify_ledger
 from ledger.verify.walk import walk_ledger
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
@@ -106,7 +117,7 @@ def test_an_untouched_ledger_verifies(shape: Shape) -> None:
 
 
 def test_cosignatures_on_a_checkpoint_do_not_disturb_verification() -> None:
-    from ledger.format.note import CosignatureSigner, add_signature_lines, parse_checkpoint_body
+    from ledger import CosignatureSigner, add_signature_lines, parse_checkpoint_body
     storage = build(Shape(5, (5,)))
     stored = storage.checkpoint_list[0]
     witness = CosignatureSigner("w.example", SigningKey(bytes(32)))
@@ -303,8 +314,7 @@ def test_batch_size_never_changes_the_report(shape: Shape, data: st.DataObject,
 
 
 def test_entries_off_the_fast_path_verify_and_are_located_when_changed() -> None:
-    from ledger.format.entry import Actor, EntryDraft
-    from ledger.store.log import Ledger
+    from ledger import Actor, EntryDraft, Ledger
     from tests.ledger.helpers import T0
     storage = MemoryStorage()
     ledger = Ledger(storage)

@@ -23,8 +23,8 @@ from app.ledger_key import (
     load_signing_key,
 )
 from app.settings import get_settings
-from ledger.store.log import Ledger
-from ledger.store.sqlstore import SqlStorage
+from ledger import Ledger
+from ledger.sql import SqlStorage
 from tests.ledger.test_tamper_db import ORIGIN, SIGNER, T, draft
 
 # -- cadena-server ledger verify / checkpoint ------------------------------------

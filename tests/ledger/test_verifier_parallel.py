@@ -15,11 +15,9 @@ from multiprocessing import Pipe
 
 import pytest
 
-from ledger.format import merkle
-from ledger.store.storage import LedgerReader
+from ledger import Fault, LedgerReader, merkle, verify_ledger
 from ledger.verify.chunk import check_chunks, levels
 from ledger.verify.parallel import _links_and_upper, _share, chunked_report, plan
-from ledger.verify.verifier import Fault, verify_ledger
 from ledger.verify.walk import walk_ledger
 from tests.ledger.helpers import VERIFIER
 from tests.ledger.test_verifier import MemoryOpener, Shape, build

@@ -26,10 +26,9 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from ledger.format.merkle import leaf_hash as merkle_leaf_hash
+from ledger import NoteVerifier, open_checkpoint, verify_consistency
+from ledger import leaf_hash as merkle_leaf_hash
 from ledger.format.merkle import node_hash
-from ledger.format.note import NoteVerifier, open_checkpoint
-from ledger.format.proof import verify_consistency
 from tests.reliability.harness import (
     Person,
     Server,

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from client.witness.server import create_app
 from client.witness.store import WitnessStore
 from client.witness.witness import Witness
-from ledger.format.note import NoteVerifier
+from ledger import NoteVerifier
 from tests.app.conftest import World, world  # noqa: F401  (the service fixture, reused)
 from tests.witness.helpers import FakeLog, witness_signer
 

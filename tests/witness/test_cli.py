@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from client.witness.cli import build_witness, witness_app
 from client.witness.config import WitnessConfigError, load_config, load_key, parse_config
 from client.witness.errors import Conflict
-from ledger.format.note import ALG_COSIGNATURE_V1, NoteVerifier
+from ledger import ALG_COSIGNATURE_V1, NoteVerifier
 from tests.witness.helpers import FakeLog
 
 runner = CliRunner()

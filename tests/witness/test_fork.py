@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from client.witness.errors import BadProof, Conflict, MalformedRequest
 from client.witness.witness import Witness
-from ledger.format.note import verify_cosignature
+from ledger import verify_cosignature
 from tests.ledger import reference
 from tests.witness.conftest import Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer

@@ -14,7 +14,7 @@ from client.witness.server import SIZE_MEDIA_TYPE, create_app
 from client.witness.store import WitnessStore
 from client.witness.submission import MAX_BODY_BYTES
 from client.witness.witness import Witness
-from ledger.format.note import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
+from ledger import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
 from tests.witness.conftest import NOW, Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer
 

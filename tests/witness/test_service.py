@@ -25,7 +25,7 @@ from app.witnessing import Witnessing
 from client.witness.server import create_app
 from client.witness.store import WitnessStore
 from client.witness.witness import Witness
-from ledger.format.note import (
+from ledger import (
     NoteVerifier,
     open_checkpoint,
     parse_checkpoint_body,

@@ -29,16 +29,17 @@ from app.liaisons.rotation import entry_details  # noqa: E402
 from app.liaisons.service import enrolment_details  # noqa: E402
 from app.models.identity import Role  # noqa: E402
 from crypto import LiaisonKeys, RotationStatement, sign_rotation  # noqa: E402
-from ledger.format.entry import Actor, EntryDraft  # noqa: E402
-from ledger.format.note import (  # noqa: E402
+from ledger import (  # noqa: E402
+    Actor,
     CosignatureSigner,
+    EntryDraft,
+    Ledger,
+    MemoryStorage,
     NoteSigner,
     add_signature_lines,
     parse_checkpoint_body,
     parse_note,
 )
-from ledger.store.log import Ledger  # noqa: E402
-from ledger.store.memory import MemoryStorage  # noqa: E402
 
 OUT = Path(__file__).with_name("vectors.json")
 ORIGIN = "cadena.example/ledger"

@@ -1,13 +1,13 @@
 """SQLAlchemy storage for the ledger, inside the caller's transaction.
 
-With ``ledger.store.sqlreads`` (its reads), ``ledger.store.sqlschema`` (the tables),
-``ledger.store.sqlpipeline`` (PostgreSQL's append path) and ``ledger.store.sqldriver``
+With ``ledger.sql.reads`` (its reads), ``ledger.sql.schema`` (the tables),
+``ledger.sql.pipeline`` (PostgreSQL's append path) and ``ledger.sql.driver``
 (compiled statements on the DB-API cursor), the only part of ``ledger`` that
 imports SQLAlchemy. It implements ``ledger.store.storage.LedgerStorage`` on a ``Session``
 and never commits: the ledger entry and the action it records commit (or
 roll back) together.
 
-Schema: see ``ledger.store.sqlschema`` (tables and why they have that shape).
+Schema: see ``ledger.sql.schema`` (tables and why they have that shape).
 
 Locking: ``lock_head()`` is ``SELECT ... FOR UPDATE`` on the head row, which
 serializes appenders and checkpointers across processes on PostgreSQL until
@@ -37,10 +37,10 @@ from sqlalchemy.sql import ClauseElement, Executable
 
 from ledger.errors import ConflictError, StorageError
 from ledger.format.merkle import HASH_SIZE, Node, leaf_hash
-from ledger.store import sqlpipeline
-from ledger.store.sqldriver import Inserter, dbapi
-from ledger.store.sqlreads import SqlReads, head_from_row, head_select
-from ledger.store.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
+from ledger.sql import pipeline as sqlpipeline
+from ledger.sql.driver import Inserter, dbapi
+from ledger.sql.reads import SqlReads, head_from_row, head_select
+from ledger.sql.schema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.store.storage import Head, StoredCheckpoint
 
 __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "last_leaf"]
@@ -49,14 +49,14 @@ __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "la
 class SqlStorage(SqlReads):
     """``LedgerStorage`` over a SQLAlchemy ``Session``; never commits.
 
-    The reads are :class:`ledger.store.sqlreads.SqlReads`'; the writes are here.
+    The reads are :class:`ledger.sql.reads.SqlReads`'; the writes are here.
     """
 
     def lock_head(self) -> Head:
         """Lock the head row until the transaction ends and return the head.
 
         On PostgreSQL the frontier nodes come in the same round trip
-        (``ledger.store.sqlpipeline``) and serve the append's :meth:`nodes` lookup.
+        (``ledger.sql.pipeline``) and serve the append's :meth:`nodes` lookup.
         """
         stmt = self._head_statements()[0]
         conn = self._conn()

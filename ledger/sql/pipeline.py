@@ -3,7 +3,7 @@
 On PostgreSQL every appender in every process waits on the head row's lock
 (``SELECT ... FOR UPDATE``) until the holder commits, so each round trip the
 holder makes between taking the lock and ``COMMIT`` is paid by every other
-appender too. :class:`ledger.store.sqlstore.SqlStorage` therefore uses two
+appender too. :class:`ledger.sql.store.SqlStorage` therefore uses two
 statements here instead of five or more:
 
 - :func:`lock_with_frontier`: the lock, the frontier nodes and the last
@@ -51,8 +51,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
-from ledger.store.sqldriver import compiled, dbapi
-from ledger.store.sqlschema import LedgerTables
+from ledger.sql.driver import compiled, dbapi
+from ledger.sql.schema import LedgerTables
 
 MAX_LEVEL = 62
 """The highest tree level a ``BIGINT`` size can have a frontier node at."""
