@@ -25,10 +25,8 @@ from app.errors import CadenaError
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
 from app.refusal import PrivateDetail, public_reason
-from ledger.entry import Actor, EntryDraft
-from ledger.log import AppendedEntry, Ledger
-from ledger.refusal import DIGEST_FIELD
-from ledger.sqlstore import SqlStorage
+from ledger import DIGEST_FIELD, Actor, AppendedEntry, EntryDraft, Ledger
+from ledger.sql import SqlStorage
 
 
 def storage_for(session: Session) -> SqlStorage:

@@ -16,8 +16,8 @@ from app.ledger_key import create_signing_key
 from app.liaisons import service as liaisons
 from app.models.identity import Level, Liaison, Role, State, StateStatus
 from app.text import check_display_text
-from crypto.keys import LiaisonPublicKeys
-from ledger.note import NoteSigner
+from crypto import LiaisonPublicKeys
+from ledger import NoteSigner
 
 
 class AlreadyBootstrapped(CadenaError):

@@ -2,7 +2,7 @@
 
 Every API process runs one; they cannot store two inconsistent checkpoints:
 the checkpoint is prepared and signed from a plain read of the committed tree
-(``ledger.presign``: no lock, so appenders never wait for the hashing and
+(``ledger.store.presign``: no lock, so appenders never wait for the hashing and
 the signature), then stored under the ledger's append lock by a
 compare-and-swap on its size (``LedgerStorage.add_checkpoint``). A process
 that lost the race drops its signed note unstored.
@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import storage_for
 from app.db import transaction
-from ledger.errors import ConflictError, CorruptLedgerError
-from ledger.note import NoteSigner
-from ledger.presign import prepare_checkpoint
-from ledger.storage import StoredCheckpoint
+from ledger import (
+    ConflictError,
+    CorruptLedgerError,
+    NoteSigner,
+    StoredCheckpoint,
+    prepare_checkpoint,
+)
 
 log = structlog.get_logger()
 

@@ -13,8 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from app.settings import Settings
-    from ledger.note import NoteVerifier
-    from ledger.report import LedgerReport
+    from ledger import LedgerReport, NoteVerifier
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
@@ -130,9 +129,7 @@ def bootstrap(
     from app.errors import CadenaError
     from app.migrate import upgrade_to_head
     from app.settings import get_settings
-    from crypto.encoding import b64decode
-    from crypto.errors import CryptoError
-    from crypto.keys import LiaisonPublicKeys, check_public_keys
+    from crypto import CryptoError, LiaisonPublicKeys, b64decode, check_public_keys
 
     settings = get_settings()
     _data_dir(settings)
@@ -183,8 +180,7 @@ def _ledger_engine(settings: Settings) -> Engine:
 
 def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
     from app.ledger_key import LedgerKeyError, load_note_verifier
-    from ledger.errors import NoteFormatError
-    from ledger.note import NoteVerifier
+    from ledger import NoteFormatError, NoteVerifier
 
     try:
         if key is not None:
@@ -217,8 +213,8 @@ def ledger_verify(
     from app.ledger_reader import LedgerReaderOpener
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
-    from ledger.sqlstore import SqlStorage
-    from ledger.verifier import verify_ledger
+    from ledger import verify_ledger
+    from ledger.sql import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)
@@ -260,8 +256,8 @@ def ledger_checkpoint() -> None:
     from app.ledger_key import LedgerKeyError, load_note_signer
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
-    from ledger.log import Ledger
-    from ledger.sqlstore import SqlStorage
+    from ledger import Ledger
+    from ledger.sql import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)

@@ -30,9 +30,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, session
 from sqlalchemy.sql import Executable
 
 from app.datadir import make_private
-from ledger.sqldriver import compiled, dbapi
-from ledger.sqlpipeline import as_sqlalchemy_errors
-from ledger.treecache import TreeCache
+from ledger import TreeCache
+from ledger.sql import as_sqlalchemy_errors, compiled, dbapi
 
 
 def normalize_url(url: str) -> str:

@@ -37,8 +37,7 @@ from app.audit import AccessDenied, Unauthenticated, draft, record, record_refus
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.refusals import RefusalSummaries
 from app.settings import Settings
-from ledger.entry import EntryDraft
-from ledger.errors import CorruptLedgerError
+from ledger import CorruptLedgerError, EntryDraft
 
 log = structlog.get_logger()
 
@@ -60,7 +59,7 @@ def _sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-# Driver errors are listed too: ``ledger.sqlstore`` runs its hot queries on the
+# Driver errors are listed too: ``ledger.sql.store`` runs its hot queries on the
 # DB-API cursor, where SQLAlchemy does not wrap what the driver raises. psycopg's
 # are added once SQLAlchemy has loaded it (a SQLite server never imports it).
 _DATABASE_DOWN: tuple[type[BaseException], ...] = (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from crypto.seedfile import SeedFileError, create_seed_key, load_seed_key
-from ledger.note import NoteSigner, NoteVerifier
+from crypto import SeedFileError, create_seed_key, load_seed_key
+from ledger import NoteSigner, NoteVerifier
 
 
 class LedgerKeyError(Exception):

@@ -1,13 +1,13 @@
 """Ledger readers opened from a database URL: one per worker of a parallel verification.
 
-``ledger.verifier.verify_ledger`` takes a picklable opener and calls it in
+``ledger.verify.verifier.verify_ledger`` takes a picklable opener and calls it in
 each worker process (the ledger core opens no database itself). The readers
 only read, each inside one transaction that is one snapshot:
 
 - SQLite: a deferred ``BEGIN`` (not the ``BEGIN IMMEDIATE`` of ``app.db``,
   which would queue every worker behind the write lock that the verifying
   parent already holds); in WAL mode readers never wait for the writer.
-- PostgreSQL: ``REPEATABLE READ``, as ``ledger.sqlstore`` asks of a verifier.
+- PostgreSQL: ``REPEATABLE READ``, as ``ledger.sql.store`` asks of a verifier.
 
 The parent's own snapshot bounds the work (its size and checkpoints): rows
 appended after it lie beyond every chunk, so the workers' later snapshots
@@ -27,8 +27,8 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, normalize_url
 from app.models.ledger import LEDGER_TABLES
-from ledger.sqlstore import SqlStorage
-from ledger.storage import LedgerReader
+from ledger import LedgerReader
+from ledger.sql import SqlStorage
 
 
 def _sqlite_reader_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -41,7 +41,7 @@ from app.settings import Settings, get_settings
 from app.states.routes import router as states_router
 from app.witnesses.routes import router as witnesses_router
 from app.witnessing import Witnessing
-from ledger.treecache import TreeCache
+from ledger import TreeCache
 
 log = structlog.get_logger()
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

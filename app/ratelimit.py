@@ -27,7 +27,7 @@ from fastapi import Depends, Request
 
 from app.audit import AccessDenied, draft
 from app.refusal import Reason
-from ledger.entry import Actor
+from ledger import Actor
 
 MAX_KEYS = 10_000  # least recently used buckets are forgotten beyond this (a forgotten one is full)
 

@@ -7,7 +7,7 @@ party's facts: refusal entries travel in custody certificates to courts and
 to other parties of the packet. Facts about others (a recipient's clearance
 level, a state's status, the liaison or court named) go to an auditor-only
 record bound to the entry by a salted digest (:class:`PrivateDetail`,
-``ledger.refusal``; stored by ``app.audit.record_refusal``).
+``ledger.format.refusal``; stored by ``app.audit.record_refusal``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import enum
 import secrets
 from dataclasses import dataclass
 
-from ledger.refusal import DETAIL_SALT_BYTES, detail_digest
+from ledger import DETAIL_SALT_BYTES, detail_digest
 
 
 class Reason(enum.StrEnum):

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit import draft, record_many
 from app.db import transaction
-from ledger.entry import EntryDraft
+from ledger import EntryDraft
 
 log = structlog.get_logger()
 

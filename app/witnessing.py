@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db import transaction
 from app.witnesses import service
 from app.witnesses.service import Submission
-from ledger.errors import LedgerError
-from ledger.note import NoteVerifier, b64decode, verify_cosignature
+from ledger import LedgerError, NoteVerifier, verify_cosignature
+from ledger.format.note import b64decode
 
 if TYPE_CHECKING:
     import httpx

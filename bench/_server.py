@@ -55,8 +55,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import make_url
 
-from crypto.keys import LiaisonKeys
-from crypto.signing import AUTH_CHALLENGE_TYPE, sign
+from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, sign
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 60.0

@@ -1,6 +1,6 @@
 """The verification part of ``bench/ledger.py``: full verification in a fresh interpreter.
 
-Each measurement runs ``ledger.verifier.verify_ledger`` over the SQLite file in
+Each measurement runs ``ledger.verify.verifier.verify_ledger`` over the SQLite file in
 a new process (so no page of the benchmark's own ledger is warm in it) and
 measures, in that process, the raw hashlib rate for the same number of leaf
 and interior-node hashes: the ratio of the two is the figure the target is
@@ -36,9 +36,8 @@ from sqlalchemy.pool import NullPool
 from app.db import make_engine, make_session_factory
 from app.ledger_reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
-from ledger.note import NoteSigner, NoteVerifier
-from ledger.sqlstore import SqlStorage
-from ledger.storage import LedgerReader
+from ledger import LedgerReader, NoteSigner, NoteVerifier
+from ledger.sql import SqlStorage
 
 
 def _status_mb(field: str) -> float:
@@ -101,7 +100,7 @@ def raw_hash_seconds(samples: Sequence[bytes], leaves: int) -> float:
 def verify_in_this_process(db_path: Path, origin: str, seed: bytes,
                            workers: int = 1) -> dict[str, float]:
     """Verify the ledger at ``db_path``: rate, peak RSS, and the raw hashlib rate beside it."""
-    from ledger.verifier import verify_ledger
+    from ledger import verify_ledger
 
     verifier = NoteVerifier.from_string(NoteSigner(origin, SigningKey(seed)).verifier_key())
     url = f"sqlite:///{db_path}"

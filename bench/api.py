@@ -97,8 +97,7 @@ from bench._server import (
     serve,
     server_env,
 )
-from crypto import Classification, HandlingCode, PacketMeta, SealedPacket, seal_packet
-from crypto.keys import LiaisonKeys
+from crypto import Classification, HandlingCode, LiaisonKeys, PacketMeta, SealedPacket, seal_packet
 
 CHANNEL = "bench"
 UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000"}

@@ -73,7 +73,7 @@ from bench._server import (
     serve,
     server_env,
 )
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 
 REQUESTS = 1_000
 STREAMS = 200

@@ -7,7 +7,7 @@ a SQLite file with the production settings of ``app/db.py`` (WAL,
 of two: two ``cadena witness serve`` processes on loopback, registered by the
 coordinator. At each ledger size in ``--sizes`` it first grows the ledger
 with filler entries about other packets (appended through
-``ledger.log.Ledger`` in committed batches, indexed in ``ledger_subjects``
+``ledger.store.log.Ledger`` in committed batches, indexed in ``ledger_subjects``
 like real ones, a checkpoint after each batch), then, for ``--packets``
 fresh packets (a fresh centre per size, filled before it starts), plays a
 history of nine ledger entries per packet —
@@ -60,11 +60,10 @@ from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
 from bench.ledger import make_drafts
 from client.certificate.verify import Trust, check_certificate
-from crypto import make_receipt, share_content_key
-from crypto.keys import LiaisonKeys
-from ledger.certificate import parse_bundle, seal_key
-from ledger.log import Ledger
-from ledger.sqlstore import SqlStorage
+from crypto import LiaisonKeys, make_receipt, share_content_key
+from custody import parse_bundle, seal_key
+from ledger import Ledger
+from ledger.sql import SqlStorage
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import Exchange, exchange, opened_by, signed_body
 from tests.certificates.witness_processes import witnesses
@@ -129,7 +128,7 @@ class Centre:
     def fill_to(self, target: int) -> None:
         """Append filler entries about other packets up to ``target``, a checkpoint after
         each batch (as the checkpointer would: a checkpoint never adds 10,000 entries,
-        which ``ledger.presign.check_chain`` misreads at its batch boundary today)."""
+        which ``ledger.store.presign.check_chain`` misreads at its batch boundary today)."""
         while self.size < target:
             drafts = make_drafts(self.size, min(BATCH, target - self.size))
             with transaction(self.sessions) as session:

@@ -64,19 +64,19 @@ from client.transparency import (
     self_check,
 )
 from client.trust import TrustRoots
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.rotation import RotationStatement, sign_rotation
-from ledger.entry import Actor, EntryDraft
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import (
+from crypto import LiaisonKeys, LiaisonPublicKeys, RotationStatement, sign_rotation
+from ledger import (
+    Actor,
     CosignatureSigner,
+    EntryDraft,
+    Ledger,
+    MemoryStorage,
     NoteSigner,
     NoteVerifier,
+    TreeCache,
     add_signature_lines,
     open_checkpoint,
 )
-from ledger.treecache import TreeCache
 
 ORIGIN = "bench.cadena.example/ledger"
 LOG = NoteSigner(ORIGIN, SigningKey(bytes([7]) * 32))

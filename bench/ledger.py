@@ -4,7 +4,7 @@ Not a test. Builds one SQLite ledger (a file in a temporary directory, with
 the production settings of ``app/db.py``: WAL, ``synchronous=FULL``, and the
 engine's default connection pool, as ``app/main.py`` uses it) and grows it
 through each size in ``--sizes``, appending committed batches of 1,000
-realistic entries (~400 bytes, built by ``ledger.entry``) and signing a
+realistic entries (~400 bytes, built by ``ledger.format.entry``) and signing a
 checkpoint after every batch. At each size it measures:
 
 - append throughput (entries/s, committed; checkpoint signing timed apart),
@@ -13,8 +13,8 @@ checkpoint after every batch. At each size it measures:
   WAL checkpoint);
 - inclusion and consistency proof latency, p50/p99, at random indices, for
   tree sizes that have a signed checkpoint: through ``Ledger`` with the
-  server's committed-tree cache (``ledger.treecache``, default budget; the
-  API path, which also checks the trust rule), and through ``ledger.merkle``
+  server's committed-tree cache (``ledger.store.treecache``, default budget; the
+  API path, which also checks the trust rule), and through ``ledger.format.merkle``
   alone, reading the nodes from SQLite (the ``(merkle only)`` columns: the
   path when the cache is off or does not yet hold the size);
 - the same for pymerkle 7's ``SqliteTree`` grown alongside (bulk
@@ -23,7 +23,7 @@ checkpoint after every batch. At each size it measures:
   divided by ours through ``Ledger`` (the API path, trust-rule lookup
   included), both measured in this process at the same size on random
   indices: p50 against p50, so pymerkle's long tail (p99) does not flatter us;
-- full verification (``ledger.verifier.verify_ledger``) in a fresh subprocess:
+- full verification (``ledger.verify.verifier.verify_ledger``) in a fresh subprocess:
   entries/s, peak RSS, and the raw hashlib rate for the same number of leaf and
   node hashes in that process; sequentially, then with one worker process per
   CPU (``bench/_verify.py``: the parent's and the workers' memory).
@@ -65,13 +65,17 @@ from app.db import make_engine, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
 from bench._verify import cpu_count, run_verify_subprocess, verify_in_this_process
-from ledger import merkle
-from ledger.entry import Actor, EntryDraft
-from ledger.log import Ledger
-from ledger.note import NoteSigner
-from ledger.proof import verify_consistency, verify_inclusion
-from ledger.sqlstore import SqlStorage
-from ledger.treecache import TreeCache
+from ledger import (
+    Actor,
+    EntryDraft,
+    Ledger,
+    NoteSigner,
+    TreeCache,
+    merkle,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger.sql import SqlStorage
 
 BATCH = 1_000
 ORIGIN = "bench.cadena.example/ledger"
@@ -310,7 +314,7 @@ class PymerkleLedger:
 
 def _encode_like_ours(draft: EntryDraft, index: int) -> bytes:
     """Entry bytes of the same size and shape as ours (pymerkle stores opaque bytes)."""
-    from ledger.entry import encode_entry
+    from ledger import encode_entry
 
     prev = bytes(32) if index == 0 else hashlib.sha256(index.to_bytes(8, "big")).digest()
     return encode_entry(draft, index, prev)

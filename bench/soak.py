@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._server import create_postgres_database, drop_postgres_database
-from ledger.note import NoteVerifier
+from ledger import NoteVerifier
 from tests.reliability.harness import (
     Server,
     ServerConfig,

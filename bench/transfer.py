@@ -42,8 +42,7 @@ from client.sdk import Client  # noqa: E402
 from client.session import Credentials  # noqa: E402
 from client.transparency import DirectoryAPI, wait_until_proven  # noqa: E402
 from client.trust import TrustRoots, save_trust  # noqa: E402
-from crypto.keyfile import save_keys  # noqa: E402
-from crypto.keys import LiaisonKeys  # noqa: E402
+from crypto import LiaisonKeys, save_keys  # noqa: E402
 
 MIB = 1 << 20
 # VmHWM of the process's own address space, read at exit. Not ru_maxrss: Linux

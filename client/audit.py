@@ -15,7 +15,7 @@ One run of :func:`audit_ledger`:
    ``full=True``), page by page, and for each checks that it parses as a
    canonical entry, that its ``index`` is its position and that its ``prev``
    is the leaf hash of the entry before; the leaf goes into a
-   :class:`~ledger.merkle.TreeBuilder` resumed from the stored frontier;
+   :class:`~ledger.format.merkle.TreeBuilder` resumed from the stored frontier;
 4. checks the recomputed RFC 9162 root equals the signed root at its size.
 
 With ``full=True`` and a stored state, the root recomputed at the stored size
@@ -42,18 +42,27 @@ from client.errors import (
 )
 from client.ledger_api import MAX_PAGE, LedgerAPI
 from client.models import RefusalDetailRecord
-from ledger.entry import GENESIS_PREV, Entry, parse_entry
-from ledger.errors import EntryFormatError, LedgerError, VerificationError
-from ledger.merkle import EMPTY_ROOT, Node, TreeBuilder, frontier
-from ledger.note import (
+from ledger import (
+    DIGEST_FIELD,
+    EMPTY_ROOT,
+    GENESIS_PREV,
     Checkpoint,
+    Entry,
+    EntryFormatError,
+    LedgerError,
+    Node,
     NoteVerifier,
+    TreeBuilder,
+    VerificationError,
+    frontier,
     open_checkpoint,
     parse_checkpoint_body,
+    parse_entry,
     parse_note,
+    verify_consistency,
+    verify_inclusion,
+    verify_refusal_detail,
 )
-from ledger.proof import verify_consistency, verify_inclusion
-from ledger.refusal import DIGEST_FIELD, verify_refusal_detail
 
 STATE_VERSION = 1
 Progress = Callable[[int, int], None]
@@ -320,7 +329,7 @@ class RefusalDetail:
 
 
 def check_refusal_detail(entry: Entry, record: RefusalDetailRecord) -> RefusalDetail:
-    """Check a served refusal detail against its ``entry`` (``ledger.refusal``).
+    """Check a served refusal detail against its ``entry`` (``ledger.format.refusal``).
 
     The digest is recomputed from the record's salt and text and compared
     with the one in the entry; the digest the server sent is not trusted.

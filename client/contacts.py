@@ -36,8 +36,7 @@ from client.keychain import KeyHistory
 from client.profile import Profile
 from client.session import utc_now
 from client.verify import VerificationFailed
-from crypto.ids import format_time
-from crypto.keys import LiaisonPublicKeys
+from crypto import LiaisonPublicKeys, format_time
 
 How = Literal["first use", "verified", "rotation"]
 HOWS = ("first use", "verified", "rotation")

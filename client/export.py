@@ -30,15 +30,14 @@ from client.audit import AuditState, EntryChain, Progress, finish, open_signed
 from client.errors import AuditFailure, AuditFault
 from client.models import RawEntry
 from client.profile import FILE_MODE
-from ledger.note import Checkpoint, NoteVerifier
+from ledger import Checkpoint, NoteVerifier, canonical_json
 
 EXPORT_FORMAT = "cadena-ledger-export"
 EXPORT_VERSION = 1
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            + "\n").encode("utf-8")
+    return canonical_json(obj) + b"\n"
 
 
 class ExportWriter:

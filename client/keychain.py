@@ -25,11 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.verify import VerificationFailed
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
-from crypto.rotation import RotationStatement
-from crypto.signing import KEY_ROTATION_TYPE, verify_signature
-from ledger.entry import Entry
+from crypto import (
+    KEY_ROTATION_TYPE,
+    CryptoError,
+    LiaisonPublicKeys,
+    RotationStatement,
+    verify_signature,
+)
+from ledger import Entry
 
 ENROL, ROTATE, REPLACE, REVOKE = "liaison.enrol", "key.rotate", "key.replace", "key.revoke"
 KEY_ACTIONS = frozenset({ENROL, ROTATE, REPLACE, REVOKE})

@@ -1,8 +1,8 @@
 """``/v1/ledger``: the signed checkpoint and verifier key (public), entries, checkpoints, proofs.
 
 This module only fetches; :mod:`client.audit` decides what to trust. Proofs
-come back as bytes, ready for :func:`ledger.proof.verify_consistency` and
-:func:`ledger.proof.verify_inclusion`.
+come back as bytes, ready for :func:`ledger.format.proof.verify_consistency` and
+:func:`ledger.format.proof.verify_inclusion`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from client.models import (
     parse,
 )
 from client.session import ApiSession
-from ledger.errors import NoteFormatError
-from ledger.note import parse_checkpoint_body, parse_note
+from ledger import NoteFormatError, parse_checkpoint_body, parse_note
 
 MAX_PAGE = 1000
 """The most entries the server returns per page."""

@@ -22,10 +22,7 @@ from typing import Any
 
 from client.errors import BadChallenge
 from client.models import Challenge
-from crypto.encoding import parse_canonical
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonKeys
-from crypto.signing import AUTH_CHALLENGE_TYPE, sign
+from crypto import AUTH_CHALLENGE_TYPE, CryptoError, LiaisonKeys, parse_canonical, sign
 
 LOGIN_KIND = "cadena-login"
 CLOCK_SKEW = timedelta(seconds=30)

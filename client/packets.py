@@ -47,8 +47,7 @@ from client.packet_models import (
     Thread,
 )
 from client.session import ApiSession
-from crypto.envelope import Envelope
-from crypto.stream import StreamDigest
+from crypto import Envelope, StreamDigest
 
 BLOCK_SIZE = 1 << 20
 """Bytes per read of an uploaded file (one ciphertext chunk at the default chunk size)."""

@@ -26,9 +26,7 @@ from typing import Any
 
 from client.errors import ProfileError
 from client.models import Token
-from crypto.errors import CryptoError
-from crypto.keyfile import load_keys
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto import CryptoError, LiaisonKeys, LiaisonPublicKeys, load_keys
 
 DEFAULT_PROFILE = "default"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -29,7 +29,7 @@ from client.models import (
 )
 from client.rotation import rotation_body
 from client.session import ApiSession, Credentials
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto import LiaisonKeys, LiaisonPublicKeys
 
 
 def _seg(value: str) -> str:

@@ -19,10 +19,7 @@ from datetime import datetime, timedelta
 
 from client.errors import BadChallenge
 from client.models import RotationChallenge
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonKeys
-from crypto.rotation import RotationStatement, sign_rotation
-from crypto.signing import KEY_ROTATION_TYPE
+from crypto import KEY_ROTATION_TYPE, CryptoError, LiaisonKeys, RotationStatement, sign_rotation
 
 CLOCK_SKEW = timedelta(seconds=30)
 """How far our clock may lag the server's before we call a fresh challenge expired."""

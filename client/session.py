@@ -24,7 +24,7 @@ import httpx
 from client.errors import NetworkError, NotLoggedIn, ProtocolError, Unauthenticated, problem_class
 from client.login import sign_challenge
 from client.models import Challenge, Token, parse
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 
 BodyFactory = Callable[[], Iterable[bytes]]
 """Makes a request body afresh (a new iterator over a file): a retry sends it again."""

@@ -21,10 +21,7 @@ from client.packet_models import PacketRead, ShareCreated, ShareRequest, ShareRe
 from client.sdk import Client
 from client.transfer import open_remote, recipient_keys
 from client.verify import verified_header, verified_receipt
-from crypto.header import HandlingCode, PacketHeader
-from crypto.keys import LiaisonKeys
-from crypto.receipt import Receipt
-from crypto.share import share_content_key
+from crypto import HandlingCode, LiaisonKeys, PacketHeader, Receipt, share_content_key
 
 ShareStep = Literal["shared", "requested", "pending"]
 

@@ -36,15 +36,24 @@ from client.errors import Conflict, ProblemError, UsageError
 from client.packet_models import PacketCreated, PacketRead, ReceiptCreated
 from client.sdk import Client
 from client.verify import VerificationFailed, verified_header, verified_share
-from crypto.envelope import Envelope
-from crypto.errors import CryptoError, InvalidArgument, SourceChanged
-from crypto.header import PacketHeader, PacketMeta
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.opening import OpenedEnvelope, open_envelope
-from crypto.receipt import make_receipt
-from crypto.replay import StreamReplay, replay_stream
-from crypto.sealing import seal_streams
-from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest
+from crypto import (
+    DEFAULT_CHUNK_SIZE,
+    CryptoError,
+    Envelope,
+    InvalidArgument,
+    LiaisonKeys,
+    LiaisonPublicKeys,
+    OpenedEnvelope,
+    PacketHeader,
+    PacketMeta,
+    SourceChanged,
+    StreamDigest,
+    StreamReplay,
+    make_receipt,
+    open_envelope,
+    replay_stream,
+    seal_streams,
+)
 from streamio import ThreadedSha256, decrypt_to_path
 
 INLINE_BYTES = 256 * 1024

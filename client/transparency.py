@@ -38,14 +38,18 @@ from client.models import DirectoryPage, parse
 from client.profile import Profile
 from client.session import ApiSession
 from client.trust import TrustRoots
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
-from ledger.certificate import cosigners
-from ledger.entry import Entry, parse_entry
-from ledger.errors import LedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
+from crypto import CryptoError, LiaisonPublicKeys
+from custody import cosigners
+from ledger import (
+    Checkpoint,
+    Entry,
+    LedgerError,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    verify_consistency,
+    verify_inclusion,
+)
 
 STATE_VERSION = 1
 DIRECTORY_PAGE = 1000

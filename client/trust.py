@@ -4,7 +4,7 @@ They are fixed out of band by the liaison (``cadena trust set``), each
 confirmed by a fingerprint read from a trusted channel, and never learnt
 from the server: a server that could choose them could sign any view of the
 directory. Together they are a C2SP ``tlog-policy`` (one log, the named
-witnesses, ``quorum`` of them must cosign; :func:`ledger.certificate.make_policy`).
+witnesses, ``quorum`` of them must cosign; :func:`custody.make_policy`).
 
 File: ``<profile>/trust.json`` (0600)::
 
@@ -23,9 +23,8 @@ from typing import Any
 
 from client.errors import ProfileError, UsageError
 from client.profile import Profile
-from ledger.certificate import Policy, PolicyError, make_policy
-from ledger.errors import LedgerError
-from ledger.note import NoteVerifier
+from custody import Policy, PolicyError, make_policy
+from ledger import LedgerError, NoteVerifier
 
 FILE_VERSION = 1
 ALG_ED25519, ALG_COSIGNATURE = 0x01, 0x04

@@ -32,12 +32,16 @@ from client.errors import EXIT_VERIFICATION, ClientError
 from client.models import KeyInfo
 from client.packet_models import KeyShareInfo, PacketRead, ReceiptInfo
 from client.resources import LiaisonsAPI
-from crypto.envelope import verify_header
-from crypto.errors import CryptoError
-from crypto.header import PacketHeader
-from crypto.keys import LiaisonPublicKeys
-from crypto.receipt import Receipt, verify_receipt
-from crypto.share import KeyShare, verify_key_share
+from crypto import (
+    CryptoError,
+    KeyShare,
+    LiaisonPublicKeys,
+    PacketHeader,
+    Receipt,
+    verify_header,
+    verify_key_share,
+    verify_receipt,
+)
 
 
 class VerificationFailed(ClientError):

@@ -1,9 +1,12 @@
 """Cadena end-to-end packet cryptography: pure functions over bytes, keys and streams.
 
-Formats and their reasoning are in ``docs/protocol.md``. Everything that
-verifies returns the parsed value or raises a :class:`crypto.errors.CryptoError`.
+The public front: ``app`` and ``client`` import from here (``from crypto
+import seal_packet``), not from the modules. Formats and their reasoning are
+in ``docs/protocol.md``. Everything that verifies returns the parsed value or
+raises a :class:`crypto.errors.CryptoError`.
 """
 
+from crypto.encoding import b64decode, b64encode, canonical_json, parse_canonical
 from crypto.envelope import (
     Envelope,
     SealedPacket,
@@ -27,11 +30,20 @@ from crypto.errors import (
     KeyStoreError,
     NotARecipient,
     PlaintextKeyRefused,
+    SourceChanged,
     TamperedChunk,
     TruncatedStream,
     UnknownVersion,
 )
-from crypto.header import Classification, HandlingCode, PacketHeader, PacketMeta, Party, Urgency
+from crypto.header import (
+    MAX_ATTACHMENTS,
+    Classification,
+    HandlingCode,
+    PacketHeader,
+    PacketMeta,
+    Party,
+    Urgency,
+)
 from crypto.ids import format_time, uuid7
 from crypto.keyfile import load_keys, save_keys
 from crypto.keys import (
@@ -49,24 +61,31 @@ from crypto.opening import (
     open_packet,
 )
 from crypto.receipt import Receipt, SignedReceipt, make_receipt, verify_receipt
+from crypto.replay import StreamReplay, replay_stream
 from crypto.rotation import (
     RotationChallenge,
     RotationStatement,
     SignedRotation,
     box_proof,
     check_box_proof,
+    server_box_secret,
     sign_rotation,
     verify_rotation,
 )
-from crypto.sealing import seal_packet, seal_stream
+from crypto.sealing import seal_packet, seal_stream, seal_streams
+from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
 from crypto.share import KeyShare, SignedShare, share_content_key, verify_key_share
-from crypto.signing import pae
+from crypto.signing import AUTH_CHALLENGE_TYPE, KEY_ROTATION_TYPE, pae, sign, verify_signature
 from crypto.statement import Attachment, Statement, verify_statement
 from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest, digest_stream
 from crypto.wrap import ContentKey
 
 __all__ = [
+    "AUTH_CHALLENGE_TYPE",
     "DEFAULT_CHUNK_SIZE",
+    "KEY_ROTATION_TYPE",
+    "MAX_ATTACHMENTS",
+    "SEED_SIZE",
     "Attachment",
     "BadKeyProof",
     "BadPassphrase",
@@ -99,33 +118,46 @@ __all__ = [
     "RotationChallenge",
     "RotationStatement",
     "SealedPacket",
+    "SeedFileError",
     "SignedReceipt",
     "SignedRotation",
     "SignedShare",
+    "SourceChanged",
     "Statement",
     "StreamDigest",
+    "StreamReplay",
     "TamperedChunk",
     "TruncatedStream",
     "UnknownVersion",
     "Urgency",
+    "b64decode",
+    "b64encode",
     "box_proof",
+    "canonical_json",
     "check_box_proof",
     "check_ciphertext",
     "check_ed25519_public",
     "check_public_keys",
     "check_x25519_public",
+    "create_seed_key",
     "decrypt_content",
     "digest_stream",
     "format_time",
     "load_keys",
+    "load_seed_key",
     "make_receipt",
     "open_envelope",
     "open_packet",
     "pae",
+    "parse_canonical",
+    "replay_stream",
     "save_keys",
     "seal_packet",
     "seal_stream",
+    "seal_streams",
+    "server_box_secret",
     "share_content_key",
+    "sign",
     "sign_rotation",
     "uuid7",
     "verify_envelope",
@@ -133,5 +165,6 @@ __all__ = [
     "verify_key_share",
     "verify_receipt",
     "verify_rotation",
+    "verify_signature",
     "verify_statement",
 ]

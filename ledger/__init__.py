@@ -1,21 +1,28 @@
 """Cadena's audit ledger: pure code over bytes, with storage injected.
 
-The public surface, re-exported from the private-by-convention modules:
+The public front: ``app`` and ``client`` import from here (``from ledger
+import Entry``), never from the subpackages, which are:
 
-- entries: :class:`EntryDraft`, :class:`Actor`, :class:`Entry`,
-  :func:`encode_entry`, :func:`parse_entry`;
-- the log: :class:`Ledger`, :class:`AppendedEntry`, :class:`MemoryStorage`;
-- checkpoints and notes: :class:`Checkpoint`, :class:`NoteSigner`,
-  :class:`NoteVerifier`, :class:`CosignatureSigner`, :func:`sign_checkpoint`,
-  :func:`open_checkpoint`, :func:`verify_cosignature`, :func:`add_signature_lines`;
-- proofs: :func:`verify_inclusion`, :func:`verify_consistency`, :class:`TlogProof`;
-- refusal details: :func:`detail_digest`, :func:`verify_refusal_detail`;
-- the auditor's verifier: :func:`verify_ledger`, :func:`check_ledger`,
-  :class:`LedgerReport`, :class:`Fault`;
+- :mod:`ledger.format`: entries (:class:`EntryDraft`, :class:`Actor`,
+  :class:`Entry`, :func:`encode_entry`, :func:`parse_entry`), canonical JSON
+  (:func:`canonical_json`, :class:`StrictJSON`), RFC 9162 trees and proofs
+  (:mod:`~ledger.format.merkle`, :func:`verify_inclusion`,
+  :func:`verify_consistency`, :class:`TlogProof`), signed notes and
+  checkpoints (:class:`Checkpoint`, :class:`NoteSigner`, :class:`NoteVerifier`,
+  :class:`CosignatureSigner`, :func:`sign_checkpoint`, :func:`open_checkpoint`,
+  :func:`verify_cosignature`, :func:`add_signature_lines`), refusal details
+  (:func:`detail_digest`, :func:`verify_refusal_detail`);
+- :mod:`ledger.store`: the log (:class:`Ledger`, :class:`AppendedEntry`,
+  :func:`prepare_checkpoint`) over the storage protocol (:class:`LedgerStorage`,
+  :class:`LedgerReader`), with :class:`MemoryStorage` and :class:`TreeCache`;
+- :mod:`ledger.sql`: the SQLAlchemy storage engine, a front of its own
+  (``from ledger.sql import SqlStorage``), so that importing ``ledger`` does
+  not import SQLAlchemy;
+- :mod:`ledger.verify`: the auditor's verifier (:func:`verify_ledger`,
+  :func:`check_ledger`, :class:`LedgerReport`, :class:`Fault`);
 - errors: see :mod:`ledger.errors`.
 """
 
-from ledger.entry import Actor, Entry, EntryDraft, encode_entry, parse_entry
 from ledger.errors import (
     ConflictError,
     ConsistencyProofError,
@@ -31,25 +38,57 @@ from ledger.errors import (
     StorageError,
     VerificationError,
 )
-from ledger.log import AppendedEntry, Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import (
+from ledger.format import merkle
+from ledger.format.canonical import StrictJSON, canonical_json
+from ledger.format.entry import (
+    GENESIS_PREV,
+    Actor,
+    Entry,
+    EntryDraft,
+    encode_entry,
+    format_time,
+    parse_entry,
+)
+from ledger.format.merkle import EMPTY_ROOT, HASH_SIZE, Node, TreeBuilder, frontier, leaf_hash
+from ledger.format.note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    MAX_TREE_SIZE,
     Checkpoint,
     CosignatureSigner,
     NoteSigner,
     NoteVerifier,
     add_signature_lines,
     open_checkpoint,
+    parse_checkpoint_body,
+    parse_note,
     sign_checkpoint,
     verify_cosignature,
 )
-from ledger.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
-from ledger.refusal import DETAIL_SALT_BYTES, detail_digest, verify_refusal_detail
-from ledger.storage import LedgerReader, LedgerStorage, StoredCheckpoint
-from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
+from ledger.format.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
+from ledger.format.refusal import (
+    DETAIL_SALT_BYTES,
+    DIGEST_FIELD,
+    detail_digest,
+    verify_refusal_detail,
+)
+from ledger.store.log import AppendedEntry, Ledger
+from ledger.store.memory import MemoryStorage
+from ledger.store.presign import prepare_checkpoint
+from ledger.store.storage import LedgerReader, LedgerStorage, StoredCheckpoint
+from ledger.store.treecache import TreeCache
+from ledger.verify.report import Fault, LedgerReport
+from ledger.verify.verifier import check_ledger, verify_ledger
 
 __all__ = [
+    "ALG_COSIGNATURE_V1",
+    "ALG_ED25519",
     "DETAIL_SALT_BYTES",
+    "DIGEST_FIELD",
+    "EMPTY_ROOT",
+    "GENESIS_PREV",
+    "HASH_SIZE",
+    "MAX_TREE_SIZE",
     "Actor",
     "AppendedEntry",
     "Checkpoint",
@@ -68,6 +107,7 @@ __all__ = [
     "LedgerReport",
     "LedgerStorage",
     "MemoryStorage",
+    "Node",
     "NoteFormatError",
     "NoteSigner",
     "NoteVerifier",
@@ -77,15 +117,26 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "StoredCheckpoint",
+    "StrictJSON",
     "TlogProof",
+    "TreeBuilder",
+    "TreeCache",
     "VerificationError",
     "add_signature_lines",
+    "canonical_json",
     "check_ledger",
     "detail_digest",
     "encode_entry",
+    "format_time",
+    "frontier",
+    "leaf_hash",
+    "merkle",
     "open_checkpoint",
+    "parse_checkpoint_body",
     "parse_entry",
+    "parse_note",
     "parse_tlog_proof",
+    "prepare_checkpoint",
     "sign_checkpoint",
     "verify_consistency",
     "verify_cosignature",

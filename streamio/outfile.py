@@ -30,8 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, cast
 
-from crypto.opening import OpenedEnvelope, decrypt_content
-from crypto.stream import StreamDigest
+from crypto import OpenedEnvelope, StreamDigest, decrypt_content
 from streamio.hashing import ThreadedSha256
 
 WRITEBACK_STEP = 8 << 20

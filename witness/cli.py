@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.note import CosignatureSigner
+from ledger import CosignatureSigner
 from witness.config import (
     CONFIG_NAME,
     WitnessConfig,

@@ -28,9 +28,8 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
-from ledger.errors import NoteFormatError
-from ledger.note import ALG_ED25519, CosignatureSigner, NoteVerifier
+from crypto import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
+from ledger import ALG_ED25519, CosignatureSigner, NoteFormatError, NoteVerifier
 
 CONFIG_NAME = "witness.toml"
 

@@ -17,9 +17,8 @@ import base64
 import re
 from dataclasses import dataclass
 
-from ledger.errors import NoteFormatError
-from ledger.merkle import HASH_SIZE
-from ledger.note import MAX_TREE_SIZE, b64decode
+from ledger import HASH_SIZE, MAX_TREE_SIZE, NoteFormatError
+from ledger.format.note import b64decode
 from witness.errors import MalformedRequest
 
 MAX_PROOF_LINES = 63  # C2SP tlog-witness: "MUST NOT send more than 63"

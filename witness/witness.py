@@ -24,16 +24,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from ledger.errors import NoteFormatError, SignatureError, VerificationError
-from ledger.note import (
+from ledger import (
     Checkpoint,
     CosignatureSigner,
+    NoteFormatError,
     NoteVerifier,
+    SignatureError,
+    VerificationError,
     open_checkpoint,
     parse_checkpoint_body,
     parse_note,
+    verify_consistency,
 )
-from ledger.proof import verify_consistency
 from witness.errors import BadProof, BadSignature, Conflict, MalformedRequest, UnknownLog
 from witness.errors import WitnessError as WitnessError
 from witness.store import Cosigned, Evidence, StoreTransaction, WitnessStore

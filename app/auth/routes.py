@@ -11,7 +11,7 @@ from app.auth import service
 from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
 from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute, record_refusal_entry
 from app.ratelimit import RateLimitsDep, client_address
-from crypto.signing import AUTH_CHALLENGE_TYPE
+from crypto import AUTH_CHALLENGE_TYPE
 
 router = APIRouter(prefix="/v1/auth", tags=["authentication"], route_class=UnitOfWorkRoute)
 

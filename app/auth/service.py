@@ -24,11 +24,8 @@ from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus
 from app.refusal import Reason
-from crypto.encoding import b64encode, canonical_json
-from crypto.errors import CryptoError
-from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature
-from ledger.entry import Actor, EntryDraft
-from ledger.log import AppendedEntry
+from crypto import AUTH_CHALLENGE_TYPE, CryptoError, b64encode, canonical_json, verify_signature
+from ledger import Actor, AppendedEntry, EntryDraft
 
 TOKEN_PREFIX = "cdn1"  # noqa: S105 - a format tag, not a secret
 

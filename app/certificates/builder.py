@@ -20,12 +20,8 @@ from app.certificates.errors import CertificatesUnavailable
 from app.models.certificate import CustodyCertificate
 from app.packets import repository as packets
 from app.witnesses import repository as witnesses
-from crypto.encoding import b64encode
-from crypto.header import PacketHeader
-from crypto.keys import LiaisonPublicKeys
-from crypto.share import KeyShare
-from ledger import merkle
-from ledger.certificate import (
+from crypto import KeyShare, LiaisonPublicKeys, PacketHeader, b64encode
+from custody import (
     Bundle,
     Certificate,
     KeyRecord,
@@ -38,11 +34,15 @@ from ledger.certificate import (
     make_policy,
     seal_certificate,
 )
-from ledger.entry import format_time, parse_entry
-from ledger.errors import NoteFormatError
-from ledger.note import NoteVerifier
-from ledger.proof import TlogProof
-from ledger.storage import StoredCheckpoint
+from ledger import (
+    NoteFormatError,
+    NoteVerifier,
+    StoredCheckpoint,
+    TlogProof,
+    format_time,
+    merkle,
+    parse_entry,
+)
 
 
 def centre_policy(session: Session, ledger_key: str, quorum: int) -> Policy:

@@ -16,7 +16,7 @@ from app.models.certificate import CustodyCertificate, JudicialPermission, Ledge
 from app.models.identity import Liaison, LiaisonKey
 from app.models.ledger import LEDGER_TABLES
 from app.models.packet import KeyOrigin, PacketKey
-from ledger.entry import EntryDraft
+from ledger import EntryDraft
 
 INDEXED_SUBJECTS = frozenset({"packet", "liaison"})
 ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")

@@ -33,8 +33,8 @@ from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from app.ledger_key import LedgerKeyError, load_note_signer
 from app.packets.present import PacketId, ledger_ref
 from app.settings import Settings
-from ledger.certificate import CERTIFICATE_TYPE
-from ledger.note import NoteSigner
+from custody import CERTIFICATE_TYPE
+from ledger import NoteSigner
 
 router = APIRouter(tags=["certificates"], route_class=UnitOfWorkRoute)
 CertificateId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]

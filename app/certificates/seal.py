@@ -3,7 +3,7 @@
 A seed file of :mod:`crypto.seedfile`, like the ledger key (a base64 seed,
 mode 0600). It is created on first use, exclusively (``O_EXCL``), so that several
 API processes starting together end up with one key. It signs nothing but
-certificates, under the DSSE payload type of ``ledger.certificate.bundle``.
+certificates, under the DSSE payload type of ``custody.bundle``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from nacl.signing import SigningKey
 
 from app.certificates.errors import CertificatesUnavailable
 from app.settings import Settings
-from crypto.seedfile import SeedFileError, create_seed_key, load_seed_key
-from ledger.certificate import seal_verifier_key
+from crypto import SeedFileError, create_seed_key, load_seed_key
+from custody import seal_verifier_key
 
 WHAT = "certificate seal key"
 

@@ -30,9 +30,8 @@ from app.models.certificate import CustodyCertificate
 from app.packets.access import packet_subject
 from app.refusal import Reason
 from app.witnesses import repository as witnesses
-from ledger.certificate import Policy, cosigners
-from ledger.note import parse_checkpoint_body, parse_note
-from ledger.storage import StoredCheckpoint
+from custody import Policy, cosigners
+from ledger import StoredCheckpoint, parse_checkpoint_body, parse_note
 
 COLLECT_ACTION = "certificate.collect"
 

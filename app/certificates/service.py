@@ -28,11 +28,9 @@ from app.packets import repository as packets
 from app.packets.access import clearance_refusal, packet_access, packet_subject
 from app.packets.errors import OriginatorOnly, PacketConflict
 from app.refusal import Reason
-from crypto.ids import uuid7
-from ledger.certificate import ISSUE_ACTION, PERMISSION_ACTION
-from ledger.errors import ProofError
-from ledger.log import AppendedEntry
-from ledger.storage import StoredCheckpoint
+from crypto import uuid7
+from custody import ISSUE_ACTION, PERMISSION_ACTION
+from ledger import AppendedEntry, ProofError, StoredCheckpoint
 
 REFRESH_ACTION = "certificate.refresh"
 

@@ -22,9 +22,7 @@ from app.certificates.repository import raw_entries
 from app.directory import repository as repo
 from app.ledger_api.service import NoCheckpoint
 from app.models.identity import LiaisonKey
-from ledger.entry import parse_entry
-from ledger.errors import ProofError
-from ledger.storage import StoredCheckpoint
+from ledger import ProofError, StoredCheckpoint, parse_entry
 
 MAX_PAGE = 1000
 

@@ -27,7 +27,7 @@ from app.ledger_api.schemas import (
     InclusionRead,
     RefusalDetailRead,
 )
-from ledger.refusal import detail_digest
+from ledger import detail_digest
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=UnitOfWorkRoute)
 MAX_INDEX = 2**62

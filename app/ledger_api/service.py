@@ -14,8 +14,7 @@ from app.ledger_api.repository import SignedCheckpoint
 from app.models.identity import Role
 from app.models.refusal import RefusalDetail
 from app.refusal import Reason
-from ledger.errors import ProofError
-from ledger.storage import StoredCheckpoint
+from ledger import ProofError, StoredCheckpoint
 
 MAX_PAGE = 1000
 

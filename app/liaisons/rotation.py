@@ -23,19 +23,18 @@ from app.auth.service import Principal
 from app.liaisons import repository as repo
 from app.models.rotation import KeyRotationChallenge
 from app.refusal import Reason
-from crypto.encoding import b64decode, b64encode
-from crypto.errors import (
+from crypto import (
     BadKeyProof,
     BadSignature,
     ChallengeMismatch,
     CryptoError,
     FormatError,
-)
-from crypto.keys import LiaisonPublicKeys
-from crypto.rotation import (
+    LiaisonPublicKeys,
     RotationChallenge,
     RotationStatement,
     SignedRotation,
+    b64decode,
+    b64encode,
     server_box_secret,
     verify_rotation,
 )

@@ -20,9 +20,7 @@ from app.liaisons.schemas import (
     RotationChallengeRead,
 )
 from app.models.identity import Liaison, LiaisonKey
-from crypto.encoding import b64encode
-from crypto.keys import LiaisonPublicKeys
-from crypto.signing import KEY_ROTATION_TYPE
+from crypto import KEY_ROTATION_TYPE, LiaisonPublicKeys, b64encode
 
 router = APIRouter(prefix="/v1/liaisons", tags=["liaisons"], route_class=UnitOfWorkRoute)
 

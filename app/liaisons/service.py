@@ -15,10 +15,7 @@ from app.liaisons import repository as repo
 from app.liaisons import rotation
 from app.models.auth import AuthToken
 from app.models.identity import Liaison, LiaisonKey, Role
-from crypto import InvalidPublicKey, check_public_keys
-from crypto.encoding import b64encode
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
+from crypto import CryptoError, InvalidPublicKey, LiaisonPublicKeys, b64encode, check_public_keys
 
 
 class Conflict(RuleRefused):

@@ -1,9 +1,9 @@
 """The auditor-only detail of a refusal, kept out of the ledger entry.
 
 The entry carries ``details.detail_digest = hex(SHA-256(salt || UTF-8(detail)))``
-(``ledger.refusal``); this row holds the salt and the text, written in the
+(``ledger.format.refusal``); this row holds the salt and the text, written in the
 same transaction as the entry (``app.audit.record_refusal``). No foreign key
-to the ledger: ledger rows may be inserted at commit (``ledger.sqlstore``).
+to the ledger: ledger rows may be inserted at commit (``ledger.sql.store``).
 """
 
 from __future__ import annotations

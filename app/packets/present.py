@@ -11,7 +11,7 @@ from app.auth.schemas import LedgerRef
 from app.models.identity import Level
 from app.packets.schemas import PacketSummary
 from app.packets.service import PacketView
-from ledger.log import AppendedEntry
+from ledger import AppendedEntry
 
 PACKET_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 PacketId = Annotated[str, Path(pattern=PACKET_ID)]

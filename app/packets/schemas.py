@@ -15,7 +15,7 @@ from app.auth.schemas import B64_PATTERN, ID_PATTERN, LedgerRef
 from app.clearances.schemas import LevelName
 from app.models.packet import PacketStatus, ShareRequestStatus
 from app.text import DisplayText
-from crypto.header import MAX_ATTACHMENTS
+from crypto import MAX_ATTACHMENTS
 
 MAX_ENVELOPE_B64 = 8 * 1024 * 1024
 MAX_SIGNED_B64 = 1024 * 1024 + 4096

@@ -32,7 +32,7 @@ from app.packets.access import (
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
 from app.packets.repository import PacketFilter, StreamRef
 from app.refusal import Reason
-from ledger.log import AppendedEntry
+from ledger import AppendedEntry
 
 MAX_THREAD_DEPTH = 100
 

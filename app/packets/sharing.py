@@ -47,11 +47,15 @@ from app.packets.errors import (
 )
 from app.packets.submission import parse_time
 from app.refusal import Reason
-from crypto.errors import BadSignature, CryptoError
-from crypto.keys import LiaisonPublicKeys
-from crypto.receipt import verify_receipt
-from crypto.share import KeyShare, verify_key_share
-from ledger.log import AppendedEntry
+from crypto import (
+    BadSignature,
+    CryptoError,
+    KeyShare,
+    LiaisonPublicKeys,
+    verify_key_share,
+    verify_receipt,
+)
+from ledger import AppendedEntry
 
 T = TypeVar("T")
 

@@ -57,11 +57,16 @@ from app.packets.errors import (
 from app.packets.schemas import InlineStream
 from app.refusal import Reason
 from app.text import unsafe_character
-from crypto.envelope import Envelope, verify_envelope
-from crypto.errors import BadSignature, CryptoError, FormatError
-from crypto.header import PacketHeader
-from crypto.keys import LiaisonPublicKeys
-from ledger.log import AppendedEntry
+from crypto import (
+    BadSignature,
+    CryptoError,
+    Envelope,
+    FormatError,
+    LiaisonPublicKeys,
+    PacketHeader,
+    verify_envelope,
+)
+from ledger import AppendedEntry
 
 ACTION = "packet.submit"
 MAX_LISTED_RECIPIENTS_BYTES = 16 * 1024
@@ -223,7 +228,7 @@ def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
         "handling": packet.handling, "header_sha256": packet.header_sha256,
         "recipient_count": len(ids), "streams": len(header.streams),
     }
-    # The entry must stay small (ledger.entry.MAX_ENTRY_BYTES); the header, whose
+    # The entry must stay small (ledger.format.entry.MAX_ENTRY_BYTES); the header, whose
     # SHA-256 is logged, names every recipient anyway.
     if len(json.dumps(ids)) <= MAX_LISTED_RECIPIENTS_BYTES:
         details["recipients"] = ids

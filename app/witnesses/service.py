@@ -20,13 +20,15 @@ from app.errors import CadenaError, NotFound, RuleRefused
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public
-from ledger import merkle
-from ledger.errors import ConsistencyProofError, NoteFormatError, ProofError
-from ledger.note import (
+from ledger import (
     ALG_COSIGNATURE_V1,
     Checkpoint,
+    ConsistencyProofError,
+    NoteFormatError,
     NoteVerifier,
+    ProofError,
     add_signature_lines,
+    merkle,
     parse_checkpoint_body,
     parse_note,
 )

@@ -6,5 +6,5 @@
 - :mod:`client.certificate.refresh`: extend a certificate to a newer checkpoint;
 - :mod:`client.cli.certificate`: ``cadena certificate ...``.
 
-The bundle format itself is :mod:`ledger.certificate` (shared with the server).
+The bundle format itself is :mod:`custody` (shared with the server).
 """

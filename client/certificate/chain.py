@@ -23,10 +23,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 from client.certificate.context import Context, Failed
-from crypto.encoding import b64encode
-from crypto.header import PacketHeader
-from ledger.certificate import ISSUE_ACTION, PERMISSION_ACTION, custody_steps
-from ledger.entry import Entry, format_time
+from crypto import PacketHeader, b64encode
+from custody import ISSUE_ACTION, PERMISSION_ACTION, custody_steps
+from ledger import Entry, format_time
 
 SENDER_ONLY = frozenset({"packet.share_approve", "packet.withdraw", "packet.receipts",
                          PERMISSION_ACTION})

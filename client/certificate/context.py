@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from crypto.header import PacketHeader
-from crypto.receipt import Receipt
-from crypto.statement import Statement
-from ledger.certificate import Bundle, KeyRecord, Policy
-from ledger.entry import Entry
-from ledger.note import Checkpoint, NoteVerifier
-from ledger.proof import TlogProof
+from crypto import PacketHeader, Receipt, Statement
+from custody import Bundle, KeyRecord, Policy
+from ledger import Checkpoint, Entry, NoteVerifier, TlogProof
 
 
 class Failed(Exception):

@@ -12,16 +12,19 @@ import base64
 import hashlib
 
 from client.certificate.context import Context, Failed, Skipped
-from crypto.envelope import verify_header
-from crypto.errors import CryptoError
-from crypto.header import Party
-from crypto.keys import LiaisonPublicKeys
-from crypto.receipt import Receipt, verify_receipt
-from crypto.share import KeyShare, verify_key_share
-from crypto.statement import verify_statement
-from ledger.certificate import KeyRecord, seal_key, verify_seal
-from ledger.entry import Entry
-from ledger.errors import LedgerError
+from crypto import (
+    CryptoError,
+    KeyShare,
+    LiaisonPublicKeys,
+    Party,
+    Receipt,
+    verify_header,
+    verify_key_share,
+    verify_receipt,
+    verify_statement,
+)
+from custody import KeyRecord, seal_key, verify_seal
+from ledger import Entry, LedgerError
 
 ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")
 

@@ -30,11 +30,9 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from client.certificate.verify import Report, check_certificate
-from crypto.header import PacketHeader
-from crypto.statement import Statement
-from ledger.certificate import Bundle, Policy, parse_policy
-from ledger.entry import Entry, format_time, parse_entry
-from ledger.proof import parse_tlog_proof
+from crypto import PacketHeader, Statement
+from custody import Bundle, Policy, parse_policy
+from ledger import Entry, format_time, parse_entry, parse_tlog_proof
 
 _EMBEDDED = re.compile(rb"<<((?:(?!>>\s*stream)[\s\S]){0,2000}?/Type\s*/EmbeddedFile[\s\S]{0,200}?)"
                        rb">>\s*stream\r?\n")

@@ -9,12 +9,17 @@ that checkpoint, or on the refreshed one, which a consistency proof ties to it.
 from __future__ import annotations
 
 from client.certificate.context import Context, Failed, Skipped
-from ledger.certificate import PolicyError, cosigners, parse_policy
-from ledger.entry import Entry, parse_entry
-from ledger.errors import LedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import open_checkpoint
-from ledger.proof import parse_tlog_proof, verify_consistency, verify_inclusion
+from custody import PolicyError, cosigners, parse_policy
+from ledger import (
+    Entry,
+    LedgerError,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    parse_tlog_proof,
+    verify_consistency,
+    verify_inclusion,
+)
 
 
 def _parse(raw: bytes, what: str) -> Entry:

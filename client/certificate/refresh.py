@@ -22,9 +22,8 @@ from client.certificate.context import Context, Failed, Skipped, Trust
 from client.certificate.objects import check_header, check_keys, check_receipts, check_statement
 from client.certificate.proofs import check_checkpoint, check_entries, check_refresh
 from client.certificate.verify import CertificateInvalid
-from ledger.certificate import Bundle, Disclosure, Refresh, Signed
-from ledger.errors import LedgerError
-from ledger.proof import parse_tlog_proof
+from custody import Bundle, Disclosure, Refresh, Signed
+from ledger import LedgerError, parse_tlog_proof
 
 
 def certificate_size(bundle: Bundle) -> int:

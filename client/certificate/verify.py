@@ -26,9 +26,9 @@ from typing import ClassVar
 from client.certificate import chain, objects, proofs
 from client.certificate.context import Context, Failed, Skipped, Trust
 from client.errors import EXIT_VERIFICATION, ClientError
-from crypto.errors import CryptoError
-from ledger.certificate import Bundle, CertificateFormatError, parse_bundle
-from ledger.errors import LedgerError
+from crypto import CryptoError
+from custody import Bundle, CertificateFormatError, parse_bundle
+from ledger import LedgerError
 
 __all__ = ["Check", "CertificateInvalid", "Report", "Trust", "check_certificate",
            "verify_certificate"]

@@ -25,8 +25,7 @@ from client.models import (
     RoleName,
     State,
 )
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
+from crypto import CryptoError, LiaisonPublicKeys
 
 states_app = typer.Typer(no_args_is_help=True, help="Participating states (coordinators).")
 liaisons_app = typer.Typer(no_args_is_help=True, help="Liaisons and their keys (coordinators).")

@@ -37,8 +37,7 @@ from client.errors import AuditFailure, ProfileError
 from client.export import ExportWriter, verify_export
 from client.ledger_api import MAX_PAGE
 from client.profile import Profile
-from ledger.errors import LedgerError
-from ledger.note import Checkpoint, NoteVerifier
+from ledger import Checkpoint, LedgerError, NoteVerifier
 
 audit_app = typer.Typer(no_args_is_help=True,
                         help="Verify and export the audit ledger (auditors).")

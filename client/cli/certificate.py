@@ -25,8 +25,8 @@ from client.certificate.refresh import certificate_size, disclose_statement
 from client.certificate.verify import Report, Trust, check_certificate
 from client.cli.common import JsonOpt, ProfileOpt, connect, err, guarded, out, print_json
 from client.errors import UsageError
-from ledger.certificate import Bundle, CertificateFormatError, parse_bundle, parse_policy, seal_key
-from ledger.errors import LedgerError
+from custody import Bundle, CertificateFormatError, parse_bundle, parse_policy, seal_key
+from ledger import LedgerError
 
 certificate_app = typer.Typer(no_args_is_help=True, help=(
     "Custody certificates: issue, verify offline, print as PDF, refresh, disclose."))

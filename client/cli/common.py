@@ -41,10 +41,8 @@ from client.transparency import (
     self_check,
 )
 from client.trust import load_trust
-from crypto.errors import CryptoError
-from crypto.keys import LiaisonPublicKeys
-from ledger.errors import LedgerError
-from ledger.note import NoteVerifier
+from crypto import CryptoError, LiaisonPublicKeys
+from ledger import LedgerError, NoteVerifier
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -42,8 +42,7 @@ from client.profile import Profile, cadena_home
 from client.sdk import Client
 from client.session import Credentials
 from client.trust import load_trust
-from crypto.keyfile import save_keys
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto import LiaisonKeys, LiaisonPublicKeys, save_keys
 from witness.cli import witness_app
 
 app = typer.Typer(name="cadena", no_args_is_help=True, pretty_exceptions_enable=False,

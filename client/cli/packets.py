@@ -51,9 +51,7 @@ from client.transfer import (
     no_progress,
     send_packet,
 )
-from crypto.errors import InvalidArgument
-from crypto.header import Classification, HandlingCode, PacketMeta, Urgency
-from crypto.ids import format_time
+from crypto import Classification, HandlingCode, InvalidArgument, PacketMeta, Urgency, format_time
 
 PROGRESS_THRESHOLD = 4 << 20
 """Transfers smaller than this show no progress bar."""

@@ -21,7 +21,7 @@ from client.cli.common import (
 from client.errors import ProfileError
 from client.packet_models import ShareRequest
 from client.sharing import pending_request, share_packet, verified_receipts
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 
 PacketArg = Annotated[str, typer.Argument(help="The packet id.")]
 

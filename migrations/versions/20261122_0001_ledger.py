@@ -4,7 +4,7 @@ Revision ID: 0001_ledger
 Revises:
 Create Date: 2026-11-22 09:00:00
 
-See ``ledger/sqlstore.py`` for why the tables have this shape.
+See ``ledger/sql/store.py`` for why the tables have this shape.
 """
 
 from __future__ import annotations

@@ -24,9 +24,8 @@ from app.db import make_engine, make_session_factory, transaction
 from app.main import create_app
 from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
-from crypto.keys import LiaisonKeys
-from crypto.signing import AUTH_CHALLENGE_TYPE, sign
-from ledger.entry import Entry, parse_entry
+from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, sign
+from ledger import Entry, parse_entry
 
 
 def b64(data: bytes) -> str:

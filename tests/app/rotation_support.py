@@ -11,9 +11,7 @@ from typing import Any
 
 import httpx
 
-from crypto.keys import LiaisonKeys
-from crypto.rotation import RotationStatement, box_proof
-from crypto.signing import KEY_ROTATION_TYPE, sign
+from crypto import KEY_ROTATION_TYPE, LiaisonKeys, RotationStatement, box_proof, sign
 from tests.app.conftest import Person, World, b64
 
 

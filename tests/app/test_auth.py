@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from app.db import make_engine
 from app.models.auth import AuthChallenge, AuthToken
-from crypto.keys import LiaisonKeys
-from crypto.signing import AUTH_CHALLENGE_TYPE, RECEIPT_TYPE, sign
+from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, sign
+from crypto.signing import RECEIPT_TYPE
 from tests.app.conftest import World, b64
 from tests.app.rotation_support import rotate
 

@@ -26,8 +26,8 @@ from app.cli import cli
 from app.db import make_engine, make_session_factory, transaction
 from app.ledger_key import load_note_verifier
 from app.models.ledger import LEDGER_TABLES
-from ledger.sqlstore import SqlStorage
-from ledger.verifier import verify_ledger
+from ledger import verify_ledger
+from ledger.sql import SqlStorage
 from tests.app.conftest import World
 from tests.app.test_packets_support import (
     assert_problem,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 from tests.app.conftest import World, b64
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 
-from ledger.entry import parse_entry
-from ledger.merkle import leaf_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger import (
+    NoteVerifier,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    verify_consistency,
+    verify_inclusion,
+)
 from tests.app.conftest import World, b64, sign_checkpoint_now
 from tests.client.kt_support import cosign_latest, register_witness
 

@@ -25,7 +25,7 @@ from app.errors import CadenaError
 from app.models.identity import Liaison
 from app.settings import get_settings
 from crypto import LiaisonKeys, LiaisonPublicKeys
-from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
+from ledger import ALG_COSIGNATURE_V1, NoteVerifier
 from tests.app.conftest import World
 from tests.app.test_packets_support import assert_problem, ledger_size
 

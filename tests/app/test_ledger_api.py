@@ -7,11 +7,15 @@ from typing import Any
 
 import pytest
 
-from ledger.entry import parse_entry
-from ledger.errors import CorruptLedgerError
-from ledger.merkle import leaf_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger import (
+    CorruptLedgerError,
+    NoteVerifier,
+    leaf_hash,
+    open_checkpoint,
+    parse_entry,
+    verify_consistency,
+    verify_inclusion,
+)
 from tests.app.conftest import World, sign_checkpoint_now
 
 

@@ -44,12 +44,9 @@ from bench._server import (
     serve,
     server_env,
 )
-from crypto import Classification, HandlingCode, PacketMeta, SealedPacket, seal_packet
-from crypto.keys import LiaisonKeys
-from ledger.entry import parse_entry
-from ledger.merkle import leaf_hash, node_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency
+from crypto import Classification, HandlingCode, LiaisonKeys, PacketMeta, SealedPacket, seal_packet
+from ledger import NoteVerifier, leaf_hash, open_checkpoint, parse_entry, verify_consistency
+from ledger.format.merkle import node_hash
 
 CLIENTS = 4
 SUBMISSIONS = 10

@@ -24,15 +24,14 @@ from app.refusal import public_reason
 from crypto import (
     Classification,
     HandlingCode,
+    OpenedEnvelope,
+    PacketHeader,
     PacketMeta,
     SealedPacket,
     open_envelope,
     seal_packet,
 )
-from crypto.header import PacketHeader
-from crypto.opening import OpenedEnvelope
-from ledger.entry import Entry
-from ledger.refusal import verify_refusal_detail
+from ledger import Entry, verify_refusal_detail
 from tests.app.conftest import Person, World
 
 PROBLEM = "https://cadena.example/problems/"

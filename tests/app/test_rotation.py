@@ -23,11 +23,16 @@ from sqlalchemy import func, select, update
 from app.db import make_engine
 from app.liaisons.rotation import entry_details
 from app.models.rotation import KeyRotationChallenge
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.rotation import RotationStatement, SignedRotation
-from crypto.signing import KEY_ROTATION_TYPE, sign, verify_signature
-from ledger.encoder import encode_entry
-from ledger.entry import Actor, EntryDraft, parse_entry
+from crypto import (
+    KEY_ROTATION_TYPE,
+    LiaisonKeys,
+    LiaisonPublicKeys,
+    RotationStatement,
+    SignedRotation,
+    sign,
+    verify_signature,
+)
+from ledger import Actor, EntryDraft, encode_entry, parse_entry
 from tests.app.conftest import Person, World, b64
 from tests.app.rotation_support import post_rotation, rotate, rotation_body, rotation_challenge
 from tests.app.test_packets_support import assert_denied, execute

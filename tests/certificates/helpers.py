@@ -12,10 +12,9 @@ import httpx
 
 from app.checkpointer import Checkpointer
 from app.ledger_key import load_note_signer
-from crypto import SealedPacket, make_receipt, share_content_key
-from crypto.receipt import SignedReceipt
-from ledger.certificate import CERTIFICATE_TYPE, seal_key
-from ledger.note import NoteVerifier
+from crypto import SealedPacket, SignedReceipt, make_receipt, share_content_key
+from custody import CERTIFICATE_TYPE, seal_key
+from ledger import NoteVerifier
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.app.test_packets_support import Exchange, exchange, opened_by, signed_body
 

@@ -21,7 +21,7 @@ from nacl.signing import SigningKey
 
 from client.certificate.refresh import certificate_size, disclose_statement, refresh_bundle
 from client.certificate.verify import Report, Trust, check_certificate
-from ledger.certificate import parse_bundle, seal_certificate
+from custody import parse_bundle, seal_certificate
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.certificates.helpers import history
 

@@ -7,9 +7,8 @@ import pytest
 from app.audit import draft
 from client.certificate.chain import _Chain, _step
 from client.certificate.context import Failed
-from crypto.envelope import verify_envelope
-from crypto.keys import LiaisonKeys
-from ledger.entry import Actor, Entry, encode_entry, parse_entry
+from crypto import LiaisonKeys, verify_envelope
+from ledger import Actor, Entry, encode_entry, parse_entry
 from tests.app.conftest import Person
 from tests.app.test_packets_support import seal
 

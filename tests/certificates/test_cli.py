@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.certificate.pdf import extract_bundle
-from ledger.certificate import parse_bundle
+from custody import parse_bundle
 from tests.app.conftest import sign_checkpoint_now
 from tests.app.test_packets_support import last_entry
 from tests.certificates.helpers import COURT, EVIDENCE, History, checkpointing, history

@@ -18,7 +18,7 @@ import pytest
 
 from app.witnessing import Witnessing
 from client.certificate.verify import Trust, check_certificate, verify_certificate
-from ledger.certificate import LoggedEntry, parse_bundle, parse_policy
+from custody import LoggedEntry, parse_bundle, parse_policy
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.app.test_packets_support import last_entry
 from tests.certificates import tlog_check

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from crypto.keys import LiaisonKeys
-from ledger.certificate import (
+from crypto import LiaisonKeys
+from custody import (
     Bundle,
     Certificate,
     CertificateFormatError,
@@ -21,6 +21,7 @@ from ledger.certificate import (
     Person,
     PolicyError,
     Signed,
+    cosigners,
     make_policy,
     parse_bundle,
     parse_policy,
@@ -28,9 +29,14 @@ from ledger.certificate import (
     seal_key,
     verify_seal,
 )
-from ledger.certificate.policy import cosigners
-from ledger.errors import SignatureError
-from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, NoteVerifier, sign_checkpoint
+from ledger import (
+    Checkpoint,
+    CosignatureSigner,
+    NoteSigner,
+    NoteVerifier,
+    SignatureError,
+    sign_checkpoint,
+)
 
 SEAL = SigningKey(bytes(range(32)))
 LOG = NoteSigner("example.org/log", SigningKey(bytes(range(1, 33))))

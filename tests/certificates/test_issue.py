@@ -16,7 +16,7 @@ from client.certificate.verify import (
     check_certificate,
     verify_certificate,
 )
-from ledger.certificate import parse_bundle
+from custody import parse_bundle
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.app.test_packets_support import assert_denied, last_entry
 from tests.certificates.helpers import COURT, EVIDENCE, PURPOSE, collect, history, sha256

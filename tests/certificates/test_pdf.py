@@ -21,8 +21,8 @@ from client.certificate.pdf import (
 )
 from client.certificate.refresh import disclose_statement
 from client.certificate.verify import Trust, verify_certificate
-from ledger.certificate import parse_bundle, parse_policy
-from ledger.note import CosignatureSigner, NoteSigner
+from custody import parse_bundle, parse_policy
+from ledger import CosignatureSigner, NoteSigner
 from tests.app.conftest import World
 from tests.certificates.helpers import EVIDENCE, History, history, sha256
 

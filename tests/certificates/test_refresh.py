@@ -14,8 +14,8 @@ from app.witnesses import repository as witnesses
 from app.witnesses.service import keep_cosignature
 from client.certificate.refresh import certificate_size, refresh_bundle
 from client.certificate.verify import CertificateInvalid, Trust, check_certificate
-from ledger.certificate import parse_bundle, parse_policy
-from ledger.note import CosignatureSigner, parse_checkpoint_body, parse_note
+from custody import parse_bundle, parse_policy
+from ledger import CosignatureSigner, parse_checkpoint_body, parse_note
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.app.test_packets_support import assert_problem, last_entry
 from tests.certificates.helpers import History, collect, history

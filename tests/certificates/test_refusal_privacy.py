@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto import share_content_key
-from ledger.certificate import parse_bundle
+from custody import parse_bundle
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.app.test_packets_support import (
     Exchange,

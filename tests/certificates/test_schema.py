@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from client.certificate.refresh import disclose_statement
-from ledger.certificate import parse_bundle
+from custody import parse_bundle
 from tests.app.conftest import World
 from tests.certificates.helpers import history
 

@@ -27,7 +27,7 @@ from client.cli import app
 from client.cli.common import CliDeps
 from client.sdk import Client
 from client.session import Credentials
-from ledger.storage import StoredCheckpoint
+from ledger import StoredCheckpoint
 from tests.app.conftest import Person, World, world  # noqa: F401  (the fixture)
 from tests.app.test_packets_support import Exchange, exchange
 
@@ -92,7 +92,7 @@ class Cli:
         ``trust``: with trust roots (:meth:`trust`); without, no contact's key is used.
         """
         from client.profile import Profile
-        from crypto.keyfile import save_keys
+        from crypto import save_keys
 
         profile = Profile(name, self.home)
         profile.save_key_file(save_keys(person.keys, None, allow_plaintext=True))

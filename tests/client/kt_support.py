@@ -33,11 +33,8 @@ from client.transparency import (
     MemoryCheckpoints,
 )
 from client.trust import TrustRoots
-from crypto.keys import LiaisonKeys
-from crypto.rotation import RotationStatement, SignedRotation
-from crypto.signing import KEY_ROTATION_TYPE, sign
-from ledger.entry import Actor
-from ledger.note import CosignatureSigner, parse_checkpoint_body, parse_note
+from crypto import KEY_ROTATION_TYPE, LiaisonKeys, RotationStatement, SignedRotation, sign
+from ledger import Actor, CosignatureSigner, parse_checkpoint_body, parse_note
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.client.conftest import sdk_for, sessions, verifier_key
 

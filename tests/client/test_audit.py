@@ -21,8 +21,7 @@ from app.db import make_engine, transaction
 from app.models.ledger import LEDGER_TABLES
 from client.audit import audit_ledger
 from client.errors import AuditFailure, AuditFault
-from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from ledger import Checkpoint, NoteSigner, NoteVerifier, leaf_hash, open_checkpoint, sign_checkpoint
 from tests.app.conftest import World
 from tests.client.conftest import Cli, sdk_for, sessions, verifier_key
 from tests.client.conftest import sign_checkpoint as sign_now

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from client.contacts import ContactBook, KeyChanged
 from client.errors import UsageError
 from client.profile import Profile
-from crypto.keyfile import save_keys
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys, save_keys
 from tests.app.test_packets_support import Exchange
 from tests.client.conftest import Cli, sdk_for, sign_checkpoint
 

@@ -12,8 +12,8 @@ from client.keychain import KeyNotProven
 from client.models import DirectoryPage, parse
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints, SeenCheckpoint
 from client.trust import TrustRoots
-from crypto.keys import LiaisonPublicKeys
-from ledger.note import parse_checkpoint_body, parse_note
+from crypto import LiaisonPublicKeys
+from ledger import parse_checkpoint_body, parse_note
 from tests.vectors.directory.generate import document
 
 VECTOR: dict[str, Any] = json.loads(

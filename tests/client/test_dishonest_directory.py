@@ -23,7 +23,7 @@ from client.keychain import KeyNotProven
 from client.models import DirectoryItem, DirectoryPage
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints, SeenCheckpoint
 from client.trust import TrustRoots
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 from tests.app.conftest import World
 from tests.client.conftest import sdk_for
 from tests.client.kt_support import register_witness, roots, witnessed_checkpoint

@@ -23,8 +23,7 @@ from client.cli.common import CliDeps
 from client.local_server import LocalServer, bootstrap, local_server
 from client.profile import Profile, ProfileConfig
 from client.trust import TrustRoots, save_trust
-from crypto.keyfile import save_keys
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys, save_keys
 
 
 def _invoke(home: Path, *args: str) -> Any:

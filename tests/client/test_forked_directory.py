@@ -23,10 +23,8 @@ from app.models.identity import Role
 from client.keychain import KeyNotProven
 from client.models import DirectoryPage
 from client.transparency import MemoryCheckpoints, SeenCheckpoint
-from crypto.keys import LiaisonKeys
-from ledger.encoder import encode_entry
-from ledger.entry import EntryDraft
-from ledger.note import Checkpoint, sign_checkpoint
+from crypto import LiaisonKeys
+from ledger import Checkpoint, EntryDraft, encode_entry, sign_checkpoint
 from tests.app.conftest import Person, World
 from tests.client.kt_support import register_witness, viewer, witnessed_checkpoint
 from tests.ledger import reference

@@ -26,8 +26,8 @@ from client.transparency import (
     self_check,
 )
 from client.trust import TrustRoots
-from crypto.keys import LiaisonKeys
-from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
+from crypto import LiaisonKeys
+from ledger import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
 from tests.app.conftest import Person, World, sign_checkpoint_now
 from tests.client.conftest import sdk_for
 from tests.client.kt_support import (

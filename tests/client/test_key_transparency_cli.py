@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 from tests.app.test_packets_support import Exchange
 from tests.client.conftest import Cli, verifier_key
 from tests.client.kt_support import (

@@ -19,8 +19,8 @@ from client.keychain import KeyNotProven
 from client.transfer import recipient_keys
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints
 from client.trust import TrustRoots
-from crypto.keys import LiaisonKeys
-from ledger.note import NoteVerifier
+from crypto import LiaisonKeys
+from ledger import NoteVerifier
 from tests.app.conftest import World, sign_checkpoint_now
 from tests.client.conftest import sdk_for, verifier_key
 from tests.client.kt_support import rogue_rotation

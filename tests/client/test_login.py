@@ -11,9 +11,8 @@ import pytest
 from client.errors import BadChallenge
 from client.login import check_challenge, sign_challenge
 from client.models import Challenge
-from crypto.encoding import canonical_json
-from crypto.keys import LiaisonKeys
-from crypto.signing import AUTH_CHALLENGE_TYPE, RECEIPT_TYPE, verify_signature
+from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, canonical_json, verify_signature
+from crypto.signing import RECEIPT_TYPE
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 

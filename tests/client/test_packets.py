@@ -16,7 +16,7 @@ from client.cli import app
 from client.cli.common import CliDeps
 from client.models import Token
 from client.packets import file_digest
-from crypto.stream import StreamDigest
+from crypto import StreamDigest
 from tests.app.test_packets_support import Exchange
 from tests.client.conftest import Cli, sdk_for
 from tests.client.test_events import revoke_later

@@ -10,7 +10,7 @@ from app.models.refusal import RefusalDetail
 from client.audit import audit_ledger, fetch_refusal_detail
 from client.errors import AuditFailure, AuditFault
 from crypto import uuid7
-from ledger.note import NoteVerifier
+from ledger import NoteVerifier
 from tests.app.conftest import Person, World
 from tests.app.test_packets_support import exchange, execute, last_entry, submit
 from tests.client.conftest import sdk_for, verifier_key

@@ -14,12 +14,19 @@ from client.errors import EXIT_REFUSED, BadChallenge
 from client.models import RotationChallenge
 from client.profile import Profile
 from client.rotation import rotation_body
-from crypto.keyfile import save_keys
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
-from crypto.rotation import RotationChallenge as ServerChallenge
-from crypto.rotation import RotationStatement, SignedRotation, server_box_secret, verify_rotation
-from crypto.signing import KEY_ROTATION_TYPE, RECEIPT_TYPE
-from ledger.entry import Actor
+from crypto import (
+    KEY_ROTATION_TYPE,
+    LiaisonKeys,
+    LiaisonPublicKeys,
+    RotationStatement,
+    SignedRotation,
+    save_keys,
+    server_box_secret,
+    verify_rotation,
+)
+from crypto import RotationChallenge as ServerChallenge
+from crypto.signing import RECEIPT_TYPE
+from ledger import Actor
 from tests.app.conftest import World
 from tests.client.conftest import BASE_URL, Cli, sdk_for
 

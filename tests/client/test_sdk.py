@@ -24,7 +24,7 @@ from client import (
 )
 from client.errors import EXIT_REFUSED, EXIT_SERVER, ProblemError
 from client.models import Token
-from crypto.keys import LiaisonKeys
+from crypto import LiaisonKeys
 from tests.app.conftest import World
 from tests.client.conftest import BASE_URL, sdk_for
 

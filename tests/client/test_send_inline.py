@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from client.transfer import INLINE_BYTES, Outgoing, SentPacket, send_packet
-from crypto.header import Classification, HandlingCode, PacketMeta
+from crypto import Classification, HandlingCode, PacketMeta
 from tests.app.test_packets_support import Exchange
 from tests.client.conftest import sdk_for
 

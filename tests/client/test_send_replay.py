@@ -19,7 +19,7 @@ import pytest
 from bench.transfer import rig
 from client.errors import UsageError
 from client.transfer import Outgoing, Progress, send_packet
-from crypto.header import Classification, HandlingCode, PacketMeta
+from crypto import Classification, HandlingCode, PacketMeta
 
 META = PacketMeta("bench", Classification.CONFIDENTIAL, HandlingCode.H0, "B2")
 

@@ -25,8 +25,7 @@ from bench.transfer import Rig, rig
 from client.cli import app
 from client.cli.common import CliDeps
 from client.transfer import Outgoing, send_packet
-from crypto.header import Classification, HandlingCode, PacketMeta
-from crypto.keys import LiaisonKeys
+from crypto import Classification, HandlingCode, LiaisonKeys, PacketMeta
 
 Rewrite = Callable[[httpx.Request, httpx.Response], bytes | None]
 

@@ -20,12 +20,14 @@ from crypto import (
     PacketHeader,
     PacketMeta,
     UnknownVersion,
+    canonical_json,
     pae,
+    parse_canonical,
+    sign,
     uuid7,
     verify_header,
 )
-from crypto.encoding import canonical_json, parse_canonical
-from crypto.signing import PACKET_HEADER_TYPE, sign
+from crypto.signing import PACKET_HEADER_TYPE
 from crypto.statement import check_attachment_name
 from tests.crypto.conftest import META, SENDER, seal
 
@@ -128,7 +130,8 @@ def test_envelope_round_trips_and_refuses_bad_wrapped_key_lengths() -> None:
 
 
 def test_header_signature_is_not_valid_for_another_payload_type() -> None:
-    from crypto.signing import RECEIPT_TYPE, verify_signature
+    from crypto import verify_signature
+    from crypto.signing import RECEIPT_TYPE
 
     with pytest.raises(BadSignature):
         verify_signature(SENDER.public.signing, RECEIPT_TYPE, PACKET.envelope.header,

@@ -15,10 +15,10 @@ from crypto import (
     LiaisonKeys,
     LiaisonPublicKeys,
     PlaintextKeyRefused,
+    canonical_json,
     load_keys,
     save_keys,
 )
-from crypto.encoding import canonical_json
 from crypto.keyfile import MEMLIMIT_MIN, OPSLIMIT_MIN
 
 KEYS = LiaisonKeys.from_secret_bytes(bytes(range(64)))

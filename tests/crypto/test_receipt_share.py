@@ -20,8 +20,9 @@ from crypto import (
     share_content_key,
     verify_key_share,
     verify_receipt,
+    verify_signature,
 )
-from crypto.signing import RECEIPT_TYPE, STATEMENT_TYPE, verify_signature
+from crypto.signing import RECEIPT_TYPE, STATEMENT_TYPE
 from tests.crypto.conftest import NOW, OUTSIDER, RECIPIENTS, SENDER, seal
 
 PACKET = seal(message=b"solicitud", attachments=[("acta.pdf", b"%PDF" * 50)],

@@ -8,11 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crypto import open_packet
-from crypto.envelope import Envelope, SealedPacket
-from crypto.errors import InvalidArgument, SourceChanged
-from crypto.replay import StreamReplay, replay_stream
-from crypto.sealing import seal_streams
+from crypto import (
+    Envelope,
+    InvalidArgument,
+    SealedPacket,
+    SourceChanged,
+    StreamReplay,
+    open_packet,
+    replay_stream,
+    seal_streams,
+)
 from tests.crypto.conftest import CHUNK, META, NOW, RECIPIENTS, SENDER, det_random, publics, seal
 
 EDGE_SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7]

@@ -19,9 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crypto import (
+    KEY_ROTATION_TYPE,
     BadKeyProof,
     BadSignature,
     ChallengeMismatch,
+    CryptoError,
     FormatError,
     LiaisonKeys,
     RotationChallenge,
@@ -29,15 +31,16 @@ from crypto import (
     SignedRotation,
     UnknownVersion,
     box_proof,
+    canonical_json,
     check_box_proof,
     pae,
+    parse_canonical,
+    server_box_secret,
+    sign,
     sign_rotation,
     verify_rotation,
 )
-from crypto.encoding import canonical_json, parse_canonical
-from crypto.errors import CryptoError
-from crypto.rotation import server_box_secret
-from crypto.signing import KEY_ROTATION_TYPE, RECEIPT_TYPE, sign
+from crypto.signing import RECEIPT_TYPE
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "rotation"
                       / "vectors.json").read_text("utf-8"))["vectors"]

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crypto.errors import KeyStoreError
-from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
+from crypto import SEED_SIZE, KeyStoreError, SeedFileError, create_seed_key, load_seed_key
 
 
 def test_created_key_is_private_base64_and_loads_back(tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from crypto import (
     open_envelope,
     open_packet,
     seal_packet,
+    sign,
 )
-from crypto.signing import PACKET_HEADER_TYPE, sign
+from crypto.signing import PACKET_HEADER_TYPE
 from tests.crypto.conftest import CHUNK, META, NOW, RECIPIENTS, SENDER, det_random, publics, seal
 
 FULL = CHUNK + 16
@@ -174,8 +175,7 @@ def test_chunk_spliced_from_a_packet_with_the_same_content_key_fails(
 
 def test_signed_digest_that_differs_from_the_ciphertext_is_a_digest_mismatch() -> None:
     # Only the sender can produce this: a header whose digest is wrong for valid chunks.
-    from crypto.header import PacketHeader
-    from crypto.stream import StreamDigest
+    from crypto import PacketHeader, StreamDigest
 
     header = PacketHeader.from_bytes(PACKET.envelope.header)
     streams = list(header.streams)

@@ -16,12 +16,12 @@ from crypto import (
     LiaisonKeys,
     SealedPacket,
     load_keys,
+    open_envelope,
     open_packet,
     pae,
     verify_receipt,
     verify_statement,
 )
-from crypto.opening import open_envelope
 
 VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors" / "crypto"
 VECTORS: dict[str, Any] = json.loads((VECTORS_DIR / "vectors.json").read_text("utf-8"))

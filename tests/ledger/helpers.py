@@ -8,10 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from nacl.signing import SigningKey
 
-from ledger.entry import Actor, EntryDraft
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import NoteSigner, NoteVerifier
+from ledger import Actor, EntryDraft, Ledger, MemoryStorage, NoteSigner, NoteVerifier
 
 ORIGIN = "cadena.test/ledger"
 LOG_KEY = SigningKey(hashlib.sha256(b"cadena ledger test log key").digest())

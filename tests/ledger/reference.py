@@ -1,7 +1,7 @@
 """A naive, recursive RFC 9162 §2.1 reference, written straight from the text.
 
 Slow on purpose (it rehashes whole subtrees), so that it shares nothing with
-``ledger.merkle`` and ``ledger.proof`` but the two hash functions' definitions.
+``ledger.format.merkle`` and ``ledger.format.proof`` but the two hash functions' definitions.
 """
 
 from __future__ import annotations

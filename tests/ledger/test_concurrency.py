@@ -27,12 +27,18 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
-from ledger import merkle
-from ledger.entry import Actor, EntryDraft, parse_entry
-from ledger.log import Ledger
-from ledger.note import NoteSigner, NoteVerifier, open_checkpoint
-from ledger.sqlstore import SqlStorage
-from ledger.verifier import verify_ledger
+from ledger import (
+    Actor,
+    EntryDraft,
+    Ledger,
+    NoteSigner,
+    NoteVerifier,
+    merkle,
+    open_checkpoint,
+    parse_entry,
+    verify_ledger,
+)
+from ledger.sql import SqlStorage
 
 WRITERS = 4
 APPENDS_PER_WRITER = 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,17 +13,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.checker import EntryChecker, check_entry
-from ledger.entry import (
+from ledger import (
     GENESIS_PREV,
-    MAX_SAFE_INT,
     Actor,
+    Entry,
     EntryDraft,
+    EntryFormatError,
     encode_entry,
     format_time,
     parse_entry,
 )
-from ledger.errors import EntryFormatError
+from ledger.format.checker import EntryChecker, check_entry
+from ledger.format.entry import MAX_SAFE_INT
+from ledger.format.field import ENTRY_FIELDS, OPTIONAL_FIELDS, REQUIRED_FIELDS
 
 PREV = hashlib.sha256(b"previous").digest()
 EXAMPLE = EntryDraft(
@@ -221,7 +224,7 @@ def test_fast_check_never_accepts_what_the_strict_parser_refuses(
 
 def test_common_shape_takes_the_fast_path() -> None:
     # The regular expression alone accepts it: no JSON parse is needed.
-    from ledger.checker import _FAST
+    from ledger.format.checker import _FAST
     assert _FAST.fullmatch(EXAMPLE_BYTES) is not None
     assert json.loads(EXAMPLE_BYTES)["index"] == 7
 
@@ -311,7 +314,7 @@ def test_fast_encoder_refuses_exactly_what_the_reference_refuses(
 
 def test_strict_encoding_catches_an_encoder_that_does_not_round_trip(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger import encoder
+    from ledger.format import encoder
     monkeypatch.setattr(encoder, "_QUOTE", lambda text: json.dumps(text))  # ASCII escapes
     odd = EntryDraft(**{**EXAMPLE.__dict__, "subject": {"id": "é", "type": "packet"}})
     encode_entry(odd, 7, PREV)  # the fast path trusts its own code...
@@ -402,3 +405,12 @@ def test_common_shapes_take_the_batch_path() -> None:
 def test_uncommon_shapes_still_check_through_the_scan(change: dict[str, Any]) -> None:
     raw = encode_entry(EntryDraft(**{**EXAMPLE.__dict__, **change}), 7, PREV)
     assert EntryChecker().check(raw) == (7, PREV.hex().encode())
+
+
+def test_entry_fields_are_the_one_definition_of_the_members() -> None:
+    """The parser's, the encoder's and the checker's field lists all come from ENTRY_FIELDS."""
+    names = [entry_field.name for entry_field in ENTRY_FIELDS]
+    assert names == sorted(names)
+    assert REQUIRED_FIELDS | OPTIONAL_FIELDS == set(names)
+    assert set(names) <= {f.name for f in fields(Entry)}
+    assert set(names) - {"index", "prev"} == {f.name for f in fields(EntryDraft)}

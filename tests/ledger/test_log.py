@@ -8,20 +8,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.entry import GENESIS_PREV, parse_entry
-from ledger.errors import (
+from ledger import (
+    GENESIS_PREV,
     ConflictError,
     ConsistencyProofError,
     InclusionProofError,
+    Ledger,
+    MemoryStorage,
     ProofError,
+    StoredCheckpoint,
     VerificationError,
+    merkle,
+    open_checkpoint,
+    parse_entry,
+    verify_consistency,
+    verify_inclusion,
 )
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
-from ledger.note import open_checkpoint
-from ledger.proof import verify_consistency, verify_inclusion
-from ledger.storage import StoredCheckpoint
 from tests.ledger import reference
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 

@@ -1,7 +1,7 @@
 """Cross-check against the naive RFC 9162 reference (tests/ledger/reference.py).
 
-Roots and proofs come from ``ledger.merkle`` over storage filled through the
-real ``Ledger``/``TreeBuilder`` and are verified by ``ledger.proof``; the
+Roots and proofs come from ``ledger.format.merkle`` over storage filled through the
+real ``Ledger``/``TreeBuilder`` and are verified by ``ledger.format.proof``; the
 reference recomputes everything from the leaf hashes alone.
 """
 
@@ -13,9 +13,8 @@ from functools import cache
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.memory import MemoryStorage
-from ledger.proof import root_from_inclusion, verify_consistency, verify_inclusion
+from ledger import MemoryStorage, merkle, verify_consistency, verify_inclusion
+from ledger.format.proof import root_from_inclusion
 from tests.ledger import reference
 from tests.ledger.helpers import build_ledger
 

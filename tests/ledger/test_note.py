@@ -16,22 +16,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from ledger.errors import NoteFormatError, SignatureError, VerificationError
-from ledger.note import (
+from ledger import (
     Checkpoint,
     CosignatureSigner,
+    NoteFormatError,
     NoteSigner,
     NoteVerifier,
+    SignatureError,
+    TlogProof,
+    VerificationError,
     add_signature_lines,
-    key_id,
     open_checkpoint,
     parse_checkpoint_body,
     parse_note,
+    parse_tlog_proof,
     sign_checkpoint,
     verify_cosignature,
-    verify_note,
 )
-from ledger.proof import TlogProof, parse_tlog_proof, verify_tlog_proof
+from ledger.format.note import key_id, verify_note
+from ledger.format.proof import verify_tlog_proof
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "signed-note-vectors.json").read_text())

@@ -1,14 +1,17 @@
-"""Checkpoints prepared without the append lock (``ledger.presign``), stored by compare-and-swap."""
+"""Checkpoints prepared without the append lock (``ledger.store.presign``), stored by CAS."""
 
 from __future__ import annotations
 
 import pytest
 
-from ledger.errors import ConflictError, VerificationError
-from ledger.memory import MemoryStorage
-from ledger.note import open_checkpoint
-from ledger.presign import prepare_checkpoint
-from ledger.storage import StoredCheckpoint
+from ledger import (
+    ConflictError,
+    MemoryStorage,
+    StoredCheckpoint,
+    VerificationError,
+    open_checkpoint,
+    prepare_checkpoint,
+)
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
 

@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import presign
-from ledger.errors import CorruptLedgerError
-from ledger.log import Ledger
-from ledger.memory import MemoryStorage
+from ledger import CorruptLedgerError, Ledger, MemoryStorage
+from ledger.store import presign
 from tests.ledger.helpers import draft
 
 

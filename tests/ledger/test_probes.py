@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import VerificationError
-from ledger.proof import verify_consistency, verify_inclusion
+from ledger import VerificationError, verify_consistency, verify_inclusion
 
 PROBES = Path(__file__).parents[1] / "vectors" / "merkle-probes"
 INCLUSION = sorted((PROBES / "inclusion").rglob("*.json"))

@@ -6,15 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import merkle
-from ledger.errors import (
+from ledger import (
     ConsistencyProofError,
     InclusionProofError,
+    MemoryStorage,
     RootMismatchError,
     VerificationError,
+    merkle,
+    verify_consistency,
+    verify_inclusion,
 )
-from ledger.memory import MemoryStorage
-from ledger.proof import verify_consistency, verify_inclusion
 from tests.ledger import reference
 
 SIZE = 50

@@ -9,9 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger import RefusalDetailError, detail_digest, verify_refusal_detail
-from ledger.entry import Actor, Entry, EntryDraft, Outcome, encode_entry, parse_entry
-from ledger.refusal import DETAIL_SALT_BYTES
+from ledger import (
+    DETAIL_SALT_BYTES,
+    Actor,
+    Entry,
+    EntryDraft,
+    RefusalDetailError,
+    detail_digest,
+    encode_entry,
+    parse_entry,
+    verify_refusal_detail,
+)
+from ledger.format.entry import Outcome
 
 # The worked example of docs/ledger-formats.md ("Refusal details").
 SALT = bytes(range(32))

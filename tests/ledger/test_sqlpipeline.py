@@ -1,4 +1,4 @@
-"""PostgreSQL's short append path (``ledger.sqlpipeline``): the same rows, fewer round trips.
+"""PostgreSQL's short append path (``ledger.sql.pipeline``): the same rows, fewer round trips.
 
 The lock comes with the frontier nodes of the head's size, read after the lock
 is held (a holder that committed while we waited is seen); the compare-and-swap
@@ -15,10 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models.ledger import LEDGER_TABLES
-from ledger import merkle
-from ledger.errors import ConflictError
-from ledger.memory import MemoryStorage
-from ledger.sqlstore import SqlStorage
+from ledger import ConflictError, MemoryStorage, merkle
+from ledger.sql import SqlStorage
 from tests.conftest import fresh_database_url
 from tests.ledger.test_sqlstore import SqlBackend, append_leaves, entry_bytes
 

@@ -19,12 +19,17 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_session_factory
 from app.models.ledger import LEDGER_TABLES
-from ledger import merkle
-from ledger.errors import ConflictError, StorageError
-from ledger.memory import MemoryStorage
-from ledger.merkle import Node, TreeBuilder
-from ledger.sqlstore import SqlStorage
-from ledger.storage import LedgerStorage, StoredCheckpoint
+from ledger import (
+    ConflictError,
+    LedgerStorage,
+    MemoryStorage,
+    Node,
+    StorageError,
+    StoredCheckpoint,
+    TreeBuilder,
+    merkle,
+)
+from ledger.sql import SqlStorage
 from tests.conftest import fresh_database_url
 
 

@@ -4,7 +4,7 @@ Each property builds a small ledger through ``Ledger`` over ``SqlStorage``
 (a few signed checkpoints), commits it, then changes the rows with plain SQL
 the way someone with database access could, bypassing the storage adapter.
 ``verify_ledger`` must then report the first bad index and the fault kind
-that ``ledger.verifier``'s documented rules give for that change, and the
+that ``ledger.verify.verifier``'s documented rules give for that change, and the
 chunked pass, in this process and in worker processes, must agree with the
 exact pass (it may only ever answer "clean").
 
@@ -29,15 +29,26 @@ from sqlalchemy.pool import NullPool
 from app.db import make_engine, make_session_factory, transaction
 from app.ledger_reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
-from ledger.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
-from ledger.errors import EntryFormatError
-from ledger.log import Ledger
-from ledger.merkle import leaf_hash
-from ledger.note import Checkpoint, NoteSigner, NoteVerifier, sign_checkpoint
-from ledger.parallel import chunked_report
-from ledger.sqlstore import SqlStorage
-from ledger.verifier import Fault, LedgerReport, verify_ledger
-from ledger.walk import walk_ledger
+from ledger import (
+    GENESIS_PREV,
+    Actor,
+    Checkpoint,
+    EntryDraft,
+    EntryFormatError,
+    Fault,
+    Ledger,
+    LedgerReport,
+    NoteSigner,
+    NoteVerifier,
+    encode_entry,
+    leaf_hash,
+    parse_entry,
+    sign_checkpoint,
+    verify_ledger,
+)
+from ledger.sql import SqlStorage
+from ledger.verify.parallel import chunked_report
+from ledger.verify.walk import walk_ledger
 
 ORIGIN = "cadena.test/tamper"
 SIGNER = NoteSigner(ORIGIN, SigningKey(bytes([1]) * 32))

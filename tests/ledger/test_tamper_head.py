@@ -14,12 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, update
 
 from app.db import make_session_factory, transaction
-from ledger.errors import CorruptLedgerError
-from ledger.log import Ledger
-from ledger.merkle import leaf_hash
-from ledger.presign import prepare_checkpoint
-from ledger.sqlstore import SqlStorage
-from ledger.verifier import Fault
+from ledger import CorruptLedgerError, Fault, Ledger, leaf_hash, prepare_checkpoint
+from ledger.sql import SqlStorage
 from tests.ledger.test_tamper_db import (
     ORIGIN,
     SIGNER,

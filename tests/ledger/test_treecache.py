@@ -22,14 +22,18 @@ from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_session_factory, transaction, tree_cache_of
 from app.models.ledger import LEDGER_TABLES
-from ledger import merkle
-from ledger.errors import StorageError
-from ledger.log import Ledger
-from ledger.merkle import Node
-from ledger.proof import verify_consistency, verify_inclusion
-from ledger.sqlstore import SqlStorage
-from ledger.storage import StoredCheckpoint
-from ledger.treecache import UPPER_LEVEL, UPPER_PATHS, TreeCache
+from ledger import (
+    Ledger,
+    Node,
+    StorageError,
+    StoredCheckpoint,
+    TreeCache,
+    merkle,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger.sql import SqlStorage
+from ledger.store.treecache import UPPER_LEVEL, UPPER_PATHS
 from tests.ledger import reference
 from tests.ledger.helpers import ORIGIN, SIGNER, draft
 

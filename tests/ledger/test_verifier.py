@@ -2,7 +2,7 @@
 
 Each test builds a real ledger (some entries, signed checkpoints at some
 sizes), applies one mutation straight to the storage's lists and dicts, and
-checks the report against the rules in ``ledger.verifier``'s docstring.
+checks the report against the rules in ``ledger.verify.verifier``'s docstring.
 """
 
 from __future__ import annotations
@@ -18,15 +18,26 @@ from hypothesis import given
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from ledger import merkle
-from ledger.entry import GENESIS_PREV, encode_entry, parse_entry
-from ledger.errors import EntryFormatError, VerificationError
-from ledger.memory import MemoryStorage
-from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.parallel import chunked_report
-from ledger.storage import LedgerReader, StoredCheckpoint
-from ledger.verifier import Fault, LedgerReport, check_ledger, verify_ledger
-from ledger.walk import walk_ledger
+from ledger import (
+    GENESIS_PREV,
+    Checkpoint,
+    EntryFormatError,
+    Fault,
+    LedgerReader,
+    LedgerReport,
+    MemoryStorage,
+    NoteSigner,
+    StoredCheckpoint,
+    VerificationError,
+    check_ledger,
+    encode_entry,
+    merkle,
+    parse_entry,
+    sign_checkpoint,
+    verify_ledger,
+)
+from ledger.verify.parallel import chunked_report
+from ledger.verify.walk import walk_ledger
 from tests.ledger.helpers import ORIGIN, SIGNER, VERIFIER, build_ledger, draft
 
 
@@ -106,7 +117,7 @@ def test_an_untouched_ledger_verifies(shape: Shape) -> None:
 
 
 def test_cosignatures_on_a_checkpoint_do_not_disturb_verification() -> None:
-    from ledger.note import CosignatureSigner, add_signature_lines, parse_checkpoint_body
+    from ledger import CosignatureSigner, add_signature_lines, parse_checkpoint_body
     storage = build(Shape(5, (5,)))
     stored = storage.checkpoint_list[0]
     witness = CosignatureSigner("w.example", SigningKey(bytes(32)))
@@ -285,7 +296,7 @@ def test_duplicate_checkpoint_size_is_a_fork() -> None:
 @given(shape=shapes(min_size=2), data=st.data(), batch=st.sampled_from([1, 2, 3, 7]))
 def test_batch_size_never_changes_the_report(shape: Shape, data: st.DataObject,
                                              batch: int) -> None:
-    import ledger.walk as verifier_module
+    import ledger.verify.walk as verifier_module
     storage = build(shape)
     if data.draw(st.booleans(), label="tamper with an entry"):
         i = data.draw(st.integers(0, shape.size - 1), label="entry")
@@ -303,8 +314,7 @@ def test_batch_size_never_changes_the_report(shape: Shape, data: st.DataObject,
 
 
 def test_entries_off_the_fast_path_verify_and_are_located_when_changed() -> None:
-    from ledger.entry import Actor, EntryDraft
-    from ledger.log import Ledger
+    from ledger import Actor, EntryDraft, Ledger
     from tests.ledger.helpers import T0
     storage = MemoryStorage()
     ledger = Ledger(storage)

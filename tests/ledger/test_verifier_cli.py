@@ -23,8 +23,8 @@ from app.ledger_key import (
     load_signing_key,
 )
 from app.settings import get_settings
-from ledger.log import Ledger
-from ledger.sqlstore import SqlStorage
+from ledger import Ledger
+from ledger.sql import SqlStorage
 from tests.ledger.test_tamper_db import ORIGIN, SIGNER, T, draft
 
 # -- cadena-server ledger verify / checkpoint ------------------------------------
@@ -87,9 +87,9 @@ def test_cli_verify_reports_tampered_row_and_exits_nonzero(server_env: Path, db_
 def test_cli_verify_with_jobs_gives_the_sequential_report(
     server_env: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, tampered: bool
 ) -> None:
-    import ledger.verifier
+    import ledger.verify.verifier
 
-    monkeypatch.setattr(ledger.verifier, "PARALLEL_FROM", 0)  # workers even for 9 entries
+    monkeypatch.setattr(ledger.verify.verifier, "PARALLEL_FROM", 0)  # workers even for 9 entries
     runner = CliRunner()
     cli_append(db_url, 9)
     assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0

@@ -15,12 +15,10 @@ from multiprocessing import Pipe
 
 import pytest
 
-from ledger import merkle
-from ledger.chunk import check_chunks, levels
-from ledger.parallel import _links_and_upper, _share, chunked_report, plan
-from ledger.storage import LedgerReader
-from ledger.verifier import Fault, verify_ledger
-from ledger.walk import walk_ledger
+from ledger import Fault, LedgerReader, merkle, verify_ledger
+from ledger.verify.chunk import check_chunks, levels
+from ledger.verify.parallel import _links_and_upper, _share, chunked_report, plan
+from ledger.verify.walk import walk_ledger
 from tests.ledger.helpers import VERIFIER
 from tests.ledger.test_verifier import MemoryOpener, Shape, build
 
@@ -64,12 +62,12 @@ def test_workers_agree_with_the_exact_pass_on_any_split(size: int, bits: int,
 
 
 def test_small_ledgers_start_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.parallel
+    import ledger.verify.parallel
 
     def no_workers(*args: object) -> None:
         raise AssertionError("workers started for a small ledger")
 
-    monkeypatch.setattr(ledger.parallel, "_in_workers", no_workers)
+    monkeypatch.setattr(ledger.verify.parallel, "_in_workers", no_workers)
     storage = build(Shape(10, (10,)))
     assert verify_ledger(storage, VERIFIER, opener=BrokenOpener(), workers=4).ok
 

@@ -37,14 +37,14 @@ from crypto import (
     Envelope,
     HandlingCode,
     LiaisonKeys,
+    PacketHeader,
     PacketMeta,
     SealedPacket,
     make_receipt,
     open_envelope,
     seal_packet,
 )
-from crypto.header import PacketHeader
-from ledger.entry import Entry, parse_entry
+from ledger import Entry, parse_entry
 
 Person = Liaison
 """A liaison as a client: id, private keys (client side only) and a token."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledger.note import NoteVerifier, open_checkpoint
+from ledger import NoteVerifier, open_checkpoint
 from tests.conftest import fresh_database_url
 from tests.reliability.harness import (
     Person,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.note import NoteVerifier
+from ledger import NoteVerifier
 from tests.conftest import fresh_database_url
 from tests.reliability.harness import (
     Server,

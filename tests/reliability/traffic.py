@@ -26,10 +26,9 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine
-from ledger.merkle import leaf_hash as merkle_leaf_hash
-from ledger.merkle import node_hash
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.proof import verify_consistency
+from ledger import NoteVerifier, open_checkpoint, verify_consistency
+from ledger import leaf_hash as merkle_leaf_hash
+from ledger.format.merkle import node_hash
 from tests.reliability.harness import (
     Person,
     Server,

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from app.models.auth import AuthChallenge
 from app.ratelimit import MAX_KEYS, RateLimiter, RateLimits
 from app.refusals import SUMMARY_ACTION, write_entries
-from crypto.signing import AUTH_CHALLENGE_TYPE, sign
+from crypto import AUTH_CHALLENGE_TYPE, sign
 from tests.app.conftest import World, b64
 from tests.app.test_packets_support import (
     assert_denied,

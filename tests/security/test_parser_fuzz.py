@@ -23,30 +23,33 @@ from nacl.signing import SigningKey
 
 from crypto import (
     Classification,
+    CryptoError,
     Envelope,
     HandlingCode,
+    KeyShare,
     LiaisonKeys,
     PacketHeader,
     PacketMeta,
     Receipt,
+    Statement,
     seal_packet,
 )
-from crypto.errors import CryptoError
-from crypto.share import KeyShare
-from crypto.statement import Statement
-from ledger.certificate import parse_bundle, parse_policy
-from ledger.entry import Actor, EntryDraft, encode_entry, parse_entry
-from ledger.errors import LedgerError
-from ledger.note import (
+from custody import parse_bundle, parse_policy
+from ledger import (
+    Actor,
     Checkpoint,
+    EntryDraft,
+    LedgerError,
     NoteSigner,
     NoteVerifier,
+    encode_entry,
     open_checkpoint,
     parse_checkpoint_body,
+    parse_entry,
     parse_note,
+    parse_tlog_proof,
     sign_checkpoint,
 )
-from ledger.proof import parse_tlog_proof
 
 ORIGIN = "fuzz.cadena/ledger"
 FUZZ = settings(max_examples=100, deadline=None)

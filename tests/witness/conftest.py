@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ledger.note import NoteVerifier
+from ledger import NoteVerifier
 from tests.app.conftest import World, world  # noqa: F401  (the service fixture, reused)
 from tests.witness.helpers import FakeLog, witness_signer
 from witness.server import create_app

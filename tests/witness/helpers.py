@@ -16,7 +16,7 @@ import uvicorn
 from nacl.signing import SigningKey
 from starlette.types import ASGIApp
 
-from ledger.note import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
+from ledger import Checkpoint, CosignatureSigner, NoteSigner, sign_checkpoint
 from tests.ledger import reference
 
 ORIGIN = "log.example/test"

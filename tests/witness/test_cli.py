@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ledger.note import ALG_COSIGNATURE_V1, NoteVerifier
+from ledger import ALG_COSIGNATURE_V1, NoteVerifier
 from tests.witness.helpers import FakeLog
 from witness.cli import build_witness, witness_app
 from witness.config import WitnessConfigError, load_config, load_key, parse_config

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from ledger.note import verify_cosignature
+from ledger import verify_cosignature
 from tests.ledger import reference
 from tests.witness.conftest import Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer

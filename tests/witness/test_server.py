@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
-from ledger.note import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
+from ledger import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
 from tests.witness.conftest import NOW, Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer
 from witness.server import SIZE_MEDIA_TYPE, create_app

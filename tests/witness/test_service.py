@@ -22,7 +22,7 @@ from starlette.routing import Route
 from app.db import make_engine, make_session_factory
 from app.witnesses.service import pending
 from app.witnessing import Witnessing
-from ledger.note import (
+from ledger import (
     NoteVerifier,
     open_checkpoint,
     parse_checkpoint_body,

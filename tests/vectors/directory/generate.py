@@ -29,11 +29,12 @@ from app.liaisons.rotation import entry_details  # noqa: E402
 from app.liaisons.service import enrolment_details  # noqa: E402
 from app.models.identity import Role  # noqa: E402
 from crypto import LiaisonKeys, RotationStatement, sign_rotation  # noqa: E402
-from ledger.entry import Actor, EntryDraft  # noqa: E402
-from ledger.log import Ledger  # noqa: E402
-from ledger.memory import MemoryStorage  # noqa: E402
-from ledger.note import (  # noqa: E402
+from ledger import (  # noqa: E402
+    Actor,
     CosignatureSigner,
+    EntryDraft,
+    Ledger,
+    MemoryStorage,
     NoteSigner,
     add_signature_lines,
     parse_checkpoint_body,

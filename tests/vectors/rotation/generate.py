@@ -24,11 +24,9 @@ sys.path.insert(0, str(ROOT))
 from nacl import bindings  # noqa: E402
 
 from app.liaisons.rotation import entry_details  # noqa: E402
-from crypto import LiaisonKeys, RotationStatement, pae, sign_rotation  # noqa: E402
+from crypto import KEY_ROTATION_TYPE, LiaisonKeys, RotationStatement, pae, sign_rotation  # noqa: E402
 from crypto.rotation import BOX_PROOF_INFO, _mac_key  # noqa: E402
-from crypto.signing import KEY_ROTATION_TYPE  # noqa: E402
-from ledger.encoder import encode_entry  # noqa: E402
-from ledger.entry import Actor, EntryDraft  # noqa: E402
+from ledger import Actor, EntryDraft, encode_entry  # noqa: E402
 
 OUT = Path(__file__).with_name("vectors.json")
 ENTRY_TIME = datetime(2026, 12, 6, 18, 30, 0, 123456, tzinfo=UTC)

@@ -1,8 +1,8 @@
-"""The reading half of the ledger's SQLAlchemy storage (``ledger.sqlstore``).
+"""The reading half of the ledger's SQLAlchemy storage (``ledger.sql.store``).
 
 :class:`SqlReads` holds the session, the tables and the statements built once
 per process, and every read: sizes, entries, nodes, checkpoints, and the
-shared tree cache's growth. ``ledger.sqlstore.SqlStorage`` adds the writes
+shared tree cache's growth. ``ledger.sql.store.SqlStorage`` adds the writes
 (the head lock, appends, checkpoints). Nothing here takes a lock or writes.
 """
 
@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Select
 
 from ledger.errors import StorageError
-from ledger.merkle import Node, frontier
-from ledger.sqldriver import compiled, dbapi
-from ledger.sqlschema import HEAD_ID, LedgerTables
-from ledger.storage import Head, StoredCheckpoint
-from ledger.treecache import TreeCache
+from ledger.format.merkle import Node, frontier
+from ledger.sql.driver import compiled, dbapi
+from ledger.sql.schema import HEAD_ID, LedgerTables
+from ledger.store.storage import Head, StoredCheckpoint
+from ledger.store.treecache import TreeCache
 
 STREAM_BATCH = 10_000
 """Rows fetched per round trip when streaming entries, nodes and checkpoints."""

@@ -24,12 +24,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ledger.errors import LedgerError, NoteFormatError, SignatureError
-from ledger.note import (
+from ledger import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
     Checkpoint,
+    LedgerError,
+    NoteFormatError,
     NoteVerifier,
+    SignatureError,
     parse_note,
     verify_cosignature,
 )

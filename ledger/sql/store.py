@@ -1,13 +1,13 @@
 """SQLAlchemy storage for the ledger, inside the caller's transaction.
 
-With ``ledger.sqlreads`` (its reads), ``ledger.sqlschema`` (the tables),
-``ledger.sqlpipeline`` (PostgreSQL's append path) and ``ledger.sqldriver``
+With ``ledger.sql.reads`` (its reads), ``ledger.sql.schema`` (the tables),
+``ledger.sql.pipeline`` (PostgreSQL's append path) and ``ledger.sql.driver``
 (compiled statements on the DB-API cursor), the only part of ``ledger`` that
-imports SQLAlchemy. It implements ``ledger.storage.LedgerStorage`` on a ``Session``
+imports SQLAlchemy. It implements ``ledger.store.storage.LedgerStorage`` on a ``Session``
 and never commits: the ledger entry and the action it records commit (or
 roll back) together.
 
-Schema: see ``ledger.sqlschema`` (tables and why they have that shape).
+Schema: see ``ledger.sql.schema`` (tables and why they have that shape).
 
 Locking: ``lock_head()`` is ``SELECT ... FOR UPDATE`` on the head row, which
 serializes appenders and checkpointers across processes on PostgreSQL until
@@ -35,13 +35,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ClauseElement, Executable
 
-from ledger import sqlpipeline
 from ledger.errors import ConflictError, StorageError
-from ledger.merkle import HASH_SIZE, Node, leaf_hash
-from ledger.sqldriver import Inserter, dbapi
-from ledger.sqlreads import SqlReads, head_from_row, head_select
-from ledger.sqlschema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
-from ledger.storage import Head, StoredCheckpoint
+from ledger.format.merkle import HASH_SIZE, Node, leaf_hash
+from ledger.sql import pipeline as sqlpipeline
+from ledger.sql.driver import Inserter, dbapi
+from ledger.sql.reads import SqlReads, head_from_row, head_select
+from ledger.sql.schema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
+from ledger.store.storage import Head, StoredCheckpoint
 
 __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "last_leaf"]
 
@@ -49,14 +49,14 @@ __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "la
 class SqlStorage(SqlReads):
     """``LedgerStorage`` over a SQLAlchemy ``Session``; never commits.
 
-    The reads are :class:`ledger.sqlreads.SqlReads`'; the writes are here.
+    The reads are :class:`ledger.sql.reads.SqlReads`'; the writes are here.
     """
 
     def lock_head(self) -> Head:
         """Lock the head row until the transaction ends and return the head.
 
         On PostgreSQL the frontier nodes come in the same round trip
-        (``ledger.sqlpipeline``) and serve the append's :meth:`nodes` lookup.
+        (``ledger.sql.pipeline``) and serve the append's :meth:`nodes` lookup.
         """
         stmt = self._head_statements()[0]
         conn = self._conn()
@@ -137,7 +137,7 @@ class SqlStorage(SqlReads):
             raise ConflictError(f"ledger head is no longer at size {first_index}")
 
     def _cached_pg(self, name: str) -> ClauseElement:
-        """PostgreSQL's lock-time statements (``ledger.sqlpipeline``), built once per tables."""
+        """PostgreSQL's lock-time statements (``sqlpipeline``), built once per tables."""
         stmt = self._statements.get((name, 0))
         if stmt is None:
             build = {"frontier": sqlpipeline.frontier_statement,

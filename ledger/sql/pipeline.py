@@ -3,7 +3,7 @@
 On PostgreSQL every appender in every process waits on the head row's lock
 (``SELECT ... FOR UPDATE``) until the holder commits, so each round trip the
 holder makes between taking the lock and ``COMMIT`` is paid by every other
-appender too. :class:`ledger.sqlstore.SqlStorage` therefore uses two
+appender too. :class:`ledger.sql.store.SqlStorage` therefore uses two
 statements here instead of five or more:
 
 - :func:`lock_with_frontier`: the lock, the frontier nodes and the last
@@ -51,8 +51,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
-from ledger.sqldriver import compiled, dbapi
-from ledger.sqlschema import LedgerTables
+from ledger.sql.driver import compiled, dbapi
+from ledger.sql.schema import LedgerTables
 
 MAX_LEVEL = 62
 """The highest tree level a ``BIGINT`` size can have a frontier node at."""
@@ -61,7 +61,7 @@ MAX_LEVEL = 62
 def frontier_statement(tables: LedgerTables) -> ClauseElement:
     """The stored frontier nodes of the tree the head row says it has (``:id``).
 
-    For a size ``n`` the frontier (``ledger.merkle.frontier``) has one perfect
+    For a size ``n`` the frontier (``ledger.format.merkle.frontier``) has one perfect
     subtree per set bit ``l`` of ``n``: level ``l``, last leaf
     ``((n >> l) << l) - 1``; each is one primary-key probe.
     """

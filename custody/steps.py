@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from crypto.header import PacketHeader
-from ledger.certificate.bundle import CustodyStep
-from ledger.entry import Entry, format_time
+from crypto import PacketHeader
+from custody.bundle import CustodyStep
+from ledger import Entry, format_time
 
 CENTRE = "centre"
 ISSUE_ACTION = "certificate.issue"

@@ -2,15 +2,15 @@
 
 The ledger core never does I/O itself: it talks to a ``LedgerStorage``. Two
 implementations exist and one test suite runs against both:
-``ledger.memory.MemoryStorage`` (in-memory, for tests and offline tools) and
-``ledger.sqlstore.SqlStorage`` (SQLAlchemy, joins the caller's transaction).
+``ledger.store.memory.MemoryStorage`` (in-memory, for tests and offline tools) and
+``ledger.sql.store.SqlStorage`` (SQLAlchemy, joins the caller's transaction).
 
 What is stored:
 
 - entries: the exact canonical bytes of each entry, by index (never
   re-serialized);
 - nodes: the hash of every *perfect* subtree ``(level, index)`` (see
-  ``ledger.merkle``), level 0 being the leaf hashes; this makes roots and
+  ``ledger.format.merkle``), level 0 being the leaf hashes; this makes roots and
   proofs O(log n) reads;
 - checkpoints: every signed checkpoint note, by tree size (looked up by size,
   or listed in ascending order), each with its sequence number (1, 2, ...
@@ -26,10 +26,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ledger.merkle import Node, NodeReader
+from ledger.format.merkle import Node, NodeReader
 
 if TYPE_CHECKING:
-    from ledger.treecache import TreeCache
+    from ledger.store.treecache import TreeCache
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The append-only ledger over a :class:`~ledger.storage.LedgerStorage`.
+"""The append-only ledger over a :class:`~ledger.store.storage.LedgerStorage`.
 
 :class:`Ledger` appends entries (hash-chained by ``prev`` and added to the
 RFC 9162 tree), signs checkpoints and serves proofs. It never commits: every
@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ledger import merkle
-from ledger.entry import GENESIS_PREV, EntryDraft, encode_entry
 from ledger.errors import (
     ConsistencyProofError,
     CorruptLedgerError,
@@ -33,10 +31,12 @@ from ledger.errors import (
     ProofError,
     StorageError,
 )
-from ledger.note import NoteSigner
-from ledger.presign import prepare_checkpoint
-from ledger.storage import LedgerStorage, StoredCheckpoint
-from ledger.treecache import TreeCache
+from ledger.format import merkle
+from ledger.format.entry import GENESIS_PREV, EntryDraft, encode_entry
+from ledger.format.note import NoteSigner
+from ledger.store.presign import prepare_checkpoint
+from ledger.store.storage import LedgerStorage, StoredCheckpoint
+from ledger.store.treecache import TreeCache
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,10 +34,17 @@ from typing import Any, NoReturn, TypeVar
 
 from nacl.signing import SigningKey
 
-from crypto.keys import LiaisonPublicKeys
-from crypto.signing import pae
-from ledger.errors import LedgerError, NoteFormatError, SignatureError
-from ledger.note import ALG_ED25519, NoteSigner, NoteVerifier
+from crypto import LiaisonPublicKeys, pae
+from ledger import (
+    ALG_ED25519,
+    LedgerError,
+    NoteFormatError,
+    NoteSigner,
+    NoteVerifier,
+    SignatureError,
+    StrictJSON,
+    canonical_json,
+)
 
 CERTIFICATE_TYPE = "application/vnd.cadena.custody-certificate.v1+json"
 CERTIFICATE_VERSION = 1
@@ -262,7 +268,7 @@ class Certificate:
 
     def sealed_bytes(self) -> bytes:
         """The canonical JSON the seal signs (compact, sorted keys, UTF-8)."""
-        return _canonical(self.to_json())
+        return canonical_json(self.to_json())
 
     @classmethod
     def from_json(cls, obj: Any) -> Certificate:
@@ -334,37 +340,16 @@ class Bundle:
 
     def to_bytes(self) -> bytes:
         """The file: canonical JSON and a final newline."""
-        return _canonical(self.to_json()) + b"\n"
+        return canonical_json(self.to_json()) + b"\n"
 
 
-def _canonical(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            _fail(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_float(text: str) -> NoReturn:
-    _fail(f"non-integer number {text!r}")
+_JSON = StrictJSON(CertificateFormatError, not_json="not a JSON document")
 
 
 def _load(data: bytes) -> Any:
     if len(data) > MAX_BUNDLE_BYTES:
         _fail(f"a certificate of {len(data)} bytes exceeds {MAX_BUNDLE_BYTES}")
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_pairs,
-                          parse_float=_no_float, parse_constant=_no_float)
-    except CertificateFormatError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CertificateFormatError(f"not a JSON document: {exc}") from None
+    return _JSON.load(data)
 
 
 def _seal(obj: Any) -> Seal:

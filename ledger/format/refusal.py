@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ledger.entry import Entry
 from ledger.errors import RefusalDetailError
+from ledger.format.entry import Entry
 
 DETAIL_SALT_BYTES = 32
 """Length of every refusal detail salt, in bytes."""

@@ -4,7 +4,7 @@ A proof request reads O(log n) stored nodes; through a database that costs
 more than everything else a proof does. But a perfect subtree never changes
 once the transaction that wrote it has committed (the ledger is append-only),
 and neither does a committed checkpoint. :class:`TreeCache` keeps both for a
-*prefix* of the tree that its owner (``ledger.sqlstore.SqlStorage``) knows to
+*prefix* of the tree that its owner (``ledger.sql.store.SqlStorage``) knows to
 be committed: it only extends the prefix up to the size of a checkpoint read
 in a transaction that did not write checkpoints itself, and every extension
 must reproduce that checkpoint's signed root before it is published. A
@@ -39,8 +39,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ledger.errors import StorageError
-from ledger.merkle import EMPTY_ROOT, HASH_SIZE, Node
-from ledger.storage import StoredCheckpoint
+from ledger.format.merkle import EMPTY_ROOT, HASH_SIZE, Node
+from ledger.store.storage import StoredCheckpoint
 
 __all__ = ["DEFAULT_MAX_BYTES", "Fetch", "TreeCache"]
 

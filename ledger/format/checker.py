@@ -1,6 +1,6 @@
 """Fast checks of stored entry bytes, for the verifier's pass over a whole ledger.
 
-:func:`ledger.entry.parse_entry` is the definition of a canonical entry, but
+:func:`ledger.format.entry.parse_entry` is the definition of a canonical entry, but
 it decodes and re-encodes JSON: far too slow for a million entries. So
 :meth:`EntryChecker.check_batch` checks a whole batch of entries at once,
 with no Python code per entry: one scan of the batch for escapes and control
@@ -26,8 +26,16 @@ from datetime import date
 from functools import partial
 from operator import itemgetter, methodcaller
 
-from ledger.entry import parse_entry
-from ledger.field import _ACTION, _CLOCK, _DATE, _HEX64, _NAME, MAX_ENTRY_BYTES
+from ledger.format.entry import parse_entry
+from ledger.format.field import (
+    ACTION_PATTERN,
+    CLOCK_PATTERN,
+    DATE_PATTERN,
+    ENTRY_FIELDS,
+    HEX64_PATTERN,
+    MAX_ENTRY_BYTES,
+    NAME_PATTERN,
+)
 
 __all__ = ["EntryChecker", "check_entry"]
 
@@ -48,19 +56,43 @@ def _key(name: bytes) -> bytes:
 
 
 # Up to three detail fields; their key order is checked on the captured keys.
-_DETAILS = (rb'"details":\{' + _key(b"k1") + _VALUE + rb'(?:,' + _key(b"k2") + _VALUE
-            + rb'(?:,' + _key(b"k3") + _VALUE + rb')?)?\},')
-_FAST = re.compile(
-    rb'\{"action":"(?P<action>[^"]++)",'
-    rb'"actor":(?:"system"|\{"key":' + _STR + rb',"liaison":' + _STR + rb'\}),'
-    rb'(?:' + _DETAILS + rb')?'
-    rb'"index":(?P<index>0|[1-9][0-9]{0,17}),'
-    rb'"outcome":"(?:granted|(?P<denied>denied))","prev":"(?P<prev>[^"]{64})",'
-    rb'(?(denied)"reason":' + _STR + rb',)'
-    rb'(?:"signature":"(?P<sig>[^"]++)",)?'
-    rb'"subject":\{"id":' + _STR + rb',"type":' + _STR + rb'\},'
-    rb'"time":"(?P<day>' + _DATE.encode() + rb')' + _CLOCK.encode() + rb'"\}'
-)
+_DETAILS = (rb'\{' + _key(b"k1") + _VALUE + rb'(?:,' + _key(b"k2") + _VALUE
+            + rb'(?:,' + _key(b"k3") + _VALUE + rb')?)?\}')
+# The value of each field of ENTRY_FIELDS in the common shape, keyed by name.
+_VALUES = {
+    "action": rb'"(?P<action>[^"]++)"',
+    "actor": rb'(?:"system"|\{"key":' + _STR + rb',"liaison":' + _STR + rb'\})',
+    "details": _DETAILS,
+    "index": rb'(?P<index>0|[1-9][0-9]{0,17})',
+    "outcome": rb'"(?:granted|(?P<denied>denied))"',
+    "prev": rb'"(?P<prev>[^"]{64})"',
+    "reason": _STR,
+    "signature": rb'"(?P<sig>[^"]++)"',
+    "subject": rb'\{"id":' + _STR + rb',"type":' + _STR + rb'\}',
+    "time": rb'"(?P<day>' + DATE_PATTERN.encode() + rb')' + CLOCK_PATTERN.encode() + rb'"',
+}
+
+
+def _entry_pattern() -> bytes:
+    """The members of :data:`ENTRY_FIELDS` in order, each as its presence says.
+
+    A ``denied`` member (the reason) is a conditional group on the outcome's
+    ``denied`` group, which precedes it in canonical order.
+    """
+    if _VALUES.keys() != {entry_field.name for entry_field in ENTRY_FIELDS}:
+        raise RuntimeError("the checker needs a pattern for every entry field, and no other")
+    members = []
+    for entry_field in ENTRY_FIELDS:
+        member = b'"' + entry_field.name.encode() + b'":' + _VALUES[entry_field.name] + b","
+        if entry_field.presence == "optional":
+            member = b"(?:" + member + b")?"
+        elif entry_field.presence == "denied":
+            member = b"(?(denied)" + member + b")"
+        members.append(member)
+    return rb"\{" + b"".join(members)[:-1] + rb"\}"  # the last field is required
+
+
+_FAST = re.compile(_entry_pattern())
 # By number: looking groups up by name costs more than the regular expression.
 _NAMES = ("index", "prev", "action", "k1", "k2", "k3", "sig", "day")
 _FIELDS = methodcaller("group", *[_FAST.groupindex[name] for name in _NAMES])
@@ -75,9 +107,9 @@ _LINES = re.compile(rb"(?m)^" + _FAST.pattern + rb"$")
 _INDEX, _PREV, _SIG = (itemgetter(_LINES.groupindex[name] - 1) for name in ("index", "prev", "sig"))
 _SHARED = itemgetter(*[_LINES.groupindex[name] - 1 for name in ("action", "k1", "k2", "k3", "day")])
 _FORBIDDEN = bytes(range(0x20)) + b"\\"
-_ACTION_BYTES = re.compile(_ACTION.pattern.encode())
-_NAME_BYTES = re.compile(_NAME.pattern.encode())
-_HEX64_BYTES = re.compile(_HEX64.pattern.encode())
+_ACTION_BYTES = re.compile(ACTION_PATTERN.pattern.encode())
+_NAME_BYTES = re.compile(NAME_PATTERN.pattern.encode())
+_HEX64_BYTES = re.compile(HEX64_PATTERN.pattern.encode())
 _ZEROS = b"0" * 64
 _b64decode = binascii.a2b_base64
 _b64encode = partial(binascii.b2a_base64, newline=False)
@@ -160,7 +192,7 @@ class EntryChecker:
         ``prev`` is only known to be 64 bytes here: the caller must compare it
         with the expected lowercase hex (which makes it valid, and settles it
         being zeros exactly for index 0). With that, an accepted entry is one
-        :func:`~ledger.entry.parse_entry` accepts, with the same index and prev.
+        :func:`~ledger.format.entry.parse_entry` accepts, with the same index and prev.
         """
         if not entries:
             return (), ()

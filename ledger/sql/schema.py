@@ -45,7 +45,7 @@ from sqlalchemy import (
     text,
 )
 
-from ledger.merkle import HASH_SIZE, Node
+from ledger.format.merkle import HASH_SIZE, Node
 
 __all__ = ["HEAD_ID", "LedgerTables", "define_ledger_tables", "last_leaf"]
 

@@ -7,7 +7,7 @@ lies inside one chunk, and for ``start < c <= stop`` the subtrees covering
 ``[0, c)`` are those covering ``[0, start)`` (level ``>= bits``, built from
 the chunk roots before it) followed by those covering ``[start, c)`` (inside
 the chunk). So a chunk's summary carries what the whole-ledger checks need
-from it (:mod:`ledger.parallel` does those): the first entry's ``prev`` and
+from it (:mod:`ledger.verify.parallel` does those): the first entry's ``prev`` and
 the last leaf hash (links between chunks), the covers at each checkpoint size
 inside it, and the stored hashes that follow its own nodes in storage order
 (those of level ``> bits`` ending at its last leaf, which only the chunk roots
@@ -15,7 +15,7 @@ give). Like the exact pass, it compares stored hashes in storage order, never
 keys: equal hash sequences mean equal nodes (hashes are preimage resistant).
 
 :func:`check_chunk` answers only "clean" (a summary) or "not clean" (``None``):
-it never classifies a fault, the exact pass (:mod:`ledger.walk`) does.
+it never classifies a fault, the exact pass (:mod:`ledger.verify.walk`) does.
 Hashing is done level by level with C-level maps; no Python code runs per entry.
 """
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from operator import add
 
-from ledger.checker import EntryChecker
 from ledger.errors import EntryFormatError
-from ledger.storage import LedgerReader
+from ledger.format.checker import EntryChecker
+from ledger.store.storage import LedgerReader
 
 __all__ = ["ChunkSummary", "ChunkTask", "ReaderOpener", "check_chunk", "check_chunks", "cover",
            "levels"]

@@ -1,6 +1,6 @@
 """The exact pass: one streaming walk over a whole stored ledger, naming the first fault.
 
-See :mod:`ledger.verifier` for what it checks and how each fault is classified.
+See :mod:`ledger.verify.verifier` for what it checks and how each fault is classified.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import itertools
 from binascii import hexlify
 from collections.abc import Iterator
 
-from ledger import merkle
-from ledger.checker import EntryChecker
 from ledger.errors import EntryFormatError, NoteFormatError, SignatureError, StorageError
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.report import Fault, Finding, LedgerReport
-from ledger.storage import LedgerReader, StoredCheckpoint
-from ledger.storecheck import check_storage
+from ledger.format import merkle
+from ledger.format.checker import EntryChecker
+from ledger.format.note import NoteVerifier, open_checkpoint
+from ledger.store.storage import LedgerReader, StoredCheckpoint
+from ledger.verify.report import Fault, Finding, LedgerReport
+from ledger.verify.storecheck import check_storage
 
 __all__ = ["BATCH", "fold", "walk_ledger"]
 

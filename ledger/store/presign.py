@@ -20,13 +20,13 @@ from binascii import hexlify
 from collections.abc import Iterator
 from itertools import islice
 
-from ledger import merkle
-from ledger.checker import EntryChecker
-from ledger.entry import GENESIS_PREV
 from ledger.errors import CorruptLedgerError, EntryFormatError
-from ledger.note import Checkpoint, NoteSigner, sign_checkpoint
-from ledger.proof import verify_consistency
-from ledger.storage import LedgerReader, StoredCheckpoint
+from ledger.format import merkle
+from ledger.format.checker import EntryChecker
+from ledger.format.entry import GENESIS_PREV
+from ledger.format.note import Checkpoint, NoteSigner, sign_checkpoint
+from ledger.format.proof import verify_consistency
+from ledger.store.storage import LedgerReader, StoredCheckpoint
 
 _BATCH = 10_000
 

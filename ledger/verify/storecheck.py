@@ -1,6 +1,6 @@
 """What the entries alone do not prove: the head, the stored leaf hashes, the checkpoint numbers.
 
-The passes of :mod:`ledger.verifier` recompute everything from the entries;
+The passes of :mod:`ledger.verify.verifier` recompute everything from the entries;
 three things the storage keeps beside them are checked here, once those
 passes found the entries, nodes and checkpoints clean:
 
@@ -24,8 +24,8 @@ import hashlib
 import itertools
 from collections.abc import Iterable
 
-from ledger.report import Fault, Finding
-from ledger.storage import Head, LedgerReader, StoredCheckpoint
+from ledger.store.storage import Head, LedgerReader, StoredCheckpoint
+from ledger.verify.report import Fault, Finding
 
 __all__ = ["check_head", "check_leaf_hashes", "check_storage"]
 

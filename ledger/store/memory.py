@@ -1,4 +1,4 @@
-"""An in-memory :class:`~ledger.storage.LedgerStorage`, for tests and offline tools.
+"""An in-memory :class:`~ledger.store.storage.LedgerStorage`, for tests and offline tools.
 
 It behaves like the SQL adapter seen from one transaction: :meth:`begin`
 snapshots the state, :meth:`rollback` restores it, :meth:`commit` drops the
@@ -11,7 +11,7 @@ are plain lists and dicts so that tests can tamper with them directly:
 - ``checkpoint_seq``: the latest checkpoint's number, as the head keeps it.
 
 The head's size and last leaf hash are derived from the entries and nodes:
-there is no separate head to corrupt here (``ledger.sqlstore`` has one).
+there is no separate head to corrupt here (``ledger.sql.store`` has one).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 
 from ledger.errors import ConflictError, StorageError
-from ledger.merkle import Node
-from ledger.storage import Head, StoredCheckpoint
-from ledger.treecache import TreeCache
+from ledger.format.merkle import Node
+from ledger.store.storage import Head, StoredCheckpoint
+from ledger.store.treecache import TreeCache
 
 
 def _size(checkpoint: StoredCheckpoint) -> int:

@@ -2,7 +2,7 @@
 
 The ledger's hot paths (appending batches, streaming a million rows to the
 verifier, two small queries per proof) cost more in SQLAlchemy's execution
-and result layers than in the database. So :mod:`ledger.sqlstore` builds its
+and result layers than in the database. So :mod:`ledger.sql.store` builds its
 statements with SQLAlchemy once, compiles them once per dialect here, and
 runs them on the DB-API cursor of the session's own connection (inside the
 session's transaction, always with bound parameters: no SQL is built from

@@ -1,12 +1,12 @@
 """The chunked pass: a whole ledger checked in aligned chunks, in this process or in several.
 
 It only ever answers "clean" (a report) or "not known clean" (``None``); on
-any anomaly :func:`ledger.verifier.verify_ledger` runs the exact pass
-(:mod:`ledger.walk`), which names the first bad index and the fault kind. So
+any anomaly :func:`ledger.verify.verifier.verify_ledger` runs the exact pass
+(:mod:`ledger.verify.walk`), which names the first bad index and the fault kind. So
 fault classification is the exact pass's alone, and this pass must accept
 nothing the exact pass would refuse.
 
-The work splits as :mod:`ledger.chunk` describes. Chunks check their entries
+The work splits as :mod:`ledger.verify.chunk` describes. Chunks check their entries
 (canonical, index, ``prev`` within the chunk) and every stored node of level
 ``<= bits`` ending in them. This process reads the size and the checkpoints
 (one snapshot, which bounds the chunks: rows appended later lie beyond them
@@ -16,7 +16,7 @@ chunk roots, compared in storage order as the exact pass compares them), every
 checkpoint's root (its cover: the subtrees before its chunk, then those
 inside), and what the exact pass checks after the last entry: no checkpoint
 beyond the entries, no stored node outside ``[0, size)``; and what
-:mod:`ledger.storecheck` checks (each chunk compares its entries' stored leaf
+:mod:`ledger.verify.storecheck` checks (each chunk compares its entries' stored leaf
 hashes; the head and the checkpoint numbers are checked here).
 
 Workers are forked processes, each reading through its own reader from a
@@ -32,7 +32,10 @@ from binascii import hexlify
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
-from ledger.chunk import (
+from ledger.errors import NoteFormatError, SignatureError
+from ledger.format.note import NoteVerifier, open_checkpoint
+from ledger.store.storage import LedgerReader, StoredCheckpoint
+from ledger.verify.chunk import (
     ChunkSummary,
     ChunkTask,
     ReaderOpener,
@@ -40,13 +43,10 @@ from ledger.chunk import (
     check_chunks_in,
     levels,
 )
-from ledger.chunk import cover as subtree_cover
-from ledger.errors import NoteFormatError, SignatureError
-from ledger.note import NoteVerifier, open_checkpoint
-from ledger.report import LedgerReport
-from ledger.storage import LedgerReader, StoredCheckpoint
-from ledger.storecheck import check_head
-from ledger.walk import fold
+from ledger.verify.chunk import cover as subtree_cover
+from ledger.verify.report import LedgerReport
+from ledger.verify.storecheck import check_head
+from ledger.verify.walk import fold
 
 __all__ = ["CHUNK_BITS", "chunked_report", "plan"]
 

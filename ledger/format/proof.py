@@ -23,8 +23,8 @@ from ledger.errors import (
     NoteFormatError,
     RootMismatchError,
 )
-from ledger.merkle import HASH_SIZE, leaf_hash, node_hash
-from ledger.note import Checkpoint, NoteVerifier, b64decode, open_checkpoint
+from ledger.format.merkle import HASH_SIZE, leaf_hash, node_hash
+from ledger.format.note import Checkpoint, NoteVerifier, b64decode, open_checkpoint
 
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 

@@ -11,12 +11,12 @@ proof is needed between them.
 
 It runs two passes, the second only if the first does not find the ledger clean:
 
-1. The chunked pass (:mod:`ledger.parallel`): aligned chunks of ``2**10``
+1. The chunked pass (:mod:`ledger.verify.parallel`): aligned chunks of ``2**10``
    leaves checked with C-level maps, in this process or, given a reader
    opener and ``workers > 1``, in that many worker processes (from
    :data:`PARALLEL_FROM` entries on: below that, starting processes costs
    more than it saves). It only ever answers "clean".
-2. The exact pass (:mod:`ledger.walk`): one streaming walk in storage order,
+2. The exact pass (:mod:`ledger.verify.walk`): one streaming walk in storage order,
    keeping the tree's right frontier (O(log n)) and a batch of entries. It
    stops at the first fault and only then reads a little more (the next
    entry, a few nodes by key) to say what went wrong:
@@ -51,7 +51,7 @@ It runs two passes, the second only if the first does not find the ledger clean:
 ``TRUNCATED``        a validly signed checkpoint is larger than the number
                      of entries; ``first_bad_index`` is the first missing index.
 
-Once both the entries and the tree are clean, :mod:`ledger.storecheck` checks
+Once both the entries and the tree are clean, :mod:`ledger.verify.storecheck` checks
 what the storage keeps beside them: ``BAD_LEAF_HASH`` (a stored leaf hash
 column), ``BAD_HEAD`` (the head's size, last leaf hash or latest checkpoint
 number) and ``MISSING_CHECKPOINT`` (a gap in the checkpoint numbers).
@@ -60,13 +60,13 @@ number) and ``MISSING_CHECKPOINT`` (a gap in the checkpoint numbers).
 
 from __future__ import annotations
 
-from ledger.chunk import ReaderOpener
 from ledger.errors import VerificationError
-from ledger.note import NoteVerifier
-from ledger.parallel import CHUNK_BITS, chunked_report
-from ledger.report import Fault, LedgerReport
-from ledger.storage import LedgerReader
-from ledger.walk import walk_ledger
+from ledger.format.note import NoteVerifier
+from ledger.store.storage import LedgerReader
+from ledger.verify.chunk import ReaderOpener
+from ledger.verify.parallel import CHUNK_BITS, chunked_report
+from ledger.verify.report import Fault, LedgerReport
+from ledger.verify.walk import walk_ledger
 
 __all__ = ["PARALLEL_FROM", "Fault", "LedgerReport", "ReaderOpener", "check_ledger",
            "verify_ledger"]

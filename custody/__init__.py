@@ -1,19 +1,19 @@
 """Custody certificates: the bundle format, the tlog-policy and the custody narrative.
 
 Pure code shared by the server that issues certificates (``app.certificates``)
-and the offline verifier (``client.certificate``). This is the one part of
-``ledger`` that reads ``crypto`` (packet headers, key sets, DSSE PAE): a
-certificate joins the packet's signed objects to its ledger entries.
-``crypto`` never imports ``ledger``.
+and the offline verifier (``client.certificate``). A certificate joins the
+packet's signed objects (``crypto``: headers, key sets, DSSE PAE) to its
+ledger entries (``ledger``), so this core reads both; neither reads it, and
+``ledger`` does not read ``crypto``.
 
-- :mod:`ledger.certificate.bundle`: :class:`Bundle`, :class:`Certificate`,
+- :mod:`custody.bundle`: :class:`Bundle`, :class:`Certificate`,
   strict :func:`parse_bundle`, :func:`seal_certificate`, :func:`verify_seal`;
-- :mod:`ledger.certificate.policy`: C2SP tlog-policy (:func:`parse_policy`,
+- :mod:`custody.policy`: C2SP tlog-policy (:func:`parse_policy`,
   :func:`make_policy`, :func:`cosigners`);
-- :mod:`ledger.certificate.custody`: :func:`custody_steps`.
+- :mod:`custody.steps`: :func:`custody_steps`.
 """
 
-from ledger.certificate.bundle import (
+from custody.bundle import (
     CERTIFICATE_TYPE,
     Bundle,
     Certificate,
@@ -32,8 +32,8 @@ from ledger.certificate.bundle import (
     seal_verifier_key,
     verify_seal,
 )
-from ledger.certificate.custody import CENTRE, ISSUE_ACTION, PERMISSION_ACTION, custody_steps
-from ledger.certificate.policy import Policy, PolicyError, cosigners, make_policy, parse_policy
+from custody.policy import Policy, PolicyError, cosigners, make_policy, parse_policy
+from custody.steps import CENTRE, ISSUE_ACTION, PERMISSION_ACTION, custody_steps
 
 __all__ = [
     "CENTRE",
