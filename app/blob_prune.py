@@ -38,9 +38,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import draft, now, record_many, storage_for
 from app.blobs import SHA256_PATTERN, BlobStore
-from app.db import transaction
+from app.ledger.engine import transaction
+from app.ledger.recording import draft, now, record_many, storage_for
 from app.models.packet import PacketStream
 
 PRUNED_SUFFIX = ".pruned"

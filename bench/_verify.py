@@ -33,8 +33,8 @@ from pathlib import Path
 from nacl.signing import SigningKey
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory
-from app.ledger_reader import LedgerReaderOpener
+from app.ledger.engine import make_engine, make_session_factory
+from app.ledger.reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
 from ledger.note import NoteSigner, NoteVerifier
 from ledger.sqlstore import SqlStorage

@@ -1,7 +1,7 @@
 """Ledger benchmark: append throughput, proof latency, full verification, vs pymerkle 7.
 
 Not a test. Builds one SQLite ledger (a file in a temporary directory, with
-the production settings of ``app/db.py``: WAL, ``synchronous=FULL``, and the
+the production settings of ``app/ledger/engine.py``: WAL, ``synchronous=FULL``, and the
 engine's default connection pool, as ``app/main.py`` uses it) and grows it
 through each size in ``--sizes``, appending committed batches of 1,000
 realistic entries (~400 bytes, built by ``ledger.entry``) and signing a
@@ -61,7 +61,7 @@ import pymerkle
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory, transaction, tree_cache_of
+from app.ledger.engine import make_engine, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
 from bench._verify import cpu_count, run_verify_subprocess, verify_in_this_process

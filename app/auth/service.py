@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.audit import NoClearance, Unauthenticated, deny, draft, now, record
+from app.ledger.recording import NoClearance, Unauthenticated, deny, draft, now, record
+from app.ledger.refusal import Reason
 from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus
-from app.refusal import Reason
 from crypto.encoding import b64encode, canonical_json
 from crypto.errors import CryptoError
 from crypto.signing import AUTH_CHALLENGE_TYPE, verify_signature

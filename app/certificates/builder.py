@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session
 
-from app.audit import ledger_for
 from app.certificates import repository as repo
 from app.certificates.errors import CertificatesUnavailable
+from app.ledger.recording import ledger_for
 from app.models.certificate import CustodyCertificate
 from app.packets import repository as packets
 from app.witnesses import repository as witnesses

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.db import insert_at_commit
+from app.ledger.engine import insert_at_commit
 from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
 from app.models.identity import Liaison, LiaisonKey
 from app.models.ledger import LEDGER_TABLES
@@ -31,7 +31,7 @@ def note_subject(session: Session, entry: EntryDraft, index: int) -> None:
     if kind in INDEXED_SUBJECTS and ident and len(ident) <= MAX_SUBJECT_ID:
         # A plain insert, not the unit of work: this runs for nearly every request
         # and nothing reads the row back in it. At commit: the ledger head is
-        # locked from the append until then (``app.db.insert_at_commit``).
+        # locked from the append until then (``app.ledger.engine.insert_at_commit``).
         insert_at_commit(session, _INSERT_SUBJECT, [{
             "subject_type": kind, "subject_id": ident, "ledger_index": index,
             "action": entry.action}])

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, ledger_for, record
 from app.auth.service import Principal
 from app.certificates.repository import raw_entries
 from app.directory import repository as repo
+from app.ledger.recording import draft, ledger_for, record
 from app.ledger_api.service import NoCheckpoint
 from app.models.identity import LiaisonKey
 from ledger.entry import parse_entry

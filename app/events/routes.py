@@ -20,12 +20,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, draft, record
 from app.auth.dependencies import PrincipalDep, bearer_of
 from app.auth.service import authenticate
-from app.db import transaction
-from app.deps import SessionDep, UnitOfWorkRoute
 from app.events.service import pending
+from app.ledger.engine import transaction
+from app.ledger.recording import AccessDenied, draft, record
+from app.ledger.route import SessionDep, UnitOfWorkRoute
 from app.models.event import Event
 
 router = APIRouter(tags=["events"], route_class=UnitOfWorkRoute)

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.admission import Admission
 from app.auth.dependencies import PrincipalDep
-from app.db import transaction
-from app.deps import SessionDep, UnitOfWorkRoute
 from app.errors import Unavailable
+from app.ledger.engine import transaction
+from app.ledger.route import SessionDep, UnitOfWorkRoute
 from app.ledger_api import service
 from app.ledger_api.schemas import (
     CheckpointItem,

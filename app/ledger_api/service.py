@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny, draft, ledger_for, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
+from app.ledger.recording import AccessDenied, deny, draft, ledger_for, record
+from app.ledger.refusal import Reason
 from app.ledger_api import repository
 from app.ledger_api.repository import SignedCheckpoint
 from app.models.identity import Role
 from app.models.refusal import RefusalDetail
-from app.refusal import Reason
 from ledger.errors import ProofError
 from ledger.storage import StoredCheckpoint
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny, draft, now, record
 from app.auth.service import Principal
+from app.ledger.recording import AccessDenied, deny, draft, now, record
+from app.ledger.refusal import Reason
 from app.liaisons import repository as repo
 from app.models.rotation import KeyRotationChallenge
-from app.refusal import Reason
 from crypto.encoding import b64decode, b64encode
 from crypto.errors import (
     BadKeyProof,

@@ -22,10 +22,11 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
-from app.audit import deny, draft, now, record
 from app.auth.service import Principal
 from app.errors import NotFound
 from app.events.service import notify
+from app.ledger.recording import deny, draft, now, record
+from app.ledger.refusal import Reason
 from app.liaisons import repository as liaisons
 from app.models.packet import (
     KeyOrigin,
@@ -46,7 +47,6 @@ from app.packets.errors import (
     SignatureRefused,
 )
 from app.packets.submission import parse_time
-from app.refusal import Reason
 from crypto.errors import BadSignature, CryptoError
 from crypto.keys import LiaisonPublicKeys
 from crypto.receipt import verify_receipt

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, ledger_for, now, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
+from app.ledger.recording import draft, ledger_for, now, record
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public

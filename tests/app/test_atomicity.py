@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from app.db import AT_COMMIT, make_engine
+from app.ledger.engine import AT_COMMIT, make_engine
 from app.models.packet import Packet, PacketKey
 from app.packets import submission
 from tests.app.conftest import World
@@ -68,7 +68,7 @@ def test_failure_at_commit_leaves_neither_packet_nor_entry(
             raise RuntimeError("power cut before commit")
 
     # First of the session's before-commit hooks: the packet's rows are still queued,
-    # to be sent with COMMIT (``app.db.insert_at_commit``); the entry is appended.
+    # to be sent with COMMIT (``app.ledger.engine.insert_at_commit``); the entry is appended.
     event.listen(Session, "before_commit", fail_once, insert=True)
     try:
         before, after = _submit_failing(world, lenient)

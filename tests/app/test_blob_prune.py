@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from app import audit, blob_prune
+from app import blob_prune
 from app.blob_prune import PRUNED_SUFFIX, UPLOAD_PREFIX, prune
 from app.blobs import BlobStore, get_blob_store
 from app.cli import cli
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import load_note_verifier
+from app.ledger import recording as audit
+from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.key import load_note_verifier
 from app.models.ledger import LEDGER_TABLES
 from ledger.sqlstore import SqlStorage
 from ledger.verifier import verify_ledger

@@ -1,4 +1,4 @@
-"""Rows queued for the commit (``app.db.insert_at_commit``): committed with it or not at all.
+"""Rows queued for the commit (``app.ledger.engine.insert_at_commit``): committed with it or not.
 
 On PostgreSQL they travel with ``COMMIT`` in one round trip; on SQLite they
 are inserted just before it. Either way a rollback drops them, an ORM query
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app.db import insert_at_commit, make_engine, make_session_factory
+from app.ledger.engine import insert_at_commit, make_engine, make_session_factory
 from app.models.certificate import LedgerSubject
 
 _COLUMNS = ("subject_type", "subject_id", "ledger_index", "action")

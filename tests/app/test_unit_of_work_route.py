@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app.deps import SETTLED, UnitOfWorkRoute, _in_one_thread
+from app.ledger.route import SETTLED, UnitOfWorkRoute, _in_one_thread
 
 
 class Recorder:

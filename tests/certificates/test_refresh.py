@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import transaction
+from app.ledger.engine import transaction
 from app.witnesses import repository as witnesses
 from app.witnesses.service import keep_cosignature
 from client.certificate.refresh import certificate_size, refresh_bundle

@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from app.checkpointer import sign_once
-from app.ledger_key import load_note_signer
+from app.ledger.checkpointer import sign_once
+from app.ledger.key import load_note_signer
 from client.cli import app
 from client.cli_common import CliDeps
 from client.sdk import Client

@@ -1,6 +1,6 @@
 """Key transparency with a real witness (client.witness over loopback HTTP, C2SP tlog-witness).
 
-The server's own collector (``app.witnessing``) submits each checkpoint to
+The server's own collector (``app.witnesses.witnessing``) submits each checkpoint to
 the witness, which checks consistency with what it saw and cosigns; the
 client trusts the ledger key and that witness, quorum 1.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory
-from app.witnessing import Witnessing
+from app.ledger.engine import make_engine, make_session_factory
+from app.witnesses.witnessing import Witnessing
 from client.keychain import KeyNotProven
 from client.transfer import recipient_keys
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints

@@ -18,7 +18,7 @@ import pytest
 from nacl.signing import SigningKey
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine, make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
 from ledger import merkle
 from ledger.entry import Actor, EntryDraft, parse_entry

@@ -26,8 +26,8 @@ from nacl.signing import SigningKey
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_reader import LedgerReaderOpener
+from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.reader import LedgerReaderOpener
 from app.models.ledger import LEDGER_TABLES
 from ledger.entry import GENESIS_PREV, Actor, EntryDraft, encode_entry, parse_entry
 from ledger.errors import EntryFormatError

@@ -15,8 +15,8 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import (
+from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.key import (
     LedgerKeyError,
     create_signing_key,
     load_note_verifier,

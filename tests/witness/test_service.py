@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.db import make_engine, make_session_factory
+from app.ledger.engine import make_engine, make_session_factory
 from app.witnesses.service import pending
-from app.witnessing import Witnessing
+from app.witnesses.witnessing import Witnessing
 from client.witness.server import create_app
 from client.witness.store import WitnessStore
 from client.witness.witness import Witness

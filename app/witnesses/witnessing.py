@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import transaction
+from app.ledger.engine import transaction
 from app.witnesses import service
 from app.witnesses.service import Submission
 from ledger.errors import LedgerError

@@ -39,8 +39,8 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import draft, record_many
-from app.db import transaction
+from app.ledger.engine import transaction
+from app.ledger.recording import draft, record_many
 from ledger.entry import EntryDraft
 
 log = structlog.get_logger()

@@ -9,7 +9,7 @@ dependencies (authentication: :class:`Deferred`), the endpoint, and the end of
 the transaction: commit before the response is built (a 2xx means durable),
 or roll back; a refusal (``AccessDenied``) is then recorded, on the same
 session, in a transaction of its own (or counted into the ledger's refusal
-summary, ``app.refusals``). Coroutine endpoints (uploads, which stream on
+summary, ``app.ledger.summaries``). Coroutine endpoints (uploads, which stream on
 the event loop) resolve their deferred dependencies in one thread that ends
 its transaction before the endpoint runs; :func:`get_session` ends theirs.
 """
@@ -33,9 +33,9 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.errors import CadenaError, RuleRefused, Unavailable
-from app.refusals import RefusalSummaries
+from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
+from app.ledger.summaries import RefusalSummaries
 from app.settings import Settings
 from ledger.entry import EntryDraft
 from ledger.errors import CorruptLedgerError
@@ -103,7 +103,7 @@ def _context(session: Session) -> RequestContext | None:
 
 
 def _counted(session: Session, exc: AccessDenied) -> bool:
-    """Count ``exc`` into the refusal summary instead of logging it alone (app.refusals)."""
+    """Count ``exc`` into the refusal summary instead of logging it alone (app.ledger.summaries)."""
     context = _context(session)
     if context is None or context.summaries is None:
         return False

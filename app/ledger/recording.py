@@ -3,10 +3,10 @@
 Every access (granted or denied) appends exactly one ledger entry in the same
 database transaction as the action it records (DESIGN.md invariant 2). A
 refused request rolls its transaction back, and the refusal is then recorded
-on its own in a fresh transaction (see ``app.deps.get_session``), so a denial
+on its own in a fresh transaction (see ``app.ledger.route.get_session``), so a denial
 is logged while nothing of the refused action remains.
 
-A refusal's entry says why in a reason code (``app.refusal.Reason``); facts
+A refusal's entry says why in a reason code (``app.ledger.refusal.Reason``); facts
 about third parties go to an auditor-only record bound to the entry by a
 salted digest (:func:`record_refusal`).
 """
@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Session
 
 from app.certificates.repository import note_subject
-from app.db import tree_cache_of
 from app.errors import CadenaError
+from app.ledger.engine import tree_cache_of
+from app.ledger.refusal import PrivateDetail, public_reason
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
-from app.refusal import PrivateDetail, public_reason
 from ledger.entry import Actor, EntryDraft
 from ledger.log import AppendedEntry, Ledger
 from ledger.refusal import DIGEST_FIELD
@@ -90,7 +90,7 @@ class AccessDenied(CadenaError):
 
     ``entry.reason`` is the reason code, shown in the problem body as the
     extension ``reason`` (merged where the status hides a difference:
-    ``app.refusal.public_reason``). ``private``, when given, is the detail
+    ``app.ledger.refusal.public_reason``). ``private``, when given, is the detail
     kept for auditors, whose digest ``entry.details`` carries.
     """
 
@@ -137,7 +137,7 @@ def deny(
 ) -> AccessDenied:
     """Build a refusal of ``action`` on ``subject`` with its ledger entry.
 
-    ``reason`` is an ``app.refusal.Reason`` code; ``detail`` the problem's
+    ``reason`` is an ``app.ledger.refusal.Reason`` code; ``detail`` the problem's
     text for the caller, naming no third party's level or status. ``private``
     is what an auditor needs beyond the code (the recipient, their level...):
     it is kept out of the entry, which carries its salted digest instead.

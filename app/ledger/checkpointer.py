@@ -15,8 +15,8 @@ import threading
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import storage_for
-from app.db import transaction
+from app.ledger.engine import transaction
+from app.ledger.recording import storage_for
 from ledger.errors import ConflictError, CorruptLedgerError
 from ledger.note import NoteSigner
 from ledger.presign import prepare_checkpoint
