@@ -47,7 +47,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
-from app.ledger.summaries import RefusalSummaries
+from app.ledger import RefusalSummaries
 from app.settings import Settings
 
 UNBOUNDED_PATHS = frozenset({"/healthz", "/v1/ledger/checkpoint", "/v1/ledger/key"})

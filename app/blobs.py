@@ -36,8 +36,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from app.datadir import make_private_dir
+from app.deps import SettingsDep
 from app.errors import CadenaError
-from app.ledger.route import SettingsDep
 from crypto.outfile import WritebackPacer
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"

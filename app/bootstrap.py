@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.clearances import service as clearances
 from app.errors import CadenaError
-from app.ledger.key import create_signing_key
-from app.ledger.recording import draft, now, record
+from app.ledger import create_signing_key, draft, now, record
 from app.liaisons import service as liaisons
 from app.models.identity import Level, Liaison, Role, State, StateStatus
 from app.text import check_display_text

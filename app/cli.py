@@ -127,7 +127,7 @@ def bootstrap(
     from app.bootstrap import Coordinator
     from app.bootstrap import bootstrap as run_bootstrap
     from app.errors import CadenaError
-    from app.ledger.engine import make_engine, make_session_factory, transaction
+    from app.ledger import make_engine, make_session_factory, transaction
     from app.migrate import upgrade_to_head
     from app.settings import get_settings
     from crypto.encoding import b64decode
@@ -172,7 +172,7 @@ cli.add_typer(ledger_cli, name="ledger")
 def _ledger_engine(settings: Settings) -> Engine:
     from sqlalchemy.pool import NullPool
 
-    from app.ledger.engine import make_engine
+    from app.ledger import make_engine
 
     url = settings.resolved_database_url()
     if url.startswith("sqlite"):
@@ -182,7 +182,7 @@ def _ledger_engine(settings: Settings) -> Engine:
 
 
 def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
-    from app.ledger.key import LedgerKeyError, load_note_verifier
+    from app.ledger import LedgerKeyError, load_note_verifier
     from ledger.errors import NoteFormatError
     from ledger.note import NoteVerifier
 
@@ -213,8 +213,7 @@ def ledger_verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
-    from app.ledger.engine import make_session_factory, transaction
-    from app.ledger.reader import LedgerReaderOpener
+    from app.ledger import LedgerReaderOpener, make_session_factory, transaction
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
     from ledger.sqlstore import SqlStorage
@@ -256,8 +255,7 @@ def _print_report(report: LedgerReport, as_json: bool) -> None:
 @ledger_cli.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Sign a checkpoint of the current tree now, if it grew since the latest one."""
-    from app.ledger.engine import make_session_factory, transaction
-    from app.ledger.key import LedgerKeyError, load_note_signer
+    from app.ledger import LedgerKeyError, load_note_signer, make_session_factory, transaction
     from app.models.ledger import LEDGER_TABLES
     from app.settings import get_settings
     from ledger.log import Ledger
@@ -302,7 +300,7 @@ def blobs_prune(
 
     from app.blob_prune import prune
     from app.blobs import get_blob_store
-    from app.ledger.engine import make_engine, make_session_factory
+    from app.ledger import make_engine, make_session_factory
     from app.settings import get_settings
 
     settings = get_settings()

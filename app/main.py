@@ -24,10 +24,15 @@ from app.clearances.routes import router as clearances_router
 from app.directory.routes import router as directory_router
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
 from app.events.routes import router as events_router
-from app.ledger.checkpointer import Checkpointer
-from app.ledger.engine import make_engine, make_session_factory
-from app.ledger.key import LedgerKeyError, load_note_signer
-from app.ledger.summaries import RefusalSummaries, SummaryWriter
+from app.ledger import (
+    Checkpointer,
+    LedgerKeyError,
+    RefusalSummaries,
+    SummaryWriter,
+    load_note_signer,
+    make_engine,
+    make_session_factory,
+)
 from app.ledger_api.routes import read_public_checkpoint
 from app.ledger_api.routes import router as ledger_router
 from app.liaisons.routes import router as liaisons_router

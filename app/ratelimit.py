@@ -25,8 +25,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.ledger.recording import AccessDenied, draft
-from app.ledger.refusal import Reason
+from app.ledger import AccessDenied, Reason, draft
 from ledger.entry import Actor
 
 MAX_KEYS = 10_000  # least recently used buckets are forgotten beyond this (a forgotten one is full)

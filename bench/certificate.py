@@ -51,8 +51,9 @@ from sqlalchemy.pool import NullPool
 
 from app.bootstrap import Coordinator, bootstrap
 from app.ledger.checkpointer import sign_once
-from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine
 from app.ledger.key import load_note_signer
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.models.certificate import LedgerSubject

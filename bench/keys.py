@@ -49,8 +49,9 @@ from nacl.signing import SigningKey
 
 from app.auth.service import Principal
 from app.directory import service as directory
-from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine
 from app.ledger.recording import ledger_for, record_many
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.liaisons.rotation import entry_details
 from app.liaisons.service import enrolment_details
 from app.migrate import upgrade_to_head

@@ -19,9 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal, authenticate
-from app.ledger.recording import AccessDenied, deny
-from app.ledger.refusal import Reason
-from app.ledger.route import CALLER
+from app.ledger import AccessDenied, Reason, deny, unit_of_work
 from app.models.identity import Role
 
 if TYPE_CHECKING:
@@ -52,7 +50,7 @@ class Credentials:
     def resolve(self, session: Session) -> Principal:
         """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
         principal = authenticate(session, self.bearer, self.action)
-        session.info[CALLER] = (principal.actor, self.action)  # for refusals by the rules
+        unit_of_work(session).caller = (principal.actor, self.action)  # for refusals by rules
         structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
         if self.admission is not None and self.bearer and principal.expires_at is not None:
             self.admission.remember(self.bearer, principal.liaison_id, principal.expires_at)

@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.ledger.recording import NoClearance, Unauthenticated, deny, draft, now, record
-from app.ledger.refusal import Reason
+from app.ledger import NoClearance, Reason, Unauthenticated, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.errors import CadenaError, RuleRefused
-from app.ledger.recording import AccessDenied
+from app.ledger import AccessDenied
 
 
 class JudicialPermissionRequired(AccessDenied):

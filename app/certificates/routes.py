@@ -29,8 +29,8 @@ from app.certificates.schemas import (
     RefreshRead,
 )
 from app.certificates.seal import load_seal_key, published_key
-from app.ledger.key import LedgerKeyError, load_note_signer
-from app.ledger.route import SessionDep, SettingsDep, UnitOfWorkRoute
+from app.deps import SettingsDep
+from app.ledger import LedgerKeyError, SessionDep, UnitOfWorkRoute, load_note_signer
 from app.packets.present import PacketId, ledger_ref
 from app.settings import Settings
 from ledger.certificate import CERTIFICATE_TYPE

@@ -25,8 +25,7 @@ from app.auth.service import Principal
 from app.certificates import builder
 from app.certificates import repository as repo
 from app.certificates.service import certificate_access
-from app.ledger.recording import Hidden, deny, draft, ledger_for, now, record
-from app.ledger.refusal import Reason
+from app.ledger import Hidden, Reason, deny, draft, ledger_for, now, record
 from app.models.certificate import CustodyCertificate
 from app.packets.access import packet_subject
 from app.witnesses import repository as witnesses

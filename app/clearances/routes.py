@@ -13,9 +13,7 @@ from app.clearances.schemas import (
     ClearanceRevoke,
     level_name,
 )
-from app.ledger.recording import AccessDenied, deny, now
-from app.ledger.refusal import Reason
-from app.ledger.route import SessionDep, UnitOfWorkRoute
+from app.ledger import AccessDenied, Reason, SessionDep, UnitOfWorkRoute, deny, now
 from app.models.identity import Clearance, Level, Role
 
 router = APIRouter(prefix="/v1/clearances", tags=["clearances"], route_class=UnitOfWorkRoute)

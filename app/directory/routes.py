@@ -11,7 +11,7 @@ from app.auth.dependencies import PrincipalDep
 from app.auth.schemas import ID_PATTERN
 from app.directory import service
 from app.directory.schemas import DirectoryEntryRead, DirectoryRead
-from app.ledger.route import SessionDep, UnitOfWorkRoute
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.ledger_api.routes import MAX_INDEX
 from app.liaisons.routes import key_read
 

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from app.certificates.repository import note_subject
 from app.errors import CadenaError
-from app.ledger.engine import tree_cache_of
 from app.ledger.refusal import PrivateDetail, public_reason
+from app.ledger.subjects import note_subject
+from app.ledger.unit_of_work import tree_cache_of
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
 from ledger.entry import Actor, EntryDraft

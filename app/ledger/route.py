@@ -21,7 +21,6 @@ import inspect
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import anyio
@@ -35,8 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
-from app.ledger.summaries import RefusalSummaries
-from app.settings import Settings
+from app.ledger.unit_of_work import RequestContext, UnitOfWork, unit_of_work
 from ledger.entry import EntryDraft
 from ledger.errors import CorruptLedgerError
 
@@ -55,8 +53,8 @@ class UnstorableValue(CadenaError):
     status, code, title = 422, "invalid-request", "Invalid request"
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = request.app.state.sessions
+def _sessions(request: Request) -> sessionmaker[UnitOfWork]:
+    factory: sessionmaker[UnitOfWork] = request.app.state.sessions
     return factory
 
 
@@ -75,7 +73,7 @@ def _database_down() -> tuple[type[BaseException], ...]:
     return (*_DATABASE_DOWN, psycopg.OperationalError, psycopg.InterfaceError)
 
 
-def _rollback(session: Session) -> None:
+def _rollback(session: UnitOfWork) -> None:
     """Roll back; on a connection already lost the database rolled back by itself."""
     try:
         session.rollback()
@@ -83,28 +81,9 @@ def _rollback(session: Session) -> None:
         log.warning("rollback failed: the database connection is lost")
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """What the unit of work needs of the request, kept in ``Session.info``."""
-
-    address: str
-    summaries: RefusalSummaries | None
-
-
-CONTEXT = "cadena.request"
-SETTLED = "cadena.settled"
-CALLER = "cadena.caller"
-"""``Session.info`` key of the authenticated caller: ``(Actor, action)``, set by authentication."""
-
-
-def _context(session: Session) -> RequestContext | None:
-    context = session.info.get(CONTEXT)
-    return context if isinstance(context, RequestContext) else None
-
-
-def _counted(session: Session, exc: AccessDenied) -> bool:
+def _counted(session: UnitOfWork, exc: AccessDenied) -> bool:
     """Count ``exc`` into the refusal summary instead of logging it alone (app.ledger.summaries)."""
-    context = _context(session)
+    context = session.request
     if context is None or context.summaries is None:
         return False
     summaries, entry = context.summaries, exc.entry
@@ -123,7 +102,7 @@ def _counted(session: Session, exc: AccessDenied) -> bool:
     return True
 
 
-def _record_refusal(session: Session, exc: AccessDenied) -> None:
+def _record_refusal(session: UnitOfWork, exc: AccessDenied) -> None:
     """Record the refusal on ``session`` (its request's transaction rolled back) and commit."""
     if _counted(session, exc):
         return
@@ -146,17 +125,17 @@ def record_refusal_entry(session: Session, entry: EntryDraft) -> dict[str, Any]:
     extension that names where the refusal is recorded.
     """
     refusal = Unauthenticated("", entry)
-    if _counted(session, refusal):
+    if _counted(unit_of_work(session), refusal):
         return {"ledger_summary": refusal.extensions["ledger_summary"]}
     appended = record(session, entry)
     return {"ledger_index": appended.index}
 
 
-def _as_refusal(session: Session, error: Exception) -> AccessDenied | None:
+def _as_refusal(session: UnitOfWork, error: Exception) -> AccessDenied | None:
     """``error`` as a refusal to record: an AccessDenied, or a rule the caller broke."""
     if isinstance(error, AccessDenied):
         return error
-    caller = session.info.get(CALLER)
+    caller = session.caller
     if isinstance(error, RuleRefused) and caller is not None:
         actor, action = caller
         subject = error.subject or {"type": "route", "id": action}
@@ -164,7 +143,7 @@ def _as_refusal(session: Session, error: Exception) -> AccessDenied | None:
     return None
 
 
-def _fail(session: Session, error: Exception) -> Exception:
+def _fail(session: UnitOfWork, error: Exception) -> Exception:
     """Roll back after ``error`` (recording a refusal); the error to answer with."""
     _rollback(session)
     refusal = _as_refusal(session, error)
@@ -191,12 +170,12 @@ def _fail(session: Session, error: Exception) -> Exception:
     return error
 
 
-def settle(session: Session, error: Exception | None) -> None:
+def settle(session: UnitOfWork, error: Exception | None) -> None:
     """End the request's transaction: commit, or roll back (and record a refusal); close.
 
     Raises the error to answer with, if any. Runs in the thread that used the session.
     """
-    session.info[SETTLED] = True
+    session.settled = True
     try:
         if error is None:
             try:
@@ -212,7 +191,7 @@ def settle(session: Session, error: Exception | None) -> None:
         session.close()
 
 
-def _abandon(session: Session) -> None:
+def _abandon(session: UnitOfWork) -> None:
     """Roll back and close after a cancellation or exit (nothing to map or record)."""
     try:
         _rollback(session)
@@ -220,7 +199,7 @@ def _abandon(session: Session) -> None:
         session.close()
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[UnitOfWork]:
     """The request's session; its transaction is ended by :class:`UnitOfWorkRoute`.
 
     Made on the event loop (that touches no database: the connection is taken
@@ -234,7 +213,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     session = _sessions(request)()
     summaries = getattr(request.app.state, "refusal_summaries", None)
     client = request.client
-    session.info[CONTEXT] = RequestContext(client.host if client else "unknown", summaries)
+    session.request = RequestContext(client.host if client else "unknown", summaries)
     error: Exception | None = None
     try:
         yield session
@@ -244,7 +223,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
         raise
-    if session.info.get(SETTLED) or (error is None and not session.in_transaction()):
+    if session.settled or (error is None and not session.in_transaction()):
         session.close()  # no transaction left: touches no database
         if error is not None:
             raise error
@@ -261,7 +240,7 @@ class Deferred(Protocol):
         """The dependency's value, read through ``session``."""
 
 
-def _resolve_deferred(session: Session | None, kwargs: dict[str, Any]) -> None:
+def _resolve_deferred(session: UnitOfWork | None, kwargs: dict[str, Any]) -> None:
     for name, value in list(kwargs.items()):
         if isinstance(value, Deferred):
             if session is None:
@@ -269,8 +248,8 @@ def _resolve_deferred(session: Session | None, kwargs: dict[str, Any]) -> None:
             kwargs[name] = value.resolve(session)
 
 
-def _session_of(kwargs: dict[str, Any]) -> Session | None:
-    return next((v for v in kwargs.values() if isinstance(v, Session)), None)
+def _session_of(kwargs: dict[str, Any]) -> UnitOfWork | None:
+    return next((v for v in kwargs.values() if isinstance(v, UnitOfWork)), None)
 
 
 def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -301,7 +280,7 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     long upload holds no connection and, on SQLite, no lock.
     """
 
-    def resolve(session: Session | None, kwargs: dict[str, Any]) -> None:
+    def resolve(session: UnitOfWork | None, kwargs: dict[str, Any]) -> None:
         try:
             _resolve_deferred(session, kwargs)
         except Exception as exc:
@@ -332,11 +311,4 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    """The settings the application was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[UnitOfWork, Depends(get_session, scope="function")]

@@ -8,10 +8,16 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
-from app.ledger.recording import AccessDenied, deny, draft, ledger_for, record
-from app.ledger.refusal import Reason
-from app.ledger_api import repository
-from app.ledger_api.repository import SignedCheckpoint
+from app.ledger import (
+    AccessDenied,
+    Reason,
+    SignedCheckpoint,
+    checkpoints_after,
+    deny,
+    draft,
+    ledger_for,
+    record,
+)
 from app.models.identity import Role
 from app.models.refusal import RefusalDetail
 from ledger.errors import ProofError
@@ -66,7 +72,7 @@ def checkpoints(session: Session, by: Principal, after: int,
     subject = {"type": "ledger", "id": f"checkpoints:{after}+{limit}"}
     _auditor_only(by, action, subject)
     limit = min(limit, MAX_PAGE)
-    page = repository.checkpoints_after(session, after, limit + 1)  # one more: is there a next?
+    page = checkpoints_after(session, after, limit + 1)  # one more: is there a next?
     more = len(page) > limit
     page = page[:limit]
     record(session, draft(by.actor, action, subject, details={"returned": len(page)}))

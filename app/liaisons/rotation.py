@@ -19,8 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.ledger.recording import AccessDenied, deny, draft, now, record
-from app.ledger.refusal import Reason
+from app.ledger import AccessDenied, Reason, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.rotation import KeyRotationChallenge
 from crypto.encoding import b64decode, b64encode

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
-from app.ledger.recording import draft, now, record
+from app.ledger import draft, now, record
 from app.liaisons import repository as repo
 from app.liaisons import rotation
 from app.models.auth import AuthToken

@@ -24,8 +24,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.ledger.recording import AccessDenied, Hidden, deny, now
-from app.ledger.refusal import Reason
+from app.ledger import AccessDenied, Hidden, Reason, deny, now
 from app.liaisons import repository as liaisons
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus

@@ -13,7 +13,7 @@ Two families, as everywhere in the service:
 from __future__ import annotations
 
 from app.errors import CadenaError
-from app.ledger.recording import AccessDenied, NoClearance
+from app.ledger import AccessDenied, NoClearance
 
 __all__ = ["NoClearance"]  # raised by authentication (app.ledger.recording) as by the packet rules
 

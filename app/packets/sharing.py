@@ -25,8 +25,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.errors import NotFound
 from app.events.service import notify
-from app.ledger.recording import deny, draft, now, record
-from app.ledger.refusal import Reason
+from app.ledger import Reason, deny, draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.packet import (
     KeyOrigin,

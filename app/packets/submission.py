@@ -32,8 +32,7 @@ from app.auth.service import Principal
 from app.blobs import BlobStore
 from app.clearances.schemas import level_name
 from app.events.service import notify
-from app.ledger.recording import Hidden, deny, draft, now, record
-from app.ledger.refusal import Reason
+from app.ledger import Hidden, Reason, deny, draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.identity import Level
 from app.models.packet import KeyOrigin, Packet, PacketStatus

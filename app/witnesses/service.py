@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
-from app.ledger.recording import draft, ledger_for, now, record
+from app.ledger import draft, ledger_for, now, record
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.bootstrap import Coordinator, bootstrap
-from app.ledger.engine import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.main import create_app
 from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, update
 
-from app.ledger.engine import make_session_factory, transaction
+from app.ledger.unit_of_work import make_session_factory, transaction
 from ledger.errors import CorruptLedgerError
 from ledger.log import Ledger
 from ledger.merkle import leaf_hash
