@@ -213,10 +213,8 @@ def ledger_verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
-    from app.ledger import LedgerReaderOpener, make_session_factory, transaction
-    from app.models.ledger import LEDGER_TABLES
+    from app.ledger import LedgerReaderOpener, make_session_factory, storage_for, transaction
     from app.settings import get_settings
-    from ledger.sqlstore import SqlStorage
     from ledger.verifier import verify_ledger
 
     settings = get_settings()
@@ -226,7 +224,7 @@ def ledger_verify(
     opener = LedgerReaderOpener(settings.resolved_database_url())
     try:
         with transaction(make_session_factory(engine)) as session:
-            report = verify_ledger(SqlStorage(session, LEDGER_TABLES), verifier,
+            report = verify_ledger(storage_for(session), verifier,
                                    opener=opener, workers=jobs)
     finally:
         engine.dispose()
@@ -255,11 +253,14 @@ def _print_report(report: LedgerReport, as_json: bool) -> None:
 @ledger_cli.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Sign a checkpoint of the current tree now, if it grew since the latest one."""
-    from app.ledger import LedgerKeyError, load_note_signer, make_session_factory, transaction
-    from app.models.ledger import LEDGER_TABLES
+    from app.ledger import (
+        LedgerKeyError,
+        ledger_for,
+        load_note_signer,
+        make_session_factory,
+        transaction,
+    )
     from app.settings import get_settings
-    from ledger.log import Ledger
-    from ledger.sqlstore import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)
@@ -271,7 +272,7 @@ def ledger_checkpoint() -> None:
     engine = _ledger_engine(settings)
     try:
         with transaction(make_session_factory(engine)) as session:
-            stored = Ledger(SqlStorage(session, LEDGER_TABLES)).checkpoint(
+            stored = ledger_for(session).checkpoint(
                 signer, settings.ledger_origin
             )
     finally:

@@ -27,7 +27,13 @@ from app.ledger.key import (
     load_note_verifier,
     load_signing_key,
 )
-from app.ledger.queries import SignedCheckpoint, checkpoints_after, inclusion_proofs, raw_entries
+from app.ledger.queries import (
+    SignedCheckpoint,
+    checkpoints_after,
+    inclusion_proofs,
+    is_signed_size,
+    raw_entries,
+)
 from app.ledger.reader import LedgerReaderOpener
 from app.ledger.recording import (
     AccessDenied,
@@ -93,6 +99,7 @@ __all__ = [
     "inclusion_proofs",
     "indices_about",
     "insert_at_commit",
+    "is_signed_size",
     "key_entry_indices",
     "ledger_for",
     "load_note_signer",

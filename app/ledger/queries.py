@@ -33,6 +33,12 @@ def raw_entries(session: Session, indices: Iterable[int]) -> dict[int, bytes]:
     return {int(index): bytes(raw) for index, raw in rows}
 
 
+def is_signed_size(session: Session, size: int) -> bool:
+    """Whether the ledger signed a checkpoint of exactly ``size`` (a primary-key lookup)."""
+    c = LEDGER_TABLES.checkpoints.c
+    return session.execute(select(c.size).where(c.size == size)).first() is not None
+
+
 @dataclass(frozen=True)
 class SignedCheckpoint:
     """A stored checkpoint with the time it was stored (``signed_at``, UTC)."""

@@ -1,10 +1,11 @@
-"""Appending the service's actions to the audit ledger.
+"""Appending the service's actions to the audit ledger: the one place an access is recorded.
 
 Every access (granted or denied) appends exactly one ledger entry in the same
-database transaction as the action it records (DESIGN.md invariant 2). A
-refused request rolls its transaction back, and the refusal is then recorded
-on its own in a fresh transaction (see ``app.ledger.route.get_session``), so a denial
-is logged while nothing of the refused action remains.
+database transaction as the action it records (DESIGN.md invariant 2), through
+:func:`record_many` on the request's ``UnitOfWork``. A refused request rolls
+its transaction back, and the refusal is then recorded on its own in a fresh
+transaction (``app.ledger.route.settle``), so a denial is logged while nothing
+of the refused action remains.
 
 A refusal's entry says why in a reason code (``app.ledger.refusal.Reason``); facts
 about third parties go to an auditor-only record bound to the entry by a
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.errors import CadenaError
 from app.ledger.refusal import PrivateDetail, public_reason
 from app.ledger.subjects import note_subject
-from app.ledger.unit_of_work import tree_cache_of
+from app.ledger.unit_of_work import tree_cache_of, unit_of_work
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
 from ledger.entry import Actor, EntryDraft
@@ -78,10 +79,16 @@ def record(session: Session, entry: EntryDraft) -> AppendedEntry:
 
 
 def record_many(session: Session, entries: Sequence[EntryDraft]) -> list[AppendedEntry]:
-    """:func:`record` for several entries, appended together (one head lock, one insert)."""
-    appended = ledger_for(session).append_many(entries)
+    """:func:`record` for several entries, appended together (one head lock, one insert).
+
+    The one place an access is appended. ``session`` must be a
+    :class:`~app.ledger.unit_of_work.UnitOfWork` (``TypeError`` before anything
+    is written otherwise): the subject index goes in at its COMMIT.
+    """
+    work = unit_of_work(session)
+    appended = ledger_for(work).append_many(entries)
     for entry, done in zip(entries, appended, strict=True):
-        note_subject(session, entry, done.index)
+        note_subject(work, entry, done.index)
     return appended
 
 

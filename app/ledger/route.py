@@ -1,4 +1,4 @@
-"""Request dependencies: the unit of work, in the request's one thread.
+"""The route class and the dependency that give an endpoint its unit of work, in one thread.
 
 A request is served by one worker thread holding at most one database
 connection, and never waits for a second thread while it holds it (a burst
@@ -6,12 +6,14 @@ of ~50 requests once froze the server: each held a connection in the thread
 that authenticated it while waiting for another thread for its endpoint).
 :class:`UnitOfWorkRoute` runs, in the endpoint's thread: the deferred
 dependencies (authentication: :class:`Deferred`), the endpoint, and the end of
-the transaction: commit before the response is built (a 2xx means durable),
-or roll back; a refusal (``AccessDenied``) is then recorded, on the same
-session, in a transaction of its own (or counted into the ledger's refusal
-summary, ``app.ledger.summaries``). Coroutine endpoints (uploads, which stream on
-the event loop) resolve their deferred dependencies in one thread that ends
-its transaction before the endpoint runs; :func:`get_session` ends theirs.
+the transaction (:func:`settle`): commit before the response is built (a 2xx
+means durable) through ``UnitOfWork.commit``, the one commit path, or roll
+back; a refusal (``AccessDenied``) is then recorded, on the same unit of work,
+in a transaction of its own (:func:`_record_refusal`, or counted into the
+ledger's refusal summary, ``app.ledger.summaries``). Coroutine endpoints
+(uploads, which stream on the event loop) resolve their deferred dependencies
+in one thread that ends its transaction before the endpoint runs;
+:func:`get_session` settles theirs, through the same :func:`settle`.
 """
 
 from __future__ import annotations

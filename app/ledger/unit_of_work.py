@@ -86,13 +86,16 @@ class UnitOfWork(Session):
         return tuple(self._at_commit)
 
     def flush(self, objects: Sequence[Any] | None = None) -> None:
-        """Insert the rows queued for the commit, then flush the ORM's changes."""
+        """Flush the ORM's changes, then insert the rows queued for the commit.
+
+        In that order on both databases, as at COMMIT on PostgreSQL.
+        """
+        super().flush(objects)
         if self._at_commit:
             queued, self._at_commit = self._at_commit, []
             conn = self.connection()
             for stmt, rows in queued:
                 conn.execute(stmt, rows)
-        super().flush(objects)
 
     def commit(self) -> None:
         """Commit the transaction with its queued rows: the one commit path of the service.
@@ -100,7 +103,7 @@ class UnitOfWork(Session):
         PostgreSQL: the ORM's changes are flushed, then the queued rows and
         ``COMMIT`` go in one psycopg pipeline (:meth:`_send_with_commit`);
         SQLAlchemy's own commit then finds the transaction ended. SQLite: the
-        rows are inserted, then the transaction commits.
+        ORM's changes and the rows are inserted, then the transaction commits.
         """
         if self._at_commit:
             conn = self.connection()
