@@ -13,7 +13,7 @@ takes a worker thread or a database connection, :class:`AdmissionControl`
   uploads in flight; any other caller (no token, or one the process has not
   seen yet) is bounded per address by ``max_requests_per_address``. Past
   its bound the caller gets 429 ``too-many-concurrent`` at once, counted
-  into the ledger's refusal summary (``app.refusals``).
+  into the ledger's refusal summary (``app.ledger.summaries``).
 
 Knowing the caller here costs no database read: a token is recognised by
 the SHA-256 of the whole bearer string, remembered once the request thread
@@ -47,7 +47,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
-from app.refusals import RefusalSummaries
+from app.ledger import RefusalSummaries
 from app.settings import Settings
 
 UNBOUNDED_PATHS = frozenset({"/healthz", "/v1/ledger/checkpoint", "/v1/ledger/key"})

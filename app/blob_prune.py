@@ -38,9 +38,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.audit import draft, now, record_many, storage_for
 from app.blobs import SHA256_PATTERN, BlobStore
-from app.db import transaction
+from app.ledger import UnitOfWork, draft, now, record_many, storage_for, transaction
 from app.models.packet import PacketStream
 
 PRUNED_SUFFIX = ".pruned"
@@ -180,7 +179,7 @@ def _decide(session: Session, store: BlobStore, batch: Sequence[Candidate], grac
     return pruned
 
 
-def prune(factory: sessionmaker[Session], store: BlobStore, grace: timedelta, *,
+def prune(factory: sessionmaker[UnitOfWork], store: BlobStore, grace: timedelta, *,
           dry_run: bool = False) -> PruneReport:
     """Prune unreferenced blobs stored for at least ``grace``; ``dry_run``: only report."""
     report = PruneReport()

@@ -9,10 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import draft, now, record
 from app.clearances import service as clearances
 from app.errors import CadenaError
-from app.ledger_key import create_signing_key
+from app.ledger import create_signing_key, draft, now, record
 from app.liaisons import service as liaisons
 from app.models.identity import Level, Liaison, Role, State, StateStatus
 from app.text import check_display_text

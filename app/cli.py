@@ -125,8 +125,8 @@ def bootstrap(
     """Create the ledger key and the first coordinator from their public keys (once)."""
     from app.bootstrap import Coordinator
     from app.bootstrap import bootstrap as run_bootstrap
-    from app.db import make_engine, make_session_factory, transaction
     from app.errors import CadenaError
+    from app.ledger import make_engine, make_session_factory, transaction
     from app.migrate import upgrade_to_head
     from app.settings import get_settings
     from crypto import CryptoError, LiaisonPublicKeys, b64decode, check_public_keys
@@ -169,7 +169,7 @@ cli.add_typer(ledger_cli, name="ledger")
 def _ledger_engine(settings: Settings) -> Engine:
     from sqlalchemy.pool import NullPool
 
-    from app.db import make_engine
+    from app.ledger import make_engine
 
     url = settings.resolved_database_url()
     if url.startswith("sqlite"):
@@ -179,7 +179,7 @@ def _ledger_engine(settings: Settings) -> Engine:
 
 
 def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
-    from app.ledger_key import LedgerKeyError, load_note_verifier
+    from app.ledger import LedgerKeyError, load_note_verifier
     from ledger import NoteFormatError, NoteVerifier
 
     try:
@@ -209,12 +209,9 @@ def ledger_verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
-    from app.db import make_session_factory, transaction
-    from app.ledger_reader import LedgerReaderOpener
-    from app.models.ledger import LEDGER_TABLES
+    from app.ledger import LedgerReaderOpener, make_session_factory, storage_for, transaction
     from app.settings import get_settings
     from ledger import verify_ledger
-    from ledger.sql import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)
@@ -223,7 +220,7 @@ def ledger_verify(
     opener = LedgerReaderOpener(settings.resolved_database_url())
     try:
         with transaction(make_session_factory(engine)) as session:
-            report = verify_ledger(SqlStorage(session, LEDGER_TABLES), verifier,
+            report = verify_ledger(storage_for(session), verifier,
                                    opener=opener, workers=jobs)
     finally:
         engine.dispose()
@@ -252,12 +249,14 @@ def _print_report(report: LedgerReport, as_json: bool) -> None:
 @ledger_cli.command("checkpoint")
 def ledger_checkpoint() -> None:
     """Sign a checkpoint of the current tree now, if it grew since the latest one."""
-    from app.db import make_session_factory, transaction
-    from app.ledger_key import LedgerKeyError, load_note_signer
-    from app.models.ledger import LEDGER_TABLES
+    from app.ledger import (
+        LedgerKeyError,
+        ledger_for,
+        load_note_signer,
+        make_session_factory,
+        transaction,
+    )
     from app.settings import get_settings
-    from ledger import Ledger
-    from ledger.sql import SqlStorage
 
     settings = get_settings()
     _data_dir(settings, create=False)
@@ -269,7 +268,7 @@ def ledger_checkpoint() -> None:
     engine = _ledger_engine(settings)
     try:
         with transaction(make_session_factory(engine)) as session:
-            stored = Ledger(SqlStorage(session, LEDGER_TABLES)).checkpoint(
+            stored = ledger_for(session).checkpoint(
                 signer, settings.ledger_origin
             )
     finally:
@@ -298,7 +297,7 @@ def blobs_prune(
 
     from app.blob_prune import prune
     from app.blobs import get_blob_store
-    from app.db import make_engine, make_session_factory
+    from app.ledger import make_engine, make_session_factory
     from app.settings import get_settings
 
     settings = get_settings()

@@ -6,7 +6,7 @@ ledger and seal keys. Two layers keep it so. The server's entry points set
 the process umask to 077 (:func:`restrict_umask`), so nothing they create
 can be wider; and each writer also asks for the mode itself (``mkdir`` with
 0700, keys opened 0600, the database file chmod-ed on connect, see
-:mod:`app.db`), so a process started some other way stays private too.
+:mod:`app.ledger.engine`), so a process started some other way stays private too.
 A data directory other users may enter is refused, not silently kept.
 """
 

@@ -45,7 +45,7 @@ class RuleRefused(CadenaError):
 
     Raised by an authenticated caller's request, it is a refusal like any
     other and is recorded in the ledger (DESIGN invariant 2): the unit of
-    work (``app.deps``) appends a denied entry for the route's action with
+    work (``app.ledger.route``) appends a denied entry for the route's action with
     the problem's code as its reason, and ``subject`` as its subject (by
     default the route). A malformed request (schema validation) is not a
     refusal: it never reaches the service and changes nothing.

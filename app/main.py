@@ -20,27 +20,32 @@ from app.admission import Admission, AdmissionControl
 from app.auth.routes import router as auth_router
 from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
-from app.checkpointer import Checkpointer
 from app.clearances.routes import router as clearances_router
-from app.db import make_engine, make_session_factory
 from app.directory.routes import router as directory_router
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
 from app.events.routes import router as events_router
+from app.ledger import (
+    Checkpointer,
+    LedgerKeyError,
+    RefusalSummaries,
+    SummaryWriter,
+    load_note_signer,
+    make_engine,
+    make_session_factory,
+)
 from app.ledger_api.routes import read_public_checkpoint
 from app.ledger_api.routes import router as ledger_router
-from app.ledger_key import LedgerKeyError, load_note_signer
 from app.liaisons.routes import router as liaisons_router
 from app.limits import BodySizeLimit
 from app.migrate import is_current
 from app.openapi import document_problems
 from app.ops import OpsListener
 from app.packets.routes import router as packets_router
-from app.refusals import RefusalSummaries, SummaryWriter
 from app.request_log import RequestLog
 from app.settings import Settings, get_settings
 from app.states.routes import router as states_router
 from app.witnesses.routes import router as witnesses_router
-from app.witnessing import Witnessing
+from app.witnesses.witnessing import Witnessing
 from ledger import TreeCache
 
 log = structlog.get_logger()

@@ -5,7 +5,7 @@ A token bucket per key (``challenge:addr:<ip>``, ``challenge:liaison:<id>:addr:<
 and refills continuously at ``per_minute`` per minute. A request over the
 limit is refused with :class:`RateLimited` (429 ``rate-limited``), an
 ``AccessDenied``: the refusal is counted into the ledger's refusal summary
-(``app.refusals``).
+(``app.ledger.summaries``).
 
 The buckets live in the process. With several worker processes (or several
 servers) each enforces its own limit, so the effective limit is up to
@@ -25,8 +25,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.audit import AccessDenied, draft
-from app.refusal import Reason
+from app.ledger import AccessDenied, Reason, draft
 from ledger import Actor
 
 MAX_KEYS = 10_000  # least recently used buckets are forgotten beyond this (a forgotten one is full)

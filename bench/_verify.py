@@ -33,8 +33,9 @@ from pathlib import Path
 from nacl.signing import SigningKey
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory
-from app.ledger_reader import LedgerReaderOpener
+from app.ledger.engine import make_engine
+from app.ledger.reader import LedgerReaderOpener
+from app.ledger.unit_of_work import make_session_factory
 from app.models.ledger import LEDGER_TABLES
 from ledger import LedgerReader, NoteSigner, NoteVerifier
 from ledger.sql import SqlStorage

@@ -2,7 +2,7 @@
 
 Not a test. Runs the real service in-process (FastAPI ``TestClient``, its own
 checkpointer and witness collector threads at ``--interval``, default 1 s) on
-a SQLite file with the production settings of ``app/db.py`` (WAL,
+a SQLite file with the production settings of ``app/ledger/engine.py`` (WAL,
 ``synchronous=FULL``), bootstrapped like a new centre, with a witness quorum
 of two: two ``cadena witness serve`` processes on loopback, registered by the
 coordinator. At each ledger size in ``--sizes`` it first grows the ledger
@@ -50,9 +50,10 @@ from sqlalchemy import insert
 from sqlalchemy.pool import NullPool
 
 from app.bootstrap import Coordinator, bootstrap
-from app.checkpointer import sign_once
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import load_note_signer
+from app.ledger.checkpointer import sign_once
+from app.ledger.engine import make_engine
+from app.ledger.key import load_note_signer
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.models.certificate import LedgerSubject

@@ -19,7 +19,7 @@ that only the client's work is timed (no network, no server):
   (two Ed25519 verifications each), and the comparison with the keys held.
   Budget: < 50 ms.
 * with ``--server``, the server's side of that answer: the same entries in
-  a SQLite database (migrated, written through ``app.audit.record_many``),
+  a SQLite database (migrated, written through ``app.ledger.recording.record_many``),
   and the directory service call (index query, entries, proofs, the logged
   read), without HTTP.
 
@@ -47,10 +47,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from nacl.signing import SigningKey
 
-from app.audit import ledger_for, record_many
 from app.auth.service import Principal
-from app.db import make_engine, make_session_factory, transaction
 from app.directory import service as directory
+from app.ledger.engine import make_engine
+from app.ledger.recording import ledger_for, record_many
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.liaisons.rotation import entry_details
 from app.liaisons.service import enrolment_details
 from app.migrate import upgrade_to_head

@@ -1,7 +1,7 @@
 """Ledger benchmark: append throughput, proof latency, full verification, vs pymerkle 7.
 
 Not a test. Builds one SQLite ledger (a file in a temporary directory, with
-the production settings of ``app/db.py``: WAL, ``synchronous=FULL``, and the
+the production settings of ``app/ledger/engine.py``: WAL, ``synchronous=FULL``, and the
 engine's default connection pool, as ``app/main.py`` uses it) and grows it
 through each size in ``--sizes``, appending committed batches of 1,000
 realistic entries (~400 bytes, built by ``ledger.format.entry``) and signing a
@@ -59,9 +59,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import pymerkle
 from nacl.signing import SigningKey
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.db import make_engine, make_session_factory, transaction, tree_cache_of
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import UnitOfWork, make_session_factory, transaction, tree_cache_of
 from app.migrate import upgrade_to_head
 from app.models.ledger import LEDGER_TABLES
 from bench._verify import cpu_count, run_verify_subprocess, verify_in_this_process
@@ -186,7 +187,7 @@ class OurLedger:
         # last connection closes, which no server does per request.
         self.engine = make_engine(self.url)
         # With the server's committed-tree cache (app/main.py), default budget.
-        self.factory: sessionmaker[Session] = make_session_factory(self.engine, TreeCache())
+        self.factory: sessionmaker[UnitOfWork] = make_session_factory(self.engine, TreeCache())
         self.signer = NoteSigner(ORIGIN, SigningKey(SEED))
         self.size = 0
         self.append_s = 0.0

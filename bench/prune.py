@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 
 from app import blob_prune
 from app.blobs import BlobStore
-from app.db import make_engine, make_session_factory
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory
 from app.migrate import upgrade_to_head
 from bench._server import create_postgres_database, drop_postgres_database
 

@@ -65,6 +65,9 @@ from ledger.format.note import (
     sign_checkpoint,
     verify_cosignature,
 )
+from ledger.format.note import (
+    b64decode as note_b64decode,
+)
 from ledger.format.proof import TlogProof, parse_tlog_proof, verify_consistency, verify_inclusion
 from ledger.format.refusal import (
     DETAIL_SALT_BYTES,
@@ -81,6 +84,7 @@ from ledger.verify.report import Fault, LedgerReport
 from ledger.verify.verifier import check_ledger, verify_ledger
 
 __all__ = [
+    "note_b64decode",
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
     "DETAIL_SALT_BYTES",

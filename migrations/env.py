@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.base import Base
 from app.settings import Settings
 

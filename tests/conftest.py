@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import make_url, text
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, normalize_url
+from app.ledger.engine import make_engine, normalize_url
 from app.migrate import upgrade_to_head
 
 settings.register_profile(

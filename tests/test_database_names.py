@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from tests.conftest import POSTGRES_URL, database_name
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "drop-test-databases"

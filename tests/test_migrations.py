@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, make_url, select, text
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, normalize_url
+from app.ledger.engine import make_engine, normalize_url
 from app.migrate import SCHEMA_HEAD, alembic_config, is_current, upgrade_to_head
 from app.models import Base
 from app.models.ledger import LEDGER_TABLES

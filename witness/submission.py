@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from ledger import HASH_SIZE, MAX_TREE_SIZE, NoteFormatError
-from ledger.format.note import b64decode
+from ledger import note_b64decode as b64decode
 from witness.errors import MalformedRequest
 
 MAX_PROOF_LINES = 63  # C2SP tlog-witness: "MUST NOT send more than 63"

@@ -1,9 +1,9 @@
 """The authenticated caller as a dependency, and role checks.
 
 The dependencies here read nothing: they run on the event loop and hand the
-route a :class:`Credentials`, which :class:`app.deps.UnitOfWorkRoute`
+route a :class:`Credentials`, which :class:`app.ledger.route.UnitOfWorkRoute`
 resolves into a :class:`Principal` in the request's own thread, on its own
-session (``app.deps.Deferred``). So authentication takes the request's one
+session (``app.ledger.route.Deferred``). So authentication takes the request's one
 connection in the thread that goes on to use it.
 """
 
@@ -18,11 +18,9 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny
 from app.auth.service import Principal, authenticate
-from app.deps import CALLER
+from app.ledger import AccessDenied, Reason, as_unit_of_work, deny
 from app.models.identity import Role
-from app.refusal import Reason
 
 if TYPE_CHECKING:
     from app.admission import Admission
@@ -42,7 +40,7 @@ def bearer_of(request: Request) -> str | None:
 
 @dataclass(frozen=True)
 class Credentials:
-    """What the request presented, to be checked in its thread (an ``app.deps.Deferred``)."""
+    """What the request presented, checked in its thread (an ``app.ledger.route.Deferred``)."""
 
     bearer: str | None
     action: str
@@ -52,7 +50,7 @@ class Credentials:
     def resolve(self, session: Session) -> Principal:
         """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
         principal = authenticate(session, self.bearer, self.action)
-        session.info[CALLER] = (principal.actor, self.action)  # for refusals by the rules
+        as_unit_of_work(session).caller = (principal.actor, self.action)  # for refusals by rules
         structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
         if self.admission is not None and self.bearer and principal.expires_at is not None:
             self.admission.remember(self.bearer, principal.liaison_id, principal.expires_at)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from app.admission import Admission
 from app.auth import service
 from app.auth.schemas import ChallengeCreate, ChallengeRead, LedgerRef, TokenCreate, TokenRead
-from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute, record_refusal_entry
+from app.deps import SettingsDep
+from app.ledger import SessionDep, UnitOfWorkRoute, record_refusal_entry
 from app.ratelimit import RateLimitsDep, client_address
 from crypto import AUTH_CHALLENGE_TYPE
 

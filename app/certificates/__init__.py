@@ -1,5 +1,5 @@
 """Custody certificates: issuing, sealing on collection, re-issue, H1 permission, the seal key.
 
 Import the submodules directly; this package imports nothing, so that
-``app.audit`` can use :mod:`app.certificates.repository` without a cycle.
+``app.ledger.recording`` can use :mod:`app.certificates.repository` without a cycle.
 """

@@ -9,14 +9,14 @@ chose, whose note carries the witnesses' cosignatures: the seal covers them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session
 
-from app.audit import ledger_for
 from app.certificates import repository as repo
 from app.certificates.errors import CertificatesUnavailable
+from app.ledger import enrolment_indices, inclusion_proofs, indices_about, raw_entries
 from app.models.certificate import CustodyCertificate
 from app.packets import repository as packets
 from app.witnesses import repository as witnesses
@@ -40,7 +40,6 @@ from ledger import (
     StoredCheckpoint,
     TlogProof,
     format_time,
-    merkle,
     parse_entry,
 )
 
@@ -61,8 +60,7 @@ def _key_records(session: Session, key_ids: set[str]
     found = repo.keys(session, key_ids)
     if len(found) != len(key_ids):
         raise CertificatesUnavailable(f"a key of {sorted(key_ids)} is not registered")
-    raw = repo.raw_entries(session, repo.enrolment_indices(session,
-                                                           [k.liaison_id for k in found]))
+    raw = raw_entries(session, enrolment_indices(session, [k.liaison_id for k in found]))
     enrolled: dict[tuple[str, str], int] = {}
     for position, data in sorted(raw.items()):
         entry = parse_entry(data)
@@ -77,26 +75,10 @@ def _key_records(session: Session, key_ids: set[str]
     return tuple(records), {r.enrolment: raw[r.enrolment] for r in records}
 
 
-class _Prefetched:
-    """The tree nodes of every inclusion proof of a certificate, read in one query."""
-
-    def __init__(self, reader: merkle.NodeReader, indices: Iterable[int], size: int) -> None:
-        keys = {key for index in indices for lo, hi in merkle.inclusion_ranges(index, size)
-                for key in merkle.perfect_cover(lo, hi)}
-        self._found = reader.nodes(sorted(keys))
-
-    def nodes(self, keys: Sequence[merkle.Node]) -> Mapping[merkle.Node, bytes]:
-        """The prefetched hashes of ``keys``."""
-        return {key: self._found[key] for key in keys if key in self._found}
-
-
-def _logged(nodes: _Prefetched, raw: dict[int, bytes], indices: Iterable[int],
+def _logged(proofs: Mapping[int, list[bytes]], raw: dict[int, bytes], indices: Iterable[int],
             checkpoint: StoredCheckpoint) -> tuple[LoggedEntry, ...]:
-    # RFC 9162 §2.1.3.1 paths against a signed checkpoint (the trust rule holds by
-    # construction: ``checkpoint`` is a stored one).
-    return tuple(LoggedEntry(raw[i], TlogProof(
-        i, tuple(merkle.inclusion_proof(nodes, i, checkpoint.size)), checkpoint.note).text())
-        for i in indices)
+    return tuple(LoggedEntry(raw[i], TlogProof(i, tuple(proofs[i]), checkpoint.note).text())
+                 for i in indices)
 
 
 def _signed_objects(session: Session, packet_id: str, logged: set[str]
@@ -130,29 +112,30 @@ def _people(session: Session, named: set[str]) -> tuple[Person, ...]:
 def build_bundle(session: Session, issued: CustodyCertificate, *, policy: Policy,
                  seal: SigningKey, origin: str, stored: StoredCheckpoint) -> Bundle:
     """The sealed certificate for ``issued``, proven against the signed checkpoint ``stored``."""
-    ledger = ledger_for(session)
     if stored.size <= issued.ledger_index:
         raise CertificatesUnavailable("the checkpoint does not cover the certificate")
     packet = packets.get(session, issued.packet_id)
     if packet is None:
         raise CertificatesUnavailable("the packet is gone")
     header = PacketHeader.from_bytes(packet.header)
-    events = repo.indices_about(session, packet.id, issued.ledger_index)
-    raw = repo.raw_entries(session, events)
+    events = indices_about(session, packet.id, issued.ledger_index)
+    raw = raw_entries(session, events)
     parsed = [parse_entry(raw[i]) for i in events]
     logged = {e.signature for e in parsed if e.signature is not None}
     receipts, shares, signer_keys = _signed_objects(session, packet.id, logged)
     records, enrolments = _key_records(session, {packet.sender_key_id} | signer_keys)
     raw.update(enrolments)
     enrolled = sorted(enrolments)
-    nodes = _Prefetched(ledger.storage, [*events, *enrolled], stored.size)
+    # RFC 9162 §2.1.3.1 paths against the signed checkpoint, from the kernel
+    # (``Ledger.inclusion_proof``: the trust rule is checked, not assumed).
+    proofs = inclusion_proofs(session, [*events, *enrolled], stored)
     certificate = Certificate(
         id=issued.id, packet_id=packet.id, issued_to=issued.issued_to, purpose=issued.purpose,
         issued_at=format_time(issued.issued_at), issued_by=issued.issued_by,
         header=Signed(packet.header, packet.signature),
         keys=records,
-        events=_logged(nodes, raw, events, stored),
-        enrolments=_logged(nodes, raw, enrolled, stored),
+        events=_logged(proofs, raw, events, stored),
+        enrolments=_logged(proofs, raw, enrolled, stored),
         receipts=receipts, shares=shares, policy=policy.text(),
         custody=custody_steps(header, parsed),
         people=_people(session, {e.actor.liaison for e in parsed if e.actor is not None}

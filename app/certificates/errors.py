@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.audit import AccessDenied
 from app.errors import CadenaError, RuleRefused
+from app.ledger import AccessDenied
 
 
 class JudicialPermissionRequired(AccessDenied):

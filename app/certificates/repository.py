@@ -1,6 +1,7 @@
-"""Queries for certificates: entries by subject, raw entries, certificates, permissions.
+"""Queries for certificates: keys, liaisons, shares, certificates, permissions.
 
-The only place that builds certificate queries.
+The only place that builds certificate queries; the ledger's entries, subject
+index and proofs are read through the kernel (``app.ledger``).
 """
 
 from __future__ import annotations
@@ -8,51 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.db import insert_at_commit
-from app.models.certificate import CustodyCertificate, JudicialPermission, LedgerSubject
+from app.models.certificate import CustodyCertificate, JudicialPermission
 from app.models.identity import Liaison, LiaisonKey
-from app.models.ledger import LEDGER_TABLES
 from app.models.packet import KeyOrigin, PacketKey
-from ledger import EntryDraft
-
-INDEXED_SUBJECTS = frozenset({"packet", "liaison"})
-ENROLMENT_ACTIONS = ("liaison.enrol", "key.rotate")
-MAX_SUBJECT_ID = 200
-_SUBJECT_COLUMNS = ("subject_type", "subject_id", "ledger_index", "action")
-_INSERT_SUBJECT = insert(LedgerSubject).values({c: bindparam(c) for c in _SUBJECT_COLUMNS})
-
-
-def note_subject(session: Session, entry: EntryDraft, index: int) -> None:
-    """Index the entry at ``index`` by its subject, if it is about a packet or a liaison."""
-    kind, ident = entry.subject.get("type"), entry.subject.get("id")
-    if kind in INDEXED_SUBJECTS and ident and len(ident) <= MAX_SUBJECT_ID:
-        # A plain insert, not the unit of work: this runs for nearly every request
-        # and nothing reads the row back in it. At commit: the ledger head is
-        # locked from the append until then (``app.db.insert_at_commit``).
-        insert_at_commit(session, _INSERT_SUBJECT, [{
-            "subject_type": kind, "subject_id": ident, "ledger_index": index,
-            "action": entry.action}])
-
-
-def indices_about(session: Session, packet_id: str, upto: int) -> list[int]:
-    """Ledger indexes of every entry about the packet, up to ``upto`` included, in order."""
-    s = LedgerSubject
-    return list(session.scalars(
-        select(s.ledger_index).where(s.subject_type == "packet", s.subject_id == packet_id,
-                                     s.ledger_index <= upto).order_by(s.ledger_index)).all())
-
-
-def enrolment_indices(session: Session, liaison_ids: Iterable[str]) -> list[int]:
-    """Ledger indexes of the entries that registered a key set of any of the liaisons."""
-    s = LedgerSubject
-    return list(session.scalars(
-        select(s.ledger_index).where(s.subject_type == "liaison",
-                                     s.subject_id.in_(sorted(set(liaison_ids))),
-                                     s.action.in_(ENROLMENT_ACTIONS))
-        .order_by(s.ledger_index)).all())
 
 
 def keys(session: Session, key_ids: Iterable[str]) -> Sequence[LiaisonKey]:
@@ -65,16 +27,6 @@ def liaisons(session: Session, liaison_ids: Iterable[str]) -> Sequence[Liaison]:
     """The liaisons with these ids, by id."""
     return session.scalars(select(Liaison).where(Liaison.id.in_(sorted(set(liaison_ids))))
                            .order_by(Liaison.id)).all()
-
-
-def raw_entries(session: Session, indices: Iterable[int]) -> dict[int, bytes]:
-    """The exact bytes of the entries at ``indices``."""
-    wanted = sorted(set(indices))
-    if not wanted:
-        return {}
-    c = LEDGER_TABLES.entries.c
-    rows = session.execute(select(c.index, c.entry).where(c.index.in_(wanted)))
-    return {int(index): bytes(raw) for index, raw in rows}
 
 
 def shares(session: Session, packet_id: str) -> Sequence[PacketKey]:

@@ -29,8 +29,8 @@ from app.certificates.schemas import (
     RefreshRead,
 )
 from app.certificates.seal import load_seal_key, published_key
-from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
-from app.ledger_key import LedgerKeyError, load_note_signer
+from app.deps import SettingsDep
+from app.ledger import LedgerKeyError, SessionDep, UnitOfWorkRoute, load_note_signer
 from app.packets.present import PacketId, ledger_ref
 from app.settings import Settings
 from custody import CERTIFICATE_TYPE

@@ -3,7 +3,7 @@
 DESIGN ("Custody certificate"): a certificate is handed out only once every
 proof in it is against a checkpoint carrying the cosignatures its policy
 requires. Issuing therefore only records the ``certificate.issue`` entry;
-the checkpointer signs on its interval and ``app.witnessing`` gathers the
+the checkpointer signs on its interval and ``app.witnesses.witnessing`` gathers the
 witnesses' cosignatures (C2SP tlog-witness). The first collection after a
 checkpoint covering the entry has met the quorum builds and seals the bundle
 against that checkpoint and keeps its bytes; every later collection serves
@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from nacl.signing import SigningKey
 from sqlalchemy.orm import Session
 
-from app.audit import Hidden, deny, draft, ledger_for, now, record
 from app.auth.service import Principal
 from app.certificates import builder
 from app.certificates import repository as repo
 from app.certificates.service import certificate_access
+from app.ledger import Hidden, Reason, deny, draft, ledger_for, now, record
 from app.models.certificate import CustodyCertificate
 from app.packets.access import packet_subject
-from app.refusal import Reason
 from app.witnesses import repository as witnesses
 from custody import Policy, cosigners
 from ledger import StoredCheckpoint, parse_checkpoint_body, parse_note

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.audit import Hidden, deny, draft, ledger_for, now, record
 from app.auth.service import Principal
 from app.certificates import repository as repo
 from app.certificates.errors import InvalidRefresh, JudicialPermissionRequired
+from app.ledger import Hidden, Reason, deny, draft, ledger_for, now, record
 from app.liaisons import repository as liaisons
 from app.models.certificate import CustodyCertificate, JudicialPermission
 from app.models.identity import Role
@@ -27,7 +27,6 @@ from app.models.packet import Packet
 from app.packets import repository as packets
 from app.packets.access import clearance_refusal, packet_access, packet_subject
 from app.packets.errors import OriginatorOnly, PacketConflict
-from app.refusal import Reason
 from crypto import uuid7
 from custody import ISSUE_ACTION, PERMISSION_ACTION
 from ledger import AppendedEntry, ProofError, StoredCheckpoint

@@ -10,7 +10,7 @@ from app.channels import repository as repo
 from app.channels import service
 from app.channels.schemas import ChannelCreate, ChannelRead, MemberAdd
 from app.clearances.schemas import level_name
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.channel import Channel
 from app.models.identity import Level
 

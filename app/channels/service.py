@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, now, record
 from app.auth.service import Principal
 from app.channels import repository as repo
 from app.errors import NotFound, RuleRefused
+from app.ledger import draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.channel import Channel, ChannelKind, ChannelMember
 from app.models.identity import Level, Role

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.audit import AccessDenied, deny, now
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
 from app.clearances import service
 from app.clearances.schemas import (
@@ -14,9 +13,8 @@ from app.clearances.schemas import (
     ClearanceRevoke,
     level_name,
 )
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.ledger import AccessDenied, Reason, SessionDep, UnitOfWorkRoute, deny, now
 from app.models.identity import Clearance, Level, Role
-from app.refusal import Reason
 
 router = APIRouter(prefix="/v1/clearances", tags=["clearances"], route_class=UnitOfWorkRoute)
 

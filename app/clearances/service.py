@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, now, record
 from app.auth.service import Principal
 from app.errors import NotFound, RuleRefused
+from app.ledger import draft, now, record
 from app.liaisons import repository as repo
 from app.models.identity import Clearance, Level
 

@@ -1,7 +1,7 @@
-"""Queries for the key directory: a liaison's key entries in the ledger.
+"""Queries for the key directory: key sets and cosigned sizes.
 
-The only place that builds directory queries. Entries about a liaison are
-indexed by subject at append time (``app.certificates.repository.note_subject``).
+The only place that builds directory queries; the key entries themselves are
+found through the kernel's subject index (``app.ledger.subjects``).
 """
 
 from __future__ import annotations
@@ -11,23 +11,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models.certificate import LedgerSubject
 from app.models.identity import LiaisonKey
 from app.models.witness import WitnessCosignature
-
-KEY_ACTIONS = ("liaison.enrol", "key.rotate", "key.replace", "key.revoke")
-"""Every action that registers, replaces or ends a liaison's key set."""
-
-
-def key_entry_indices(session: Session, liaison_id: str, *, start: int, upto: int,
-                      limit: int) -> list[int]:
-    """Ledger indexes of the liaison's key entries in ``[start, upto)``, in order."""
-    s = LedgerSubject
-    return list(session.scalars(
-        select(s.ledger_index).where(s.subject_type == "liaison", s.subject_id == liaison_id,
-                                     s.action.in_(KEY_ACTIONS), s.ledger_index >= start,
-                                     s.ledger_index < upto)
-        .order_by(s.ledger_index).limit(limit)).all())
 
 
 def keys_by_id(session: Session, liaison_id: str) -> dict[str, LiaisonKey]:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query
 
 from app.auth.dependencies import PrincipalDep
 from app.auth.schemas import ID_PATTERN
-from app.deps import SessionDep, UnitOfWorkRoute
 from app.directory import service
 from app.directory.schemas import DirectoryEntryRead, DirectoryRead
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.ledger_api.routes import MAX_INDEX
 from app.liaisons.routes import key_read
 

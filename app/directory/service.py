@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, ledger_for, record
 from app.auth.service import Principal
-from app.certificates.repository import raw_entries
 from app.directory import repository as repo
+from app.ledger import draft, key_entry_indices, ledger_for, raw_entries, record
 from app.ledger_api.service import NoCheckpoint
 from app.models.identity import LiaisonKey
 from ledger import ProofError, StoredCheckpoint, parse_entry
@@ -82,7 +81,7 @@ def view(session: Session, by: Principal, liaison_id: str, *, start: int = 0,
     """
     ledger = ledger_for(session)
     latest = _checkpoint(session, witnessed)
-    indices = repo.key_entry_indices(session, liaison_id, start=start, upto=latest.size,
+    indices = key_entry_indices(session, liaison_id, start=start, upto=latest.size,
                                      limit=min(limit, MAX_PAGE))
     raw = raw_entries(session, indices)
     keys = repo.keys_by_id(session, liaison_id)

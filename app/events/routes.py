@@ -18,14 +18,20 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.audit import AccessDenied, draft, record
 from app.auth.dependencies import PrincipalDep, bearer_of
 from app.auth.service import authenticate
-from app.db import transaction
-from app.deps import SessionDep, UnitOfWorkRoute
 from app.events.service import pending
+from app.ledger import (
+    AccessDenied,
+    SessionDep,
+    UnitOfWork,
+    UnitOfWorkRoute,
+    draft,
+    record,
+    transaction,
+)
 from app.models.event import Event
 
 router = APIRouter(tags=["events"], route_class=UnitOfWorkRoute)
@@ -33,7 +39,7 @@ POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 
 
-def _poll(sessions: sessionmaker[Session], liaison_id: str, bearer: str,
+def _poll(sessions: sessionmaker[UnitOfWork], liaison_id: str, bearer: str,
           after: int) -> tuple[str | None, Sequence[Event]]:
     """Why the stream must end (``None``: it goes on), and the events after ``after``."""
     with transaction(sessions) as session:
@@ -48,7 +54,7 @@ def _frame(event: Event) -> bytes:
     return (f"id: {event.ledger_index}\nevent: {event.kind}\ndata: {event.data}\n\n").encode()
 
 
-async def _stream(request: Request, sessions: sessionmaker[Session], liaison_id: str,
+async def _stream(request: Request, sessions: sessionmaker[UnitOfWork], liaison_id: str,
                   bearer: str, after: int) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     last_beat = asyncio.get_running_loop().time()
@@ -79,7 +85,7 @@ def subscribe(request: Request, session: SessionDep, by: PrincipalDep,
     record(session, draft(by.actor, "events.subscribe", {"type": "liaison", "id": by.liaison_id},
                           details={"after": start}))
     bearer = bearer_of(request) or ""
-    sessions: sessionmaker[Session] = request.app.state.sessions
+    sessions: sessionmaker[UnitOfWork] = request.app.state.sessions
     return StreamingResponse(_stream(request, sessions, by.liaison_id, bearer, start),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit import now
-from app.db import insert_at_commit, named_insert
+from app.ledger import insert_at_commit, named_insert, now
 from app.models.event import Event
 
 MAX_BATCH = 500
@@ -35,7 +34,7 @@ def notify(session: Session, liaison_ids: Iterable[str], kind: str, packet_id: s
              "packet_id": packet_id, "data": body, "created_at": moment}
             for liaison_id in sorted(set(liaison_ids))]
     # A plain insert at commit: cheaper than the unit of work for rows nothing reads
-    # back, and sent with COMMIT (``app.db.insert_at_commit``: the head lock is held).
+    # back, and sent with COMMIT (``UnitOfWork.insert_at_commit``: the head lock is held).
     insert_at_commit(session, _INSERT, rows)
 
 

@@ -10,13 +10,12 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from app.admission import Admission
 from app.auth.dependencies import PrincipalDep
-from app.db import transaction
-from app.deps import SessionDep, UnitOfWorkRoute
 from app.errors import Unavailable
+from app.ledger import SessionDep, UnitOfWork, UnitOfWorkRoute, transaction
 from app.ledger_api import service
 from app.ledger_api.schemas import (
     CheckpointItem,
@@ -36,7 +35,7 @@ TEXT: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {}}}}
 
 def read_public_checkpoint(state: Any) -> str:
     """Read the latest signed note and keep it in ``state`` (the application's) for bursts."""
-    sessions: sessionmaker[Session] = state.sessions
+    sessions: sessionmaker[UnitOfWork] = state.sessions
     with transaction(sessions) as session:
         checkpoint = service.latest_checkpoint(session)
     if checkpoint is None:

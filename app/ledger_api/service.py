@@ -6,14 +6,20 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny, draft, ledger_for, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound
-from app.ledger_api import repository
-from app.ledger_api.repository import SignedCheckpoint
+from app.ledger import (
+    AccessDenied,
+    Reason,
+    SignedCheckpoint,
+    checkpoints_after,
+    deny,
+    draft,
+    ledger_for,
+    record,
+)
 from app.models.identity import Role
 from app.models.refusal import RefusalDetail
-from app.refusal import Reason
 from ledger import ProofError, StoredCheckpoint
 
 MAX_PAGE = 1000
@@ -65,7 +71,7 @@ def checkpoints(session: Session, by: Principal, after: int,
     subject = {"type": "ledger", "id": f"checkpoints:{after}+{limit}"}
     _auditor_only(by, action, subject)
     limit = min(limit, MAX_PAGE)
-    page = repository.checkpoints_after(session, after, limit + 1)  # one more: is there a next?
+    page = checkpoints_after(session, after, limit + 1)  # one more: is there a next?
     more = len(page) > limit
     page = page[:limit]
     record(session, draft(by.actor, action, subject, details={"returned": len(page)}))

@@ -18,11 +18,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny, draft, now, record
 from app.auth.service import Principal
+from app.ledger import AccessDenied, Reason, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.rotation import KeyRotationChallenge
-from app.refusal import Reason
 from crypto import (
     BadKeyProof,
     BadSignature,

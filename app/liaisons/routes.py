@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
-from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from app.deps import SettingsDep
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.liaisons import repository as repo
 from app.liaisons import rotation, service
 from app.liaisons.schemas import (

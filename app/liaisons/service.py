@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.audit import draft, now, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
+from app.ledger import draft, now, record
 from app.liaisons import repository as repo
 from app.liaisons import rotation
 from app.models.auth import AuthToken

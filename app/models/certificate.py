@@ -2,7 +2,7 @@
 
 ``ledger_subjects`` lets the service find every ledger entry about a packet
 (and the enrolment of a liaison's key) without scanning the ledger, whose
-table holds only raw entry bytes. ``app.audit.record`` fills it in the same
+table holds only raw entry bytes. ``app.ledger.recording.record`` fills it in the same
 transaction as the entry, for subjects of type ``packet`` and ``liaison``.
 """
 

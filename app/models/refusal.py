@@ -2,7 +2,7 @@
 
 The entry carries ``details.detail_digest = hex(SHA-256(salt || UTF-8(detail)))``
 (``ledger.format.refusal``); this row holds the salt and the text, written in the
-same transaction as the entry (``app.audit.record_refusal``). No foreign key
+same transaction as the entry (``app.ledger.recording.record_refusal``). No foreign key
 to the ledger: ledger rows may be inserted at commit (``ledger.sql.store``).
 """
 

@@ -12,7 +12,7 @@ Unknown packets and packets the caller is no party to get the same 404, so
 that a packet's existence leaks to no one outside it; the ledger entry says
 which it was.
 
-Refusals name the rule (``app.refusal.Reason``); levels and statuses go to
+Refusals name the rule (``app.ledger.refusal.Reason``); levels and statuses go to
 the entry's auditor-only detail, since entries reach courts in certificates.
 """
 
@@ -23,8 +23,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, Hidden, deny, now
 from app.auth.service import Principal
+from app.ledger import AccessDenied, Hidden, Reason, deny, now
 from app.liaisons import repository as liaisons
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
@@ -37,7 +37,6 @@ from app.packets.errors import (
     RecipientNotEligible,
     Withdrawn,
 )
-from app.refusal import Reason
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ Two families, as everywhere in the service:
 - refusals (``AccessDenied`` subclasses): who may do what — membership,
   clearance, party to the packet, originator-only actions, withdrawn packets,
   signatures that do not verify with the caller's key, replays. Each carries
-  its ledger entry, recorded on its own after the rollback (``app.deps``);
+  its ledger entry, recorded on its own after the rollback (``app.ledger.route``);
 - bad input (plain ``CadenaError``): malformed envelopes, missing ciphertext
   blobs, unknown stream indexes. Nothing is changed and nothing is logged.
 """
 
 from __future__ import annotations
 
-from app.audit import AccessDenied, NoClearance
 from app.errors import CadenaError
+from app.ledger import AccessDenied, NoClearance
 
-__all__ = ["NoClearance"]  # raised by authentication (app.audit) as by the packet rules
+__all__ = ["NoClearance"]  # raised by authentication (app.ledger.recording) as by the packet rules
 
 
 class NotAMember(AccessDenied):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.db import insert_at_commit, named_insert
+from app.ledger import insert_at_commit, named_insert
 from app.liaisons.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
@@ -190,7 +190,7 @@ def store_submitted(session: Session, packet: dict[str, Any], holdings: list[dic
                     streams: list[dict[str, Any]]) -> None:
     """Insert a new packet row (every ``packets`` column), its header keys and its streams.
 
-    Plain inserts sent with the transaction's ``COMMIT`` (``app.db.insert_at_commit``):
+    Plain inserts sent with the transaction's ``COMMIT`` (``UnitOfWork.insert_at_commit``):
     a submission reads none of them back, and the unit of work's bookkeeping
     and two more round trips cost more than the rows. An ORM query later in
     the transaction still sees them (they are inserted before it runs).

@@ -26,8 +26,9 @@ from app.blobs import (
     in_memory,
     receive_blob,
 )
-from app.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from app.deps import SettingsDep
 from app.errors import PROBLEM_MEDIA_TYPE
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from app.audit import deny, draft, now, record
 from app.auth.service import Principal
 from app.blobs import BlobStore, ByteRange, StoredBlob, parse_range
 from app.errors import NotFound, Unavailable
+from app.ledger import Reason, deny, draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.packet import Packet, PacketStatus, PacketStream
 from app.packets import repository as repo
@@ -31,7 +31,6 @@ from app.packets.access import (
 )
 from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
 from app.packets.repository import PacketFilter, StreamRef
-from app.refusal import Reason
 from ledger import AppendedEntry
 
 MAX_THREAD_DEPTH = 100

@@ -22,10 +22,10 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
-from app.audit import deny, draft, now, record
 from app.auth.service import Principal
 from app.errors import NotFound
 from app.events.service import notify
+from app.ledger import Reason, deny, draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.packet import (
     KeyOrigin,
@@ -46,7 +46,6 @@ from app.packets.errors import (
     SignatureRefused,
 )
 from app.packets.submission import parse_time
-from app.refusal import Reason
 from crypto import (
     BadSignature,
     CryptoError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import PrincipalDep
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.packet import PacketReceipt, ShareRequest
 from app.packets import service, sharing
 from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields

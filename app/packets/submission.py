@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit import Hidden, deny, draft, now, record
 from app.auth.service import Principal
 from app.blobs import BlobStore
 from app.clearances.schemas import level_name
 from app.events.service import notify
+from app.ledger import Hidden, Reason, deny, draft, now, record
 from app.liaisons import repository as liaisons
 from app.models.identity import Level
 from app.models.packet import KeyOrigin, Packet, PacketStatus
@@ -55,7 +55,6 @@ from app.packets.errors import (
     SignatureRefused,
 )
 from app.packets.schemas import InlineStream
-from app.refusal import Reason
 from app.text import unsafe_character
 from crypto import (
     BadSignature,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.states import service
 from app.states.schemas import StateCreate, StateRead, StateUpdate
 

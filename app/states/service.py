@@ -6,12 +6,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from app.audit import AccessDenied, deny, draft, now, record
 from app.auth.service import Principal
 from app.errors import NotFound, RuleRefused
+from app.ledger import AccessDenied, Reason, deny, draft, now, record
 from app.liaisons import repository as repo
 from app.models.identity import State, StateStatus
-from app.refusal import Reason
 
 
 class StateExists(RuleRefused):

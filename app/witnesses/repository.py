@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.models.ledger import LEDGER_TABLES
 from app.models.witness import Witness, WitnessCosignature
 
 
@@ -55,12 +54,6 @@ def cosignature_lines(session: Session, size: int) -> list[str]:
     return list(session.scalars(
         select(WitnessCosignature.line).where(WitnessCosignature.checkpoint_size == size)
         .order_by(WitnessCosignature.witness_id)).all())
-
-
-def is_signed_size(session: Session, size: int) -> bool:
-    """Whether the ledger signed a checkpoint of exactly ``size`` (a primary-key lookup)."""
-    c = LEDGER_TABLES.checkpoints.c
-    return session.execute(select(c.size).where(c.size == size)).first() is not None
 
 
 def cosignature_counts(session: Session, after: int, witness_ids: Sequence[int],

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from app.auth.dependencies import CoordinatorDep, require_role
 from app.auth.service import Principal
-from app.deps import SessionDep, UnitOfWorkRoute
+from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.witnesses import service
 from app.witnesses.schemas import WitnessCreate, WitnessRead

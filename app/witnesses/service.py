@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.audit import draft, ledger_for, now, record
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
+from app.ledger import draft, is_signed_size, ledger_for, now, record
 from app.models.witness import Witness, WitnessCosignature
 from app.witnesses import repository as repo
 from crypto import InvalidPublicKey, check_ed25519_public
@@ -125,7 +125,7 @@ def _submission(session: Session, witness: Witness, old_size: int) -> Submission
     if 0 < old_size < stored.size:
         # The trust rule: proofs start only at signed sizes. Checked by key here,
         # rather than by Ledger.consistency_proof's scan over every checkpoint.
-        if not repo.is_signed_size(session, old_size):
+        if not is_signed_size(session, old_size):
             raise ConsistencyProofError(f"no signed checkpoint has tree size {old_size}")
         proof = tuple(merkle.consistency_proof(ledger.storage, old_size, stored.size))
     checkpoint = parse_checkpoint_body(parse_note(stored.note).text_body)

@@ -5,7 +5,7 @@ Revises: 0005_events
 Create Date: 2026-11-22 06:51:22.413211
 
 ``ledger_subjects`` indexes the ledger entries about packets and liaisons
-(filled by ``app.audit.record`` from now on; a new database needs no backfill).
+(filled by ``app.ledger.recording.record`` from now on; a new database needs no backfill).
 """
 
 from __future__ import annotations

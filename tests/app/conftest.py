@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.bootstrap import Coordinator, bootstrap
-from app.db import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.main import create_app
 from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
@@ -165,8 +166,8 @@ def _world(db_url: str, tmp_path: Path) -> Iterator[World]:
 
 def sign_checkpoint_now(world: World) -> None:
     """Sign a checkpoint of the whole ledger now (the interval thread is slowed in tests)."""
-    from app.checkpointer import sign_once
-    from app.ledger_key import load_note_signer
+    from app.ledger.checkpointer import sign_once
+    from app.ledger.key import load_note_signer
 
     engine = make_engine(world.settings.resolved_database_url())
     try:

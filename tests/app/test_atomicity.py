@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from app.db import AT_COMMIT, make_engine
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import UnitOfWork
 from app.models.packet import Packet, PacketKey
 from app.packets import submission
 from tests.app.conftest import World
@@ -55,25 +55,24 @@ def test_failure_after_the_insert_leaves_neither_packet_nor_entry(
 
 
 def test_failure_at_commit_leaves_neither_packet_nor_entry(
-        world: World, lenient: TestClient) -> None:
+        world: World, lenient: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     failures: list[str] = []
+    commit = UnitOfWork.commit
 
-    def stores_a_packet(session: Session) -> bool:
-        queued = session.info.get(AT_COMMIT, [])
-        return any(stmt.table.name == Packet.__tablename__ for stmt, _ in queued)
+    def stores_a_packet(session: UnitOfWork) -> bool:
+        return any(stmt.table.name == Packet.__tablename__
+                   for stmt, _ in session.queued_at_commit)
 
-    def fail_once(session: Session) -> None:
+    def fail_once(session: UnitOfWork) -> None:
         if stores_a_packet(session) and not failures:
             failures.append("failed")
             raise RuntimeError("power cut before commit")
+        commit(session)
 
-    # First of the session's before-commit hooks: the packet's rows are still queued,
-    # to be sent with COMMIT (``app.db.insert_at_commit``); the entry is appended.
-    event.listen(Session, "before_commit", fail_once, insert=True)
-    try:
-        before, after = _submit_failing(world, lenient)
-    finally:
-        event.remove(Session, "before_commit", fail_once)
+    # In the one commit path, before COMMIT: the packet's rows are still queued,
+    # to be sent with COMMIT (``UnitOfWork.insert_at_commit``); the entry is appended.
+    monkeypatch.setattr(UnitOfWork, "commit", fail_once)
+    before, after = _submit_failing(world, lenient)
     assert failures == ["failed"]
     assert after == before
     assert _count(world, Packet) == 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from httpx import Response
 from sqlalchemy import update
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.auth import AuthChallenge, AuthToken
 from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, sign
 from crypto.signing import RECEIPT_TYPE

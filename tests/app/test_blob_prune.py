@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from app import audit, blob_prune
+from app import blob_prune
 from app.blob_prune import PRUNED_SUFFIX, UPLOAD_PREFIX, prune
 from app.blobs import BlobStore, get_blob_store
 from app.cli import cli
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import load_note_verifier
+from app.ledger import recording as audit
+from app.ledger.engine import make_engine
+from app.ledger.key import load_note_verifier
+from app.ledger.unit_of_work import UnitOfWork, make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
 from ledger import verify_ledger
 from ledger.sql import SqlStorage
@@ -44,7 +46,7 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture
-def factory(world: World) -> Iterator[sessionmaker[Session]]:
+def factory(world: World) -> Iterator[sessionmaker[UnitOfWork]]:
     """Sessions on the world's database, as ``cadena-server blobs prune`` opens them."""
     engine = make_engine(world.settings.resolved_database_url())
     yield make_session_factory(engine)
@@ -67,7 +69,7 @@ def _orphan(world: World, data: bytes, hours: float) -> str:
     return digest
 
 
-def _verifies(world: World, factory: sessionmaker[Session]) -> bool:
+def _verifies(world: World, factory: sessionmaker[UnitOfWork]) -> bool:
     verifier = load_note_verifier(world.settings.resolved_ledger_key_path(),
                                   world.settings.ledger_origin)
     with transaction(factory) as session:
@@ -75,7 +77,7 @@ def _verifies(world: World, factory: sessionmaker[Session]) -> bool:
 
 
 def test_only_unreferenced_blobs_past_the_grace_period_go_each_logged(
-        world: World, factory: sessionmaker[Session]) -> None:
+        world: World, factory: sessionmaker[UnitOfWork]) -> None:
     ex = exchange(world)
     sealed = ex.seal()
     assert submit(world, ex.alice, sealed).status_code == 201
@@ -102,7 +104,7 @@ def test_only_unreferenced_blobs_past_the_grace_period_go_each_logged(
 
 
 def test_uploading_a_stored_blob_again_restarts_its_grace_period(
-        world: World, factory: sessionmaker[Session]) -> None:
+        world: World, factory: sessionmaker[UnitOfWork]) -> None:
     exchange(world)
     digest = _orphan(world, b"kept by a second upload", 48)
     again = upload(world, world.people["alice"], b"kept by a second upload")
@@ -113,7 +115,7 @@ def test_uploading_a_stored_blob_again_restarts_its_grace_period(
 
 
 def test_a_dry_run_reports_and_changes_nothing(world: World,
-                                               factory: sessionmaker[Session]) -> None:
+                                               factory: sessionmaker[UnitOfWork]) -> None:
     exchange(world)
     digest = _orphan(world, b"would go", 48)
     partial = _store(world).path(digest).parent / f"{UPLOAD_PREFIX}crashed"
@@ -128,7 +130,7 @@ def test_a_dry_run_reports_and_changes_nothing(world: World,
 
 
 def test_stale_partial_uploads_go_without_an_entry(world: World,
-                                                   factory: sessionmaker[Session]) -> None:
+                                                   factory: sessionmaker[UnitOfWork]) -> None:
     exchange(world)
     digest = _orphan(world, b"kept: young", 1)
     directory = _store(world).path(digest).parent
@@ -143,7 +145,7 @@ def test_stale_partial_uploads_go_without_an_entry(world: World,
 
 
 def test_a_failed_batch_moves_its_blobs_back_and_logs_nothing(
-        world: World, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+        world: World, factory: sessionmaker[UnitOfWork], monkeypatch: pytest.MonkeyPatch) -> None:
     exchange(world)
     digests = [_orphan(world, f"orphan {i}".encode(), 48) for i in range(3)]
     real = audit.record_many
@@ -162,7 +164,7 @@ def test_a_failed_batch_moves_its_blobs_back_and_logs_nothing(
 
 
 def test_blobs_a_crash_left_aside_are_moved_back_and_considered_again(
-        world: World, factory: sessionmaker[Session]) -> None:
+        world: World, factory: sessionmaker[UnitOfWork]) -> None:
     exchange(world)
     digest = _orphan(world, b"left aside by a crash", 1)  # young: it stays
     path = _store(world).path(digest)
@@ -195,7 +197,7 @@ def test_the_command_line_prunes(world: World, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_any_mix_of_ages_and_references_prunes_exactly_the_old_orphans(
-        world: World, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+        world: World, factory: sessionmaker[UnitOfWork], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blob_prune, "BATCH", 2)  # several transactions per run
     ex = exchange(world)
     store = _store(world)

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from app.blobs import BlobStore
 from app.cli import cli
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.settings import get_settings
 from bench._server import (
     Directory,

@@ -1,4 +1,4 @@
-"""Rows queued for the commit (``app.db.insert_at_commit``): committed with it or not at all.
+"""Rows queued for the commit (``UnitOfWork.insert_at_commit``): committed with it or not.
 
 On PostgreSQL they travel with ``COMMIT`` in one round trip; on SQLite they
 are inserted just before it. Either way a rollback drops them, an ORM query
@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
-from app.db import insert_at_commit, make_engine, make_session_factory
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import UnitOfWork, insert_at_commit, make_session_factory
 from app.models.certificate import LedgerSubject
 
 _COLUMNS = ("subject_type", "subject_id", "ledger_index", "action")
@@ -29,21 +30,21 @@ def _row(index: int) -> dict[str, object]:
 
 
 @pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+def sessions(db_url: str) -> Iterator[sessionmaker[UnitOfWork]]:
     """Sessions on a fresh migrated database (SQLite and PostgreSQL)."""
     engine = make_engine(db_url, poolclass=NullPool)
     yield make_session_factory(engine)
     engine.dispose()
 
 
-def _stored(sessions: sessionmaker[Session]) -> list[int]:
+def _stored(sessions: sessionmaker[UnitOfWork]) -> list[int]:
     with sessions() as session:
         return list(session.scalars(select(LedgerSubject.ledger_index)
                                     .order_by(LedgerSubject.ledger_index)))
 
 
 def test_queued_rows_are_committed_with_the_transaction(
-        sessions: sessionmaker[Session]) -> None:
+        sessions: sessionmaker[UnitOfWork]) -> None:
     with sessions() as session:
         insert_at_commit(session, _INSERT, [_row(1), _row(2)])
         insert_at_commit(session, _INSERT, [_row(3)])
@@ -52,7 +53,7 @@ def test_queued_rows_are_committed_with_the_transaction(
     assert _stored(sessions) == [1, 2, 3]
 
 
-def test_a_rollback_drops_the_queued_rows(sessions: sessionmaker[Session]) -> None:
+def test_a_rollback_drops_the_queued_rows(sessions: sessionmaker[UnitOfWork]) -> None:
     with sessions() as session:
         insert_at_commit(session, _INSERT, [_row(1)])
         session.rollback()
@@ -62,7 +63,7 @@ def test_a_rollback_drops_the_queued_rows(sessions: sessionmaker[Session]) -> No
 
 
 def test_an_orm_query_in_the_transaction_reads_the_queued_rows(
-        sessions: sessionmaker[Session]) -> None:
+        sessions: sessionmaker[UnitOfWork]) -> None:
     with sessions() as session:
         insert_at_commit(session, _INSERT, [_row(7)])
         assert list(session.scalars(select(LedgerSubject.ledger_index))) == [7]
@@ -70,7 +71,7 @@ def test_an_orm_query_in_the_transaction_reads_the_queued_rows(
     assert _stored(sessions) == [7]
 
 
-def test_a_queued_row_refused_at_commit_leaves_nothing(sessions: sessionmaker[Session]) -> None:
+def test_a_queued_row_refused_at_commit_leaves_nothing(sessions: sessionmaker[UnitOfWork]) -> None:
     with sessions() as session:
         session.add(LedgerSubject(**_row(1)))
         session.flush()

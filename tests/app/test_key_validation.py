@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 
 from app.bootstrap import Coordinator, bootstrap
 from app.cli import cli
-from app.db import make_engine, make_session_factory, transaction
 from app.errors import CadenaError
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.models.identity import Liaison
 from app.settings import get_settings
 from crypto import LiaisonKeys, LiaisonPublicKeys

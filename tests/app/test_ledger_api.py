@@ -155,7 +155,7 @@ def _checkpoint_after_signing(world: World) -> tuple[NoteVerifier, int, bytes]:
 def test_server_refuses_to_sign_entries_that_do_not_chain(world: World) -> None:
     from sqlalchemy import select, update
 
-    from app.db import make_engine
+    from app.ledger.engine import make_engine
     from app.models.ledger import LEDGER_TABLES
 
     T = LEDGER_TABLES

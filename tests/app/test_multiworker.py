@@ -32,7 +32,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
 from bench._server import (

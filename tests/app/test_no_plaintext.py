@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models import Base
 from crypto import make_receipt, share_content_key
 from tests.app.conftest import World

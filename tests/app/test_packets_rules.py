@@ -7,9 +7,9 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.ledger.refusal import Reason
 from app.packets.access import Refusal, clearance_refusal, submission_refusal
 from app.packets.errors import BelowChannelMinimum, InsufficientClearance, NoClearance
-from app.refusal import Reason
 from tests.app.conftest import World
 from tests.app.test_packets_support import last_entry, make_channel, seal, submit
 

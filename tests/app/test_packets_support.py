@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 from sqlalchemy import Executable, func, select
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
+from app.ledger.refusal import public_reason
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
-from app.refusal import public_reason
 from crypto import (
     Classification,
     HandlingCode,
@@ -143,7 +143,7 @@ def assert_denied(world: World, response: httpx.Response, status: int, code: str
                   reason: str, *, detail: str | None = None) -> None:
     """A refusal: the problem, and exactly one denied entry naming the action and reason.
 
-    ``reason`` is the entry's reason code (``app.refusal.Reason``), which the
+    ``reason`` is the entry's reason code (``app.ledger.refusal.Reason``), which the
     problem body shows as ``reason`` (in its public form); ``detail`` is text
     that the auditor-only detail of the entry holds (checked against the
     entry's digest).

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.liaisons.rotation import entry_details
 from app.models.rotation import KeyRotationChallenge
 from crypto import (

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app.deps import SETTLED, UnitOfWorkRoute, _in_one_thread
+from app.ledger.route import UnitOfWorkRoute, _in_one_thread
+from app.ledger.unit_of_work import UnitOfWork
 
 
 class Recorder:
@@ -25,7 +26,7 @@ class Recorder:
 
 
 def test_deferred_endpoint_and_commit_share_one_thread_and_one_transaction() -> None:
-    session = Session(create_engine("sqlite://"))
+    session = UnitOfWork(create_engine("sqlite://"))
     deferred = Recorder()
     seen: dict[str, Any] = {}
 
@@ -36,11 +37,11 @@ def test_deferred_endpoint_and_commit_share_one_thread_and_one_transaction() -> 
     assert _in_one_thread(endpoint)(session=session, by=deferred) == "done"
     assert seen == {"by": "principal", "thread": deferred.thread, "open": True}
     assert not session.in_transaction()
-    assert session.info[SETTLED]
+    assert session.settled
 
 
 def test_an_endpoint_that_raises_is_rolled_back_in_its_thread() -> None:
-    session = Session(create_engine("sqlite://"))
+    session = UnitOfWork(create_engine("sqlite://"))
 
     def endpoint(session: Session) -> str:
         session.execute(text("SELECT 1"))
@@ -49,7 +50,7 @@ def test_an_endpoint_that_raises_is_rolled_back_in_its_thread() -> None:
     with pytest.raises(LookupError):
         _in_one_thread(endpoint)(session=session)
     assert not session.in_transaction()
-    assert session.info[SETTLED]  # get_session then only closes it
+    assert session.settled  # get_session then only closes it
 
 
 def test_a_deferred_dependency_without_a_session_is_a_programming_error() -> None:

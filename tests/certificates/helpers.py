@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.checkpointer import Checkpointer
-from app.ledger_key import load_note_signer
+from app.ledger.checkpointer import Checkpointer
+from app.ledger.key import load_note_signer
 from crypto import SealedPacket, SignedReceipt, make_receipt, share_content_key
 from custody import CERTIFICATE_TYPE, seal_key
 from ledger import NoteVerifier

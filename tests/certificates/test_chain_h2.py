@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.audit import draft
+from app.ledger.recording import draft
 from client.certificate.chain import _Chain, _step
 from client.certificate.context import Failed
 from crypto import LiaisonKeys, verify_envelope

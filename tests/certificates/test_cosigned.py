@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app.witnessing import Witnessing
+from app.witnesses.witnessing import Witnessing
 from client.certificate.verify import Trust, check_certificate, verify_certificate
 from custody import LoggedEntry, parse_bundle, parse_policy
 from tests.app.conftest import World, sign_checkpoint_now

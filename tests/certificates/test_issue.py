@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.certificate import LedgerSubject
 from client.certificate.refresh import disclose_statement
 from client.certificate.verify import (

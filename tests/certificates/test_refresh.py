@@ -7,9 +7,9 @@ import time
 import pytest
 from fastapi import FastAPI
 from nacl.signing import SigningKey
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.db import transaction
+from app.ledger.unit_of_work import UnitOfWork, transaction
 from app.witnesses import repository as witnesses
 from app.witnesses.service import keep_cosignature
 from client.certificate.refresh import certificate_size, refresh_bundle
@@ -33,7 +33,7 @@ def _cosign_latest(world: World) -> None:
     """What a witness round does: cosign the latest checkpoint and keep the line."""
     server = world.client.app
     assert isinstance(server, FastAPI)
-    sessions: sessionmaker[Session] = server.state.sessions
+    sessions: sessionmaker[UnitOfWork] = server.state.sessions
     note = world.client.get("/v1/ledger/checkpoint").text
     checkpoint = parse_checkpoint_body(parse_note(note).text_body)
     stamp = int(time.time())

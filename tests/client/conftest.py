@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import structlog
 from fastapi import FastAPI
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner, Result
 
-from app.checkpointer import sign_once
-from app.ledger_key import load_note_signer
+from app.ledger.checkpointer import sign_once
+from app.ledger.key import load_note_signer
+from app.ledger.unit_of_work import UnitOfWork
 from client.cli import app
 from client.cli.common import CliDeps
 from client.sdk import Client
@@ -39,11 +40,11 @@ def sdk_for(w: World, person: Person) -> Client:
     return Client(BASE_URL, http=w.client, credentials=Credentials(person.id, person.keys))
 
 
-def sessions(w: World) -> sessionmaker[Session]:
+def sessions(w: World) -> sessionmaker[UnitOfWork]:
     """The running server's session factory."""
     server = w.client.app
     assert isinstance(server, FastAPI)
-    factory: sessionmaker[Session] = server.state.sessions
+    factory: sessionmaker[UnitOfWork] = server.state.sessions
     return factory
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from app.audit import draft, now, record
-from app.db import transaction
+from app.ledger.recording import draft, now, record
+from app.ledger.unit_of_work import transaction
 from app.liaisons.rotation import entry_details
 from app.models.identity import LiaisonKey
 from app.witnesses import repository as witnesses

@@ -16,8 +16,9 @@ import pytest
 from nacl.signing import SigningKey
 from sqlalchemy import delete, update
 
-from app.audit import draft, record
-from app.db import make_engine, transaction
+from app.ledger.engine import make_engine
+from app.ledger.recording import draft, record
+from app.ledger.unit_of_work import transaction
 from app.models.ledger import LEDGER_TABLES
 from client.audit import audit_ledger
 from client.errors import AuditFailure, AuditFault

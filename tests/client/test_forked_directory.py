@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.ledger_key import load_note_signer
+from app.ledger.key import load_note_signer
 from app.liaisons.service import enrolment_details
 from app.models.identity import Role
 from client.keychain import KeyNotProven

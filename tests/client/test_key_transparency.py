@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from app.ledger_key import load_note_signer
+from app.ledger.key import load_note_signer
 from client.contacts import KeyChanged
 from client.keychain import KeyChainBroken, KeyNotProven
 from client.models import DirectoryPage

@@ -1,6 +1,6 @@
 """Key transparency with a real witness node (``witness``) over loopback HTTP (C2SP tlog-witness).
 
-The server's own collector (``app.witnessing``) submits each checkpoint to
+The server's own collector (``app.witnesses.witnessing``) submits each checkpoint to
 the witness, which checks consistency with what it saw and cosigns; the
 client trusts the ledger key and that witness, quorum 1.
 """
@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.db import make_engine, make_session_factory
-from app.witnessing import Witnessing
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import UnitOfWork, make_session_factory
+from app.witnesses.witnessing import Witnessing
 from client.keychain import KeyNotProven
 from client.transfer import recipient_keys
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints
@@ -36,7 +37,7 @@ def collector(world: World, tmp_path: Path) -> Iterator[Witnessing]:
     key = NoteVerifier.from_string(verifier_key(world))
     witness = Witness(witness_signer(), {key.name: (key,)}, WitnessStore(tmp_path / "w.db"))
     engine = make_engine(world.settings.resolved_database_url())
-    sessions: sessionmaker[Session] = make_session_factory(engine)
+    sessions: sessionmaker[UnitOfWork] = make_session_factory(engine)
     with serving(create_app(witness)) as url:
         response = world.client.post("/v1/witnesses", headers=world.coordinator.auth, json={
             "name": "mx", "url": url, "verifier_key": witness_signer().verifier_key()})

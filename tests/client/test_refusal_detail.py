@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.refusal import RefusalDetail
 from client.audit import audit_ledger, fetch_refusal_detail
 from client.errors import AuditFailure, AuditFault

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.auth import AuthToken
 from client import (
     Client,

@@ -25,7 +25,8 @@ import pytest
 from nacl.signing import SigningKey
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
 from ledger import (
     Actor,

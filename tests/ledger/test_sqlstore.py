@@ -17,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory
 from app.models.ledger import LEDGER_TABLES
 from ledger import (
     ConflictError,

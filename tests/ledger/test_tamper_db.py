@@ -26,8 +26,9 @@ from nacl.signing import SigningKey
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_reader import LedgerReaderOpener
+from app.ledger.engine import make_engine
+from app.ledger.reader import LedgerReaderOpener
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES
 from ledger import (
     GENESIS_PREV,

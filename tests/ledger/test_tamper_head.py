@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, update
 
-from app.db import make_session_factory, transaction
+from app.ledger.unit_of_work import make_session_factory, transaction
 from ledger import CorruptLedgerError, Fault, Ledger, leaf_hash, prepare_checkpoint
 from ledger.sql import SqlStorage
 from tests.ledger.test_tamper_db import (

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, make_session_factory, transaction, tree_cache_of
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction, tree_cache_of
 from app.models.ledger import LEDGER_TABLES
 from ledger import (
     Ledger,

@@ -15,13 +15,14 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db import make_engine, make_session_factory, transaction
-from app.ledger_key import (
+from app.ledger.engine import make_engine
+from app.ledger.key import (
     LedgerKeyError,
     create_signing_key,
     load_note_verifier,
     load_signing_key,
 )
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.settings import get_settings
 from ledger import Ledger
 from ledger.sql import SqlStorage

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from app.models.ledger import LEDGER_TABLES
 from bench._server import Directory, Liaison, run_command, server_command, server_env
 from bench._server import bootstrap as bench_bootstrap

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.refusals import SUMMARY_ACTION
+from app.ledger.summaries import SUMMARY_ACTION
 from tests.conftest import fresh_database_url
 from tests.reliability.harness import (
     Server,

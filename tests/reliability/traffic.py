@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy import table as sql_table
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine
+from app.ledger.engine import make_engine
 from ledger import NoteVerifier, open_checkpoint, verify_consistency
 from ledger import leaf_hash as merkle_leaf_hash
 from ledger.format.merkle import node_hash

@@ -14,9 +14,9 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app.ledger.summaries import SUMMARY_ACTION, write_entries
 from app.models.auth import AuthChallenge
 from app.ratelimit import MAX_KEYS, RateLimiter, RateLimits
-from app.refusals import SUMMARY_ACTION, write_entries
 from crypto import AUTH_CHALLENGE_TYPE, sign
 from tests.app.conftest import World, b64
 from tests.app.test_packets_support import (

@@ -25,8 +25,9 @@ from app.bootstrap import Coordinator, bootstrap
 from app.certificates.schemas import CertificateCreate, PermissionCreate
 from app.channels.schemas import ChannelCreate
 from app.clearances.schemas import ClearanceRevoke
-from app.db import make_engine, make_session_factory, transaction
 from app.errors import CadenaError
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import make_session_factory, transaction
 from app.liaisons.schemas import KeyRevoke, LiaisonCreate
 from app.models.identity import Liaison
 from app.packets.schemas import WithdrawCreate

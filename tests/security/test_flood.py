@@ -14,7 +14,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.refusals import SUMMARY_ACTION, RefusalSummaries, write_entries
+from app.ledger.summaries import SUMMARY_ACTION, RefusalSummaries, write_entries
 from tests.app.conftest import World
 
 FLOOD = 5_000

@@ -48,7 +48,7 @@ def _is_problem(response: object, *statuses: int) -> dict[str, object]:
 
 
 def _packet_stored(world: World, pid: str) -> bool:
-    from app.db import make_engine
+    from app.ledger.engine import make_engine
 
     engine = make_engine(world.settings.resolved_database_url())
     try:

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.db import make_engine, make_session_factory
+from app.ledger.engine import make_engine
+from app.ledger.unit_of_work import UnitOfWork, make_session_factory
 from app.witnesses.service import pending
-from app.witnessing import Witnessing
+from app.witnesses.witnessing import Witnessing
 from ledger import (
     NoteVerifier,
     open_checkpoint,
@@ -39,7 +40,7 @@ WITNESS_KEY = witness_signer().verifier_key()
 
 
 @pytest.fixture
-def sessions(world: World) -> Iterator[sessionmaker[Session]]:
+def sessions(world: World) -> Iterator[sessionmaker[UnitOfWork]]:
     """Sessions on the world's database, for the witnessing rounds the tests run."""
     engine = make_engine(world.settings.resolved_database_url())
     yield make_session_factory(engine)
@@ -132,7 +133,7 @@ def test_only_coordinators_register_and_the_refusal_is_logged(world: World) -> N
 
 
 def test_the_checkpoint_is_served_with_the_witness_cosignature(
-        world: World, sessions: sessionmaker[Session], witness: Witness,
+        world: World, sessions: sessionmaker[UnitOfWork], witness: Witness,
         witness_url: str) -> None:
     assert register(world, "mx", witness_url).status_code == 201
     collector = Witnessing(sessions, 3600)
@@ -158,7 +159,7 @@ def _size(note: str) -> int:
 
 
 def test_a_409_teaches_the_witness_size_and_the_proof_starts_there(
-        world: World, sessions: sessionmaker[Session], witness: Witness,
+        world: World, sessions: sessionmaker[UnitOfWork], witness: Witness,
         witness_url: str) -> None:
     assert register(world, "mx", witness_url).status_code == 201
     sign_checkpoint_now(world)
@@ -178,7 +179,7 @@ def test_a_409_teaches_the_witness_size_and_the_proof_starts_there(
 
 
 def test_a_witness_already_at_the_latest_size_cosigns_it_again(
-        world: World, sessions: sessionmaker[Session], witness: Witness,
+        world: World, sessions: sessionmaker[UnitOfWork], witness: Witness,
         witness_url: str) -> None:
     assert register(world, "mx", witness_url).status_code == 201
     sign_checkpoint_now(world)
@@ -192,7 +193,7 @@ def test_a_witness_already_at_the_latest_size_cosigns_it_again(
 
 
 def test_an_unreachable_witness_delays_nothing_else(
-        world: World, sessions: sessionmaker[Session], witness: Witness,
+        world: World, sessions: sessionmaker[UnitOfWork], witness: Witness,
         witness_url: str) -> None:
     with blackhole() as silent:
         assert register(world, "silent", silent,
@@ -226,7 +227,7 @@ def test_an_unreachable_witness_delays_nothing_else(
 
 
 def test_the_background_thread_collects_cosignatures(
-        world: World, sessions: sessionmaker[Session], witness_url: str) -> None:
+        world: World, sessions: sessionmaker[UnitOfWork], witness_url: str) -> None:
     assert register(world, "mx", witness_url).status_code == 201
     sign_checkpoint_now(world)
     collector = Witnessing(sessions, 0.05)
@@ -240,7 +241,7 @@ def test_the_background_thread_collects_cosignatures(
     assert len(cosignatures(served_checkpoint(world))) == 1
 
 
-def test_a_removed_witness_is_not_asked(world: World, sessions: sessionmaker[Session],
+def test_a_removed_witness_is_not_asked(world: World, sessions: sessionmaker[UnitOfWork],
                                         witness: Witness, witness_url: str) -> None:
     assert register(world, "mx", witness_url).status_code == 201
     world.client.delete("/v1/witnesses/mx", headers=world.coordinator.auth)
@@ -254,7 +255,7 @@ def test_a_removed_witness_is_not_asked(world: World, sessions: sessionmaker[Ses
 
 
 def test_a_witness_claiming_a_size_never_signed_is_reported(
-        world: World, sessions: sessionmaker[Session]) -> None:
+        world: World, sessions: sessionmaker[UnitOfWork]) -> None:
     async def confused(request: Request) -> Response:
         return Response("3\n", status_code=409, headers={"Content-Type": "text/x.tlog.size"})
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.witnesses.service import Submission
-from app.witnessing import WitnessFailure, cosignature_from, request_body, witness_size
+from app.witnesses.witnessing import WitnessFailure, cosignature_from, request_body, witness_size
 from tests.witness.helpers import FakeLog, witness_signer
 from witness.submission import AddCheckpoint, parse_add_checkpoint
 

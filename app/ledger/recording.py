@@ -1,12 +1,13 @@
-"""Appending the service's actions to the audit ledger.
+"""Appending the service's actions to the audit ledger: the one place an access is recorded.
 
 Every access (granted or denied) appends exactly one ledger entry in the same
-database transaction as the action it records (DESIGN.md invariant 2). A
-refused request rolls its transaction back, and the refusal is then recorded
-on its own in a fresh transaction (see ``app.deps.get_session``), so a denial
-is logged while nothing of the refused action remains.
+database transaction as the action it records (DESIGN.md invariant 2), through
+:func:`record_many` on the request's ``UnitOfWork``. A refused request rolls
+its transaction back, and the refusal is then recorded on its own in a fresh
+transaction (``app.ledger.route.settle``), so a denial is logged while nothing
+of the refused action remains.
 
-A refusal's entry says why in a reason code (``app.refusal.Reason``); facts
+A refusal's entry says why in a reason code (``app.ledger.refusal.Reason``); facts
 about third parties go to an auditor-only record bound to the entry by a
 salted digest (:func:`record_refusal`).
 """
@@ -19,12 +20,12 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from app.certificates.repository import note_subject
-from app.db import tree_cache_of
 from app.errors import CadenaError
+from app.ledger.refusal import PrivateDetail, public_reason
+from app.ledger.subjects import note_subject
+from app.ledger.unit_of_work import as_unit_of_work, tree_cache_of
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
-from app.refusal import PrivateDetail, public_reason
 from ledger import DIGEST_FIELD, Actor, AppendedEntry, EntryDraft, Ledger
 from ledger.sql import SqlStorage
 
@@ -76,10 +77,16 @@ def record(session: Session, entry: EntryDraft) -> AppendedEntry:
 
 
 def record_many(session: Session, entries: Sequence[EntryDraft]) -> list[AppendedEntry]:
-    """:func:`record` for several entries, appended together (one head lock, one insert)."""
-    appended = ledger_for(session).append_many(entries)
+    """:func:`record` for several entries, appended together (one head lock, one insert).
+
+    The one place an access is appended. ``session`` must be a
+    :class:`~app.ledger.unit_of_work.UnitOfWork` (``TypeError`` before anything
+    is written otherwise): the subject index goes in at its COMMIT.
+    """
+    work = as_unit_of_work(session)
+    appended = ledger_for(work).append_many(entries)
     for entry, done in zip(entries, appended, strict=True):
-        note_subject(session, entry, done.index)
+        note_subject(work, entry, done.index)
     return appended
 
 
@@ -88,7 +95,7 @@ class AccessDenied(CadenaError):
 
     ``entry.reason`` is the reason code, shown in the problem body as the
     extension ``reason`` (merged where the status hides a difference:
-    ``app.refusal.public_reason``). ``private``, when given, is the detail
+    ``app.ledger.refusal.public_reason``). ``private``, when given, is the detail
     kept for auditors, whose digest ``entry.details`` carries.
     """
 
@@ -135,7 +142,7 @@ def deny(
 ) -> AccessDenied:
     """Build a refusal of ``action`` on ``subject`` with its ledger entry.
 
-    ``reason`` is an ``app.refusal.Reason`` code; ``detail`` the problem's
+    ``reason`` is an ``app.ledger.refusal.Reason`` code; ``detail`` the problem's
     text for the caller, naming no third party's level or status. ``private``
     is what an auditor needs beyond the code (the recipient, their level...):
     it is kept out of the entry, which carries its salted digest instead.

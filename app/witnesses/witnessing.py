@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.db import transaction
+from app.ledger import UnitOfWork, transaction
 from app.witnesses import service
 from app.witnesses.service import Submission
 from ledger import LedgerError, NoteVerifier, verify_cosignature
-from ledger.format.note import b64decode
+from ledger import note_b64decode as b64decode
 
 if TYPE_CHECKING:
     import httpx
@@ -92,7 +92,7 @@ def witness_size(response: httpx.Response) -> int:
 class Witnessing:
     """The background collector of cosignatures (see the module docstring)."""
 
-    def __init__(self, sessions: sessionmaker[Session], interval: float, *,
+    def __init__(self, sessions: sessionmaker[UnitOfWork], interval: float, *,
                  client: httpx.Client | None = None, workers: int = 8) -> None:
         """Collect every ``interval`` seconds, over ``client`` (default: short timeouts)."""
         self._sessions = sessions

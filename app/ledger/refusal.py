@@ -7,7 +7,7 @@ party's facts: refusal entries travel in custody certificates to courts and
 to other parties of the packet. Facts about others (a recipient's clearance
 level, a state's status, the liaison or court named) go to an auditor-only
 record bound to the entry by a salted digest (:class:`PrivateDetail`,
-``ledger.format.refusal``; stored by ``app.audit.record_refusal``).
+``ledger.format.refusal``; stored by ``app.ledger.recording.record_refusal``).
 """
 
 from __future__ import annotations

@@ -37,10 +37,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.audit import draft, record_many
-from app.db import transaction
+from app.ledger.recording import draft, record_many
+from app.ledger.unit_of_work import UnitOfWork, transaction
 from ledger import EntryDraft
 
 log = structlog.get_logger()
@@ -138,7 +138,7 @@ class RefusalSummaries:
                      reason=tally.reason, details=details)
 
 
-def write_entries(sessions: sessionmaker[Session], entries: list[EntryDraft]) -> None:
+def write_entries(sessions: sessionmaker[UnitOfWork], entries: list[EntryDraft]) -> None:
     """Append summary entries in one transaction."""
     if entries:
         with transaction(sessions) as session:
@@ -152,7 +152,7 @@ class SummaryWriter:
     tried again next round, so a summary is late rather than lost.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], summaries: RefusalSummaries) -> None:
+    def __init__(self, sessions: sessionmaker[UnitOfWork], summaries: RefusalSummaries) -> None:
         self._sessions, self._summaries = sessions, summaries
         self._pending: list[EntryDraft] = []
         self._stop = threading.Event()

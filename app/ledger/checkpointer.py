@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
-from app.audit import storage_for
-from app.db import transaction
+from app.ledger.recording import storage_for
+from app.ledger.unit_of_work import UnitOfWork, transaction
 from ledger import (
     ConflictError,
     CorruptLedgerError,
@@ -28,7 +28,7 @@ from ledger import (
 log = structlog.get_logger()
 
 
-def sign_once(sessions: sessionmaker[Session], signer: NoteSigner,
+def sign_once(sessions: sessionmaker[UnitOfWork], signer: NoteSigner,
               origin: str) -> StoredCheckpoint | None:
     """Sign a checkpoint now if the tree grew since the last one; return it."""
     with transaction(sessions) as session:
@@ -47,7 +47,7 @@ def sign_once(sessions: sessionmaker[Session], signer: NoteSigner,
 class Checkpointer:
     """A daemon thread that calls :func:`sign_once` every ``interval`` seconds."""
 
-    def __init__(self, sessions: sessionmaker[Session], signer: NoteSigner, origin: str,
+    def __init__(self, sessions: sessionmaker[UnitOfWork], signer: NoteSigner, origin: str,
                  interval: float) -> None:
         self._sessions, self._signer, self._origin = sessions, signer, origin
         self._interval = interval

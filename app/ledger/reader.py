@@ -4,7 +4,7 @@
 each worker process (the ledger core opens no database itself). The readers
 only read, each inside one transaction that is one snapshot:
 
-- SQLite: a deferred ``BEGIN`` (not the ``BEGIN IMMEDIATE`` of ``app.db``,
+- SQLite: a deferred ``BEGIN`` (not the ``BEGIN IMMEDIATE`` of ``app.ledger.engine``,
   which would queue every worker behind the write lock that the verifying
   parent already holds); in WAL mode readers never wait for the writer.
 - PostgreSQL: ``REPEATABLE READ``, as ``ledger.sql.store`` asks of a verifier.
@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from app.db import make_engine, normalize_url
+from app.ledger.engine import make_engine, normalize_url
 from app.models.ledger import LEDGER_TABLES
 from ledger import LedgerReader
 from ledger.sql import SqlStorage

@@ -1,0 +1,126 @@
+"""The ledger kernel: the one room of DESIGN invariant 2 ("every access is in the ledger").
+
+Features (``app/<feature>/``) touch the ledger only through this front; the
+modules behind it are the kernel's own (docs/adr/0006-the-ledger-kernel.md):
+
+- ``unit_of_work``: :class:`UnitOfWork`, the session of a request or a job,
+  with the rows written at COMMIT and :meth:`UnitOfWork.commit`, the one
+  place a transaction commits; :func:`transaction` for background jobs;
+- ``route``: :class:`UnitOfWorkRoute` and :data:`SessionDep`, which give an
+  endpoint its unit of work and settle it (commit, or roll back and record
+  the refusal in a transaction of its own);
+- ``recording``: :func:`record` (the one place an access is appended),
+  :func:`deny` and the refusals; ``refusal``: the reason codes;
+  ``summaries``: refusals past a rate limit counted into summary entries;
+- ``subjects``: the subject index written with each entry; ``queries``:
+  exact entries, stored checkpoints and inclusion proofs under the trust rule;
+- ``engine``: engines with Cadena's durability settings; ``checkpointer``,
+  ``key``, ``reader``: signing checkpoints, the ledger key, verification readers.
+"""
+
+from app.ledger.checkpointer import Checkpointer, sign_once
+from app.ledger.engine import make_engine, normalize_url
+from app.ledger.key import (
+    LedgerKeyError,
+    create_signing_key,
+    load_note_signer,
+    load_note_verifier,
+    load_signing_key,
+)
+from app.ledger.queries import (
+    SignedCheckpoint,
+    checkpoints_after,
+    inclusion_proofs,
+    is_signed_size,
+    raw_entries,
+)
+from app.ledger.reader import LedgerReaderOpener
+from app.ledger.recording import (
+    AccessDenied,
+    Hidden,
+    NoClearance,
+    Unauthenticated,
+    deny,
+    draft,
+    ledger_for,
+    now,
+    record,
+    record_many,
+    record_refusal,
+    storage_for,
+)
+from app.ledger.refusal import PrivateDetail, Reason, public_reason
+from app.ledger.route import (
+    Deferred,
+    SessionDep,
+    UnitOfWorkRoute,
+    get_session,
+    record_refusal_entry,
+    settle,
+)
+from app.ledger.subjects import enrolment_indices, indices_about, key_entry_indices
+from app.ledger.summaries import SUMMARY_ACTION, RefusalSummaries, SummaryWriter, write_entries
+from app.ledger.unit_of_work import (
+    RequestContext,
+    UnitOfWork,
+    as_unit_of_work,
+    insert_at_commit,
+    make_session_factory,
+    named_insert,
+    transaction,
+    tree_cache_of,
+)
+
+__all__ = [
+    "SUMMARY_ACTION",
+    "AccessDenied",
+    "Checkpointer",
+    "Deferred",
+    "Hidden",
+    "LedgerKeyError",
+    "LedgerReaderOpener",
+    "NoClearance",
+    "PrivateDetail",
+    "Reason",
+    "RefusalSummaries",
+    "RequestContext",
+    "SessionDep",
+    "SignedCheckpoint",
+    "SummaryWriter",
+    "Unauthenticated",
+    "UnitOfWork",
+    "UnitOfWorkRoute",
+    "checkpoints_after",
+    "create_signing_key",
+    "deny",
+    "draft",
+    "enrolment_indices",
+    "get_session",
+    "inclusion_proofs",
+    "indices_about",
+    "insert_at_commit",
+    "is_signed_size",
+    "key_entry_indices",
+    "ledger_for",
+    "load_note_signer",
+    "load_note_verifier",
+    "load_signing_key",
+    "make_engine",
+    "make_session_factory",
+    "named_insert",
+    "normalize_url",
+    "now",
+    "public_reason",
+    "raw_entries",
+    "record",
+    "record_many",
+    "record_refusal",
+    "record_refusal_entry",
+    "settle",
+    "sign_once",
+    "storage_for",
+    "transaction",
+    "tree_cache_of",
+    "as_unit_of_work",
+    "write_entries",
+]

@@ -1,0 +1,121 @@
+"""Engines for SQLite (embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (an acknowledged write
+survives a crash of the process or the machine) and foreign keys on.
+PostgreSQL goes through psycopg 3.
+
+The listeners here are per engine, set as :func:`make_engine` builds it
+(connection pragmas and file modes, ``BEGIN IMMEDIATE``, the pool's
+checkout check); what a transaction does at COMMIT is the unit of work's
+(``app.ledger.unit_of_work``).
+"""
+
+from __future__ import annotations
+
+import functools
+import select
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
+
+from app.datadir import make_private
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level lets SQLAlchemy issue BEGIN itself, so a
+    # transaction that writes can start with BEGIN IMMEDIATE (see begin hook).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_files(url: str) -> tuple[Path, ...]:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return ()
+    return (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm"))
+
+
+def _private_sqlite(files: tuple[Path, ...], dbapi_connection: Any, record: Any) -> None:
+    # The database file is made 0600 before anything else: SQLite gives the
+    # -wal and -shm it creates the database file's mode. Files left wider by an
+    # older version (or another umask) are narrowed on the next connection.
+    for path in files:
+        make_private(path)
+    _sqlite_pragmas(dbapi_connection, record)
+    for path in files:
+        make_private(path)
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Every transaction takes the write lock up front: two processes can then
+    # never both read the ledger head and append behind each other's back, and
+    # SQLite never has to fail a deferred transaction's lock upgrade.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with Cadena's durability settings."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        if "poolclass" not in kwargs and ":memory:" not in url:
+            # One connection per process: SQLite admits one writer at a time anyway
+            # (every transaction is BEGIN IMMEDIATE), and a queue for the pool is
+            # fair, where threads polling SQLite's busy handler are not (seconds of
+            # p99 under load).
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", 0)
+            # A request waits this long for the connection, then gets 503: with
+            # admission bounding what is in flight (app.admission), a wait this
+            # long means the database is stuck, not busy.
+            kwargs.setdefault("pool_timeout", 10)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", functools.partial(_private_sqlite, _sqlite_files(url)))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    # Kept connections: SQLAlchemy's default keeps 5 and closes every overflow
+    # connection it gets back, so a worker with 6-16 requests in flight opened
+    # and closed PostgreSQL connections (a backend each) all the time.
+    # 16 + 4 per process stays near the old ceiling of 15 (max_connections).
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 16)
+        kwargs.setdefault("max_overflow", 4)
+        kwargs.setdefault("pool_timeout", 10)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: refuse a connection the server has closed; the pool opens another.
+
+    Instead of ``pool_pre_ping`` (one round trip before every transaction): a
+    server that ends a session (a restart or shutdown, ``pg_terminate_backend``,
+    an idle timeout) sends its error and closes the socket, so an idle
+    connection with anything to read, or already broken, is not used. Checked
+    without waiting; SQLAlchemy replaces a connection refused with
+    ``DisconnectionError``. A connection lost without a word (a cut cable)
+    still fails its request, with 503 and nothing changed, and the pool
+    is renewed after that error.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    # poll, not select: select() cannot watch a descriptor above 1023, and a
+    # process holding a thousand client connections has database sockets there.
+    poller = select.poll()
+    poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server sent something to an idle connection: it closed it")

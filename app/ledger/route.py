@@ -1,0 +1,315 @@
+"""The route class and the dependency that give an endpoint its unit of work, in one thread.
+
+A request is served by one worker thread holding at most one database
+connection, and never waits for a second thread while it holds it (a burst
+of ~50 requests once froze the server: each held a connection in the thread
+that authenticated it while waiting for another thread for its endpoint).
+:class:`UnitOfWorkRoute` runs, in the endpoint's thread: the deferred
+dependencies (authentication: :class:`Deferred`), the endpoint, and the end of
+the transaction (:func:`settle`): commit before the response is built (a 2xx
+means durable) through ``UnitOfWork.commit``, the one commit path, or roll
+back; a refusal (``AccessDenied``) is then recorded, on the same unit of work,
+in a transaction of its own (:func:`_record_refusal`, or counted into the
+ledger's refusal summary, ``app.ledger.summaries``). Coroutine endpoints
+(uploads, which stream on the event loop) resolve their deferred dependencies
+in one thread that ends its transaction before the endpoint runs;
+:func:`get_session` settles theirs, through the same :func:`settle`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, Protocol, runtime_checkable
+
+import anyio
+import anyio.to_thread
+import structlog
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import CadenaError, RuleRefused, Unavailable
+from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
+from app.ledger.unit_of_work import RequestContext, UnitOfWork, as_unit_of_work
+from ledger import CorruptLedgerError, EntryDraft
+
+log = structlog.get_logger()
+
+
+class LedgerDamaged(CadenaError):
+    """The ledger's rows contradict each other: no access can be recorded, so none is served."""
+
+    status, code, title = 503, "ledger-damaged", "Ledger unavailable"
+
+
+class UnstorableValue(CadenaError):
+    """The database refused a value the schemas let through (NUL in text on PostgreSQL)."""
+
+    status, code, title = 422, "invalid-request", "Invalid request"
+
+
+def _sessions(request: Request) -> sessionmaker[UnitOfWork]:
+    factory: sessionmaker[UnitOfWork] = request.app.state.sessions
+    return factory
+
+
+# Driver errors are listed too: ``ledger.sql.store`` runs its hot queries on the
+# DB-API cursor, where SQLAlchemy does not wrap what the driver raises. psycopg's
+# are added once SQLAlchemy has loaded it (a SQLite server never imports it).
+_DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OperationalError, DBAPIError, PoolTimeout, sqlite3.OperationalError)
+
+
+def _database_down() -> tuple[type[BaseException], ...]:
+    """The errors that mean "the database is down" (evaluated only as an exception passes)."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return _DATABASE_DOWN
+    return (*_DATABASE_DOWN, psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _rollback(session: UnitOfWork) -> None:
+    """Roll back; on a connection already lost the database rolled back by itself."""
+    try:
+        session.rollback()
+    except _database_down():
+        log.warning("rollback failed: the database connection is lost")
+
+
+def _counted(session: UnitOfWork, exc: AccessDenied) -> bool:
+    """Count ``exc`` into the refusal summary instead of logging it alone (app.ledger.summaries)."""
+    context = session.request
+    if context is None or context.summaries is None:
+        return False
+    summaries, entry = context.summaries, exc.entry
+    liaison = entry.actor.liaison if entry.actor is not None else None
+    if exc.status == 429:
+        subject = ("liaison", liaison) if liaison else ("address", context.address)
+    elif exc.status == 401 and not summaries.may_log(context.address):
+        subject = ("address", context.address)
+    elif exc.status != 401 and liaison and not summaries.may_log_liaison(liaison):
+        subject = ("liaison", liaison)
+    else:
+        return False
+    exc.extensions["ledger_summary"] = summaries.count(
+        subject_type=subject[0], subject_id=str(subject[1]), reason=exc.code,
+        action=entry.action)
+    return True
+
+
+def _record_refusal(session: UnitOfWork, exc: AccessDenied) -> None:
+    """Record the refusal on ``session`` (its request's transaction rolled back) and commit."""
+    if _counted(session, exc):
+        return
+    try:
+        appended = record_refusal(session, exc)
+        session.commit()
+    except Exception:
+        _rollback(session)
+        log.error("refusal could not be recorded", action=exc.entry.action)
+        raise
+    exc.extensions["ledger_index"] = appended.index
+    exc.extensions["ledger_leaf_hash"] = appended.leaf_hash.hex()
+
+
+def record_refusal_entry(session: Session, entry: EntryDraft) -> dict[str, Any]:
+    """Log a refusal answered without an error (a decoy) in the request's transaction.
+
+    The same budget as any unauthenticated refusal (:func:`_counted`): past
+    it, the refusal is counted into the summary. Returns the problem
+    extension that names where the refusal is recorded.
+    """
+    refusal = Unauthenticated("", entry)
+    if _counted(as_unit_of_work(session), refusal):
+        return {"ledger_summary": refusal.extensions["ledger_summary"]}
+    appended = record(session, entry)
+    return {"ledger_index": appended.index}
+
+
+def _as_refusal(session: UnitOfWork, error: Exception) -> AccessDenied | None:
+    """``error`` as a refusal to record: an AccessDenied, or a rule the caller broke."""
+    if isinstance(error, AccessDenied):
+        return error
+    caller = session.caller
+    if isinstance(error, RuleRefused) and caller is not None:
+        actor, action = caller
+        subject = error.subject or {"type": "route", "id": action}
+        return AccessDenied(error.detail, draft(actor, action, subject, reason=error.code))
+    return None
+
+
+def _fail(session: UnitOfWork, error: Exception) -> Exception:
+    """Roll back after ``error`` (recording a refusal); the error to answer with."""
+    _rollback(session)
+    refusal = _as_refusal(session, error)
+    if refusal is not None:
+        try:
+            _record_refusal(session, refusal)
+        except _database_down() as down:  # a refusal is never served unrecorded
+            mapped: Exception = Unavailable("the database is unavailable; nothing was changed")
+            mapped.__cause__ = down
+            return mapped
+        if refusal is not error and isinstance(error, CadenaError):
+            error.extensions.update({k: v for k, v in refusal.extensions.items()
+                                     if k.startswith("ledger") or k == "reason"})
+        return error
+    if isinstance(error, CorruptLedgerError):
+        log.error("the ledger's stored rows contradict each other; run cadena-server ledger "
+                  "verify", error=str(error))
+        return LedgerDamaged("the ledger cannot record this request; nothing was changed "
+                             "(the operator has been told)")
+    if isinstance(error, DataError):
+        return UnstorableValue("a value in the request cannot be stored; nothing was changed")
+    if isinstance(error, _database_down()):
+        return Unavailable("the database is unavailable; nothing was changed")
+    return error
+
+
+def settle(session: UnitOfWork, error: Exception | None) -> None:
+    """End the request's transaction: commit, or roll back (and record a refusal); close.
+
+    Raises the error to answer with, if any. Runs in the thread that used the session.
+    """
+    session.settled = True
+    try:
+        if error is None:
+            try:
+                session.commit()
+                return
+            except Exception as exc:
+                error = exc
+        mapped = _fail(session, error)
+        if mapped is error:
+            raise error
+        raise mapped from (mapped.__cause__ or error)
+    finally:
+        session.close()
+
+
+def _abandon(session: UnitOfWork) -> None:
+    """Roll back and close after a cancellation or exit (nothing to map or record)."""
+    try:
+        _rollback(session)
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[UnitOfWork]:
+    """The request's session; its transaction is ended by :class:`UnitOfWorkRoute`.
+
+    Made on the event loop (that touches no database: the connection is taken
+    at first use, in the route's thread). A session the route did not settle
+    (a coroutine endpoint, or an error before the endpoint ran) is settled
+    here in a worker thread not counted against the thread pool (its own
+    limiter): with every pool thread waiting for a connection, the holder must
+    still be able to give it back. Shielded: a cancelled request still ends
+    its transaction.
+    """
+    session = _sessions(request)()
+    summaries = getattr(request.app.state, "refusal_summaries", None)
+    client = request.client
+    session.request = RequestContext(client.host if client else "unknown", summaries)
+    error: Exception | None = None
+    try:
+        yield session
+    except Exception as exc:
+        error = exc
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
+        raise
+    if session.settled or (error is None and not session.in_transaction()):
+        session.close()  # no transaction left: touches no database
+        if error is not None:
+            raise error
+        return
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(settle, session, error, limiter=anyio.CapacityLimiter(1))
+
+
+@runtime_checkable
+class Deferred(Protocol):
+    """A dependency resolved in the request's thread, on its session (authentication)."""
+
+    def resolve(self, session: Session) -> Any:
+        """The dependency's value, read through ``session``."""
+
+
+def _resolve_deferred(session: UnitOfWork | None, kwargs: dict[str, Any]) -> None:
+    for name, value in list(kwargs.items()):
+        if isinstance(value, Deferred):
+            if session is None:
+                raise TypeError("a route with a deferred dependency needs a SessionDep")
+            kwargs[name] = value.resolve(session)
+
+
+def _session_of(kwargs: dict[str, Any]) -> UnitOfWork | None:
+    return next((v for v in kwargs.values() if isinstance(v, UnitOfWork)), None)
+
+
+def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` with its authentication and its commit in its own (one) thread."""
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session = _session_of(kwargs)
+        try:
+            _resolve_deferred(session, kwargs)
+            result = endpoint(*args, **kwargs)
+        except Exception as exc:
+            if session is None:
+                raise
+            settle(session, exc)
+            raise  # not reached: settle raised
+        if session is not None:
+            settle(session, None)
+        return result
+
+    return run
+
+
+def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A coroutine ``endpoint`` whose deferred dependencies are resolved in one thread first.
+
+    That thread ends its transaction (a read) before the endpoint runs, so a
+    long upload holds no connection and, on SQLite, no lock.
+    """
+
+    def resolve(session: UnitOfWork | None, kwargs: dict[str, Any]) -> None:
+        try:
+            _resolve_deferred(session, kwargs)
+        except Exception as exc:
+            if session is None:
+                raise
+            settle(session, exc)
+        if session is not None:
+            _rollback(session)
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(v, Deferred) for v in kwargs.values()):
+            await anyio.to_thread.run_sync(resolve, _session_of(kwargs), kwargs)
+        return await endpoint(*args, **kwargs)
+
+    return run
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A route served in one thread: authentication, endpoint and commit (module docstring)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        """Wrap ``endpoint`` (FastAPI reads its signature through ``__wrapped__``)."""
+        if inspect.iscoroutinefunction(endpoint):
+            endpoint = _authenticated_first(endpoint)
+        else:
+            endpoint = _in_one_thread(endpoint)
+        super().__init__(path, endpoint, **kwargs)
+
+
+SessionDep = Annotated[UnitOfWork, Depends(get_session, scope="function")]
