@@ -68,6 +68,7 @@ def serve(
     import sys
 
     from app.logging import configure_logging
+    from app.serving import port_refusal
     from app.settings import get_settings
 
     settings = get_settings()
@@ -76,6 +77,11 @@ def serve(
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
         raise typer.Exit(code=2)
+    # Before migrating and before saying "serving on": uvicorn would only fail later.
+    refusal = port_refusal(host, port)
+    if refusal is not None:
+        typer.echo(f"error: {refusal}", err=True)
+        raise typer.Exit(code=1)
     configure_logging(json=settings.log_json, level=settings.log_level)
     # Migrate in a child process: Alembic (about 11 MB) never enters the serving one.
     migrated = subprocess.run([sys.executable, "-c", MIGRATE_CHILD, url], check=False)  # noqa: S603
