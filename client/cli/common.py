@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,8 +132,20 @@ def passphrase_source(confirm: bool = False) -> Callable[[], str]:
         env = os.environ.get("CADENA_PASSPHRASE")
         if env:
             return env
-        value = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm,
-                             err=True)
+        try:
+            # Piped, nothing is echoed anyway, and getpass would only warn that it cannot
+            # turn echo off.
+            value = typer.prompt("Passphrase", hide_input=sys.stdin.isatty(),
+                                 confirmation_prompt=confirm, err=True)
+        except typer.Abort as exc:
+            if sys.stdin.isatty():
+                raise  # Ctrl-C or Ctrl-D at the prompt: the person chose to stop
+            # Standard input ran out without a passphrase: a set-up to fix, not a failure.
+            typer.echo("", err=True)  # end the prompt's line
+            raise ProfileError(
+                "no passphrase: standard input is not a terminal; set CADENA_PASSPHRASE, "
+                "run the command in a terminal, or (keys generate, keys rotate) give "
+                "--no-passphrase to store the key unencrypted") from exc
         if not value:
             raise ProfileError("an empty passphrase is not allowed")
         return str(value)
