@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperOption
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -18,6 +19,23 @@ if TYPE_CHECKING:
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
+
+def _bare_flags_in_help() -> None:
+    """Show flags bare in ``--help`` (``--json``), as click's plain help does.
+
+    typer 0.29's rich help prints the type of every option, so a flag reads
+    ``--json <bool>`` as if it took a value. The service shares no module with the
+    client's command line (a liaison's machine has no server code).
+    """
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else typed(self, ctx)
+
+    setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010 (mypy: no method assignment)
+
+
+_bare_flags_in_help()
 
 cli = typer.Typer(help="Cadena server: the secure case-information exchange.", no_args_is_help=True)
 
