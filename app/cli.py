@@ -136,6 +136,33 @@ def _public_keys(path: Path | None, signing: str | None, encryption: str | None)
     return signing, encryption
 
 
+def _ledger_origin(given: str | None) -> str:
+    """The origin bootstrap fixes: given explicitly, a valid key name, the server's own."""
+    from nacl.signing import SigningKey
+
+    from ledger.errors import LedgerError
+    from ledger.note import NoteSigner
+
+    if given is None:
+        typer.echo("error: choose the ledger's origin with --origin NAME (or "
+                   "CADENA_LEDGER_ORIGIN), e.g. --origin fiscalia.example/cadena-ledger; "
+                   "it is permanent: every checkpoint, witness cosignature and custody "
+                   "certificate names it, and it can never change", err=True)
+        raise typer.Exit(code=2)
+    try:
+        NoteSigner(given, SigningKey.generate())  # a throwaway key: checks the name alone
+    except LedgerError as exc:
+        typer.echo(f"error: the ledger origin {given!r} cannot be a checkpoint origin "
+                   f"(C2SP signed-note key name): {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    serving = os.environ.get("CADENA_LEDGER_ORIGIN")
+    if serving is not None and serving != given:
+        typer.echo(f"error: --origin {given} differs from CADENA_LEDGER_ORIGIN={serving}, "
+                   "with which the server signs; give one origin", err=True)
+        raise typer.Exit(code=2)
+    return given
+
+
 @cli.command()
 def bootstrap(
     state: str = typer.Option(..., help="ISO 3166-1 alpha-2 code of the coordinator's state"),
@@ -146,8 +173,15 @@ def bootstrap(
     public_keys: Path | None = typer.Option(None, help="JSON from `cadena keys show --json`"),
     signing_public: str | None = typer.Option(None, help="Ed25519 public key, base64"),
     encryption_public: str | None = typer.Option(None, help="X25519 public key, base64"),
+    origin: str | None = typer.Option(
+        None, envvar="CADENA_LEDGER_ORIGIN", show_envvar=True,
+        help="The ledger's origin, e.g. fiscalia.example/cadena-ledger: permanent (every "
+             "checkpoint, cosignature and certificate names it)"),
 ) -> None:
-    """Create the ledger key and the first coordinator from their public keys (once)."""
+    """Create the ledger key and the first coordinator from their public keys (once).
+
+    The ledger's origin is chosen here, explicitly, and never changes afterwards.
+    """
     from app.bootstrap import Coordinator
     from app.bootstrap import bootstrap as run_bootstrap
     from app.db import make_engine, make_session_factory, transaction
@@ -159,9 +193,9 @@ def bootstrap(
     from crypto.keys import LiaisonPublicKeys, check_public_keys
 
     settings = get_settings()
+    chosen = _ledger_origin(origin)
     _data_dir(settings)
     url = settings.resolved_database_url()
-    upgrade_to_head(url)
     sign_b64, box_b64 = _public_keys(public_keys, signing_public, encryption_public)
     try:
         keys = check_public_keys(LiaisonPublicKeys(
@@ -170,18 +204,22 @@ def bootstrap(
     except CryptoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    upgrade_to_head(url)
     first = Coordinator(liaison_id=liaison, name=name, state_code=state.upper(),
                         state_name=state_name, joining_note=joining_note, keys=keys)
     engine = make_engine(url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            verifier = run_bootstrap(session, settings.resolved_ledger_key_path(),
-                                     settings.ledger_origin, first)
+            verifier = run_bootstrap(session, settings.resolved_ledger_key_path(), chosen,
+                                     first)
     except CadenaError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from exc
     finally:
         engine.dispose()
+    typer.echo(f"ledger origin: {chosen} (permanent: every checkpoint, witness cosignature "
+               "and custody certificate names it; a new origin means a new ledger)")
+    typer.echo(f"run every cadena-server command with CADENA_LEDGER_ORIGIN={chosen}")
     typer.echo(f"coordinator {liaison} enrolled; key fingerprint {keys.fingerprint}")
     typer.echo("ledger verifier key (publish it to auditors and witnesses):")
     typer.echo(verifier)
