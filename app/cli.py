@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperOption
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -17,6 +18,23 @@ if TYPE_CHECKING:
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
+
+def _bare_flags_in_help() -> None:
+    """Show flags bare in ``--help`` (``--json``), as click's plain help does.
+
+    typer 0.29's rich help prints the type of every option, so a flag reads
+    ``--json <bool>`` as if it took a value. The service shares no module with the
+    client's command line (a liaison's machine has no server code).
+    """
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else typed(self, ctx)
+
+    setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010 (mypy: no method assignment)
+
+
+_bare_flags_in_help()
 
 cli = typer.Typer(help="Cadena server: the secure case-information exchange.", no_args_is_help=True)
 
@@ -67,6 +85,7 @@ def serve(
     import sys
 
     from app.logging import configure_logging
+    from app.serving import port_refusal
     from app.settings import get_settings
 
     settings = get_settings()
@@ -75,6 +94,11 @@ def serve(
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
         raise typer.Exit(code=2)
+    # Before migrating and before saying "serving on": uvicorn would only fail later.
+    refusal = port_refusal(host, port)
+    if refusal is not None:
+        typer.echo(f"error: {refusal}", err=True)
+        raise typer.Exit(code=1)
     configure_logging(json=settings.log_json, level=settings.log_level)
     # Migrate in a child process: Alembic (about 11 MB) never enters the serving one.
     migrated = subprocess.run([sys.executable, "-c", MIGRATE_CHILD, url], check=False)  # noqa: S603
@@ -111,6 +135,32 @@ def _public_keys(path: Path | None, signing: str | None, encryption: str | None)
     return signing, encryption
 
 
+def _ledger_origin(given: str | None) -> str:
+    """The origin bootstrap fixes: given explicitly, a valid key name, the server's own."""
+    from nacl.signing import SigningKey
+
+    from ledger import LedgerError, NoteSigner
+
+    if given is None:
+        typer.echo("error: choose the ledger's origin with --origin NAME (or "
+                   "CADENA_LEDGER_ORIGIN), e.g. --origin fiscalia.example/cadena-ledger; "
+                   "it is permanent: every checkpoint, witness cosignature and custody "
+                   "certificate names it, and it can never change", err=True)
+        raise typer.Exit(code=2)
+    try:
+        NoteSigner(given, SigningKey.generate())  # a throwaway key: checks the name alone
+    except LedgerError as exc:
+        typer.echo(f"error: the ledger origin {given!r} cannot be a checkpoint origin "
+                   f"(C2SP signed-note key name): {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    serving = os.environ.get("CADENA_LEDGER_ORIGIN")
+    if serving is not None and serving != given:
+        typer.echo(f"error: --origin {given} differs from CADENA_LEDGER_ORIGIN={serving}, "
+                   "with which the server signs; give one origin", err=True)
+        raise typer.Exit(code=2)
+    return given
+
+
 @cli.command()
 def bootstrap(
     state: str = typer.Option(..., help="ISO 3166-1 alpha-2 code of the coordinator's state"),
@@ -121,8 +171,15 @@ def bootstrap(
     public_keys: Path | None = typer.Option(None, help="JSON from `cadena keys show --json`"),
     signing_public: str | None = typer.Option(None, help="Ed25519 public key, base64"),
     encryption_public: str | None = typer.Option(None, help="X25519 public key, base64"),
+    origin: str | None = typer.Option(
+        None, envvar="CADENA_LEDGER_ORIGIN", show_envvar=True,
+        help="The ledger's origin, e.g. fiscalia.example/cadena-ledger: permanent (every "
+             "checkpoint, cosignature and certificate names it)"),
 ) -> None:
-    """Create the ledger key and the first coordinator from their public keys (once)."""
+    """Create the ledger key and the first coordinator from their public keys (once).
+
+    The ledger's origin is chosen here, explicitly, and never changes afterwards.
+    """
     from app.bootstrap import Coordinator
     from app.bootstrap import bootstrap as run_bootstrap
     from app.errors import CadenaError
@@ -132,9 +189,9 @@ def bootstrap(
     from crypto import CryptoError, LiaisonPublicKeys, b64decode, check_public_keys
 
     settings = get_settings()
+    chosen = _ledger_origin(origin)
     _data_dir(settings)
     url = settings.resolved_database_url()
-    upgrade_to_head(url)
     sign_b64, box_b64 = _public_keys(public_keys, signing_public, encryption_public)
     try:
         keys = check_public_keys(LiaisonPublicKeys(
@@ -143,18 +200,22 @@ def bootstrap(
     except CryptoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    upgrade_to_head(url)
     first = Coordinator(liaison_id=liaison, name=name, state_code=state.upper(),
                         state_name=state_name, joining_note=joining_note, keys=keys)
     engine = make_engine(url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            verifier = run_bootstrap(session, settings.resolved_ledger_key_path(),
-                                     settings.ledger_origin, first)
+            verifier = run_bootstrap(session, settings.resolved_ledger_key_path(), chosen,
+                                     first)
     except CadenaError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from exc
     finally:
         engine.dispose()
+    typer.echo(f"ledger origin: {chosen} (permanent: every checkpoint, witness cosignature "
+               "and custody certificate names it; a new origin means a new ledger)")
+    typer.echo(f"run every cadena-server command with CADENA_LEDGER_ORIGIN={chosen}")
     typer.echo(f"coordinator {liaison} enrolled; key fingerprint {keys.fingerprint}")
     typer.echo("ledger verifier key (publish it to auditors and witnesses):")
     typer.echo(verifier)

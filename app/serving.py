@@ -27,6 +27,7 @@ uvicorn's own supervisor.
 from __future__ import annotations
 
 import argparse
+import errno
 import multiprocessing
 import signal
 import socket
@@ -66,6 +67,26 @@ def reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def port_refusal(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (in use, no such address), or ``None``.
+
+    A plain bind, without ``SO_REUSEPORT``: it fails beside any socket already
+    bound there, another Cadena supervisor's included, which a ``SO_REUSEPORT``
+    bind would quietly share the port with.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"{host}:{port} is already in use (another server?); choose another --port"
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def serve_worker(host: str, port: int, serving: EventType) -> None:

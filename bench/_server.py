@@ -63,6 +63,8 @@ STOP_GRACE = 15.0
 _PROC = Path("/proc")
 BENCH_TOKEN_TTL = 86_400
 """The longest token lifetime the settings accept: a long run never re-logs in."""
+BENCH_ORIGIN = "bench.cadena.example/ledger"
+"""The ledger origin of every benchmark server (bootstrap needs one chosen explicitly)."""
 
 
 class ServerError(RuntimeError):
@@ -98,7 +100,7 @@ def server_env(data_dir: Path, database_url: str | None = None, *, log_level: st
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENA_")}
     env |= {"CADENA_DATA_DIR": str(data_dir), "CADENA_LOG_LEVEL": log_level,
-            "CADENA_TOKEN_TTL_SECONDS": str(token_ttl)}
+            "CADENA_TOKEN_TTL_SECONDS": str(token_ttl), "CADENA_LEDGER_ORIGIN": BENCH_ORIGIN}
     if database_url:
         env["CADENA_DATABASE_URL"] = database_url
     env |= dict(extra or {})

@@ -25,6 +25,9 @@ import httpx
 from client.errors import NetworkError, UsageError
 
 START_TIMEOUT = 60.0
+LOCAL_ORIGIN = "localhost.cadena.example/ledger"
+"""The ledger origin of a throw-away local server (bootstrap needs one chosen explicitly;
+``extra`` may set another)."""
 
 
 def free_port() -> int:
@@ -50,7 +53,8 @@ def server_env(data_dir: Path, database_url: str | None = None,
                extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a server process using ``data_dir`` (and ``database_url``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENA_")}
-    env.update({"CADENA_DATA_DIR": str(data_dir), "CADENA_LOG_LEVEL": "warning"})
+    env.update({"CADENA_DATA_DIR": str(data_dir), "CADENA_LOG_LEVEL": "warning",
+                "CADENA_LEDGER_ORIGIN": LOCAL_ORIGIN})
     if database_url:
         env["CADENA_DATABASE_URL"] = database_url
     env.update(extra or {})

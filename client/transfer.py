@@ -60,6 +60,9 @@ INLINE_BYTES = 256 * 1024
 """The manifest and message go inline with the envelope when their ciphertext is at most
 this together (the server's default JSON limit, 1 MiB, holds it in base64 with room)."""
 RECORD_NAME = "packet.json"
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+"""What ``fetch`` writes is the liaison's alone, as the decrypted streams are (mkstemp)."""
 """Written beside the decrypted files: signed header and statement, file digests."""
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], AbstractContextManager[Progress]]
@@ -284,7 +287,7 @@ def open_remote(client: Client, me: str, keys: LiaisonKeys, read: PacketRead
 def _targets(opened: OpenedEnvelope, staging: Path) -> list[tuple[int, str, Path]]:
     targets = [(1, "message", staging / "message.txt")]
     if opened.statement.attachments:
-        (staging / "attachments").mkdir()
+        (staging / "attachments").mkdir(mode=PRIVATE_DIR)
     for i, attachment in enumerate(opened.statement.attachments):
         targets.append((i + 2, attachment.name, staging / "attachments" / attachment.name))
     return targets
@@ -313,6 +316,18 @@ def _decrypt_all(client: Client, got: FetchedPacket, staging: Path, fsync: bool,
                                          digest))
 
 
+def _private_parents(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700 (exact, whatever the umask)."""
+    if path.exists():
+        return
+    _private_parents(path.parent)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        return
+    path.chmod(PRIVATE_DIR)
+
+
 def _write_record(got: FetchedPacket, path: Path) -> None:
     # What a recipient may later disclose to a court: the signed header and the
     # sender-signed inner statement binding the packet id to plaintext digests.
@@ -326,8 +341,10 @@ def _write_record(got: FetchedPacket, path: Path) -> None:
         "files": [{"name": f.label, "path": str(f.path.relative_to(got.directory)),
                    "length": f.digest.length, "sha256": f.digest.sha256} for f in got.files],
     }
-    path.write_text(json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, *, directory: Path,
@@ -344,7 +361,7 @@ def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, *, 
         raise UsageError(f"{directory} exists already; choose another --out")
     read = client.packets.retrieve(packet_id)
     header, opened, entries = open_remote(client, me, keys, read)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    _private_parents(directory.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial",
                                     dir=directory.parent))
     got = FetchedPacket(read, header, opened, directory, download_entries=entries)

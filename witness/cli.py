@@ -8,9 +8,10 @@ Exit codes: 0 success, 1 fork evidence found (``evidence``), 2 bad set-up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from ledger import CosignatureSigner
 from witness.config import (
@@ -25,6 +26,24 @@ from witness.config import (
 from witness.server import create_app
 from witness.store import WitnessStore, WitnessStoreError
 from witness.witness import Witness
+
+
+def _bare_flags_in_help() -> None:
+    """Show flags bare in ``--help`` (``--json``), as click's plain help does.
+
+    typer 0.29's rich help prints the type of every option, so a flag reads
+    ``--json <bool>`` as if it took a value. The witness node has no other
+    command line to share this with (it imports neither the client nor the service).
+    """
+    typed = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else typed(self, ctx)
+
+    setattr(TyperOption, "display_type_rich", display_type_rich)  # noqa: B010 (mypy: no method assignment)
+
+
+_bare_flags_in_help()
 
 witness_app = typer.Typer(help="Run a witness that cosigns the ledger's checkpoints.",
                           no_args_is_help=True)

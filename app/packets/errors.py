@@ -7,7 +7,7 @@ Two families, as everywhere in the service:
   signatures that do not verify with the caller's key, replays. Each carries
   its ledger entry, recorded on its own after the rollback (``app.ledger.route``);
 - bad input (plain ``CadenaError``): malformed envelopes, missing ciphertext
-  blobs, unknown stream indexes. Nothing is changed and nothing is logged.
+  blobs, unknown stream indexes, a due date already past. Nothing is changed and nothing is logged.
 """
 
 from __future__ import annotations
@@ -100,6 +100,12 @@ class InvalidEnvelope(CadenaError):
     """The envelope is not a well-formed Cadena envelope."""
 
     status, code, title = 422, "invalid-envelope", "Invalid envelope"
+
+
+class InvalidDue(CadenaError):
+    """A request's due date has already passed when it is submitted."""
+
+    status, code, title = 422, "invalid-due", "Due date in the past"
 
 
 class InvalidEncoding(CadenaError):

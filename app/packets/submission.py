@@ -46,6 +46,7 @@ from app.packets.access import (
 )
 from app.packets.errors import (
     InlineStreamMismatch,
+    InvalidDue,
     InvalidEnvelope,
     InvalidReply,
     MissingStream,
@@ -123,6 +124,16 @@ def _check_texts(header: PacketHeader) -> None:
         if bad is not None:
             raise InvalidEnvelope(f"the header's {name} holds the control or bidirectional "
                                   f"formatting character U+{ord(bad):04X}")
+
+
+def _check_due(header: PacketHeader, moment: datetime) -> None:
+    # Bad input, not a refusal: a deadline that has passed cannot be asked for.
+    # No allowance for clock skew: a due date is a person's deadline (days
+    # ahead), not a clock reading, and the server's clock alone decides.
+    due = header.meta.due
+    if due is not None and parse_time(due) < moment:
+        raise InvalidDue(f"the due date {due} has already passed (the server's time is "
+                         f"{moment.strftime('%Y-%m-%dT%H:%M:%SZ')}); give a later one")
 
 
 def _check_parties(session: Session, by: Principal, header: PacketHeader,
@@ -248,6 +259,7 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     _check_texts(header)
     ciphertexts = _decode_inline(header, inline)
     moment = now()
+    _check_due(header, moment)
     _check_parties(session, by, header, moment)
     _check_reply(session, by, header)
     _check_streams(store, header, ciphertexts)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,9 +70,18 @@ def deps(ctx: typer.Context) -> CliDeps:
     return obj if isinstance(obj, CliDeps) else CliDeps()
 
 
+PIPED_WIDTH = 4096
+"""Width of standard output when it is not a terminal and ``COLUMNS`` is unset."""
+
+
 def out() -> Console:
-    """A console on standard output (created per command, so test runners capture it)."""
-    return Console(highlight=False, soft_wrap=True)
+    """A console on standard output (created per command, so test runners capture it).
+
+    Piped, lines are not cut to fit 80 columns: a table keeps its natural
+    width, so a script (or ``grep``) sees each row on one line.
+    """
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, soft_wrap=True, width=PIPED_WIDTH if piped else None)
 
 
 def err() -> Console:
@@ -84,14 +94,31 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a table (``-`` for empty cells)."""
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                whole: Collection[str] = ()) -> None:
+    """Print a table (``-`` for empty cells).
+
+    Columns named in ``whole`` (ids a reader pastes into the next command) are
+    never wrapped, shortened or given an ellipsis; the others shrink and wrap
+    to fit. Narrower than the whole columns need, the table is printed wider
+    than the terminal rather than cut.
+    """
+    cells = [["-" if cell is None else str(cell) for cell in row] for row in rows]
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("-" if cell is None else str(cell) for cell in row))
-    out().print(table)
+    needed = 1  # the left border; then each column's padding and right border
+    for index, column in enumerate(columns):
+        if column in whole:
+            table.add_column(column, no_wrap=True, overflow="fold")  # fold: no ellipsis, ever
+            needed += max([len(column), *(len(row[index]) for row in cells)]) + 3
+        else:
+            table.add_column(column)
+            needed += 4
+    for row in cells:
+        table.add_row(*row)
+    console = out()
+    if console.width < needed:  # print() never goes wider than its console
+        console = Console(highlight=False, soft_wrap=True, width=needed)
+    console.print(table)
 
 
 def when(moment: datetime | None) -> str:
@@ -129,8 +156,20 @@ def passphrase_source(confirm: bool = False) -> Callable[[], str]:
         env = os.environ.get("CADENA_PASSPHRASE")
         if env:
             return env
-        value = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm,
-                             err=True)
+        try:
+            # Piped, nothing is echoed anyway, and getpass would only warn that it cannot
+            # turn echo off.
+            value = typer.prompt("Passphrase", hide_input=sys.stdin.isatty(),
+                                 confirmation_prompt=confirm, err=True)
+        except typer.Abort as exc:
+            if sys.stdin.isatty():
+                raise  # Ctrl-C or Ctrl-D at the prompt: the person chose to stop
+            # Standard input ran out without a passphrase: a set-up to fix, not a failure.
+            typer.echo("", err=True)  # end the prompt's line
+            raise ProfileError(
+                "no passphrase: standard input is not a terminal; set CADENA_PASSPHRASE, "
+                "run the command in a terminal, or (keys generate, keys rotate) give "
+                "--no-passphrase to store the key unencrypted") from exc
         if not value:
             raise ProfileError("an empty passphrase is not allowed")
         return str(value)

@@ -91,7 +91,8 @@ class Stage:
         from client.cli import app
 
         shown = " ".join(a if " " not in a else repr(a) for a in args)
-        self.console.print(f"[dim]$ cadena {escape(shown)}[/]")
+        # One line whatever the width (the terminal wraps it on screen): pasteable when piped.
+        self.console.print(f"[dim]$ cadena {escape(shown)}[/]", soft_wrap=True)
         command = typer.main.get_command(app)
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext():

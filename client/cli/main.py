@@ -43,7 +43,7 @@ from client.sdk import Client
 from client.session import Credentials
 from client.trust import load_trust
 from crypto import LiaisonKeys, LiaisonPublicKeys, save_keys
-from witness.cli import witness_app
+from witness.cli import witness_app  # importing it also leaves flags bare in every --help
 
 app = typer.Typer(name="cadena", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Cadena: secure case-information exchange with a verifiable ledger.")

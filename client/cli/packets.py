@@ -258,7 +258,7 @@ def _rows(packets: list[PacketSummary], box: BoxName) -> list[tuple[Any, ...]]:
 def _table(box: BoxName, packets: list[PacketSummary]) -> None:
     who = "from" if box == "inbox" else "to"
     print_table("Inbox" if box == "inbox" else "Sent", ["id", who, "channel", "class",
-                "handling", "case", "submitted", "notes"], _rows(packets, box))
+                "handling", "case", "submitted", "notes"], _rows(packets, box), whole={"id"})
 
 
 def _listing(conn: Connection, box: BoxName, filters: dict[str, Any], *, limit: int,

@@ -121,7 +121,8 @@ def test_a_missing_data_directory_is_created_private(data_env: Path) -> None:
 def test_bootstrap_writes_private_files(data_env: Path) -> None:
     public = LiaisonKeys.generate().public
     done = CliRunner().invoke(cli, [
-        "bootstrap", "--state", "CO", "--state-name", "Colombia", "--joining-note", "n/1",
+        "bootstrap", "--origin", "test.cadena/ledger", "--state", "CO", "--state-name",
+        "Colombia", "--joining-note", "n/1",
         "--liaison", "coord", "--name", "First", "--signing-public", b64(public.signing),
         "--encryption-public", b64(public.encryption)])
     assert done.exit_code == 0, done.output

@@ -112,7 +112,8 @@ def server_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path
 
 def test_bootstrap_command_refuses_an_all_zero_x25519_key(server_env: Path) -> None:
     done = CliRunner().invoke(cli, [
-        "bootstrap", "--state", "CO", "--state-name", "Colombia", "--joining-note", "n/1",
+        "bootstrap", "--origin", "test.cadena/ledger", "--state", "CO", "--state-name",
+        "Colombia", "--joining-note", "n/1",
         "--liaison", "coord", "--name", "First", "--signing-public", _b64(GOOD.signing),
         "--encryption-public", _b64(bytes(32))])
     assert done.exit_code == 2, done.output

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from app.models.identity import Clearance
+from app.models.packet import Packet
 from tests.app.conftest import World
 from tests.app.test_packets_support import (
     assert_denied,
@@ -14,9 +15,11 @@ from tests.app.test_packets_support import (
     assert_problem,
     exchange,
     execute,
+    ledger_size,
     past,
     seal,
     submit,
+    upload,
 )
 
 
@@ -58,10 +61,34 @@ def test_listing_hides_packets_above_the_clearance_in_force_now(world: World) ->
     assert_denied(world, response, 403, "no-clearance", "packet.list", "no-clearance")
 
 
+def _z(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_due_date_already_past_is_bad_input_that_changes_nothing(world: World) -> None:
+    """Malformed, not a refusal: 422, nothing stored, nothing in the ledger."""
+    ex = exchange(world)
+    for due in ("2020-01-01T00:00:00Z", _z(datetime.now(UTC) - timedelta(minutes=1))):
+        sealed = ex.seal(urgency="urgent", due=due)
+        for stream in sealed.streams:  # uploads are logged; the submission must not be
+            assert upload(world, ex.alice, stream).status_code in (200, 201)
+        size = ledger_size(world)
+        response = submit(world, ex.alice, sealed, upload_streams=False)
+        body = assert_problem(response, 422, "invalid-due")
+        assert ledger_size(world) == size
+        assert due in body["detail"]
+    assert world.client.get("/v1/packets?box=sent", headers=ex.alice.auth).json()["packets"] == []
+    _, later = ex.sent(due=_z(datetime.now(UTC) + timedelta(minutes=5)))
+    assert later
+
+
 def test_request_past_due_without_reply_is_overdue_until_answered(world: World) -> None:
     ex = exchange(world)
-    _, request = ex.sent(urgency="urgent", due="2020-01-01T00:00:00Z")
+    _, request = ex.sent(urgency="urgent", due=_z(datetime.now(UTC) + timedelta(days=1)))
     _, later = ex.sent(due="2999-01-01T00:00:00Z")
+    # A day later (the stored due date moved back instead of the clock forward).
+    execute(world, update(Packet).where(Packet.id == request)
+            .values(due=datetime(2020, 1, 1, tzinfo=UTC)))
     listed = world.client.get("/v1/packets?box=sent", headers=ex.alice.auth).json()["packets"]
     assert {p["id"]: p["overdue"] for p in listed} == {request: True, later: False}
     reply = seal(ex.bob, [ex.alice], "ch", in_reply_to=request)

@@ -56,6 +56,14 @@ def test_prompted_passphrase_needs_confirmation(cli: Cli) -> None:
     assert Profile("default", cli.home).is_encrypted()
 
 
+def test_keys_generate_with_no_passphrase_source_is_a_usage_error(cli: Cli) -> None:
+    """No terminal, no ``CADENA_PASSPHRASE``, no ``--no-passphrase``: exit 2, not 1."""
+    result = cli.run("keys", "generate", "--kdf", "interactive", code=2, input_text="")
+    assert "no passphrase" in result.stderr
+    assert "CADENA_PASSPHRASE" in result.stderr
+    assert not Profile("default", cli.home).has_keys()
+
+
 def test_readable_key_file_is_refused(cli: Cli) -> None:
     cli.run("keys", "generate", "--no-passphrase")
     Profile("default", cli.home).key_path.chmod(0o644)

@@ -27,5 +27,11 @@ def test_demo_runs_the_whole_story_and_leaves_nothing_behind(tmp_path: Path) -> 
     assert "ledger verified" in done.stdout
     assert "signed checkpoint" in done.stdout
     assert "Demo complete" in done.stdout
+    # Piped, every command stays on one line, whatever its length: it can be pasted.
+    send = next(line for line in done.stdout.splitlines() if line.startswith("$ cadena send"))
+    assert len(send) > 120
+    assert "--urgency urgent --due " in send
+    commands = [line for line in done.stdout.splitlines() if line.startswith("$ cadena ")]
+    assert all(line.count("'") % 2 == 0 for line in commands), "a command cut in a quote"
     assert list(scratch.iterdir()) == [], "the demo left files behind"
     assert not (tmp_path / "untouched").exists(), "the demo touched the user's profiles"

@@ -7,6 +7,8 @@ and PostgreSQL); the commands and the SDK talk to it through its TestClient.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,6 +53,47 @@ def test_sent_packet_is_fetched_verified_decrypted_and_receipted(
     assert [(r["recipient"], r["verified"]) for r in receipts] == [("bob", True)]
     again = cli.json("fetch", packet, "--profile", "bob", "--out", str(tmp_path / "again"))
     assert again["receipt_existed"] is True
+
+
+def test_every_file_fetch_writes_is_private_whatever_the_umask(
+        cli: Cli, ex: Exchange, tmp_path: Path) -> None:
+    """Files 0600 and directories 0700: packet.json too, and a parent fetch creates."""
+    packet = _send(cli, tmp_path)
+    out = tmp_path / "cases" / "got"
+    previous = os.umask(0o022)  # a usual desktop umask, which would leave 0644 and 0755
+    try:
+        cli.json("fetch", packet, "--profile", "bob", "--out", str(out))
+    finally:
+        os.umask(previous)
+    written = [out.parent, out, *out.rglob("*")]
+    assert {p.name for p in written} >= {"packet.json", "message.txt", "attachments"}
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in written}
+    assert modes == {name: 0o700 if (tmp_path / name).is_dir() else 0o600 for name in modes}
+
+
+def test_tables_show_whole_packet_ids_that_fetch_accepts(
+        cli: Cli, ex: Exchange, tmp_path: Path) -> None:
+    """At 120 columns, at 60, and piped (no COLUMNS): the id is never cut short."""
+    packet = _send(cli, tmp_path, "--urgency", "urgent", "--legal-basis",
+                   "Chapultepec Consensus, art. 4, a basis long enough to need wrapping")
+    for columns in ("120", "60", ""):
+        env = {"COLUMNS": columns}
+        for box, profile in (("inbox", "bob"), ("sent", "alice")):
+            shown = cli.run(box, "--profile", profile, env=env).stdout
+            assert packet in shown, (columns, box, shown)
+            assert "…" not in shown.split(packet)[0].splitlines()[-1]
+    shown_id = next(word for line in cli.run("inbox", "--profile", "bob").stdout.splitlines()
+                    for word in line.replace("│", " ").split() if word.startswith(packet[:8]))
+    cli.json("fetch", shown_id, "--profile", "bob", "--out", str(tmp_path / "as shown"))
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(cli: Cli, ex: Exchange,
+                                                   tmp_path: Path) -> None:
+    packet = _send(cli, tmp_path, "--case", "CASE-" + "7" * 60)
+    shown = cli.run("sent", "--profile", "alice", env={"COLUMNS": ""}).stdout
+    row = next(line for line in shown.splitlines() if packet in line)
+    assert "CASE-" + "7" * 60 in row
 
 
 def test_message_from_standard_input(cli: Cli, ex: Exchange, tmp_path: Path) -> None:
