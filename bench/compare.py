@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 SHORT = {  # benchmark: its options for one short round
-    "ledger": ["--sizes", "10000,100000", "--pymerkle-max", "0"],
+    "ledger": ["--sizes", "10000,50000", "--pymerkle-max", "0"],
     "api": ["--backends", "sqlite", "--duration", "6"],
     "crypto": ["--sizes", "64"],
     "transfer": ["--size-mib", "128"],
