@@ -100,10 +100,12 @@ from bench._server import (
 from crypto import Classification, HandlingCode, LiaisonKeys, PacketMeta, SealedPacket, seal_packet
 
 CHANNEL = "bench"
-UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000"}
-"""The per-liaison submission limit (default 120 a minute) is lifted: the benchmark
-measures what a submission costs, and four senders at full speed pass the default
-within seconds, after which cheap 429 refusals would pass for throughput."""
+UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000",
+             "CADENA_MAX_REQUESTS_PER_LIAISON": "1000", "CADENA_MAX_UPLOADS_PER_LIAISON": "1000"}
+"""The per-liaison submission limit (default 120 a minute) and the per-liaison bounds
+on requests and uploads in flight (16 and 4, app/admission.py) are lifted: the
+benchmark measures what a submission costs, and four senders at full speed pass the
+defaults at once, after which cheap 429 refusals would pass for throughput."""
 SENDERS = 4
 OPEN_CONNECTIONS = 16
 """Connections each of the open loop's ``--concurrency`` clients may open (it never waits

@@ -37,10 +37,21 @@ SHORT = {  # benchmark: its options for one short round
 }
 
 
+# bench/api.py before the fix of 2026-12-06 let admission's per-liaison bounds
+# (16 requests, 4 uploads in flight) refuse its own load: an older revision gets
+# the same lifted bounds as the newer one, so both measure the same thing.
+_OLD_UNLIMITED = 'UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000"}'
+_UNLIMITED = ('UNLIMITED = {"CADENA_RATE_SUBMIT_PER_MINUTE": "1000000", '
+              '"CADENA_MAX_REQUESTS_PER_LIAISON": "1000", '
+              '"CADENA_MAX_UPLOADS_PER_LIAISON": "1000"}')
+
+
 def _worktree(rev: str, where: Path) -> Path:
     path = where / rev.replace("/", "_")
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
                    check=True, capture_output=True)
+    api = path / "bench" / "api.py"
+    api.write_text(api.read_text().replace(_OLD_UNLIMITED, _UNLIMITED))
     return path
 
 
