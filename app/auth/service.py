@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.identity import repository as repo
 from app.ledger import NoClearance, Reason, Unauthenticated, deny, draft, now, record
-from app.liaisons import repository as repo
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.identity import Role, StateStatus
 from crypto import AUTH_CHALLENGE_TYPE, CryptoError, b64encode, canonical_json, verify_signature

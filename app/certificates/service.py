@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.certificates import repository as repo
 from app.certificates.errors import InvalidRefresh, JudicialPermissionRequired
+from app.identity import repository as liaisons
 from app.ledger import Hidden, Reason, deny, draft, ledger_for, now, record
-from app.liaisons import repository as liaisons
 from app.models.certificate import CustodyCertificate, JudicialPermission
 from app.models.identity import Role
 from app.models.packet import Packet

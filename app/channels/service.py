@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.channels import repository as repo
 from app.errors import NotFound, RuleRefused
+from app.identity import repository as liaisons
 from app.ledger import draft, now, record
-from app.liaisons import repository as liaisons
 from app.models.channel import Channel, ChannelKind, ChannelMember
 from app.models.identity import Level, Role
 

@@ -18,58 +18,130 @@ modules behind it are the kernel's own (docs/adr/0006-the-ledger-kernel.md):
   ``key``, ``reader``: signing checkpoints, the ledger key, verification readers.
 """
 
-from app.ledger.checkpointer import Checkpointer, sign_once
-from app.ledger.engine import make_engine, normalize_url
-from app.ledger.key import (
-    LedgerKeyError,
-    create_signing_key,
-    load_note_signer,
-    load_note_verifier,
-    load_signing_key,
-)
-from app.ledger.queries import (
-    SignedCheckpoint,
-    checkpoints_after,
-    inclusion_proofs,
-    is_signed_size,
-    raw_entries,
-)
-from app.ledger.reader import LedgerReaderOpener
-from app.ledger.recording import (
-    AccessDenied,
-    Hidden,
-    NoClearance,
-    Unauthenticated,
-    deny,
-    draft,
-    ledger_for,
-    now,
-    record,
-    record_many,
-    record_refusal,
-    storage_for,
-)
-from app.ledger.refusal import PrivateDetail, Reason, public_reason
-from app.ledger.route import (
-    Deferred,
-    SessionDep,
-    UnitOfWorkRoute,
-    get_session,
-    record_refusal_entry,
-    settle,
-)
-from app.ledger.subjects import enrolment_indices, indices_about, key_entry_indices
-from app.ledger.summaries import SUMMARY_ACTION, RefusalSummaries, SummaryWriter, write_entries
-from app.ledger.unit_of_work import (
-    RequestContext,
-    UnitOfWork,
-    as_unit_of_work,
-    insert_at_commit,
-    make_session_factory,
-    named_insert,
-    transaction,
-    tree_cache_of,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.ledger.checkpointer import Checkpointer, sign_once
+    from app.ledger.engine import make_engine, normalize_url
+    from app.ledger.key import (
+        LedgerKeyError,
+        create_signing_key,
+        load_note_signer,
+        load_note_verifier,
+        load_signing_key,
+    )
+    from app.ledger.queries import (
+        SignedCheckpoint,
+        checkpoints_after,
+        inclusion_proofs,
+        is_signed_size,
+        raw_entries,
+    )
+    from app.ledger.reader import LedgerReaderOpener
+    from app.ledger.recording import (
+        AccessDenied,
+        Hidden,
+        NoClearance,
+        Unauthenticated,
+        deny,
+        draft,
+        ledger_for,
+        now,
+        record,
+        record_many,
+        record_refusal,
+        storage_for,
+    )
+    from app.ledger.refusal import PrivateDetail, Reason, public_reason
+    from app.ledger.route import (
+        Deferred,
+        SessionDep,
+        UnitOfWorkRoute,
+        get_session,
+        record_refusal_entry,
+        settle,
+    )
+    from app.ledger.subjects import enrolment_indices, indices_about, key_entry_indices
+    from app.ledger.summaries import SUMMARY_ACTION, RefusalSummaries, SummaryWriter, write_entries
+    from app.ledger.unit_of_work import (
+        RequestContext,
+        UnitOfWork,
+        as_unit_of_work,
+        insert_at_commit,
+        make_session_factory,
+        named_insert,
+        transaction,
+        tree_cache_of,
+    )
+
+# Loaded on first use (PEP 562): a command that needs one module of the kernel
+# (``cadena-server ledger verify`` needs the engine and the reader) does not
+# load FastAPI with the route class. What each name comes from:
+_LAZY = {
+    "AccessDenied": "app.ledger.recording",
+    "Checkpointer": "app.ledger.checkpointer",
+    "Deferred": "app.ledger.route",
+    "Hidden": "app.ledger.recording",
+    "LedgerKeyError": "app.ledger.key",
+    "LedgerReaderOpener": "app.ledger.reader",
+    "NoClearance": "app.ledger.recording",
+    "PrivateDetail": "app.ledger.refusal",
+    "Reason": "app.ledger.refusal",
+    "RefusalSummaries": "app.ledger.summaries",
+    "RequestContext": "app.ledger.unit_of_work",
+    "SUMMARY_ACTION": "app.ledger.summaries",
+    "SessionDep": "app.ledger.route",
+    "SignedCheckpoint": "app.ledger.queries",
+    "SummaryWriter": "app.ledger.summaries",
+    "Unauthenticated": "app.ledger.recording",
+    "UnitOfWork": "app.ledger.unit_of_work",
+    "UnitOfWorkRoute": "app.ledger.route",
+    "as_unit_of_work": "app.ledger.unit_of_work",
+    "checkpoints_after": "app.ledger.queries",
+    "create_signing_key": "app.ledger.key",
+    "deny": "app.ledger.recording",
+    "draft": "app.ledger.recording",
+    "enrolment_indices": "app.ledger.subjects",
+    "get_session": "app.ledger.route",
+    "inclusion_proofs": "app.ledger.queries",
+    "indices_about": "app.ledger.subjects",
+    "insert_at_commit": "app.ledger.unit_of_work",
+    "is_signed_size": "app.ledger.queries",
+    "key_entry_indices": "app.ledger.subjects",
+    "ledger_for": "app.ledger.recording",
+    "load_note_signer": "app.ledger.key",
+    "load_note_verifier": "app.ledger.key",
+    "load_signing_key": "app.ledger.key",
+    "make_engine": "app.ledger.engine",
+    "make_session_factory": "app.ledger.unit_of_work",
+    "named_insert": "app.ledger.unit_of_work",
+    "normalize_url": "app.ledger.engine",
+    "now": "app.ledger.recording",
+    "public_reason": "app.ledger.refusal",
+    "raw_entries": "app.ledger.queries",
+    "record": "app.ledger.recording",
+    "record_many": "app.ledger.recording",
+    "record_refusal": "app.ledger.recording",
+    "record_refusal_entry": "app.ledger.route",
+    "settle": "app.ledger.route",
+    "sign_once": "app.ledger.checkpointer",
+    "storage_for": "app.ledger.recording",
+    "transaction": "app.ledger.unit_of_work",
+    "tree_cache_of": "app.ledger.unit_of_work",
+    "write_entries": "app.ledger.summaries",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use; keep the name here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SUMMARY_ACTION",

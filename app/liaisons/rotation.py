@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
+from app.identity import repository as repo
 from app.ledger import AccessDenied, Reason, deny, draft, now, record
-from app.liaisons import repository as repo
 from app.models.rotation import KeyRotationChallenge
 from crypto import (
     BadKeyProof,

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.dependencies import CoordinatorDep, PrincipalDep
 from app.deps import SettingsDep
+from app.identity import repository as repo
 from app.ledger import SessionDep, UnitOfWorkRoute
-from app.liaisons import repository as repo
 from app.liaisons import rotation, service
 from app.liaisons.schemas import (
     KeyRead,

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.errors import CadenaError, NotFound, RuleRefused
+from app.identity import repository as repo
 from app.ledger import draft, now, record
-from app.liaisons import repository as repo
 from app.liaisons import rotation
 from app.models.auth import AuthToken
 from app.models.identity import Liaison, LiaisonKey, Role

@@ -24,8 +24,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
+from app.identity import repository as liaisons
 from app.ledger import AccessDenied, Hidden, Reason, deny, now
-from app.liaisons import repository as liaisons
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
 from app.packets import repository as repo

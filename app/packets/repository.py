@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.identity.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
 from app.ledger import insert_at_commit, named_insert
-from app.liaisons.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
 from app.models.packet import (

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.blobs import BlobStore, ByteRange, StoredBlob, parse_range
 from app.errors import NotFound, Unavailable
+from app.identity import repository as liaisons
 from app.ledger import Reason, deny, draft, now, record
-from app.liaisons import repository as liaisons
 from app.models.packet import Packet, PacketStatus, PacketStream
 from app.packets import repository as repo
 from app.packets.access import (

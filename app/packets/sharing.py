@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.errors import NotFound
 from app.events.service import notify
+from app.identity import repository as liaisons
 from app.ledger import Reason, deny, draft, now, record
-from app.liaisons import repository as liaisons
 from app.models.packet import (
     KeyOrigin,
     PacketKey,

@@ -32,8 +32,8 @@ from app.auth.service import Principal
 from app.blobs import BlobStore
 from app.clearances.schemas import level_name
 from app.events.service import notify
+from app.identity import repository as liaisons
 from app.ledger import Hidden, Reason, deny, draft, now, record
-from app.liaisons import repository as liaisons
 from app.models.identity import Level
 from app.models.packet import KeyOrigin, Packet, PacketStatus
 from app.packets import repository as repo

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.errors import NotFound, RuleRefused
+from app.identity import repository as repo
 from app.ledger import AccessDenied, Reason, deny, draft, now, record
-from app.liaisons import repository as repo
 from app.models.identity import State, StateStatus
 
 
