@@ -151,7 +151,7 @@ def referenced(session: Session, digests: Sequence[str]) -> set[str]:
 
 
 def _decide(session: Session, store: BlobStore, batch: Sequence[Candidate], grace: timedelta,
-            report: PruneReport, moved: list[tuple[Path, Path]]) -> list[Candidate]:
+            *, report: PruneReport, moved: list[tuple[Path, Path]]) -> list[Candidate]:
     storage_for(session).lock_head()  # before reading references: see the module docstring
     named = referenced(session, [c.sha256 for c in batch])
     pruned = []
@@ -195,7 +195,7 @@ def prune(factory: sessionmaker[UnitOfWork], store: BlobStore, grace: timedelta,
         moved: list[tuple[Path, Path]] = []
         try:
             with transaction(factory) as session:
-                done = _decide(session, store, batch, grace, report, moved)
+                done = _decide(session, store, batch, grace, report=report, moved=moved)
         except BaseException:
             for aside, path in moved:
                 os.replace(aside, path)

@@ -67,10 +67,10 @@ def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator)
     session.add(State(code=first.state_code, name=first.state_name, status=StateStatus.ACTIVE,
                       joining_note=first.joining_note, created_at=moment, updated_at=moment))
     session.flush()
-    liaisons.enrol(session, None, first.liaison_id, first.state_code, first.name,
-                   Role.COORDINATOR, first.keys)
-    clearances.grant(session, None, first.liaison_id, Level.SECRET, moment,
-                     moment + timedelta(days=first.clearance_days))
+    liaisons.enrol(session, None, first.liaison_id, first.state_code, name=first.name,
+                   role=Role.COORDINATOR, keys=first.keys)
+    clearances.grant(session, None, first.liaison_id, Level.SECRET, valid_from=moment,
+                     valid_until=moment + timedelta(days=first.clearance_days))
     session.flush()
     signer = NoteSigner(origin, create_signing_key(key_path))
     return signer.verifier_key()

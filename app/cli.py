@@ -167,7 +167,7 @@ def bootstrap(
     state_name: str = typer.Option(..., help="Name of that state"),
     joining_note: str = typer.Option(..., help="Reference of the note by which it joined"),
     liaison: str = typer.Option(..., help="Id of the first coordinator"),
-    name: str = typer.Option(..., help="Name of the first coordinator"),
+    *, name: str = typer.Option(..., help="Name of the first coordinator"),
     public_keys: Path | None = typer.Option(None, help="JSON from `cadena keys show --json`"),
     signing_public: str | None = typer.Option(None, help="Ed25519 public key, base64"),
     encryption_public: str | None = typer.Option(None, help="X25519 public key, base64"),

@@ -86,7 +86,7 @@ class RateLimits:
         self.submit = RateLimiter(submit_per_minute)
 
     def check(self, limiter: RateLimiter, keys: list[str], actor: Actor | None, action: str,
-              subject: Mapping[str, str]) -> None:
+              *, subject: Mapping[str, str]) -> None:
         """Charge every key; raise a logged 429 if any of them is over its limit."""
         waits = [limiter.wait_for(key) for key in keys]
         wait = max(waits, default=0.0)

@@ -271,9 +271,9 @@ def _check_proofs(
     root = ledger.root(n)
     for index in indices:
         leaf = merkle.leaf_hash(next(storage.entries(index, index + 1)))
-        verify_inclusion(leaf, index, n, ledger.inclusion_proof(index, n), root)
+        verify_inclusion(leaf, index, n, ledger.inclusion_proof(index, n), root=root)
     for m in olds:
-        verify_consistency(m, n, ledger.root(m), root, ledger.consistency_proof(m, n))
+        verify_consistency(m, n, ledger.root(m), root, proof=ledger.consistency_proof(m, n))
 
 
 class PymerkleLedger:

@@ -57,15 +57,15 @@ def run(backend: str, url: str, root: Path, blobs: int, size: int) -> dict[str, 
     batches: list[float] = []
     real = blob_prune._decide
 
-    def timed(session: Session, *args: Any) -> Any:
+    def timed(session: Session, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return real(session, *args)
+            return real(session, *args, **kwargs)
         finally:
             session.commit()  # inside the timing: the lock is held until the commit
             batches.append(time.perf_counter() - start)
 
-    blob_prune._decide = timed  # type: ignore[assignment]
+    blob_prune._decide = timed
     try:
         start = time.perf_counter()
         report = blob_prune.prune(make_session_factory(engine), store, timedelta(hours=24))

@@ -229,7 +229,7 @@ def check_extends(api: LedgerAPI, state: AuditState, checkpoint: Checkpoint) -> 
         raise AuditFailure(AuditFault.FORK, f"the server cannot prove consistency from size "
                            f"{old}, which it signed before ({exc.detail})", old - 1) from exc
     try:
-        verify_consistency(old, new, state.root, checkpoint.root, proof)
+        verify_consistency(old, new, state.root, checkpoint.root, proof=proof)
     except VerificationError as exc:
         raise AuditFailure(AuditFault.FORK, f"checkpoint {new} is not consistent with "
                            f"checkpoint {old} verified before: {exc}", old - 1) from exc
@@ -248,7 +248,7 @@ def _blame_link(api: LedgerAPI, checkpoint: Checkpoint, broken: AuditFailure,
         return broken
     try:
         proof = api.inclusion_proof(before, checkpoint.size)
-        verify_inclusion(leaf_before, before, checkpoint.size, proof, checkpoint.root)
+        verify_inclusion(leaf_before, before, checkpoint.size, proof, root=checkpoint.root)
     except (ClientError, LedgerError):
         return broken
     return AuditFailure(AuditFault.MODIFIED_ENTRY,

@@ -211,7 +211,8 @@ def check_extends(seen: SeenCheckpoint | None, checkpoint: Checkpoint,
                                "different roots: the ledger shows two views")
         return
     try:
-        verify_consistency(seen.size, checkpoint.size, seen.root, checkpoint.root, proof or [])
+        verify_consistency(seen.size, checkpoint.size, seen.root, checkpoint.root,
+                           proof=proof or [])
     except LedgerError as exc:
         raise KeyNotProven("fork", f"checkpoint {checkpoint.size} is not consistent with "
                            f"checkpoint {seen.size} verified before: {exc}") from exc
@@ -223,7 +224,7 @@ def proven_entries(page: DirectoryPage, checkpoint: Checkpoint) -> list[Entry]:
     for item in page.entries:
         try:
             verify_inclusion(leaf_hash(item.entry), item.index, checkpoint.size,
-                             _hashes(item.proof), checkpoint.root)
+                             _hashes(item.proof), root=checkpoint.root)
             entry = parse_entry(item.entry)
         except (LedgerError, ProtocolError) as exc:
             raise KeyNotProven("bad-inclusion", f"directory entry {item.index} is not proven "

@@ -54,7 +54,7 @@ class OpenedPacket:
 
 
 def _wrapped_key_for(envelope: Envelope, header: PacketHeader, recipient_id: str,
-                     recipient: LiaisonKeys, share: KeyShare | None) -> bytes:
+                     recipient: LiaisonKeys, *, share: KeyShare | None) -> bytes:
     if share is not None:
         if (share.packet_id != header.packet_id
                 or share.header_sha256 != hashlib.sha256(envelope.header).hexdigest()):
@@ -79,7 +79,7 @@ def open_envelope(envelope: Envelope, sender: LiaisonPublicKeys, recipient_id: s
     was shared onward instead of wrapped by the sender.
     """
     header = verify_header(envelope.header, envelope.signature, sender)
-    wrapped = _wrapped_key_for(envelope, header, recipient_id, recipient, share)
+    wrapped = _wrapped_key_for(envelope, header, recipient_id, recipient, share=share)
     key = unwrap_content_key(wrapped, header.packet_id, recipient_id, recipient)
     if key.commitment(header.packet_id) != header.key_commitment:
         raise BadWrappedKey("content key does not match the signed key commitment")

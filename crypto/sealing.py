@@ -38,7 +38,7 @@ from crypto.wrap import ContentKey, wrap_content_key
 
 
 def _check_inputs(sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
-                  names: Sequence[str], outputs: int, chunk_size: int) -> None:
+                  names: Sequence[str], outputs: int, *, chunk_size: int) -> None:
     require_actor_id(sender_id, "sender_id")
     if not recipients:
         raise InvalidArgument("a packet needs at least one recipient")
@@ -98,7 +98,7 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
     needs a writer: nothing could read its plaintext again.
     """
     names = [name for name, _ in attachments]
-    _check_inputs(sender_id, recipients, names, len(outputs), chunk_size)
+    _check_inputs(sender_id, recipients, names, len(outputs), chunk_size=chunk_size)
     manifest_output = outputs[0]
     if manifest_output is None:
         raise InvalidArgument("the manifest needs an output")
@@ -135,7 +135,7 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
         key_commitment=key.commitment(packet_id),
         streams=(manifest_result.ciphertext, *(r.ciphertext for r in results)),
     ).to_bytes()
-    wrapped = {rid: wrap_content_key(key, packet_id, rid, recipients[rid], random)
+    wrapped = {rid: wrap_content_key(key, packet_id, rid, recipients[rid], random=random)
                for rid in sorted(recipients)}
     envelope = Envelope(header, sign(sender.signing_key, PACKET_HEADER_TYPE, header), wrapped)
     return SealedStreams(envelope, replays)

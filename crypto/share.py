@@ -100,7 +100,7 @@ def share_content_key(opened: OpenedEnvelope, sharer: LiaisonKeys, sharer_id: st
         sharer=Party(sharer_id, sharer.public.key_id),
         recipient=Party(recipient_id, recipient.key_id),
         wrapped_key=wrap_content_key(opened.content_key, packet_id, recipient_id, recipient,
-                                     random),
+                                     random=random),
         created=format_time(now),
     ).to_bytes()
     return SignedShare(share, sign(sharer.signing_key, KEY_SHARE_TYPE, share))

@@ -77,14 +77,14 @@ class ContentKey:
 
 
 def _kek(shared: bytes, ephemeral: bytes, recipient: LiaisonPublicKeys, packet_id: str,
-         recipient_id: str) -> bytes:
+         *, recipient_id: str) -> bytes:
     data = bind(ephemeral, recipient.encryption, packet_id.encode("ascii"),
                 recipient_id.encode("ascii"), recipient.key_id.encode("ascii"))
     return hashlib.blake2b(data, digest_size=32, key=shared, person=b"cadena-wrap-v1").digest()
 
 
 def wrap_content_key(content_key: ContentKey, packet_id: str, recipient_id: str,
-                     recipient: LiaisonPublicKeys, random: RandomSource = os.urandom) -> bytes:
+                     recipient: LiaisonPublicKeys, *, random: RandomSource = os.urandom) -> bytes:
     """Wrap ``content_key`` for ``recipient`` (id and key set) within packet ``packet_id``."""
     ephemeral_secret = random(32)
     ephemeral = bindings.crypto_scalarmult_base(ephemeral_secret)
@@ -92,7 +92,7 @@ def wrap_content_key(content_key: ContentKey, packet_id: str, recipient_id: str,
         shared = bindings.crypto_scalarmult(ephemeral_secret, recipient.encryption)
     except RuntimeError as exc:  # libsodium refuses low-order points (all-zero output)
         raise InvalidArgument("recipient encryption key is a low-order point") from exc
-    kek = _kek(shared, ephemeral, recipient, packet_id, recipient_id)
+    kek = _kek(shared, ephemeral, recipient, packet_id, recipient_id=recipient_id)
     sealed = ChaCha20Poly1305(kek).encrypt(_ZERO_NONCE, content_key.secret, None)
     return bytes([WRAP_VERSION]) + ephemeral + sealed
 
@@ -112,7 +112,7 @@ def unwrap_content_key(wrapped: bytes, packet_id: str, recipient_id: str,
     ephemeral, sealed = wrapped[1:33], wrapped[33:]
     try:
         shared = bindings.crypto_scalarmult(bytes(recipient.encryption_key), ephemeral)
-        kek = _kek(shared, ephemeral, recipient.public, packet_id, recipient_id)
+        kek = _kek(shared, ephemeral, recipient.public, packet_id, recipient_id=recipient_id)
         key = ChaCha20Poly1305(kek)
         return ContentKey(key.decrypt(_ZERO_NONCE, sealed, None))
     except (RuntimeError, InvalidTag) as exc:

@@ -122,7 +122,7 @@ def _check(tx: StoreTransaction, latest: Cosigned | None, request: AddCheckpoint
         return None
     try:
         verify_consistency(latest.size, checkpoint.size, latest.root, checkpoint.root,
-                           request.proof)
+                           proof=request.proof)
     except VerificationError as exc:
         tx.keep_evidence(_evidence("inconsistent", latest, request, now))
         return BadProof(f"the consistency proof does not verify: {exc}")

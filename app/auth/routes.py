@@ -19,14 +19,14 @@ router = APIRouter(prefix="/v1/auth", tags=["authentication"], route_class=UnitO
 
 @router.post("/challenge", status_code=201, name="auth.challenge")
 def create_challenge(body: ChallengeCreate, request: Request, session: SessionDep,
-                     settings: SettingsDep, limits: RateLimitsDep) -> ChallengeRead:
+                     settings: SettingsDep, *, limits: RateLimitsDep) -> ChallengeRead:
     """Start a login: a one-time challenge to sign with the liaison's Ed25519 key."""
     address = client_address(request)
     # The per-liaison bucket is per address too: nobody else's flood of
     # challenges can lock a liaison out of logging in.
     limits.check(limits.login, [f"challenge:addr:{address}",
                                 f"challenge:liaison:{body.liaison_id}:addr:{address}"],
-                 None, "auth.challenge", {"type": "liaison", "id": body.liaison_id})
+                 None, "auth.challenge", subject={"type": "liaison", "id": body.liaison_id})
     issued = service.issue_challenge(session, body.liaison_id, settings.ledger_origin,
                                      settings.challenge_ttl_seconds)
     if issued.refusal is not None:  # an unknown liaison: a decoy, the refusal logged
@@ -41,13 +41,13 @@ def create_challenge(body: ChallengeCreate, request: Request, session: SessionDe
 
 @router.post("/token", status_code=201, name="auth.login")
 def create_token(body: TokenCreate, request: Request, session: SessionDep,
-                 settings: SettingsDep, limits: RateLimitsDep) -> TokenRead:
+                 settings: SettingsDep, *, limits: RateLimitsDep) -> TokenRead:
     """Finish a login: the signed challenge buys a short-lived bearer token."""
     limits.check(limits.login, [f"token:addr:{client_address(request)}"], None, "auth.login",
-                 {"type": "challenge", "id": body.challenge_id})
+                 subject={"type": "challenge", "id": body.challenge_id})
     issued = service.issue_token(
         session, body.challenge_id, body.key_id, base64.b64decode(body.signature),
-        settings.ledger_origin, settings.token_ttl_seconds,
+        origin=settings.ledger_origin, ttl=settings.token_ttl_seconds,
     )
     admission: Admission | None = getattr(request.app.state, "admission", None)
     if admission is not None:  # its requests are bounded per liaison from the first one

@@ -111,7 +111,7 @@ def _refuse_login(actor: Actor | None, liaison_id: str, reason: str) -> Unauthen
 
 
 def issue_token(session: Session, challenge_id: str, key_id: str, signature: bytes,
-                origin: str, ttl: int) -> IssuedToken:
+                *, origin: str, ttl: int) -> IssuedToken:
     """Exchange a signed challenge for a token, or refuse (and log) why not."""
     moment = now()
     challenge = session.get(AuthChallenge, challenge_id, with_for_update=True)

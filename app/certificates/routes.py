@@ -52,7 +52,7 @@ def _ledger_signer(settings: Settings) -> NoteSigner:
 def permit_judicial_use(packet_id: PacketId, body: PermissionCreate, session: SessionDep,
                         by: PrincipalDep) -> PermissionRead:
     """The originator permits judicial use of the packet before a named court (H1)."""
-    done = service.grant_permission(session, by, packet_id, body.court, body.purpose)
+    done = service.grant_permission(session, by, packet_id, body.court, purpose=body.purpose)
     p = done.permission
     return PermissionRead(packet_id=p.packet_id, court=p.court, purpose=p.purpose,
                           granted_by=p.granted_by, granted_at=p.granted_at,
@@ -110,7 +110,7 @@ _PENDING: dict[int | str, dict[str, Any]] = {202: {"model": CertificateStatus,
 @router.post("/v1/packets/{packet_id}/certificates", status_code=202, name="certificate.issue",
              response_class=JSONResponse, responses=_PENDING)
 def issue_certificate(packet_id: PacketId, body: CertificateCreate,
-                      session: SessionDep, settings: SettingsDep, by: PrincipalDep) -> Response:
+                      session: SessionDep, settings: SettingsDep, *, by: PrincipalDep) -> Response:
     """Ask for a custody certificate of the packet; collect it at ``Location`` (202)."""
     sealer = _sealer(session, settings)  # unavailable (503) before anything is recorded
     issued = service.issue(session, by, packet_id, body.issued_to, body.purpose)

@@ -77,7 +77,7 @@ def certificate_access(session: Session, by: Principal, packet_id: str, action: 
 
 
 def grant_permission(session: Session, by: Principal, packet_id: str, court: str,
-                     purpose: str | None) -> Granted:
+                     *, purpose: str | None) -> Granted:
     """The originator permits judicial use of the packet before ``court`` (logged)."""
     access = packet_access(session, by, packet_id, PERMISSION_ACTION, deliver=False)
     if not access.is_sender:

@@ -29,8 +29,9 @@ def channel_read(session: Session, channel: Channel) -> ChannelRead:
 @router.post("", status_code=201, name="channel.create")
 def create_channel(body: ChannelCreate, session: SessionDep, by: CoordinatorDep) -> ChannelRead:
     """Create a channel (coordinators)."""
-    channel = service.create(session, by, body.id, body.name, body.kind, body.crime_type,
-                             Level[body.min_clearance], body.members)
+    channel = service.create(session, by, body.id, body.name, kind=body.kind,
+                             crime_type=body.crime_type,
+                             min_level=Level[body.min_clearance], members=body.members)
     return channel_read(session, channel)
 
 

@@ -55,7 +55,7 @@ def _add(session: Session, by: Principal, channel: Channel, liaison_id: str) -> 
     session.flush()
 
 
-def create(session: Session, by: Principal, channel_id: str, name: str, kind: ChannelKind,
+def create(session: Session, by: Principal, channel_id: str, name: str, *, kind: ChannelKind,
            crime_type: str | None, min_level: Level, members: Sequence[str]) -> Channel:
     """Create a channel with its first members; logged."""
     if repo.get(session, channel_id) is not None or repo.by_name(session, name) is not None:

@@ -34,7 +34,7 @@ def grant_clearance(body: ClearanceCreate, session: SessionDep,
                     by: CoordinatorDep) -> ClearanceRead:
     """Grant a clearance (coordinators)."""
     clearance = service.grant(session, by, body.liaison_id, Level[body.level],
-                              body.valid_from, body.valid_until)
+                              valid_from=body.valid_from, valid_until=body.valid_until)
     return clearance_read(clearance)
 
 

@@ -22,7 +22,7 @@ class ClearanceRevoked(RuleRefused):
 
 
 def grant(session: Session, by: Principal | None, liaison_id: str, level: Level,
-          valid_from: datetime, valid_until: datetime) -> Clearance:
+          *, valid_from: datetime, valid_until: datetime) -> Clearance:
     """Grant a clearance; ``by`` is None only for the bootstrap."""
     if repo.get_liaison(session, liaison_id) is None:
         raise NotFound(f"no liaison {liaison_id}")

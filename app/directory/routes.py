@@ -23,7 +23,7 @@ def read_directory(
     liaison_id: Annotated[str, Path(pattern=ID_PATTERN, max_length=128)],
     session: SessionDep, by: PrincipalDep,
     start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
-    since: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
+    *, since: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
     witnessed: Annotated[int, Query(ge=0, le=32)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = service.MAX_PAGE,
 ) -> DirectoryRead:

@@ -55,7 +55,7 @@ def _frame(event: Event) -> bytes:
 
 
 async def _stream(request: Request, sessions: sessionmaker[UnitOfWork], liaison_id: str,
-                  bearer: str, after: int) -> AsyncIterator[bytes]:
+                  bearer: str, *, after: int) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     last_beat = asyncio.get_running_loop().time()
     while not await request.is_disconnected():
@@ -77,7 +77,7 @@ async def _stream(request: Request, sessions: sessionmaker[UnitOfWork], liaison_
             responses={200: {"content": {"text/event-stream": {}}}})
 def subscribe(request: Request, session: SessionDep, by: PrincipalDep,
               after: Annotated[int | None, Query(ge=-1, le=2**62)] = None,
-              last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+              *, last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Stream the caller's notifications; resume after ``Last-Event-ID`` / ``after``."""
     start = after if after is not None else -1
     if last_event_id is not None and last_event_id.strip().isdigit():
@@ -86,6 +86,6 @@ def subscribe(request: Request, session: SessionDep, by: PrincipalDep,
                           details={"after": start}))
     bearer = bearer_of(request) or ""
     sessions: sessionmaker[UnitOfWork] = request.app.state.sessions
-    return StreamingResponse(_stream(request, sessions, by.liaison_id, bearer, start),
+    return StreamingResponse(_stream(request, sessions, by.liaison_id, bearer, after=start),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -25,7 +25,7 @@ _INSERT = named_insert(Event, _COLUMNS)
 
 
 def notify(session: Session, liaison_ids: Iterable[str], kind: str, packet_id: str,
-           ledger_index: int, data: Mapping[str, Any]) -> None:
+           *, ledger_index: int, data: Mapping[str, Any]) -> None:
     """Queue one event per liaison, keyed by the ledger index of the action."""
     body = json.dumps({"kind": kind, "packet_id": packet_id, **data}, sort_keys=True,
                       separators=(",", ":"))

@@ -49,7 +49,8 @@ def liaison_read(session: Session, liaison: Liaison) -> LiaisonRead:
 def enrol_liaison(body: LiaisonCreate, session: SessionDep, by: CoordinatorDep) -> LiaisonRead:
     """Enrol a liaison with their public keys (coordinators)."""
     keys = service.parse_public_keys(body.signing_public, body.encryption_public)
-    liaison = service.enrol(session, by, body.id, body.state_code, body.name, body.role, keys)
+    liaison = service.enrol(session, by, body.id, body.state_code, name=body.name, role=body.role,
+                            keys=keys)
     return liaison_read(session, liaison)
 
 
@@ -102,6 +103,6 @@ def rotate_keys(body: KeyRotation, session: SessionDep, by: PrincipalDep,
 
 @router.post("/{liaison_id}/keys/{key_id}/revoke", name="key.revoke")
 def revoke_key(liaison_id: str, key_id: str, body: KeyRevoke, session: SessionDep,
-               by: CoordinatorDep) -> KeyRead:
+               *, by: CoordinatorDep) -> KeyRead:
     """Revoke a liaison's key set (coordinators)."""
-    return key_read(service.revoke(session, by, liaison_id, key_id, body.reason))
+    return key_read(service.revoke(session, by, liaison_id, key_id, reason=body.reason))

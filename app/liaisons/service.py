@@ -66,7 +66,7 @@ def enrolment_details(state_code: str, role: Role, keys: LiaisonPublicKeys) -> d
             "encryption_public": b64encode(keys.encryption)}
 
 
-def enrol(session: Session, by: Principal | None, liaison_id: str, state_code: str, name: str,
+def enrol(session: Session, by: Principal | None, liaison_id: str, state_code: str, *, name: str,
           role: Role, keys: LiaisonPublicKeys) -> Liaison:
     """Enrol a liaison with their keys; ``by`` is None only for the bootstrap."""
     if repo.get_state(session, state_code) is None:
@@ -110,7 +110,7 @@ def rotate(session: Session, by: Principal, keys: LiaisonPublicKeys,
 
 
 def revoke(session: Session, by: Principal, liaison_id: str, key_id: str,
-           reason: str) -> LiaisonKey:
+           *, reason: str) -> LiaisonKey:
     """Revoke a key set: no login, no token, no new signature accepted from it."""
     key = repo.get_key(session, key_id)
     if key is None or key.liaison_id != liaison_id:

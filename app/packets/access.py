@@ -112,7 +112,7 @@ def submission_refusal(sender_level: int | None, classification: int,
 
 
 def _cleared_level(by: Principal, action: str, subject: dict[str, str],
-                   classification: int, member: bool, level: int | None) -> int:
+                   classification: int, *, member: bool, level: int | None) -> int:
     """The caller's level in force, or a logged refusal (not a member, or not cleared)."""
     if not member:
         raise deny(NotAMember, "you are not a member of this channel", by.actor, action,
@@ -170,8 +170,8 @@ def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *
     is_sender = packet.sender_id == by.liaison_id
     if held is None and not is_sender:
         raise deny(Hidden, "no such packet", by.actor, action, subject, Reason.NOT_A_PARTY)
-    level = _cleared_level(by, action, subject, packet.classification, facts.is_member,
-                           facts.level)
+    level = _cleared_level(by, action, subject, packet.classification, member=facts.is_member,
+                           level=facts.level)
     if deliver and packet.status == PacketStatus.WITHDRAWN and not is_sender:
         raise deny(Withdrawn, f"the originator withdrew this packet: {packet.withdrawal_reason}",
                    by.actor, action, subject, Reason.PACKET_WITHDRAWN)
@@ -179,7 +179,7 @@ def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *
 
 
 def ineligibility(session: Session, liaison_id: str, key_id: str, channel_id: str,
-                  classification: int, moment: datetime) -> str | None:
+                  *, classification: int, moment: datetime) -> str | None:
     """Why ``liaison_id`` (with key ``key_id``) may not receive a packet now, or ``None``."""
     facts = liaisons.eligibility(session, [liaison_id], channel_id, moment)
     return eligibility_refusal(facts.get(liaison_id), key_id, channel_id, classification)
@@ -207,7 +207,7 @@ def eligibility_refusal(facts: liaisons.Eligibility | None, key_id: str, channel
 
 
 def recipient_refusal(by: Principal, action: str, subject: dict[str, str], recipient_id: str,
-                      why: str) -> AccessDenied:
+                      *, why: str) -> AccessDenied:
     """The logged refusal of a recipient who may not receive the packet.
 
     ``why`` (the recipient's state, status, membership, level or key) goes only

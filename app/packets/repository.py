@@ -157,7 +157,7 @@ _SUBMISSION = _submission_query()
 
 
 def submission_facts(session: Session, packet_id: str, channel_id: str, sender_id: str,
-                     recipient_ids: Iterable[str], moment: datetime) -> SubmissionFacts:
+                     *, recipient_ids: Iterable[str], moment: datetime) -> SubmissionFacts:
     """Whether the packet id is taken, the channel's minimum, and the eligibility facts
     (membership, clearance in force at ``moment``, state, current key) of the sender and
     the recipients, in one query.
@@ -280,7 +280,7 @@ def _box(query: Select[Packet], box: str, liaison_id: str) -> Select[Packet]:
 
 
 def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
-            after: tuple[datetime, str] | None, limit: int) -> Sequence[Packet]:
+            *, after: tuple[datetime, str] | None, limit: int) -> Sequence[Packet]:
     """A page of packets in the caller's box, newest first, that they may see now.
 
     Visible now: the caller is still a member of the packet's channel and
@@ -334,7 +334,7 @@ def share_requests(session: Session, packet_id: str,
 
 
 def open_request(session: Session, packet_id: str, requested_by: str, recipient_id: str,
-                 status: ShareRequestStatus | None = None) -> ShareRequest | None:
+                 *, status: ShareRequestStatus | None = None) -> ShareRequest | None:
     """A pending or approved request by ``requested_by`` to share the packet with
     ``recipient_id`` (an H2 approval is bound to the holder who asked, and the target)."""
     statuses = [status] if status else [ShareRequestStatus.PENDING, ShareRequestStatus.APPROVED]

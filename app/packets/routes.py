@@ -65,7 +65,7 @@ async def _receive(request: Request, store: BlobStore, sha256: str, limit: int) 
 @router.put("/v1/blobs/{sha256}", status_code=201, name="blob.upload", tags=["packets"],
             openapi_extra={"requestBody": {"required": True, **BINARY}})
 async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], request: Request,
-                      response: Response, session: SessionDep, settings: SettingsDep,
+                      response: Response, session: SessionDep, *, settings: SettingsDep,
                       store: BlobStoreDep, by: ProsecutorDep) -> BlobRead:
     """Store a ciphertext stream under its SHA-256 (idempotent: 200 if already stored)."""
     limit = settings.max_upload_bytes
@@ -88,15 +88,15 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
 
 @packets.post("", status_code=201, name="packet.submit")
 def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
-                  settings: SettingsDep, store: BlobStoreDep, by: PrincipalDep,
+                  settings: SettingsDep, *, store: BlobStoreDep, by: PrincipalDep,
                   limits: RateLimitsDep) -> PacketCreated:
     """Submit a signed envelope whose ciphertext streams were uploaded as blobs."""
     limits.check(limits.submit, [f"submit:{by.liaison_id}"], by.actor, "packet.submit",
-                 {"type": "packet", "id": "new"})
+                 subject={"type": "packet", "id": "new"})
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
-    done = submission.submit(session, store, by, body.envelope, body.inline_streams)
+    done = submission.submit(session, store, by, body.envelope, inline=body.inline_streams)
     view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
@@ -105,14 +105,14 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
 def list_packets(
     session: SessionDep, by: PrincipalDep, box: Box = "inbox",
     channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
-    case_reference: Annotated[DisplayText | None, Query(min_length=1, max_length=256)] = None,
+    *, case_reference: Annotated[DisplayText | None, Query(min_length=1, max_length=256)] = None,
     since: UTCTimestamp | None = None, until: UTCTimestamp | None = None,
     status: PacketStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> PacketList:
     """Packets in the caller's inbox or sent box, newest first (metadata only)."""
     wanted = PacketFilter(box, channel, case_reference, since, until, status)
-    page = service.listing(session, by, wanted, limit, cursor)
+    page = service.listing(session, by, wanted, limit, cursor=cursor)
     return PacketList(packets=[summary(v) for v in page.views], next_cursor=page.next_cursor,
                       ledger=ledger_ref(page.entry))
 
@@ -140,12 +140,12 @@ def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) 
              response_class=StreamingResponse,
              responses={200: BINARY, 206: BINARY, 416: {"description": "Range not satisfiable"}})
 def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=MAX_STREAM_INDEX)],
-                    request: Request, session: SessionDep, store: BlobStoreDep,
+                    request: Request, session: SessionDep, *, store: BlobStoreDep,
                     by: PrincipalDep) -> Response:
     """A ciphertext stream, whole or one byte range (``Range: bytes=a-b``, RFC 9110 §14)."""
     try:
-        grant = service.download(session, store, by, packet_id, index,
-                                 request.headers.get("range"))
+        grant = service.download(session, store, by, packet_id, index=index,
+                                 range_header=request.headers.get("range"))
     except RangeNotSatisfiable as exc:
         return JSONResponse(exc.problem(instance=request.url.path), status_code=exc.status,
                             media_type=PROBLEM_MEDIA_TYPE,

@@ -126,7 +126,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
-            cursor: str | None) -> Page:
+            *, cursor: str | None) -> Page:
     """A page of the caller's inbox or sent box (metadata only); logged once."""
     subject = {"type": "packets", "id": wanted.box}
     require_prosecutor(by, "packet.list", subject)
@@ -136,7 +136,8 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     if clearance is None:
         raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject,
                    Reason.NO_CLEARANCE)
-    found = repo.listing(session, by.liaison_id, clearance.level, wanted, after, limit + 1)
+    found = repo.listing(session, by.liaison_id, clearance.level, wanted, after=after,
+                         limit=limit + 1)
     page = list(found[:limit])
     filters = {k: v for k, v in {
         "channel": wanted.channel_id, "case_reference": wanted.case_reference,
@@ -167,7 +168,7 @@ def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
     return Retrieved(access, view, contents.streams, entry)
 
 
-def download(session: Session, store: BlobStore, by: Principal, packet_id: str, index: int,
+def download(session: Session, store: BlobStore, by: Principal, packet_id: str, *, index: int,
              range_header: str | None) -> Download:
     """Grant a download of ciphertext stream ``index`` (or a byte range of it); logged."""
     access = packet_access(session, by, packet_id, "packet.download", deliver=True)

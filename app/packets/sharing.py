@@ -82,7 +82,7 @@ def _holder(by: Principal, access: PacketAccess, action: str) -> PacketKey:
 
 
 def _holder_keys(session: Session, by: Principal, access: PacketAccess, action: str,
-                 held: PacketKey) -> LiaisonPublicKeys:
+                 *, held: PacketKey) -> LiaisonPublicKeys:
     key = liaisons.get_key(session, held.key_id)
     if key is None or key.revoked_at is not None:
         raise deny(SignatureRefused, "the key this packet was wrapped to is revoked", by.actor,
@@ -91,14 +91,15 @@ def _holder_keys(session: Session, by: Principal, access: PacketAccess, action: 
 
 
 def add_receipt(session: Session, by: Principal, packet_id: str, signed_b64: str,
-                signature_b64: str) -> Done[PacketReceipt]:
+                *, signature_b64: str) -> Done[PacketReceipt]:
     """Verify and store a recipient's signed receipt (``packet.receipt``, with its signature)."""
     action = "packet.receipt"
     access = packet_access(session, by, packet_id, action, deliver=False)
     held = _holder(by, access, action)
     raw, signature = _decode(signed_b64), _decode(signature_b64)
     try:
-        receipt = verify_receipt(raw, signature, _holder_keys(session, by, access, action, held))
+        receipt = verify_receipt(raw, signature, _holder_keys(session, by, access, action,
+                                                              held=held))
     except CryptoError:
         raise deny(SignatureRefused, "the receipt does not verify with your key", by.actor,
                    action, access.subject, Reason.BAD_SIGNATURE) from None
@@ -121,8 +122,8 @@ def add_receipt(session: Session, by: Principal, packet_id: str, signed_b64: str
         by.actor, action, access.subject, signature=base64.b64encode(signature).decode(),
         details={"key_id": held.key_id, "received": receipt.received,
                  "receipt_sha256": hashlib.sha256(raw).hexdigest()}))
-    notify(session, [packet.sender_id], "receipt", packet.id, entry.index,
-           {"from": by.liaison_id})
+    notify(session, [packet.sender_id], "receipt", packet.id, ledger_index=entry.index,
+           data={"from": by.liaison_id})
     return Done(stored, entry)
 
 
@@ -140,15 +141,15 @@ def receipts(session: Session, by: Principal, packet_id: str) -> Done[Sequence[P
 
 
 def _check_new_recipient(session: Session, by: Principal, access: PacketAccess, action: str,
-                         recipient_id: str, key_id: str | None) -> None:
+                         *, recipient_id: str, key_id: str | None) -> None:
     packet = access.packet
     if key_id is None:
         current = liaisons.current_key(session, recipient_id)
         key_id = current.key_id if current else "none"
     why = ineligibility(session, recipient_id, key_id, packet.channel_id,
-                        packet.classification, now())
+                        classification=packet.classification, moment=now())
     if why is not None:
-        raise recipient_refusal(by, action, access.subject, recipient_id, why)
+        raise recipient_refusal(by, action, access.subject, recipient_id, why=why)
     if recipient_id == packet.sender_id or repo.holding(session, packet.id, recipient_id):
         raise deny(PacketConflict, f"{recipient_id} already has this packet", by.actor, action,
                    access.subject, Reason.RECIPIENT_HAS_PACKET,
@@ -161,7 +162,7 @@ def request_share(session: Session, by: Principal, packet_id: str,
     action = "packet.share_request"
     access = packet_access(session, by, packet_id, action, deliver=True)
     _holder(by, access, action)
-    _check_new_recipient(session, by, access, action, recipient_id, None)
+    _check_new_recipient(session, by, access, action, recipient_id=recipient_id, key_id=None)
     if repo.open_request(session, packet_id, by.liaison_id, recipient_id) is not None:
         raise deny(PacketConflict, "a request to share with this liaison is open", by.actor,
                    action, access.subject, Reason.SHARE_REQUEST_OPEN,
@@ -173,8 +174,8 @@ def request_share(session: Session, by: Principal, packet_id: str,
     session.flush()
     entry = record(session, draft(by.actor, action, access.subject, details={
         "request": request.id, "recipient": recipient_id, "handling": access.packet.handling}))
-    notify(session, [access.packet.sender_id], "share_request", packet_id, entry.index,
-           {"request": request.id, "from": by.liaison_id, "recipient": recipient_id})
+    notify(session, [access.packet.sender_id], "share_request", packet_id, ledger_index=entry.index,
+           data={"request": request.id, "from": by.liaison_id, "recipient": recipient_id})
     return Done(request, entry)
 
 
@@ -200,8 +201,8 @@ def approve_share(session: Session, by: Principal, packet_id: str,
     entry = record(session, draft(by.actor, action, access.subject, details={
         "request": request.id, "recipient": request.recipient_id,
         "requested_by": request.requested_by}))
-    notify(session, [request.requested_by], "share_approved", packet_id, entry.index,
-           {"request": request.id, "recipient": request.recipient_id})
+    notify(session, [request.requested_by], "share_approved", packet_id, ledger_index=entry.index,
+           data={"request": request.id, "recipient": request.recipient_id})
     return Done(request, entry)
 
 
@@ -218,11 +219,12 @@ def share_requests(session: Session, by: Principal,
 
 
 def _verified_share(session: Session, by: Principal, access: PacketAccess, action: str,
-                    signed_b64: str, signature_b64: str) -> tuple[KeyShare, bytes, bytes]:
+                    *, signed_b64: str, signature_b64: str) -> tuple[KeyShare, bytes, bytes]:
     held = _holder(by, access, action)
     raw, signature = _decode(signed_b64), _decode(signature_b64)
     try:
-        share = verify_key_share(raw, signature, _holder_keys(session, by, access, action, held))
+        share = verify_key_share(raw, signature, _holder_keys(session, by, access, action,
+                                                              held=held))
     except (BadSignature, CryptoError):
         raise deny(SignatureRefused, "the key share does not verify with your key", by.actor,
                    action, access.subject, Reason.BAD_SIGNATURE) from None
@@ -235,13 +237,13 @@ def _verified_share(session: Session, by: Principal, access: PacketAccess, actio
 
 
 def _approval(session: Session, by: Principal, access: PacketAccess, action: str,
-              recipient_id: str) -> str | None:
+              *, recipient_id: str) -> str | None:
     if access.packet.handling != "H2":
         return None
     # The approval answers one holder's request: another holder of the packet
     # may not spend it (issue 16), so it is looked up by sharer and target.
     approved = repo.open_request(session, access.packet.id, by.liaison_id, recipient_id,
-                                 ShareRequestStatus.APPROVED)
+                                 status=ShareRequestStatus.APPROVED)
     if approved is None:
         raise deny(ShareNotApproved, "H2: the originator has not approved your sharing with "
                    f"{recipient_id}", by.actor, action, access.subject,
@@ -252,15 +254,15 @@ def _approval(session: Session, by: Principal, access: PacketAccess, action: str
 
 
 def share(session: Session, by: Principal, packet_id: str, signed_b64: str,
-          signature_b64: str) -> Done[tuple[PacketKey, str | None]]:
+          *, signature_b64: str) -> Done[tuple[PacketKey, str | None]]:
     """Accept a signed key share: the new recipient holds a wrapped key (``packet.share``)."""
     action = "packet.share"
     access = packet_access(session, by, packet_id, action, deliver=True)
-    key_share, raw, signature = _verified_share(session, by, access, action, signed_b64,
-                                                signature_b64)
+    key_share, raw, signature = _verified_share(session, by, access, action, signed_b64=signed_b64,
+                                                signature_b64=signature_b64)
     target = key_share.recipient
-    _check_new_recipient(session, by, access, action, target.id, target.key_id)
-    approval = _approval(session, by, access, action, target.id)
+    _check_new_recipient(session, by, access, action, recipient_id=target.id, key_id=target.key_id)
+    approval = _approval(session, by, access, action, recipient_id=target.id)
     held = PacketKey(packet_id=packet_id, liaison_id=target.id, key_id=target.key_id,
                      origin=KeyOrigin.SHARE, wrapped_key=key_share.wrapped_key, share=raw,
                      share_signature=signature, shared_by=by.liaison_id, added_at=now())
@@ -272,5 +274,6 @@ def share(session: Session, by: Principal, packet_id: str, signed_b64: str,
                  "handling": access.packet.handling,
                  "share_sha256": hashlib.sha256(raw).hexdigest(),
                  **({"approval": approval} if approval else {})}))
-    notify(session, [target.id], "share", packet_id, entry.index, {"from": by.liaison_id})
+    notify(session, [target.id], "share", packet_id, ledger_index=entry.index,
+           data={"from": by.liaison_id})
     return Done((held, approval), entry)

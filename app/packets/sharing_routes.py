@@ -43,7 +43,7 @@ def _request_fields(r: ShareRequest) -> dict[str, object]:
 def add_receipt(packet_id: PacketId, body: SignedObjectCreate, session: SessionDep,
                 by: PrincipalDep) -> ReceiptCreated:
     """A recipient's signed receipt (``crypto.make_receipt``): non-repudiation of receipt."""
-    done = sharing.add_receipt(session, by, packet_id, body.signed, body.signature)
+    done = sharing.add_receipt(session, by, packet_id, body.signed, signature_b64=body.signature)
     return ReceiptCreated.model_validate(_receipt_fields(done.value)
                                          | {"ledger": ledger_ref(done.entry)})
 
@@ -88,7 +88,7 @@ def approve_share(packet_id: PacketId, request_id: str, session: SessionDep,
 def share_packet(packet_id: PacketId, body: SignedObjectCreate, session: SessionDep,
                  by: PrincipalDep) -> ShareCreated:
     """A recipient's signed key share (``crypto.share_content_key``) for a new recipient."""
-    done = sharing.share(session, by, packet_id, body.signed, body.signature)
+    done = sharing.share(session, by, packet_id, body.signed, signature_b64=body.signature)
     held, approval = done.value
     return ShareCreated(packet_id=held.packet_id, recipient_id=held.liaison_id,
                         key_id=held.key_id, shared_by=by.liaison_id, approval=approval,

@@ -143,7 +143,7 @@ def _check_parties(session: Session, by: Principal, header: PacketHeader,
     subject = packet_subject(header.packet_id)
     channel_id = header.meta.channel_id
     facts = repo.submission_facts(session, header.packet_id, channel_id, by.liaison_id,
-                                  header.recipient_ids, moment)
+                                  recipient_ids=header.recipient_ids, moment=moment)
     if facts.packet_exists:
         raise deny(PacketConflict, "this packet id was already submitted", by.actor, ACTION,
                    subject, Reason.PACKET_ID_USED)
@@ -162,7 +162,7 @@ def _check_parties(session: Session, by: Principal, header: PacketHeader,
         why = eligibility_refusal(facts.eligibility.get(party.id), party.key_id, channel_id,
                                   classification)
         if why is not None:
-            raise recipient_refusal(by, ACTION, subject, party.id, why)
+            raise recipient_refusal(by, ACTION, subject, party.id, why=why)
 
 
 def _check_reply(session: Session, by: Principal, header: PacketHeader) -> None:
@@ -207,7 +207,7 @@ def _check_streams(store: BlobStore, header: PacketHeader, inline: Mapping[int, 
 
 
 def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
-           moment: datetime, inline: Mapping[int, bytes]) -> Packet:
+           *, moment: datetime, inline: Mapping[int, bytes]) -> Packet:
     meta = header.meta
     values: dict[str, Any] = {
         "id": header.packet_id, "channel_id": meta.channel_id, "sender_id": by.liaison_id,
@@ -248,7 +248,7 @@ def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
 
 
 def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
-           inline: Sequence[InlineStream]) -> Submitted:
+           *, inline: Sequence[InlineStream]) -> Submitted:
     """Verify, check and store a packet; append ``packet.submit`` with the sender's signature.
 
     ``inline``: streams sent with the envelope, kept in their stream rows.
@@ -263,7 +263,7 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     _check_parties(session, by, header, moment)
     _check_reply(session, by, header)
     _check_streams(store, header, ciphertexts)
-    packet = _store(session, by, envelope, header, moment, ciphertexts)
+    packet = _store(session, by, envelope, header, moment=moment, inline=ciphertexts)
     details = _details(packet, header)
     if ciphertexts:
         details["inline_streams"] = sorted(ciphertexts)
@@ -274,7 +274,8 @@ def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
     # (app.blob_prune): a blob pruned since the check above refuses the packet.
     _check_streams(store, header, ciphertexts)
     notify(session, [r.id for r in header.recipients], "reply" if packet.in_reply_to else "packet",
-           packet.id, entry.index, {"from": by.liaison_id, "channel": packet.channel_id,
+           packet.id, ledger_index=entry.index, data={"from": by.liaison_id,
+                                                      "channel": packet.channel_id,
                                     "classification": level_name(packet.classification),
                                     "in_reply_to": packet.in_reply_to})
     return Submitted(packet, entry, header.recipient_ids)

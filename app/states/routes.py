@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/states", tags=["states"], route_class=UnitOfWorkR
 @router.post("", status_code=201, name="state.enrol")
 def enrol_state(body: StateCreate, session: SessionDep, by: CoordinatorDep) -> StateRead:
     """Enrol a participating state (coordinators)."""
-    state = service.enrol(session, by, body.code, body.name, body.joining_note)
+    state = service.enrol(session, by, body.code, body.name, note=body.joining_note)
     return StateRead.model_validate(state)
 
 
@@ -29,5 +29,5 @@ def list_states(session: SessionDep, by: PrincipalDep) -> list[StateRead]:
 def update_state(code: str, body: StateUpdate, session: SessionDep,
                  by: CoordinatorDep) -> StateRead:
     """Suspend, reactivate or withdraw a state (coordinators)."""
-    state = service.set_status(session, by, code, body.status, body.reason)
+    state = service.set_status(session, by, code, body.status, reason=body.reason)
     return StateRead.model_validate(state)

@@ -31,7 +31,7 @@ class LastCoordinator(AccessDenied):
     status, code, title = 409, "last-coordinator", "Last active coordinator"
 
 
-def enrol(session: Session, by: Principal, code: str, name: str, note: str) -> State:
+def enrol(session: Session, by: Principal, code: str, name: str, *, note: str) -> State:
     """Enrol a state; logged."""
     if repo.get_state(session, code) is not None:
         raise StateExists(f"state {code} is already enrolled",
@@ -46,7 +46,7 @@ def enrol(session: Session, by: Principal, code: str, name: str, note: str) -> S
 
 
 def set_status(session: Session, by: Principal, code: str, status: StateStatus,
-               reason: str) -> State:
+               *, reason: str) -> State:
     """Suspend, reactivate or withdraw a state; logged."""
     state = repo.get_state(session, code)
     if state is None:

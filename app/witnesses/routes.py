@@ -21,7 +21,7 @@ ReaderDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.AUD
 def register_witness(body: WitnessCreate, session: SessionDep,
                      by: CoordinatorDep) -> WitnessRead:
     """Register a witness the ledger's checkpoints are submitted to (coordinators)."""
-    witness = service.register(session, by, body.name, body.url, body.verifier_key)
+    witness = service.register(session, by, body.name, body.url, verifier_key=body.verifier_key)
     return WitnessRead.model_validate(witness)
 
 

@@ -62,7 +62,7 @@ def cosigner_key(verifier_key: str) -> NoteVerifier:
 
 
 def register(session: Session, by: Principal, name: str, url: str,
-             verifier_key: str) -> Witness:
+             *, verifier_key: str) -> Witness:
     """Register a witness; logged."""
     verifier = cosigner_key(verifier_key)
     # Taking the ledger's append lock first serializes registrations, so the
@@ -178,7 +178,7 @@ def resubmission(session: Session, witness_id: int, size: int) -> Submission | N
 
 
 def keep_cosignature(session: Session, witness_id: int, size: int, line: str,
-                     timestamp: int) -> None:
+                     *, timestamp: int) -> None:
     """Store a verified cosignature and merge every one of ``size`` into its note."""
     storage = ledger_for(session).storage
     storage.lock_head()  # one writer at a time rewrites a note, so no line is lost

@@ -184,7 +184,8 @@ class Witnessing:
         if response.status_code == 200:
             line, timestamp = cosignature_from(submission, response.text)
             with transaction(self._sessions) as session:
-                service.keep_cosignature(session, submission.witness_id, size, line, timestamp)
+                service.keep_cosignature(session, submission.witness_id, size, line,
+                                         timestamp=timestamp)
             log.info("witness cosigned", witness=submission.name, size=size)
             return
         if response.status_code == 409 and retry:

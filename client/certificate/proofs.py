@@ -92,7 +92,7 @@ def check_inclusion(ctx: Context) -> str:
             raise Failed(f"the proof of entry {index} is for index {proof.index}")
         try:
             verify_inclusion(leaf_hash(item.entry), index, checkpoint.size, proof.proof,
-                             checkpoint.root)
+                             root=checkpoint.root)
         except LedgerError as exc:
             raise Failed(f"entry {index} is not in the signed tree: {exc}") from None
     return f"{len(items)} entries proven in the tree of size {checkpoint.size}"
@@ -126,7 +126,7 @@ def check_refresh(ctx: Context) -> str:
     try:
         newer = open_checkpoint(refreshed.checkpoint, log)
         verify_consistency(checkpoint.size, newer.size, checkpoint.root, newer.root,
-                           refreshed.consistency)
+                           proof=refreshed.consistency)
     except LedgerError as exc:
         raise Failed(f"the refreshed checkpoint does not extend the certificate's: "
                      f"{exc}") from None

@@ -65,7 +65,7 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byte
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
-                     root: bytes) -> None:
+                     *, root: bytes) -> None:
     """Check that ``leaf`` (a leaf hash) is at ``index`` in the tree of ``size`` with ``root``."""
     computed = root_from_inclusion(leaf, index, size, proof)
     if computed != root:
@@ -82,7 +82,7 @@ def _consistency_length(old_size: int, new_size: int) -> int:
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
-                       proof: Sequence[bytes]) -> None:
+                       *, proof: Sequence[bytes]) -> None:
     """Check that the tree (old_size, old_root) is a prefix of (new_size, new_root).
 
     RFC 9162 §2.1.4.2. Consistency from size 0 is refused as meaningless; for
@@ -162,5 +162,5 @@ def verify_tlog_proof(text: str, entry: bytes, verifier: NoteVerifier) -> Checkp
     parsed = parse_tlog_proof(text)
     checkpoint = open_checkpoint(parsed.note, verifier)
     verify_inclusion(leaf_hash(entry), parsed.index, checkpoint.size, parsed.proof,
-                     checkpoint.root)
+                     root=checkpoint.root)
     return checkpoint

@@ -106,7 +106,7 @@ def append_statement(tables: LedgerTables) -> ClauseElement:
 
 
 def append_params(head_id: int, first: int, new_size: int, last: bytes,
-                  entry_rows: Sequence[tuple[Any, ...]],
+                  *, entry_rows: Sequence[tuple[Any, ...]],
                   node_rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     """The parameters of :func:`append_statement`: rows given in table column order."""
     params: dict[str, Any] = {"head_id": head_id, "first": first, "new_size": new_size,
@@ -144,7 +144,7 @@ def last_entry_statement(tables: LedgerTables) -> ClauseElement:
 
 def lock_with_frontier(conn: Connection, lock: ClauseElement,
                        lock_params: Mapping[str, Any], frontier: ClauseElement,
-                       frontier_params: Mapping[str, Any],
+                       *, frontier_params: Mapping[str, Any],
                        last_entry: ClauseElement) -> tuple[Any, list[Any], bytes | None]:
     """Run the head lock, then the frontier and the last entry's leaf hash, in one round trip.
 

@@ -67,7 +67,8 @@ class SqlStorage(SqlReads):
             # began with, before the previous holder's entries committed.
             row, found, stored_last = sqlpipeline.lock_with_frontier(
                 conn, cast(ClauseElement, stmt), {"id": HEAD_ID}, self._cached_pg("frontier"),
-                sqlpipeline.frontier_params(HEAD_ID), self._cached_pg("last_entry"))
+                frontier_params=sqlpipeline.frontier_params(HEAD_ID),
+                last_entry=self._cached_pg("last_entry"))
             if row is not None:
                 row = (row[0], row[1], stored_last, row[3])
         else:
@@ -101,7 +102,8 @@ class SqlStorage(SqlReads):
         conn = self._conn()
         self._frontier = None
         if conn.dialect.name == "postgresql":
-            self._append_in_one_statement(conn, first_index, new_size, entry_rows, node_rows)
+            self._append_in_one_statement(conn, first_index, new_size, entry_rows,
+                                          node_rows=node_rows)
             return
         params = {"head_id": HEAD_ID, "first": first_index, "new_size": new_size,
                   "last": entry_rows[-1][2]}
@@ -125,10 +127,10 @@ class SqlStorage(SqlReads):
 
     def _append_in_one_statement(self, conn: Connection, first_index: int, new_size: int,
                                  entry_rows: list[tuple[Any, ...]],
-                                 node_rows: list[tuple[Any, ...]]) -> None:
+                                 *, node_rows: list[tuple[Any, ...]]) -> None:
         """PostgreSQL: the head's compare-and-swap and every row in one round trip."""
         params = sqlpipeline.append_params(HEAD_ID, first_index, new_size, entry_rows[-1][2],
-                                           entry_rows, node_rows)
+                                           entry_rows=entry_rows, node_rows=node_rows)
         try:
             (moved,) = sqlpipeline.run_one(conn, self._cached_pg("append"), params)
         except IntegrityError as exc:

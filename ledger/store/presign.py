@@ -47,7 +47,7 @@ def prepare_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner,
     root = merkle.root(reader, size)
     if latest is not None:
         proof = merkle.consistency_proof(reader, latest.size, size)
-        verify_consistency(latest.size, size, latest.root, root, proof)
+        verify_consistency(latest.size, size, latest.root, root, proof=proof)
     note = sign_checkpoint(Checkpoint(origin, size, root), signer)
     return StoredCheckpoint(size=size, root=root, note=note)
 

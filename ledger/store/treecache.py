@@ -184,7 +184,7 @@ class TreeCache:
 
     def inclusion_proof(self, index: int, size: int, fetch: Fetch) -> list[bytes]:
         """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` (``0 <= index < size``)."""
-        return self._path(0, index, size, fetch, self.size)
+        return self._path(0, index, size, fetch, covered=self.size)
 
     def consistency_proof(self, old_size: int, new_size: int, fetch: Fetch) -> list[bytes]:
         """RFC 9162 §2.1.4.1 consistency proof (``0 < old_size < new_size``).
@@ -196,12 +196,13 @@ class TreeCache:
         covered = self.size
         level = (old_size & -old_size).bit_length() - 1
         index = (old_size >> level) - 1
-        path = self._path(level, index, new_size, fetch, covered)
+        path = self._path(level, index, new_size, fetch, covered=covered)
         if index == 0:
             return path
         return [self._nodes([(level, index)], fetch, covered)[0], *path]
 
-    def _path(self, level: int, index: int, size: int, fetch: Fetch, covered: int) -> list[bytes]:
+    def _path(self, level: int, index: int, size: int, fetch: Fetch, *,
+              covered: int) -> list[bytes]:
         """Siblings of node ``(level, index)`` up to the root of a tree of ``size`` leaves.
 
         In a committed tree that reaches above ``upper_level`` the path splits
@@ -215,14 +216,14 @@ class TreeCache:
         if level < top and size <= covered and (size - 1) >> top:
             a = index >> (top - level)
             within = min(size, (a + 1) << top)
-            lower = self._climb(level, index, within, fetch, covered, top - level)
+            lower = self._climb(level, index, within, fetch, covered=covered, levels=top - level)
             kept = self._uppers.get(size)
             upper = kept.get(a << 6 | top) if kept is not None else None
             lower += upper if upper is not None else self._upper(a, size, fetch, covered)
             return lower
-        return self._climb(level, index, size, fetch, covered, size.bit_length())
+        return self._climb(level, index, size, fetch, covered=covered, levels=size.bit_length())
 
-    def _climb(self, level: int, index: int, size: int, fetch: Fetch, covered: int,
+    def _climb(self, level: int, index: int, size: int, fetch: Fetch, *, covered: int,
                levels: int) -> list[bytes]:
         """The siblings of the path from ``(level, index)``, at most ``levels`` of them up.
 

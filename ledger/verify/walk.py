@@ -148,7 +148,7 @@ class _Pass:
                 if next(nodes, _NO_NODE) != leaf or index != p or prev != prev_hex:
                     self.entries = itertools.chain(raws[k + 1:], self.entries)
                     self.count = p
-                    return self._classify(p, index, prev, prev_hex, leaf)
+                    return self._classify(p, index, prev, prev_hex, leaf=leaf)
                 value, idx, level = leaf, p, 0
                 while idx & 1:
                     value = sha(b"\x01" + stack.pop() + value).digest()
@@ -228,7 +228,7 @@ class _Pass:
         return self.reader.nodes([(0, index)]).get((0, index))
 
     def _classify(self, p: int, index: int, prev: bytes, prev_hex: bytes,
-                  leaf: bytes) -> Finding:
+                  *, leaf: bytes) -> Finding:
         tree_leaf = self._leaf(p)
         nxt = next(self.entries, None)
         if tree_leaf is None and self._leaf(p + 1) is None:

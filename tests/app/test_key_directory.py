@@ -45,7 +45,7 @@ def test_any_liaison_reads_a_key_entry_with_its_inclusion_proof(world: World) ->
     assert (entry.action, entry.index, item["index"]) == ("liaison.enrol", item["index"],
                                                           entry.index)
     verify_inclusion(leaf_hash(raw), item["index"], checkpoint.size,
-                     [bytes.fromhex(h) for h in item["proof"]], checkpoint.root)
+                     [bytes.fromhex(h) for h in item["proof"]], root=checkpoint.root)
     assert item["key"]["key_id"] == alice.keys.public.key_id
     read = world.last_entry()
     assert (read.action, read.subject, read.actor and read.actor.liaison) == (
@@ -65,7 +65,7 @@ def test_directory_proves_the_checkpoint_extends_the_size_the_client_saw(world: 
     new = open_checkpoint(second["checkpoint"], _verifier(world))
     assert new.size > old.size
     verify_consistency(old.size, new.size, old.root, new.root,
-                       [bytes.fromhex(h) for h in second["consistency"]])
+                       proof=[bytes.fromhex(h) for h in second["consistency"]])
 
 
 def test_directory_needs_a_token_and_a_signed_checkpoint(world: World) -> None:

@@ -51,7 +51,7 @@ def test_auditor_verifies_entries_and_proofs_against_the_signed_checkpoint(world
                                  headers=auditor.auth).json()
         assert proof["tree_size"] == size
         verify_inclusion(leaf_hash(raws[index]), index, size,
-                         [bytes.fromhex(h) for h in proof["proof"]], root)
+                         [bytes.fromhex(h) for h in proof["proof"]], root=root)
     world.state("MX")
     sign_checkpoint_now(world)
     _, new_size, new_root = _checkpoint(world)
@@ -59,7 +59,8 @@ def test_auditor_verifies_entries_and_proofs_against_the_signed_checkpoint(world
                                 headers=auditor.auth)
     body = response.json()
     assert (body["from"], body["to"]) == (size, new_size)
-    verify_consistency(size, new_size, root, new_root, [bytes.fromhex(h) for h in body["proof"]])
+    verify_consistency(size, new_size, root, new_root,
+                       proof=[bytes.fromhex(h) for h in body["proof"]])
 
 
 def test_proofs_only_for_signed_sizes(world: World) -> None:

@@ -207,7 +207,7 @@ def check_checkpoints(checkpoints: Sequence[tuple[int, bytes, str]], leaves: lis
         opened = open_checkpoint(note, verifier)
         assert (opened.size, opened.root) == (size, root)
         assert root == mth(leaves[:size])
-        verify_consistency(size, final_size, root, final_root, subproof(size, leaves, True))
+        verify_consistency(size, final_size, root, final_root, proof=subproof(size, leaves, True))
     assert len(checkpoints) > 1, "the checkpointers signed only once during the run"
 
 
@@ -234,4 +234,4 @@ def test_reference_merkle_matches_rfc9162_shapes() -> None:
     leaves = [leaf_hash(bytes([n])) for n in range(7)]
     for m in range(1, 8):
         proof = subproof(m, leaves, True)
-        verify_consistency(m, 7, mth(leaves[:m]), mth(leaves), proof)
+        verify_consistency(m, 7, mth(leaves[:m]), mth(leaves), proof=proof)

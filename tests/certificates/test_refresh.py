@@ -41,7 +41,7 @@ def _cosign_latest(world: World) -> None:
         witness = witnesses.active_named(session, "w1")
         assert witness is not None
         keep_cosignature(session, witness.id, checkpoint.size,
-                         WITNESS.cosign(checkpoint, stamp), stamp)
+                         WITNESS.cosign(checkpoint, stamp), timestamp=stamp)
 
 
 def _refresh(h: History, data: bytes) -> bytes:

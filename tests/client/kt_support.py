@@ -57,7 +57,7 @@ def cosign_latest(w: World) -> None:
         witness = witnesses.active_named(session, "kt")
         assert witness is not None
         keep_cosignature(session, witness.id, checkpoint.size,
-                         WITNESS.cosign(checkpoint, stamp), stamp)
+                         WITNESS.cosign(checkpoint, stamp), timestamp=stamp)
 
 
 def witnessed_checkpoint(w: World) -> None:

@@ -116,7 +116,8 @@ def test_inclusion_proofs_verify_against_the_signed_checkpoint(
     index = data.draw(st.integers(0, size - 1))
     signed = open_checkpoint(storage.checkpoint_list[-1].note, VERIFIER)
     proof = ledger.inclusion_proof(index, size)
-    verify_inclusion(merkle.leaf_hash(storage.entry_list[index]), index, size, proof, signed.root)
+    verify_inclusion(merkle.leaf_hash(storage.entry_list[index]), index, size, proof,
+                     root=signed.root)
 
 
 def test_proofs_are_served_only_for_signed_sizes() -> None:
@@ -129,7 +130,7 @@ def test_proofs_are_served_only_for_signed_sizes() -> None:
         ledger.inclusion_proof(3, 10)  # appended, not yet checkpointed
     with pytest.raises(InclusionProofError):
         ledger.inclusion_proof(4, 4)
-    verify_consistency(4, 7, ledger.root(4), ledger.root(7), ledger.consistency_proof(4, 7))
+    verify_consistency(4, 7, ledger.root(4), ledger.root(7), proof=ledger.consistency_proof(4, 7))
     assert ledger.consistency_proof(7, 7) == []
     with pytest.raises(ConsistencyProofError):
         ledger.consistency_proof(4, 10)

@@ -53,7 +53,7 @@ def test_inclusion_proofs_match_the_reference_for_every_index_and_size_up_to_64(
         for index in range(size):
             proof = merkle.inclusion_proof(storage, index, size)
             assert proof == reference.path(index, leaves[:size])
-            verify_inclusion(leaves[index], index, size, proof, root)
+            verify_inclusion(leaves[index], index, size, proof, root=root)
 
 
 def test_consistency_proofs_match_the_reference_for_every_pair_of_sizes_up_to_64() -> None:
@@ -63,7 +63,7 @@ def test_consistency_proofs_match_the_reference_for_every_pair_of_sizes_up_to_64
         for old in range(1, new + 1):
             proof = merkle.consistency_proof(storage, old, new)
             assert proof == reference.proof(old, leaves[:new])
-            verify_consistency(old, new, roots[old], roots[new], proof)
+            verify_consistency(old, new, roots[old], roots[new], proof=proof)
 
 
 def test_tree_builder_root_matches_the_reference_at_every_size() -> None:
@@ -85,7 +85,7 @@ def test_inclusion_in_large_trees_verifies_against_the_stored_root(data: st.Data
     size = data.draw(st.integers(1, BIG), label="size")
     index = data.draw(st.integers(0, size - 1), label="index")
     proof = merkle.inclusion_proof(storage, index, size)
-    verify_inclusion(leaves[index], index, size, proof, _big_root(size))
+    verify_inclusion(leaves[index], index, size, proof, root=_big_root(size))
     assert root_from_inclusion(leaves[index], index, size, proof) == _big_root(size)
 
 
@@ -95,7 +95,7 @@ def test_consistency_in_large_trees_verifies_between_stored_roots(data: st.DataO
     new = data.draw(st.integers(1, BIG), label="new size")
     old = data.draw(st.integers(1, new), label="old size")
     proof = merkle.consistency_proof(storage, old, new)
-    verify_consistency(old, new, _big_root(old), _big_root(new), proof)
+    verify_consistency(old, new, _big_root(old), _big_root(new), proof=proof)
 
 
 @given(size=st.integers(1, 2048), data=st.data())

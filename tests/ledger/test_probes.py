@@ -46,7 +46,7 @@ def test_inclusion_probe(path: Path) -> None:
     probe = load(path)
     def run() -> None:
         verify_inclusion(probe["leafHash"], probe["leafIdx"], probe["treeSize"], probe["proof"],
-                         probe["root"])
+                         root=probe["root"])
     if probe["wantErr"]:
         with pytest.raises(VerificationError):
             run()
@@ -59,7 +59,7 @@ def test_consistency_probe(path: Path) -> None:
     probe = load(path)
     def run() -> None:
         verify_consistency(probe["size1"], probe["size2"], probe["root1"], probe["root2"],
-                           probe["proof"])
+                           proof=probe["proof"])
     if probe["wantErr"]:
         with pytest.raises(VerificationError):
             run()

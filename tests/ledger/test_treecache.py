@@ -110,7 +110,7 @@ def test_proofs_at_random_sizes_match_the_reference(data: st.DataObject, max_byt
         old = data.draw(st.integers(1, size - 1))
         proof = tc.consistency_proof(old, size, nodes.fetch)
         verify_consistency(old, size, reference.mth(leaves[:old]),
-                           reference.mth(leaves[:size]), proof)
+                           reference.mth(leaves[:size]), proof=proof)
         assert proof == merkle.consistency_proof(_Reader(nodes), old, size)
 
 
@@ -274,6 +274,6 @@ def test_a_rolled_back_checkpoint_leaves_nothing_in_the_cache(db_url: str) -> No
         for index in range(size):
             raw = next(SqlStorage(session, LEDGER_TABLES).entries(index, index + 1))
             verify_inclusion(merkle.leaf_hash(raw), index, size,
-                             ledger.inclusion_proof(index, size), root.root)
+                             ledger.inclusion_proof(index, size), root=root.root)
         assert tc.size == size
     engine.dispose()

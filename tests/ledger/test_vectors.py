@@ -61,7 +61,7 @@ def test_published_inclusion_proofs(case: dict[str, Any]) -> None:
     assert hexes(proof) == case["proof"]
     leaf = bytes.fromhex(case["leaf_hash"])
     assert merkle.leaf_hash(bytes.fromhex(case["leaf_hex"])) == leaf
-    verify_inclusion(leaf, index, size, proof, bytes.fromhex(case["root"]))
+    verify_inclusion(leaf, index, size, proof, root=bytes.fromhex(case["root"]))
 
 
 @pytest.mark.parametrize("case", VECTORS["consistency_proofs"],
@@ -70,7 +70,8 @@ def test_published_consistency_proofs(case: dict[str, Any]) -> None:
     m, n = case["size1"], case["size2"]
     proof = merkle.consistency_proof(tree(8), m, n)
     assert hexes(proof) == case["proof"]
-    verify_consistency(m, n, bytes.fromhex(case["root1"]), bytes.fromhex(case["root2"]), proof)
+    verify_consistency(m, n, bytes.fromhex(case["root1"]), bytes.fromhex(case["root2"]),
+                       proof=proof)
 
 
 @pytest.mark.parametrize("case", VECTORS["computed_all_inclusion_proofs_8_leaves"],
@@ -81,7 +82,7 @@ def test_full_inclusion_table_for_eight_leaves(case: dict[str, Any]) -> None:
     proof = merkle.inclusion_proof(storage, index, size)
     assert hexes(proof) == case["proof"]
     verify_inclusion(merkle.leaf_hash(LEAVES[index]), index, size, proof,
-                     bytes.fromhex(VECTORS["roots"][str(size)]))
+                     root=bytes.fromhex(VECTORS["roots"][str(size)]))
 
 
 @pytest.mark.parametrize("case", VECTORS["computed_all_consistency_proofs_8_leaves"],
@@ -91,4 +92,4 @@ def test_full_consistency_table_for_eight_leaves(case: dict[str, Any]) -> None:
     proof = merkle.consistency_proof(tree(8), m, n)
     assert hexes(proof) == case["proof"]
     verify_consistency(m, n, bytes.fromhex(VECTORS["roots"][str(m)]),
-                       bytes.fromhex(VECTORS["roots"][str(n)]), proof)
+                       bytes.fromhex(VECTORS["roots"][str(n)]), proof=proof)

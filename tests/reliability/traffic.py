@@ -278,5 +278,5 @@ def check_checkpoints(server: Server, config: ServerConfig, auditor_auth: dict[s
             f"{server.url}/v1/ledger/proofs/consistency",
             params={"from": old.size, "to": final.size}, headers=auditor_auth, timeout=10), 200)
         verify_consistency(old.size, final.size, old.root, final.root,
-                           [bytes.fromhex(h) for h in proof["proof"]])
+                           proof=[bytes.fromhex(h) for h in proof["proof"]])
     return final.size
