@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from client.contacts import ContactBook
-from client.errors import ClientError, ProfileError, ProtocolError
+from client.errors import NotFound, ProfileError, ProtocolError
 from client.keychain import KeyHistory, KeyNotProven, key_history
 from client.models import DirectoryPage, parse
 from client.profile import Profile
@@ -160,8 +160,8 @@ def wait_until_proven(api: DirectoryAPI, liaison_id: str, *, entries: int = 1,
         try:
             if len(api.read(liaison_id, witnessed=witnessed).entries) >= entries:
                 return
-        except ClientError:
-            pass  # no checkpoint signed yet
+        except NotFound:
+            pass  # no checkpoint signed yet; any other refusal will not go away by waiting
         if time.monotonic() > deadline:
             raise ProtocolError(f"no signed checkpoint proved {liaison_id}'s key entries "
                                 f"within {timeout:g} s")

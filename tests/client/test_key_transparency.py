@@ -15,6 +15,7 @@ from nacl.signing import SigningKey
 
 from app.ledger.key import load_note_signer
 from client.contacts import KeyChanged
+from client.errors import Forbidden
 from client.keychain import KeyChainBroken, KeyNotProven
 from client.models import DirectoryPage
 from client.transfer import recipient_keys
@@ -24,6 +25,7 @@ from client.transparency import (
     MemoryCheckpoints,
     SeenCheckpoint,
     self_check,
+    wait_until_proven,
 )
 from client.trust import TrustRoots
 from crypto import LiaisonKeys
@@ -269,3 +271,22 @@ def test_a_long_key_history_is_read_page_by_page(pair: Pair,
     bob = viewer(w, pair.bob, tamper=one_entry)
     history = bob.kt.history("alice")
     assert [k.action for k in history.keys] == ["liaison.enrol", "key.rotate", "key.rotate"]
+
+
+def test_waiting_for_a_proving_checkpoint_stops_at_once_on_a_refusal() -> None:
+    # Only "no checkpoint yet" (404) is worth waiting for: a refused caller
+    # (here 403) is told at once, not after the timeout.
+    calls: list[str] = []
+
+    class Refusing(DirectoryAPI):
+        def __init__(self) -> None:
+            pass
+
+        def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
+                 witnessed: int = 0) -> DirectoryPage:
+            calls.append(liaison_id)
+            raise Forbidden("about:blank", "Forbidden", 403, "not yours")
+
+    with pytest.raises(Forbidden):
+        wait_until_proven(Refusing(), "bob", timeout=30)
+    assert calls == ["bob"]
