@@ -79,11 +79,15 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> None:
 
 @dataclass
 class ProfileConfig:
-    """A profile's settings: the server, who we are there, the pinned ledger key."""
+    """A profile's settings: the server, who we are there, the pinned ledger key, the language.
+
+    ``language`` is the desk's language for this profile (es, pt, fr, en).
+    """
 
     server: str | None = None
     liaison: str | None = None
     ledger_key: str | None = None
+    language: str | None = None
 
 
 class Profile:

@@ -18,6 +18,7 @@ from client.cli import admin as cli_admin
 from client.cli import audit as cli_audit
 from client.cli import contacts as cli_contacts
 from client.cli import demo
+from client.cli import desk as cli_desk
 from client.cli import packets as cli_packets
 from client.cli import trust as cli_trust
 from client.cli.certificate import certificate_app
@@ -58,6 +59,7 @@ cli_packets.register(app)
 cli_contacts.register(app)
 cli_trust.register(app, keys_app)
 app.command("demo")(demo.demo)
+app.command("desk")(cli_desk.desk)
 app.add_typer(witness_app, name="witness")
 app.add_typer(certificate_app, name="certificate")
 

@@ -1,0 +1,225 @@
+"""Unlock once: a profile's private keys opened by one passphrase, held in memory, locked again.
+
+:class:`KeyAgent` is the client's one unlock mechanism (ADR "one unlock
+mechanism"). Whoever holds an agent asks it for :meth:`KeyAgent.client`, an
+SDK :class:`~client.sdk.Client` logged in as the profile's liaison, and never
+sees the passphrase again: logins are renewed silently (the session signs a
+fresh challenge with the keys in memory when its token nears expiry). The
+agent locks itself after ``idle`` without use, or when told to
+(:meth:`KeyAgent.lock`); then every call raises :class:`Locked` until the
+passphrase is given again.
+
+The desk (:mod:`client.desk`) holds one agent in its process. The command
+line will reach the same object through a local agent process, as ssh-agent
+does; the interface is kept narrow for that: unlock, lock, state, a client.
+
+At each login the profile's own key entries are checked in the witnessed
+ledger (``cadena keys check``); a key the profile does not hold, registered
+under its name, is kept in :attr:`KeyAgent.alerts` for every page to show.
+
+Python cannot promise to erase memory: on lock the agent drops every
+reference to the keys, the client and its token, and asks the collector to
+run; the key objects' bytes are then free memory, not overwritten.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from client.contacts import ContactBook
+from client.errors import ClientError, ProfileError, UsageError
+from client.keychain import KeyNotProven
+from client.models import Liaison, Token
+from client.profile import Profile, ProfileConfig
+from client.sdk import Client
+from client.session import Credentials, utc_now
+from client.transparency import (
+    DirectoryAPI,
+    KeyTransparency,
+    NoTrustRoots,
+    ProfileCheckpoints,
+    self_check,
+)
+from client.trust import load_trust
+from crypto import CryptoError, LiaisonKeys, LiaisonPublicKeys
+from ledger import LedgerError, NoteVerifier
+
+DEFAULT_IDLE = 15 * 60.0
+"""Seconds without use after which the agent locks itself."""
+
+
+class Locked(UsageError):
+    """The agent holds no keys: the passphrase must be given (again)."""
+
+
+class WrongPassphrase(ProfileError):
+    """The passphrase does not open the profile's key file."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something the liaison must see on every page (a key not theirs under their name)."""
+
+    kind: str
+    detail: str
+
+
+@dataclass
+class _Open:
+    keys: LiaisonKeys
+    client: Client
+    config: ProfileConfig
+
+
+class KeyAgent:
+    """One profile's keys, unlocked once and kept in memory until locked."""
+
+    def __init__(self, profile: Profile, *, idle: float = DEFAULT_IDLE,
+                 http: httpx.Client | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        """An agent for ``profile``, locked; ``idle`` seconds without use lock it again."""
+        self.profile = profile
+        self.idle = idle
+        self._http = http
+        self._monotonic = monotonic
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._open: _Open | None = None
+        self._last_use = 0.0
+        self._me: Liaison | None = None
+        self.alerts: list[Alert] = []
+        self.notes: list[str] = []
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def unlocked(self) -> bool:
+        """Whether keys are held now (an agent idle for too long locks itself here)."""
+        with self._lock:
+            if self._open is not None and self._monotonic() - self._last_use > self.idle:
+                self._close()
+            return self._open is not None
+
+    def public_keys(self) -> LiaisonPublicKeys:
+        """The profile's public keys (no passphrase needed)."""
+        return self.profile.public_keys()
+
+    # -- unlock and lock -------------------------------------------------------
+
+    def unlock(self, passphrase: str) -> None:
+        """Open the key file with ``passphrase`` and keep the keys in memory.
+
+        Raises :class:`WrongPassphrase` if it does not open, :class:`ProfileError`
+        if the profile has no keys, server or liaison id.
+        """
+        config = self.profile.config()
+        if not config.server or not config.liaison:
+            raise ProfileError(f"profile {self.profile.name!r} has no server or liaison id")
+        if not passphrase and self.profile.is_encrypted():
+            raise WrongPassphrase("the passphrase is empty")
+        try:
+            keys = self.profile.load_keys(lambda: passphrase)
+        except ProfileError as exc:
+            if self.profile.has_keys():
+                raise WrongPassphrase("the passphrase does not open the key file") from exc
+            raise
+        with self._lock:
+            self._close()
+            self._open = _Open(keys, self._client(config, keys), config)
+            self._last_use = self._monotonic()
+
+    def adopt(self, keys: LiaisonKeys) -> None:
+        """Hold ``keys`` just created by this process (first run), as if unlocked."""
+        config = self.profile.config()
+        with self._lock:
+            self._close()
+            self._open = _Open(keys, self._client(config, keys), config)
+            self._last_use = self._monotonic()
+
+    def lock(self) -> None:
+        """Drop the keys, the client and its token: the next use needs the passphrase."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        opened, self._open, self._me = self._open, None, None
+        if opened is not None:
+            opened.client.session.forget_token()
+            opened.client.session.credentials = None
+            opened.client.close()
+            del opened
+            gc.collect()
+
+    # -- use -------------------------------------------------------------------
+
+    def client(self) -> Client:
+        """The SDK client of the unlocked profile (raises :class:`Locked`); counts as use."""
+        with self._lock:
+            if not self.unlocked or self._open is None:
+                raise Locked("the desk is locked: give your passphrase")
+            self._last_use = self._monotonic()
+            return self._open.client
+
+    @property
+    def known_me(self) -> Liaison | None:
+        """Who the profile is, if :meth:`me` read it since the last unlock (no network)."""
+        return self._me if self.unlocked else None
+
+    def me(self) -> Liaison:
+        """Who the profile is on its server (read once per unlock)."""
+        client = self.client()
+        if self._me is None:
+            self._me = client.liaisons.get(str(self.profile.config().liaison))
+        return self._me
+
+    def login(self) -> Token:
+        """Log in now (checks the profile's own keys in the ledger; see :attr:`alerts`)."""
+        return self.client().login()
+
+    # -- wiring ----------------------------------------------------------------
+
+    def _client(self, config: ProfileConfig, keys: LiaisonKeys) -> Client:
+        origin = None
+        if config.ledger_key:
+            try:
+                origin = NoteVerifier.from_string(config.ledger_key).name
+            except LedgerError as exc:
+                raise ProfileError(f"the pinned ledger key is not a verifier key: {exc}") from exc
+        pins = ContactBook(self.profile, me=config.liaison, clock=self._clock,
+                           on_pin=lambda who, key: self.notes.append(
+                               f"{who}: {key.fingerprint}"))
+        client = Client(str(config.server), http=self._http, clock=self._clock, pins=pins,
+                        credentials=Credentials(str(config.liaison), keys, origin=origin))
+        roots = load_trust(self.profile)
+        if roots is None:
+            client.liaisons.pins = NoTrustRoots(self.profile.name)
+            self.alerts = [Alert("no-trust-roots", "no trust roots are set")]
+            return client
+        kt = KeyTransparency(DirectoryAPI(client.session), roots,
+                             ProfileCheckpoints(self.profile), pins=pins)
+        client.liaisons.pins = kt
+        client.session.on_login = lambda _token: self._self_check(kt, client, config)
+        return client
+
+    def _self_check(self, kt: KeyTransparency, client: Client, config: ProfileConfig) -> None:
+        liaison = str(config.liaison)
+        try:
+            served = [LiaisonPublicKeys.from_json({"sign": k.signing_public,
+                                                   "box": k.encryption_public})
+                      for k in client.liaisons.keys(liaison)]
+            self_check(kt, liaison, self.profile.held_public_keys(), served=served)
+        except KeyNotProven as exc:
+            self.alerts = [Alert("rogue-key", str(exc))]
+            return
+        except (ClientError, CryptoError) as exc:
+            self.alerts = [Alert("unchecked", str(exc))]
+            return
+        self.alerts = []

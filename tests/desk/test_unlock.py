@@ -1,0 +1,86 @@
+"""KeyAgent: the passphrase once, logins renewed silently, locked on idle or on demand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from client.unlock import KeyAgent, Locked, WrongPassphrase
+from tests.desk.harness import PASSPHRASE, World
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_wrong_passphrase_opens_nothing(world: World) -> None:
+    agent = KeyAgent(world.liaisons["ana"].profile)
+    for wrong in ["", "Correct horse battery staple", PASSPHRASE + " "]:
+        with pytest.raises(WrongPassphrase):
+            agent.unlock(wrong)
+        assert not agent.unlocked
+        with pytest.raises(Locked):
+            agent.client()
+
+
+def test_unlocked_once_the_agent_logs_in_and_renews_its_login_without_the_passphrase(
+        world: World) -> None:
+    agent = KeyAgent(world.liaisons["ana"].profile)
+    agent.unlock(PASSPHRASE)
+    try:
+        client = agent.client()
+        first = agent.login()
+        assert agent.me().id == "ana"
+        assert agent.alerts == []  # every key entry under "ana" is hers
+        expired = first.model_copy(update={"expires_at": datetime.now(UTC) - timedelta(1)})
+        client.session._token = expired  # as a token looks once it has expired
+        assert client.liaisons.get("bruno").state_code == "MX"
+        renewed = client.session.token
+        assert renewed is not None
+        assert renewed.token != first.token
+        client.session._token = renewed.model_copy(update={"token": "revoked-or-forged"})
+        assert client.liaisons.get("ana").name == "Ana Restrepo"  # 401, then a new login
+        assert client.session.token is not None
+        assert client.session.token.token not in {first.token, "revoked-or-forged"}
+    finally:
+        agent.lock()
+
+
+def test_the_agent_locks_itself_after_the_idle_time(world: World) -> None:
+    ticks = Ticks()
+    agent = KeyAgent(world.liaisons["bruno"].profile, idle=60, monotonic=ticks)
+    agent.unlock(PASSPHRASE)
+    ticks.now += 59
+    agent.client()  # a use: the idle time starts again
+    ticks.now += 59
+    assert agent.unlocked
+    ticks.now += 2
+    assert not agent.unlocked
+    with pytest.raises(Locked):
+        agent.client()
+
+
+def test_lock_drops_the_keys_the_client_and_its_token(world: World) -> None:
+    agent = KeyAgent(world.liaisons["bruno"].profile)
+    agent.unlock(PASSPHRASE)
+    client = agent.client()
+    agent.login()
+    agent.lock()
+    assert not agent.unlocked
+    assert agent.known_me is None
+    assert client.session.token is None
+    assert client.session.credentials is None
+    with pytest.raises(Locked):
+        agent.client()
+    agent.unlock(PASSPHRASE)  # and the passphrase opens it again
+    try:
+        assert agent.client() is not client
+    finally:
+        agent.lock()
