@@ -108,13 +108,14 @@ def _fingerprint(key: str) -> str:
     return key_fingerprint(key)
 
 
-def _enrol(world: World, liaison_id: str, public: dict[str, str]) -> None:
+def _enrol(world: World, liaison_id: str, public: dict[str, str],
+           name: str = "Carla Gómez") -> None:
     coord = world.liaisons["coord"]
     keys = LiaisonPublicKeys.from_json({"sign": public["signing_public"],
                                         "box": public["encryption_public"]})
     now = datetime.now(UTC)
     with Client(world.server.url, credentials=Credentials("coord", coord.keys)) as client:
-        client.liaisons.enrol(liaison_id, "CO", "Carla Gómez", "prosecutor", keys=keys)
+        client.liaisons.enrol(liaison_id, "CO", name, "prosecutor", keys=keys)
         client.clearances.grant(liaison_id, "SECRET", now - timedelta(minutes=1),
                                 now + timedelta(days=30))
         wait_until_proven(DirectoryAPI(client.session), liaison_id)
@@ -225,3 +226,60 @@ def test_the_browser_enforces_the_csp_no_inline_script_runs(world: World,
             page.add_script_tag(content="window.injected = true;")
         assert page.evaluate("window.injected === undefined")
         assert page.evaluate("typeof htmx") == "object"  # the desk's own scripts do run
+
+
+def _rogue_key_row(world: World, liaison_id: str) -> str:
+    """What a dishonest operator does: a key row under the name, with no ledger entry."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.models.identity import LiaisonKey
+    from crypto import LiaisonKeys
+
+    rogue = LiaisonKeys.generate().public
+    engine = create_engine(f"sqlite:///{world.server.data_dir / 'cadena.db'}")
+    try:
+        with Session(engine) as session, session.begin():
+            session.add(LiaisonKey(key_id=rogue.key_id, liaison_id=liaison_id,
+                                   signing_public=rogue.signing,
+                                   encryption_public=rogue.encryption,
+                                   created_at=datetime.now(UTC)))
+    finally:
+        engine.dispose()
+    return rogue.key_id
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_key_not_held_under_ones_name_is_shown_on_every_page(
+        world: World, screen: ScreenFactory, tmp_path: Path, language: str) -> None:
+    from nacl import pwhash
+
+    from client.profile import ProfileConfig
+    from client.trust import TrustRoots, save_trust
+    from crypto import LiaisonKeys, save_keys
+
+    liaison_id = f"diego-{language}"
+    keys = LiaisonKeys.generate()
+    public = keys.public.to_json()
+    _enrol(world, liaison_id, {"signing_public": public["sign"],
+                               "encryption_public": public["box"]}, name="Diego Pérez")
+    profile = Profile(liaison_id, world.home)
+    profile.save_key_file(save_keys(keys, PASSPHRASE, opslimit=pwhash.argon2id.OPSLIMIT_MIN,
+                                    memlimit=pwhash.argon2id.MEMLIMIT_MIN))
+    profile.save_config(ProfileConfig(world.server.url, liaison_id, world.ledger_key))
+    save_trust(profile, TrustRoots.parse(world.ledger_key, [], 0))
+    rogue = _rogue_key_row(world, liaison_id)
+    heading = {"en": "A key you do not hold appeared under your name",
+               "es": "Apareció a su nombre una clave que usted no tiene"}[language]
+    with open_desk(profile) as desk:
+        s = screen(desk, language)
+        page = s.launch()
+        page.locator("#field-passphrase").fill(PASSPHRASE)
+        page.locator("form.form button[type=submit]").click()
+        alert = page.get_by_role("alert")
+        expect(alert.locator("h2")).to_have_text(heading)
+        expect(alert).to_contain_text(rogue)
+        s.check("rogue-key")
+        for path in ["/prosecutor/", "/court/", "/"]:
+            page.goto(desk.url + path)
+            expect(page.get_by_role("alert").locator("h2")).to_have_text(heading)
