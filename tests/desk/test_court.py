@@ -9,7 +9,7 @@ clerk, with no profile and no unlock, opens it on the desk's court page.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from client.cli import app as cli_app
 from client.cli.common import CliDeps
 from client.profile import Profile
-from tests.desk.harness import PASSPHRASE, Screen, World, open_desk
+from tests.conftest import fresh_database_url
+from tests.desk.harness import PASSPHRASE, Screen, World, enrolled_world, open_desk
 
 ScreenFactory = Callable[..., Screen]
 EVIDENCE = "ledger-of-payments.csv"
@@ -46,6 +47,18 @@ def _cadena(world: World, *args: str) -> Any:
                                      "CADENA_PASSPHRASE": PASSPHRASE})
     assert result.exit_code == 0, (args, result.output, world.server.log()[-2000:])
     return result
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The real server of the harness, on SQLite and on PostgreSQL."""
+    database_url = None
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+        database_url = fresh_database_url("postgresql", request, tmp_path_factory.mktemp("pg"))
+    with enrolled_world(tmp_path_factory.mktemp("world"), database_url) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

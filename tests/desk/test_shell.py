@@ -283,3 +283,42 @@ def test_a_key_not_held_under_ones_name_is_shown_on_every_page(
         for path in ["/prosecutor/", "/court/", "/"]:
             page.goto(desk.url + path)
             expect(page.get_by_role("alert").locator("h2")).to_have_text(heading)
+
+
+def _tab_to(page: Page, selector: str, limit: int = 30) -> None:
+    """Press Tab until ``selector`` has the focus (a keyboard user's way there)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def test_the_keyboard_alone_unlocks_moves_and_locks(world: World, screen: ScreenFactory) -> None:
+    with open_desk(world.liaisons["ana"].profile) as desk:
+        s = screen(desk, "en")
+        page = s.launch()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip-link"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
+        _tab_to(page, "#field-passphrase")
+        page.keyboard.type(PASSPHRASE)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_contain_text("Ana Restrepo")
+        _tab_to(page, "a.card[href='/court/']")
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Check a custody certificate")
+        _tab_to(page, "#language-select")
+        page.keyboard.press("ArrowUp")  # the language above English in the list
+        _tab_to(page, "form.language button")
+        page.keyboard.press("Enter")
+        expect(page.locator("html")).to_have_attribute("lang", "fr")
+        _tab_to(page, "form.lock button")
+        page.keyboard.press("Enter")
+        expect(page.locator("#field-passphrase")).to_be_visible()
+        assert not desk.desk.agent.unlocked
+    profile = world.liaisons["ana"].profile
+    config = profile.config()
+    config.language = None  # as the other tests expect Ana's profile
+    profile.save_config(config)
