@@ -28,17 +28,19 @@ every request (:class:`Guard`, an ASGI middleware around the whole app):
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from client.desk.i18n import LANGUAGES, N_, negotiate, set_language
+from client.desk.i18n import LANGUAGES, N_, _, negotiate, set_language
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -72,6 +74,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )
+
+
+_html_wanted: ContextVar[bool] = ContextVar("desk_html_wanted", default=True)
+"""Whether this request's client reads HTML (a browser) or wants a problem document."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ class Guard:
         if scope["type"] != "http":
             return  # no websockets
         headers = _headers(scope)
+        _html_wanted.set(b"text/html" in headers.get(b"accept", b""))
         cookies = _cookies(headers)
         chosen = cookies.get(LANGUAGE_COOKIE, "")
         set_language(chosen if chosen in LANGUAGES else self.default_language() or negotiate(
@@ -210,7 +217,12 @@ class Guard:
         await send({"type": "http.response.body", "body": b""})
 
     async def _refuse(self, send: Send, status: int, title: str, detail: str) -> None:
-        body, content_type = self.refuse(status, title, detail)
+        if _html_wanted.get():
+            body, content_type = self.refuse(status, title, detail)
+        else:  # a program, not a browser: an RFC 9457 problem
+            body = json.dumps({"type": "about:blank", "title": _(title), "status": status,
+                               "detail": _(detail)}).encode()
+            content_type = "application/problem+json"
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type.encode()),
                                 (b"content-length", str(len(body)).encode())]})

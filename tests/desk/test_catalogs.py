@@ -11,6 +11,8 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from client.desk import i18n
 from client.desk.catalogs import extract, untranslated
@@ -57,6 +59,11 @@ def test_accept_language_picks_the_best_supported_language() -> None:
     assert i18n.negotiate("en;q=0.2, fr;q=0.9") == "fr"
     assert i18n.negotiate("de, ja") == "en"
     assert i18n.negotiate(None) == "en"
+
+
+@given(st.text(max_size=200))
+def test_any_accept_language_header_gives_one_of_the_four_languages(header: str) -> None:
+    assert i18n.negotiate(header) in i18n.LANGUAGES
 
 
 def test_dates_and_numbers_follow_the_readers_locale() -> None:
