@@ -104,9 +104,15 @@ class KeyAgent:
     def unlocked(self) -> bool:
         """Whether keys are held now (an agent idle for too long locks itself here)."""
         with self._lock:
+            self.expire()
+            return self._open is not None
+
+    def expire(self) -> None:
+        """Lock now if the agent was idle for longer than ``idle`` (a watcher calls this
+        every few seconds, so the keys leave memory on time even if nothing uses them)."""
+        with self._lock:
             if self._open is not None and self._monotonic() - self._last_use > self.idle:
                 self._close()
-            return self._open is not None
 
     def public_keys(self) -> LiaisonPublicKeys:
         """The profile's public keys (no passphrase needed)."""

@@ -11,6 +11,7 @@ is left.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -23,6 +24,8 @@ DESK = Path(__file__).parent
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"}}
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
+FIXED_DATE = datetime(2026, 12, 1, tzinfo=UTC)
+"""The catalogs' header dates: fixed, so that an update changes only the messages (merges)."""
 
 
 def extract() -> Catalog:
@@ -69,6 +72,12 @@ def update(language: str, template: Catalog | None = None) -> None:
     catalog = read(language)
     catalog.update(template, no_fuzzy_matching=True)
     catalog.obsolete.clear()
+    catalog.project, catalog.version = "Cadena Desk", "1"
+    catalog.copyright_holder, catalog.msgid_bugs_address = "Cadena", ""
+    catalog.last_translator = "Cadena <cadena@localhost>"
+    catalog.language_team = f"{language} <cadena@localhost>"
+    catalog.creation_date = catalog.revision_date = FIXED_DATE
+    catalog.fuzzy = False  # a fuzzy header is left out of the compiled catalog
     if language == "en":
         for message in catalog:
             if message.id and not (all(message.string) if isinstance(message.string, tuple)

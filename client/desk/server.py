@@ -20,6 +20,8 @@ from client.errors import NetworkError
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
+WATCH_INTERVAL = 5.0
+"""Seconds between two checks of the key agent's idle time."""
 
 
 def _server(app: Any, port: int) -> uvicorn.Server:
@@ -35,6 +37,7 @@ class RunningDesk:
     desk: Desk
     server: uvicorn.Server
     thread: threading.Thread
+    stopping: threading.Event
 
     @property
     def url(self) -> str:
@@ -48,9 +51,16 @@ class RunningDesk:
 
     def stop(self) -> None:
         """Stop serving, wait for the thread, and lock (the keys leave memory)."""
+        self.stopping.set()
         self.server.should_exit = True
         self.thread.join(10)
         self.desk.agent.lock()
+
+
+def _watch(desk: Desk, stopping: threading.Event) -> None:
+    # The idle lock must not wait for the next request: keys leave memory on time.
+    while not stopping.wait(WATCH_INTERVAL):
+        desk.agent.expire()
 
 
 @contextmanager
@@ -60,7 +70,10 @@ def running_desk(options: DeskOptions) -> Iterator[RunningDesk]:
     server = _server(app, options.port)
     thread = threading.Thread(target=server.run, name="cadena-desk", daemon=True)
     thread.start()
-    running = RunningDesk(desk, server, thread)
+    stopping = threading.Event()
+    running = RunningDesk(desk, server, thread, stopping)
+    threading.Thread(target=_watch, args=(desk, stopping), name="cadena-desk-idle",
+                     daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:

@@ -77,3 +77,16 @@ def test_dates_and_numbers_follow_the_readers_locale() -> None:
     assert shown["pt"][0] == "7 de dezembro de 2026"
     assert shown["fr"][0] == "7 décembre 2026"
     assert shown["fr"][1].replace("\u202f", " ") == "1 234 567,5"
+
+
+def test_plural_forms_reach_the_compiled_catalogs() -> None:
+    singular, plural = ("Not valid: %(num)s check does not hold.",
+                        "Not valid: %(num)s checks do not hold.")
+    expected = {"es": ("comprobación no se cumple", "comprobaciones no se cumplen"),
+                "pt": ("verificação não se confirma", "verificações não se confirmam"),
+                "fr": ("vérification n’est pas satisfaite", "vérifications ne sont pas"),
+                "en": ("check does not hold", "checks do not hold")}
+    for language, (one, many) in expected.items():
+        i18n.set_language(language)
+        assert one in i18n.ngettext(singular, plural, 1)
+        assert many in i18n.ngettext(singular, plural, 3)

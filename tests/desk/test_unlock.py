@@ -84,3 +84,17 @@ def test_lock_drops_the_keys_the_client_and_its_token(world: World) -> None:
         assert agent.client() is not client
     finally:
         agent.lock()
+
+
+def test_the_idle_lock_wipes_the_keys_on_time_without_waiting_for_a_request(
+        world: World) -> None:
+    ticks = Ticks()
+    agent = KeyAgent(world.liaisons["ana"].profile, idle=60, monotonic=ticks)
+    agent.unlock(PASSPHRASE)
+    client = agent.client()
+    agent.login()
+    ticks.now += 61
+    agent.expire()  # what the desk's watcher does every few seconds
+    assert client.session.credentials is None  # gone before any further use
+    assert client.session.token is None
+    assert not agent.unlocked
