@@ -142,6 +142,11 @@ class Screen:
         """Other origins a test serves on purpose (an attacker's page); never the desk's."""
         self.context.route("**/*", self._route)
         self.page: Page = self.context.new_page()
+        self.console_errors: list[str] = []
+        """Errors the page logged: a CSP violation (an inline style or script) shows here."""
+        self.page.on("console", lambda m: self.console_errors.append(m.text)
+                     if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
 
     def _route(self, route: Route) -> None:
         url = route.request.url
@@ -174,11 +179,15 @@ class Screen:
                 for v in result["violations"] if v["impact"] in SERIOUS]
 
     def check(self, name: str) -> Path:
-        """Screenshot, then assert no serious accessibility violation and no foreign request."""
+        """Screenshot, then assert no serious accessibility violation, no foreign request,
+        and no error in the page's console (CSP violations, script errors)."""
         path = self.shoot(name)
         violations = self.axe()
         assert not violations, (name, violations)
         assert not self.foreign, self.foreign
+        errors = [e for e in self.console_errors  # an answer's 4xx is the page's to show
+                  if not e.startswith("Failed to load resource: the server responded")]
+        assert not errors, (name, errors)
         return path
 
     def close(self) -> None:

@@ -225,6 +225,7 @@ def test_the_browser_enforces_the_csp_no_inline_script_runs(world: World,
         with pytest.raises(PlaywrightError):
             page.add_script_tag(content="window.injected = true;")
         assert page.evaluate("window.injected === undefined")
+        assert any("Content Security Policy" in e for e in s.console_errors)  # Screen.check sees it
         assert page.evaluate("typeof htmx") == "object"  # the desk's own scripts do run
 
 
