@@ -10,6 +10,8 @@ page, a refusal of the server or a bad set-up shows its problem.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,8 @@ class DeskOptions:
     idle: float = DEFAULT_IDLE
     kdf: str = "sensitive"
     """Argon2id cost of a key file made on first run: sensitive, moderate or interactive."""
+    monotonic: Callable[[], float] = time.monotonic
+    """The clock of idle times (tests move it by hand)."""
 
 
 class Desk:
@@ -72,13 +76,27 @@ class Desk:
         """A desk for ``options.profile``, locked, with no browser session yet."""
         self.options = options
         self.profile = options.profile
-        self.agent = KeyAgent(options.profile, idle=options.idle)
+        self.agent = KeyAgent(options.profile, idle=options.idle, monotonic=options.monotonic)
         self.sessions = Sessions()
         self.sections = SECTIONS
         self.flashes: dict[str, list[tuple[str, str]]] = {}
-        self.pending_keys: LiaisonKeys | None = None
-        """Keys made on first run, held until the set-up ends (then the agent takes them)."""
+        self._pending: tuple[LiaisonKeys, float] | None = None
         self.templates = _environment()
+
+    def hold_new_keys(self, keys: LiaisonKeys) -> None:
+        """Keep keys made on first run until the set-up ends (then the agent takes them)."""
+        self._pending = (keys, self.options.monotonic())
+
+    def take_new_keys(self) -> LiaisonKeys | None:
+        """The keys made on first run, if still held (they are held once)."""
+        pending, self._pending = self._pending, None
+        return pending[0] if pending else None
+
+    def expire(self) -> None:
+        """Drop keys idle for too long: the agent's, and those of a set-up left half way."""
+        self.agent.expire()
+        if self._pending and self.options.monotonic() - self._pending[1] > self.options.idle:
+            self._pending = None
 
     def launch_url(self) -> str:
         """A fresh single-use launch link (valid for a minute)."""

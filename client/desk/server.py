@@ -55,12 +55,13 @@ class RunningDesk:
         self.server.should_exit = True
         self.thread.join(10)
         self.desk.agent.lock()
+        self.desk.take_new_keys()
 
 
 def _watch(desk: Desk, stopping: threading.Event) -> None:
     # The idle lock must not wait for the next request: keys leave memory on time.
     while not stopping.wait(WATCH_INTERVAL):
-        desk.agent.expire()
+        desk.expire()
 
 
 @contextmanager

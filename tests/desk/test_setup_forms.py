@@ -119,3 +119,30 @@ def test_a_program_without_the_cookie_gets_an_rfc_9457_problem(desk: RunningDesk
     assert answer.json()["status"] == 403
     assert answer.json()["title"] == "Open the desk from its link"
 
+
+
+def test_keys_of_a_set_up_left_half_way_leave_memory_after_the_idle_time(
+        tmp_path: Path) -> None:
+    from client.desk.app import DeskOptions
+    from client.desk.server import running_desk
+    from client.local_server import free_port
+
+    now = [50.0]
+    options = DeskOptions(Profile("left", tmp_path / "home"), free_port(), idle=60,
+                          kdf="interactive", monotonic=lambda: now[0])
+    with running_desk(options) as desk, \
+            httpx.Client(base_url=desk.url, headers={"Accept": "text/html"}) as http:
+        http.get(desk.desk.launch_url().removeprefix(desk.url))
+        token = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/court/").text)
+        assert token is not None
+        made = http.post("/setup/keys", data={"csrf_token": token.group(1),
+                                              "passphrase": "long enough phrase",
+                                              "confirm": "long enough phrase"})
+        assert made.status_code == 303
+        now[0] += 59
+        desk.desk.expire()
+        assert desk.desk.take_new_keys() is not None  # still held within the idle time
+        desk.desk.hold_new_keys(desk.desk.profile.load_keys(lambda: "long enough phrase"))
+        now[0] += 61
+        desk.desk.expire()  # what the watcher does
+        assert desk.desk.take_new_keys() is None

@@ -153,7 +153,7 @@ async def setup_keys(request: Request) -> Response:
     opslimit, memlimit = KDF[the_desk.options.kdf]
     data = await blocking(save_keys, keys, first, opslimit=opslimit, memlimit=memlimit)
     the_desk.profile.save_key_file(data)
-    the_desk.pending_keys = keys
+    the_desk.hold_new_keys(keys)
     return redirect("/setup/fingerprint")
 
 
@@ -243,9 +243,9 @@ async def _save_trust(request: Request, roots: TrustRoots) -> Response:
     config.ledger_key = str(roots.ledger)
     profile.save_config(config)
     flash(request, _("Your profile is set up."))
-    if the_desk.pending_keys is not None:
-        the_desk.agent.adopt(the_desk.pending_keys)
-        the_desk.pending_keys = None
+    made = the_desk.take_new_keys()
+    if made is not None:
+        the_desk.agent.adopt(made)
         try:
             await blocking(the_desk.agent.login)
             await blocking(the_desk.agent.me)
