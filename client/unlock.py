@@ -17,14 +17,19 @@ At each login the profile's own key entries are checked in the witnessed
 ledger (``cadena keys check``); a key the profile does not hold, registered
 under its name, is kept in :attr:`KeyAgent.alerts` for every page to show.
 
-Python cannot promise to erase memory: on lock the agent drops every
-reference to the keys, the client and its token, and asks the collector to
-run; the key objects' bytes are then free memory, not overwritten.
+Python cannot promise to erase memory: on lock the agent overwrites with
+zeros the secret bytes inside the key objects it holds (on CPython, where the
+layout of ``bytes`` is known: :func:`scrub`), drops every reference to the
+keys, the client and its token, and asks the collector to run. Copies made
+elsewhere (the Argon2 output, the decrypted key file in libsodium's buffers,
+the passphrase string) are not reached.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +58,29 @@ from ledger import LedgerError, NoteVerifier
 
 DEFAULT_IDLE = 15 * 60.0
 """Seconds without use after which the agent locks itself."""
+
+
+_BYTES_DATA = sys.getsizeof(b"") - 1
+"""Offset of a CPython ``bytes`` object's data from its address (header, no NUL)."""
+
+
+def scrub(data: bytes) -> None:
+    """Overwrite ``data`` with zeros in place (CPython only; elsewhere a no-op).
+
+    Only for secret bytes this module owns: a ``bytes`` object is immutable to
+    Python, and any other holder sees the zeros too, which is the point.
+    """
+    if sys.implementation.name == "cpython" and len(data) > 1:  # 0 and 1 bytes are shared
+        ctypes.memset(id(data) + _BYTES_DATA, 0, len(data))
+
+
+def scrub_keys(keys: LiaisonKeys) -> None:
+    """Zero the private halves inside a key set's PyNaCl objects (see :func:`scrub`)."""
+    signing, box = keys.signing_key, keys.encryption_key
+    for secret in (getattr(signing, "_seed", None), getattr(signing, "_signing_key", None),
+                   getattr(box, "_private_key", None)):
+        if isinstance(secret, bytes):
+            scrub(secret)
 
 
 class Locked(UsageError):
@@ -161,6 +189,7 @@ class KeyAgent:
             opened.client.session.forget_token()
             opened.client.session.credentials = None
             opened.client.close()
+            scrub_keys(opened.keys)
             del opened
             gc.collect()
 

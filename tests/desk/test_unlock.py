@@ -72,7 +72,14 @@ def test_lock_drops_the_keys_the_client_and_its_token(world: World) -> None:
     agent.unlock(PASSPHRASE)
     client = agent.client()
     agent.login()
+    assert client.session.credentials is not None
+    held = client.session.credentials.signing_keys()
+    assert held.public == world.liaisons["bruno"].keys.public
     agent.lock()
+    assert bytes(held.signing_key) == bytes(32)  # overwritten in place, not only dropped
+    assert bytes(held.encryption_key) == bytes(32)
+    assert bytes(world.liaisons["bruno"].keys.signing_key) != bytes(32)  # other copies intact
+    assert not (world.liaisons["bruno"].profile.path / "session.json").exists()  # token: memory
     assert not agent.unlocked
     assert agent.known_me is None
     assert client.session.token is None
