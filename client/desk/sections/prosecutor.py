@@ -461,6 +461,7 @@ async def attachment(request: Request) -> Response:
 
 async def attachment_remove(request: Request) -> Response:
     """Forget an attachment before sending (its encrypted file is deleted)."""
+    await blocking(unlocked_client, request)
     _state(request).spool.discard(session_of(request).id, request.path_params["file"])
     return Response(status_code=204)
 
