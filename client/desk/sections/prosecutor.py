@@ -166,7 +166,9 @@ def _name_of(client: Client) -> dict[str, str]:
 
 def _listing(request: Request, box: str) -> tuple[PacketPage, dict[str, str]]:
     client = unlocked_client(request)
-    page = client.packets.list("inbox" if box == "inbox" else "sent", limit=INBOX_PAGE)
+    cursor = request.query_params.get("cursor") or None
+    page = client.packets.list("inbox" if box == "inbox" else "sent", limit=INBOX_PAGE,
+                               cursor=cursor)
     return page, _name_of(client)
 
 
@@ -179,7 +181,9 @@ async def inbox(request: Request) -> Response:
     page, names = await blocking(_listing, request, "inbox")
     return render(request, "prosecutor/list.html",
                   {**_common(request), "box": "inbox", "packets": page.packets, "names": names,
-                   "title": _("Inbox"), "after": page.ledger.index})
+                   "title": _("Inbox"), "after": page.ledger.index,
+                   "next_cursor": page.next_cursor,
+                   "first": not request.query_params.get("cursor")})
 
 
 async def sent(request: Request) -> Response:
@@ -187,7 +191,9 @@ async def sent(request: Request) -> Response:
     page, names = await blocking(_listing, request, "sent")
     return render(request, "prosecutor/list.html",
                   {**_common(request), "box": "sent", "packets": page.packets, "names": names,
-                   "title": _("Sent"), "after": page.ledger.index})
+                   "title": _("Sent"), "after": page.ledger.index,
+                   "next_cursor": page.next_cursor,
+                   "first": not request.query_params.get("cursor")})
 
 
 def _due(request: Request) -> dict[str, Any]:
