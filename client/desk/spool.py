@@ -35,8 +35,13 @@ import anyio.from_thread
 
 from client.errors import UsageError
 from client.transfer import StreamSource
-from crypto import DEFAULT_CHUNK_SIZE, CryptoError, StreamDigest
-from crypto.stream import decrypt_stream, encrypt_stream
+from crypto import (
+    DEFAULT_CHUNK_SIZE,
+    CryptoError,
+    StreamDigest,
+    decrypt_stream,
+    encrypt_stream,
+)
 
 PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
 QUEUED_CHUNKS = 4

@@ -63,8 +63,7 @@ from client.sdk import Client
 from client.sharing import verified_receipts
 from client.transfer import Outgoing, fetch_packet, open_remote, send_packet
 from client.verify import VerificationFailed
-from crypto import CryptoError, InvalidArgument, PacketMeta, make_receipt
-from crypto.opening import decrypt_content
+from crypto import CryptoError, InvalidArgument, PacketMeta, decrypt_content, make_receipt
 
 if TYPE_CHECKING:
     from client.desk.app import Desk
