@@ -12,9 +12,10 @@ When the packet is sent, :meth:`Spooled.source` gives the file to
 :func:`client.transfer.send_packet` as a :class:`~client.transfer.StreamSource`:
 each read decrypts it again, a chunk at a time (tags and digest checked), for
 sealing and then for the upload's replay. The spooled file is deleted after
-sending, when it is removed from the form, when the desk locks or stops; a
-file left by a desk that crashed is unreadable without its key, which died
-with the process.
+sending or when it is removed from the form, and the folder is emptied when
+the desk's prosecutor pages are first used after the desk starts; a file left
+by a desk that stopped is unreadable without its key, which died with the
+process.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -44,7 +45,9 @@ def _receive(spool: Spool, data: bytes, *, cuts: int = 3, seed: int = 0) -> Spoo
     async def main() -> Spooled:
         reader = BodyReader(next_chunk, spool.limit)
         return await anyio.to_thread.run_sync(spool.receive, "session", "exhibit.bin", reader)
-    return anyio.run(main)
+    # An event loop of its own, in a thread: Playwright's sync API keeps one in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, main).result()
 
 
 def _read_all(spooled: Spooled) -> bytes:
