@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def test_a_packet_with_a_20_mb_attachment_goes_from_ana_to_bruno_and_back_as_a_r
         packet_path = inbox.url.removeprefix(bruno_desk.url)
         inbox.goto(f"{bruno_desk.url}/prosecutor/folder?next={packet_path}")
         folder = tmp_path / f"saved-{language}"
+        bruno.check("prosecutor-folder")
         inbox.locator("#field-folder").fill(str(folder))
         inbox.locator("form.form button[type=submit]").click()
         expect(inbox.locator("code.folder-path")).to_have_text(str(folder))
@@ -159,6 +161,14 @@ def test_a_packet_with_a_20_mb_attachment_goes_from_ana_to_bruno_and_back_as_a_r
             answer = page.request.get(ana_desk.url + str(link.get_attribute("href")))
             assert answer.ok
             assert b"Bogot" in answer.body()
+        packet_path = page.url.removeprefix(ana_desk.url)
+        for name, path in [("prosecutor-sent", "/prosecutor/sent"),
+                           ("prosecutor-due", "/prosecutor/due"),
+                           ("prosecutor-thread",
+                            packet_path.replace("/packets/", "/threads/"))]:
+            page.goto(ana_desk.url + path)
+            expect(page.locator("main")).to_contain_text(case)
+            ana.check(name)
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +203,66 @@ def test_the_prosecutors_routes_refuse_no_cookie_a_wrong_host_and_no_csrf_token(
         # with every guard satisfied the route is reached (a locked desk: to the unlock page)
         assert launched.post(path, content=b"", headers=headers).status_code in (303, 400)
     assert not list((desk.desk.profile.path / "desk-outgoing").glob("*.ct"))  # nothing kept
+
+
+@contextmanager
+def _unlocked(desk: RunningDesk) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=desk.url, follow_redirects=False, timeout=60) as http:
+        yield _unlock_http(desk, http)
+
+
+def _unlock_http(desk: RunningDesk, http: httpx.Client) -> httpx.Client:
+    assert http.get(desk.desk.launch_url().removeprefix(desk.url)).status_code == 303
+    found = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/court/").text)
+    assert found
+    answer = http.post("/unlock", data={"csrf_token": found.group(1), "passphrase": PASSPHRASE,
+                                        "next": "/prosecutor/"})
+    assert answer.status_code == 303
+    http.headers["X-CSRF-Token"] = found.group(1)
+    return http
+
+
+def _sent_count(desk: RunningDesk, http: httpx.Client) -> int:
+    return http.get("/prosecutor/sent").text.count('href="/prosecutor/packets/')
+
+
+def test_a_forged_compose_is_refused_and_sends_nothing(world: World, channel: str) -> None:
+    """A page of the desk could be bypassed: the desk checks the form again, as the server does."""
+    good = {"channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            "handling": "H0", "evaluation": "A1", "message": "forged"}
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    forged = [{"recipients": "coord"},               # not a member of the channel
+              {"recipients": "ana"},                 # oneself
+              {"classification": "TOP-SECRET"}, {"handling": "H9"}, {"evaluation": "D5"},
+              {"due": yesterday}, {"due": "tomorrow"}, {"message": "  "},
+              {"case_reference": "x" * 300}, {"legal_basis": "line\nbreak"},
+              {"attachment": "someone-elses-id"}, {"channel": "no-such-channel"}]
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http:
+        before = _sent_count(desk, http)
+        for change in forged:
+            answer = http.post("/prosecutor/compose", data={**good, **change})
+            assert answer.status_code == 400, change
+        assert _sent_count(desk, http) == before
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "a/b.txt", "..", "", "x" * 300])
+def test_an_attachment_name_that_is_a_path_is_refused(world: World, name: str) -> None:
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http:
+        answer = http.post("/prosecutor/attachments", params={"name": name}, content=b"data")
+        assert answer.status_code == 400
+        spool = desk.desk.profile.path / "desk-outgoing"
+        assert not list(spool.glob("*.ct"))
+
+
+def test_another_desk_session_cannot_send_an_attachment_it_did_not_upload(
+        world: World, channel: str) -> None:
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as first, \
+            _unlocked(desk) as second:
+        uploaded = first.post("/prosecutor/attachments", params={"name": "mine.txt"},
+                              content=b"first session's file")
+        assert uploaded.status_code == 200
+        answer = second.post("/prosecutor/compose", data={
+            "channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            "handling": "H0", "evaluation": "A1", "message": "steal",
+            "attachment": uploaded.json()["id"]})
+        assert answer.status_code == 400

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -57,7 +58,8 @@ from client.desk.pages import (
     unlocked_client,
 )
 from client.desk.spool import BodyReader, Spool, Spooled
-from client.errors import Conflict, NetworkError, ProblemError, UsageError
+from client.errors import ClientError, Conflict, ProblemError, UsageError
+from client.events import END_EVENT, STREAM_READ_TIMEOUT, notification, parse_sse
 from client.packet_models import PacketPage, PacketRead, PacketSummary
 from client.sdk import Client
 from client.sharing import verified_receipts
@@ -232,17 +234,36 @@ async def thread(request: Request) -> Response:
 
 def _follow(client: Client, me: str, after: int, loop: asyncio.AbstractEventLoop,
             out: asyncio.Queue[PacketSummary | None], stop: threading.Event) -> None:
-    """Follow the server's events (in a thread); put each new packet's summary on ``out``."""
-    try:
-        for note in client.events.follow(after):
+    """Follow the server's events (in a thread); put each new packet's summary on ``out``.
+
+    As :meth:`client.events.EventsAPI.follow` (resume after the last event,
+    log in again when the server ends the stream), but every line read,
+    keep-alives included (the server sends one every 15 s), checks ``stop``:
+    the thread and its connection end soon after the page goes away.
+    """
+    def lines(response: httpx.Response) -> Iterator[str]:
+        for line in response.iter_lines():
             if stop.is_set():
-                break
-            if note.kind not in ("packet", "reply"):
-                continue
-            summary = client.packets.find(note.packet_id)
-            if summary is not None and me in summary.recipients:
-                _hand_over(loop, out, summary)
-    except (ProblemError, NetworkError, UsageError):
+                return
+            yield line
+
+    try:
+        while not stop.is_set():
+            headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+            with client.session.stream("/v1/events", headers=headers,
+                                       read_timeout=STREAM_READ_TIMEOUT) as response:
+                for event in parse_sse(lines(response)):
+                    if event.event == END_EVENT:
+                        break
+                    note = notification(event)
+                    after = note.index
+                    if note.kind not in ("packet", "reply"):
+                        continue
+                    summary = client.packets.find(note.packet_id)
+                    if summary is not None and me in summary.recipients:
+                        _hand_over(loop, out, summary)
+            client.session.forget_token()  # the server ended it: the token no longer serves
+    except (ClientError, httpx.HTTPError):  # the page shows no more arrivals; reload retries
         pass
     finally:
         _hand_over(loop, out, None)
