@@ -143,6 +143,8 @@ def test_a_packet_with_a_20_mb_attachment_goes_from_ana_to_bruno_and_back_as_a_r
         expect(inbox.locator("code.folder-path")).to_have_text(str(folder))
         inbox.get_by_role("button", name=words["save"]).click()
         expect(inbox.locator(".flash")).to_contain_text(words["saved"], timeout=120_000)
+        expect(inbox.locator("p.saved code")).to_contain_text(str(folder))
+        assert inbox.get_by_role("button", name=words["save"]).count() == 0
         bruno.check("prosecutor-packet-saved")
         saved = [p for p in folder.rglob(evidence.name)]
         assert len(saved) == 1

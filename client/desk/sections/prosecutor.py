@@ -566,10 +566,11 @@ def _packet_context(request: Request, packet_id: str) -> dict[str, Any]:
     folder = save_folder(request)
     state = _state(request)
     certificates = [c for c in state.certificates.values() if c.packet_id == packet_id]
+    saved = _target(folder, packet_id) if folder is not None else None
     return {"p": summary, "opened": opened, "mine": mine, "receipts": receipts,
             "shares": shares, "folder": folder, "certificates": certificates,
-            "names": _name_of(client), "my_id": me,
-            "saved": request.query_params.get("saved", "")}
+            "saved_at": saved if saved is not None and saved.exists() else None,
+            "names": _name_of(client), "my_id": me}
 
 
 async def packet(request: Request) -> Response:
