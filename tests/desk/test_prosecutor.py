@@ -12,6 +12,7 @@ the desk. Then the guard's refusals on these pages' state-changing routes.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from playwright.sync_api import Page, expect
 from client.desk.server import RunningDesk
 from client.sdk import Client
 from client.session import Credentials
+from client.transfer import Outgoing, send_packet
+from crypto import Classification, HandlingCode, PacketMeta
 from tests.desk.harness import PASSPHRASE, Screen, World, open_desk
 
 ScreenFactory = Callable[..., Screen]
@@ -268,3 +271,24 @@ def test_another_desk_session_cannot_send_an_attachment_it_did_not_upload(
             "handling": "H0", "evaluation": "A1", "message": "steal",
             "attachment": uploaded.json()["id"]})
         assert answer.status_code == 400
+
+
+def test_withdrawal_needs_a_reason_and_is_shown(world: World, channel: str) -> None:
+    ana = world.liaisons["ana"]
+    with Client(world.server.url, credentials=Credentials("ana", ana.keys)) as client:
+        meta = PacketMeta(channel_id=channel, classification=Classification.RESTRICTED,
+                          handling=HandlingCode.H0, evaluation="A1",
+                          case_reference="TO-WITHDRAW")
+        sent = send_packet(client, ana.keys, "ana",
+                           Outgoing(["bruno"], meta, io.BytesIO(b"oops"), message_size=4))
+    packet_id = sent.created.id
+    with open_desk(ana.profile) as desk, _unlocked(desk) as http:
+        assert http.post(f"/prosecutor/packets/{packet_id}/withdraw",
+                         data={"reason": " "}).status_code == 303
+        page = http.get(f"/prosecutor/packets/{packet_id}").text
+        assert "Withdraw the packet" in page  # still active: nothing changed
+        assert http.post(f"/prosecutor/packets/{packet_id}/withdraw",
+                         data={"reason": "sent to the wrong case"}).status_code == 303
+        page = http.get(f"/prosecutor/packets/{packet_id}").text
+        assert "Withdrawn" in page
+        assert "Withdraw the packet" not in page
