@@ -90,13 +90,42 @@ class CountingReader:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """An attachment that is not a plaintext file: a name, a size, and how to read it.
+
+    ``open`` returns a new reader from the start at each call (the attachment
+    is read once to seal it and again as it uploads). The desk's attachments
+    are these: kept encrypted under a key in memory, decrypted as they are read.
+    """
+
+    name: str
+    size: int
+    open: Callable[[], BinaryIO]
+
+
+Attachment = Path | StreamSource
+
+
+def _name(source: Attachment) -> str:
+    return source.name
+
+
+def _size(source: Attachment) -> int:
+    return source.stat().st_size if isinstance(source, Path) else source.size
+
+
+def _open(source: Attachment) -> BinaryIO:
+    return source.open("rb") if isinstance(source, Path) else source.open()
+
+
+@dataclass(frozen=True)
 class Outgoing:
-    """A packet to send: recipients, signed metadata, the message and attachment files."""
+    """A packet to send: recipients, signed metadata, the message and attachments."""
 
     recipients: Sequence[str]
     meta: PacketMeta
     message: BinaryIO
-    attachments: Sequence[Path] = ()
+    attachments: Sequence[Attachment] = ()
     message_size: int = 0
 
 
@@ -154,12 +183,12 @@ def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublic
     # files; attachments are files, read again and re-encrypted as they upload
     # (crypto.replay), so their ciphertext never touches the disk.
     staged = {0: work / "stream-0.ct", 1: work / "stream-1.ct"}
-    total = out.message_size + sum(p.stat().st_size for p in out.attachments)
+    total = out.message_size + sum(_size(p) for p in out.attachments)
     with ExitStack() as stack, progress("encrypting", total) as advance:
         outputs: list[BinaryIO | None] = [stack.enter_context(p.open("wb"))
                                           for p in staged.values()]
         outputs += [None] * len(out.attachments)
-        readers = [(p.name, stack.enter_context(p.open("rb"))) for p in out.attachments]
+        readers = [(_name(p), stack.enter_context(_open(p))) for p in out.attachments]
         try:
             sealed = seal_streams(
                 keys, sender_id, recipients, out.meta,
@@ -171,10 +200,11 @@ def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublic
     return _Sealed(sealed.envelope, staged, sealed.replays)
 
 
-def _replayed(replay: StreamReplay, source: Path, advance: Progress) -> Iterator[bytes]:
-    with source.open("rb") as reader:
+def _replayed(replay: StreamReplay, source: Attachment, advance: Progress
+              ) -> Iterator[bytes]:
+    with _open(source) as reader:
         try:
-            for chunk in replay_stream(replay, cast(BinaryIO, reader)):
+            for chunk in replay_stream(replay, reader):
                 advance(len(chunk))
                 yield chunk
         except SourceChanged as exc:

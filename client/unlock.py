@@ -203,6 +203,14 @@ class KeyAgent:
             self._last_use = self._monotonic()
             return self._open.client
 
+    def keys(self) -> LiaisonKeys:
+        """The unlocked key pair (raises :class:`Locked`); counts as use. Never log it."""
+        with self._lock:
+            self.client()
+            if self._open is None:
+                raise Locked("the desk is locked: give your passphrase")
+            return self._open.keys
+
     @property
     def known_me(self) -> Liaison | None:
         """Who the profile is, if :meth:`me` read it since the last unlock (no network)."""

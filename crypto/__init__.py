@@ -77,7 +77,13 @@ from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed
 from crypto.share import KeyShare, SignedShare, share_content_key, verify_key_share
 from crypto.signing import AUTH_CHALLENGE_TYPE, KEY_ROTATION_TYPE, pae, sign, verify_signature
 from crypto.statement import Attachment, Statement, verify_statement
-from crypto.stream import DEFAULT_CHUNK_SIZE, StreamDigest, digest_stream
+from crypto.stream import (
+    DEFAULT_CHUNK_SIZE,
+    StreamDigest,
+    decrypt_stream,
+    digest_stream,
+    encrypt_stream,
+)
 from crypto.wrap import ContentKey
 
 __all__ = [
@@ -141,6 +147,8 @@ __all__ = [
     "check_x25519_public",
     "create_seed_key",
     "decrypt_content",
+    "decrypt_stream",
+    "encrypt_stream",
     "digest_stream",
     "format_time",
     "load_keys",

@@ -79,8 +79,12 @@ def _profile(home: Path, name: str, keys: LiaisonKeys, server: str, ledger_key: 
 
 
 @contextmanager
-def enrolled_world(tmp: Path, database_url: str | None = None) -> Iterator[World]:
-    """A server with a coordinator and two prosecutors of different states (see module doc)."""
+def enrolled_world(tmp: Path, database_url: str | None = None,
+                   extra: dict[str, str] | None = None) -> Iterator[World]:
+    """A server with a coordinator and two prosecutors of different states (see module doc).
+
+    ``extra``: more ``CADENA_*`` settings of the server (bench/desk.py lifts the rate limits).
+    """
     coord_keys = LiaisonKeys.generate()
     public = tmp / "coord.json"
     data = coord_keys.public.to_json()
@@ -88,7 +92,7 @@ def enrolled_world(tmp: Path, database_url: str | None = None) -> Iterator[World
                                   "encryption_public": data["box"]}))
     ledger_key = bootstrap(tmp / "server", public, database_url=database_url)
     home = tmp / "home"
-    with local_server(tmp / "server", database_url=database_url) as server:
+    with local_server(tmp / "server", database_url=database_url, extra=extra) as server:
         world = World(server, ledger_key, home)
         coord = _profile(home, "coord", coord_keys, server.url, ledger_key, "coord")
         world.liaisons["coord"] = Liaison("coord", "CO", "Coordinator", "coordinator",
