@@ -20,9 +20,9 @@ import threading
 import structlog
 from sqlalchemy.orm import sessionmaker
 
+from app.ledger.keylog import key_log_for
 from app.ledger.recording import storage_for
 from app.ledger.unit_of_work import UnitOfWork, transaction
-from app.models.ledger import KEY_LOG_TABLES
 from ledger import (
     ConflictError,
     CorruptLedgerError,
@@ -30,7 +30,6 @@ from ledger import (
     StoredCheckpoint,
     prepare_keyed_checkpoint,
 )
-from ledger.sql import SqlKeyLog
 
 log = structlog.get_logger()
 
@@ -44,13 +43,13 @@ def sign_once(sessions: sessionmaker[UnitOfWork], signer: NoteSigner,
     with transaction(sessions) as session:
         storage = storage_for(session)
         candidate = prepare_keyed_checkpoint(storage, storage.head_size(), signer, origin,
-                                             SqlKeyLog(session, KEY_LOG_TABLES).base())
+                                             key_log_for(session).base())
     if candidate is None:
         return None
     try:
         with transaction(sessions) as session:
             storage_for(session).add_checkpoint(candidate.checkpoint)
-            SqlKeyLog(session, KEY_LOG_TABLES).store(candidate)
+            key_log_for(session).store(candidate)
     except ConflictError:  # another process stored this size or a larger one first
         return None
     return candidate.checkpoint
