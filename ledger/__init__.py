@@ -88,7 +88,12 @@ from ledger.format.refusal import (
     detail_digest,
     verify_refusal_detail,
 )
-from ledger.store.keylog import KeyedCheckpoint, KeyLogBase, prepare_keyed_checkpoint
+from ledger.store.keylog import (
+    KeyedCheckpoint,
+    KeyLogBase,
+    MemoryKeyLog,
+    prepare_keyed_checkpoint,
+)
 from ledger.store.log import AppendedEntry, Ledger
 from ledger.store.memory import MemoryStorage
 from ledger.store.presign import prepare_checkpoint
@@ -104,6 +109,7 @@ __all__ = [
     "KeyLogFrontier",
     "KeyLogHead",
     "KeyedCheckpoint",
+    "MemoryKeyLog",
     "decode_key_leaf",
     "extension_line",
     "key_leaf_of",

@@ -13,15 +13,15 @@ stores neither.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ledger.errors import CorruptLedgerError
+from ledger.errors import ConflictError, CorruptLedgerError
 from ledger.format.keylog import KeyLeaf, KeyLogFrontier, KeyLogHead, extension_line, key_leaves
-from ledger.format.merkle import Node
+from ledger.format.merkle import Node, frontier
 from ledger.format.note import NoteSigner
 from ledger.store.presign import prepare_checkpoint
-from ledger.store.storage import LedgerReader, StoredCheckpoint
+from ledger.store.storage import LedgerReader, LedgerStorage, StoredCheckpoint
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,44 @@ def prepare_keyed_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner
     if checkpoint is None:
         return None
     return KeyedCheckpoint(checkpoint, base, leaves, nodes, head)
+
+
+class MemoryKeyLog:
+    """The key log in memory, beside a :class:`~ledger.MemoryStorage` (tests, tools, benches)."""
+
+    def __init__(self) -> None:
+        """An empty key log, no entry processed."""
+        self.ledger_size = 0
+        self.leaves: list[KeyLeaf] = []
+        self._nodes: dict[Node, bytes] = {}
+        self.heads: dict[int, KeyLogHead] = {}
+        """The key log each stored checkpoint carries, by the checkpoint's size."""
+
+    def base(self) -> KeyLogBase:
+        """The stored key log, as :func:`prepare_keyed_checkpoint` extends it."""
+        size = len(self.leaves)
+        return KeyLogBase(self.ledger_size, size, [self._nodes[k] for k in frontier(size)])
+
+    def store(self, prepared: KeyedCheckpoint) -> None:
+        """Keep the rows of ``prepared``; ``ConflictError`` if the base moved."""
+        if (prepared.base.ledger_size, prepared.base.size) != (self.ledger_size,
+                                                               len(self.leaves)):
+            raise ConflictError("the key log moved since this checkpoint was prepared")
+        self.leaves += prepared.leaves
+        self._nodes.update(prepared.nodes)
+        self.ledger_size = prepared.checkpoint.size
+        self.heads[prepared.checkpoint.size] = prepared.head
+
+    def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
+        """The stored key-tree nodes among ``keys`` (a ``NodeReader``)."""
+        return {k: self._nodes[k] for k in keys if k in self._nodes}
+
+    def checkpoint(self, storage: LedgerStorage, signer: NoteSigner,
+                   origin: str) -> StoredCheckpoint | None:
+        """Sign and store a checkpoint of ``storage`` carrying this key log, as the service does."""
+        prepared = prepare_keyed_checkpoint(storage, storage.size(), signer, origin, self.base())
+        if prepared is None:
+            return None
+        storage.add_checkpoint(prepared.checkpoint)
+        self.store(prepared)
+        return prepared.checkpoint
