@@ -13,6 +13,7 @@ read is logged (``directory.read``), as every read is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,9 @@ from app.ledger import draft, key_entry_indices, key_log_for, ledger_for, raw_en
 from app.ledger_api.service import NoCheckpoint, OutOfRange
 from app.models.identity import LiaisonKey
 from ledger import KeyLeaf, KeyLogHead, ProofError, StoredCheckpoint, merkle, parse_entry
-from ledger.sql import SqlKeyLog
+
+if TYPE_CHECKING:
+    from ledger.sql import SqlKeyLog
 
 MAX_PAGE = 1000
 MAX_LEAVES = 10_000
