@@ -109,10 +109,11 @@ def view(session: Session, by: Principal, liaison_id: str, *, start: int = 0,
         indices = [k.ledger_index for k in found]
     raw = raw_entries(session, indices)
     keys = repo.keys_by_id(session, liaison_id)
+    key_proofs = {} if head is None else key_log.inclusion_proofs(list(keyed.values()),
+                                                                  head.size)
     entries = [ProvenEntry(i, raw[i], ledger.inclusion_proof(i, latest.size),
                            _named_key(raw[i], keys), keyed.get(i),
-                           None if head is None or i not in keyed else
-                           merkle.inclusion_proof(key_log, keyed[i], head.size))
+                           key_proofs.get(keyed[i]) if i in keyed else None)
                for i in indices]
     consistency = _consistency(session, since, latest.size)
     key_consistency = None if head is None else _key_consistency(key_log, key_since, head.size)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,10 +26,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     SmallInteger,
     String,
     Table,
     and_,
+    bindparam,
     insert,
     or_,
     select,
@@ -39,12 +42,30 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import ConflictError, StorageError
 from ledger.format.keylog import KeyLeaf, KeyLogHead, decode_key_leaf
-from ledger.format.merkle import HASH_SIZE, Node, frontier
+from ledger.format.merkle import (
+    HASH_SIZE,
+    Node,
+    frontier,
+    inclusion_proof,
+    inclusion_ranges,
+    perfect_cover,
+)
 from ledger.sql.schema import HEAD_ID
 from ledger.store.keylog import KeyedCheckpoint, KeyLogBase
 
 _Index = BigInteger().with_variant(Integer(), "sqlite")
 _LOOKUP_CHUNK = 200
+_LOOKUPS: dict[tuple[int, int], Select[Any]] = {}
+
+
+class _Found:
+    """Nodes read beforehand, as a ``NodeReader``."""
+
+    def __init__(self, found: Mapping[Node, bytes]) -> None:
+        self._found = found
+
+    def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
+        return {k: self._found[k] for k in keys if k in self._found}
 
 
 @dataclass(frozen=True)
@@ -150,14 +171,37 @@ class SqlKeyLog:
 
     def nodes(self, keys: Sequence[Node]) -> Mapping[Node, bytes]:
         """Hashes of the stored key-tree nodes among ``keys`` (a ``NodeReader``)."""
-        n, found = self._t.nodes.c, {}
+        found: dict[Node, bytes] = {}
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[start:start + _LOOKUP_CHUNK]
-            cond = or_(*(and_(n.level == level, n.index == index) for level, index in chunk))
-            for row in self._conn().execute(select(n.level, n.index, n.hash).where(cond)):
-                found[(int(row.level), int(row[1]))] = bytes(row.hash)
+            params: dict[str, int] = {}
+            for i, (level, index) in enumerate(chunk):
+                params[f"l{i}"], params[f"i{i}"] = level, index
+            for row in self._conn().execute(self._lookup(len(chunk)), params):
+                found[(int(row[0]), int(row[1]))] = bytes(row[2])
         return found
+
+    def _lookup(self, count: int) -> Select[Any]:
+        # An OR of primary-key equalities, built once per key count and
+        # table (building the expression costs more than running it).
+        key = (id(self._t), count)
+        found = _LOOKUPS.get(key)
+        if found is None:
+            n = self._t.nodes.c
+            built: Select[Any] = select(n.level, n.index, n.hash).where(or_(*(
+                and_(n.level == bindparam(f"l{i}"), n.index == bindparam(f"i{i}"))
+                for i in range(count))))
+            found = _LOOKUPS[key] = built
+        return found
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int) -> dict[int, list[bytes]]:
+        """RFC 9162 inclusion proofs of several leaves in the key log of ``size``, one query."""
+        covers = {i: [perfect_cover(lo, hi) for lo, hi in inclusion_ranges(i, size)]
+                  for i in indices}
+        found = self.nodes([key for cover in covers.values() for keys in cover for key in keys])
+        reader = _Found(found)
+        return {i: inclusion_proof(reader, i, size) for i in indices}
 
     def leaves(self, start: int, stop: int) -> list[KeyLeaf]:
         """The leaves ``start <= i < stop``, in order."""
