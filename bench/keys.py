@@ -17,7 +17,7 @@ that only the client's work is timed (no network, no server):
   quorum, consistency proof from a checkpoint ``--behind`` entries older,
   inclusion of each of the liaison's key entries, the chain of rotations
   (two Ed25519 verifications each), the comparison with the keys held, and
-  the scan of the key log (docs/protocol.md §9.8): *incremental*, from the
+  the scan of the key log (docs/protocol.md §11.8): *incremental*, from the
   scan state the previous login kept, ``--new-leaves`` key entries ago
   (default 1,000: the centre's whole directory changes far less between two
   logins of one liaison), and *first ever* (every leaf from 0, a new

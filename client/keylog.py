@@ -1,6 +1,6 @@
 """Self-monitoring over the whole key log: the directory's answer about us is complete.
 
-docs/protocol.md §9.8. The directory answers "the key entries of liaison X"
+docs/protocol.md §11.8. The directory answers "the key entries of liaison X"
 from the server's own index, so it could hide an entry from X while showing
 it to X's correspondents. Every checkpoint carries the key log, one short
 leaf (liaison, ledger index, ledger leaf hash) per key entry of the whole

@@ -14,7 +14,7 @@ names why:
    that check consistency cosign only one);
 3. every entry is included in that checkpoint's tree (RFC 9162 §2.1.3), and
    its key-log leaf (liaison, index, leaf hash) in the key log the checkpoint
-   carries (docs/protocol.md §9.7), whose key log extends the one this
+   carries (docs/protocol.md §11.7), whose key log extends the one this
    profile saw before (a rewritten key log is refused, naming both);
 4. the entries form the liaison's key chain (:mod:`client.keychain`: one
    enrolment naming the keys, each rotation signed by the key in force);

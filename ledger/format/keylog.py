@@ -1,4 +1,4 @@
-"""The key log: a second RFC 9162 tree over the ledger's key entries (docs/protocol.md §9.7).
+"""The key log: a second RFC 9162 tree over the ledger's key entries (docs/protocol.md §11.7).
 
 Key transparency needs the directory's answer to be *complete*: a client
 watching its own liaison must see every key entry under its name, not only

@@ -1,4 +1,4 @@
-"""Extending the key log when a checkpoint is signed (docs/adr: the key-entry log).
+"""Extending the key log when a checkpoint is signed (ADR 0016).
 
 The key log (:mod:`ledger.format.keylog`) is derived from the ledger at
 checkpoint time, never in the append path: :func:`prepare_keyed_checkpoint`

@@ -41,7 +41,7 @@ from ledger import (
 from tests.ledger import reference
 from tests.ledger.helpers import ORIGIN, SIGNER, T0, VERIFIER, draft
 
-# docs/protocol.md §9.7, the vector: liaison "mx-fgr-1", ledger index 5,
+# docs/protocol.md §11.7, the vector: liaison "mx-fgr-1", ledger index 5,
 # ledger leaf hash 32 bytes of 0xab.
 VECTOR_LEAF = KeyLeaf("mx-fgr-1", 5, bytes([0xAB]) * 32)
 VECTOR_BYTES = "0000000000000005" + "ab" * 32 + "08" + b"mx-fgr-1".hex()

@@ -223,7 +223,7 @@ def test_racing_submissions_cosign_only_one_extension(http: TestClient, log: Fak
 def test_a_checkpoint_carrying_the_key_log_line_is_cosigned_with_it(http: TestClient,
                                                                     log: FakeLog) -> None:
     # The key log's size and root ride on the checkpoint as an extension
-    # line (docs/protocol.md §9.7): the witness cosigns the whole body, so a
+    # line (docs/protocol.md §11.7): the witness cosigns the whole body, so a
     # cosignature on the bare checkpoint does not verify for the keyed one.
     keyed = Checkpoint(log.origin, 5, log.root(5), (extension_line(2, bytes(range(32))),))
     status, _, line = post(http, log.request(0, 5, note=sign_checkpoint(keyed, log.signer)))

@@ -5,7 +5,7 @@ Every input is fixed (expansions of SHA-256("<label>/<counter>")) and every
 output deterministic (Ed25519, RFC 8032 §5.1.6): a six-entry ledger in which
 ``mx-fgr-1`` is enrolled (entry 1) and rotates its keys (entry 3), two
 checkpoints (sizes 3 and 6) signed by the ledger key, each carrying the key
-log (2 then 3 leaves, docs/protocol.md §9.7), the second cosigned by one
+log (2 then 3 leaves, docs/protocol.md §11.7), the second cosigned by one
 witness, and the directory's answer for ``mx-fgr-1`` given ``since=3`` and
 ``key_since=2`` (docs/protocol.md §11). Refusals: the same answer changed one way each, with
 the reason code a client must give.
