@@ -139,18 +139,23 @@ def scan_key_log(source: LeafSource, store: ScanStore, liaison_id: str,
         raise KeyNotProven("key-log-rollback", f"checkpoint {checkpoint.size} carries a key log "
                            f"of {head.size} leaves; this profile scanned {scan.size} before")
     tree, own = KeyLogFrontier(scan.size, scan.frontier), dict(scan.own)
+    # Only leaves under our own id are decoded: the others are hashed, and
+    # the key root proves them; a leaf is 41 bytes and the id, so its tail
+    # names the liaison (ledger.format.keylog).
+    ident = liaison_id.encode("utf-8")
+    mine = bytes([len(ident)]) + ident
     while tree.size < head.size:
         page = source.key_leaves(tree.size)
         leaves = list(page.leaves)[:head.size - tree.size]
         if page.start != tree.size or not leaves:
             raise ProtocolError(f"the server did not serve key-log leaves from {tree.size}")
-        try:
-            decoded = [decode_key_leaf(raw) for raw in leaves]
-        except LedgerError as exc:
-            raise ProtocolError(f"a key-log leaf from {tree.size} is malformed: {exc}") from exc
-        tree.extend(leaf_hash(raw) for raw in leaves)
-        own.update((leaf.ledger_index, leaf.ledger_leaf_hash) for leaf in decoded
-                   if leaf.liaison_id == liaison_id)
+        if any(len(raw) < 42 or raw[40] != len(raw) - 41 for raw in leaves):
+            raise ProtocolError(f"a key-log leaf from {tree.size} is malformed")
+        for raw in leaves:
+            if raw[40:] == mine:
+                leaf = decode_key_leaf(raw)
+                own[leaf.ledger_index] = leaf.ledger_leaf_hash
+        tree.extend(map(leaf_hash, leaves))
     try:
         tree.check(head)
     except LedgerError as exc:
