@@ -144,7 +144,7 @@ def key_leaves(session: Session, by: Principal, start: int, limit: int) -> list[
     :class:`OutOfRange`.
     """
     key_log = key_log_for(session)
-    size = key_log.base().size
+    size = key_log.size()
     if start > size:
         raise OutOfRange(f"the key log has {size} leaves; start {start} is past them")
     leaves = key_log.leaves(start, min(size, start + min(limit, MAX_LEAVES)))

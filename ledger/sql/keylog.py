@@ -129,6 +129,12 @@ class SqlKeyLog:
     def _conn(self) -> Connection:
         return self._session.connection()
 
+    def size(self) -> int:
+        """How many leaves are stored (every one a signed checkpoint carries)."""
+        h = self._t.head.c
+        found = self._conn().execute(select(h.size).where(h.id == HEAD_ID)).scalar()
+        return int(found or 0)
+
     def base(self) -> KeyLogBase:
         """The stored key log: entries processed, leaves, frontier hashes."""
         h = self._t.head.c
