@@ -143,6 +143,8 @@ def scan_key_log(source: LeafSource, store: ScanStore, liaison_id: str,
     # the key root proves them; a leaf is 41 bytes and the id, so its tail
     # names the liaison (ledger.format.keylog).
     ident = liaison_id.encode("utf-8")
+    if not 0 < len(ident) <= 255:  # no key entry can name it (ledger.format.keylog)
+        raise ProfileError(f"the liaison id {liaison_id!r} cannot appear in the key log")
     mine = bytes([len(ident)]) + ident
     while tree.size < head.size:
         page = source.key_leaves(tree.size)

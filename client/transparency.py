@@ -311,13 +311,13 @@ def proven_entries(page: DirectoryPage, checkpoint: Checkpoint,
 
 def _in_key_log(liaison_id: str, item: DirectoryItem, checkpoint: Checkpoint,
                 head: KeyLogHead) -> None:
-    leaf = KeyLeaf(liaison_id, item.index, leaf_hash(item.entry))
     try:
+        leaf = KeyLeaf(liaison_id, item.index, leaf_hash(item.entry)).hash()
         if item.key_log_index is None or item.key_log_proof is None:
             raise ProtocolError("served without a key-log leaf")
-        verify_inclusion(leaf.hash(), item.key_log_index, head.size,
+        verify_inclusion(leaf, item.key_log_index, head.size,
                          _hashes(item.key_log_proof), root=head.root)
-    except (LedgerError, ProtocolError) as exc:
+    except (LedgerError, ProtocolError, ValueError) as exc:  # ValueError: an id of > 255 bytes
         raise KeyNotProven("not-in-key-log", f"directory entry {item.index} of {liaison_id} "
                            f"is not in the key log of checkpoint {checkpoint.size}: {exc}",
                            item.index) from exc
