@@ -42,7 +42,9 @@ class KeyNotProven(VerificationFailed):
     """A key the ledger does not prove: refused, with a short ``reason`` code saying why.
 
     Codes: ``no-checkpoint-signature``, ``quorum``, ``rollback``, ``fork``,
-    ``bad-inclusion``, ``not-in-ledger``, ``stale-key``, ``rogue-key`` and the
+    ``bad-inclusion``, ``not-in-ledger``, ``stale-key``, ``rogue-key``, the key log's
+    ``no-key-log``, ``key-log-fork``, ``not-in-key-log``, ``key-log-rollback``,
+    ``hidden-key-entry`` (docs/protocol.md §11.3, §11.8), and the
     :class:`KeyChainBroken` ones.
     """
 

@@ -265,6 +265,8 @@ class DirectoryItem(Model):
     entry: Base64Bytes
     proof: list[str]
     key: KeyInfo | None
+    key_log_index: int | None = None
+    key_log_proof: list[str] | None = None
 
 
 class DirectoryPage(Model):
@@ -276,3 +278,12 @@ class DirectoryPage(Model):
     since: int | None
     consistency: list[str] | None
     entries: list[DirectoryItem]
+    key_since: int | None = None
+    key_consistency: list[str] | None = None
+
+
+class KeyLeavesPage(Model):
+    """Key-log leaves from ``start``, as served (unverified)."""
+
+    start: int
+    leaves: list[Base64Bytes]

@@ -12,7 +12,10 @@ names why:
    size is a rollback, an equal size with another root or a failing RFC 9162
    §2.1.4 consistency proof a fork (the server shows two views; witnesses
    that check consistency cosign only one);
-3. every entry is included in that checkpoint's tree (RFC 9162 §2.1.3);
+3. every entry is included in that checkpoint's tree (RFC 9162 §2.1.3), and
+   its key-log leaf (liaison, index, leaf hash) in the key log the checkpoint
+   carries (docs/protocol.md §11.7), whose key log extends the one this
+   profile saw before (a rewritten key log is refused, naming both);
 4. the entries form the liaison's key chain (:mod:`client.keychain`: one
    enrolment naming the keys, each rotation signed by the key in force);
 5. the key is one the chain registered (for encryption: the one in force).
@@ -34,7 +37,8 @@ from urllib.parse import quote
 from client.contacts import ContactBook
 from client.errors import NotFound, ProfileError, ProtocolError
 from client.keychain import KeyHistory, KeyNotProven, key_history
-from client.models import DirectoryPage, parse
+from client.keylog import ScanStore, check_complete, scan_key_log
+from client.models import DirectoryItem, DirectoryPage, KeyLeavesPage, parse
 from client.profile import Profile
 from client.session import ApiSession
 from client.trust import TrustRoots
@@ -43,7 +47,10 @@ from custody import cosigners
 from ledger import (
     Checkpoint,
     Entry,
+    KeyLeaf,
+    KeyLogHead,
     LedgerError,
+    key_log_head,
     leaf_hash,
     open_checkpoint,
     parse_entry,
@@ -51,7 +58,8 @@ from ledger import (
     verify_inclusion,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""Version 1 (before the key log) is still read: it holds no key log."""
 DIRECTORY_PAGE = 1000
 """The most key entries the directory returns per answer; a full answer means more follow."""
 
@@ -63,19 +71,29 @@ class SeenCheckpoint:
     size: int
     root: bytes
     note: str
+    key_log: KeyLogHead | None = None
+    """The key log the checkpoint carries (``None``: a checkpoint from before it)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The stored form (root in lowercase hex)."""
-        return {"v": STATE_VERSION, "size": self.size, "root": self.root.hex(),
-                "note": self.note}
+        """The stored form (roots in lowercase hex)."""
+        out: dict[str, Any] = {"v": STATE_VERSION, "size": self.size, "root": self.root.hex(),
+                               "note": self.note}
+        if self.key_log is not None:
+            out["key_size"], out["key_root"] = self.key_log.size, self.key_log.root.hex()
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> SeenCheckpoint:
         """Parse the stored form; a damaged one is a :class:`ProfileError`."""
         try:
-            if obj["v"] != STATE_VERSION or not isinstance(obj["size"], int):
+            if obj["v"] not in (1, STATE_VERSION) or not isinstance(obj["size"], int):
                 raise ValueError("version or size")
-            return cls(obj["size"], bytes.fromhex(obj["root"]), str(obj["note"]))
+            key_log = None
+            if "key_size" in obj:
+                if not isinstance(obj["key_size"], int):
+                    raise ValueError("key_size")
+                key_log = KeyLogHead(obj["key_size"], bytes.fromhex(obj["key_root"]))
+            return cls(obj["size"], bytes.fromhex(obj["root"]), str(obj["note"]), key_log)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"the stored directory checkpoint is damaged ({exc})") from exc
 
@@ -132,18 +150,26 @@ class DirectoryAPI:
         self._s = session
 
     def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
-             witnessed: int = 0) -> DirectoryPage:
+             witnessed: int = 0, key_since: int | None = None) -> DirectoryPage:
         """The key entries of ``liaison_id`` from ``start``, as served (unverified).
 
         ``since``: a size verified before (a consistency proof from it is
-        added); ``witnessed``: ask for the newest checkpoint with that many
-        cosignatures (witnesses cosign a moment after the log signs).
+        added), ``key_since`` a key-log size (likewise); ``witnessed``: ask for
+        the newest checkpoint with that many cosignatures (witnesses cosign a
+        moment after the log signs).
         """
         params: dict[str, int] = {"start": start, "witnessed": witnessed}
         if since is not None:
             params["since"] = since
+        if key_since is not None:
+            params["key_since"] = key_since
         return parse(DirectoryPage, self._s.get_json(f"/v1/directory/{quote(liaison_id, safe='')}",
                                                      params))
+
+    def key_leaves(self, start: int) -> KeyLeavesPage:
+        """Key-log leaves from ``start`` (at most the server's page), as served (unverified)."""
+        return parse(KeyLeavesPage, self._s.get_json("/v1/directory/key-log/leaves",
+                                                     {"start": start}))
 
 
 def wait_until_proven(api: DirectoryAPI, liaison_id: str, *, entries: int = 1,
@@ -218,8 +244,53 @@ def check_extends(seen: SeenCheckpoint | None, checkpoint: Checkpoint,
                            f"checkpoint {seen.size} verified before: {exc}") from exc
 
 
-def proven_entries(page: DirectoryPage, checkpoint: Checkpoint) -> list[Entry]:
-    """The page's entries, each checked to be in ``checkpoint``'s tree (RFC 9162 §2.1.3)."""
+def carried_key_log(checkpoint: Checkpoint) -> KeyLogHead:
+    """The key log ``checkpoint`` carries; refused without it (its answer cannot be complete)."""
+    try:
+        head = key_log_head(checkpoint)
+    except LedgerError as exc:
+        raise KeyNotProven("no-key-log", f"checkpoint {checkpoint.size} carries a malformed "
+                           f"key-log line: {exc}") from exc
+    if head is None:
+        raise KeyNotProven("no-key-log", f"checkpoint {checkpoint.size} carries no key log "
+                           "(cadena-key-log line), so no key can be proven complete: refused")
+    return head
+
+
+def check_key_log_extends(seen: SeenCheckpoint | None, checkpoint: Checkpoint,
+                          head: KeyLogHead, proof: list[bytes] | None) -> None:
+    """Raise unless ``checkpoint``'s key log extends the one of ``seen`` (RFC 9162 §2.1.4.2).
+
+    The key log is the server's derivation of the ledger; witnesses cosign it
+    but do not recompute it. A rewritten key log would let a server show
+    each client a different set of key entries: refused, naming both checkpoints.
+    """
+    old = seen.key_log if seen is not None else None
+    if seen is None or old is None or old.size == 0:
+        return
+    why = ""
+    if head.size < old.size:
+        why = "it is smaller"
+    elif head.size == old.size and head.root != old.root:
+        why = "same size, another root"
+    elif head.size > old.size:
+        try:
+            verify_consistency(old.size, head.size, old.root, head.root, proof=proof or [])
+        except LedgerError as exc:
+            why = str(exc)
+    if why:
+        raise KeyNotProven("key-log-fork", f"the key log of checkpoint {checkpoint.size} "
+                           f"(size {head.size}) does not extend the key log of checkpoint "
+                           f"{seen.size} (size {old.size}) this profile verified: {why}")
+
+
+def proven_entries(page: DirectoryPage, checkpoint: Checkpoint,
+                   head: KeyLogHead | None = None) -> list[Entry]:
+    """The page's entries, each checked in ``checkpoint``'s tree (RFC 9162 §2.1.3).
+
+    With ``head`` (the key log the checkpoint carries), each entry's key-log
+    leaf under the page's liaison must be in it too.
+    """
     out = []
     for item in page.entries:
         try:
@@ -229,11 +300,27 @@ def proven_entries(page: DirectoryPage, checkpoint: Checkpoint) -> list[Entry]:
         except (LedgerError, ProtocolError) as exc:
             raise KeyNotProven("bad-inclusion", f"directory entry {item.index} is not proven "
                                f"in checkpoint {checkpoint.size}: {exc}", item.index) from exc
+        if head is not None:
+            _in_key_log(page.liaison_id, item, checkpoint, head)
         if entry.index != item.index:
             raise KeyNotProven("bad-inclusion", f"entry {item.index} says index {entry.index}",
                                item.index)
         out.append(entry)
     return out
+
+
+def _in_key_log(liaison_id: str, item: DirectoryItem, checkpoint: Checkpoint,
+                head: KeyLogHead) -> None:
+    try:
+        leaf = KeyLeaf(liaison_id, item.index, leaf_hash(item.entry)).hash()
+        if item.key_log_index is None or item.key_log_proof is None:
+            raise ProtocolError("served without a key-log leaf")
+        verify_inclusion(leaf, item.key_log_index, head.size,
+                         _hashes(item.key_log_proof), root=head.root)
+    except (LedgerError, ProtocolError, ValueError) as exc:  # ValueError: an id of > 255 bytes
+        raise KeyNotProven("not-in-key-log", f"directory entry {item.index} of {liaison_id} "
+                           f"is not in the key log of checkpoint {checkpoint.size}: {exc}",
+                           item.index) from exc
 
 
 def _served_keys(page: DirectoryPage) -> dict[str, LiaisonPublicKeys]:
@@ -262,24 +349,40 @@ class KeyTransparency:
                  ) -> None:
         """Check keys served by ``api`` against ``roots``; keep checkpoints in ``store``."""
         self._api, self._roots, self._store, self._pins = api, roots, store, pins
-        self._notes: dict[str, Checkpoint] = {}
+        self._notes: dict[str, tuple[Checkpoint, KeyLogHead]] = {}
         self._histories: dict[str, KeyHistory] = {}
+        self._proven: dict[str, tuple[Checkpoint, KeyLogHead, list[Entry]]] = {}
         if roots.quorum == 0 and warn is not None:
             warn("the trust roots ask for no witness (quorum 0): you trust the operator alone "
                  "(cadena trust set --witness ... --quorum N)")
 
-    def _checkpoint(self, page: DirectoryPage) -> Checkpoint:
+    def _checkpoint(self, page: DirectoryPage) -> tuple[Checkpoint, KeyLogHead]:
         cached = self._notes.get(page.checkpoint)
         if cached is not None:
             return cached
         checkpoint = verify_checkpoint(page.checkpoint, self._roots)
+        head = carried_key_log(checkpoint)
         seen = self._store.load()
         proof = None if page.consistency is None else _hashes(page.consistency)
         check_extends(seen, checkpoint, proof)
-        if seen is None or checkpoint.size > seen.size:
-            self._store.save(SeenCheckpoint(checkpoint.size, checkpoint.root, page.checkpoint))
-        self._notes[page.checkpoint] = checkpoint
-        return checkpoint
+        key_proof = None if page.key_consistency is None else _hashes(page.key_consistency)
+        check_key_log_extends(seen, checkpoint, head, key_proof)
+        if seen is None or checkpoint.size > seen.size or seen.key_log is None:
+            self._store.save(SeenCheckpoint(checkpoint.size, checkpoint.root, page.checkpoint,
+                                            head))
+        self._notes[page.checkpoint] = (checkpoint, head)
+        return checkpoint, head
+
+    @property
+    def api(self) -> DirectoryAPI:
+        """The directory this object reads."""
+        return self._api
+
+    def proven(self, liaison_id: str) -> tuple[Checkpoint, KeyLogHead, list[Entry]]:
+        """The checkpoint, its key log and the entries :meth:`history` last proved."""
+        if liaison_id not in self._proven:
+            self.history(liaison_id)
+        return self._proven[liaison_id]
 
     def history(self, liaison_id: str, *, fresh: bool = False) -> KeyHistory:
         """``liaison_id``'s key history, proven in a verified checkpoint (cached per command)."""
@@ -290,8 +393,8 @@ class KeyTransparency:
         origin, start = self._roots.ledger.name, 0
         while True:  # pages of DIRECTORY_PAGE entries; each proven in a verified checkpoint
             page = self._page(liaison_id, start)
-            checkpoint = self._checkpoint(page)
-            entries += proven_entries(page, checkpoint)
+            checkpoint, head = self._checkpoint(page)
+            entries += proven_entries(page, checkpoint, head)
             known.update(_served_keys(page))
             origin = checkpoint.origin
             if len(page.entries) < DIRECTORY_PAGE:
@@ -299,12 +402,14 @@ class KeyTransparency:
             start = entries[-1].index + 1
         history = key_history(liaison_id, entries, origin, known=known)
         self._histories[liaison_id] = history
+        self._proven[liaison_id] = (checkpoint, head, entries)
         return history
 
     def _page(self, liaison_id: str, start: int) -> DirectoryPage:
         seen = self._store.load()
+        key_since = seen.key_log.size if seen and seen.key_log and seen.key_log.size else None
         page = self._api.read(liaison_id, start=start, since=seen.size if seen else None,
-                              witnessed=self._roots.quorum)
+                              witnessed=self._roots.quorum, key_since=key_since)
         if page.liaison_id != liaison_id:
             raise ProtocolError(f"asked for {liaison_id}'s keys, got {page.liaison_id}'s")
         if any(item.index < start for item in page.entries):
@@ -356,7 +461,8 @@ class NoTrustRoots:
 
 
 def self_check(kt: KeyTransparency, liaison_id: str, held: Iterable[LiaisonPublicKeys], *,
-               served: Iterable[LiaisonPublicKeys] = ()) -> KeyHistory:
+               served: Iterable[LiaisonPublicKeys] = (), scans: ScanStore | None = None
+               ) -> KeyHistory:
     """Check every key entry under ``liaison_id`` names a key set this liaison holds.
 
     DESIGN.md invariant 7: each client watches its own liaison's entries. The
@@ -368,8 +474,17 @@ def self_check(kt: KeyTransparency, liaison_id: str, held: Iterable[LiaisonPubli
     ``served`` are the key sets the server's directory lists under this name
     (``/v1/liaisons/{id}/keys``): one not held is reported too, though senders
     that check the ledger refuse it.
+
+    With ``scans``, the whole key log is scanned from the last scan
+    (:mod:`client.keylog`): a key entry under this name that the directory
+    did not show is ``hidden-key-entry``, a key log that does not extend the
+    one scanned before ``key-log-fork``.
     """
     history = kt.history(liaison_id, fresh=True)
+    if scans is not None:
+        checkpoint, head, entries = kt.proven(liaison_id)
+        scan = scan_key_log(kt.api, scans, liaison_id, checkpoint, head)
+        check_complete(scan, entries, checkpoint)
     mine = {keys.key_id for keys in held}
     for proven in history.keys:
         if proven.keys.key_id not in mine:

@@ -11,10 +11,12 @@ import Entry``), never from the subpackages, which are:
   checkpoints (:class:`Checkpoint`, :class:`NoteSigner`, :class:`NoteVerifier`,
   :class:`CosignatureSigner`, :func:`sign_checkpoint`, :func:`open_checkpoint`,
   :func:`verify_cosignature`, :func:`add_signature_lines`), refusal details
-  (:func:`detail_digest`, :func:`verify_refusal_detail`);
+  (:func:`detail_digest`, :func:`verify_refusal_detail`), the key log of
+  key entries (:class:`KeyLeaf`, :func:`key_log_head`, :class:`KeyLogFrontier`);
 - :mod:`ledger.store`: the log (:class:`Ledger`, :class:`AppendedEntry`,
   :func:`prepare_checkpoint`) over the storage protocol (:class:`LedgerStorage`,
-  :class:`LedgerReader`), with :class:`MemoryStorage` and :class:`TreeCache`;
+  :class:`LedgerReader`), the key log's extension at checkpoint time
+  (:func:`prepare_keyed_checkpoint`), with :class:`MemoryStorage` and :class:`TreeCache`;
 - :mod:`ledger.sql`: the SQLAlchemy storage engine, a front of its own
   (``from ledger.sql import SqlStorage``), so that importing ``ledger`` does
   not import SQLAlchemy;
@@ -49,6 +51,17 @@ from ledger.format.entry import (
     format_time,
     parse_entry,
 )
+from ledger.format.keylog import (
+    KEY_ACTIONS,
+    KeyLeaf,
+    KeyLogFrontier,
+    KeyLogHead,
+    decode_key_leaf,
+    extension_line,
+    key_leaf_of,
+    key_leaves,
+    key_log_head,
+)
 from ledger.format.merkle import EMPTY_ROOT, HASH_SIZE, Node, TreeBuilder, frontier, leaf_hash
 from ledger.format.note import (
     ALG_COSIGNATURE_V1,
@@ -75,6 +88,12 @@ from ledger.format.refusal import (
     detail_digest,
     verify_refusal_detail,
 )
+from ledger.store.keylog import (
+    KeyedCheckpoint,
+    KeyLogBase,
+    MemoryKeyLog,
+    prepare_keyed_checkpoint,
+)
 from ledger.store.log import AppendedEntry, Ledger
 from ledger.store.memory import MemoryStorage
 from ledger.store.presign import prepare_checkpoint
@@ -84,6 +103,19 @@ from ledger.verify.report import Fault, LedgerReport
 from ledger.verify.verifier import check_ledger, verify_ledger
 
 __all__ = [
+    "KEY_ACTIONS",
+    "KeyLeaf",
+    "KeyLogBase",
+    "KeyLogFrontier",
+    "KeyLogHead",
+    "KeyedCheckpoint",
+    "MemoryKeyLog",
+    "decode_key_leaf",
+    "extension_line",
+    "key_leaf_of",
+    "key_leaves",
+    "key_log_head",
+    "prepare_keyed_checkpoint",
     "note_b64decode",
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",

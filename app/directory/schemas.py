@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.liaisons.schemas import KeyRead
 
@@ -14,6 +14,10 @@ class DirectoryEntryRead(BaseModel):
     entry: str
     proof: list[str]
     key: KeyRead | None
+    key_log_index: int | None = None
+    """The entry's leaf in the key log the checkpoint carries (``None``: it carries none)."""
+    key_log_proof: list[str] | None = None
+    """RFC 9162 inclusion proof of that leaf in the checkpoint's key log."""
 
 
 class DirectoryRead(BaseModel):
@@ -29,3 +33,31 @@ class DirectoryRead(BaseModel):
     since: int | None
     consistency: list[str] | None
     entries: list[DirectoryEntryRead]
+    key_since: int | None = None
+    key_consistency: list[str] | None = None
+    """Proves the checkpoint's key log extends the one of size ``key_since``."""
+
+
+class KeyLeavesRead(BaseModel):
+    """Key-log leaves from ``start`` (standard base64), for a self-check's scan."""
+
+    start: int
+    leaves: list[str]
+
+
+class KeyInclusionRead(BaseModel):
+    """RFC 9162 inclusion proof of a key-log leaf in a key log of ``tree_size`` leaves."""
+
+    index: int
+    tree_size: int
+    proof: list[str]
+
+
+class KeyConsistencyRead(BaseModel):
+    """RFC 9162 consistency proof between two key-log sizes checkpoints carry."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: int = Field(alias="from")
+    to: int
+    proof: list[str]

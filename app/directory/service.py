@@ -13,17 +13,23 @@ read is logged (``directory.read``), as every read is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.directory import repository as repo
-from app.ledger import draft, key_entry_indices, ledger_for, raw_entries, record
-from app.ledger_api.service import NoCheckpoint
+from app.ledger import draft, key_entry_indices, key_log_for, ledger_for, raw_entries, record
+from app.ledger_api.service import NoCheckpoint, OutOfRange
 from app.models.identity import LiaisonKey
-from ledger import ProofError, StoredCheckpoint, parse_entry
+from ledger import KeyLeaf, KeyLogHead, ProofError, StoredCheckpoint, merkle, parse_entry
+
+if TYPE_CHECKING:
+    from ledger.sql import SqlKeyLog
 
 MAX_PAGE = 1000
+MAX_LEAVES = 10_000
+"""Key-log leaves per answer (about 80 bytes each)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class ProvenEntry:
     entry: bytes
     proof: list[bytes]
     key: LiaisonKey | None
+    key_log_index: int | None = None
+    key_log_proof: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class DirectoryView:
     since: int | None
     consistency: list[bytes] | None
     entries: list[ProvenEntry]
+    key_log: KeyLogHead | None = None
+    key_consistency: list[bytes] | None = None
 
 
 def _consistency(session: Session, since: int | None, size: int) -> list[bytes] | None:
@@ -74,23 +84,98 @@ def _checkpoint(session: Session, witnessed: int) -> StoredCheckpoint:
 
 
 def view(session: Session, by: Principal, liaison_id: str, *, start: int = 0,
-         since: int | None = None, witnessed: int = 0, limit: int = MAX_PAGE) -> DirectoryView:
+         since: int | None = None, witnessed: int = 0, limit: int = MAX_PAGE,
+         key_since: int | None = None) -> DirectoryView:
     """The liaison's key entries from index ``start``, proven in one signed checkpoint.
 
-    The checkpoint is the newest with ``witnessed`` cosignatures, else the latest.
+    The checkpoint is the newest with ``witnessed`` cosignatures, else the
+    latest. When it carries the key log, the entries are those the key log
+    lists under the liaison, each with its key-log index and inclusion proof,
+    and ``key_since`` (a key-log size signed before) gets a key-log
+    consistency proof.
     """
     ledger = ledger_for(session)
     latest = _checkpoint(session, witnessed)
-    indices = key_entry_indices(session, liaison_id, start=start, upto=latest.size,
-                                     limit=min(limit, MAX_PAGE))
+    key_log = key_log_for(session)
+    head = key_log.head_at(latest.size)
+    limit = min(limit, MAX_PAGE)
+    if head is None:  # a checkpoint signed before the key log existed
+        keyed: dict[int, int] = {}
+        indices = key_entry_indices(session, liaison_id, start=start, upto=latest.size,
+                                    limit=limit)
+    else:
+        found = key_log.entries_of(liaison_id, start=start, key_size=head.size, limit=limit)
+        keyed = {k.ledger_index: k.key_index for k in found}
+        indices = [k.ledger_index for k in found]
     raw = raw_entries(session, indices)
     keys = repo.keys_by_id(session, liaison_id)
+    key_proofs = {} if head is None else key_log.inclusion_proofs(list(keyed.values()),
+                                                                  head.size)
     entries = [ProvenEntry(i, raw[i], ledger.inclusion_proof(i, latest.size),
-                           _named_key(raw[i], keys)) for i in indices]
+                           _named_key(raw[i], keys), keyed.get(i),
+                           key_proofs.get(keyed[i]) if i in keyed else None)
+               for i in indices]
     consistency = _consistency(session, since, latest.size)
+    key_consistency = None if head is None else _key_consistency(key_log, key_since, head.size)
     record(session, draft(by.actor, "directory.read", {"type": "liaison", "id": liaison_id},
                           details={"size": latest.size, "returned": len(entries)}))
-    return DirectoryView(liaison_id, latest.note, latest.size, since, consistency, entries)
+    return DirectoryView(liaison_id, latest.note, latest.size, since, consistency, entries,
+                         head, key_consistency)
+
+
+def _key_consistency(key_log: SqlKeyLog, since: int | None, size: int) -> list[bytes] | None:
+    # As for the ledger: nothing from 0, nothing from a larger size (the
+    # client sees that shrink itself); a size no checkpoint carried is a fork.
+    if since is None or since <= 0 or since > size:
+        return None
+    if not key_log.is_signed_size(since):
+        raise NoCheckpoint(f"no signed checkpoint carries a key log of size {since}")
+    return merkle.consistency_proof(key_log, since, size)
+
+
+def _key_subject(what: str) -> dict[str, str]:
+    return {"type": "key-log", "id": what}
+
+
+def key_leaves(session: Session, by: Principal, start: int, limit: int) -> list[KeyLeaf]:
+    """Key-log leaves from ``start`` (any liaison; logged): what a self-check scans.
+
+    Only leaves some signed checkpoint carries exist; ``start`` past them is
+    :class:`OutOfRange`.
+    """
+    key_log = key_log_for(session)
+    size = key_log.size()
+    if start > size:
+        raise OutOfRange(f"the key log has {size} leaves; start {start} is past them")
+    leaves = key_log.leaves(start, min(size, start + min(limit, MAX_LEAVES)))
+    record(session, draft(by.actor, "directory.read", _key_subject(f"leaves:{start}"),
+                          details={"returned": len(leaves)}))
+    return leaves
+
+
+def key_inclusion(session: Session, by: Principal, index: int, size: int) -> list[bytes]:
+    """Inclusion proof of key-log leaf ``index`` in a key log a checkpoint carries; logged."""
+    if not 0 <= index < size:
+        raise OutOfRange(f"leaf {index} is not in a key log of size {size}")
+    key_log = key_log_for(session)
+    if not key_log.is_signed_size(size):
+        raise NoCheckpoint(f"no signed checkpoint carries a key log of size {size}")
+    proof = merkle.inclusion_proof(key_log, index, size)
+    record(session, draft(by.actor, "directory.read", _key_subject(f"inclusion:{index}@{size}")))
+    return proof
+
+
+def key_consistency(session: Session, by: Principal, old: int, new: int) -> list[bytes]:
+    """Consistency proof between two key-log sizes checkpoints carry; logged."""
+    if not 0 < old <= new:
+        raise OutOfRange("consistency needs 0 < from <= to (from 0 is meaningless)")
+    key_log = key_log_for(session)
+    for size in (old, new):
+        if not key_log.is_signed_size(size):
+            raise NoCheckpoint(f"no signed checkpoint carries a key log of size {size}")
+    proof = merkle.consistency_proof(key_log, old, new)
+    record(session, draft(by.actor, "directory.read", _key_subject(f"consistency:{old}-{new}")))
+    return proof
 
 
 def _named_key(raw: bytes, keys: dict[str, LiaisonKey]) -> LiaisonKey | None:

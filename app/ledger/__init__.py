@@ -15,7 +15,8 @@ modules behind it are the kernel's own (docs/adr/0006-the-ledger-kernel.md):
 - ``subjects``: the subject index written with each entry; ``queries``:
   exact entries, stored checkpoints and inclusion proofs under the trust rule;
 - ``engine``: engines with Cadena's durability settings; ``checkpointer``,
-  ``key``, ``reader``: signing checkpoints, the ledger key, verification readers.
+  ``key``, ``reader``: signing checkpoints, the ledger key, verification readers;
+  ``keylog``: the key log each checkpoint carries.
 """
 
 import importlib
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         load_note_verifier,
         load_signing_key,
     )
+    from app.ledger.keylog import key_log_for
     from app.ledger.queries import (
         SignedCheckpoint,
         checkpoints_after,
@@ -109,6 +111,7 @@ _LAZY = {
     "insert_at_commit": "app.ledger.unit_of_work",
     "is_signed_size": "app.ledger.queries",
     "key_entry_indices": "app.ledger.subjects",
+    "key_log_for": "app.ledger.keylog",
     "ledger_for": "app.ledger.recording",
     "load_note_signer": "app.ledger.key",
     "load_note_verifier": "app.ledger.key",
@@ -173,6 +176,7 @@ __all__ = [
     "insert_at_commit",
     "is_signed_size",
     "key_entry_indices",
+    "key_log_for",
     "ledger_for",
     "load_note_signer",
     "load_note_verifier",

@@ -6,6 +6,11 @@ the checkpoint is prepared and signed from a plain read of the committed tree
 the signature), then stored under the ledger's append lock by a
 compare-and-swap on its size (``LedgerStorage.add_checkpoint``). A process
 that lost the race drops its signed note unstored.
+
+Each checkpoint carries the key log (``ledger.store.keylog``): the key
+entries since the last checkpoint are added to it as the checkpoint is
+prepared, and its rows are stored in the checkpoint's transaction under a
+compare-and-swap of their own, so a loser leaves no key-log row either.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import structlog
 from sqlalchemy.orm import sessionmaker
 
+from app.ledger.keylog import key_log_for
 from app.ledger.recording import storage_for
 from app.ledger.unit_of_work import UnitOfWork, transaction
 from ledger import (
@@ -22,7 +28,7 @@ from ledger import (
     CorruptLedgerError,
     NoteSigner,
     StoredCheckpoint,
-    prepare_checkpoint,
+    prepare_keyed_checkpoint,
 )
 
 log = structlog.get_logger()
@@ -30,18 +36,23 @@ log = structlog.get_logger()
 
 def sign_once(sessions: sessionmaker[UnitOfWork], signer: NoteSigner,
               origin: str) -> StoredCheckpoint | None:
-    """Sign a checkpoint now if the tree grew since the last one; return it."""
+    """Sign a checkpoint now if the tree grew since the last one; return it.
+
+    The checkpoint carries the key log extended to its size.
+    """
     with transaction(sessions) as session:
         storage = storage_for(session)
-        candidate = prepare_checkpoint(storage, storage.head_size(), signer, origin)
+        candidate = prepare_keyed_checkpoint(storage, storage.head_size(), signer, origin,
+                                             key_log_for(session).base())
     if candidate is None:
         return None
     try:
         with transaction(sessions) as session:
-            storage_for(session).add_checkpoint(candidate)
+            storage_for(session).add_checkpoint(candidate.checkpoint)
+            key_log_for(session).store(candidate)
     except ConflictError:  # another process stored this size or a larger one first
         return None
-    return candidate
+    return candidate.checkpoint
 
 
 class Checkpointer:

@@ -30,6 +30,7 @@ from rich.table import Table
 from client.contacts import ContactBook, PinnedKey
 from client.errors import ClientError, ProblemError, ProfileError, ProtocolError
 from client.keychain import KeyNotProven
+from client.keylog import ProfileScans
 from client.models import Token
 from client.profile import Profile, ProfileConfig, profile_name
 from client.sdk import Client
@@ -237,12 +238,12 @@ def login_self_check(kt: KeyTransparency, client: Client, liaison_id: str,
     """At each login: every key entry under our name is a key we hold (warn loudly if not)."""
     try:
         self_check(kt, liaison_id, profile.held_public_keys(),
-                   served=served_keys(client, liaison_id))
+                   served=served_keys(client, liaison_id), scans=ProfileScans(profile))
     except KeyNotProven as exc:
-        err().print(f"[bold red]WARNING: a key you do not hold is registered under your name: "
-                    f"{exc}[/]\nWhat is sent to you may be readable by someone else, and they "
-                    "may sign as you. Tell the centre's coordinators and auditors now; run "
-                    "`cadena keys check` for details.")
+        err().print(f"[bold red]WARNING: your key entries in the ledger are not what you hold, "
+                    f"or not all shown to you: {exc}[/]\nWhat is sent to you may be readable "
+                    "by someone else, and they may sign as you. Tell the centre's coordinators "
+                    "and auditors now; run `cadena keys check` for details.")
     except ClientError as exc:
         warn(f"your keys could not be checked against the ledger at login: {exc}")
 

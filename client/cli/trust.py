@@ -24,6 +24,7 @@ from client.cli.common import (
 )
 from client.errors import UsageError
 from client.keychain import KeyNotProven
+from client.keylog import ProfileScans
 from client.transparency import KeyTransparency, self_check
 from client.trust import TrustRoots, key_fingerprint, load_trust, save_trust
 
@@ -101,7 +102,8 @@ def keys_check(ctx: typer.Context, profile: ProfileOpt = None, as_json: JsonOpt 
             raise UsageError("set the trust roots first (cadena trust set) and the liaison id")
         try:
             history = self_check(kt, conn.config.liaison, conn.profile.held_public_keys(),
-                                 served=served_keys(conn.client, conn.config.liaison))
+                                 served=served_keys(conn.client, conn.config.liaison),
+                                 scans=ProfileScans(conn.profile))
         except KeyNotProven as exc:
             err().print(f"[bold red]WARNING: {exc}[/]\nA key you do not hold may be used in "
                         "your name. Tell the centre's coordinators and auditors now.")

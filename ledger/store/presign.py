@@ -32,13 +32,16 @@ _BATCH = 10_000
 
 
 def prepare_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner,
-                       origin: str) -> StoredCheckpoint | None:
+                       origin: str, *, extensions: tuple[str, ...] = ()
+                       ) -> StoredCheckpoint | None:
     """A signed checkpoint of the committed tree of ``size`` leaves, if it is new.
 
     ``size`` must be a committed head size (read in the same transaction as
     ``reader`` reads). ``None`` when the tree is empty or the latest stored
     checkpoint already covers ``size``; the new root is checked consistent
-    with the latest one before it is signed (RFC 9162 §2.1.4).
+    with the latest one before it is signed (RFC 9162 §2.1.4). ``extensions``:
+    C2SP tlog-checkpoint extension lines to sign with it (the key log's,
+    :mod:`ledger.store.keylog`).
     """
     latest = reader.latest_checkpoint()
     if size == 0 or (latest is not None and latest.size >= size):
@@ -48,7 +51,7 @@ def prepare_checkpoint(reader: LedgerReader, size: int, signer: NoteSigner,
     if latest is not None:
         proof = merkle.consistency_proof(reader, latest.size, size)
         verify_consistency(latest.size, size, latest.root, root, proof=proof)
-    note = sign_checkpoint(Checkpoint(origin, size, root), signer)
+    note = sign_checkpoint(Checkpoint(origin, size, root, extensions), signer)
     return StoredCheckpoint(size=size, root=root, note=note)
 
 

@@ -24,6 +24,7 @@ class Fault(enum.Enum):
     BAD_LEAF_HASH = "bad_leaf_hash"
     BAD_HEAD = "bad_head"
     MISSING_CHECKPOINT = "missing_checkpoint"
+    KEY_LOG_MISMATCH = "key_log_mismatch"
 
 
 @dataclass(frozen=True)

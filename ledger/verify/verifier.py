@@ -55,6 +55,8 @@ Once both the entries and the tree are clean, :mod:`ledger.verify.storecheck` ch
 what the storage keeps beside them: ``BAD_LEAF_HASH`` (a stored leaf hash
 column), ``BAD_HEAD`` (the head's size, last leaf hash or latest checkpoint
 number) and ``MISSING_CHECKPOINT`` (a gap in the checkpoint numbers).
+Then :mod:`ledger.verify.keylog` recomputes the key log from the entries:
+``KEY_LOG_MISMATCH`` (a checkpoint's key root is not what the entries give).
 """
 
 
@@ -64,6 +66,7 @@ from ledger.errors import VerificationError
 from ledger.format.note import NoteVerifier
 from ledger.store.storage import LedgerReader
 from ledger.verify.chunk import ReaderOpener
+from ledger.verify.keylog import key_log_finding
 from ledger.verify.parallel import CHUNK_BITS, chunked_report
 from ledger.verify.report import Fault, LedgerReport
 from ledger.verify.walk import walk_ledger
@@ -91,7 +94,15 @@ def verify_ledger(reader: LedgerReader, verifier: NoteVerifier, *,
     """
     report = chunked_report(reader, verifier, bits=chunk_bits, opener=opener, workers=workers,
                             parallel_from=PARALLEL_FROM if parallel_from is None else parallel_from)
-    return report if report is not None else walk_ledger(reader, verifier)
+    if report is None:
+        report = walk_ledger(reader, verifier)
+    if not report.ok:
+        return report
+    finding = key_log_finding(reader, verifier)
+    if finding is None:
+        return report
+    return LedgerReport(False, report.size, report.checkpoints, finding.index, finding.fault,
+                        finding.detail)
 
 
 def check_ledger(reader: LedgerReader, verifier: NoteVerifier) -> None:

@@ -80,10 +80,10 @@ class ServedDirectory(DirectoryAPI):
         self._tamper = tamper
 
     def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
-             witnessed: int = 0) -> DirectoryPage:
+             witnessed: int = 0, key_since: int | None = None) -> DirectoryPage:
         """The served page, tampered."""
         return self._tamper(super().read(liaison_id, start=start, since=since,
-                                         witnessed=witnessed))
+                                         witnessed=witnessed, key_since=key_since))
 
 
 @dataclass

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from app.ledger.engine import make_engine
 from app.ledger.recording import draft, record
 from app.ledger.unit_of_work import transaction
-from app.models.ledger import LEDGER_TABLES
+from app.models.ledger import KEY_LOG_TABLES, LEDGER_TABLES
 from client.audit import audit_ledger
 from client.errors import AuditFailure, AuditFault
 from ledger import Checkpoint, NoteSigner, NoteVerifier, leaf_hash, open_checkpoint, sign_checkpoint
@@ -52,12 +52,28 @@ def _append(w: World, count: int, tag: str) -> None:
 
 
 def _truncate(w: World, size: int) -> None:
-    """Roll the stored ledger back to its first ``size`` entries, checkpoints included."""
+    """Roll the stored ledger back to its first ``size`` entries, checkpoints included.
+
+    ``size`` is a checkpoint's: the operator rolls its key log back with it,
+    so that its checkpointer signs the fork as it signed the honest tree.
+    """
     last = leaf_hash(_raw(w, size - 1))
     _exec(w, delete(T.checkpoints).where(T.checkpoints.c.size > size),
           delete(T.nodes).where(T.nodes.c.last_leaf >= size),
           delete(T.entries).where(T.entries.c.index >= size),
           update(T.head).values(size=size, last_leaf_hash=last))
+    K = KEY_LOG_TABLES
+    with transaction(sessions(w)) as session:
+        key_size = session.execute(select(K.checkpoints.c.key_size)
+                                   .where(K.checkpoints.c.size == size)).scalar_one()
+        stale = [(level, index) for level, index in session.execute(
+            select(K.nodes.c.level, K.nodes.c.index)) if (index + 1) << level > key_size]
+        for level, index in stale:
+            session.execute(delete(K.nodes).where(K.nodes.c.level == level,
+                                                  K.nodes.c.index == index))
+        session.execute(delete(K.checkpoints).where(K.checkpoints.c.size > size))
+        session.execute(delete(K.leaves).where(K.leaves.c.index >= key_size))
+        session.execute(update(K.head).values(ledger_size=size, size=key_size))
 
 
 def _auditor(cli: Cli, w: World) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from client.models import DirectoryPage, parse
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints, SeenCheckpoint
 from client.trust import TrustRoots
 from crypto import LiaisonPublicKeys
-from ledger import parse_checkpoint_body, parse_note
+from ledger import key_log_head, parse_checkpoint_body, parse_note
 from tests.vectors.directory.generate import document
 
 VECTOR: dict[str, Any] = json.loads(
@@ -28,7 +28,7 @@ class Answer(DirectoryAPI):
         self._answer = answer
 
     def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
-             witnessed: int = 0) -> DirectoryPage:
+             witnessed: int = 0, key_since: int | None = None) -> DirectoryPage:
         """The answer, parsed as the client parses the server's."""
         return parse(DirectoryPage, self._answer)
 
@@ -40,7 +40,8 @@ def _client(answer: dict[str, Any]) -> KeyTransparency:
     return KeyTransparency(Answer(answer),
                            TrustRoots.parse(roots["ledger_key"], roots["witnesses"],
                                             roots["quorum"]),
-                           MemoryCheckpoints(SeenCheckpoint(seen.size, seen.root, seen_note)))
+                           MemoryCheckpoints(SeenCheckpoint(seen.size, seen.root, seen_note,
+                                                            key_log_head(seen))))
 
 
 def _key(name: str) -> LiaisonPublicKeys:

@@ -4,7 +4,11 @@ The answer starts as the honest one (a real server, a real witness); each
 example tampers with it once, as a server could: a flipped bit in an entry,
 a proof or a consistency proof; a proof too short; an index moved; the
 witness's cosignature stripped; the signed checkpoint changed; an entry
-that is in no tree; another liaison's entries; no entry at all. Whatever
+that is in no tree; another liaison's entries; no entry at all; the key-log
+leaf's proof or index changed or withheld; the key log's consistency proof
+changed or withheld; and, with the ledger key in hand (an operator who signs
+what it likes, cosigned by a witness that does not recompute the key log),
+a checkpoint without the key-log line or with a rewritten key log. Whatever
 it does, the key is refused with a :class:`KeyNotProven` whose reason says
 what failed, and the honest answer is accepted.
 """
@@ -19,14 +23,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.ledger.key import load_note_signer
 from client.keychain import KeyNotProven
 from client.models import DirectoryItem, DirectoryPage
 from client.transparency import DirectoryAPI, KeyTransparency, MemoryCheckpoints, SeenCheckpoint
 from client.trust import TrustRoots
 from crypto import LiaisonKeys
+from ledger import (
+    Checkpoint,
+    NoteSigner,
+    add_signature_lines,
+    extension_line,
+    key_log_head,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from tests.app.conftest import World
 from tests.client.conftest import sdk_for
-from tests.client.kt_support import register_witness, roots, witnessed_checkpoint
+from tests.client.kt_support import WITNESS, register_witness, roots, witnessed_checkpoint
 
 
 class StaticDirectory(DirectoryAPI):
@@ -37,7 +51,7 @@ class StaticDirectory(DirectoryAPI):
         self._page = page
 
     def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
-             witnessed: int = 0) -> DirectoryPage:
+             witnessed: int = 0, key_since: int | None = None) -> DirectoryPage:
         """The fixed answer."""
         return self._page
 
@@ -51,6 +65,7 @@ class Honest:
     seen: SeenCheckpoint
     roots: TrustRoots
     key: LiaisonKeys
+    signer: NoteSigner
 
 
 @pytest.fixture
@@ -67,8 +82,11 @@ def honest(world: World) -> Honest:
     assert store.seen is not None
     world.liaison("carol", "MX")
     witnessed_checkpoint(world)
-    return Honest(api.read("alice", since=store.seen.size), api.read("bob"), store.seen, trust,
-                  alice.keys)
+    assert store.seen.key_log is not None
+    signer = load_note_signer(world.settings.resolved_ledger_key_path(),
+                              world.settings.ledger_origin)
+    return Honest(api.read("alice", since=store.seen.size, key_since=store.seen.key_log.size),
+                  api.read("bob"), store.seen, trust, alice.keys, signer)
 
 
 def _flip(data: bytes, at: int) -> bytes:
@@ -99,6 +117,30 @@ def _resign(note: str, at: int) -> str:
     return "\n".join(lines)
 
 
+def _key_proof(page: DirectoryPage, at: int) -> list[str]:
+    proof = [bytes.fromhex(h) for h in page.entries[0].key_log_proof or []]
+    i = at % len(proof)
+    proof[i] = _flip(proof[i], at // 7)
+    return [h.hex() for h in proof]
+
+
+def _operator_signs(h: Honest, extensions: tuple[str, ...]) -> DirectoryPage:
+    # The operator signs the honest tree with other extension lines, and the
+    # witness cosigns it (it checks the tree's consistency, not the key log).
+    honest = open_checkpoint(h.alice.checkpoint, h.roots.ledger)
+    forged = Checkpoint(honest.origin, honest.size, honest.root, extensions)
+    note = add_signature_lines(sign_checkpoint(forged, h.signer),
+                               [WITNESS.cosign(forged, 1_800_000_000)])
+    return h.alice.model_copy(update={"checkpoint": note})
+
+
+def _rewritten_key_log(h: Honest, n: int) -> DirectoryPage:
+    honest = key_log_head(open_checkpoint(h.alice.checkpoint, h.roots.ledger))
+    assert honest is not None
+    root = _flip(honest.root, n)
+    return _operator_signs(h, (extension_line(honest.size + n % 2, root),))
+
+
 Tamper = Callable[[Honest, int], DirectoryPage]
 ATTACKS: dict[str, tuple[Tamper, set[str]]] = {
     "entry bit flipped": (lambda h, n: _item(h.alice, entry=_flip(h.alice.entries[0].entry, n)),
@@ -120,7 +162,23 @@ ATTACKS: dict[str, tuple[Tamper, set[str]]] = {
         {"bad-inclusion"}),
     "another liaison's entries": (lambda h, n: h.bob.model_copy(
         update={"liaison_id": "alice", "consistency": h.alice.consistency,
-                "since": h.alice.since}), {"not-a-key-entry", "fork", "rollback"}),
+                "since": h.alice.since, "key_consistency": h.alice.key_consistency}),
+        {"not-a-key-entry", "fork", "rollback", "not-in-key-log"}),
+    "key-log proof bit flipped": (lambda h, n: _item(h.alice, key_log_proof=_key_proof(
+        h.alice, n)), {"not-in-key-log"}),
+    "key-log index moved": (lambda h, n: _item(h.alice, key_log_index=(
+        h.alice.entries[0].key_log_index or 0) + 1 + n % 5), {"not-in-key-log"}),
+    "key-log leaf withheld": (lambda h, n: _item(h.alice, key_log_index=None,
+                                                 key_log_proof=None), {"not-in-key-log"}),
+    "key-log consistency withheld": (lambda h, n: h.alice.model_copy(
+        update={"key_consistency": None}), {"key-log-fork"}),
+    "key-log consistency bit flipped": (lambda h, n: h.alice.model_copy(update={
+        "key_consistency": [_flip(bytes.fromhex(x), n).hex()
+                            for x in h.alice.key_consistency or []]}), {"key-log-fork"}),
+    "checkpoint without the key log": (lambda h, n: _operator_signs(h, ()), {"no-key-log"}),
+    "key-log line malformed": (lambda h, n: _operator_signs(
+        h, (f"cadena-key-log {n} notbase64",)), {"no-key-log"}),
+    "key log rewritten": (_rewritten_key_log, {"key-log-fork", "not-in-key-log"}),
     "no entry at all": (lambda h, n: h.alice.model_copy(update={"entries": []}),
                         {"not-in-ledger"}),
     "consistency bit flipped": (lambda h, n: h.alice.model_copy(update={"consistency": [
@@ -155,6 +213,16 @@ def test_a_key_the_answer_does_not_carry_is_refused(honest: Honest, seed: bytes)
     with pytest.raises(KeyNotProven) as exc:
         _check(honest, honest.alice, LiaisonKeys.from_secret_bytes(seed * 2))
     assert exc.value.reason == "not-in-ledger"
+
+
+def test_a_rewritten_key_log_is_refused_naming_both_checkpoints(honest: Honest) -> None:
+    page = _rewritten_key_log(honest, 0)
+    with pytest.raises(KeyNotProven) as exc:
+        _check(honest, page)
+    size = open_checkpoint(page.checkpoint, honest.roots.ledger).size
+    assert exc.value.reason == "key-log-fork"
+    assert f"checkpoint {size}" in str(exc.value)
+    assert f"checkpoint {honest.seen.size}" in str(exc.value)
 
 
 def test_the_answer_carries_the_enrolment_with_its_public_keys(honest: Honest) -> None:

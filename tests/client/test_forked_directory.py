@@ -24,7 +24,14 @@ from client.keychain import KeyNotProven
 from client.models import DirectoryPage
 from client.transparency import MemoryCheckpoints, SeenCheckpoint
 from crypto import LiaisonKeys
-from ledger import Checkpoint, EntryDraft, encode_entry, sign_checkpoint
+from ledger import (
+    Checkpoint,
+    EntryDraft,
+    encode_entry,
+    extension_line,
+    key_leaves,
+    sign_checkpoint,
+)
 from tests.app.conftest import Person, World
 from tests.client.kt_support import register_witness, viewer, witnessed_checkpoint
 from tests.ledger import reference
@@ -47,13 +54,20 @@ def _fork_answer(w: World, cut: int, rogue: LiaisonKeys) -> dict[str, object]:
                        details=enrolment_details("MX", Role.PROSECUTOR, rogue.public))
     raw = encode_entry(draft, cut, reference.leaf(honest[-1]), strict=True)
     leaves = [reference.leaf(e) for e in [*honest, raw]]
+    # The fork carries a key log of its own entries, as a dishonest
+    # checkpointer would compute it: the rogue enrolment is its last leaf.
+    keyed = [leaf.hash() for leaf in key_leaves(0, [*honest, raw])]
     signer = load_note_signer(w.settings.resolved_ledger_key_path(), w.settings.ledger_origin)
     note = sign_checkpoint(Checkpoint(w.settings.ledger_origin, len(leaves),
-                                      reference.mth(leaves)), signer)
+                                      reference.mth(leaves),
+                                      (extension_line(len(keyed), reference.mth(keyed)),)),
+                           signer)
     return {"liaison_id": "dave", "checkpoint": note, "tree_size": len(leaves), "since": None,
             "consistency": None, "entries": [{
                 "index": cut, "entry": base64.b64encode(raw).decode(), "key": None,
-                "proof": [h.hex() for h in reference.path(cut, leaves)]}]}
+                "proof": [h.hex() for h in reference.path(cut, leaves)],
+                "key_log_index": len(keyed) - 1,
+                "key_log_proof": [h.hex() for h in reference.path(len(keyed) - 1, keyed)]}]}
 
 
 @pytest.fixture

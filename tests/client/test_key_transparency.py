@@ -283,7 +283,7 @@ def test_waiting_for_a_proving_checkpoint_stops_at_once_on_a_refusal() -> None:
             pass
 
         def read(self, liaison_id: str, *, start: int = 0, since: int | None = None,
-                 witnessed: int = 0) -> DirectoryPage:
+                 witnessed: int = 0, key_since: int | None = None) -> DirectoryPage:
             calls.append(liaison_id)
             raise Forbidden("about:blank", "Forbidden", 403, "not yours")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from crypto import LiaisonKeys
@@ -81,6 +82,18 @@ def test_keys_check_lists_the_liaisons_own_entries(cli: Cli, ex: Exchange) -> No
     checked = cli.json("keys", "check", "--profile", "alice")
     assert [k["action"] for k in checked["keys"]] == ["liaison.enrol"]
     assert checked["keys"][0]["key_id"] == ex.alice.keys.public.key_id
+
+
+def test_keys_check_keeps_its_key_log_scan_private(cli: Cli, ex: Exchange) -> None:
+    _witnessed(cli)
+    _trust(cli, "alice")
+    cli.json("keys", "check", "--profile", "alice")
+    scan = cli.home / "alice" / "key-log-scan.json"
+    assert scan.stat().st_mode & 0o777 == 0o600
+    kept = json.loads(scan.read_text())
+    assert kept["liaison"] == ex.alice.id
+    assert len(kept["own"]) == 1  # alice's enrolment, found by scanning every leaf
+    assert kept["size"] >= 2  # every liaison's key entries were scanned, not only hers
 
 
 def test_a_rogue_key_under_ones_name_is_reported_loudly(cli: Cli, ex: Exchange) -> None:

@@ -10,7 +10,18 @@ import pytest
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
-from ledger import NoteSigner, NoteVerifier, add_signature_lines, verify_cosignature
+from ledger import (
+    Checkpoint,
+    KeyLogHead,
+    NoteSigner,
+    NoteVerifier,
+    SignatureError,
+    add_signature_lines,
+    extension_line,
+    key_log_head,
+    sign_checkpoint,
+    verify_cosignature,
+)
 from tests.witness.conftest import NOW, Clock, make_witness
 from tests.witness.helpers import FakeLog, witness_signer
 from witness.server import SIZE_MEDIA_TYPE, create_app
@@ -207,3 +218,17 @@ def test_racing_submissions_cosign_only_one_extension(http: TestClient, log: Fak
         thread.join()
     assert results.count(200) == 1
     assert results.count(409) == len(threads) - 1
+
+
+def test_a_checkpoint_carrying_the_key_log_line_is_cosigned_with_it(http: TestClient,
+                                                                    log: FakeLog) -> None:
+    # The key log's size and root ride on the checkpoint as an extension
+    # line (docs/protocol.md §11.7): the witness cosigns the whole body, so a
+    # cosignature on the bare checkpoint does not verify for the keyed one.
+    keyed = Checkpoint(log.origin, 5, log.root(5), (extension_line(2, bytes(range(32))),))
+    status, _, line = post(http, log.request(0, 5, note=sign_checkpoint(keyed, log.signer)))
+    assert status == 200, line
+    assert verify_cosignature(keyed, line, WITNESS_KEY) == NOW
+    assert key_log_head(keyed) == KeyLogHead(2, bytes(range(32)))
+    with pytest.raises(SignatureError):
+        verify_cosignature(log.checkpoint(5), line, WITNESS_KEY)
