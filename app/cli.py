@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ def serve(
 
     settings = get_settings()
     _data_dir(settings)
+    _serving_origin(settings)
     url = settings.resolved_database_url()
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
@@ -122,6 +124,22 @@ def serve(
                               "--no-access-log"])
 
 
+def _serving_origin(settings: Settings) -> None:
+    """Refuse an origin other than bootstrap's; say what a server not yet bootstrapped lacks."""
+    conflict = settings.origin_conflict()
+    if conflict is not None:
+        typer.echo(f"error: {conflict}", err=True)
+        raise typer.Exit(code=2)
+    if not settings.resolved_ledger_key_path().exists():
+        # The README's first command serves a fresh checkout: the API answers, but with
+        # no coordinator nobody can log in, and no checkpoint is signed.
+        typer.echo("not bootstrapped yet: nobody can log in and no checkpoint is signed until "
+                   "`cadena-server bootstrap --origin NAME ...` has run on this data directory "
+                   "(docs/operations.md, \"First start\"); then restart serve", err=True)
+        return
+    typer.echo(f"ledger origin: {settings.ledger_origin}", err=True)
+
+
 def _public_keys(path: Path | None, signing: str | None, encryption: str | None) -> tuple[str, str]:
     import json
 
@@ -141,6 +159,10 @@ def _ledger_origin(given: str | None) -> str:
 
     from ledger import LedgerError, NoteSigner
 
+    if given is None and sys.stdin.isatty():
+        typer.echo("The ledger's origin names it in every checkpoint, witness cosignature and "
+                   "custody certificate, and can never change.", err=True)
+        given = typer.prompt("Ledger origin (e.g. fiscalia.example/cadena-ledger)", err=True)
     if given is None:
         typer.echo("error: choose the ledger's origin with --origin NAME (or "
                    "CADENA_LEDGER_ORIGIN), e.g. --origin fiscalia.example/cadena-ledger; "
@@ -215,7 +237,9 @@ def bootstrap(
         engine.dispose()
     typer.echo(f"ledger origin: {chosen} (permanent: every checkpoint, witness cosignature "
                "and custody certificate names it; a new origin means a new ledger)")
-    typer.echo(f"run every cadena-server command with CADENA_LEDGER_ORIGIN={chosen}")
+    typer.echo(f"recorded in {settings.resolved_ledger_origin_path()}: serve and every "
+               "cadena-server command read it there (if set, CADENA_LEDGER_ORIGIN must be "
+               f"{chosen}); restart a server that is already running")
     typer.echo(f"coordinator {liaison} enrolled; key fingerprint {keys.fingerprint}")
     typer.echo("ledger verifier key (publish it to auditors and witnesses):")
     typer.echo(verifier)
@@ -246,10 +270,21 @@ def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
     try:
         if key is not None:
             return NoteVerifier.from_string(key)
+        _checked_origin(settings)
         return load_note_verifier(settings.resolved_ledger_key_path(), settings.ledger_origin)
     except (LedgerKeyError, NoteFormatError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+def _checked_origin(settings: Settings) -> None:
+    """Exit 2 unless the origin is bootstrap's (recorded, or named when not recorded)."""
+    conflict = settings.origin_conflict()
+    if conflict is None and not settings.ledger_origin:
+        conflict = "not bootstrapped: no ledger origin recorded and CADENA_LEDGER_ORIGIN unset"
+    if conflict is not None:
+        typer.echo(f"error: {conflict}", err=True)
+        raise typer.Exit(code=2)
 
 
 def _default_jobs() -> int:
@@ -321,6 +356,7 @@ def ledger_checkpoint() -> None:
 
     settings = get_settings()
     _data_dir(settings, create=False)
+    _checked_origin(settings)
     try:
         signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
     except LedgerKeyError as exc:

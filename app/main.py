@@ -131,6 +131,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         checkpointer = None
         try:
+            if not settings.ledger_origin:  # serve has said what to do (app/cli.py)
+                raise LedgerKeyError("no ledger origin recorded")
             signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
         except LedgerKeyError as exc:
             log.warning("no ledger key: checkpoints are not signed until bootstrap",
