@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.admission import Admission, AdmissionControl
+from app.apidocs import install_docs
 from app.auth.routes import router as auth_router
 from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = settings.resolved_database_url()
     engine = make_engine(url)
     app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
+                  docs_url=None, redoc_url=None,  # app/apidocs.py: served from our own assets
                   description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
@@ -190,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
     document_problems(app)
+    install_docs(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
                    channels_router, ledger_router, packets_router, witnesses_router,
                    events_router, certificates_router, directory_router):
