@@ -79,8 +79,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, min=1, help="Worker processes (more than 1 needs PostgreSQL)"),
+    tls_cert: Path | None = typer.Option(
+        None, help="Serve HTTPS with this PEM certificate chain (with --tls-key)"),
+    tls_key: Path | None = typer.Option(
+        None, help="The certificate's PEM private key: mode 0600, or refused"),
 ) -> None:
-    """Create the data directory, apply the migrations and serve the API."""
+    """Create the data directory, apply the migrations and serve the API.
+
+    With ``--tls-cert`` and ``--tls-key`` it speaks HTTPS itself; otherwise plain
+    HTTP, for a reverse proxy that terminates TLS (docs/operations.md).
+    """
     import os
     import subprocess
     import sys
@@ -96,6 +104,7 @@ def serve(
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
         raise typer.Exit(code=2)
+    tls = _tls_files(tls_cert, tls_key)
     # Before migrating and before saying "serving on": uvicorn would only fail later.
     refusal = port_refusal(host, port)
     if refusal is not None:
@@ -107,7 +116,9 @@ def serve(
     if migrated.returncode != 0:
         typer.echo("error: the database migrations failed", err=True)
         raise typer.Exit(code=1)
-    typer.echo(f"Cadena serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    scheme = "https" if tls else "http"
+    typer.echo(f"Cadena serving on {scheme}://{host}:{port} (data in {settings.data_dir})",
+               err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     # The server takes over this process (same pid, so signals reach it), free of the
@@ -116,12 +127,28 @@ def serve(
     from app.serving import balanced
 
     if workers > 1 and balanced():
+        serving_tls = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         os.execv(sys.executable, [sys.executable, "-m", "app.serving",  # noqa: S606
-                                  "--host", host, "--port", str(port), "--workers", str(workers)])
+                                  "--host", host, "--port", str(port), "--workers", str(workers),
+                                  *serving_tls])
+    uvicorn_tls = ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else []
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "app.worker:worker_app",  # noqa: S606
                               "--factory", "--host", host, "--port", str(port),
                               "--workers", str(workers), "--log-level", "warning",
-                              "--no-access-log"])
+                              "--no-access-log", *uvicorn_tls])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    """The certificate and key files to serve HTTPS with, checked (exit 2 if unfit)."""
+    from app.tls import tls_refusal
+
+    refusal = tls_refusal(cert, key)
+    if refusal is not None:
+        typer.echo(f"error: {refusal}", err=True)
+        raise typer.Exit(code=2)
+    if cert is None or key is None:
+        return None
+    return str(cert.resolve()), str(key.resolve())
 
 
 def _serving_origin(settings: Settings) -> None:

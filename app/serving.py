@@ -89,16 +89,20 @@ def port_refusal(host: str, port: int) -> str | None:
     return None
 
 
-def serve_worker(host: str, port: int, serving: EventType) -> None:
+def serve_worker(host: str, port: int, serving: EventType,
+                 tls: tuple[str, str] | None = None) -> None:
     """One worker process: its own socket on the port, and uvicorn serving the app on it.
 
-    ``serving`` is set once uvicorn has started (the app's start-up done).
+    ``serving`` is set once uvicorn has started (the app's start-up done);
+    ``tls`` is the certificate and key files when it serves HTTPS.
     """
     import uvicorn
 
     sock = reuse_port_socket(host, port, listen=True)
+    cert, key = tls if tls is not None else (None, None)
     config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level="warning",
-                            access_log=False, backlog=BACKLOG)
+                            access_log=False, backlog=BACKLOG, ssl_certfile=cert,
+                            ssl_keyfile=key)
     server = uvicorn.Server(config)
 
     def announce() -> None:
@@ -114,15 +118,17 @@ def serve_worker(host: str, port: int, serving: EventType) -> None:
 class Supervisor:
     """Keeps ``workers`` worker processes serving ``host:port`` until told to stop."""
 
-    def __init__(self, host: str, port: int, workers: int) -> None:
+    def __init__(self, host: str, port: int, workers: int,
+                 tls: tuple[str, str] | None = None) -> None:
         """Nothing starts until :meth:`run`."""
-        self.host, self.port, self.workers = host, port, workers
+        self.host, self.port, self.workers, self.tls = host, port, workers, tls
         self._context = multiprocessing.get_context("spawn")  # fresh interpreters, as uvicorn's
         self._stop = threading.Event()
 
     def _start(self) -> tuple[BaseProcess, EventType]:
         serving = self._context.Event()
-        process = self._context.Process(target=serve_worker, args=(self.host, self.port, serving),
+        process = self._context.Process(target=serve_worker,
+                                        args=(self.host, self.port, serving, self.tls),
                                         name="cadena-worker")
         process.start()
         return process, serving
@@ -176,8 +182,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args(argv)
-    supervisor = Supervisor(args.host, args.port, args.workers)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    supervisor = Supervisor(args.host, args.port, args.workers, tls)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
     sys.exit(supervisor.run())
