@@ -83,6 +83,10 @@ def serve(
         None, help="Serve HTTPS with this PEM certificate chain (with --tls-key)"),
     tls_key: Path | None = typer.Option(
         None, help="The certificate's PEM private key: mode 0600, or refused"),
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535, envvar="CADENA_METRICS_PORT", show_envvar=True,
+        help="Serve Prometheus metrics on this port (CADENA_METRICS_HOST, default 127.0.0.1); "
+             "off unless set"),
 ) -> None:
     """Create the data directory, apply the migrations and serve the API.
 
@@ -107,6 +111,9 @@ def serve(
     tls = _tls_files(tls_cert, tls_key)
     # Before migrating and before saying "serving on": uvicorn would only fail later.
     refusal = port_refusal(host, port)
+    if refusal is None and metrics_port is not None:
+        refusal = port_refusal(settings.metrics_host, metrics_port)
+        os.environ["CADENA_METRICS_PORT"] = str(metrics_port)  # read by the serving processes
     if refusal is not None:
         typer.echo(f"error: {refusal}", err=True)
         raise typer.Exit(code=1)
@@ -126,6 +133,10 @@ def serve(
     # each (app/serving.py: uvicorn's shared one leaves a client's connections on one).
     from app.serving import balanced
 
+    if workers > 1 and not balanced() and metrics_port is not None:
+        typer.echo("error: --metrics-port with several workers needs Linux (SO_REUSEPORT)",
+                   err=True)
+        raise typer.Exit(code=2)
     if workers > 1 and balanced():
         serving_tls = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         os.execv(sys.executable, [sys.executable, "-m", "app.serving",  # noqa: S606

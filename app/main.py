@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import structlog
@@ -48,6 +48,9 @@ from app.states.routes import router as states_router
 from app.witnesses.routes import router as witnesses_router
 from app.witnesses.witnessing import Witnessing
 from ledger import TreeCache
+
+if TYPE_CHECKING:
+    from app.metrics import MetricsServer
 
 log = structlog.get_logger()
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -127,6 +130,15 @@ def _ops_listener(app: FastAPI, settings: Settings) -> OpsListener | None:
     return ops
 
 
+def _metrics_server(app: FastAPI, settings: Settings) -> MetricsServer | None:
+    """Answer scrapes in this process if a metrics port is set and no supervisor does."""
+    if settings.metrics_port is None:
+        return None
+    from app.metrics import serve_in_process
+
+    return serve_in_process(app.state.engine, settings.metrics_host, settings.metrics_port)
+
+
 def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,12 +163,15 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
         summary_writer.start()
         ops = _ops_listener(app, settings)
+        metrics = _metrics_server(app, settings)
         # Everything made at start-up (modules, the ORM's and pydantic's schemas:
         # ~150,000 objects) lives as long as the process. Frozen out of the
         # collector, a full collection no longer walks them all: it had cost
         # ~40-100 ms, a stall of every request in flight.
         gc.freeze()
         yield
+        if metrics is not None:
+            metrics.stop()
         if ops is not None:
             ops.stop()
         summary_writer.stop()
@@ -191,6 +206,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        summaries=app.state.refusal_summaries)
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
+    if settings.metrics_port is not None:  # outermost: admission's refusals are counted too
+        from app.metrics import RequestMetrics
+
+        app.add_middleware(RequestMetrics)
     document_problems(app)
     install_docs(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Prometheus metrics port (app/metrics.py, no token, nothing in the "
+                    "ledger); off when unset")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port")
     request_threads: int | None = Field(
         default=None, ge=1, le=256,
         description="Worker threads serving requests in one process; default two per core "
