@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -53,12 +54,29 @@ def _check_texts(first: Coordinator) -> None:
             raise InvalidBootstrap(f"{field}: {exc}") from None
 
 
+def origin_path(key_path: Path) -> Path:
+    """Where the ledger's origin is recorded: beside its key (``Settings`` reads it there)."""
+    return key_path.with_name(key_path.name + ".origin")
+
+
+def _record_origin(path: Path, origin: str) -> None:
+    # O_EXCL: like the key, the recorded origin is never overwritten.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(origin + "\n")
+
+
 def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator) -> str:
-    """Create the ledger key (0600) and the first coordinator; return the verifier key."""
+    """Create the ledger key (0600) and the first coordinator; return the verifier key.
+
+    The origin is recorded beside the key (0600), so that every later command
+    signs and verifies with the origin chosen here.
+    """
     if session.scalars(select(Liaison.id).limit(1)).first() is not None:
         raise AlreadyBootstrapped("liaisons exist already; bootstrap runs once")
-    if key_path.exists():
-        raise AlreadyBootstrapped(f"a ledger key exists already at {key_path}")
+    for path in (key_path, origin_path(key_path)):
+        if path.exists():
+            raise AlreadyBootstrapped(f"{path} exists already; bootstrap runs once")
     liaisons.check_keys(first.keys)
     _check_texts(first)
     moment = now()
@@ -73,4 +91,5 @@ def bootstrap(session: Session, key_path: Path, origin: str, first: Coordinator)
                      valid_until=moment + timedelta(days=first.clearance_days))
     session.flush()
     signer = NoteSigner(origin, create_signing_key(key_path))
+    _record_origin(origin_path(key_path), origin)
     return signer.verifier_key()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,20 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, min=1, help="Worker processes (more than 1 needs PostgreSQL)"),
+    tls_cert: Path | None = typer.Option(
+        None, help="Serve HTTPS with this PEM certificate chain (with --tls-key)"),
+    tls_key: Path | None = typer.Option(
+        None, help="The certificate's PEM private key: mode 0600, or refused"),
+    metrics_port: int | None = typer.Option(
+        None, min=1, max=65535, envvar="CADENA_METRICS_PORT", show_envvar=True,
+        help="Serve Prometheus metrics on this port (CADENA_METRICS_HOST, default 127.0.0.1); "
+             "off unless set"),
 ) -> None:
-    """Create the data directory, apply the migrations and serve the API."""
+    """Create the data directory, apply the migrations and serve the API.
+
+    With ``--tls-cert`` and ``--tls-key`` it speaks HTTPS itself; otherwise plain
+    HTTP, for a reverse proxy that terminates TLS (docs/operations.md).
+    """
     import os
     import subprocess
     import sys
@@ -90,12 +103,17 @@ def serve(
 
     settings = get_settings()
     _data_dir(settings)
+    _serving_origin(settings)
     url = settings.resolved_database_url()
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("error: several workers need PostgreSQL (CADENA_DATABASE_URL)", err=True)
         raise typer.Exit(code=2)
+    tls = _tls_files(tls_cert, tls_key)
     # Before migrating and before saying "serving on": uvicorn would only fail later.
     refusal = port_refusal(host, port)
+    if refusal is None and metrics_port is not None:
+        refusal = port_refusal(settings.metrics_host, metrics_port)
+        os.environ["CADENA_METRICS_PORT"] = str(metrics_port)  # read by the serving processes
     if refusal is not None:
         typer.echo(f"error: {refusal}", err=True)
         raise typer.Exit(code=1)
@@ -105,7 +123,9 @@ def serve(
     if migrated.returncode != 0:
         typer.echo("error: the database migrations failed", err=True)
         raise typer.Exit(code=1)
-    typer.echo(f"Cadena serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    scheme = "https" if tls else "http"
+    typer.echo(f"Cadena serving on {scheme}://{host}:{port} (data in {settings.data_dir})",
+               err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     # The server takes over this process (same pid, so signals reach it), free of the
@@ -113,13 +133,49 @@ def serve(
     # each (app/serving.py: uvicorn's shared one leaves a client's connections on one).
     from app.serving import balanced
 
+    if workers > 1 and not balanced() and metrics_port is not None:
+        typer.echo("error: --metrics-port with several workers needs Linux (SO_REUSEPORT)",
+                   err=True)
+        raise typer.Exit(code=2)
     if workers > 1 and balanced():
+        serving_tls = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         os.execv(sys.executable, [sys.executable, "-m", "app.serving",  # noqa: S606
-                                  "--host", host, "--port", str(port), "--workers", str(workers)])
+                                  "--host", host, "--port", str(port), "--workers", str(workers),
+                                  *serving_tls])
+    uvicorn_tls = ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else []
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "app.worker:worker_app",  # noqa: S606
                               "--factory", "--host", host, "--port", str(port),
                               "--workers", str(workers), "--log-level", "warning",
-                              "--no-access-log"])
+                              "--no-access-log", *uvicorn_tls])
+
+
+def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    """The certificate and key files to serve HTTPS with, checked (exit 2 if unfit)."""
+    from app.tls import tls_refusal
+
+    refusal = tls_refusal(cert, key)
+    if refusal is not None:
+        typer.echo(f"error: {refusal}", err=True)
+        raise typer.Exit(code=2)
+    if cert is None or key is None:
+        return None
+    return str(cert.resolve()), str(key.resolve())
+
+
+def _serving_origin(settings: Settings) -> None:
+    """Refuse an origin other than bootstrap's; say what a server not yet bootstrapped lacks."""
+    conflict = settings.origin_conflict()
+    if conflict is not None:
+        typer.echo(f"error: {conflict}", err=True)
+        raise typer.Exit(code=2)
+    if not settings.resolved_ledger_key_path().exists():
+        # The README's first command serves a fresh checkout: the API answers, but with
+        # no coordinator nobody can log in, and no checkpoint is signed.
+        typer.echo("not bootstrapped yet: nobody can log in and no checkpoint is signed until "
+                   "`cadena-server bootstrap --origin NAME ...` has run on this data directory "
+                   "(docs/operations.md, \"First start\"); then restart serve", err=True)
+        return
+    typer.echo(f"ledger origin: {settings.ledger_origin}", err=True)
 
 
 def _public_keys(path: Path | None, signing: str | None, encryption: str | None) -> tuple[str, str]:
@@ -141,6 +197,10 @@ def _ledger_origin(given: str | None) -> str:
 
     from ledger import LedgerError, NoteSigner
 
+    if given is None and sys.stdin.isatty():
+        typer.echo("The ledger's origin names it in every checkpoint, witness cosignature and "
+                   "custody certificate, and can never change.", err=True)
+        given = typer.prompt("Ledger origin (e.g. fiscalia.example/cadena-ledger)", err=True)
     if given is None:
         typer.echo("error: choose the ledger's origin with --origin NAME (or "
                    "CADENA_LEDGER_ORIGIN), e.g. --origin fiscalia.example/cadena-ledger; "
@@ -215,7 +275,9 @@ def bootstrap(
         engine.dispose()
     typer.echo(f"ledger origin: {chosen} (permanent: every checkpoint, witness cosignature "
                "and custody certificate names it; a new origin means a new ledger)")
-    typer.echo(f"run every cadena-server command with CADENA_LEDGER_ORIGIN={chosen}")
+    typer.echo(f"recorded in {settings.resolved_ledger_origin_path()}: serve and every "
+               "cadena-server command read it there (if set, CADENA_LEDGER_ORIGIN must be "
+               f"{chosen}); restart a server that is already running")
     typer.echo(f"coordinator {liaison} enrolled; key fingerprint {keys.fingerprint}")
     typer.echo("ledger verifier key (publish it to auditors and witnesses):")
     typer.echo(verifier)
@@ -246,10 +308,21 @@ def _ledger_verifier(settings: Settings, key: str | None) -> NoteVerifier:
     try:
         if key is not None:
             return NoteVerifier.from_string(key)
+        _checked_origin(settings)
         return load_note_verifier(settings.resolved_ledger_key_path(), settings.ledger_origin)
     except (LedgerKeyError, NoteFormatError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+def _checked_origin(settings: Settings) -> None:
+    """Exit 2 unless the origin is bootstrap's (recorded, or named when not recorded)."""
+    conflict = settings.origin_conflict()
+    if conflict is None and not settings.ledger_origin:
+        conflict = "not bootstrapped: no ledger origin recorded and CADENA_LEDGER_ORIGIN unset"
+    if conflict is not None:
+        typer.echo(f"error: {conflict}", err=True)
+        raise typer.Exit(code=2)
 
 
 def _default_jobs() -> int:
@@ -320,6 +393,7 @@ def ledger_checkpoint() -> None:
 
     settings = get_settings()
     _data_dir(settings, create=False)
+    _checked_origin(settings)
     try:
         signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
     except LedgerKeyError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import structlog
@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.admission import Admission, AdmissionControl
+from app.apidocs import install_docs
 from app.auth.routes import router as auth_router
 from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
@@ -47,6 +48,9 @@ from app.states.routes import router as states_router
 from app.witnesses.routes import router as witnesses_router
 from app.witnesses.witnessing import Witnessing
 from ledger import TreeCache
+
+if TYPE_CHECKING:
+    from app.metrics import MetricsServer
 
 log = structlog.get_logger()
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -126,11 +130,22 @@ def _ops_listener(app: FastAPI, settings: Settings) -> OpsListener | None:
     return ops
 
 
+def _metrics_server(app: FastAPI, settings: Settings) -> MetricsServer | None:
+    """Answer scrapes in this process if a metrics port is set and no supervisor does."""
+    if settings.metrics_port is None:
+        return None
+    from app.metrics import serve_in_process
+
+    return serve_in_process(app.state.engine, settings.metrics_host, settings.metrics_port)
+
+
 def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         checkpointer = None
         try:
+            if not settings.ledger_origin:  # serve has said what to do (app/cli.py)
+                raise LedgerKeyError("no ledger origin recorded")
             signer = load_note_signer(settings.resolved_ledger_key_path(), settings.ledger_origin)
         except LedgerKeyError as exc:
             log.warning("no ledger key: checkpoints are not signed until bootstrap",
@@ -148,12 +163,15 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         summary_writer = SummaryWriter(app.state.sessions, app.state.refusal_summaries)
         summary_writer.start()
         ops = _ops_listener(app, settings)
+        metrics = _metrics_server(app, settings)
         # Everything made at start-up (modules, the ORM's and pydantic's schemas:
         # ~150,000 objects) lives as long as the process. Frozen out of the
         # collector, a full collection no longer walks them all: it had cost
         # ~40-100 ms, a stall of every request in flight.
         gc.freeze()
         yield
+        if metrics is not None:
+            metrics.stop()
         if ops is not None:
             ops.stop()
         summary_writer.stop()
@@ -171,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = settings.resolved_database_url()
     engine = make_engine(url)
     app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
+                  docs_url=None, redoc_url=None,  # app/apidocs.py: served from our own assets
                   description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
@@ -187,7 +206,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        summaries=app.state.refusal_summaries)
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
+    if settings.metrics_port is not None:  # outermost: admission's refusals are counted too
+        from app.metrics import RequestMetrics
+
+        app.add_middleware(RequestMetrics)
     document_problems(app)
+    install_docs(app)
     for router in (auth_router, states_router, liaisons_router, clearances_router,
                    channels_router, ledger_router, packets_router, witnesses_router,
                    events_router, certificates_router, directory_router):

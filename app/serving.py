@@ -34,10 +34,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.metrics import Supervision
 
 APP = "app.worker:worker_app"
 BACKLOG = 2048
@@ -89,16 +93,20 @@ def port_refusal(host: str, port: int) -> str | None:
     return None
 
 
-def serve_worker(host: str, port: int, serving: EventType) -> None:
+def serve_worker(host: str, port: int, serving: EventType,
+                 tls: tuple[str, str] | None = None) -> None:
     """One worker process: its own socket on the port, and uvicorn serving the app on it.
 
-    ``serving`` is set once uvicorn has started (the app's start-up done).
+    ``serving`` is set once uvicorn has started (the app's start-up done);
+    ``tls`` is the certificate and key files when it serves HTTPS.
     """
     import uvicorn
 
     sock = reuse_port_socket(host, port, listen=True)
+    cert, key = tls if tls is not None else (None, None)
     config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level="warning",
-                            access_log=False, backlog=BACKLOG)
+                            access_log=False, backlog=BACKLOG, ssl_certfile=cert,
+                            ssl_keyfile=key)
     server = uvicorn.Server(config)
 
     def announce() -> None:
@@ -114,15 +122,19 @@ def serve_worker(host: str, port: int, serving: EventType) -> None:
 class Supervisor:
     """Keeps ``workers`` worker processes serving ``host:port`` until told to stop."""
 
-    def __init__(self, host: str, port: int, workers: int) -> None:
-        """Nothing starts until :meth:`run`."""
-        self.host, self.port, self.workers = host, port, workers
+    def __init__(self, host: str, port: int, workers: int,
+                 tls: tuple[str, str] | None = None,
+                 on_exit: Callable[[int], None] | None = None) -> None:
+        """Nothing starts until :meth:`run`; ``on_exit`` is told the pid of each dead worker."""
+        self.host, self.port, self.workers, self.tls = host, port, workers, tls
+        self.on_exit = on_exit
         self._context = multiprocessing.get_context("spawn")  # fresh interpreters, as uvicorn's
         self._stop = threading.Event()
 
     def _start(self) -> tuple[BaseProcess, EventType]:
         serving = self._context.Event()
-        process = self._context.Process(target=serve_worker, args=(self.host, self.port, serving),
+        process = self._context.Process(target=serve_worker,
+                                        args=(self.host, self.port, serving, self.tls),
                                         name="cadena-worker")
         process.start()
         return process, serving
@@ -143,6 +155,8 @@ class Supervisor:
                     if process.is_alive():
                         continue
                     failed_starts = 0 if serving.is_set() else failed_starts + 1
+                    if self.on_exit is not None and process.pid is not None:
+                        self.on_exit(process.pid)
                     print(f"cadena-server: worker {process.pid} exited with "
                           f"{process.exitcode}; starting another", file=sys.stderr, flush=True)
                     if failed_starts >= CRASH_LOOP:
@@ -170,17 +184,45 @@ class Supervisor:
                 process.join()
 
 
+def _metrics() -> Supervision | None:
+    """Multiprocess metrics when a metrics port is set (prometheus-client is loaded only then)."""
+    from pydantic import ValidationError
+
+    from app.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        return None  # the workers say what is wrong as they die (a crash loop, exit 1)
+    if settings.metrics_port is None:
+        return None
+    from app.metrics import Supervision
+
+    return Supervision(settings.data_dir, settings.resolved_database_url(),
+                       settings.metrics_host, settings.metrics_port)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m app.serving --host H --port P --workers N`` (what ``serve`` runs)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args(argv)
-    supervisor = Supervisor(args.host, args.port, args.workers)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    metrics = _metrics()  # before the workers: they inherit its directory
+    supervisor = Supervisor(args.host, args.port, args.workers, tls,
+                            on_exit=metrics.worker_exited if metrics is not None else None)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
-    sys.exit(supervisor.run())
+    try:
+        status = supervisor.run()
+    finally:
+        if metrics is not None:
+            metrics.stop()
+    sys.exit(status)
 
 
 if __name__ == "__main__":

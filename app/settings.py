@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +20,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
     )
-    ledger_origin: str = Field(default="cadena.example/ledger",
-                               description="Checkpoint origin line")
+    ledger_origin: str = Field(
+        default="",
+        description="Checkpoint origin line, chosen once at bootstrap and recorded beside the "
+                    "ledger key (<key>.origin); when unset, the recorded one; empty before "
+                    "bootstrap")
     ledger_key_path: Path | None = Field(
         default=None, description="Ledger checkpoint signing key; default: <data_dir>/ledger.key"
     )
@@ -45,6 +48,11 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Prometheus metrics port (app/metrics.py, no token, nothing in the "
+                    "ledger); off when unset")
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port")
     request_threads: int | None = Field(
         default=None, ge=1, le=256,
         description="Worker threads serving requests in one process; default two per core "
@@ -90,6 +98,48 @@ class Settings(BaseSettings):
         default=None, description="Certificate seal key; default: <data_dir>/certificate-seal.key")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _recorded_origin(self) -> Settings:
+        # A bootstrapped data directory names its own origin: serve never falls back
+        # to an example default, which would sign checkpoints no witness recognises.
+        if not self.ledger_origin:
+            recorded = self.recorded_ledger_origin()
+            if recorded is not None:
+                self.ledger_origin = recorded
+        return self
+
+    def resolved_ledger_origin_path(self) -> Path:
+        """Where bootstrap records the ledger's origin: beside the ledger key
+        (``app.bootstrap.origin_path``, which this mirrors without importing the services)."""
+        key = self.resolved_ledger_key_path()
+        return key.with_name(key.name + ".origin")
+
+    def recorded_ledger_origin(self) -> str | None:
+        """The origin bootstrap recorded, or ``None`` (not bootstrapped, or before 0.1)."""
+        try:
+            return self.resolved_ledger_origin_path().read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+
+    def origin_conflict(self) -> str | None:
+        """Why this process must not sign with its origin, or ``None`` when it may.
+
+        The origin is fixed at bootstrap: a different ``CADENA_LEDGER_ORIGIN`` would sign
+        checkpoints that no pinned key verifies, and a bootstrapped data directory
+        without a recorded origin (made before the origin was recorded) needs it named.
+        """
+        recorded = self.recorded_ledger_origin()
+        if recorded is not None and self.ledger_origin != recorded:
+            return (f"CADENA_LEDGER_ORIGIN={self.ledger_origin} differs from the origin fixed "
+                    f"at bootstrap, {recorded} ({self.resolved_ledger_origin_path()}); "
+                    "the origin never changes: unset CADENA_LEDGER_ORIGIN")
+        if (recorded is None and not self.ledger_origin
+                and self.resolved_ledger_key_path().exists()):
+            return ("this data directory has a ledger key but records no ledger origin: set "
+                    "CADENA_LEDGER_ORIGIN to the origin chosen at bootstrap (the part before "
+                    "the first '+' of the ledger verifier key)")
+        return None
 
     def resolved_request_threads(self) -> int:
         """The request threads of one process: the setting, else two per core."""

@@ -18,6 +18,7 @@ import io
 import json
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,7 +96,11 @@ class Stage:
         self.console.print(f"[dim]$ cadena {escape(shown)}[/]", soft_wrap=True)
         command = typer.main.get_command(app)
         buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext():
+        # A refusal the story expects is part of the story: its message goes to the
+        # transcript on standard output (piped, it would land apart on standard error).
+        shown_error = contextlib.redirect_stderr(sys.stdout) if code != 0 else None
+        with contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext(), \
+                shown_error or contextlib.nullcontext():
             try:
                 result = command.main(list(args), prog_name="cadena", standalone_mode=False,
                                       obj=CliDeps(http=self.http, home=self.home))

@@ -94,7 +94,7 @@ def approve_share(
 def _requests_table(items: list[ShareRequest]) -> None:
     print_table("Share requests", ["id", "requested by", "for", "status", "asked", "decided"],
                 [(r.id, r.requested_by, r.recipient_id, r.status, when(r.requested_at),
-                  when(r.decided_at)) for r in items])
+                  when(r.decided_at)) for r in items], whole={"id"})
 
 
 @guarded
@@ -136,7 +136,8 @@ def thread(ctx: typer.Context, packet_id: PacketArg, profile: ProfileOpt = None,
                                           "status"],
                 [(("  ↳ " if p.in_reply_to else "") + p.id, p.sender_id, ", ".join(p.recipients),
                   when(p.submitted_at), p.urgency, when(p.due),
-                  p.status + (", OVERDUE" if p.overdue else "")) for p in found.packets])
+                  p.status + (", OVERDUE" if p.overdue else "")) for p in found.packets],
+                whole={"id"})
 
 
 @guarded

@@ -79,9 +79,11 @@ def test_tables_show_whole_packet_ids_that_fetch_accepts(
                    "Chapultepec Consensus, art. 4, a basis long enough to need wrapping")
     for columns in ("120", "60", ""):
         env = {"COLUMNS": columns}
-        for box, profile in (("inbox", "bob"), ("sent", "alice")):
-            shown = cli.run(box, "--profile", profile, env=env).stdout
-            assert packet in shown, (columns, box, shown)
+        for box, profile in (("inbox", "bob"), ("sent", "alice"), ("thread", "alice")):
+            extra = [packet] if box == "thread" else []
+            shown = cli.run(box, *extra, "--profile", profile, env=env).stdout
+            # (a thread also names its root in its title: the row must show it whole too)
+            assert shown.count(packet) == (2 if box == "thread" else 1), (columns, box, shown)
             assert "…" not in shown.split(packet)[0].splitlines()[-1]
     shown_id = next(word for line in cli.run("inbox", "--profile", "bob").stdout.splitlines()
                     for word in line.replace("│", " ").split() if word.startswith(packet[:8]))
