@@ -273,6 +273,7 @@ def _export(client: Client, profile: Profile, folder: Path) -> tuple[Path, int, 
         result = audit_ledger(client.ledger, verifier, state, full=True, sink=writer,
                               on_checkpoint=lambda note, cp: writer.header(note, cp, verifier))
         writer.commit()
+    profile.write_json(profile.audit_path, result.state.to_json())  # a full verification too
     return path, result.checkpoint.size, writer.count
 
 
