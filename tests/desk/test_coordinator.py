@@ -44,12 +44,12 @@ TEXT = {
            "due_soon": "Due soon", "in_force": "In force", "revoked": "Revoked",
            "granted": "The clearance was granted.", "created": "was created",
            "membership": "Membership not allowed", "registered": "was registered",
-           "removed": "was removed"},
+           "removed": "was removed", "taken_out": "was taken out of the channel"},
     "es": {"enrolled": "fue dado de alta", "not_fingerprint": "Esta no es la huella",
            "due_soon": "Vence pronto", "in_force": "Vigente", "revoked": "Revocada",
            "granted": "Se concedió la habilitación.", "created": "fue creado",
            "membership": "Pertenencia no permitida", "registered": "fue registrado",
-           "removed": "fue retirado"},
+           "removed": "fue retirado", "taken_out": "fue retirado del canal"},
 }
 
 
@@ -166,6 +166,14 @@ def test_the_coordinator_enrols_grants_renews_revokes_and_makes_a_channel(
         s.check("coordinator-refused")
         with _coord(world) as client:
             assert "coord" not in {c.id: c for c in client.channels.list()}[channel].members
+        # Taking a member out.
+        page.goto(desk.url + "/coordinator/channels")
+        page.locator(f"form[action='/coordinator/channels/{channel}/members/bruno/remove'] "
+                     "button").click()
+        expect(page.locator(".flash")).to_contain_text(words["taken_out"])
+        expect(page.locator(f"#channel-{channel} .members")).not_to_contain_text("Bruno")
+        with _coord(world) as client:
+            assert {c.id: c for c in client.channels.list()}[channel].members == ["ana"]
 
         # States.
         page.goto(desk.url + "/coordinator/states")
@@ -255,13 +263,17 @@ def test_a_clearance_is_marked_by_its_expiry() -> None:
 POSTS = ["/coordinator/states", "/coordinator/states/CO/status", "/coordinator/liaisons/enrol",
          "/coordinator/liaisons/enrol/confirm", "/coordinator/clearances",
          "/coordinator/clearances/x/renew", "/coordinator/clearances/x/revoke",
-         "/coordinator/channels", "/coordinator/channels/x/members", "/coordinator/witnesses",
+         "/coordinator/channels", "/coordinator/channels/x/members",
+         "/coordinator/channels/guard-ch/members/ana/remove", "/coordinator/witnesses",
          "/coordinator/witnesses/x/remove"]
 
 
 @pytest.fixture(scope="module")
 def coord_desk(world: World) -> Iterator[RunningDesk]:
-    """The coordinator's desk, unlocked (a refusal must hold even then)."""
+    """The coordinator's desk, unlocked (a refusal must hold even then), and a channel."""
+    with _coord(world) as client:
+        client.channels.create("guard-ch", "Guard", "multilateral", "RESTRICTED",
+                               members=["ana"])
     with open_desk(world.liaisons["coord"].profile) as desk:
         desk.desk.agent.unlock(PASSPHRASE)
         yield desk
@@ -293,4 +305,6 @@ def test_each_change_is_refused_without_cookie_with_another_host_or_without_csrf
     with _coord(world) as sdk:
         assert "ZZ" not in {s.code for s in sdk.states.list()}
         assert {s.code: s.status for s in sdk.states.list()}["CO"] == "active"
-        assert "zz" not in {c.id for c in sdk.channels.list()}
+        channels = {c.id: c for c in sdk.channels.list()}
+        assert "zz" not in channels
+        assert channels["guard-ch"].members == ["ana"]

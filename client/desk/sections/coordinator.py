@@ -476,6 +476,19 @@ async def channels_add_member(request: Request) -> Response:
     return redirect("/coordinator/channels")
 
 
+async def channels_remove_member(request: Request) -> Response:
+    """Take a member out of a channel."""
+    await read_form(request)
+    client = await blocking(unlocked_client, request)
+    channel_id, liaison_id = request.path_params["id"], request.path_params["liaison"]
+    refused = await _call(request, "/coordinator/channels", client.channels.remove_member,
+                          channel_id, liaison_id)
+    if refused:
+        return refused
+    flash(request, _("%(who)s was taken out of the channel.", who=liaison_id))
+    return redirect("/coordinator/channels")
+
+
 # -- witnesses -----------------------------------------------------------------
 
 
@@ -542,6 +555,8 @@ section = Section(key="coordinator", title=N_("Coordination"), roles=frozenset({
                       Route("/channels", channels, methods=["GET"]),
                       Route("/channels", channels_create, methods=["POST"]),
                       Route("/channels/{id}/members", channels_add_member, methods=["POST"]),
+                      Route("/channels/{id}/members/{liaison}/remove", channels_remove_member,
+                            methods=["POST"]),
                       Route("/witnesses", witnesses, methods=["GET"]),
                       Route("/witnesses", witnesses_register, methods=["POST"]),
                       Route("/witnesses/{name}/remove", witnesses_remove, methods=["POST"]),
