@@ -23,8 +23,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, select, update
 
 from app.models.ledger import LEDGER_TABLES
+from client.desk.sections.auditor import RUNS, Verification
 from client.desk.security import COOKIE
 from client.desk.server import RunningDesk
+from client.errors import AuditFailure, AuditFault
 from client.export import verify_export
 from client.profile import Profile
 from client.sdk import Client
@@ -141,6 +143,33 @@ def test_the_auditor_sees_the_status_verifies_incrementally_and_exports(
         assert stored["size"] == checkpoint.size  # the export verified it all: kept
         page.goto(desk.url + "/auditor/export")
         expect(page.locator("#field-folder")).to_have_value(str(folder))  # remembered
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_the_verification_page_follows_the_run_without_reloading(
+        world: World, screen: ScreenFactory, language: str) -> None:
+    """The page polls the run's progress (htmx) and stops once it ends.
+
+    The run is set by hand here, so each of its states is seen for sure: a
+    real run on this small ledger ends before the first poll.
+    """
+    profile = _auditor(world, f"olga-poll-{language}")
+    with open_desk(profile) as desk:
+        s = screen(desk, language)
+        page = _unlock(s)
+        run = Verification(full=False, previous_size=10, done=40, total=100)
+        RUNS[desk.desk] = run
+        page.goto(desk.url + "/auditor/verify")
+        expect(page.locator("#verification-progress")).to_have_attribute("value", "40")
+        s.check("auditor-progress")
+        run.done = 80
+        expect(page.locator("#verification-progress")).to_have_attribute("value", "80")
+        run.failure = AuditFailure(AuditFault.ROLLBACK, "size 10 was verified before", 5)
+        run.finished = True
+        expect(page.locator("#fault-index")).to_have_text("5")
+        expect(page.locator("#fault")).to_contain_text("rollback")
+        expect(page.locator("[hx-get]")).to_have_count(0)  # no more polling
+        assert page.url == desk.url + "/auditor/verify"  # never reloaded
 
 
 @pytest.fixture

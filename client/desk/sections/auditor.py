@@ -89,7 +89,8 @@ class Verification:
         return int(100 * self.done / self.total) if self.total else 0
 
 
-_jobs: weakref.WeakKeyDictionary[Any, Verification] = weakref.WeakKeyDictionary()
+RUNS: weakref.WeakKeyDictionary[Any, Verification] = weakref.WeakKeyDictionary()
+"""The verification of each running desk (the last one started), by desk."""
 _lock = threading.Lock()
 
 
@@ -174,7 +175,7 @@ async def index(request: Request) -> Response:
     state = await blocking(_safe_state, profile)
     return render(request, "auditor/index.html", {
         **status, "state": state, "verified_at": _parse_time(state.verified_at) if state else None,
-        "job": _jobs.get(desk(request))})
+        "job": RUNS.get(desk(request))})
 
 
 def _safe_state(profile: Profile) -> AuditState | None:
@@ -216,10 +217,10 @@ async def verify_start(request: Request) -> Response:
     client = await blocking(unlocked_client, request)
     the_desk = desk(request)
     with _lock:
-        running = _jobs.get(the_desk)
+        running = RUNS.get(the_desk)
         if running is None or running.finished:
             job = Verification(full=form.get("full") == "yes")
-            _jobs[the_desk] = job
+            RUNS[the_desk] = job
             threading.Thread(target=_run, args=(job, client, the_desk.profile),
                              name="desk-audit", daemon=True).start()
     return redirect("/auditor/verify")
@@ -228,7 +229,7 @@ async def verify_start(request: Request) -> Response:
 async def verify_page(request: Request) -> Response:
     """The verification's page: its progress, then its outcome."""
     await blocking(unlocked_client, request)
-    job = _jobs.get(desk(request))
+    job = RUNS.get(desk(request))
     if job is None:
         return redirect("/auditor/")
     return render(request, "auditor/verify.html", _job_context(job))
@@ -237,7 +238,7 @@ async def verify_page(request: Request) -> Response:
 async def verify_progress(request: Request) -> Response:
     """The progress fragment the verification page polls (htmx)."""
     await blocking(unlocked_client, request)
-    job = _jobs.get(desk(request))
+    job = RUNS.get(desk(request))
     if job is None:
         return redirect("/auditor/")
     return render(request, "auditor/_progress.html", _job_context(job))
