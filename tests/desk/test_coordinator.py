@@ -184,6 +184,13 @@ def test_the_coordinator_enrols_grants_renews_revokes_and_makes_a_channel(
         page.locator("form[action='/coordinator/states'] button[type=submit]").click()
         expect(page.locator("td strong", has_text=code)).to_be_visible()
         s.check("coordinator-states")
+        form = page.locator(f"form[action='/coordinator/states/{code}/status']")
+        form.locator("select").select_option("suspended")
+        form.locator("input[name=reason]").fill("review of the joining note")
+        form.locator("button").click()
+        expect(page.locator(".flash")).to_contain_text(code)
+        with _coord(world) as client:
+            assert {x.code: x.status for x in client.states.list()}[code] == "suspended"
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
