@@ -42,7 +42,7 @@ from client.desk.pages import (
     render,
     unlocked_client,
 )
-from client.errors import AuditFailure, AuditFault, ClientError, ProblemError, ProfileError
+from client.errors import AuditFailure, AuditFault, ClientError, Forbidden, ProfileError
 from client.export import ExportWriter
 from client.profile import Profile
 from client.sdk import Client
@@ -159,7 +159,7 @@ def _status(client: Client, profile: Profile) -> dict[str, Any]:
     roots = load_trust(profile)
     try:
         listed = client.witnesses.list()
-    except ProblemError:
+    except Forbidden:  # not an auditor (any other refusal is shown as a problem)
         listed = []
     return {**context, "checkpoint": checkpoint, "root": checkpoint.root.hex(),
             "cosignatures": cosignatures(note, checkpoint, profile, verifier),
