@@ -173,7 +173,7 @@ class ClearancesAPI:
 
 
 class ChannelsAPI:
-    """``/v1/channels``: create, add members, list."""
+    """``/v1/channels``: create, add and remove members, list."""
 
     def __init__(self, session: ApiSession) -> None:
         """Use ``session`` for every call."""
@@ -199,3 +199,8 @@ class ChannelsAPI:
         """Add a liaison to a channel (coordinators)."""
         path = f"/v1/channels/{_seg(channel_id)}/members"
         return parse(Channel, self._s.post_json(path, {"liaison_id": liaison_id}))
+
+    def remove_member(self, channel_id: str, liaison_id: str) -> Channel:
+        """Take a member out of a channel (coordinators); the channel as it is now."""
+        path = f"/v1/channels/{_seg(channel_id)}/members/{_seg(liaison_id)}"
+        return parse(Channel, self._s.request("DELETE", path).json())

@@ -11,7 +11,7 @@ Sub-APIs: :attr:`Client.states`, :attr:`Client.liaisons`,
 :attr:`Client.clearances`, :attr:`Client.channels`, :attr:`Client.ledger` and
 :attr:`Client.packets` (blobs, packets, receipts, sharing; the end-to-end
 send and fetch with every verification are in :mod:`client.transfer`) and
-:attr:`Client.events` (real-time notifications).
+:attr:`Client.events` (real-time notifications) and :attr:`Client.witnesses`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from client.models import Token
 from client.packets import PacketsAPI
 from client.resources import ChannelsAPI, ClearancesAPI, KeyPins, LiaisonsAPI, StatesAPI
 from client.session import DEFAULT_TIMEOUT, ApiSession, Credentials, utc_now
+from client.witnesses import WitnessesAPI
 
 
 class Client:
@@ -52,6 +53,7 @@ class Client:
         self.ledger = LedgerAPI(self.session)
         self.packets = PacketsAPI(self.session)
         self.events = EventsAPI(self.session)
+        self.witnesses = WitnessesAPI(self.session)
 
     def login(self) -> Token:
         """Log in now (challenge–response) and return the token with its expiries."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models.channel import Channel, ChannelMember
@@ -31,6 +31,13 @@ def members(session: Session, channel_id: str) -> list[str]:
 def is_member(session: Session, channel_id: str, liaison_id: str) -> bool:
     """Whether ``liaison_id`` is a member of the channel."""
     return session.get(ChannelMember, (channel_id, liaison_id)) is not None
+
+
+def remove(session: Session, channel_id: str, liaison_id: str) -> None:
+    """Take ``liaison_id`` out of the channel (no-op if not a member)."""
+    session.execute(delete(ChannelMember).where(ChannelMember.channel_id == channel_id,
+                                                ChannelMember.liaison_id == liaison_id))
+    session.flush()
 
 
 def listing(session: Session, member: str | None) -> Sequence[Channel]:

@@ -1,4 +1,4 @@
-"""``/v1/channels``: create, add members, list."""
+"""``/v1/channels``: create, add and remove members, list."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def add_member(channel_id: str, body: MemberAdd, session: SessionDep,
                by: CoordinatorDep) -> ChannelRead:
     """Add a prosecutor to a channel (coordinators)."""
     return channel_read(session, service.add_member(session, by, channel_id, body.liaison_id))
+
+
+@router.delete("/{channel_id}/members/{liaison_id}", name="channel.remove_member")
+def remove_member(channel_id: str, liaison_id: str, session: SessionDep,
+                  by: CoordinatorDep) -> ChannelRead:
+    """Take a member out of a channel (coordinators); the channel as it is now."""
+    return channel_read(session, service.remove_member(session, by, channel_id, liaison_id))
 
 
 @router.get("", name="channel.list")

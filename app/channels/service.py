@@ -87,6 +87,26 @@ def add_member(session: Session, by: Principal, channel_id: str, liaison_id: str
     return channel
 
 
+def remove_member(session: Session, by: Principal, channel_id: str,
+                  liaison_id: str) -> Channel:
+    """Take a member out of a channel; logged. What was sent to them stays theirs.
+
+    From then on they are refused the channel's packets (membership is
+    checked on every access, DESIGN invariant 3) and cannot be chosen as a
+    recipient; a member-less channel is allowed (it can be added to again).
+    """
+    channel = repo.get(session, channel_id)
+    if channel is None:
+        raise NotFound(f"no channel {channel_id}", subject={"type": "channel", "id": channel_id})
+    if not repo.is_member(session, channel_id, liaison_id):
+        raise NotFound(f"{liaison_id} is not a member of {channel_id}",
+                       subject={"type": "channel", "id": channel_id})
+    repo.remove(session, channel_id, liaison_id)
+    record(session, draft(by.actor, "channel.remove_member", {"type": "channel", "id": channel_id},
+                          details={"liaison": liaison_id}))
+    return channel
+
+
 def listing(session: Session, by: Principal) -> Sequence[Channel]:
     """Channels the caller belongs to (coordinators: all); logged."""
     record(session, draft(by.actor, "channel.list", {"type": "channels", "id": "*"}))

@@ -305,6 +305,16 @@ def channels_add_member(ctx: typer.Context, channel_id: str, liaison_id: str,
     _one(item, as_json, f"channel {item.id}: members {', '.join(item.members)}")
 
 
+@channels_app.command("remove-member")
+@guarded
+def channels_remove_member(ctx: typer.Context, channel_id: str, liaison_id: str,
+                           profile: ProfileOpt = None, *, as_json: JsonOpt = False) -> None:
+    """Take a liaison out of a channel (what was sent to them stays theirs)."""
+    with connect(ctx, profile) as conn:
+        item = conn.client.channels.remove_member(channel_id, liaison_id)
+    _one(item, as_json, f"channel {item.id}: members {', '.join(item.members) or '(none)'}")
+
+
 @channels_app.command("list")
 @guarded
 def channels_list(ctx: typer.Context, profile: ProfileOpt = None,

@@ -99,6 +99,8 @@ def test_coordinator_enrols_state_liaison_clearance_and_channel(cli: Cli, world:
     assert cli.json("login", "--profile", "ana")["clearance_expires_at"] is not None
     mine = cli.json("clearances", "list", "--profile", "ana")
     assert [c["id"] for c in mine] == [granted["id"]]
+    assert cli.json("channels", "remove-member", "co-mx", "bob", *co)["members"] == ["ana"]
+    assert cli.json("channels", "list", *co)[0]["members"] == ["ana"]
 
 
 def test_tables_are_printed_without_json(cli: Cli, world: World) -> None:
