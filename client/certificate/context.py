@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from client.certificate.messages import M, Message
 from crypto import PacketHeader, Receipt, Statement
 from custody import Bundle, KeyRecord, Policy
 from ledger import Checkpoint, Entry, NoteVerifier, TlogProof
@@ -18,9 +19,17 @@ from ledger import Checkpoint, Entry, NoteVerifier, TlogProof
 class Failed(Exception):
     """A check does not hold; the message says why, for a clerk."""
 
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
+
 
 class Skipped(Exception):
     """A check cannot run because a check it needs failed."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -55,22 +64,22 @@ class Context:
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     statement: Statement | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
     def need_events(self) -> list[Entry]:
         """The parsed events, or :class:`Skipped`."""
         if self.events is None:
-            raise Skipped("needs the ledger entries")
+            raise Skipped(M("needs the ledger entries"))
         return self.events
 
     def need_header(self) -> PacketHeader:
         """The verified packet header, or :class:`Skipped`."""
         if self.header is None:
-            raise Skipped("needs the verified packet header")
+            raise Skipped(M("needs the verified packet header"))
         return self.header
 
     def need_log(self) -> tuple[Checkpoint, Policy, NoteVerifier]:
         """The verified checkpoint, the policy and the log key, or :class:`Skipped`."""
         if self.checkpoint is None or self.policy is None or self.log is None:
-            raise Skipped("needs the verified checkpoint")
+            raise Skipped(M("needs the verified checkpoint"))
         return self.checkpoint, self.policy, self.log

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from client.certificate.context import Context, Failed, Skipped, Trust
+from client.certificate.messages import Message
 from client.certificate.objects import check_header, check_keys, check_receipts, check_statement
 from client.certificate.proofs import check_checkpoint, check_entries, check_refresh
 from client.certificate.verify import CertificateInvalid
@@ -32,7 +33,7 @@ def certificate_size(bundle: Bundle) -> int:
     return int(note.split("\n")[1])
 
 
-def _must(ctx: Context, name: str, *checks: Callable[[Context], str]) -> None:
+def _must(ctx: Context, name: str, *checks: Callable[[Context], Message]) -> None:
     for check in checks:
         try:
             check(ctx)

@@ -25,16 +25,17 @@ from typing import ClassVar
 
 from client.certificate import chain, objects, proofs
 from client.certificate.context import Context, Failed, Skipped, Trust
+from client.certificate.messages import M, Message
 from client.errors import EXIT_VERIFICATION, ClientError
 from crypto import CryptoError
 from custody import Bundle, CertificateFormatError, parse_bundle
 from ledger import LedgerError
 
-__all__ = ["Check", "CertificateInvalid", "Report", "Trust", "check_certificate",
+__all__ = ["Check", "CertificateInvalid", "Message", "Report", "Trust", "check_certificate",
            "verify_certificate"]
 
 FORMAT = "certificate format"
-CHECKS: tuple[tuple[str, Callable[[Context], str]], ...] = (
+CHECKS: tuple[tuple[str, Callable[[Context], Message]], ...] = (
     ("ledger entries", proofs.check_entries),
     ("checkpoint signature", proofs.check_checkpoint),
     ("inclusion proofs", proofs.check_inclusion),
@@ -66,11 +67,16 @@ class CertificateInvalid(ClientError):
 
 @dataclass(frozen=True)
 class Check:
-    """One check: its name, whether it holds, and why (or why not)."""
+    """One check: its name, whether it holds, and why (or why not), as a :class:`Message`."""
 
     name: str
     ok: bool
-    detail: str
+    message: Message
+
+    @property
+    def detail(self) -> str:
+        """Why, in English (what the CLI prints)."""
+        return str(self.message)
 
 
 @dataclass
@@ -78,8 +84,13 @@ class Report:
     """Every check of a certificate, and notes on what was trusted without being pinned."""
 
     checks: list[Check] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    note_messages: list[Message] = field(default_factory=list)
     bundle: Bundle | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes in English (what the CLI prints)."""
+        return [str(note) for note in self.note_messages]
 
     @property
     def ok(self) -> bool:
@@ -91,16 +102,17 @@ class Report:
         return [c for c in self.checks if not c.ok]
 
 
-def _run(name: str, check: Callable[[Context], str], ctx: Context) -> Check | None:
+def _run(name: str, check: Callable[[Context], Message], ctx: Context) -> Check | None:
     try:
         return Check(name, True, check(ctx))
     except Skipped as why:
         return None if name in OPTIONAL and not _applies(name, ctx) else Check(
-            name, False, f"not checked: {why}")
+            name, False, M("not checked: %(reason)s", reason=why.message))
     except Failed as why:
-        return Check(name, False, str(why))
+        return Check(name, False, why.message)
     except (LedgerError, CryptoError) as exc:  # a malformed object found late
-        return Check(name, False, f"{type(exc).__name__}: {exc}")
+        return Check(name, False, M("%(error)s: %(reason)s", error=type(exc).__name__,
+                                    reason=str(exc)))
 
 
 def _applies(name: str, ctx: Context) -> bool:
@@ -110,11 +122,11 @@ def _applies(name: str, ctx: Context) -> bool:
     return ctx.bundle.disclosure is not None
 
 
-def _evidence(ctx: Context, name: str, digest: str) -> str:
+def _evidence(ctx: Context, name: str, digest: str) -> Message:
     return objects.check_evidence(ctx, name, digest)
 
 
-def _checks(ctx: Context) -> list[tuple[str, Callable[[Context], str]]]:
+def _checks(ctx: Context) -> list[tuple[str, Callable[[Context], Message]]]:
     steps = list(CHECKS)
     for name, digest in sorted(ctx.evidence.items()):
         steps.append((f"evidence {name}", partial(_evidence, name=name, digest=digest)))
@@ -129,16 +141,17 @@ def check_certificate(data: bytes, trust: Trust | None = None,
     try:
         bundle = parse_bundle(data)
     except CertificateFormatError as exc:
-        report.checks.append(Check(FORMAT, False, str(exc)))
+        report.checks.append(Check(FORMAT, False, M("%(reason)s", reason=str(exc))))
         return report
     report.bundle = bundle
-    report.checks.append(Check(FORMAT, True, f"certificate {bundle.certificate.id}"))
+    report.checks.append(Check(FORMAT, True, M("certificate %(id)s",
+                                                id=bundle.certificate.id)))
     ctx = Context(bundle, trust or Trust(), dict(evidence or {}))
     for name, check in _checks(ctx):
         result = _run(name, check, ctx)
         if result is not None:
             report.checks.append(result)
-    report.notes = ctx.notes
+    report.note_messages = ctx.notes
     return report
 
 
@@ -153,6 +166,6 @@ def verify_certificate(data: bytes, trust: Trust,
     report = check_certificate(data, trust, evidence)
     failures = report.failures()
     if failures or report.bundle is None:
-        first = failures[0] if failures else Check(FORMAT, False, "no certificate")
+        first = failures[0] if failures else Check(FORMAT, False, M("no certificate"))
         raise CertificateInvalid(first.name, first.detail)
     return report.bundle

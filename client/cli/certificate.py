@@ -103,8 +103,10 @@ def print_report(report: Report) -> None:
 
 def _report_json(report: Report) -> dict[str, Any]:
     return {"ok": report.ok, "notes": report.notes,
+            "note_messages": [note.as_json() for note in report.note_messages],
             "certificate": report.bundle.certificate.id if report.bundle else None,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]}
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail,
+                        "message": c.message.as_json()} for c in report.checks]}
 
 
 @certificate_app.command("verify")

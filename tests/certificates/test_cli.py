@@ -53,6 +53,19 @@ def test_verify_reports_a_tampered_file_and_exits_one(cli: Cli,  # noqa: F811
     assert not report["ok"]
     assert {c["name"] for c in report["checks"] if not c["ok"]} == {
         "certificate issue", "seal"}
+    # Each detail also as a message id with parameters (what the desk translates): the id
+    # filled with the parameters is the English detail.
+    issue = next(c for c in report["checks"] if c["name"] == "certificate issue")
+    assert issue["message"]["id"] == ("the last entry (%(index)s, %(action)s) does not issue "
+                                      "this certificate to %(court)s for %(purpose)s")
+    assert issue["message"]["params"]["court"] == "'Tribunal de otra causa'"
+    assert issue["message"]["id"] % issue["message"]["params"] == issue["detail"]
+    assert [n["id"] for n in report["note_messages"]] == [
+        "the witness policy is the certificate's own (sealed by the centre); give --policy to "
+        "apply the court's",
+        "the seal key was taken from the certificate itself (%(key)s); compare it with the "
+        "centre's published key or give --trusted-key"]
+    assert [n["id"] % n["params"] for n in report["note_messages"]] == report["notes"]
 
 
 def test_verify_with_evidence_and_the_courts_policy(cli: Cli, tmp_path: Path) -> None:  # noqa: F811

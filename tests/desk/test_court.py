@@ -8,6 +8,7 @@ clerk, with no profile and no unlock, opens it on the desk's court page.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ from tests.desk.harness import PASSPHRASE, Screen, World, enrolled_world, open_d
 ScreenFactory = Callable[..., Screen]
 EVIDENCE = "ledger-of-payments.csv"
 COURT = "Juzgado Tercero Penal de Bogotá"
+# The verifier's words as the page shows them (tests/desk/test_court_messages.py checks every
+# message id of the verifier against the catalogs; these check that the page uses them).
+TAMPERED_DETAIL = {"en": "matches no digest the sender signed",
+                   "es": "no coincide con ningún resumen que el remitente firmó"}
+MATCHES_ATTACHMENT = {"en": f"matches attachment '{EVIDENCE}'",
+                      "es": f"coincide con el adjunto '{EVIDENCE}'"}
+UNPINNED_NOTE = {"en": "the seal key was taken from the certificate itself",
+                 "es": "la clave del sello se tomó del propio certificado"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,8 @@ def test_a_certificate_with_its_evidence_holds_on_every_check(
         expect(page.locator("tr.fails")).to_have_count(0)
         evidence = "Archivo de prueba" if language == "es" else "Evidence file"
         expect(page.locator("tr.holds th", has_text=f"{evidence} {EVIDENCE}")).to_have_count(1)
+        expect(page.locator("tr.holds td.detail", has_text=MATCHES_ATTACHMENT[language])
+               ).to_have_count(1)
         expect(page.locator(".summary")).to_contain_text(COURT)
         expect(page.locator(".warning")).to_have_count(0)  # the seal key was given
         s.check("court-valid")
@@ -135,8 +146,12 @@ def test_one_byte_changed_in_the_evidence_is_shown_not_to_hold(
         expect(failing).to_have_count(1)
         evidence = "Archivo de prueba" if language == "es" else "Evidence file"
         expect(failing.locator("th")).to_have_text(f"{evidence} {EVIDENCE}")
-        expect(failing).to_contain_text("matches no digest the sender signed")
+        digest = hashlib.sha256(issued.tampered.read_bytes()).hexdigest()
+        expect(failing.locator("td.detail")).to_have_text(
+            f"{digest}  {TAMPERED_DETAIL[language]}")  # the digest as it is, the words translated
+        expect(failing.locator("td.detail[lang]")).to_have_count(0)  # the page's language holds
         expect(page.locator(".warning")).to_be_visible()  # no seal key given: said so
+        expect(page.locator("ul.notes")).to_contain_text(UNPINNED_NOTE[language])
         s.check("court-tampered")
 
 
