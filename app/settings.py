@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
+    group_commit: bool = Field(
+        default=True,
+        description="Requests' transactions committed in groups, as savepoints of one "
+                    "(docs/adr/0016-group-commit.md); false: one COMMIT per request")
+    kernel_timing_dir: Path | None = Field(
+        default=None,
+        description="Benchmarks only: the group committer writes its wait counters to "
+                    "<dir>/<pid> after each group (bench/api.py --server-bound)")
     request_threads: int | None = Field(
         default=None, ge=1, le=256,
         description="Worker threads serving requests in one process; default two per core "

@@ -27,7 +27,12 @@ sampler reads ``pg_stat_activity`` every 5 ms during the closed loop:
 ``lock wait`` is the mean number of backends waiting on a heavyweight lock
 (the ledger head row: nothing else of the hot paths locks) divided by the
 connections in flight, i.e. by Little's law the share of a request's time
-spent waiting for the ledger head.
+spent waiting for the ledger head. With group commit (ADR 0016) the server
+also writes its committers' counters (``CADENA_KERNEL_TIMING_DIR``): ``writer
+wait`` is the share of request time spent waiting for a turn at the group's
+writer (within a process, the ledger head), ``commit wait`` the share spent
+waiting, done, for the group's COMMIT, ``per group`` the mean members of a
+group. A server without these counters (an older revision) ignores the variable.
 """
 
 from __future__ import annotations
@@ -86,6 +91,9 @@ class WrkRun:
     app_cpu_ms_per_req: float = 0.0
     db_cpu_ms_per_req: float = 0.0
     lock_wait_share: float | None = None
+    writer_wait_share: float | None = None
+    commit_wait_share: float | None = None
+    members_per_group: float | None = None
     gap_ms: float = 0.0
 
     @property
@@ -119,6 +127,18 @@ def _spent(before: dict[int, int], after: dict[int, int]) -> float:
     """CPU seconds between two snapshots (a pid new in ``after`` counts from zero)."""
     ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _kernel_timing(directory: Path) -> tuple[float, float, int, int]:
+    """The group committers' counters summed over the server's processes (ADR 0016)."""
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for path in directory.glob("*") if directory.is_dir() else []:
+        try:
+            values = [float(v) for v in path.read_text().split()]
+        except (OSError, ValueError):
+            continue
+        totals = [a + b for a, b in zip(totals, values, strict=False)]
+    return totals[0], totals[1], int(totals[2]), int(totals[3])
 
 
 def _libpq(url: str) -> str:
@@ -277,6 +297,7 @@ class Config:
         """One wrk run of ``lines``; server and database CPU per request."""
         app_pids, db_pids = self._pids()
         app0, db0 = _cpu(app_pids), _cpu(db_pids)
+        timing0 = _kernel_timing(self.tmp / "timing")
         samples: list[int] = []
         with ExitStack() as stack:
             if self.db is not None and mode == "closed" and keep:
@@ -290,6 +311,13 @@ class Config:
         run.db_cpu_ms_per_req = _spent(db0, _cpu(db_pids)) * 1e3 / done
         if samples:
             run.lock_wait_share = sum(samples) / len(samples) / self.args.concurrency
+        timing = _kernel_timing(self.tmp / "timing")
+        if timing[3] > timing0[3] and run.seconds > 0:
+            # Little's law: the connections are always in flight in a closed loop.
+            in_flight_s = self.args.concurrency * run.seconds
+            run.writer_wait_share = (timing[0] - timing0[0]) / in_flight_s
+            run.commit_wait_share = (timing[1] - timing0[1]) / in_flight_s
+            run.members_per_group = (timing[2] - timing0[2]) / (timing[3] - timing0[3])
         if keep:
             self.runs.append(run)
             print(row(run), flush=True)
@@ -321,7 +349,7 @@ class Config:
 
 
 COLUMNS = ("config", "phase", "mode", "req/s", "p50 ms", "p99 ms", "non2xx", "app ms",
-           "db ms", "cpu ms/req", "lock wait")
+           "db ms", "cpu ms/req", "lock wait", "writer wait", "commit wait", "per group")
 
 
 def _cells(cells: tuple[str, ...]) -> str:
@@ -330,11 +358,15 @@ def _cells(cells: tuple[str, ...]) -> str:
 
 def row(r: WrkRun) -> str:
     """One printed line."""
-    wait = "-" if r.lock_wait_share is None else f"{100 * r.lock_wait_share:.1f}%"
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    group = "-" if r.members_per_group is None else f"{r.members_per_group:.1f}"
     return _cells((r.config, r.phase, r.mode, f"{r.req_per_s:.0f}", f"{r.p50_ms:.1f}",
                    f"{r.p99_ms:.1f}", str(r.non_2xx + r.socket_errors),
                    f"{r.app_cpu_ms_per_req:.2f}", f"{r.db_cpu_ms_per_req:.2f}",
-                   f"{r.cpu_ms_per_req:.2f}", wait))
+                   f"{r.cpu_ms_per_req:.2f}", share(r.lock_wait_share),
+                   share(r.writer_wait_share), share(r.commit_wait_share), group))
 
 
 def run_config(args: argparse.Namespace, backend: str, workers: int,
@@ -348,7 +380,10 @@ def run_config(args: argparse.Namespace, backend: str, workers: int,
         if backend == "postgresql":
             url = create_postgres_database(args.postgres_url)
             stack.callback(drop_postgres_database, args.postgres_url, url)
-        env = server_env(Path(tmp) / "data", url, log_level="warning", extra=extra)
+        timing = Path(tmp) / "timing"
+        timing.mkdir(mode=0o700)
+        env = server_env(Path(tmp) / "data", url, log_level="warning",
+                         extra={"CADENA_KERNEL_TIMING_DIR": str(timing), **extra})
         coordinator = Liaison("coord", LiaisonKeys.generate())
         bootstrap(env, coordinator)
         server = stack.enter_context(serve(env, workers=workers))

@@ -611,7 +611,8 @@ def run_server_bound(args: argparse.Namespace) -> None:
     """wrk against each configuration (``bench/_serverbound.py``); figures printed and saved."""
     print(f"{os.cpu_count()} CPUs shared by wrk and the server (and anything else running); "
           f"load average {os.getloadavg()}; wrk -t1 -c{args.concurrency}")
-    runs = serverbound.run_all(args, UNLIMITED)
+    extra = UNLIMITED | dict(item.split("=", 1) for item in args.server_env)
+    runs = serverbound.run_all(args, extra)
     print(f"load average at the end: {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps({"results": [r.to_json() for r in runs]}, indent=2))
@@ -641,6 +642,9 @@ def main() -> None:
                         help="server-bound: backend-workers to run, e.g. sqlite-1,pg-2")
     parser.add_argument("--wrk-phases", default=",".join(serverbound.PHASES),
                         help="server-bound: phases to run")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="server-bound: a CADENA_* variable for the server, e.g. "
+                             "CADENA_GIL_SWITCH_INTERVAL_MS=5 (repeatable)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of closed loops here")
     args = parser.parse_args()
     if args.server_bound:

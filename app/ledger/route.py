@@ -284,11 +284,26 @@ def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
                 return serve(session, args, kwargs)
         except GroupCommitFailed as exc:
             log.error("a group commit failed: its requests are answered 503",
-                      error=type(exc.__cause__).__name__)
+                      error=type(exc.__cause__ or exc).__name__)
             raise Unavailable("the database could not commit this request; nothing was "
                               "changed") from exc
 
     return run
+
+
+def _on_a_request_thread(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` in a request thread, as a coroutine to FastAPI.
+
+    FastAPI runs a synchronous endpoint in a thread and then checks the
+    model it returned in another one; a coroutine's model is checked on the
+    event loop: one thread hop per request, not two.
+    """
+
+    @functools.wraps(run)
+    async def hop(*args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(functools.partial(run, *args, **kwargs))
+
+    return hop
 
 
 def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -325,7 +340,7 @@ class UnitOfWorkRoute(APIRoute):
         if inspect.iscoroutinefunction(endpoint):
             endpoint = _authenticated_first(endpoint)
         else:
-            endpoint = _in_one_thread(endpoint)
+            endpoint = _on_a_request_thread(_in_one_thread(endpoint))
         super().__init__(path, endpoint, **kwargs)
 
 

@@ -22,10 +22,13 @@ transaction, as attributes rather than process-wide listeners:
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Insert, bindparam, insert
@@ -168,7 +171,7 @@ def named_insert(table: Any, columns: Sequence[str]) -> Insert:
 
 
 class GroupCommitFailed(Exception):
-    """The COMMIT of a group failed: nothing of any of its members is durable."""
+    """The COMMIT of a group failed, or no turn came: nothing of the request is durable."""
 
 
 class Group:
@@ -186,6 +189,32 @@ class Group:
         self.error: BaseException | None = None
 
 
+class Timing:
+    """Benchmarks only: how long requests waited in the group committer, summed.
+
+    Written (not thread-safe to the last digit: counters of a benchmark) by the
+    thread that commits a group, as one line of ``writer_wait_s commit_wait_s
+    members groups`` replacing the file's content.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Counters written to ``path``."""
+        self.path = path
+        self.writer_wait_s = 0.0
+        """Time requests waited for their turn at the group's writer (the ledger head)."""
+        self.commit_wait_s = 0.0
+        """Time members that handed the writer on waited for their group's COMMIT."""
+        self.members = 0
+        self.groups = 0
+
+    def written(self, members: int) -> None:
+        """Count a committed group of ``members`` and write the counters."""
+        self.members += members
+        self.groups += 1
+        self.path.write_text(f"{self.writer_wait_s:.6f} {self.commit_wait_s:.6f} "
+                             f"{self.members} {self.groups}\n")
+
+
 class GroupCommitter:
     """Group commit: concurrent requests' transactions as savepoints of one, one COMMIT.
 
@@ -200,10 +229,19 @@ class GroupCommitter:
     COMMIT fails every member.
     """
 
-    def __init__(self, engine: Engine, max_members: int = 32) -> None:
-        """Groups on connections of ``engine``, of at most ``max_members`` requests."""
+    def __init__(self, engine: Engine, max_members: int = 32, wait_seconds: float = 10.0, *,
+                 timing: Path | None = None) -> None:
+        """Groups on connections of ``engine``, of at most ``max_members`` requests.
+
+        A request waits at most ``wait_seconds`` for the group's writer (as long as
+        for a pooled connection: ``app.ledger.engine``), then fails, nothing done.
+        ``timing`` (benchmarks only): a file to which the committing thread writes
+        the counters of :class:`Timing` after each group.
+        """
         self.engine = engine
         self.max_members = max_members
+        self.wait_seconds = wait_seconds
+        self.timing = Timing(timing) if timing is not None else None
         self._writer = threading.Lock()
         self._state = threading.Lock()
         self._waiting = 0
@@ -218,9 +256,16 @@ class GroupCommitter:
         """
         with self._state:
             self._waiting += 1
-        self._writer.acquire()
+        asked = time.perf_counter() if self.timing is not None else 0.0
+        acquired = self._writer.acquire(timeout=self.wait_seconds)
+        if self.timing is not None:
+            self.timing.writer_wait_s += time.perf_counter() - asked
         with self._state:
             self._waiting -= 1
+            if not acquired:  # handed over as the wait ended? Then this turn is ours.
+                acquired = self._writer.acquire(blocking=False)
+        if not acquired:
+            raise GroupCommitFailed(f"no turn at the writer within {self.wait_seconds:g} s")
         try:
             group = self._group
             if group is None:
@@ -248,13 +293,17 @@ class GroupCommitter:
 
     def _leave(self, group: Group) -> None:
         """Hand the writer to the next member, or commit the group; wait for its COMMIT."""
-        with self._state:
+        with self._state:  # decided and handed over under one lock with the waiters' count
             handed = self._waiting > 0 and group.members < self.max_members
-            if not handed:
+            if handed:
+                self._writer.release()
+            else:
                 self._group = None
         if handed:
-            self._writer.release()
+            handed_at = time.perf_counter() if self.timing is not None else 0.0
             group.done.wait()
+            if self.timing is not None:
+                self.timing.commit_wait_s += time.perf_counter() - handed_at
             return
         try:
             group.conn.commit()
@@ -268,19 +317,24 @@ class GroupCommitter:
                 group.conn.close()
             finally:
                 group.done.set()
+                if self.timing is not None:
+                    self.timing.written(group.members)
                 self._writer.release()
 
 
 def make_session_factory(engine: Engine, tree_cache: TreeCache | None = None, *,
-                         group_commit: bool = False) -> sessionmaker[UnitOfWork]:
+                         group_commit: bool = False,
+                         timing_dir: Path | None = None) -> sessionmaker[UnitOfWork]:
     """A factory of units of work on ``engine``; they never expire objects on commit.
 
     ``tree_cache`` (one per database, so per engine) lets the ledger serve
     proofs from memory: every unit of work of the factory shares it.
     ``group_commit`` gives the factory a :class:`GroupCommitter`, which the
-    route class (``app.ledger.route``) uses for synchronous endpoints.
+    route class (``app.ledger.route``) uses for synchronous endpoints;
+    ``timing_dir`` (benchmarks) receives its counters, a file per process.
     """
-    committer = GroupCommitter(engine) if group_commit else None
+    timing = timing_dir / str(os.getpid()) if timing_dir is not None else None
+    committer = GroupCommitter(engine, timing=timing) if group_commit else None
     return sessionmaker(bind=engine, class_=UnitOfWork, expire_on_commit=False,
                         tree_cache=tree_cache, committer=committer)
 
