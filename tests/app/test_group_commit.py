@@ -17,7 +17,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
+from app.errors import Unavailable
 from app.ledger import UnitOfWork, draft, make_engine, make_session_factory, record, storage_for
+from app.ledger.route import _in_one_thread
 from app.ledger.unit_of_work import GroupCommitFailed, GroupCommitter
 
 
@@ -132,3 +134,41 @@ def test_a_failing_commit_fails_every_member_and_keeps_nothing(
     # The committer recovers: the next group commits.
     assert _in_one_group(sessions, _append("c"), _append("d")) == [None, None]
     assert _size(sessions) == before + 2
+
+
+def test_a_failing_commit_answers_every_request_503(sessions: sessionmaker[UnitOfWork]) -> None:
+    """Through the route's own wrapper: both requests get ``Unavailable`` (503)."""
+    committer = _committer(sessions)
+    before = _size(sessions)
+    second_waits = threading.Event()
+    outcomes: list[Any] = [None, None]
+
+    def first(session: UnitOfWork) -> str:
+        assert second_waits.wait(30)
+        _append("innocent")(session)
+        return "first"
+
+    def second(session: UnitOfWork) -> str:
+        _append("doomed")(session)
+        session.execute(text("INSERT INTO fault (id, ref) VALUES (2, 999)"))
+        return "second"
+
+    def request(n: int, endpoint: Callable[[UnitOfWork], str]) -> None:
+        try:
+            outcomes[n] = _in_one_thread(endpoint)(session=sessions())
+        except Exception as exc:
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=request, args=(0, first))]
+    threads[0].start()
+    while committer._group is None:
+        time.sleep(0.001)
+    threads.append(threading.Thread(target=request, args=(1, second)))
+    threads[1].start()
+    while committer._waiting == 0:
+        time.sleep(0.001)
+    second_waits.set()
+    for thread in threads:
+        thread.join(60)
+    assert all(isinstance(o, Unavailable) and o.status == 503 for o in outcomes), outcomes
+    assert _size(sessions) == before
