@@ -137,7 +137,8 @@ def _kernel_timing(directory: Path) -> tuple[float, float, int, int]:
             values = [float(v) for v in path.read_text().split()]
         except (OSError, ValueError):
             continue
-        totals = [a + b for a, b in zip(totals, values, strict=False)]
+        if len(values) == len(totals):  # not a file caught half written
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
     return totals[0], totals[1], int(totals[2]), int(totals[3])
 
 
