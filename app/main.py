@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     cache = TreeCache(settings.ledger_cache_mb * 1024 * 1024) if settings.ledger_cache_mb else None
     app.state.sessions = make_session_factory(engine, tree_cache=cache,
-                                              group_commit=settings.resolved_group_commit(),
+                                              group_commit=settings.group_commit,
                                               timing_dir=settings.kernel_timing_dir)
     app.state.ledger_verifier_key = None
     app.state.admission = Admission(settings)

@@ -45,10 +45,11 @@ class Settings(BaseSettings):
         description="Operations port: /healthz and the public checkpoint on a loop of their "
                     "own, answered during any burst (app/ops.py); off when unset")
     ops_host: str = Field(default="127.0.0.1", description="Address of the operations port")
-    group_commit: bool | None = Field(
-        default=None,
+    group_commit: bool = Field(
+        default=False,
         description="Requests' transactions committed in groups, as savepoints of one "
-                    "(docs/adr/0016-group-commit.md); unset: on SQLite only")
+                    "(docs/adr/0016-group-commit.md: off until a quiet machine shows its "
+                    "open-loop p99 no worse)")
     kernel_timing_dir: Path | None = Field(
         default=None,
         description="Benchmarks only: the group committer writes its wait counters to "
@@ -98,12 +99,6 @@ class Settings(BaseSettings):
         default=None, description="Certificate seal key; default: <data_dir>/certificate-seal.key")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY")
     log_level: str = "info"
-
-    def resolved_group_commit(self) -> bool:
-        """Group commit: the setting, else on for SQLite only (measured: ADR 0016)."""
-        if self.group_commit is not None:
-            return self.group_commit
-        return self.resolved_database_url().startswith("sqlite")
 
     def resolved_request_threads(self) -> int:
         """The request threads of one process: the setting, else two per core."""
