@@ -194,7 +194,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     cache = TreeCache(settings.ledger_cache_mb * 1024 * 1024) if settings.ledger_cache_mb else None
-    app.state.sessions = make_session_factory(engine, tree_cache=cache)
+    app.state.sessions = make_session_factory(engine, tree_cache=cache,
+                                              group_commit=settings.group_commit,
+                                              timing_dir=settings.kernel_timing_dir)
     app.state.ledger_verifier_key = None
     app.state.admission = Admission(settings)
     app.state.refusal_summaries = RefusalSummaries(

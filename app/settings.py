@@ -53,6 +53,15 @@ class Settings(BaseSettings):
         description="Prometheus metrics port (app/metrics.py, no token, nothing in the "
                     "ledger); off when unset")
     metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port")
+    group_commit: bool = Field(
+        default=False,
+        description="Requests' transactions committed in groups, as savepoints of one "
+                    "(docs/adr/0023-group-commit.md: off until a quiet machine shows its "
+                    "open-loop p99 no worse)")
+    kernel_timing_dir: Path | None = Field(
+        default=None,
+        description="Benchmarks only: the group committer writes its wait counters to "
+                    "<dir>/<pid> after each group (bench/api.py --server-bound)")
     request_threads: int | None = Field(
         default=None, ge=1, le=256,
         description="Worker threads serving requests in one process; default two per core "

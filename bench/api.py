@@ -51,6 +51,12 @@ CPU seconds the server and the client spent in each phase, and the busiest
 worker's share of the server's: the kernel spreads the sixteen connections of
 a phase over the workers by a hash, and an uneven split caps the rate).
 
+Server-bound mode (issue 21): ``python bench/api.py --server-bound [--configs
+sqlite-1,pg-1,pg-2] [--wrk-phases healthz,submit,retrieve,list]`` drives each
+configuration with wrk instead and reports req/s, server CPU per request
+(database backends included) and the time spent waiting for the ledger head
+(``bench/_serverbound.py``).
+
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--phases ...] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR] [--burst-only]``.
 ``--profile DIR`` records each server worker with py-spy (raw collapsed
@@ -85,6 +91,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
+from bench import _serverbound as serverbound
 from bench import burst
 from bench._server import (
     Directory,
@@ -600,6 +607,17 @@ def run_bursts(args: argparse.Namespace) -> list[burst.BurstResult]:
     return results
 
 
+def run_server_bound(args: argparse.Namespace) -> None:
+    """wrk against each configuration (``bench/_serverbound.py``); figures printed and saved."""
+    print(f"{os.cpu_count()} CPUs shared by wrk and the server (and anything else running); "
+          f"load average {os.getloadavg()}; wrk -t1 -c{args.concurrency}")
+    extra = UNLIMITED | dict(item.split("=", 1) for item in args.server_env)
+    runs = serverbound.run_all(args, extra)
+    print(f"load average at the end: {os.getloadavg()}")
+    if args.json:
+        args.json.write_text(json.dumps({"results": [r.to_json() for r in runs]}, indent=2))
+
+
 def main() -> None:
     """Parse arguments, run every backend and log level, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -618,8 +636,20 @@ def main() -> None:
     parser.add_argument("--burst-only", action="store_true",
                         help="run only the burst phase (same as --phases burst)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--server-bound", action="store_true",
+                        help="drive the server with wrk instead (bench/_serverbound.py)")
+    parser.add_argument("--configs", default="sqlite-1,pg-1,pg-2",
+                        help="server-bound: backend-workers to run, e.g. sqlite-1,pg-2")
+    parser.add_argument("--wrk-phases", default=",".join(serverbound.PHASES),
+                        help="server-bound: phases to run")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="server-bound: a CADENA_* variable for the server, e.g. "
+                             "CADENA_GIL_SWITCH_INTERVAL_MS=5 (repeatable)")
     parser.add_argument("--profile", type=Path, help="py-spy raw profiles of closed loops here")
     args = parser.parse_args()
+    if args.server_bound:
+        run_server_bound(args)
+        return
     if args.burst_only:
         args.phases = "burst"
     measured = set(args.phases.split(",")) - {"burst"}

@@ -38,6 +38,9 @@ class Principal:
     role: Role
     state_code: str
     expires_at: datetime | None = None  # the token's
+    clearance_level: int | None = None
+    """The level of the clearance in force when the token was checked (in the request's
+    transaction, by the token's own query: features need not read it again)."""
 
     @property
     def actor(self) -> Actor:
@@ -195,4 +198,4 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
         raise deny(NoClearance, "no clearance in force", actor, action,
                    {"type": "liaison", "id": token.liaison_id}, Reason.NO_CLEARANCE)
     return Principal(token.liaison_id, token.key_id, holder.role, holder.state_code,
-                     token.expires_at)
+                     token.expires_at, holder.clearance_level)

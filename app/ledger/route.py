@@ -36,7 +36,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
-from app.ledger.unit_of_work import RequestContext, UnitOfWork, as_unit_of_work
+from app.ledger.unit_of_work import (
+    GroupCommitFailed,
+    RequestContext,
+    UnitOfWork,
+    as_unit_of_work,
+)
 from ledger import CorruptLedgerError, EntryDraft
 
 log = structlog.get_logger()
@@ -256,9 +261,7 @@ def _session_of(kwargs: dict[str, Any]) -> UnitOfWork | None:
 def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """``endpoint`` with its authentication and its commit in its own (one) thread."""
 
-    @functools.wraps(endpoint)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        session = _session_of(kwargs)
+    def serve(session: UnitOfWork | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             _resolve_deferred(session, kwargs)
             result = endpoint(*args, **kwargs)
@@ -271,7 +274,36 @@ def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             settle(session, None)
         return result
 
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session = _session_of(kwargs)
+        if session is None or session.committer is None:
+            return serve(session, args, kwargs)
+        try:  # a savepoint of the group's transaction, answered after its COMMIT
+            with session.committer.member(session):
+                return serve(session, args, kwargs)
+        except GroupCommitFailed as exc:
+            log.error("a group commit failed: its requests are answered 503",
+                      error=type(exc.__cause__ or exc).__name__)
+            raise Unavailable("the database could not commit this request; nothing was "
+                              "changed") from exc
+
     return run
+
+
+def _on_a_request_thread(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` in a request thread, as a coroutine to FastAPI.
+
+    FastAPI runs a synchronous endpoint in a thread and then checks the
+    model it returned in another one; a coroutine's model is checked on the
+    event loop: one thread hop per request, not two.
+    """
+
+    @functools.wraps(run)
+    async def hop(*args: Any, **kwargs: Any) -> Any:
+        return await anyio.to_thread.run_sync(functools.partial(run, *args, **kwargs))
+
+    return hop
 
 
 def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -308,7 +340,7 @@ class UnitOfWorkRoute(APIRoute):
         if inspect.iscoroutinefunction(endpoint):
             endpoint = _authenticated_first(endpoint)
         else:
-            endpoint = _in_one_thread(endpoint)
+            endpoint = _on_a_request_thread(_in_one_thread(endpoint))
         super().__init__(path, endpoint, **kwargs)
 
 

@@ -21,9 +21,14 @@ transaction, as attributes rather than process-wide listeners:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, Insert, bindparam, insert
@@ -53,10 +58,18 @@ class UnitOfWork(Session):
     Sessions never expire objects on commit (``make_session_factory``).
     """
 
-    def __init__(self, *args: Any, tree_cache: TreeCache | None = None, **kwargs: Any) -> None:
-        """A session (SQLAlchemy's arguments) sharing the factory's ``tree_cache``, if any."""
+    def __init__(self, *args: Any, tree_cache: TreeCache | None = None,
+                 committer: GroupCommitter | None = None, **kwargs: Any) -> None:
+        """A session (SQLAlchemy's arguments) sharing the factory's ``tree_cache``, if any.
+
+        ``committer``, when the factory has one, lets a request join a group
+        commit (:meth:`GroupCommitter.member`).
+        """
         super().__init__(*args, **kwargs)
         self.tree_cache = tree_cache
+        self.committer = committer
+        self.group: Group | None = None
+        """The group whose transaction this unit of work runs in, as a savepoint."""
         self.request: RequestContext | None = None
         self.caller: tuple[Actor, str] | None = None
         """The authenticated caller and the action it asked for (set by authentication)."""
@@ -105,7 +118,9 @@ class UnitOfWork(Session):
         """
         if self._at_commit:
             conn = self.connection()
-            if conn.dialect.name == "postgresql" and not conn.invalidated:
+            if self.group is not None:  # a savepoint: its rows go in before it is released
+                self.flush()
+            elif conn.dialect.name == "postgresql" and not conn.invalidated:
                 queued, self._at_commit = self._at_commit, []
                 super().flush()
                 self._send_with_commit(conn, queued)
@@ -155,15 +170,173 @@ def named_insert(table: Any, columns: Sequence[str]) -> Insert:
     return insert(table).values({c: bindparam(c) for c in columns})
 
 
-def make_session_factory(engine: Engine,
-                         tree_cache: TreeCache | None = None) -> sessionmaker[UnitOfWork]:
+class GroupCommitFailed(Exception):
+    """The COMMIT of a group failed, or no turn came: nothing of the request is durable."""
+
+
+class Group:
+    """One transaction on one connection that several requests' units of work share.
+
+    Each member runs as a savepoint of it (its own rollback undoes only its
+    own actions and entries); the last member commits it for them all.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        """A group on ``conn``, its transaction begun."""
+        self.conn = conn
+        self.members = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class Timing:
+    """Benchmarks only: how long requests waited in the group committer, summed.
+
+    Written (not thread-safe to the last digit: counters of a benchmark) by the
+    thread that commits a group, as one line of ``writer_wait_s commit_wait_s
+    members groups`` replacing the file's content.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Counters written to ``path``."""
+        self.path = path
+        self.writer_wait_s = 0.0
+        """Time requests waited for their turn at the group's writer (the ledger head)."""
+        self.commit_wait_s = 0.0
+        """Time members that handed the writer on waited for their group's COMMIT."""
+        self.members = 0
+        self.groups = 0
+
+    def written(self, members: int) -> None:
+        """Count a committed group of ``members`` and write the counters."""
+        self.members += members
+        self.groups += 1
+        self.path.write_text(f"{self.writer_wait_s:.6f} {self.commit_wait_s:.6f} "
+                             f"{self.members} {self.groups}\n")
+
+
+class GroupCommitter:
+    """Group commit: concurrent requests' transactions as savepoints of one, one COMMIT.
+
+    docs/adr/0023-group-commit.md. A request thread joins the open group (or
+    opens one: a connection from the pool, ``BEGIN``), holding the group's
+    writer lock while its unit of work runs as a savepoint; when it is done,
+    if another request waits for the writer and the group has room, it hands
+    the writer over and waits for the group's COMMIT; otherwise it commits the
+    group, wakes every member, and gives the connection back. So the head
+    lock is taken once per group, and one COMMIT (one fsync) makes every
+    member durable; a request is answered only after that COMMIT, and a failed
+    COMMIT fails every member.
+    """
+
+    def __init__(self, engine: Engine, max_members: int = 32, wait_seconds: float = 10.0, *,
+                 timing: Path | None = None) -> None:
+        """Groups on connections of ``engine``, of at most ``max_members`` requests.
+
+        A request waits at most ``wait_seconds`` for the group's writer (as long as
+        for a pooled connection: ``app.ledger.engine``), then fails, nothing done.
+        ``timing`` (benchmarks only): a file to which the committing thread writes
+        the counters of :class:`Timing` after each group.
+        """
+        self.engine = engine
+        self.max_members = max_members
+        self.wait_seconds = wait_seconds
+        self.timing = Timing(timing) if timing is not None else None
+        self._writer = threading.Lock()
+        self._state = threading.Lock()
+        self._waiting = 0
+        self._group: Group | None = None
+
+    @contextmanager
+    def member(self, work: UnitOfWork) -> Iterator[Group]:
+        """Run ``work`` (not begun yet) as a savepoint of the open group until the block ends.
+
+        On leaving, waits for the group's COMMIT; raises :class:`GroupCommitFailed`
+        if it failed (the block's own exception, if any, is then superseded).
+        """
+        with self._state:
+            self._waiting += 1
+        asked = time.perf_counter() if self.timing is not None else 0.0
+        acquired = self._writer.acquire(timeout=self.wait_seconds)
+        if self.timing is not None:
+            self.timing.writer_wait_s += time.perf_counter() - asked
+        with self._state:
+            self._waiting -= 1
+            if not acquired:  # handed over as the wait ended? Then this turn is ours.
+                acquired = self._writer.acquire(blocking=False)
+        if not acquired:
+            raise GroupCommitFailed(f"no turn at the writer within {self.wait_seconds:g} s")
+        try:
+            group = self._group
+            if group is None:
+                conn = self.engine.connect()
+                try:
+                    conn.begin()
+                except BaseException:
+                    conn.close()
+                    raise
+                group = self._group = Group(conn)
+        except BaseException:
+            self._writer.release()
+            raise
+        group.members += 1
+        work.bind = group.conn
+        work.join_transaction_mode = "create_savepoint"
+        work.group = group
+        try:
+            yield group
+        finally:
+            work.group = None
+            self._leave(group)
+            if group.error is not None:  # supersedes the member's own outcome
+                raise GroupCommitFailed("the group's COMMIT failed") from group.error
+
+    def _leave(self, group: Group) -> None:
+        """Hand the writer to the next member, or commit the group; wait for its COMMIT."""
+        with self._state:  # decided and handed over under one lock with the waiters' count
+            handed = self._waiting > 0 and group.members < self.max_members
+            if handed:
+                self._writer.release()
+            else:
+                self._group = None
+        if handed:
+            handed_at = time.perf_counter() if self.timing is not None else 0.0
+            group.done.wait()
+            if self.timing is not None:
+                self.timing.commit_wait_s += time.perf_counter() - handed_at
+            return
+        try:
+            group.conn.commit()
+        except BaseException as exc:
+            group.error = exc
+            # On a lost connection the database rolled back by itself.
+            with contextlib.suppress(Exception):
+                group.conn.rollback()
+        finally:
+            try:
+                group.conn.close()
+            finally:
+                group.done.set()
+                if self.timing is not None:
+                    self.timing.written(group.members)
+                self._writer.release()
+
+
+def make_session_factory(engine: Engine, tree_cache: TreeCache | None = None, *,
+                         group_commit: bool = False,
+                         timing_dir: Path | None = None) -> sessionmaker[UnitOfWork]:
     """A factory of units of work on ``engine``; they never expire objects on commit.
 
     ``tree_cache`` (one per database, so per engine) lets the ledger serve
     proofs from memory: every unit of work of the factory shares it.
+    ``group_commit`` gives the factory a :class:`GroupCommitter`, which the
+    route class (``app.ledger.route``) uses for synchronous endpoints;
+    ``timing_dir`` (benchmarks) receives its counters, a file per process.
     """
+    timing = timing_dir / str(os.getpid()) if timing_dir is not None else None
+    committer = GroupCommitter(engine, timing=timing) if group_commit else None
     return sessionmaker(bind=engine, class_=UnitOfWork, expire_on_commit=False,
-                        tree_cache=tree_cache)
+                        tree_cache=tree_cache, committer=committer)
 
 
 def tree_cache_of(session: Session) -> TreeCache | None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.identity.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
 from app.ledger import insert_at_commit, named_insert
@@ -279,6 +279,9 @@ def _box(query: Select[Packet], box: str, liaison_id: str) -> Select[Packet]:
                                       PacketKey.liaison_id == liaison_id))
 
 
+_METADATA_ONLY = (defer(Packet.header, raiseload=True), defer(Packet.signature, raiseload=True))
+
+
 def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
             *, after: tuple[datetime, str] | None, limit: int) -> Sequence[Packet]:
     """A page of packets in the caller's box, newest first, that they may see now.
@@ -286,7 +289,8 @@ def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
     Visible now: the caller is still a member of the packet's channel and
     their clearance in force (``level``) covers its classification.
     """
-    query = _box(select(Packet), wanted.box, liaison_id).where(
+    # Metadata only: the header and signature (a kilobyte or more a packet) stay unread.
+    query = _box(select(Packet).options(*_METADATA_ONLY), wanted.box, liaison_id).where(
         Packet.classification <= level,
         exists().where(ChannelMember.channel_id == Packet.channel_id,
                        ChannelMember.liaison_id == liaison_id))

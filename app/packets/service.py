@@ -132,13 +132,17 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     require_prosecutor(by, "packet.list", subject)
     after = _decode_cursor(cursor) if cursor else None
     moment = now()
-    clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
-    if clearance is None:
+    level = by.clearance_level  # read with the token, in this transaction
+    if level is None:
+        clearance = liaisons.clearance_in_force(session, by.liaison_id, moment)
+        level = clearance.level if clearance is not None else None
+    if level is None:
         raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject,
                    Reason.NO_CLEARANCE)
-    found = repo.listing(session, by.liaison_id, clearance.level, wanted, after=after,
+    found = repo.listing(session, by.liaison_id, level, wanted, after=after,
                          limit=limit + 1)
     page = list(found[:limit])
+    shown = views(session, page, moment)  # reads before the append, which locks the head
     filters = {k: v for k, v in {
         "channel": wanted.channel_id, "case_reference": wanted.case_reference,
         "since": wanted.since.isoformat() if wanted.since else None,
@@ -147,7 +151,7 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     entry = record(session, draft(by.actor, "packet.list", subject,
                                   details={"returned": len(page), **filters}))
     next_cursor = _encode_cursor(page[-1]) if len(found) > limit else None
-    return Page(views(session, page, moment), next_cursor, entry)
+    return Page(shown, next_cursor, entry)
 
 
 def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
