@@ -257,7 +257,7 @@ async def enrol_file(request: Request) -> Response:
 def _confirm_page(request: Request, values: Mapping[str, str], keys: LiaisonPublicKeys,
                   errors: Mapping[str, str], status: int = 200) -> Response:
     return render(request, "coordinator/enrol_confirm.html",
-                  {"values": values, "fingerprint": keys.fingerprint, "key_id": keys.key_id,
+                  {"values": values, "key_id": keys.key_id,
                    "signing": _b64(keys.signing), "encryption": _b64(keys.encryption),
                    "errors": errors}, status=status)
 
