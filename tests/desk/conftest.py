@@ -25,9 +25,15 @@ from tests.desk.harness import (
 ScreenFactory = Callable[..., Screen]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright, for one test module.
+
+    Not for the session: while Playwright's sync API runs, its event loop is the
+    thread's running loop, and a later test of another folder on the same xdist
+    worker could not call ``asyncio.run``. pytest tears a module fixture down
+    before the next module's test runs.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     with sync_playwright() as playwright:
