@@ -97,12 +97,15 @@ class BodyReader:
             if self.received > self.limit:
                 raise TooLarge(f"the attachment is larger than {self.limit} bytes")
             self._buffer += chunk
-        if size < 0 or size >= len(self._buffer):
-            out, self._buffer = bytes(self._buffer), bytearray()
-        else:
-            out = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return out
+        return _take(self._buffer, size)
+
+
+def _take(buffer: bytearray, size: int) -> bytes:
+    """The first ``size`` bytes of ``buffer`` (all of them if ``size`` < 0), removed from it."""
+    count = len(buffer) if size < 0 else min(size, len(buffer))
+    out = bytes(buffer[:count])
+    del buffer[:count]
+    return out
 
 
 class _Stopped(Exception):
@@ -162,12 +165,7 @@ class PlainReader:
                 raise UsageError(f"{self._spooled.name} cannot be read back: {item}") from item
             else:
                 self._buffer += item
-        if size < 0 or size >= len(self._buffer):
-            out, self._buffer = bytes(self._buffer), bytearray()
-        else:
-            out = bytes(self._buffer[:size])
-            del self._buffer[:size]
-        return out
+        return _take(self._buffer, size)
 
     def close(self) -> None:
         """Stop the decryption (if it still runs) and drop what is buffered."""
