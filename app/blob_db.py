@@ -28,6 +28,7 @@ import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -56,6 +57,8 @@ POOL_OVERFLOW = 14
 _LOCK_CLASS = 0x0B10B
 """First key of the advisory lock an upload holds on its digest (the two-key space)."""
 _DISK_FULL = "53100"
+_INSERT = "INSERT INTO blob_chunks (sha256, seq, data) VALUES (%s, %s, %b)"
+_SLICE = "SELECT substring(data FROM %s FOR %s) FROM blob_chunks WHERE sha256 = %s AND seq = %s"
 
 
 class UploadInProgress(CadenaError):
@@ -95,8 +98,8 @@ def _lock_key(sha256: str) -> int:
     return int.from_bytes(bytes.fromhex(sha256[:8]), "big", signed=True)
 
 
-def _disk_full(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == _DISK_FULL
+def _disk_full(exc: BaseException | None) -> bool:
+    return getattr(exc, "sqlstate", None) == _DISK_FULL
 
 
 class DatabaseBlobWriter:
@@ -184,10 +187,12 @@ class DatabaseBlobWriter:
     def _insert(self, data: bytes) -> None:
         assert self._conn is not None  # noqa: S101 (write_all and commit checked it)
         try:
-            self._conn.execute(insert(BlobChunk).values(sha256=self._expected, seq=self._seq,
-                                                        data=data))
-        except DBAPIError as exc:
-            self._fail(exc)
+            # The driver's own cursor, the bytes sent in binary (%b): SQLAlchemy's
+            # statement adds nothing here but its overhead, once a MiB.
+            with self._conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(_INSERT, (self._expected, self._seq, data))
+        except psycopg.Error as exc:
+            self._fail_driver(exc)
         self._seq += 1
 
     def _abort(self) -> None:
@@ -197,6 +202,12 @@ class DatabaseBlobWriter:
             conn.close()  # rolls back an open transaction
 
     def _fail(self, exc: DBAPIError) -> None:
+        self._abort()
+        if _disk_full(exc.orig):
+            raise InsufficientStorage("the blob store is full; nothing was kept") from exc
+        raise exc
+
+    def _fail_driver(self, exc: psycopg.Error) -> None:
         self._abort()
         if _disk_full(exc):
             raise InsufficientStorage("the blob store is full; nothing was kept") from exc
@@ -259,13 +270,15 @@ class DatabaseBlobStore:
             position += length
 
     def _fetch(self, sha256: str, seq: int, offset: int, length: int) -> bytes:
-        with self.engine.connect() as conn:
-            data = conn.execute(
-                select(func.substring(BlobChunk.data, offset + 1, length))
-                .where(BlobChunk.sha256 == sha256, BlobChunk.seq == seq)).scalar_one_or_none()
-        if data is None or len(data) != length:  # pruned while being read
+        # Binary results: bytea as text is hex, twice the bytes and a decode (4x slower).
+        with self.engine.connect() as conn, \
+                conn.connection.dbapi_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            cursor.execute(_SLICE, (offset + 1, length, sha256, seq))
+            row = cursor.fetchone()  # the pool rolls the read back on return
+        if row is None or len(row[0]) != length:  # pruned while being read
             raise FileNotFoundError(f"blob {sha256} is gone")
-        return bytes(data)
+        data: bytes = row[0]
+        return data
 
     def read(self, sha256: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
         """Yield the blob (or ``byte_range`` of it), one query per chunk."""

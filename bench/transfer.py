@@ -245,7 +245,8 @@ def measure(size: int, root: Path, *, database_url: str | None = None,
     if file_sha256(root / "got" / "attachments" / source.name) != want:
         raise SystemExit("the fetched file differs from the original")
     mb = size / 1e6
-    return {"size_bytes": size, "blob_store": blob_store, "send_seconds": sent.seconds, "fetch_seconds": got.seconds,
+    return {"size_bytes": size, "blob_store": blob_store,
+            "send_seconds": sent.seconds, "fetch_seconds": got.seconds,
             "send_mb_s": mb / sent.seconds, "fetch_mb_s": mb / got.seconds,
             "round_trip_mb_s": mb / (sent.seconds + got.seconds),
             "send_client_peak_rss_mb": sent.peak_rss / MIB,

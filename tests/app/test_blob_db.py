@@ -167,7 +167,8 @@ def test_receive_blob_streams_a_body_into_rows(engine: Engine) -> None:
 def test_database_blobs_are_refused_on_sqlite(tmp_path: Path) -> None:
     on_sqlite = Settings(data_dir=tmp_path, blob_store="database")
     conflict = blob_store_conflict(on_sqlite)
-    assert conflict is not None and "needs PostgreSQL" in conflict
+    assert conflict is not None
+    assert "needs PostgreSQL" in conflict
     with pytest.raises(ValueError, match="needs PostgreSQL"):
         make_blob_store(on_sqlite)
     assert blob_store_conflict(Settings(data_dir=tmp_path)) is None
@@ -185,12 +186,14 @@ def test_prune_deletes_old_unreferenced_rows_and_logs_each(engine: Engine,
     factory = make_session_factory(engine)
     entries = _ledger_size(engine)
     dry = prune(factory, store, timedelta(hours=24), dry_run=True)
-    assert [c.sha256 for c in dry.pruned] == [sha256(old)] and _rows(engine) == (2, 4)
+    assert [c.sha256 for c in dry.pruned] == [sha256(old)]
+    assert _rows(engine) == (2, 4)
     report = prune(factory, store, timedelta(hours=24))
     assert [c.sha256 for c in report.pruned] == [sha256(old)]
     assert (report.examined, report.recent) == (2, 1)
     assert _rows(engine) == (1, 1)
-    assert store.size(sha256(old)) is None and store.size(sha256(fresh)) == 100
+    assert store.size(sha256(old)) is None
+    assert store.size(sha256(fresh)) == 100
     assert _ledger_size(engine) == entries + 1  # one blob.prune entry; the dry run logs none
 
 
@@ -200,7 +203,8 @@ def test_two_hosts_share_blobs_sent_through_one_fetched_through_the_other(
     want = write_file(source, 3 * MIB + 123)  # more than three 1 MiB chunks
     with rig(tmp_path, database_url=postgres_url, extra={"CADENA_BLOB_STORE": "database"},
              two_hosts=True) as r:
-        assert r.other is not None and r.other.url != r.server.url
+        assert r.other is not None
+        assert r.other.url != r.server.url
         sent = run_cli(r.home, ["send", "--profile", "ana", "--to", "bruno", "--channel",
                                 "bench", "--text", "two hosts", "--attach", str(source),
                                 "--evaluation", "B2", "--quiet", "--json",
@@ -219,4 +223,5 @@ def test_two_hosts_share_blobs_sent_through_one_fetched_through_the_other(
         blobs, chunks = _rows(engine)
     finally:
         engine.dispose()
-    assert blobs >= 1 and chunks >= 4
+    assert blobs >= 1
+    assert chunks >= 4
