@@ -37,7 +37,16 @@ from app.ledger import make_engine, make_session_factory
 from app.models.blob import Blob, BlobChunk
 from app.settings import Settings
 from bench.transfer import MIB, file_sha256, rig, run_cli, write_file
-from tests.app.test_packets_support import sha256
+from tests.app.conftest import World
+from tests.app.test_packets_support import (
+    assert_granted,
+    assert_problem,
+    exchange,
+    last_entry,
+    ledger_size,
+    sha256,
+    upload,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -195,6 +204,61 @@ def test_prune_deletes_old_unreferenced_rows_and_logs_each(engine: Engine,
     assert store.size(sha256(old)) is None
     assert store.size(sha256(fresh)) == 100
     assert _ledger_size(engine) == entries + 1  # one blob.prune entry; the dry run logs none
+
+
+def _world_rows(world: World) -> tuple[int, int]:
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        return _rows(engine)
+    finally:
+        engine.dispose()
+
+
+def test_http_upload_into_rows_is_logged_idempotent_and_checked(blob_db_world: World) -> None:
+    world = blob_db_world
+    alice = world.liaison("alice", "CO")
+    data = os.urandom(2 * MIB + 10)
+    first = upload(world, alice, data)
+    assert first.status_code == 201, first.text
+    assert (first.json()["size"], first.json()["created"]) == (len(data), True)
+    assert_granted(world, first.json(), "blob.upload")
+    assert upload(world, alice, data).status_code == 200
+    assert _world_rows(world) == (1, 3)
+    size = ledger_size(world)
+    wrong = upload(world, alice, os.urandom(MIB + 1), digest=sha256(b"other"))
+    assert_problem(wrong, 422, "digest-mismatch")
+    world.settings.max_upload_bytes = 1000
+    streamed = world.client.put(f"/v1/blobs/{sha256(b'y' * 3000)}", headers=alice.auth,
+                                content=iter([b"y" * 600] * 5))
+    assert_problem(streamed, 413, "too-large")
+    assert ledger_size(world) == size
+    assert _world_rows(world) == (1, 3)
+    assert not (world.settings.data_dir / "blobs").exists()
+
+
+def test_http_ranges_of_a_stream_in_rows_are_exactly_its_bytes(blob_db_world: World) -> None:
+    world = blob_db_world
+    ex = exchange(world)
+    sealed, pid = ex.sent(message=os.urandom(3000), chunk_size=256)
+    stream = sealed.streams[1]
+    url = f"/v1/packets/{pid}/streams/1"
+
+    @given(first=st.integers(0, len(stream) - 1), extra=st.integers(0, len(stream) + 100))
+    def check(first: int, extra: int) -> None:
+        last = first + extra
+        response = world.client.get(url, headers={**ex.bob.auth,
+                                                  "Range": f"bytes={first}-{last}"})
+        assert response.status_code == 206
+        assert response.content == stream[first:last + 1]
+        end = min(last, len(stream) - 1)
+        assert response.headers["content-range"] == f"bytes {first}-{end}/{len(stream)}"
+        assert last_entry(world).details["range"] == f"{first}-{end}"
+
+    check()
+    whole = world.client.get(url, headers=ex.bob.auth)
+    assert (whole.status_code, whole.content) == (200, stream)
+    beyond = world.client.get(url, headers={**ex.bob.auth, "Range": f"bytes={len(stream)}-"})
+    assert_problem(beyond, 416, "range-not-satisfiable")
 
 
 def test_two_hosts_share_blobs_sent_through_one_fetched_through_the_other(
