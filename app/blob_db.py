@@ -16,13 +16,17 @@ than left waiting on the first's rows, which would hold a request thread.
 
 Reads fetch one chunk (or the part of it a range needs) per query, from a
 short transaction each, so a slow client holds no connection. The store has
-an engine of its own (:data:`POOL_SIZE` + :data:`POOL_OVERFLOW` connections
-per process), so long uploads never starve the requests' pool.
+engines of its own (transfers: :data:`POOL_SIZE` + :data:`POOL_OVERFLOW`
+connections per process; lookups: :data:`LOOKUP_POOL`), so long uploads never
+starve the requests' pool, nor a submission's stream check (under the ledger
+head lock) wait for a transfer. A transfer that finds no connection free is
+answered 503 (``unavailable``) and keeps nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 import psycopg
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -44,7 +49,7 @@ from app.blobs import (
     InsufficientStorage,
     StoredBlob,
 )
-from app.errors import CadenaError
+from app.errors import CadenaError, Unavailable
 from app.ledger import make_engine, now
 from app.models.blob import Blob, BlobChunk
 from app.settings import Settings
@@ -53,7 +58,11 @@ CHUNK_BYTES = 1 << 20
 """Bytes per ``blob_chunks`` row (the last row of a blob may hold fewer)."""
 POOL_SIZE = 2
 POOL_OVERFLOW = 14
-"""Connections of the store's own engine: at most 16 blob transfers at once per process."""
+"""Connections of the store's transfer engine: at most 16 blob transfers at once per process;
+past them (after the pool's wait) 503."""
+LOOKUP_POOL = 2
+"""Connections of the store's lookup engine (sizes, last uploads): a submission checks its
+streams under the ledger head lock, and must never wait there for a transfer's connection."""
 _LOCK_CLASS = 0x0B10B
 """First key of the advisory lock an upload holds on its digest (the two-key space)."""
 _DISK_FULL = "53100"
@@ -83,8 +92,10 @@ def make_blob_store(settings: Settings) -> BlobStorage:
     if conflict is not None:
         raise ValueError(conflict)
     if settings.blob_store == "database":
-        return DatabaseBlobStore(make_engine(settings.resolved_database_url(),
-                                             pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW))
+        url = settings.resolved_database_url()
+        return DatabaseBlobStore(
+            make_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW),
+            lookups=make_engine(url, pool_size=LOOKUP_POOL, max_overflow=LOOKUP_POOL))
     return BlobStore(settings.data_dir / "blobs")
 
 
@@ -92,6 +103,14 @@ def close_blob_store(store: BlobStorage) -> None:
     """Release what the store holds (the database store's connections)."""
     if isinstance(store, DatabaseBlobStore):
         store.close()
+
+
+@contextlib.contextmanager
+def _busy_is_503() -> Iterator[None]:
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise Unavailable("every blob transfer connection is busy; try again") from exc
 
 
 def _lock_key(sha256: str) -> int:
@@ -223,16 +242,19 @@ class _Layout:
 class DatabaseBlobStore:
     """Blobs as chunked rows in PostgreSQL (the ``database`` :class:`~app.blobs.BlobStorage`)."""
 
-    def __init__(self, engine: Engine, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, engine: Engine, chunk_bytes: int = CHUNK_BYTES, *,
+                 lookups: Engine | None = None) -> None:
         self.engine = engine
+        self.lookups = lookups or engine
         self.chunk_bytes = chunk_bytes
 
     def close(self) -> None:
         """Close the store's connections."""
         self.engine.dispose()
+        self.lookups.dispose()
 
     def _layout(self, sha256: str) -> _Layout | None:
-        with self.engine.connect() as conn:
+        with self.lookups.connect() as conn:
             row = conn.execute(select(Blob.size, Blob.chunk_bytes)
                                .where(Blob.sha256 == sha256)).one_or_none()
         return None if row is None else _Layout(row.size, row.chunk_bytes)
@@ -244,14 +266,15 @@ class DatabaseBlobStore:
 
     def refresh(self, sha256: str) -> int | None:
         """:meth:`size`, after setting the blob's last upload to now (it was uploaded again)."""
-        with self.engine.begin() as conn:
+        with self.lookups.begin() as conn:
             return conn.execute(update(Blob).where(Blob.sha256 == sha256)
                                 .values(stored_at=now()).returning(Blob.size)
                                 ).scalar_one_or_none()
 
     def writer(self, sha256: str, max_bytes: int) -> DatabaseBlobWriter:
         """Start writing the blob ``sha256`` (409 while another upload of it is under way)."""
-        return DatabaseBlobWriter(self.engine, sha256, max_bytes, self.chunk_bytes)
+        with _busy_is_503():
+            return DatabaseBlobWriter(self.engine, sha256, max_bytes, self.chunk_bytes)
 
     def _pieces(self, sha256: str, byte_range: ByteRange | None
                 ) -> Iterator[tuple[int, int, int]]:
@@ -271,7 +294,7 @@ class DatabaseBlobStore:
 
     def _fetch(self, sha256: str, seq: int, offset: int, length: int) -> bytes:
         # Binary results: bytea as text is hex, twice the bytes and a decode (4x slower).
-        with self.engine.connect() as conn, \
+        with _busy_is_503(), self.engine.connect() as conn, \
                 conn.connection.dbapi_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
             cursor.execute(_SLICE, (offset + 1, length, sha256, seq))
             row = cursor.fetchone()  # the pool rolls the read back on return

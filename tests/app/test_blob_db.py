@@ -33,9 +33,11 @@ from app.blobs import (
     parse_range,
     receive_blob,
 )
+from app.errors import Unavailable
 from app.ledger import make_engine, make_session_factory
 from app.models.blob import Blob, BlobChunk
 from app.settings import Settings
+from bench._server import run_command, server_env
 from bench.transfer import MIB, file_sha256, rig, run_cli, write_file
 from tests.app.conftest import World
 from tests.app.test_packets_support import (
@@ -181,6 +183,30 @@ def test_database_blobs_are_refused_on_sqlite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs PostgreSQL"):
         make_blob_store(on_sqlite)
     assert blob_store_conflict(Settings(data_dir=tmp_path)) is None
+
+
+def test_transfers_past_the_pool_are_503_and_lookups_still_answer(engine: Engine,
+                                                                 postgres_url: str) -> None:
+    one = make_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    store = DatabaseBlobStore(one, 1000, lookups=engine)
+    try:
+        data = os.urandom(1500)
+        holding = store.writer(sha256(data), 10_000)  # the one transfer connection
+        holding.write(data)
+        with pytest.raises(Unavailable):
+            store.writer(sha256(b"another"), 10_000)
+        assert store.size(sha256(data)) is None  # a submission's check does not wait
+        holding.commit()
+        assert store.size(sha256(data)) == 1500
+    finally:
+        one.dispose()
+
+
+def test_serve_refuses_database_blobs_on_sqlite(tmp_path: Path) -> None:
+    env = server_env(tmp_path / "data", extra={"CADENA_BLOB_STORE": "database"})
+    done = run_command(env, ["serve", "--port", "1"])
+    assert done.returncode == 2, done.stderr
+    assert "CADENA_BLOB_STORE=database needs PostgreSQL" in done.stderr
 
 
 def test_prune_deletes_old_unreferenced_rows_and_logs_each(engine: Engine,
