@@ -63,8 +63,6 @@ past them (after the pool's wait) 503."""
 LOOKUP_POOL = 2
 """Connections of the store's lookup engine (sizes, last uploads): a submission checks its
 streams under the ledger head lock, and must never wait there for a transfer's connection."""
-_LOCK_CLASS = 0x0B10B
-"""First key of the advisory lock an upload holds on its digest (the two-key space)."""
 _DISK_FULL = "53100"
 _INSERT = "INSERT INTO blob_chunks (sha256, seq, data) VALUES (%s, %s, %b)"
 _SLICE = "SELECT substring(data FROM %s FOR %s) FROM blob_chunks WHERE sha256 = %s AND seq = %s"
@@ -114,7 +112,7 @@ def _busy_is_503() -> Iterator[None]:
 
 
 def _lock_key(sha256: str) -> int:
-    return int.from_bytes(bytes.fromhex(sha256[:8]), "big", signed=True)
+    return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
 
 
 def _disk_full(exc: BaseException | None) -> bool:
@@ -140,8 +138,10 @@ class DatabaseBlobWriter:
         conn = engine.connect()
         try:
             conn.begin()
+            # Keyed by the digest's first 64 bits (Cadena takes no other advisory lock):
+            # two different blobs collide once in 2**64, and then wait for a retry.
             locked = conn.execute(select(func.pg_try_advisory_xact_lock(
-                _LOCK_CLASS, _lock_key(expected)))).scalar_one()
+                _lock_key(expected)))).scalar_one()
             if not locked:
                 raise UploadInProgress("another upload of this blob is under way; try again "
                                        "when it ends")
