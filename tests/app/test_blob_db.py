@@ -175,6 +175,22 @@ def test_receive_blob_streams_a_body_into_rows(engine: Engine) -> None:
     assert b"".join(store.read(sha256(data))) == data
 
 
+def test_a_body_cut_off_mid_upload_leaves_no_row(engine: Engine) -> None:
+    store = _store(engine, 64 * 1024)
+    data = os.urandom(3 * MIB)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data[:2 * MIB]  # two batches written, 32 chunk rows inserted
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(receive_blob(body(), store.writer(sha256(data), len(data))))
+    assert _rows(engine) == (0, 0)
+    again = store.writer(sha256(data), len(data))  # its lock went with the rollback
+    again.write(data)
+    assert again.commit().created is True
+
+
 def test_database_blobs_are_refused_on_sqlite(tmp_path: Path) -> None:
     on_sqlite = Settings(data_dir=tmp_path, blob_store="database")
     conflict = blob_store_conflict(on_sqlite)
