@@ -23,6 +23,13 @@ moved back. Files a crash left moved aside are moved back when the next run
 starts and considered again, so a crash between a commit and the deletion can
 log a blob's pruning twice, never lose one. Temporary files of uploads that a
 crash interrupted (``.upload-*``) past the grace period are deleted too.
+
+The database store (``app.blob_db``) is pruned the same way, in rows: each
+batch locks the head, reads the references, locks the candidates' ``blobs``
+rows (an upload again meanwhile restarts the grace period), deletes their
+rows and chunks and appends their entries, all in one transaction. Nothing is
+moved aside, and an interrupted upload leaves nothing to delete (its
+transaction rolled back).
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.blobs import SHA256_PATTERN, BlobStore
+from app.blob_db import DatabaseBlobStore, delete_blobs
+from app.blobs import SHA256_PATTERN, BlobStorage, BlobStore
 from app.ledger import UnitOfWork, draft, now, record_many, storage_for, transaction
+from app.models.blob import Blob
 from app.models.packet import PacketStream
 
 PRUNED_SUFFIX = ".pruned"
@@ -171,17 +180,25 @@ def _decide(session: Session, store: BlobStore, batch: Sequence[Candidate], grac
         os.replace(path, aside)
         moved.append((aside, path))
         pruned.append(candidate)
+    _record(session, pruned, grace)
+    return pruned
+
+
+def _record(session: Session, pruned: Sequence[Candidate], grace: timedelta) -> None:
     # One append for the batch: the head stays locked until the commit, for every process.
     record_many(session, [draft(None, ACTION, {"type": "blob", "id": c.sha256},
                                 details={"size": c.size, "last_upload": c.last_upload.isoformat(),
                                          "grace_seconds": int(grace.total_seconds())})
                           for c in pruned])
-    return pruned
 
 
-def prune(factory: sessionmaker[UnitOfWork], store: BlobStore, grace: timedelta, *,
+def prune(factory: sessionmaker[UnitOfWork], store: BlobStorage, grace: timedelta, *,
           dry_run: bool = False) -> PruneReport:
     """Prune unreferenced blobs stored for at least ``grace``; ``dry_run``: only report."""
+    if isinstance(store, DatabaseBlobStore):
+        return _prune_rows(factory, grace, dry_run=dry_run)
+    if not isinstance(store, BlobStore):
+        raise TypeError(f"cannot prune a {type(store).__name__}")
     report = PruneReport()
     if dry_run:
         for batch in _batches(scan(store, grace, now(), report, delete_partial=False)):
@@ -203,4 +220,60 @@ def prune(factory: sessionmaker[UnitOfWork], store: BlobStore, grace: timedelta,
         for aside, _ in moved:
             aside.unlink(missing_ok=True)
         report.pruned.extend(done)
+    return report
+
+
+def _stale_rows(factory: sessionmaker[UnitOfWork], before: datetime,
+                after: str) -> list[Candidate]:
+    """The next :data:`BATCH` blobs (by digest, past ``after``) last uploaded by ``before``."""
+    with transaction(factory) as session:
+        rows = session.execute(select(Blob.sha256, Blob.size, Blob.stored_at)
+                               .where(Blob.stored_at <= before, Blob.sha256 > after)
+                               .order_by(Blob.sha256).limit(BATCH))
+        return [Candidate(r.sha256, r.size, r.stored_at) for r in rows]
+
+
+def _decide_rows(session: Session, batch: Sequence[Candidate], grace: timedelta,
+                 report: PruneReport) -> list[Candidate]:
+    storage_for(session).lock_head()  # before reading references: see the module docstring
+    digests = [c.sha256 for c in batch]
+    named = referenced(session, digests)
+    stored = {r.sha256: r.stored_at for r in session.execute(
+        select(Blob.sha256, Blob.stored_at).where(Blob.sha256.in_(digests)).with_for_update())}
+    moment = now()
+    pruned = []
+    for candidate in batch:
+        if candidate.sha256 in named:
+            report.referenced += 1
+        elif candidate.sha256 not in stored:  # gone meanwhile
+            continue
+        elif moment - stored[candidate.sha256] < grace:  # uploaded again meanwhile
+            report.recent += 1
+        else:
+            pruned.append(candidate)
+    delete_blobs(session, [c.sha256 for c in pruned])
+    _record(session, pruned, grace)
+    return pruned
+
+
+def _prune_rows(factory: sessionmaker[UnitOfWork], grace: timedelta, *,
+                dry_run: bool) -> PruneReport:
+    """:func:`prune` for the database store."""
+    report = PruneReport()
+    before = now() - grace
+    with transaction(factory) as session:
+        report.examined = session.execute(select(func.count()).select_from(Blob)).scalar_one()
+        old = session.execute(select(func.count()).select_from(Blob)
+                              .where(Blob.stored_at <= before)).scalar_one()
+    report.recent = report.examined - old
+    after = ""
+    while batch := _stale_rows(factory, before, after):
+        after = batch[-1].sha256
+        with transaction(factory) as session:
+            if dry_run:
+                named = referenced(session, [c.sha256 for c in batch])
+                report.referenced += len(named)
+                report.pruned += [c for c in batch if c.sha256 not in named]
+            else:
+                report.pruned += _decide_rows(session, batch, grace, report)
     return report

@@ -1,4 +1,10 @@
-"""The blob store: ciphertext streams on disk, addressed by their SHA-256.
+"""The blob store: ciphertext streams addressed by their SHA-256.
+
+:class:`BlobStorage` is what the routes, the submission and the pruning use;
+two stores provide it, chosen by ``CADENA_BLOB_STORE``: :class:`BlobStore`
+here (``directory``, the default: files under the data directory, described
+below) and ``app.blob_db.DatabaseBlobStore`` (``database``: chunked rows in
+PostgreSQL, which several API hosts share). Both give the same guarantees.
 
 A blob lives at ``<data_dir>/blobs/ab/cd/<hex>``. A write streams into a
 temporary file in that same directory while hashing (starting the disk's
@@ -27,16 +33,15 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Protocol
 
 import anyio
-from fastapi import Depends
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from app.datadir import make_private_dir
-from app.deps import SettingsDep
 from app.errors import CadenaError
 from streamio import WritebackPacer
 
@@ -101,6 +106,44 @@ class ByteRange:
     def content_range(self) -> str:
         """The ``Content-Range`` header value (RFC 9110 §14.4)."""
         return f"bytes {self.first}-{self.last}/{self.size}"
+
+
+class BlobSink(Protocol):
+    """One streaming write of a blob: nothing is visible before :meth:`commit` returns."""
+
+    size: int
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` (``ContentTooLarge``, ``InsufficientStorage``)."""
+
+    def write_all(self, chunks: Sequence[bytes]) -> None:
+        """Append each of ``chunks`` in order."""
+
+    def commit(self) -> StoredBlob:
+        """Check the digest (``BlobDigestMismatch``) and make the blob durable and visible."""
+
+    def abort(self) -> None:
+        """Drop what was written (safe to call more than once, and after :meth:`commit`)."""
+
+
+class BlobStorage(Protocol):
+    """A content-addressed store of ciphertext blobs (directory or database)."""
+
+    def size(self, sha256: str) -> int | None:
+        """The size of the stored blob, or ``None`` if it is absent."""
+
+    def refresh(self, sha256: str) -> int | None:
+        """:meth:`size`, after restarting the blob's prune grace period."""
+
+    def writer(self, sha256: str, max_bytes: int) -> BlobSink:
+        """Start writing the blob ``sha256`` of at most ``max_bytes``."""
+
+    def read(self, sha256: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
+        """Yield the blob (or ``byte_range`` of it) in bounded chunks."""
+
+    def stream(self, sha256: str, byte_range: ByteRange | None = None
+               ) -> AsyncGenerator[bytes, None]:
+        """Yield the blob (or ``byte_range`` of it) for a response, in constant memory."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -200,7 +243,7 @@ class BlobWriter:
         raise exc
 
 
-async def receive_blob(body: AsyncIterator[bytes], writer: BlobWriter) -> StoredBlob:
+async def receive_blob(body: AsyncIterator[bytes], writer: BlobSink) -> StoredBlob:
     """Write ``body`` through ``writer`` and commit it; abort on any failure.
 
     Receiving and writing overlap: bytes are gathered into batches of about
@@ -231,7 +274,7 @@ async def receive_blob(body: AsyncIterator[bytes], writer: BlobWriter) -> Stored
 
 
 class BlobStore:
-    """Content-addressed ciphertext files under ``root``."""
+    """Content-addressed ciphertext files under ``root`` (the directory :class:`BlobStorage`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -397,9 +440,10 @@ class BlobResponse(StreamingResponse):
                 await self._chunks.aclose()
 
 
-def get_blob_store(settings: SettingsDep) -> BlobStore:
-    """The blob store under the data directory."""
-    return BlobStore(settings.data_dir / "blobs")
+def get_blob_store(request: Request) -> BlobStorage:
+    """The application's blob store (``app.blob_db.make_blob_store``, built with the app)."""
+    store: BlobStorage = request.app.state.blob_store
+    return store
 
 
-BlobStoreDep = Annotated[BlobStore, Depends(get_blob_store)]
+BlobStoreDep = Annotated[BlobStorage, Depends(get_blob_store)]

@@ -164,7 +164,9 @@ def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
 
 def _serving_origin(settings: Settings) -> None:
     """Refuse an origin other than bootstrap's; say what a server not yet bootstrapped lacks."""
-    conflict = settings.origin_conflict()
+    from app.blob_db import blob_store_conflict
+
+    conflict = settings.origin_conflict() or blob_store_conflict(settings)
     if conflict is not None:
         typer.echo(f"error: {conflict}", err=True)
         raise typer.Exit(code=2)
@@ -427,18 +429,24 @@ def blobs_prune(
     """Delete ciphertext blobs that no packet references (each logged as blob.prune)."""
     from datetime import timedelta
 
+    from app.blob_db import blob_store_conflict, close_blob_store, make_blob_store
     from app.blob_prune import prune
-    from app.blobs import get_blob_store
     from app.ledger import make_engine, make_session_factory
     from app.settings import get_settings
 
     settings = get_settings()
     _data_dir(settings, create=False)
+    conflict = blob_store_conflict(settings)
+    if conflict is not None:
+        typer.echo(f"error: {conflict}", err=True)
+        raise typer.Exit(code=2)
     engine = make_engine(settings.resolved_database_url())
+    store = make_blob_store(settings)
     try:
-        report = prune(make_session_factory(engine), get_blob_store(settings),
-                       timedelta(hours=older_than), dry_run=dry_run)
+        report = prune(make_session_factory(engine), store, timedelta(hours=older_than),
+                       dry_run=dry_run)
     finally:
+        close_blob_store(store)
         engine.dispose()
     verb = "would prune" if dry_run else "pruned"
     typer.echo(f"examined {report.examined} blobs: {report.referenced} referenced by packets, "

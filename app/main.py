@@ -19,6 +19,7 @@ from starlette.routing import Match
 from app.admission import Admission, AdmissionControl
 from app.apidocs import install_docs
 from app.auth.routes import router as auth_router
+from app.blob_db import close_blob_store, make_blob_store
 from app.certificates.routes import router as certificates_router
 from app.channels.routes import router as channels_router
 from app.clearances.routes import router as clearances_router
@@ -179,6 +180,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         if checkpointer is not None:
             checkpointer.stop()
         app.state.engine.dispose()
+        close_blob_store(app.state.blob_store)
 
     return lifespan
 
@@ -193,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
+    app.state.blob_store = make_blob_store(settings)
     cache = TreeCache(settings.ledger_cache_mb * 1024 * 1024) if settings.ledger_cache_mb else None
     app.state.sessions = make_session_factory(engine, tree_cache=cache,
                                               group_commit=settings.group_commit,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_HEAD = "0012_key_log"
+SCHEMA_HEAD = "0013_blob_chunks"
 """The newest migration's revision id (bump it with every new migration)."""
 
 

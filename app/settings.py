@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data directory"
     )
+    blob_store: Literal["directory", "database"] = Field(
+        default="directory",
+        description="Where ciphertext blobs live: 'directory' (<data_dir>/blobs) or 'database' "
+                    "(chunked rows in PostgreSQL, shared by several API hosts; refused on "
+                    "SQLite)")
     ledger_origin: str = Field(
         default="",
         description="Checkpoint origin line, chosen once at bootstrap and recorded beside the "

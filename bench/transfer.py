@@ -10,6 +10,13 @@ Targets: >= 150 MB/s on loopback, <= 100 MB RSS per process.
 
 Usage: ``.venv/bin/python bench/transfer.py [--size-mib 1024] [--json out.json]``
 
+``--blob-store database --postgres-url postgresql://postgres@127.0.0.1/postgres``:
+the same on PostgreSQL (a database made for the run and dropped after it)
+with the blobs in it (``CADENA_BLOB_STORE=database``, ``app.blob_db``), and
+served by two hosts: sent through one, fetched through the other (the server
+RSS figure is the larger of the two). Target there: >= 100 MB/s, <= 120 MB
+server RSS.
+
 :class:`Rig` (a bootstrapped server with two liaisons and their profiles) and
 :func:`run_cli` (a measured ``cadena`` child process) are reused by the
 large-file test in ``tests/client``.
@@ -18,10 +25,12 @@ large-file test in ``tests/client``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._server import create_postgres_database, drop_postgres_database  # noqa: E402
 from client.local_server import LocalServer, bootstrap, local_server  # noqa: E402
 from client.profile import Profile, ProfileConfig  # noqa: E402
 from client.sdk import Client  # noqa: E402
@@ -60,13 +70,18 @@ _MEASURED = ("import sys\n"
 
 @dataclass
 class Rig:
-    """A bootstrapped local server, a channel, and liaisons with profiles under ``home``."""
+    """A bootstrapped local server, a channel, and liaisons with profiles under ``home``.
+
+    ``other``: a second host on its own data directory and the same database
+    (``rig(..., two_hosts=True)``); bruno's and carla's profiles point at it.
+    """
 
     server: LocalServer
     home: Path
     channel: str
     keys: dict[str, LiaisonKeys]
     verifier_key: str
+    other: LocalServer | None = None
 
     def client(self, liaison: str) -> Client:
         """An SDK client logged in as ``liaison``."""
@@ -94,24 +109,45 @@ def _enrol(coord: Client, keys: dict[str, LiaisonKeys], channel: str) -> None:
                           members=["ana", "bruno", "carla"])
 
 
+def second_host(first: Path, second: Path) -> None:
+    """Make ``second`` a data directory for another API host of ``first``'s database:
+    a copy of its keys and recorded origin (everything else is in the database)."""
+    second.mkdir(mode=0o700)
+    for path in first.iterdir():
+        if path.is_file() and (path.suffix in (".key", ".origin")):
+            shutil.copy2(path, second / path.name)  # keeps 0600
+
+
 @contextmanager
-def rig(root: Path, *, database_url: str | None = None) -> Iterator[Rig]:
-    """Bootstrap and serve ``root/server``; enrol ana, bruno, carla (prosecutors) and audra."""
+def rig(root: Path, *, database_url: str | None = None, extra: dict[str, str] | None = None,
+        two_hosts: bool = False) -> Iterator[Rig]:
+    """Bootstrap and serve ``root/server``; enrol ana, bruno, carla (prosecutors) and audra.
+
+    ``extra``: more server settings; ``two_hosts``: also serve ``root/server2`` (needs
+    ``database_url``), the host bruno and carla use.
+    """
     names = ("coord", "ana", "bruno", "carla", "audra")
     keys = {name: LiaisonKeys.generate() for name in names}
     public = root / "coord-public.json"
     data = keys["coord"].public.to_json()
     public.write_text(json.dumps({"signing_public": data["sign"],
                                   "encryption_public": data["box"]}), encoding="utf-8")
-    verifier = bootstrap(root / "server", public, database_url=database_url)
-    with local_server(root / "server", database_url=database_url) as server:
+    verifier = bootstrap(root / "server", public, database_url=database_url, extra=extra)
+    with local_server(root / "server", database_url=database_url, extra=extra) as server:
         with Client(server.url, credentials=Credentials("coord", keys["coord"])) as coord:
             _enrol(coord, keys, "bench")
             wait_until_proven(DirectoryAPI(coord.session), "audra")  # the last one enrolled
         home = root / "home"
-        for name in names:
-            _profile(home, name, keys[name], server.url, verifier)
-        yield Rig(server, home, "bench", keys, verifier)
+        with contextlib.ExitStack() as stack:
+            other = None
+            if two_hosts:
+                second_host(root / "server", root / "server2")
+                other = stack.enter_context(local_server(root / "server2",
+                                                         database_url=database_url, extra=extra))
+            for name in names:
+                host = other if other is not None and name in ("bruno", "carla") else server
+                _profile(home, name, keys[name], host.url, verifier)
+            yield Rig(server, home, "bench", keys, verifier, other)
 
 
 @dataclass
@@ -180,29 +216,37 @@ def _check(step: str, result: Measured) -> None:
         raise SystemExit(f"{step} failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def measure(size: int, root: Path) -> dict[str, Any]:
-    """Send and fetch one attachment of ``size`` bytes; return the figures."""
+def measure(size: int, root: Path, *, database_url: str | None = None,
+            blob_store: str = "directory") -> dict[str, Any]:
+    """Send and fetch one attachment of ``size`` bytes; return the figures.
+
+    ``blob_store="database"``: two hosts, sent through one and fetched through the other.
+    """
     source = root / "evidence.bin"
     want = write_file(source, size)
-    with rig(root) as r:
-        idle_server = r.server.peak_rss()
-        server_cpu = [process_cpu(r.server.pid)]
+    two = blob_store == "database"
+    with rig(root, database_url=database_url, extra={"CADENA_BLOB_STORE": blob_store},
+             two_hosts=two) as r:
+        hosts = [r.server] if r.other is None else [r.server, r.other]
+        idle_server = max(h.peak_rss() for h in hosts)
+        server_cpu = [sum(process_cpu(h.pid) for h in hosts)]
         sent = run_cli(r.home, ["send", "--profile", "ana", "--to", "bruno", "--channel",
                                 "bench", "--text", "bench", "--attach", str(source),
                                 "--evaluation", "B2", "--quiet", "--json",
                                 "--workdir", str(root)])
         _check("send", sent)
-        server_cpu.append(process_cpu(r.server.pid))
+        server_cpu.append(sum(process_cpu(h.pid) for h in hosts))
         packet = json.loads(sent.stdout)["id"]
         got = run_cli(r.home, ["fetch", packet, "--profile", "bruno", "--out",
                                str(root / "got"), "--quiet", "--json"])
         _check("fetch", got)
-        server_cpu.append(process_cpu(r.server.pid))
-        server_peak = r.server.peak_rss()
+        server_cpu.append(sum(process_cpu(h.pid) for h in hosts))
+        server_peak = max(h.peak_rss() for h in hosts)
     if file_sha256(root / "got" / "attachments" / source.name) != want:
         raise SystemExit("the fetched file differs from the original")
     mb = size / 1e6
-    return {"size_bytes": size, "send_seconds": sent.seconds, "fetch_seconds": got.seconds,
+    return {"size_bytes": size, "blob_store": blob_store,
+            "send_seconds": sent.seconds, "fetch_seconds": got.seconds,
             "send_mb_s": mb / sent.seconds, "fetch_mb_s": mb / got.seconds,
             "round_trip_mb_s": mb / (sent.seconds + got.seconds),
             "send_client_peak_rss_mb": sent.peak_rss / MIB,
@@ -216,6 +260,7 @@ def measure(size: int, root: Path) -> dict[str, Any]:
 
 def _table(figures: dict[str, Any]) -> None:
     rows = [("size", f"{figures['size_bytes'] / MIB:.0f} MiB"),
+            ("blob store", figures["blob_store"]),
             ("send (seal + upload + submit)", f"{figures['send_seconds']:.2f} s, "
                                               f"{figures['send_mb_s']:.0f} MB/s"),
             ("fetch (download + verify + decrypt + receipt)",
@@ -240,9 +285,22 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="attachment size in MiB")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--blob-store", choices=("directory", "database"), default="directory",
+                        help="database: PostgreSQL (--postgres-url), two hosts")
+    parser.add_argument("--postgres-url", help="PostgreSQL admin URL (a database is made and "
+                                               "dropped); needed by --blob-store database")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cadena-bench-", dir=args.dir) as tmp:
-        figures = measure(args.size_mib * MIB, Path(tmp))
+    if args.blob_store == "database" and not args.postgres_url:
+        parser.error("--blob-store database needs --postgres-url")
+    database_url = (create_postgres_database(args.postgres_url, "cadena_bench_transfer")
+                    if args.postgres_url else None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cadena-bench-", dir=args.dir) as tmp:
+            figures = measure(args.size_mib * MIB, Path(tmp), database_url=database_url,
+                              blob_store=args.blob_store)
+    finally:
+        if database_url is not None:
+            drop_postgres_database(args.postgres_url, database_url)
     _table(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from app.models.auth import AuthChallenge, AuthToken
 from app.models.base import Base
+from app.models.blob import Blob as Blob
 from app.models.certificate import CustodyCertificate as CustodyCertificate
 from app.models.channel import Channel, ChannelMember
 from app.models.event import Event as Event

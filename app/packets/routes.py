@@ -18,7 +18,7 @@ from app.auth.service import Principal
 from app.blobs import (
     SHA256_PATTERN,
     BlobResponse,
-    BlobStore,
+    BlobStorage,
     BlobStoreDep,
     ContentTooLarge,
     RangeNotSatisfiable,
@@ -57,7 +57,8 @@ router = APIRouter(tags=["packets"], route_class=UnitOfWorkRoute)
 packets = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=UnitOfWorkRoute)
 
 
-async def _receive(request: Request, store: BlobStore, sha256: str, limit: int) -> StoredBlob:
+async def _receive(request: Request, store: BlobStorage, sha256: str,
+                   limit: int) -> StoredBlob:
     writer = await run_in_threadpool(store.writer, sha256, limit)
     return await receive_blob(request.stream(), writer)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.blobs import BlobStore, ByteRange, StoredBlob, parse_range
+from app.blobs import BlobStorage, ByteRange, StoredBlob, parse_range
 from app.errors import NotFound, Unavailable
 from app.identity import repository as liaisons
 from app.ledger import Reason, deny, draft, now, record
@@ -172,8 +172,8 @@ def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
     return Retrieved(access, view, contents.streams, entry)
 
 
-def download(session: Session, store: BlobStore, by: Principal, packet_id: str, *, index: int,
-             range_header: str | None) -> Download:
+def download(session: Session, store: BlobStorage, by: Principal, packet_id: str, *,
+             index: int, range_header: str | None) -> Download:
     """Grant a download of ciphertext stream ``index`` (or a byte range of it); logged."""
     access = packet_access(session, by, packet_id, "packet.download", deliver=True)
     stream = repo.stream(session, packet_id, index)

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
-from app.blobs import BlobStore
+from app.blobs import BlobStorage
 from app.clearances.schemas import level_name
 from app.events.service import notify
 from app.identity import repository as liaisons
@@ -195,7 +195,8 @@ def _decode_inline(header: PacketHeader, inline: Sequence[InlineStream]) -> dict
     return found
 
 
-def _check_streams(store: BlobStore, header: PacketHeader, inline: Mapping[int, bytes]) -> None:
+def _check_streams(store: BlobStorage, header: PacketHeader,
+                   inline: Mapping[int, bytes]) -> None:
     for index, expected in enumerate(header.streams):
         if index in inline:
             continue
@@ -247,7 +248,7 @@ def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
     return details
 
 
-def submit(session: Session, store: BlobStore, by: Principal, envelope_b64: str,
+def submit(session: Session, store: BlobStorage, by: Principal, envelope_b64: str,
            *, inline: Sequence[InlineStream]) -> Submitted:
     """Verify, check and store a packet; append ``packet.submit`` with the sender's signature.
 

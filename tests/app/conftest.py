@@ -141,12 +141,18 @@ def postgres_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
     yield from _world(postgres_url, tmp_path)
 
 
-def _world(db_url: str, tmp_path: Path) -> Iterator[World]:
+@pytest.fixture
+def blob_db_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
+    """A bootstrapped Cadena service on PostgreSQL with its blobs in the database."""
+    yield from _world(postgres_url, tmp_path, blob_store="database")
+
+
+def _world(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[World]:
     # Every refusal logged one by one (the flood tests set their own budget).
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url,
                         checkpoint_interval=3600, ledger_origin="test.cadena/ledger",
                         refusals_logged_per_interval=1_000_000,
-                        refusals_logged_per_liaison=1_000_000)
+                        refusals_logged_per_liaison=1_000_000, **overrides)
     settings.data_dir.mkdir(mode=0o700)  # as cadena-server makes it (it refuses a wider one)
     coordinator = Person("coord", LiaisonKeys.generate())
     engine = make_engine(db_url)

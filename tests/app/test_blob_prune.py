@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from app import blob_prune
 from app.blob_prune import PRUNED_SUFFIX, UPLOAD_PREFIX, prune
-from app.blobs import BlobStore, get_blob_store
+from app.blobs import BlobStore
 from app.cli import cli
 from app.ledger import recording as audit
 from app.ledger.engine import make_engine
@@ -54,7 +54,7 @@ def factory(world: World) -> Iterator[sessionmaker[UnitOfWork]]:
 
 
 def _store(world: World) -> BlobStore:
-    return get_blob_store(world.settings)
+    return BlobStore(world.settings.data_dir / "blobs")
 
 
 def _age(path: Path, hours: float) -> None:

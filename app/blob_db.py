@@ -1,0 +1,338 @@
+"""The database blob store: ciphertext in PostgreSQL, shared by every API host.
+
+``CADENA_BLOB_STORE=database`` keeps blobs in the database instead of the data
+directory, so that several ``cadena-server serve`` hosts on one PostgreSQL
+database serve each other's uploads (docs/adr/0024-blobs-in-postgresql-chunked-rows.md).
+A blob is cut into rows of :data:`CHUNK_BYTES` (``blob_chunks``) and listed in
+``blobs`` (size, chunk size, last upload).
+
+A write is one transaction on a connection of its own: the chunks are inserted
+as they arrive (one chunk buffered, so memory stays constant), and the
+``blobs`` row only after the digest checked, then COMMIT (durable: PostgreSQL
+syncs its WAL). A partial, refused or interrupted upload is rolled back,
+even by a crash: never visible (DESIGN.md invariant 4). Two uploads of one
+digest at once: the second is refused (409, ``upload-in-progress``) rather
+than left waiting on the first's rows, which would hold a request thread.
+
+Reads fetch one chunk (or the part of it a range needs) per query, from a
+short transaction each, so a slow client holds no connection. The store has
+engines of its own (transfers: :data:`POOL_SIZE` + :data:`POOL_OVERFLOW`
+connections per process; lookups: :data:`LOOKUP_POOL`), so long uploads never
+starve the requests' pool, nor a submission's stream check (under the ledger
+head lock) wait for a transfer. A transfer that finds no connection free is
+answered 503 (``unavailable``) and keeps nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import threading
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.blobs import (
+    SEND_CHUNK,
+    BlobDigestMismatch,
+    BlobStorage,
+    BlobStore,
+    ByteRange,
+    ContentTooLarge,
+    InsufficientStorage,
+    StoredBlob,
+)
+from app.errors import CadenaError, Unavailable
+from app.ledger import make_engine, now
+from app.models.blob import Blob, BlobChunk
+from app.settings import Settings
+
+CHUNK_BYTES = 1 << 20
+"""Bytes per ``blob_chunks`` row (the last row of a blob may hold fewer)."""
+POOL_SIZE = 2
+POOL_OVERFLOW = 14
+"""Connections of the store's transfer engine: at most 16 blob transfers at once per process;
+past them (after the pool's wait) 503."""
+LOOKUP_POOL = 2
+"""Connections of the store's lookup engine (sizes, last uploads): a submission checks its
+streams under the ledger head lock, and must never wait there for a transfer's connection."""
+_DISK_FULL = "53100"
+_INSERT = "INSERT INTO blob_chunks (sha256, seq, data) VALUES (%s, %s, %b)"
+_SLICE = "SELECT substring(data FROM %s FOR %s) FROM blob_chunks WHERE sha256 = %s AND seq = %s"
+
+
+class UploadInProgress(CadenaError):
+    """Another upload of the same blob is under way; nothing was kept."""
+
+    status, code, title = 409, "upload-in-progress", "Upload in progress"
+
+
+def blob_store_conflict(settings: Settings) -> str | None:
+    """Why ``settings`` cannot have the blob store it names, or ``None``."""
+    if settings.blob_store == "database" and not settings.resolved_database_url().startswith(
+            ("postgresql", "postgres:")):
+        return ("CADENA_BLOB_STORE=database needs PostgreSQL (CADENA_DATABASE_URL="
+                "postgresql://...): on SQLite the blobs stay in the data directory "
+                "(CADENA_BLOB_STORE=directory)")
+    return None
+
+
+def make_blob_store(settings: Settings) -> BlobStorage:
+    """The blob store ``settings`` name; ``ValueError`` for ``database`` on SQLite."""
+    conflict = blob_store_conflict(settings)
+    if conflict is not None:
+        raise ValueError(conflict)
+    if settings.blob_store == "database":
+        url = settings.resolved_database_url()
+        return DatabaseBlobStore(
+            make_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW),
+            lookups=make_engine(url, pool_size=LOOKUP_POOL, max_overflow=LOOKUP_POOL))
+    return BlobStore(settings.data_dir / "blobs")
+
+
+def close_blob_store(store: BlobStorage) -> None:
+    """Release what the store holds (the database store's connections)."""
+    if isinstance(store, DatabaseBlobStore):
+        store.close()
+
+
+@contextlib.contextmanager
+def _busy_is_503() -> Iterator[None]:
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise Unavailable("every blob transfer connection is busy; try again") from exc
+
+
+def _lock_key(sha256: str) -> int:
+    return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    return getattr(exc, "sqlstate", None) == _DISK_FULL
+
+
+class DatabaseBlobWriter:
+    """One streaming write of a blob into the database (see the module docstring).
+
+    Thread-safe as :class:`app.blobs.BlobWriter`: an abort waits for a write
+    still running in a worker thread.
+    """
+
+    def __init__(self, engine: Engine, expected: str, max_bytes: int, chunk_bytes: int) -> None:
+        self._expected = expected
+        self._max = max_bytes
+        self._chunk = chunk_bytes
+        self._hash = hashlib.sha256()
+        self._lock = threading.Lock()
+        self._buffer = bytearray()
+        self._seq = 0
+        self.size = 0
+        conn = engine.connect()
+        try:
+            conn.begin()
+            # Keyed by the digest's first 64 bits (Cadena takes no other advisory lock):
+            # two different blobs collide once in 2**64, and then wait for a retry.
+            locked = conn.execute(select(func.pg_try_advisory_xact_lock(
+                _lock_key(expected)))).scalar_one()
+            if not locked:
+                raise UploadInProgress("another upload of this blob is under way; try again "
+                                       "when it ends")
+            self._exists = conn.execute(select(Blob.size).where(
+                Blob.sha256 == expected)).scalar_one_or_none() is not None
+        except BaseException:
+            conn.close()  # rolls back
+            raise
+        self._conn: Connection | None = conn
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; raise (and roll back) past the size limit or on a full disk."""
+        self.write_all((chunk,))
+
+    def write_all(self, chunks: Sequence[bytes]) -> None:
+        """Append each of ``chunks`` in order, inserting every full chunk row."""
+        with self._lock:
+            if self.size + sum(len(c) for c in chunks) > self._max:
+                self._abort()
+                raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
+            if self._conn is None:
+                raise RuntimeError("write after the writer was closed")
+            for chunk in chunks:
+                self._hash.update(chunk)
+                self.size += len(chunk)
+                if self._exists:  # the same bytes are stored: only their digest is checked
+                    continue
+                self._buffer += chunk
+                while len(self._buffer) >= self._chunk:
+                    self._insert(bytes(self._buffer[:self._chunk]))
+                    del self._buffer[:self._chunk]
+
+    def commit(self) -> StoredBlob:
+        """Check the digest, insert the last chunk and the ``blobs`` row, COMMIT."""
+        with self._lock:
+            if self._hash.hexdigest() != self._expected:
+                self._abort()
+                raise BlobDigestMismatch("the uploaded bytes do not hash to the blob id")
+            if self._conn is None:
+                raise RuntimeError("commit after the writer was closed")
+            if self._exists:
+                self._abort()
+                return StoredBlob(self._expected, self.size, created=False)
+            if self._buffer:
+                self._insert(bytes(self._buffer))
+                self._buffer.clear()
+            try:
+                self._conn.execute(insert(Blob).values(
+                    sha256=self._expected, size=self.size, chunk_bytes=self._chunk,
+                    stored_at=now()))
+                self._conn.commit()
+            except DBAPIError as exc:
+                self._fail(exc)
+            self._abort()
+            return StoredBlob(self._expected, self.size, created=True)
+
+    def abort(self) -> None:
+        """Roll back and return the connection (safe to call more than once)."""
+        with self._lock:
+            self._abort()
+
+    def _insert(self, data: bytes) -> None:
+        assert self._conn is not None  # noqa: S101 (write_all and commit checked it)
+        try:
+            # The driver's own cursor, the bytes sent in binary (%b): SQLAlchemy's
+            # statement adds nothing here but its overhead, once a MiB.
+            with self._conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(_INSERT, (self._expected, self._seq, data))
+        except psycopg.Error as exc:
+            self._fail_driver(exc)
+        self._seq += 1
+
+    def _abort(self) -> None:
+        self._buffer = bytearray()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()  # rolls back an open transaction
+
+    def _fail(self, exc: DBAPIError) -> None:
+        self._abort()
+        if _disk_full(exc.orig):
+            raise InsufficientStorage("the blob store is full; nothing was kept") from exc
+        raise exc
+
+    def _fail_driver(self, exc: psycopg.Error) -> None:
+        self._abort()
+        if _disk_full(exc):
+            raise InsufficientStorage("the blob store is full; nothing was kept") from exc
+        raise exc
+
+
+@dataclass(frozen=True)
+class _Layout:
+    size: int
+    chunk_bytes: int
+
+
+class DatabaseBlobStore:
+    """Blobs as chunked rows in PostgreSQL (the ``database`` :class:`~app.blobs.BlobStorage`)."""
+
+    def __init__(self, engine: Engine, chunk_bytes: int = CHUNK_BYTES, *,
+                 lookups: Engine | None = None) -> None:
+        self.engine = engine
+        self.lookups = lookups or engine
+        self.chunk_bytes = chunk_bytes
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.engine.dispose()
+        self.lookups.dispose()
+
+    def _layout(self, sha256: str) -> _Layout | None:
+        with self.lookups.connect() as conn:
+            row = conn.execute(select(Blob.size, Blob.chunk_bytes)
+                               .where(Blob.sha256 == sha256)).one_or_none()
+        return None if row is None else _Layout(row.size, row.chunk_bytes)
+
+    def size(self, sha256: str) -> int | None:
+        """The size of the stored blob, or ``None`` if it is absent."""
+        layout = self._layout(sha256)
+        return None if layout is None else layout.size
+
+    def refresh(self, sha256: str) -> int | None:
+        """:meth:`size`, after setting the blob's last upload to now (it was uploaded again)."""
+        with self.lookups.begin() as conn:
+            return conn.execute(update(Blob).where(Blob.sha256 == sha256)
+                                .values(stored_at=now()).returning(Blob.size)
+                                ).scalar_one_or_none()
+
+    def writer(self, sha256: str, max_bytes: int) -> DatabaseBlobWriter:
+        """Start writing the blob ``sha256`` (409 while another upload of it is under way)."""
+        with _busy_is_503():
+            return DatabaseBlobWriter(self.engine, sha256, max_bytes, self.chunk_bytes)
+
+    def _pieces(self, sha256: str, byte_range: ByteRange | None
+                ) -> Iterator[tuple[int, int, int]]:
+        """``(seq, offset, length)`` of every read the blob (or range) needs, in order."""
+        layout = self._layout(sha256)
+        if layout is None:
+            raise FileNotFoundError(f"no blob {sha256}")
+        first = 0 if byte_range is None else byte_range.first
+        end = layout.size if byte_range is None else byte_range.last + 1
+        step = min(layout.chunk_bytes, SEND_CHUNK)
+        position = first
+        while position < end:
+            seq, offset = divmod(position, layout.chunk_bytes)
+            length = min(step, layout.chunk_bytes - offset, end - position)
+            yield seq, offset, length
+            position += length
+
+    def _fetch(self, sha256: str, seq: int, offset: int, length: int) -> bytes:
+        # Binary results: bytea as text is hex, twice the bytes and a decode (4x slower).
+        with _busy_is_503(), self.engine.connect() as conn, \
+                conn.connection.dbapi_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            cursor.execute(_SLICE, (offset + 1, length, sha256, seq))
+            row = cursor.fetchone()  # the pool rolls the read back on return
+        if row is None or len(row[0]) != length:  # pruned while being read
+            raise FileNotFoundError(f"blob {sha256} is gone")
+        data: bytes = row[0]
+        return data
+
+    def read(self, sha256: str, byte_range: ByteRange | None = None) -> Iterator[bytes]:
+        """Yield the blob (or ``byte_range`` of it), one query per chunk."""
+        for seq, offset, length in self._pieces(sha256, byte_range):
+            yield self._fetch(sha256, seq, offset, length)
+
+    async def stream(self, sha256: str, byte_range: ByteRange | None = None
+                     ) -> AsyncGenerator[bytes, None]:
+        """Yield the blob (or ``byte_range`` of it), fetching the next chunk while one is sent.
+
+        Queries run in a worker thread; memory stays at two chunks.
+        """
+        pieces = await run_in_threadpool(lambda: list(self._pieces(sha256, byte_range)))
+        ahead: asyncio.Future[bytes] | None = None
+        try:
+            for i in range(len(pieces)):
+                if ahead is None:
+                    ahead = asyncio.ensure_future(run_in_threadpool(self._fetch, sha256,
+                                                                    *pieces[i]))
+                chunk = await ahead
+                ahead = (asyncio.ensure_future(run_in_threadpool(self._fetch, sha256,
+                                                                 *pieces[i + 1]))
+                         if i + 1 < len(pieces) else None)
+                yield chunk
+        finally:
+            if ahead is not None:  # observe its outcome, so that no error goes unreported
+                ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def delete_blobs(session: Session, digests: Sequence[str]) -> None:
+    """Delete ``digests`` (rows and chunks) in ``session``'s transaction (pruning)."""
+    if digests:
+        session.execute(delete(BlobChunk).where(BlobChunk.sha256.in_(list(digests))))
+        session.execute(delete(Blob).where(Blob.sha256.in_(list(digests))))
