@@ -233,6 +233,10 @@ async def receive_blob(body: AsyncIterator[bytes], writer: BlobWriter) -> Stored
 class BlobStore:
     """Content-addressed ciphertext files under ``root``."""
 
+    in_database = False
+    """Whether the blobs live in the database (then a database snapshot covers them);
+    a backup copies a store's files only when they do not (:mod:`app.backup`)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
 
