@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -96,14 +97,26 @@ class Sources:
     """Archive name (``ledger.key``) → file; only files that exist are archived."""
 
 
+LEDGER_KEY, LEDGER_ORIGIN, SEAL_KEY = "ledger.key", "ledger.key.origin", "certificate-seal.key"
+"""The archive's names of the keys with a role, wherever the settings put them."""
+
+
 def key_files(data_dir: Path, ledger_key: Path, seal_key: Path) -> dict[str, Path]:
-    """The keys a backup covers: the ledger key and origin, the seal key, other ``*.key``."""
-    found = {ledger_key.name: ledger_key, ledger_key.name + ".origin":
-             ledger_key.with_name(ledger_key.name + ".origin"), seal_key.name: seal_key}
+    """The keys a backup covers (archive name → file), or a restore writes.
+
+    The ledger key, its origin and the seal key under their role's name
+    (their settings may place them anywhere), then any other ``*.key`` file
+    in the data directory under its own name.
+    """
+    roles = {LEDGER_KEY: ledger_key, LEDGER_ORIGIN: ledger_key.with_name(
+        ledger_key.name + ".origin"), SEAL_KEY: seal_key}
+    found = dict(roles)
+    taken = {path.resolve() for path in roles.values()}
     if data_dir.is_dir():
         for path in sorted(data_dir.glob("*.key")):
-            found.setdefault(path.name, path)
-    return {name: path for name, path in found.items() if path.is_file()}
+            if path.resolve() not in taken and path.name not in found:
+                found[path.name] = path
+    return found
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
@@ -231,7 +244,8 @@ def backup(sources: Sources, out: Path, recipient: LiaisonPublicKeys | None = No
                                           f"{sources.blob_store.root}")
                     files.append((f"blobs/{sha[:2]}/{sha[2:4]}/{sha}", path))
             for name, path in sources.keys.items():
-                files.append((f"keys/{name}", path))
+                if path.is_file():
+                    files.append((f"keys/{name}", path))
             for name, path in files:
                 digest, size = _sha256_file(path)
                 if name.startswith("blobs/") and digest != name.rsplit("/", 1)[1]:
@@ -260,7 +274,7 @@ def backup(sources: Sources, out: Path, recipient: LiaisonPublicKeys | None = No
             sink.flush()
             os.fsync(sink.fileno())
         partial.rename(out)
-    keys = tuple(sorted(sources.keys))
+    keys = tuple(sorted(name for name, path in sources.keys.items() if path.is_file()))
     return BackupReport(out, state, len(blobs), keys, recipient is not None)
 
 
@@ -309,10 +323,14 @@ def _read_manifest(tar: tarfile.TarFile) -> tuple[tarfile.TarInfo, dict[str, Any
     return first, manifest
 
 
+_BLOB_NAME = re.compile(r"blobs/([0-9a-f]{2})/([0-9a-f]{2})/(\1\2[0-9a-f]{60})")
+_KEY_NAME = re.compile(r"keys/[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def _safe_name(name: str) -> bool:
-    parts = name.split("/")
-    return (len(parts) >= 2 and parts[0] in {"database", "blobs", "keys"}
-            and all(p not in {"", ".", ".."} for p in parts) and not name.startswith("/"))
+    """A member name restore may write: the database, a blob by its digest, a key file."""
+    return (name in {SQLITE_MEMBER, POSTGRES_MEMBER} or _BLOB_NAME.fullmatch(name) is not None
+            or _KEY_NAME.fullmatch(name) is not None)
 
 
 def verify_archive(tar_path: Path, unpack: Path) -> dict[str, Any]:
@@ -330,7 +348,10 @@ def verify_archive(tar_path: Path, unpack: Path) -> dict[str, Any]:
                 if member is first:
                     continue
                 name = member.name
-                if not member.isfile() or not _safe_name(name) or name not in expected:
+                if not member.isfile() or not _safe_name(name):
+                    raise BackupError(f"the archive holds {name!r}, not a file restore may "
+                                      "write (tampered?)")
+                if name not in expected:
                     raise BackupError(f"the archive holds {name!r}, which the manifest "
                                       "does not name (tampered?)")
                 if name in seen:
@@ -472,6 +493,16 @@ def restore(archive: Path, targets: Targets, identity: LiaisonKeys | None = None
         unpack = work / "unpacked"
         unpack.mkdir(mode=0o700)
         manifest = verify_archive(tar_path, unpack)
+        member = SQLITE_MEMBER if manifest.get("database") == "sqlite" else POSTGRES_MEMBER
+        if member not in manifest["members"]:
+            raise BackupError(f"the archive holds no {member}")
+        key_targets = {name: targets.keys.get(name.split("/", 1)[1],
+                                              targets.data_dir / name.split("/", 1)[1])
+                       for name in manifest["members"] if name.startswith("keys/")}
+        present = [str(path) for path in key_targets.values() if path.exists()]
+        if present and not force:
+            raise BackupError(f"{present[0]} exists already: restore never overwrites a key "
+                              "(give --force to replace it)")
         if force:
             _clear_database(targets.database_url)
         _place_database(manifest, unpack, targets.database_url)
@@ -479,9 +510,8 @@ def restore(archive: Path, targets: Targets, identity: LiaisonKeys | None = None
             if name.startswith("blobs/"):
                 sha = name.rsplit("/", 1)[1]
                 _place(unpack / name, targets.blob_store.path(sha), force=force)
-            elif name.startswith("keys/"):
-                key = name.split("/", 1)[1]
-                _place(unpack / name, targets.keys.get(key, targets.data_dir / key), force=force)
+            elif name in key_targets:
+                _place(unpack / name, key_targets[name], force=force)
     return manifest
 
 

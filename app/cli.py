@@ -583,12 +583,8 @@ def restore(
     settings = get_settings()
     _data_dir(settings)
     operator = _operator_identity(identity) if identity is not None else None
-    keys = _backup_keys(settings)
-    keys.setdefault("ledger.key", settings.resolved_ledger_key_path())
-    keys.setdefault("ledger.key.origin", settings.resolved_ledger_origin_path())
-    keys.setdefault("certificate-seal.key", settings.resolved_seal_key_path())
     targets = Targets(settings.data_dir, settings.resolved_database_url(),
-                      get_blob_store(settings), keys)
+                      get_blob_store(settings), _backup_keys(settings))
     try:
         manifest = run_restore(archive, targets, operator, force=force)
     except BackupError as exc:

@@ -18,6 +18,7 @@ import sqlite3
 import stat
 import threading
 import time
+from hashlib import sha256
 from pathlib import Path
 
 import httpx
@@ -344,3 +345,23 @@ def test_tampered_or_truncated_archive_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "does not name" in done.stderr
     assert not (target.data_dir / "attacker.key").exists()
+
+    # A forged manifest that names its own traversal: the name alone is refused.
+    forged = tmp_path / "forged"
+    with tarfile.open(forged, "w") as tar:
+        evil = b"owned"
+        manifest = {"format": "cadena-backup/1", "database": "sqlite",
+                    "ledger": {"size": 0, "root": "", "checkpoint_size": 0},
+                    "members": {"keys/../../escape": {"sha256": sha256(evil).hexdigest(),
+                                                      "size": len(evil)}}}
+        for name, content in (("manifest.json", json.dumps(manifest).encode()),
+                              ("keys/../../escape", evil)):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    target = ServerConfig(tmp_path / "deep" / "t-forged")
+    done = run_command(target.env(), ["restore", str(forged)])
+    assert done.returncode == 1
+    assert "not a file restore may write" in done.stderr
+    assert not (tmp_path / "deep" / "escape").exists()
+    assert not (tmp_path / "escape").exists()
