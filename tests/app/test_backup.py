@@ -365,3 +365,20 @@ def test_tampered_or_truncated_archive_is_refused(tmp_path: Path) -> None:
     assert "not a file restore may write" in done.stderr
     assert not (tmp_path / "deep" / "escape").exists()
     assert not (tmp_path / "escape").exists()
+
+
+def test_an_unreachable_witness_is_reported_not_trusted(tmp_path: Path) -> None:
+    """A witness that does not answer proves nothing: said so, and the restore stands."""
+    from tests.reliability.harness import free_port
+
+    source = ServerConfig(tmp_path / "live")
+    new_coordinator(source)
+    run_cli(source, "ledger", "checkpoint")
+    archive = tmp_path / "a.cadena-backup"
+    run_cli(source, "backup", "--out", str(archive))
+    nobody = f"http://127.0.0.1:{free_port()}"
+    target = ServerConfig(tmp_path / "restored")
+    done = run_command(target.env(), ["restore", str(archive), "--witness", nobody])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"witness {nobody} at {nobody}: no answer" in done.stderr
+    assert "no witness answered" in done.stderr
