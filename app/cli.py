@@ -574,9 +574,10 @@ def restore(
     The manifest is checked before anything is written; afterwards the ledger is
     verified and compared with what the witnesses cosigned (exit 3 if behind).
     """
-    from app.backup import BackupError, Targets, restored_ledger
-    from app.backup import restore as run_restore
+    from app.backup import BackupError
     from app.blobs import get_blob_store
+    from app.restore import Targets, restored_ledger
+    from app.restore import restore as run_restore
     from app.settings import get_settings
     from app.witnesses.behind import EXIT_BEHIND
 
