@@ -568,6 +568,9 @@ def restore(
                                help="Replace a data directory or database that is not empty"),
     witness: list[str] = typer.Option(
         [], "--witness", help="Also ask this witness URL (one registered after the backup)"),
+    ledger_key: str | None = typer.Option(
+        None, "--ledger-key", help="The ledger verifier key auditors pin: the restored key "
+        "must be it, and every checkpoint must verify under it"),
 ) -> None:
     """Restore an archive into an empty data directory and database, then check it.
 
@@ -603,11 +606,23 @@ def restore(
     typer.echo(f"restored {archive}: ledger of {state.size} entries, root {state.root}")
     get_settings.cache_clear()  # the origin file is restored now: read it
     settings = get_settings()
-    ledger_verify(key=None, jobs=1, as_json=False)  # exits 1 on any fault
+    if ledger_key is not None:
+        _same_ledger_key(settings, ledger_key)
+    ledger_verify(key=ledger_key, jobs=1, as_json=False)  # exits 1 on any fault
     if _behind_witnesses(settings, witness):
         raise typer.Exit(code=EXIT_BEHIND)
     typer.echo("ok: the restored ledger is not behind any witness that answered; serve may "
                "start")
+
+
+def _same_ledger_key(settings: Settings, pinned: str) -> None:
+    """Exit 1 unless the restored ledger key is the one auditors pin (``pinned``)."""
+    restored = str(_ledger_verifier(settings, None))
+    if restored != pinned.strip():
+        typer.echo(f"error: the restored ledger key is {restored}, not the pinned {pinned}: "
+                   "this archive is not this ledger's (or was forged)", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("the restored ledger key is the pinned one")
 
 
 def main() -> None:

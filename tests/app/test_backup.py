@@ -372,13 +372,33 @@ def test_an_unreachable_witness_is_reported_not_trusted(tmp_path: Path) -> None:
     from tests.reliability.harness import free_port
 
     source = ServerConfig(tmp_path / "live")
-    new_coordinator(source)
+    _, verifier = new_coordinator(source)
     run_cli(source, "ledger", "checkpoint")
     archive = tmp_path / "a.cadena-backup"
     run_cli(source, "backup", "--out", str(archive))
     nobody = f"http://127.0.0.1:{free_port()}"
     target = ServerConfig(tmp_path / "restored")
-    done = run_command(target.env(), ["restore", str(archive), "--witness", nobody])
+    done = run_command(target.env(), ["restore", str(archive), "--witness", nobody,
+                                      "--ledger-key", verifier])
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "the restored ledger key is the pinned one" in done.stdout
     assert f"witness {nobody} at {nobody}: no answer" in done.stderr
     assert "no witness answered" in done.stderr
+
+
+def test_an_archive_of_another_ledger_is_refused_under_the_pinned_key(tmp_path: Path) -> None:
+    """An archive made (or forged) with another ledger key: not the ledger auditors pin."""
+    from nacl.signing import SigningKey
+
+    from ledger import NoteSigner
+    from tests.reliability.harness import ORIGIN
+
+    source = ServerConfig(tmp_path / "live")
+    new_coordinator(source)
+    archive = tmp_path / "a.cadena-backup"
+    run_cli(source, "backup", "--out", str(archive))
+    pinned = NoteSigner(ORIGIN, SigningKey.generate()).verifier_key()
+    target = ServerConfig(tmp_path / "restored")
+    done = run_command(target.env(), ["restore", str(archive), "--ledger-key", pinned])
+    assert done.returncode == 1
+    assert "not the pinned" in done.stderr
