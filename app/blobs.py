@@ -276,8 +276,12 @@ async def receive_blob(body: AsyncIterator[bytes], writer: BlobSink) -> StoredBl
 class BlobStore:
     """Content-addressed ciphertext files under ``root`` (the directory :class:`BlobStorage`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, in_database: bool = False) -> None:
         self.root = root
+        self.in_database = in_database
+        """Whether the deployment keeps its blobs in the database instead
+        (``CADENA_BLOB_STORE=database``): then a database snapshot covers them,
+        and a backup copies no file from here (:mod:`app.backup`)."""
 
     def path(self, sha256: str) -> Path:
         """Where the blob ``sha256`` lives (``ab/cd/<hex>``)."""

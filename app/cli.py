@@ -14,7 +14,9 @@ from typer.core import TyperOption
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from app.blobs import BlobStore
     from app.settings import Settings
+    from crypto import LiaisonKeys, LiaisonPublicKeys
     from ledger import LedgerReport, NoteVerifier
 
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
@@ -123,6 +125,7 @@ def serve(
     if migrated.returncode != 0:
         typer.echo("error: the database migrations failed", err=True)
         raise typer.Exit(code=1)
+    _refuse_if_behind(settings)
     scheme = "https" if tls else "http"
     typer.echo(f"Cadena serving on {scheme}://{host}:{port} (data in {settings.data_dir})",
                err=True)
@@ -147,6 +150,43 @@ def serve(
                               "--factory", "--host", host, "--port", str(port),
                               "--workers", str(workers), "--log-level", "warning",
                               "--no-access-log", *uvicorn_tls])
+
+
+def _behind_witnesses(settings: Settings, extra_urls: list[str]) -> bool:
+    """Ask the witnesses whether they cosigned more than this ledger holds; say what they said.
+
+    True when the ledger is behind them (the refusal has been printed).
+    """
+    from sqlalchemy.pool import NullPool
+
+    from app.ledger import make_engine, make_session_factory
+    from app.witnesses.behind import check
+
+    engine = make_engine(settings.resolved_database_url(), poolclass=NullPool)
+    try:
+        with make_session_factory(engine)() as session:
+            report = check(session, extra_urls)
+    finally:
+        engine.dispose()
+    for line in report.summary():
+        typer.echo(line, err=True)
+    if report.behind:
+        typer.echo(f"error: {report.refusal()}", err=True)
+        return True
+    if report.answers and all(a.size is None for a in report.answers):
+        typer.echo("warning: no witness answered: whether entries were lost since a backup "
+                   "cannot be told now (checked again at the next start)", err=True)
+    return False
+
+
+def _refuse_if_behind(settings: Settings) -> None:
+    """Exit 3 rather than serve a ledger smaller than its witnesses cosigned (ADR: backup)."""
+    from app.witnesses.behind import EXIT_BEHIND
+
+    if not settings.resolved_ledger_key_path().exists():
+        return
+    if _behind_witnesses(settings, []):
+        raise typer.Exit(code=EXIT_BEHIND)
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
@@ -454,6 +494,155 @@ def blobs_prune(
     typer.echo(f"{verb} {len(report.pruned)} blobs ({report.bytes_freed} bytes); "
                f"{report.partial_uploads} stale partial uploads; "
                f"{report.restored} moved back after an interrupted run")
+
+
+# -- backup and restore ------------------------------------------------------
+
+
+def _backup_blobs(settings: Settings) -> BlobStore:
+    """The blob directory a backup copies from, or a restore writes to.
+
+    With ``CADENA_BLOB_STORE=database`` the blobs are rows of the database,
+    which the database snapshot already holds: the store says so and no blob
+    file is copied or written.
+    """
+    from app.blobs import BlobStore
+
+    return BlobStore(settings.data_dir / "blobs",
+                     in_database=settings.blob_store == "database")
+
+
+def _backup_keys(settings: Settings) -> dict[str, Path]:
+    from app.backup import key_files
+
+    return key_files(settings.data_dir, settings.resolved_ledger_key_path(),
+                     settings.resolved_seal_key_path())
+
+
+@cli.command()
+def backup(
+    out: Path = typer.Option(..., "--out", help="The archive to write (mode 0600; never "
+                             "overwritten)"),
+    recipient: Path | None = typer.Option(
+        None, "--recipient",
+        help="Encrypt to this operator's public keys (JSON from `cadena keys show --json`)"),
+) -> None:
+    """Archive the database, blobs and keys consistently, while the server runs."""
+    from app.backup import BackupError, Sources
+    from app.backup import backup as run_backup
+    from app.settings import get_settings
+
+    settings = get_settings()
+    _data_dir(settings, create=False)
+    operator = None
+    if recipient is not None:
+        operator = _operator_public(recipient)
+    sources = Sources(settings.resolved_database_url(), _backup_blobs(settings),
+                      _backup_keys(settings))
+    try:
+        report = run_backup(sources, out, operator)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    how = (f"encrypted to operator key {operator.key_id}" if operator is not None
+           else "NOT encrypted: keep it as secret as the data directory (mode 0600)")
+    typer.echo(f"backup written to {report.path} ({how})")
+    typer.echo(f"ledger: {report.ledger.size} entries, root {report.ledger.root}, "
+               f"latest checkpoint at size {report.ledger.checkpoint_size}")
+    typer.echo(f"blobs: {report.blobs}; keys: {', '.join(report.keys) or 'none'}")
+
+
+def _operator_public(path: Path) -> LiaisonPublicKeys:
+    from crypto import CryptoError, LiaisonPublicKeys, b64decode, check_public_keys
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return check_public_keys(LiaisonPublicKeys(
+            signing=b64decode(data["signing_public"], "signing_public", 32),
+            encryption=b64decode(data["encryption_public"], "encryption_public", 32)))
+    except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
+        typer.echo(f"error: {path} holds no operator public keys (`cadena keys show --json`): "
+                   f"{exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def _operator_identity(path: Path) -> LiaisonKeys:
+    from crypto import CryptoError, load_keys
+
+    passphrase = os.environ.get("CADENA_PASSPHRASE")
+    if passphrase is None and sys.stdin.isatty():
+        passphrase = typer.prompt("Passphrase of the operator key", hide_input=True, err=True)
+    try:
+        return load_keys(path.read_bytes(), passphrase)
+    except (OSError, CryptoError) as exc:
+        typer.echo(f"error: cannot open the operator key {path}: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@cli.command()
+def restore(
+    archive: Path = typer.Argument(..., help="An archive from `cadena-server backup`"),
+    identity: Path | None = typer.Option(
+        None, "--identity", help="The operator's key file, for an encrypted archive "
+        "(passphrase from CADENA_PASSPHRASE or a prompt)"),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace a data directory or database that is not empty"),
+    witness: list[str] = typer.Option(
+        [], "--witness", help="Also ask this witness URL (one registered after the backup)"),
+    ledger_key: str | None = typer.Option(
+        None, "--ledger-key", help="The ledger verifier key auditors pin: the restored key "
+        "must be it, and every checkpoint must verify under it"),
+) -> None:
+    """Restore an archive into an empty data directory and database, then check it.
+
+    The manifest is checked before anything is written; afterwards the ledger is
+    verified and compared with what the witnesses cosigned (exit 3 if behind).
+    """
+    from app.backup import BackupError
+    from app.restore import Targets, restored_ledger
+    from app.restore import restore as run_restore
+    from app.settings import get_settings
+    from app.witnesses.behind import EXIT_BEHIND
+
+    settings = get_settings()
+    _data_dir(settings)
+    operator = _operator_identity(identity) if identity is not None else None
+    targets = Targets(settings.data_dir, settings.resolved_database_url(),
+                      _backup_blobs(settings), _backup_keys(settings))
+    try:
+        manifest = run_restore(archive, targets, operator, force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    from app.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.resolved_database_url())
+    state = restored_ledger(settings.resolved_database_url())
+    want = manifest["ledger"]
+    if (state.size, state.root) != (want["size"], want["root"]):
+        typer.echo(f"error: the restored ledger ({state.size} entries, root {state.root}) is "
+                   f"not the one the manifest names ({want['size']}, {want['root']})", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"restored {archive}: ledger of {state.size} entries, root {state.root}")
+    get_settings.cache_clear()  # the origin file is restored now: read it
+    settings = get_settings()
+    if ledger_key is not None:
+        _same_ledger_key(settings, ledger_key)
+    ledger_verify(key=ledger_key, jobs=1, as_json=False)  # exits 1 on any fault
+    if _behind_witnesses(settings, witness):
+        raise typer.Exit(code=EXIT_BEHIND)
+    typer.echo("ok: the restored ledger is not behind any witness that answered; serve may "
+               "start")
+
+
+def _same_ledger_key(settings: Settings, pinned: str) -> None:
+    """Exit 1 unless the restored ledger key is the one auditors pin (``pinned``)."""
+    restored = str(_ledger_verifier(settings, None))
+    if restored != pinned.strip():
+        typer.echo(f"error: the restored ledger key is {restored}, not the pinned {pinned}: "
+                   "this archive is not this ledger's (or was forged)", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("the restored ledger key is the pinned one")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ in ``docs/protocol.md``. Everything that verifies returns the parsed value or
 raises a :class:`crypto.errors.CryptoError`.
 """
 
+from crypto.archive import decrypt_archive, encrypt_archive, is_encrypted_archive
 from crypto.encoding import b64decode, b64encode, canonical_json, parse_canonical
 from crypto.envelope import (
     Envelope,
@@ -87,6 +88,9 @@ from crypto.stream import (
 from crypto.wrap import ContentKey
 
 __all__ = [
+    "decrypt_archive",
+    "encrypt_archive",
+    "is_encrypted_archive",
     "AUTH_CHALLENGE_TYPE",
     "DEFAULT_CHUNK_SIZE",
     "KEY_ROTATION_TYPE",
