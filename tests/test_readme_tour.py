@@ -43,6 +43,8 @@ def runnable(block: str, port: int) -> str:
                      .replace(f"--port {TOUR_PORT}", f"--port {port}").splitlines():
         command = line.strip()
         if command.startswith(BOUNDED):
+            # A comment after the command would swallow the status check appended below.
+            assert "#" not in command, f"put the comment above the bounded command: {command}"
             # Stopped as by Ctrl-C; any other exit status still fails the tour.
             line = (f"timeout -s INT {BOUNDED_SECONDS} {command} "
                     "|| [ $? -eq 124 ] || [ $? -eq 130 ]")
