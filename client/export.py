@@ -1,19 +1,27 @@
 """Ledger exports: a file that an auditor verifies offline, with no server and no account.
 
-Format: JSON lines, UTF-8, one object per line, keys sorted::
+Format (version 2): JSON lines, UTF-8, one object per line, keys sorted::
 
     {"checkpoint": "<signed note>", "format": "cadena-ledger-export", "origin": "<origin>",
-     "size": N, "v": 1, "verifier_key": "<vkey>"}
+     "size": N, "v": 2, "verifier_key": "<vkey>"}
     {"entry": "<base64 of the exact entry bytes>", "index": 0}
     ...
+    {"checkpoint": "<signed note>", "size": k}
+    ...
     {"entry": "...", "index": N-1}
+    {"checkpoint": "<signed note>", "size": N}
 
 The first line holds the signed checkpoint (C2SP signed-note) that covers
-exactly the N entries that follow, in index order. ``verifier_key`` says
-which key the exporter used; it is *not* trusted when verifying: the
-verifier's key comes from the auditor (``--key`` or the profile's pin).
-:func:`verify_export` applies the same checks as the online audit
-(:class:`client.audit.EntryChain`) and then the signed root.
+exactly the N entries that follow, in index order. Each further checkpoint
+line holds a signed checkpoint the server lists, right after the entry at
+its size − 1: the offline check verifies its signature, its root and its
+key log (``cadena-key-log``) there, as the online audit does. Version 1
+files (no checkpoint lines) are still read: only the header's checkpoint is
+checked then. ``verifier_key`` says which key the exporter used; it is
+*not* trusted when verifying: the verifier's key comes from the auditor
+(``--key`` or the profile's pin). :func:`verify_export` applies the same
+checks as the online audit (:class:`client.audit.EntryChain`) and then the
+signed root and key log.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from client.profile import FILE_MODE
 from ledger import Checkpoint, NoteVerifier, canonical_json
 
 EXPORT_FORMAT = "cadena-ledger-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -63,6 +72,10 @@ class ExportWriter:
         self._file.write(_line({"index": index,
                                 "entry": base64.b64encode(raw).decode("ascii")}))
         self.count += 1
+
+    def checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
+        """Write a checkpoint line, after the last entry it signs."""
+        self._file.write(_line({"checkpoint": note, "size": checkpoint.size}))
 
     def commit(self) -> None:
         """Flush, sync and move the finished file to its name."""
@@ -99,8 +112,8 @@ def _lines(handle: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _header(obj: dict[str, Any]) -> tuple[str, int]:
-    if obj.get("format") != EXPORT_FORMAT or obj.get("v") != EXPORT_VERSION:
-        raise _bad(f"not a version {EXPORT_VERSION} {EXPORT_FORMAT} file")
+    if obj.get("format") != EXPORT_FORMAT or obj.get("v") not in READABLE_VERSIONS:
+        raise _bad(f"not a version 1 or {EXPORT_VERSION} {EXPORT_FORMAT} file")
     note, size = obj.get("checkpoint"), obj.get("size")
     if not isinstance(note, str) or not isinstance(size, int) or isinstance(size, bool):
         raise _bad("the header has no checkpoint note or size")
@@ -114,12 +127,26 @@ def _entry(number: int, obj: dict[str, Any]) -> RawEntry:
         raise _bad(f"line {number} is not an entry line") from exc
 
 
+def _check_line(number: int, obj: dict[str, Any], chain: EntryChain,
+                verifier: NoteVerifier) -> None:
+    note, size = obj.get("checkpoint"), obj.get("size")
+    if not isinstance(note, str) or size != chain.size or set(obj) != {"checkpoint", "size"}:
+        raise _bad(f"line {number} is not a checkpoint line of size {chain.size}", chain.size)
+    checkpoint = open_signed(note, verifier)
+    if checkpoint.size != size:
+        raise _bad(f"line {number} says size {size}, its checkpoint signs {checkpoint.size}",
+                   max(chain.size - 1, 0))
+    chain.check(checkpoint)
+
+
 def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None = None,
                   progress: Progress | None = None) -> tuple[Checkpoint, AuditState]:
     """Verify an export offline; return its checkpoint and the state it proves.
 
     ``state`` (the profile's last online audit, same key) is checked too when
     the export covers it: the root at its size must be the one verified then.
+    The key log is recomputed from entry 0 and checked at every checkpoint the
+    file carries.
     """
     try:
         handle = path.open("rb")
@@ -137,6 +164,9 @@ def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None =
         covered = state is not None and state.size <= size
         chain = EntryChain(None, {state.size: state.root} if state and covered else None)
         for number, obj in lines:
+            if "checkpoint" in obj:
+                _check_line(number, obj, chain, verifier)
+                continue
             item = _entry(number, obj)
             if item.index != chain.size or chain.size >= size:
                 raise AuditFailure(AuditFault.INDEX_MISMATCH, f"line {number} holds entry "

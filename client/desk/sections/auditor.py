@@ -64,6 +64,8 @@ FAULTS = {
     AuditFault.FORK: N_("The ledger forked: it no longer extends what was verified before."),
     AuditFault.BAD_EXPORT: N_("The export file does not verify."),
     AuditFault.REFUSAL_DETAIL_MISMATCH: N_("A refusal's detail does not match its entry."),
+    AuditFault.KEY_LOG_MISMATCH: N_("A checkpoint carries a key log that the entries do not "
+                                    "give: the directory of keys it vouches for was altered."),
 }
 
 
