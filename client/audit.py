@@ -146,14 +146,10 @@ class AuditState:
 
 
 class EntrySink(Protocol):
-    """Receives each verified entry and checkpoint (the exporter writes them to a file)."""
+    """Receives each verified entry (the exporter writes them to a file)."""
 
     def write(self, index: int, raw: bytes) -> None:
         """Take entry ``index`` with its exact bytes."""
-        ...
-
-    def checkpoint(self, note: str, checkpoint: Checkpoint) -> None:
-        """Take a checkpoint the entries written so far were verified against."""
         ...
 
 
@@ -321,6 +317,8 @@ def _blame_link(api: LedgerAPI, checkpoint: Checkpoint, broken: AuditFailure,
 
 Listed = dict[int, list[tuple[str, Checkpoint]]]
 """Signed checkpoints by size: each note as served, opened with the pinned key."""
+OnCheckpoint = Callable[[str, Checkpoint, list[tuple[str, Checkpoint]]], None]
+"""Told the latest checkpoint's note, and the listed checkpoints, smallest first."""
 
 
 def listed_checkpoints(api: LedgerAPI, verifier: NoteVerifier, after: int,
@@ -361,10 +359,8 @@ def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_si
                 raise _blame_link(api, checkpoint, exc, leaf_before) from exc
             if sink is not None:
                 sink.write(item.index, item.entry)
-            for note, signed in listed.get(chain.size, ()):
+            for _, signed in listed.get(chain.size, ()):
                 chain.check(signed)
-                if sink is not None:
-                    sink.checkpoint(note, signed)
         if progress is not None:
             progress(chain.size - start, size - start)
 
@@ -372,24 +368,26 @@ def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_si
 def audit_ledger(api: LedgerAPI, verifier: NoteVerifier, state: AuditState | None, *,
                  full: bool = False, page_size: int = MAX_PAGE,
                  progress: Progress | None = None, sink: EntrySink | None = None,
-                 on_checkpoint: Callable[[str, Checkpoint], None] | None = None) -> AuditResult:
+                 on_checkpoint: OnCheckpoint | None = None) -> AuditResult:
     """Verify the served ledger up to its latest checkpoint (see the module docstring).
 
-    ``on_checkpoint`` sees the verified checkpoint note before the download
-    (the exporter writes its header then). Raises :class:`AuditFailure`.
+    ``on_checkpoint`` sees the latest checkpoint note and the listed ones,
+    opened, before the download (the exporter writes its header then).
+    Raises :class:`AuditFailure`.
     """
     note = api.checkpoint()
     checkpoint = open_signed(note, verifier)
     if state is not None:
         check_extends(api, state, checkpoint)
-    if on_checkpoint is not None:
-        on_checkpoint(note, checkpoint)
     if full or state is None or state.key_size is None:
         chain = EntryChain(None, {state.size: state.root} if state else None)
     else:
         chain = EntryChain(state)
     start = chain.size
     listed = listed_checkpoints(api, verifier, start, checkpoint)
+    if on_checkpoint is not None:
+        on_checkpoint(note, checkpoint, [item for size in sorted(listed)
+                                         for item in listed[size]])
     _download(api, chain, checkpoint, page_size, listed=listed, progress=progress, sink=sink)
     finish(chain, checkpoint)
     return AuditResult(checkpoint, state.size if state else None, start, chain.size - start,

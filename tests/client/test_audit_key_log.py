@@ -130,9 +130,10 @@ def test_honest_runs_pass_first_incremental_full_and_from_an_export(
     export = tmp_path / "ledger.jsonl"
     cli.run("audit", "export", str(export), *aud)
     lines = _export_lines(export)
-    assert lines[0]["v"] == 2
-    carried = [(o["size"], o["checkpoint"]) for o in lines[1:] if "checkpoint" in o]
+    assert lines[0]["v"] == 1
+    carried = [(o["size"], o["checkpoint"]) for o in lines[0]["checkpoints"]]
     assert carried == [(cp.size, cp.note) for cp in _stored(world)]
+    assert all("entry" in o for o in lines[1:])  # version 1 readers read it as before
     assert _verify(cli, "--file", str(export), *aud)["entries"] == later.size
     assert _server_verdict(world) == (True, None, None)
 
@@ -185,10 +186,10 @@ def test_the_cli_reports_it_live_refuses_to_export_it_and_catches_it_offline(
     cli.run("audit", "export", str(refused), *aud, code=1)
     assert not refused.exists()
     # The operator hands over an export carrying the checkpoint it signed.
-    lines = _export_lines(honest_export)
-    handed = _write(tmp_path / "handed.jsonl", [
-        {**o, "checkpoint": forged} if "index" not in o and o.get("size") == target.size
-        and "format" not in o else o for o in lines])
+    header, *entries = _export_lines(honest_export)
+    listed = [{**o, "checkpoint": forged} if o["size"] == target.size else o
+              for o in header["checkpoints"]]
+    handed = _write(tmp_path / "handed.jsonl", [{**header, "checkpoints": listed}, *entries])
     report = _verify(cli, "--file", str(handed), *aud, code=1)
     assert (report["fault"], report["first_bad_index"]) == ("key_log_mismatch", target.size - 1)
     assert latest.size > target.size
@@ -229,30 +230,39 @@ def test_a_version_1_state_makes_one_full_run_then_runs_stay_incremental(
     assert _verify(cli, *aud)["downloaded"] == newest.size - later.size
 
 
-def test_a_version_1_export_is_read_and_its_checkpoint_checked(
+def test_an_export_without_the_listed_checkpoints_is_checked_at_its_header(
         cli: Cli, world: World, grown: list[StoredCheckpoint], tmp_path: Path) -> None:
     aud = _auditor(cli, world)
     sign_now(world)
     export = tmp_path / "ledger.jsonl"
     cli.run("audit", "export", str(export), *aud)
-    lines = _export_lines(export)
-    v1 = [{**lines[0], "v": 1}, *(o for o in lines[1:] if "index" in o)]
-    assert _verify(cli, "--file", str(_write(tmp_path / "v1.jsonl", v1)), *aud)["ok"]
+    header, *entries = _export_lines(export)
+    del header["checkpoints"]  # as an export written before the field existed
+    assert _verify(cli, "--file", str(_write(tmp_path / "old.jsonl", [header, *entries])),
+                   *aud)["ok"]
     latest = _stored(world)[-1]
     forged = _forge(world, latest, "root")
-    bad = _write(tmp_path / "bad.jsonl", [{**v1[0], "checkpoint": forged}, *v1[1:]])
+    bad = _write(tmp_path / "bad.jsonl", [{**header, "checkpoint": forged}, *entries])
     report = _verify(cli, "--file", str(bad), *aud, code=1)
     assert (report["fault"], report["first_bad_index"]) == ("key_log_mismatch", latest.size - 1)
 
 
-def test_a_checkpoint_line_out_of_place_is_a_bad_export(
-        cli: Cli, world: World, grown: list[StoredCheckpoint], tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["reversed", "too big", "not a note", "wrong size"])
+def test_a_damaged_checkpoint_list_is_a_bad_export(
+        cli: Cli, world: World, grown: list[StoredCheckpoint], tmp_path: Path,
+        change: str) -> None:
     aud = _auditor(cli, world)
     sign_now(world)
     export = tmp_path / "ledger.jsonl"
     cli.run("audit", "export", str(export), *aud)
-    lines = _export_lines(export)
-    at = next(i for i, o in enumerate(lines[1:], 1) if "checkpoint" in o)
-    moved = [*lines[:at - 1], lines[at], lines[at - 1], *lines[at + 1:]]
-    report = _verify(cli, "--file", str(_write(tmp_path / "moved.jsonl", moved)), *aud, code=1)
-    assert report["fault"] == "bad_export"
+    header, *entries = _export_lines(export)
+    listed = header["checkpoints"]
+    assert len(listed) > 2
+    damaged = {
+        "reversed": listed[::-1],
+        "too big": [*listed, {**listed[-1], "size": header["size"] + 1}],
+        "not a note": [{**listed[0], "checkpoint": 7}, *listed[1:]],
+        "wrong size": [{**listed[0], "size": listed[0]["size"] - 1}, *listed[1:]],
+    }[change]
+    path = _write(tmp_path / "damaged.jsonl", [{**header, "checkpoints": damaged}, *entries])
+    assert _verify(cli, "--file", str(path), *aud, code=1)["fault"] == "bad_export"

@@ -274,7 +274,8 @@ def _export(client: Client, profile: Profile, folder: Path) -> tuple[Path, int, 
     path = folder / name
     with ExportWriter(path) as writer:
         result = audit_ledger(client.ledger, verifier, state, full=True, sink=writer,
-                              on_checkpoint=lambda note, cp: writer.header(note, cp, verifier))
+                              on_checkpoint=lambda note, cp, listed: writer.header(
+                                  note, cp, verifier, listed))
         writer.commit()
     profile.write_json(profile.audit_path, result.state.to_json())  # a full verification too
     return path, result.checkpoint.size, writer.count
