@@ -16,10 +16,20 @@ One run of :func:`audit_ledger`:
    canonical entry, that its ``index`` is its position and that its ``prev``
    is the leaf hash of the entry before; the leaf goes into a
    :class:`~ledger.format.merkle.TreeBuilder` resumed from the stored frontier;
-4. checks the recomputed RFC 9162 root equals the signed root at its size.
+4. checks the recomputed RFC 9162 root equals the signed root at its size;
+5. recomputes the key log (docs/protocol.md §11.7) from the same entries with
+   :class:`~ledger.KeyLogCheck`, the pass the server-side ``ledger verify``
+   runs, resumed from the key tree's frontier the state keeps, and checks
+   the ``cadena-key-log`` line of every checkpoint it verifies: each one
+   the server lists above the stored size (auditors' listing, opened with
+   the pinned key, its root checked as the entries reach its size) and the
+   latest. A dishonest operator who re-signs a checkpoint over a key log the
+   entries do not give is ``key_log_mismatch`` at the checkpoint's last index.
 
 With ``full=True`` and a stored state, the root recomputed at the stored size
-must also equal the stored root, so rewriting old entries is caught too.
+must also equal the stored root, so rewriting old entries is caught too. A
+state kept before the key log was checked (version 1, no key frontier) makes
+the next run a full one, once.
 Every fault raises :class:`~client.errors.AuditFailure` (fail closed); the
 result of a clean run carries the new state to store for the next run.
 """
@@ -49,6 +59,8 @@ from ledger import (
     Checkpoint,
     Entry,
     EntryFormatError,
+    KeyLogCheck,
+    KeyLogFrontier,
     LedgerError,
     Node,
     NoteVerifier,
@@ -64,14 +76,15 @@ from ledger import (
     verify_refusal_detail,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""Version 2 adds the key tree's frontier; version 1 is still read."""
 Progress = Callable[[int, int], None]
 """Told ``(entries checked so far, entries to check)`` after every page."""
 
 
 @dataclass(frozen=True)
 class AuditState:
-    """What a verified run leaves for the next one: the checkpoint and the tree's edge."""
+    """What a verified run leaves for the next one: the checkpoint and the trees' edges."""
 
     verifier_key: str
     size: int
@@ -80,26 +93,49 @@ class AuditState:
     frontier: tuple[bytes, ...]
     last_leaf: bytes
     verified_at: str = ""
+    key_size: int | None = None
+    """The key log's size at ``size`` entries; ``None`` in a version 1 state."""
+    key_frontier: tuple[bytes, ...] = ()
+    key_carried: bool = False
+    """Whether a verified checkpoint carried a key log (later ones must too)."""
+
+    def key_check(self) -> KeyLogCheck | None:
+        """The key-log pass to resume from, or ``None`` if this state has none."""
+        if self.key_size is None:
+            return None
+        return KeyLogCheck(KeyLogFrontier(self.key_size, self.key_frontier),
+                           carried=self.key_carried)
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON form (hashes in lowercase hex)."""
         return {"v": STATE_VERSION, "verifier_key": self.verifier_key, "size": self.size,
                 "root": self.root.hex(), "note": self.note,
                 "frontier": [h.hex() for h in self.frontier],
-                "last_leaf": self.last_leaf.hex(), "verified_at": self.verified_at}
+                "last_leaf": self.last_leaf.hex(), "verified_at": self.verified_at,
+                "key_log": None if self.key_size is None else {
+                    "size": self.key_size, "frontier": [h.hex() for h in self.key_frontier],
+                    "carried": self.key_carried}}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> AuditState:
         """Parse a stored state; raise :class:`ProfileError` if it is damaged."""
         try:
-            if obj["v"] != STATE_VERSION:
+            if obj["v"] not in (1, STATE_VERSION):
                 raise ValueError(f"version {obj['v']!r}")
             size = obj["size"]
             if not isinstance(size, int) or size < 1:
                 raise ValueError("size")
+            keys = obj.get("key_log") if obj["v"] == STATE_VERSION else None
+            key_size = None if keys is None else keys["size"]
+            if key_size is not None and (not isinstance(key_size, int) or key_size < 0):
+                raise ValueError("key log size")
             state = cls(str(obj["verifier_key"]), size, bytes.fromhex(obj["root"]),
                         str(obj["note"]), tuple(bytes.fromhex(h) for h in obj["frontier"]),
-                        bytes.fromhex(obj["last_leaf"]), str(obj.get("verified_at", "")))
+                        bytes.fromhex(obj["last_leaf"]), str(obj.get("verified_at", "")),
+                        key_size=key_size,
+                        key_frontier=tuple(bytes.fromhex(h) for h in keys["frontier"])
+                        if keys else (), key_carried=bool(keys and keys["carried"] is True))
+            state.key_check()  # the key frontier's shape
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"the stored audit state is damaged ({exc}); "
                                "run audit verify --reset") from exc
@@ -122,11 +158,17 @@ class EntryChain:
 
     def __init__(self, state: AuditState | None = None,
                  expected_roots: Mapping[int, bytes] | None = None) -> None:
-        """Start empty, or continue after ``state``; check roots at ``expected_roots`` sizes."""
+        """Start empty, or continue after ``state``; check roots at ``expected_roots`` sizes.
+
+        A ``state`` must carry the key log's frontier (version 2).
+        """
+        keys = state.key_check() if state else KeyLogCheck()
+        if keys is None:
+            raise ValueError("this audit state has no key log to continue from")
+        self.keys = keys
         size = state.size if state else 0
         hashes = state.frontier if state else ()
-        keys = frontier(size)
-        self._stack: list[tuple[Node, bytes]] = list(zip(keys, hashes, strict=True))
+        self._stack: list[tuple[Node, bytes]] = list(zip(frontier(size), hashes, strict=True))
         self._builder = TreeBuilder(size, dict(self._stack))
         self.last_leaf = state.last_leaf if state else GENESIS_PREV
         self._expected = dict(expected_roots or {})
@@ -151,6 +193,7 @@ class EntryChain:
             raise AuditFailure(AuditFault.MODIFIED_ENTRY,
                                f"entry {p} does not link to entry {p - 1}: entry {p - 1} was "
                                f"changed, or entry {p} was forged", p - 1)
+        self.keys.add(p, raw)
         created = self._builder.append(entry.leaf_hash)
         del self._stack[len(self._stack) - (len(created) - 1):]
         self._stack.append(created[-1])
@@ -165,11 +208,26 @@ class EntryChain:
         """The RFC 9162 root of the entries added so far."""
         return self._builder.root() if self.size else EMPTY_ROOT
 
+    def check(self, checkpoint: Checkpoint) -> None:
+        """Raise unless the entries added so far give ``checkpoint``'s size, root and key log."""
+        root, at = self.root(), max(checkpoint.size - 1, 0)
+        if self.size != checkpoint.size or root != checkpoint.root:
+            raise AuditFailure(AuditFault.ROOT_MISMATCH, f"the checkpoint signs root "
+                               f"{base64.b64encode(checkpoint.root).decode()} for "
+                               f"{checkpoint.size} entries; the entries give "
+                               f"{base64.b64encode(root).decode()} for {self.size}", at)
+        try:
+            self.keys.check(checkpoint)
+        except VerificationError as exc:
+            raise AuditFailure(AuditFault.KEY_LOG_MISMATCH, str(exc), at) from exc
+
     def state(self, verifier_key: str, note: str) -> AuditState:
         """The state to store after the chain was checked against ``note``'s checkpoint."""
         return AuditState(verifier_key, self.size, self.root(), note,
                           tuple(h for _, h in self._stack), self.last_leaf,
-                          datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                          datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          key_size=self.keys.tree.size, key_frontier=tuple(self.keys.tree.hashes),
+                          key_carried=self.keys.carried)
 
 
 @dataclass(frozen=True)
@@ -257,8 +315,30 @@ def _blame_link(api: LedgerAPI, checkpoint: Checkpoint, broken: AuditFailure,
                         before + 1)
 
 
+Listed = dict[int, list[tuple[str, Checkpoint]]]
+"""Signed checkpoints by size: each note as served, opened with the pinned key."""
+OnCheckpoint = Callable[[str, Checkpoint, list[tuple[str, Checkpoint]]], None]
+"""Told the latest checkpoint's note, and the listed checkpoints, smallest first."""
+
+
+def listed_checkpoints(api: LedgerAPI, verifier: NoteVerifier, after: int,
+                       latest: Checkpoint) -> Listed:
+    """The checkpoints the server lists above ``after``, up to ``latest``, each opened.
+
+    A note that does not open with the pinned key is an :class:`AuditFailure`
+    (``bad_checkpoint_signature``).
+    """
+    found: Listed = {}
+    for record in api.all_checkpoints(after):
+        if record.size > latest.size:
+            break
+        found.setdefault(record.size, []).append((record.note,
+                                                  open_signed(record.note, verifier)))
+    return found
+
+
 def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_size: int,
-              *, progress: Progress | None, sink: EntrySink | None) -> None:
+              *, listed: Listed, progress: Progress | None, sink: EntrySink | None) -> None:
     start, size = chain.size, checkpoint.size
     while chain.size < size:
         position = chain.size
@@ -279,6 +359,8 @@ def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_si
                 raise _blame_link(api, checkpoint, exc, leaf_before) from exc
             if sink is not None:
                 sink.write(item.index, item.entry)
+            for _, signed in listed.get(chain.size, ()):
+                chain.check(signed)
         if progress is not None:
             progress(chain.size - start, size - start)
 
@@ -286,37 +368,35 @@ def _download(api: LedgerAPI, chain: EntryChain, checkpoint: Checkpoint, page_si
 def audit_ledger(api: LedgerAPI, verifier: NoteVerifier, state: AuditState | None, *,
                  full: bool = False, page_size: int = MAX_PAGE,
                  progress: Progress | None = None, sink: EntrySink | None = None,
-                 on_checkpoint: Callable[[str, Checkpoint], None] | None = None) -> AuditResult:
+                 on_checkpoint: OnCheckpoint | None = None) -> AuditResult:
     """Verify the served ledger up to its latest checkpoint (see the module docstring).
 
-    ``on_checkpoint`` sees the verified checkpoint note before the download
-    (the exporter writes its header then). Raises :class:`AuditFailure`.
+    ``on_checkpoint`` sees the latest checkpoint note and the listed ones,
+    opened, before the download (the exporter writes its header then).
+    Raises :class:`AuditFailure`.
     """
     note = api.checkpoint()
     checkpoint = open_signed(note, verifier)
     if state is not None:
         check_extends(api, state, checkpoint)
-    if on_checkpoint is not None:
-        on_checkpoint(note, checkpoint)
-    if full or state is None:
+    if full or state is None or state.key_size is None:
         chain = EntryChain(None, {state.size: state.root} if state else None)
     else:
         chain = EntryChain(state)
     start = chain.size
-    _download(api, chain, checkpoint, page_size, progress=progress, sink=sink)
+    listed = listed_checkpoints(api, verifier, start, checkpoint)
+    if on_checkpoint is not None:
+        on_checkpoint(note, checkpoint, [item for size in sorted(listed)
+                                         for item in listed[size]])
+    _download(api, chain, checkpoint, page_size, listed=listed, progress=progress, sink=sink)
     finish(chain, checkpoint)
     return AuditResult(checkpoint, state.size if state else None, start, chain.size - start,
                        chain.state(str(verifier), note))
 
 
 def finish(chain: EntryChain, checkpoint: Checkpoint) -> None:
-    """Raise unless the recomputed root at the checkpoint's size is the signed root."""
-    root = chain.root()
-    if chain.size != checkpoint.size or root != checkpoint.root:
-        raise AuditFailure(AuditFault.ROOT_MISMATCH, f"the checkpoint signs root "
-                           f"{base64.b64encode(checkpoint.root).decode()} for {checkpoint.size} "
-                           f"entries; the entries give {base64.b64encode(root).decode()} for "
-                           f"{chain.size}", max(checkpoint.size - 1, 0))
+    """Raise unless the entries give the checkpoint's size, signed root and key log."""
+    chain.check(checkpoint)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,7 @@ class AuditFault(enum.Enum):
     FORK = "fork"
     BAD_EXPORT = "bad_export"
     REFUSAL_DETAIL_MISMATCH = "refusal_detail_mismatch"
+    KEY_LOG_MISMATCH = "key_log_mismatch"
 
 
 class AuditFailure(ClientError):

@@ -2,18 +2,24 @@
 
 Format: JSON lines, UTF-8, one object per line, keys sorted::
 
-    {"checkpoint": "<signed note>", "format": "cadena-ledger-export", "origin": "<origin>",
-     "size": N, "v": 1, "verifier_key": "<vkey>"}
+    {"checkpoint": "<signed note>", "checkpoints": [{"checkpoint": "<signed note>", "size": k},
+     ...], "format": "cadena-ledger-export", "origin": "<origin>", "size": N, "v": 1,
+     "verifier_key": "<vkey>"}
     {"entry": "<base64 of the exact entry bytes>", "index": 0}
     ...
     {"entry": "...", "index": N-1}
 
 The first line holds the signed checkpoint (C2SP signed-note) that covers
-exactly the N entries that follow, in index order. ``verifier_key`` says
-which key the exporter used; it is *not* trusted when verifying: the
-verifier's key comes from the auditor (``--key`` or the profile's pin).
-:func:`verify_export` applies the same checks as the online audit
-(:class:`client.audit.EntryChain`) and then the signed root.
+exactly the N entries that follow, in index order. ``checkpoints`` lists
+the signed checkpoints the server listed up to N, smallest first: the
+offline check verifies each one's signature, root and key log
+(``cadena-key-log``) when the entries reach its size, as the online audit
+does. The field was added to version 1 compatibly: older readers ignore it,
+and a file without it is checked against the header's checkpoint only.
+``verifier_key`` says which key the exporter used; it is *not* trusted when
+verifying: the verifier's key comes from the auditor (``--key`` or the
+profile's pin). :func:`verify_export` applies the same checks as the online
+audit (:class:`client.audit.EntryChain`) and then the signed root and key log.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -52,11 +58,15 @@ class ExportWriter:
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self.count = 0
 
-    def header(self, note: str, checkpoint: Checkpoint, verifier: NoteVerifier) -> None:
-        """Write the first line: the signed checkpoint the entries will be checked against."""
+    def header(self, note: str, checkpoint: Checkpoint, verifier: NoteVerifier,
+               listed: Sequence[tuple[str, Checkpoint]] = ()) -> None:
+        """Write the first line: the signed checkpoint the entries will be checked against,
+        and the ``listed`` checkpoints (notes, smallest first) checked on the way."""
         self._file.write(_line({"format": EXPORT_FORMAT, "v": EXPORT_VERSION,
                                 "origin": checkpoint.origin, "size": checkpoint.size,
-                                "checkpoint": note, "verifier_key": str(verifier)}))
+                                "checkpoint": note, "verifier_key": str(verifier),
+                                "checkpoints": [{"checkpoint": n, "size": cp.size}
+                                                for n, cp in listed]}))
 
     def write(self, index: int, raw: bytes) -> None:
         """Write one entry line."""
@@ -114,12 +124,35 @@ def _entry(number: int, obj: dict[str, Any]) -> RawEntry:
         raise _bad(f"line {number} is not an entry line") from exc
 
 
+def _listed(obj: dict[str, Any], size: int, verifier: NoteVerifier) -> dict[int, Checkpoint]:
+    """The header's ``checkpoints``, each opened with the auditor's key, by size."""
+    items = obj.get("checkpoints", [])
+    if not isinstance(items, list):
+        raise _bad("the header's checkpoints are not a list")
+    found: dict[int, Checkpoint] = {}
+    for item in items:
+        note = item.get("checkpoint") if isinstance(item, dict) else None
+        at = item.get("size") if isinstance(item, dict) else None
+        if not isinstance(note, str) or not isinstance(at, int) or isinstance(at, bool) \
+                or not max(found, default=0) < at <= size:
+            raise _bad("the header's checkpoints are not signed notes of ascending sizes "
+                       f"up to {size}")
+        checkpoint = open_signed(note, verifier)
+        if checkpoint.size != at:
+            raise _bad(f"a listed checkpoint says size {at} and signs {checkpoint.size}",
+                       max(at - 1, 0))
+        found[at] = checkpoint
+    return found
+
+
 def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None = None,
                   progress: Progress | None = None) -> tuple[Checkpoint, AuditState]:
     """Verify an export offline; return its checkpoint and the state it proves.
 
     ``state`` (the profile's last online audit, same key) is checked too when
     the export covers it: the root at its size must be the one verified then.
+    The key log is recomputed from entry 0 and checked at every checkpoint the
+    file carries (its header's, and those its ``checkpoints`` list).
     """
     try:
         handle = path.open("rb")
@@ -136,12 +169,15 @@ def verify_export(path: Path, verifier: NoteVerifier, state: AuditState | None =
             raise _bad(f"the header says {size} entries, its checkpoint signs {checkpoint.size}")
         covered = state is not None and state.size <= size
         chain = EntryChain(None, {state.size: state.root} if state and covered else None)
+        listed = _listed(first[1], size, verifier)
         for number, obj in lines:
             item = _entry(number, obj)
             if item.index != chain.size or chain.size >= size:
                 raise AuditFailure(AuditFault.INDEX_MISMATCH, f"line {number} holds entry "
                                    f"{item.index} where {chain.size} was due", chain.size)
             chain.add(item.entry)
+            if chain.size in listed:
+                chain.check(listed[chain.size])
             if progress is not None and chain.size % 1000 == 0:
                 progress(chain.size, size)
     if chain.size < size:  # the entries stop early: not a wrong root, a short file

@@ -21,7 +21,8 @@ import Entry``), never from the subpackages, which are:
   (``from ledger.sql import SqlStorage``), so that importing ``ledger`` does
   not import SQLAlchemy;
 - :mod:`ledger.verify`: the auditor's verifier (:func:`verify_ledger`,
-  :func:`check_ledger`, :class:`LedgerReport`, :class:`Fault`);
+  :func:`check_ledger`, :class:`LedgerReport`, :class:`Fault`) and its
+  key-log pass (:class:`KeyLogCheck`), which the auditor's client runs too;
 - errors: see :mod:`ledger.errors`.
 """
 
@@ -99,6 +100,7 @@ from ledger.store.memory import MemoryStorage
 from ledger.store.presign import prepare_checkpoint
 from ledger.store.storage import LedgerReader, LedgerStorage, StoredCheckpoint
 from ledger.store.treecache import TreeCache
+from ledger.verify.keylog import KeyLogCheck
 from ledger.verify.report import Fault, LedgerReport
 from ledger.verify.verifier import check_ledger, verify_ledger
 
@@ -106,6 +108,7 @@ __all__ = [
     "KEY_ACTIONS",
     "KeyLeaf",
     "KeyLogBase",
+    "KeyLogCheck",
     "KeyLogFrontier",
     "KeyLogHead",
     "KeyedCheckpoint",

@@ -210,8 +210,8 @@ def audit_export(
                 with _progress(quiet, "ledger entries") as progress:
                     result = audit_ledger(
                         conn.client.ledger, verifier, state, full=True, progress=progress,
-                        sink=writer, on_checkpoint=lambda note, cp: writer.header(note, cp,
-                                                                                  verifier))
+                        sink=writer, on_checkpoint=lambda note, cp, listed: writer.header(
+                            note, cp, verifier, listed))
             except AuditFailure as exc:
                 raise _failed(exc, base, as_json) from exc
             writer.commit()

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, select, update
 
+from app.ledger.key import load_note_signer
 from app.models.ledger import LEDGER_TABLES
 from client.desk.sections.auditor import RUNS, Verification
 from client.desk.security import COOKIE
@@ -33,7 +34,14 @@ from client.sdk import Client
 from client.session import Credentials
 from client.transparency import DirectoryAPI, wait_until_proven
 from crypto import LiaisonKeys
-from ledger import NoteVerifier
+from ledger import (
+    Checkpoint,
+    NoteVerifier,
+    extension_line,
+    key_log_head,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from tests.desk.harness import PASSPHRASE, Screen, World, _profile, enrolled_world, open_desk
 
 ScreenFactory = Callable[..., Screen]
@@ -212,6 +220,49 @@ def test_a_ledger_rewritten_in_the_database_is_caught_at_the_changed_entry(
         expect(page.locator("#fault-index")).to_have_text(str(index))
         s.check("auditor-tampered")
     assert profile.read_json(profile.audit_path) is None  # a failed run stores nothing
+
+
+def _resign_key_root(world: World, db_url: str, server_dir: Path) -> int:
+    """Re-sign the first checkpoint carrying a key log over another key root, with the real
+    ledger key, as a dishonest operator would; return the checkpoint's last index."""
+    table = LEDGER_TABLES.checkpoints
+    verifier = NoteVerifier.from_string(world.ledger_key)
+    signer = load_note_signer(server_dir / "ledger.key", verifier.name)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(select(table.c.size, table.c.note).order_by(table.c.size))
+            for _, note in rows:
+                honest = open_checkpoint(note, verifier)
+                head = key_log_head(honest)
+                if head is not None:
+                    break
+            else:
+                raise AssertionError("no checkpoint carries a key log")
+            forged = Checkpoint(honest.origin, honest.size, honest.root,
+                                (extension_line(head.size, bytes(32)),))
+            conn.execute(update(table).where(table.c.size == honest.size)
+                         .values(note=sign_checkpoint(forged, signer)))
+    finally:
+        engine.dispose()
+    return honest.size - 1
+
+
+def test_a_resigned_key_root_is_shown_as_a_key_log_fault(
+        fresh_world: World, db_url: str, screen: ScreenFactory, tmp_path: Path) -> None:
+    profile = _auditor(fresh_world, "olga")
+    index = _resign_key_root(fresh_world, db_url, tmp_path / "world" / "server")
+    with open_desk(profile) as desk:
+        s = screen(desk, "es")
+        page = _unlock(s)
+        page.goto(desk.url + "/auditor/")
+        _verify(page)
+        expect(page.locator("#verification .verdict")).to_contain_text(TEXT["es"]["fails"])
+        expect(page.locator("#fault")).to_contain_text("registro de claves que las entradas")
+        expect(page.locator("#fault")).to_contain_text("key_log_mismatch")
+        expect(page.locator("#fault-index")).to_have_text(str(index))
+        s.check("auditor-key-log")
+    assert profile.read_json(profile.audit_path) is None
 
 
 # -- the guard on the section's state-changing routes --------------------------

@@ -64,6 +64,8 @@ FAULTS = {
     AuditFault.FORK: N_("The ledger forked: it no longer extends what was verified before."),
     AuditFault.BAD_EXPORT: N_("The export file does not verify."),
     AuditFault.REFUSAL_DETAIL_MISMATCH: N_("A refusal's detail does not match its entry."),
+    AuditFault.KEY_LOG_MISMATCH: N_("A checkpoint carries a key log that the entries do not "
+                                    "give: the directory of keys it vouches for was altered."),
 }
 
 
@@ -272,7 +274,8 @@ def _export(client: Client, profile: Profile, folder: Path) -> tuple[Path, int, 
     path = folder / name
     with ExportWriter(path) as writer:
         result = audit_ledger(client.ledger, verifier, state, full=True, sink=writer,
-                              on_checkpoint=lambda note, cp: writer.header(note, cp, verifier))
+                              on_checkpoint=lambda note, cp, listed: writer.header(
+                                  note, cp, verifier, listed))
         writer.commit()
     profile.write_json(profile.audit_path, result.state.to_json())  # a full verification too
     return path, result.checkpoint.size, writer.count
