@@ -148,6 +148,8 @@ class AgentConnection:
         """An agent listening at ``path`` (checked by :func:`find_agent`)."""
         self.path = path
         self.timeout = timeout
+        self.alerts: list[dict[str, Any]] = []
+        """What the agent's last logins found (``status``): a key not ours under our name."""
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send ``request``; return the answer, or raise :class:`AgentFailed`."""
@@ -167,7 +169,10 @@ class AgentConnection:
 
     def status(self) -> dict[str, Any]:
         """The agent's state: profile, liaison, key id, seconds before it locks, alerts."""
-        return self.call({"op": "status"})
+        state = self.call({"op": "status"})
+        alerts = state.get("alerts")
+        self.alerts = [a for a in alerts if isinstance(a, dict)] if isinstance(alerts, list) else []
+        return state
 
     def token(self) -> Token:
         """The agent's current login token (it logs in again when it nears expiry)."""

@@ -280,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         agent.lock()
         print(f"error: {exc}", flush=True)
         return exc.exit_code
+    except OSError as exc:  # e.g. a socket path over the ~100 bytes Unix allows
+        agent.lock()
+        print(f"error: cannot listen at {socket_path(profile)}: {exc}", flush=True)
+        return 2
     print("ready", flush=True)
     sys.stdout.close()  # the starter stops reading here
     server.serve()

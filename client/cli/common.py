@@ -266,6 +266,11 @@ def connect(ctx: typer.Context, name: str | None, *,
                            f"(run: cadena profile set --server URL --profile {profile.name})")
     credentials = None
     agent = find_agent(profile) if use_agent and config.liaison else None
+    for alert in agent.alerts if agent is not None else []:
+        if alert.get("kind") == "no-trust-roots":  # said where keys are used, as without it
+            continue
+        err().print(f"[bold red]WARNING ({alert.get('kind')}): {alert.get('detail')}[/] "
+                    "(found by the local agent at login; run `cadena keys check`)")
     if config.liaison and (agent is not None or profile.has_keys()):
         verifier = pinned_verifier(config)
         keys: KeyHolder | Callable[[], KeyHolder] = (
