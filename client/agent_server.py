@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import struct
 import sys
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         agent.lock()
         print(f"error: cannot listen at {socket_path(profile)}: {exc}", flush=True)
         return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a plain kill still wipes and unlinks
+        signal.signal(signum, lambda _signum, _frame: server.stop())
     print("ready", flush=True)
     sys.stdout.close()  # the starter stops reading here
     server.serve()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -132,6 +133,15 @@ def test_commands_sign_open_and_log_in_through_the_agent_without_the_passphrase(
         # The agents' tokens stay in the agents: nothing was written to the profiles.
         assert not ana.session_path.exists()
         assert not bruno.session_path.exists()
+        again = cadena(world, "agent", "start", "--profile", "ana", passphrase=PASSPHRASE,
+                       check=False)
+        assert again.returncode == 2
+        assert "already runs" in again.stderr
+        socket_path(ana).chmod(0o660)  # as if someone widened it: not used, not bypassed
+        unsafe = cadena(world, "inbox", "--profile", "ana", check=False)
+        assert unsafe.returncode == 2
+        assert "mode 660" in unsafe.stderr
+        socket_path(ana).chmod(0o600)
         rotate = cadena(world, "keys", "rotate", "--profile", "ana", check=False)
         assert rotate.returncode == 2
         assert "agent stop" in rotate.stderr
@@ -153,6 +163,14 @@ def test_a_wrong_passphrase_starts_no_agent(world: World) -> None:
     assert started.returncode == 2
     assert "passphrase" in started.stderr
     assert not socket_path(world.liaisons["ana"].profile).exists()
+
+
+def test_a_terminated_agent_wipes_and_removes_its_socket(world: World) -> None:
+    profile = world.liaisons["bruno"].profile
+    cadena(world, "agent", "start", "--profile", "bruno", passphrase=PASSPHRASE)
+    pid = json.loads(cadena(world, "agent", "status", "--profile", "bruno", "--json").stdout)
+    os.kill(pid["pid"], signal.SIGTERM)
+    wait_until_gone(socket_path(profile))
 
 
 def test_the_agent_locks_and_exits_when_idle(world: World) -> None:
