@@ -22,7 +22,7 @@ from typing import Any
 
 from client.errors import BadChallenge
 from client.models import Challenge
-from crypto import AUTH_CHALLENGE_TYPE, CryptoError, LiaisonKeys, parse_canonical, sign
+from crypto import AUTH_CHALLENGE_TYPE, CryptoError, KeyHolder, parse_canonical
 
 LOGIN_KIND = "cadena-login"
 CLOCK_SKEW = timedelta(seconds=30)
@@ -88,10 +88,10 @@ def check_challenge(challenge: Challenge, liaison_id: str, now: datetime,
     return raw
 
 
-def sign_challenge(challenge: Challenge, keys: LiaisonKeys, liaison_id: str, now: datetime,
+def sign_challenge(challenge: Challenge, keys: KeyHolder, liaison_id: str, now: datetime,
                    *, origin: str | None = None) -> SignedChallenge:
     """Check ``challenge`` (see :func:`check_challenge`) and sign it with ``keys``."""
     payload = check_challenge(challenge, liaison_id, now, origin)
-    signature = sign(keys.signing_key, AUTH_CHALLENGE_TYPE, payload)
+    signature = keys.sign(AUTH_CHALLENGE_TYPE, payload)
     return SignedChallenge(challenge.challenge_id, keys.public.key_id,
                            base64.b64encode(signature).decode("ascii"))

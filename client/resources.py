@@ -122,9 +122,12 @@ class LiaisonsAPI:
         creds = self._s.credentials
         if creds is None:
             raise NotLoggedIn("rotating keys needs the current keys: set up a profile")
+        current = creds.signing_keys()
+        if not isinstance(current, LiaisonKeys):  # an agent signs nothing but what it lists
+            raise NotLoggedIn("rotating keys needs the key file itself, not the local agent")
         challenge = parse(RotationChallenge,
                           self._s.post_json("/v1/liaisons/me/keys/challenge", {}))
-        body = rotation_body(challenge, creds.liaison_id, creds.signing_keys(), new,
+        body = rotation_body(challenge, creds.liaison_id, current, new,
                              now=self._s.clock(), origin=creds.origin)
         info = parse(KeyInfo, self._s.post_json("/v1/liaisons/me/keys", body))
         self._s.credentials = Credentials(creds.liaison_id, new, creds.origin)

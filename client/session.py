@@ -24,7 +24,7 @@ import httpx
 from client.errors import NetworkError, NotLoggedIn, ProtocolError, Unauthenticated, problem_class
 from client.login import sign_challenge
 from client.models import Challenge, Token, parse
-from crypto import LiaisonKeys
+from crypto import KeyHolder
 
 BodyFactory = Callable[[], Iterable[bytes]]
 """Makes a request body afresh (a new iterator over a file): a retry sends it again."""
@@ -43,6 +43,9 @@ def utc_now() -> datetime:
 class Credentials:
     """Who logs in: a liaison id and their private keys (or a function that loads them).
 
+    The keys are a :class:`crypto.KeyHolder`: the key set itself, or the local
+    agent that holds it (:mod:`client.agent`), asked for signatures only.
+
     A loader is called at most once, and only when a login is really needed,
     so a command whose saved token is still valid never asks for a passphrase.
     ``origin``, when known (the pinned ledger's origin), is checked in every
@@ -50,15 +53,15 @@ class Credentials:
     """
 
     liaison_id: str
-    keys: LiaisonKeys | Callable[[], LiaisonKeys]
+    keys: KeyHolder | Callable[[], KeyHolder]
     origin: str | None = None
-    _loaded: LiaisonKeys | None = field(default=None, init=False, repr=False)
+    _loaded: KeyHolder | None = field(default=None, init=False, repr=False)
 
-    def signing_keys(self) -> LiaisonKeys:
+    def signing_keys(self) -> KeyHolder:
         """The key set, loading it on first use."""
         if self._loaded is None:
             keys = self.keys
-            self._loaded = keys if isinstance(keys, LiaisonKeys) else keys()
+            self._loaded = keys() if callable(keys) else keys
         return self._loaded
 
 
@@ -126,6 +129,10 @@ class ApiSession:
         if self.on_login is not None:
             self.on_login(token)
         return token
+
+    def fresh_token(self) -> Token:
+        """The current token, or a new one if it is missing or about to expire."""
+        return self._fresh_token()
 
     def _fresh_token(self) -> Token:
         token = self._token

@@ -21,7 +21,7 @@ from client.packet_models import PacketRead, ShareCreated, ShareRequest, ShareRe
 from client.sdk import Client
 from client.transfer import open_remote, recipient_keys
 from client.verify import verified_header, verified_receipt
-from crypto import HandlingCode, LiaisonKeys, PacketHeader, Receipt, share_content_key
+from crypto import HandlingCode, KeyHolder, PacketHeader, Receipt, share_content_key
 
 ShareStep = Literal["shared", "requested", "pending"]
 
@@ -44,7 +44,7 @@ def _approval(client: Client, packet_id: str, recipient_id: str) -> ShareRequest
     return chosen[0] if chosen else None
 
 
-def share_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str,
+def share_packet(client: Client, me: str, keys: KeyHolder, packet_id: str,
                  *, recipient_id: str) -> ShareOutcome:
     """Share a packet with ``recipient_id`` (asking the originator first for H2 packets)."""
     read = client.packets.retrieve(packet_id)

@@ -41,7 +41,7 @@ from crypto import (
     CryptoError,
     Envelope,
     InvalidArgument,
-    LiaisonKeys,
+    KeyHolder,
     LiaisonPublicKeys,
     OpenedEnvelope,
     PacketHeader,
@@ -177,7 +177,7 @@ class _Sealed:
     replays: dict[int, StreamReplay]
 
 
-def _seal(keys: LiaisonKeys, sender_id: str, recipients: dict[str, LiaisonPublicKeys],
+def _seal(keys: KeyHolder, sender_id: str, recipients: dict[str, LiaisonPublicKeys],
           out: Outgoing, *, work: Path, progress: ProgressFactory) -> _Sealed:
     # Manifest and message (possibly standard input) are staged as ciphertext
     # files; attachments are files, read again and re-encrypted as they upload
@@ -237,7 +237,7 @@ def _upload(client: Client, out: Outgoing, sealed: _Sealed, header: PacketHeader
     return entries
 
 
-def send_packet(client: Client, keys: LiaisonKeys, sender_id: str, out: Outgoing, *,
+def send_packet(client: Client, keys: KeyHolder, sender_id: str, out: Outgoing, *,
                 workdir: Path | None = None,
                 progress: ProgressFactory = no_progress) -> SentPacket:
     """Seal, upload and submit a packet; return what the server recorded.
@@ -291,7 +291,7 @@ class FetchedPacket:
     download_entries: list[int] = field(default_factory=list)
 
 
-def open_remote(client: Client, me: str, keys: LiaisonKeys, read: PacketRead
+def open_remote(client: Client, me: str, keys: KeyHolder, read: PacketRead
                 ) -> tuple[PacketHeader, OpenedEnvelope, list[int]]:
     """Verify a retrieved packet and open its envelope with the manifest (stream 0)."""
     if read.wrapped_key is None and read.key_share is None:
@@ -377,7 +377,7 @@ def _write_record(got: FetchedPacket, path: Path) -> None:
         out.write(text)
 
 
-def fetch_packet(client: Client, me: str, keys: LiaisonKeys, packet_id: str, *, directory: Path,
+def fetch_packet(client: Client, me: str, keys: KeyHolder, packet_id: str, *, directory: Path,
                  receipt: bool = True, fsync: bool = True,
                  progress: ProgressFactory = no_progress) -> FetchedPacket:
     """Retrieve, verify, decrypt into ``directory`` (created; must not exist) and receipt.

@@ -10,8 +10,9 @@ agent locks itself after ``idle`` without use, or when told to
 passphrase is given again.
 
 The desk (:mod:`client.desk`) holds one agent in its process. The command
-line will reach the same object through a local agent process, as ssh-agent
-does; the interface is kept narrow for that: unlock, lock, state, a client.
+line reaches the same object through a local agent process
+(:mod:`client.agent_server`, ``cadena agent start``), as ssh-agent does,
+and asks it for signatures and unwraps rather than for the keys.
 
 At each login the profile's own key entries are checked in the witnessed
 ledger (``cadena keys check``); a key the profile does not hold, registered

@@ -45,6 +45,7 @@ from crypto.header import (
     Party,
     Urgency,
 )
+from crypto.holder import KeyHolder
 from crypto.ids import format_time, uuid7
 from crypto.keyfile import load_keys, save_keys
 from crypto.keys import (
@@ -76,7 +77,17 @@ from crypto.rotation import (
 from crypto.sealing import seal_packet, seal_stream, seal_streams
 from crypto.seedfile import SEED_SIZE, SeedFileError, create_seed_key, load_seed_key
 from crypto.share import KeyShare, SignedShare, share_content_key, verify_key_share
-from crypto.signing import AUTH_CHALLENGE_TYPE, KEY_ROTATION_TYPE, pae, sign, verify_signature
+from crypto.signing import (
+    AUTH_CHALLENGE_TYPE,
+    KEY_ROTATION_TYPE,
+    KEY_SHARE_TYPE,
+    PACKET_HEADER_TYPE,
+    RECEIPT_TYPE,
+    STATEMENT_TYPE,
+    pae,
+    sign,
+    verify_signature,
+)
 from crypto.statement import Attachment, Statement, verify_statement
 from crypto.stream import (
     DEFAULT_CHUNK_SIZE,
@@ -94,6 +105,10 @@ __all__ = [
     "AUTH_CHALLENGE_TYPE",
     "DEFAULT_CHUNK_SIZE",
     "KEY_ROTATION_TYPE",
+    "KEY_SHARE_TYPE",
+    "PACKET_HEADER_TYPE",
+    "RECEIPT_TYPE",
+    "STATEMENT_TYPE",
     "MAX_ATTACHMENTS",
     "SEED_SIZE",
     "Attachment",
@@ -115,6 +130,7 @@ __all__ = [
     "KeyFormatError",
     "KeyShare",
     "KeyStoreError",
+    "KeyHolder",
     "LiaisonKeys",
     "LiaisonPublicKeys",
     "NotARecipient",

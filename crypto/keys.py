@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from nacl.public import PrivateKey
@@ -29,6 +29,10 @@ from crypto.encoding import (
 )
 from crypto.errors import FormatError, InvalidPublicKey
 from crypto.ids import RandomSource
+from crypto.signing import sign
+
+if TYPE_CHECKING:
+    from crypto.wrap import ContentKey
 
 PUBLIC_KEYS_KIND = "cadena-public-keys"
 _FINGERPRINT_DOMAIN = b"cadena/fingerprint/v1\x00"
@@ -182,6 +186,16 @@ class LiaisonKeys:
         return LiaisonPublicKeys(
             signing=bytes(self._signing.verify_key), encryption=bytes(self._encryption.public_key)
         )
+
+    def sign(self, payload_type: str, payload: bytes) -> bytes:
+        """Sign ``payload`` under ``payload_type`` (:func:`crypto.sign`): a key holder's call."""
+        return sign(self._signing, payload_type, payload)
+
+    def unwrap(self, wrapped: bytes, packet_id: str, recipient_id: str) -> ContentKey:
+        """Open a content key wrapped to these keys (:func:`crypto.wrap.unwrap_content_key`)."""
+        from crypto.wrap import unwrap_content_key  # wrap imports keys
+
+        return unwrap_content_key(wrapped, packet_id, recipient_id, self)
 
     def __repr__(self) -> str:
         return f"LiaisonKeys(key_id={self.public.key_id}, secret=<redacted>)"

@@ -23,10 +23,11 @@ from crypto.envelope import Envelope, SealedPacket, verify_header
 from crypto.errors import BadWrappedKey, DigestMismatch, FormatError, NotARecipient
 from crypto.hashing import HasherFactory, Sha256
 from crypto.header import PacketHeader
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.holder import KeyHolder
+from crypto.keys import LiaisonPublicKeys
 from crypto.statement import MAX_MANIFEST_SIZE, Statement, decode_manifest, verify_statement
 from crypto.stream import StreamDigest, decrypt_stream, stream_key
-from crypto.wrap import ContentKey, unwrap_content_key
+from crypto.wrap import ContentKey
 
 if TYPE_CHECKING:
     from crypto.share import KeyShare
@@ -54,7 +55,7 @@ class OpenedPacket:
 
 
 def _wrapped_key_for(envelope: Envelope, header: PacketHeader, recipient_id: str,
-                     recipient: LiaisonKeys, *, share: KeyShare | None) -> bytes:
+                     recipient: KeyHolder, *, share: KeyShare | None) -> bytes:
     if share is not None:
         if (share.packet_id != header.packet_id
                 or share.header_sha256 != hashlib.sha256(envelope.header).hexdigest()):
@@ -71,7 +72,7 @@ def _wrapped_key_for(envelope: Envelope, header: PacketHeader, recipient_id: str
 
 
 def open_envelope(envelope: Envelope, sender: LiaisonPublicKeys, recipient_id: str,
-                  recipient: LiaisonKeys, manifest: BinaryIO, *,
+                  recipient: KeyHolder, manifest: BinaryIO, *,
                   share: KeyShare | None = None) -> OpenedEnvelope:
     """Verify the envelope, unwrap the content key and verify the manifest (stream 0).
 
@@ -80,7 +81,7 @@ def open_envelope(envelope: Envelope, sender: LiaisonPublicKeys, recipient_id: s
     """
     header = verify_header(envelope.header, envelope.signature, sender)
     wrapped = _wrapped_key_for(envelope, header, recipient_id, recipient, share=share)
-    key = unwrap_content_key(wrapped, header.packet_id, recipient_id, recipient)
+    key = recipient.unwrap(wrapped, header.packet_id, recipient_id)
     if key.commitment(header.packet_id) != header.key_commitment:
         raise BadWrappedKey("content key does not match the signed key commitment")
     if header.streams[0].length > MAX_MANIFEST_SIZE:
@@ -119,7 +120,7 @@ def decrypt_content(opened: OpenedEnvelope, index: int, reader: BinaryIO,
 
 
 def open_packet(sealed: SealedPacket, sender: LiaisonPublicKeys, recipient_id: str,
-                recipient: LiaisonKeys, *, share: KeyShare | None = None) -> OpenedPacket:
+                recipient: KeyHolder, *, share: KeyShare | None = None) -> OpenedPacket:
     """Open an in-memory packet completely; raise on any fault."""
     streams = sealed.streams
     if len(streams) < 2:

@@ -31,10 +31,11 @@ from crypto.encoding import (
 )
 from crypto.errors import BadSignature, FormatError
 from crypto.header import Party
+from crypto.holder import KeyHolder
 from crypto.ids import check_time, check_uuid7, format_time, require_actor_id
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.keys import LiaisonPublicKeys
 from crypto.opening import OpenedEnvelope
-from crypto.signing import RECEIPT_TYPE, sign, verify_signature
+from crypto.signing import RECEIPT_TYPE, verify_signature
 
 RECEIPT_VERSION = 1
 
@@ -87,7 +88,7 @@ class SignedReceipt:
     signature: bytes
 
 
-def make_receipt(opened: OpenedEnvelope, recipient_id: str, recipient: LiaisonKeys, *,
+def make_receipt(opened: OpenedEnvelope, recipient_id: str, recipient: KeyHolder, *,
                  now: datetime | None = None) -> SignedReceipt:
     """Sign a receipt for an opened packet (call after every stream was decrypted)."""
     require_actor_id(recipient_id, "recipient_id")
@@ -99,7 +100,7 @@ def make_receipt(opened: OpenedEnvelope, recipient_id: str, recipient: LiaisonKe
         statement_sha256=hashlib.sha256(opened.statement_bytes).hexdigest(),
         received=format_time(now),
     ).to_bytes()
-    return SignedReceipt(receipt, sign(recipient.signing_key, RECEIPT_TYPE, receipt))
+    return SignedReceipt(receipt, recipient.sign(RECEIPT_TYPE, receipt))
 
 
 def verify_receipt(receipt: bytes, signature: bytes, recipient: LiaisonPublicKeys) -> Receipt:

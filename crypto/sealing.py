@@ -28,10 +28,11 @@ from crypto.envelope import Envelope, SealedPacket
 from crypto.errors import FormatError, InvalidArgument
 from crypto.hashing import HasherFactory, Sha256
 from crypto.header import PacketHeader, PacketMeta, Party
+from crypto.holder import KeyHolder
 from crypto.ids import RandomSource, check_uuid7, format_time, require_actor_id, uuid7
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.keys import LiaisonPublicKeys
 from crypto.replay import StreamReplay
-from crypto.signing import PACKET_HEADER_TYPE, STATEMENT_TYPE, sign
+from crypto.signing import PACKET_HEADER_TYPE, STATEMENT_TYPE
 from crypto.statement import Attachment, Statement, check_attachment_name, encode_manifest
 from crypto.stream import DEFAULT_CHUNK_SIZE, check_chunk_size, encrypt_stream, stream_key
 from crypto.wrap import ContentKey, wrap_content_key
@@ -64,7 +65,7 @@ class SealedStreams:
     replays: dict[int, StreamReplay] = field(default_factory=dict)
 
 
-def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
+def seal_stream(sender: KeyHolder, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
                 meta: PacketMeta, message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
                 outputs: Sequence[BinaryIO], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                 packet_id: str | None = None, now: datetime | None = None,
@@ -82,7 +83,7 @@ def seal_stream(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, Li
                         random=random, hasher=hasher).envelope
 
 
-def seal_streams(sender: LiaisonKeys, sender_id: str,
+def seal_streams(sender: KeyHolder, sender_id: str,
                  recipients: Mapping[str, LiaisonPublicKeys], meta: PacketMeta,
                  message: BinaryIO, attachments: Sequence[tuple[str, BinaryIO]],
                  outputs: Sequence[BinaryIO | None], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -125,7 +126,7 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
         attachments=tuple(Attachment(name, r.plaintext.length, r.plaintext.sha256)
                           for name, r in zip(names, results[1:], strict=True)),
     ).to_bytes()
-    manifest = encode_manifest(statement, sign(sender.signing_key, STATEMENT_TYPE, statement))
+    manifest = encode_manifest(statement, sender.sign(STATEMENT_TYPE, statement))
     manifest_result = encrypt_stream(stream_key(key.secret, packet_id, 0), io.BytesIO(manifest),
                                      manifest_output, chunk_size, hasher=hasher)
     header = PacketHeader(
@@ -137,11 +138,11 @@ def seal_streams(sender: LiaisonKeys, sender_id: str,
     ).to_bytes()
     wrapped = {rid: wrap_content_key(key, packet_id, rid, recipients[rid], random=random)
                for rid in sorted(recipients)}
-    envelope = Envelope(header, sign(sender.signing_key, PACKET_HEADER_TYPE, header), wrapped)
+    envelope = Envelope(header, sender.sign(PACKET_HEADER_TYPE, header), wrapped)
     return SealedStreams(envelope, replays)
 
 
-def seal_packet(sender: LiaisonKeys, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
+def seal_packet(sender: KeyHolder, sender_id: str, recipients: Mapping[str, LiaisonPublicKeys],
                 meta: PacketMeta, message: bytes,
                 attachments: Mapping[str, bytes] | Sequence[tuple[str, bytes]] = (), *,
                 chunk_size: int = DEFAULT_CHUNK_SIZE, packet_id: str | None = None,

@@ -32,10 +32,11 @@ from crypto.encoding import (
 )
 from crypto.errors import BadSignature
 from crypto.header import Party
+from crypto.holder import KeyHolder
 from crypto.ids import RandomSource, check_time, check_uuid7, format_time, require_actor_id
-from crypto.keys import LiaisonKeys, LiaisonPublicKeys
+from crypto.keys import LiaisonPublicKeys
 from crypto.opening import OpenedEnvelope
-from crypto.signing import KEY_SHARE_TYPE, sign, verify_signature
+from crypto.signing import KEY_SHARE_TYPE, verify_signature
 from crypto.wrap import WRAPPED_KEY_SIZE, wrap_content_key
 
 SHARE_VERSION = 1
@@ -86,7 +87,7 @@ class SignedShare:
     signature: bytes
 
 
-def share_content_key(opened: OpenedEnvelope, sharer: LiaisonKeys, sharer_id: str,
+def share_content_key(opened: OpenedEnvelope, sharer: KeyHolder, sharer_id: str,
                       recipient_id: str, recipient: LiaisonPublicKeys, *,
                       now: datetime | None = None,
                       random: RandomSource = os.urandom) -> SignedShare:
@@ -103,7 +104,7 @@ def share_content_key(opened: OpenedEnvelope, sharer: LiaisonKeys, sharer_id: st
                                      random=random),
         created=format_time(now),
     ).to_bytes()
-    return SignedShare(share, sign(sharer.signing_key, KEY_SHARE_TYPE, share))
+    return SignedShare(share, sharer.sign(KEY_SHARE_TYPE, share))
 
 
 def verify_key_share(share: bytes, signature: bytes, sharer: LiaisonPublicKeys) -> KeyShare:

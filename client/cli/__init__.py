@@ -8,6 +8,7 @@
 - :mod:`client.cli.audit`, :mod:`client.cli.certificate`: audits and custody
   certificates;
 - :mod:`client.cli.contacts`, :mod:`client.cli.trust`: contacts' keys, trust roots;
+- :mod:`client.cli.agent`: ``cadena agent`` (the local agent, :mod:`client.agent`);
 - :mod:`client.cli.demo` (and its story): ``cadena demo``.
 
 The commands only parse options and print: the work is in the SDK

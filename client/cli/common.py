@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from client.agent import AgentKeys, find_agent
 from client.contacts import ContactBook, PinnedKey
 from client.errors import ClientError, ProblemError, ProfileError, ProtocolError
 from client.keychain import KeyNotProven
@@ -43,7 +44,7 @@ from client.transparency import (
     self_check,
 )
 from client.trust import load_trust
-from crypto import CryptoError, LiaisonPublicKeys
+from crypto import CryptoError, KeyHolder, LiaisonPublicKeys
 from ledger import LedgerError, NoteVerifier
 
 P = ParamSpec("P")
@@ -249,18 +250,33 @@ def login_self_check(kt: KeyTransparency, client: Client, liaison_id: str,
 
 
 @contextmanager
-def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
-    """A :class:`Client` for the profile: its server, liaison, keys and saved token."""
+def connect(ctx: typer.Context, name: str | None, *,
+            use_agent: bool = True) -> Iterator[Connection]:
+    """A :class:`Client` for the profile: its server, liaison, keys and saved token.
+
+    With the profile's local agent running (``cadena agent start``) and
+    ``use_agent``, the keys are the agent's (:class:`client.agent.AgentKeys`:
+    no passphrase, no KDF) and so is the token; without one, the key file is
+    opened when a login or a signature first needs it.
+    """
     profile = open_profile(ctx, name)
     config = profile.config()
     if not config.server:
         raise ProfileError(f"profile {profile.name!r} has no server "
                            f"(run: cadena profile set --server URL --profile {profile.name})")
     credentials = None
-    if config.liaison and profile.has_keys():
+    agent = find_agent(profile) if use_agent and config.liaison else None
+    for alert in agent.alerts if agent is not None else []:
+        if alert.get("kind") == "no-trust-roots":  # said where keys are used, as without it
+            continue
+        err().print(f"[bold red]WARNING ({alert.get('kind')}): {alert.get('detail')}[/] "
+                    "(found by the local agent at login; run `cadena keys check`)")
+    if config.liaison and (agent is not None or profile.has_keys()):
         verifier = pinned_verifier(config)
-        credentials = Credentials(config.liaison,
-                                  lambda: profile.load_keys(passphrase_source()),
+        keys: KeyHolder | Callable[[], KeyHolder] = (
+            AgentKeys(agent) if agent is not None
+            else lambda: profile.load_keys(passphrase_source()))
+        credentials = Credentials(config.liaison, keys,
                                   origin=verifier.name if verifier else None)
 
     def pinned(liaison_id: str, key: PinnedKey) -> None:
@@ -275,12 +291,14 @@ def connect(ctx: typer.Context, name: str | None) -> Iterator[Connection]:
 
     injected = deps(ctx)
     pins = ContactBook(profile, me=config.liaison, on_pin=pinned, clock=injected.clock)
+    token = agent.token() if agent is not None else profile.saved_token(config)
     client = Client(config.server, http=injected.http, credentials=credentials,
-                    token=profile.saved_token(config), clock=injected.clock, pins=pins)
+                    token=token, clock=injected.clock, pins=pins)
     kt = _transparency(client, profile, pins)
 
     def keep(token: Token) -> None:
-        profile.save_token(config, token)
+        if agent is None:  # the agent's token lives in the agent's memory only
+            profile.save_token(config, token)
         if kt is not None and config.liaison:
             login_self_check(kt, client, config.liaison, profile)
 

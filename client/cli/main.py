@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from nacl import pwhash
 
+from client.agent import find_agent
 from client.cli import admin as cli_admin
 from client.cli import audit as cli_audit
 from client.cli import contacts as cli_contacts
@@ -21,6 +22,7 @@ from client.cli import demo
 from client.cli import desk as cli_desk
 from client.cli import packets as cli_packets
 from client.cli import trust as cli_trust
+from client.cli.agent import agent_app
 from client.cli.certificate import certificate_app
 from client.cli.common import (
     Connection,
@@ -62,6 +64,7 @@ app.command("demo")(demo.demo)
 app.command("desk")(cli_desk.desk)
 app.add_typer(witness_app, name="witness")
 app.add_typer(certificate_app, name="certificate")
+app.add_typer(agent_app, name="agent")
 
 
 @app.callback()
@@ -178,7 +181,11 @@ def keys_rotate(
     The new key file is saved before the server is asked; the old one is
     kept (``keys.<key id>.retired.json``): only it opens packets wrapped to it.
     """
-    with connect(ctx, profile) as conn:
+    if find_agent(open_profile(ctx, profile)) is not None:
+        raise ProfileError("an agent holds this profile's keys: stop it first (cadena agent "
+                           "stop); rotation reads the key file, and the agent would keep the "
+                           "old keys")
+    with connect(ctx, profile, use_agent=False) as conn:
         target = conn.profile
         if _settle_staged(ctx, conn):
             _show_public(target, target.public_keys(), as_json)

@@ -21,7 +21,7 @@ from client.cli.common import (
 from client.errors import ProfileError
 from client.packet_models import ShareRequest
 from client.sharing import pending_request, share_packet, verified_receipts
-from crypto import LiaisonKeys
+from crypto import KeyHolder
 
 PacketArg = Annotated[str, typer.Argument(help="The packet id.")]
 
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     app.command("receipts")(receipts)
 
 
-def liaison_keys(conn: Connection) -> tuple[str, LiaisonKeys]:
+def liaison_keys(conn: Connection) -> tuple[str, KeyHolder]:
     """The profile's liaison id and private keys (asking the passphrase at most once)."""
     credentials = conn.client.session.credentials
     if credentials is None:

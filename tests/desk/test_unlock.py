@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from client.unlock import KeyAgent, Locked, WrongPassphrase
+from crypto import LiaisonKeys
 from tests.desk.harness import PASSPHRASE, World
 
 
@@ -74,6 +75,7 @@ def test_lock_drops_the_keys_the_client_and_its_token(world: World) -> None:
     agent.login()
     assert client.session.credentials is not None
     held = client.session.credentials.signing_keys()
+    assert isinstance(held, LiaisonKeys)  # the desk holds the key set itself
     assert held.public == world.liaisons["bruno"].keys.public
     agent.lock()
     assert bytes(held.signing_key) == bytes(32)  # overwritten in place, not only dropped
