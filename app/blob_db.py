@@ -45,9 +45,9 @@ from app.blobs import (
     BlobStorage,
     BlobStore,
     ByteRange,
-    ContentTooLarge,
     InsufficientStorage,
     StoredBlob,
+    refuse_past_limit,
 )
 from app.errors import CadenaError, Unavailable
 from app.ledger import make_engine, now
@@ -159,9 +159,7 @@ class DatabaseBlobWriter:
     def write_all(self, chunks: Sequence[bytes]) -> None:
         """Append each of ``chunks`` in order, inserting every full chunk row."""
         with self._lock:
-            if self.size + sum(len(c) for c in chunks) > self._max:
-                self._abort()
-                raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
+            refuse_past_limit(self.size, chunks, self._max, self._abort)
             if self._conn is None:
                 raise RuntimeError("write after the writer was closed")
             for chunk in chunks:

@@ -30,7 +30,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, BinaryIO, Protocol
@@ -158,6 +158,15 @@ def _full_disk(exc: OSError) -> bool:
     return exc.errno in _FULL_DISK
 
 
+def refuse_past_limit(size: int, chunks: Sequence[bytes], limit: int,
+                      abort: Callable[[], None]) -> None:
+    """Abort the upload and raise :class:`ContentTooLarge` if ``chunks`` would take it past
+    ``limit`` bytes (every blob sink checks before it writes)."""
+    if size + sum(len(c) for c in chunks) > limit:
+        abort()
+        raise ContentTooLarge(f"a blob may hold at most {limit} bytes")
+
+
 class BlobWriter:
     """One streaming write of a blob expected to hash to ``expected``.
 
@@ -185,9 +194,7 @@ class BlobWriter:
     def write_all(self, chunks: Sequence[bytes]) -> None:
         """Append each of ``chunks`` in order (as :meth:`write`, one lock and check)."""
         with self._lock:
-            if self.size + sum(len(c) for c in chunks) > self._max:
-                self._abort()
-                raise ContentTooLarge(f"a blob may hold at most {self._max} bytes")
+            refuse_past_limit(self.size, chunks, self._max, self._abort)
             if self._fd is None:
                 raise RuntimeError("write after the writer was closed")
             try:
