@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import Path, Response
-from pydantic import BaseModel
+from fastapi import Path
 
 from app.auth.schemas import LedgerRef
 from app.models.identity import Level
@@ -44,15 +43,3 @@ def summary_fields(view: PacketView) -> dict[str, Any]:
 def summary(view: PacketView) -> PacketSummary:
     """A packet's metadata."""
     return PacketSummary(**summary_fields(view))
-
-
-def json_body(model: BaseModel, status_code: int = 200) -> Response:
-    """``model``, validated when it was built, as the JSON response (not validated again).
-
-    Returned as a model, FastAPI would dump it, validate the dump against the
-    route's ``response_model`` and serialise that: on the hot routes that cost
-    more than the ledger append (issue 21). The route keeps its
-    ``response_model`` for the OpenAPI document.
-    """
-    return Response(model.model_dump_json(), status_code=status_code,
-                    media_type="application/json")

@@ -32,14 +32,7 @@ from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission
-from app.packets.present import (
-    PacketId,
-    b64,
-    json_body,
-    ledger_ref,
-    summary,
-    summary_fields,
-)
+from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
 from app.packets.repository import PacketFilter
 from app.packets.schemas import (
     MAX_STREAM_INDEX,
@@ -94,10 +87,10 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
                     ledger=ledger_ref(entry))
 
 
-@packets.post("", status_code=201, name="packet.submit", response_model=PacketCreated)
+@packets.post("", status_code=201, name="packet.submit")
 def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
                   settings: SettingsDep, *, store: BlobStoreDep, by: PrincipalDep,
-                  limits: RateLimitsDep) -> Response:
+                  limits: RateLimitsDep) -> PacketCreated:
     """Submit a signed envelope whose ciphertext streams were uploaded as blobs."""
     limits.check(limits.submit, [f"submit:{by.liaison_id}"], by.actor, "packet.submit",
                  subject={"type": "packet", "id": "new"})
@@ -106,11 +99,10 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
     done = submission.submit(session, store, by, body.envelope, inline=body.inline_streams)
     view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
-    return json_body(PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry)),
-                     status_code=201)
+    return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
 
-@packets.get("", name="packet.list", response_model=PacketList)
+@packets.get("", name="packet.list")
 def list_packets(
     session: SessionDep, by: PrincipalDep, box: Box = "inbox",
     channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
@@ -118,16 +110,16 @@ def list_packets(
     since: UTCTimestamp | None = None, until: UTCTimestamp | None = None,
     status: PacketStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
-) -> Response:
+) -> PacketList:
     """Packets in the caller's inbox or sent box, newest first (metadata only)."""
     wanted = PacketFilter(box, channel, case_reference, since, until, status)
     page = service.listing(session, by, wanted, limit, cursor=cursor)
-    return json_body(PacketList(packets=[summary(v) for v in page.views],
-                                next_cursor=page.next_cursor, ledger=ledger_ref(page.entry)))
+    return PacketList(packets=[summary(v) for v in page.views], next_cursor=page.next_cursor,
+                      ledger=ledger_ref(page.entry))
 
 
-@packets.get("/{packet_id}", name="packet.retrieve", response_model=PacketRead)
-def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) -> Response:
+@packets.get("/{packet_id}", name="packet.retrieve")
+def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) -> PacketRead:
     """Metadata, the signed header and, for a recipient, their wrapped key (key delivery)."""
     got = service.retrieve(session, by, packet_id)
     p, held = got.access.packet, got.access.holding
@@ -135,14 +127,14 @@ def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) 
     if held is not None and held.share is not None and held.share_signature is not None:
         share = KeyShareRead(share=b64(held.share), signature=b64(held.share_signature),
                              sharer_id=held.shared_by or "")
-    return json_body(PacketRead(
+    return PacketRead(
         **summary_fields(got.view), sender_key_id=p.sender_key_id, header=b64(p.header),
         signature=b64(p.signature), header_sha256=p.header_sha256,
         streams=[StreamRead(index=s.index, sha256=s.sha256, length=s.length)
                  for s in got.streams],
         wrapped_key=b64(held.wrapped_key) if held else None,
         key_id=held.key_id if held else None, key_share=share, withdrawn_at=p.withdrawn_at,
-        withdrawal_reason=p.withdrawal_reason, ledger=ledger_ref(got.entry)))
+        withdrawal_reason=p.withdrawal_reason, ledger=ledger_ref(got.entry))
 
 
 @packets.get("/{packet_id}/streams/{index}", name="packet.download",
