@@ -1,9 +1,8 @@
 """The lean request path (issue 21): what a route costs besides its own work.
 
 A synchronous dependency runs in a worker thread of its own, a second thread
-hop per request; so no dependency of any route is one. The hot routes answer
-with a ``Response`` built from their validated model (FastAPI does not
-validate it again), and still document that model.
+hop per request; so no dependency of any route is one (docs/adr/0026). The
+hot routes document their response models (kept by any leaner response).
 """
 
 from __future__ import annotations
