@@ -451,8 +451,12 @@ class BlobResponse(StreamingResponse):
                 await self._chunks.aclose()
 
 
-def get_blob_store(request: Request) -> BlobStorage:
-    """The application's blob store (``app.blob_db.make_blob_store``, built with the app)."""
+async def get_blob_store(request: Request) -> BlobStorage:
+    """The application's blob store (``app.blob_db.make_blob_store``, built with the app).
+
+    ``async``: it does no I/O, so it runs on the event loop; a plain function
+    would cost every submit a second hop to a worker thread (issue 21).
+    """
     store: BlobStorage = request.app.state.blob_store
     return store
 
