@@ -21,7 +21,7 @@ import client.certificate
 from client.certificate.messages import M, Message, Time
 from client.desk import i18n
 from client.desk.catalogs import read
-from client.desk.sections.court import VERIFIER_MESSAGES, render_message
+from client.desk.sections.court import DESK_WORDING, VERIFIER_MESSAGES, render_message
 
 VERIFIER = Path(client.certificate.__file__).parent
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -152,3 +152,18 @@ def test_a_hostile_name_in_a_certificate_is_shown_as_written(who: str, language:
                              index=3, action="packet.share", who=who))
     assert who in shown
     assert "packet.share" in shown
+
+
+@pytest.mark.parametrize("language", ["en", "es", "pt", "fr"])
+def test_no_note_on_the_court_page_names_a_command_line_flag(language: str) -> None:
+    """The verifier's notes tell a CLI user to give --trusted-key or --policy; a judge in a
+    browser is told the page's own field instead (and in every language)."""
+    i18n.set_language(language)
+    fields = {"en": ("The centre's seal key", "The court's policy")}
+    for message_id in IDS:
+        params = {name: "x" for name in _PLACEHOLDER.findall(message_id)}
+        shown = render_message(M(message_id, **params))
+        assert "--" not in shown, (message_id, shown)
+    if language in fields:
+        for field, message_id in zip(fields[language], DESK_WORDING, strict=True):
+            assert field in render_message(M(message_id, key="k"))

@@ -173,9 +173,24 @@ class ShownCheck:
     detail: str
 
 
+# The verifier's notes name the command line's flags; the court page names its own fields.
+DESK_WORDING: dict[str, str] = {
+    "the seal key was taken from the certificate itself (%(key)s); compare it with the "
+    "centre's published key or give --trusted-key":
+        N_("the seal key was taken from the certificate itself (%(key)s); compare it with the "
+           "centre's published key, or enter that key in \"The centre's seal key\" and verify "
+           "again"),
+    "the witness policy is the certificate's own (sealed by the centre); give --policy "
+    "to apply the court's":
+        N_("the witness policy is the certificate's own (sealed by the centre); enter the "
+           "court's own in \"The court's policy\" and verify again to apply it"),
+}
+
+
 def render_message(message: Message) -> str:
     """``message`` in the reader's language: each parameter rendered, then put in place."""
-    return _(message.id, **{key: _param(value) for key, value in message.params.items()})
+    wording = DESK_WORDING.get(message.id, message.id)
+    return _(wording, **{key: _param(value) for key, value in message.params.items()})
 
 
 def _param(value: Param) -> str:
