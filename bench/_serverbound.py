@@ -33,6 +33,11 @@ wait`` is the share of request time spent waiting for a turn at the group's
 writer (within a process, the ledger head), ``commit wait`` the share spent
 waiting, done, for the group's COMMIT, ``per group`` the mean members of a
 group. A server without these counters (an older revision) ignores the variable.
+
+Every run starts once the server is idle (:func:`settle`): wrk stops with
+its connections' requests in flight, which the server finishes afterwards,
+and their CPU would otherwise count in the next run. ``bench/synapse.py``
+drives Matrix Synapse beside a Cadena server started here (:func:`cadena`).
 """
 
 from __future__ import annotations

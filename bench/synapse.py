@@ -314,9 +314,9 @@ def run_rounds(args: argparse.Namespace, python: Path) -> list[Round]:
     """Both servers up; ``args.rounds`` rounds of Cadena then Synapse."""
     rounds: list[Round] = []
     body = encrypted_content(args.message_bytes)
-    with tempfile.TemporaryDirectory(prefix="cadena-synapse-") as tmp, \
-            serverbound.cadena(args, "sqlite", 1, UNLIMITED) as cadena, \
-            synapse(python, Path(tmp)) as (server, secret):
+    with (tempfile.TemporaryDirectory(prefix="cadena-synapse-") as tmp,
+          serverbound.cadena(args, "sqlite", 1, UNLIMITED) as cadena,
+          synapse(python, Path(tmp)) as (server, secret)):
         room = prepare_room(server, secret, body)
         load = SynapseLoad(args, server, room, body, Path(tmp))
         print(f"== synapse {SYNAPSE_VERSION}: pid {server.pid} ==\n{serverbound.header()}",
