@@ -119,6 +119,7 @@ def install_synapse(venv: Path) -> Path:
     venv.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     print(f"installing matrix-synapse=={SYNAPSE_VERSION} into {venv} (once)", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    venv.chmod(0o700)
     subprocess.run([str(python), "-m", "pip", "install", "-q",
                     f"matrix-synapse=={SYNAPSE_VERSION}"], check=True)
     marker.write_text(SYNAPSE_VERSION + "\n")
