@@ -33,6 +33,11 @@ wait`` is the share of request time spent waiting for a turn at the group's
 writer (within a process, the ledger head), ``commit wait`` the share spent
 waiting, done, for the group's COMMIT, ``per group`` the mean members of a
 group. A server without these counters (an older revision) ignores the variable.
+
+Every run starts once the server is idle (:func:`settle`): wrk stops with
+its connections' requests in flight, which the server finishes afterwards,
+and their CPU would otherwise count in the next run. ``bench/synapse.py``
+drives Matrix Synapse beside a Cadena server started here (:func:`cadena`).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,6 +78,8 @@ CONFIGS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 2))
 PHASES = ("healthz", "submit", "retrieve", "list")
 PREPARED = 64
 """Packets submitted before the measured phases, for retrieve and list."""
+IDLE_SHARE = 0.1
+"""A server is idle when its processes use less than this share of one core (over 0.25 s)."""
 
 
 @dataclass
@@ -119,11 +127,43 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
-def _cpu(pids: list[int]) -> dict[int, int]:
+def cpu_snapshot(pids: list[int]) -> dict[int, int]:
+    """Clock ticks (user + system) each of ``pids`` has spent so far."""
     return {pid: _ticks(pid) for pid in pids}
 
 
-def _spent(before: dict[int, int], after: dict[int, int]) -> float:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Linux ``/proc``); those that vanish are left out."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return sorted(set(found))
+
+
+def settle(pids: Callable[[], list[int]], *, timeout: float = 20.0) -> float:
+    """Wait until the processes of ``pids()`` are idle; the seconds waited.
+
+    wrk stops with ``--concurrency`` requests in flight, which the server
+    still finishes after the run: without this wait their CPU (and their hold
+    on a busy server) would fall into the next run.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        watched = pids()
+        before = cpu_snapshot(watched)
+        time.sleep(0.25)
+        if cpu_seconds(before, cpu_snapshot(watched)) < IDLE_SHARE * 0.25:
+            break
+    return time.monotonic() - start
+
+
+def cpu_seconds(before: dict[int, int], after: dict[int, int]) -> float:
     """CPU seconds between two snapshots (a pid new in ``after`` counts from zero)."""
     ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -214,12 +254,15 @@ def parse_wrk(out: str, run: WrkRun) -> WrkRun:
     return run
 
 
-def wrk(url: str, lines: Path, *, connections: int, seconds: float,
-        gap_ms: float = 0.0) -> str:
-    """Run wrk (one thread) with the request file ``lines``; its report."""
+def wrk(url: str, *script_args: str | Path, connections: int, seconds: float,
+        gap_ms: float = 0.0, script: Path = LUA) -> str:
+    """Run wrk (one thread) with ``script`` and its arguments (for ``LUA``: the request file).
+
+    Returns wrk's ``--latency`` report.
+    """
     env = {**os.environ, "WRK_GAP_MS": f"{gap_ms:.3f}"}
     cmd = [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-           "--timeout", "10s", "-s", str(LUA), url, "--", str(lines)]
+           "--timeout", "10s", "-s", str(script), url, "--", *map(str, script_args)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
@@ -295,9 +338,10 @@ class Config:
 
     def measure(self, phase: str, lines: Path, mode: str, *, seconds: float,
                 gap_ms: float = 0.0, keep: bool = True) -> WrkRun:
-        """One wrk run of ``lines``; server and database CPU per request."""
+        """One wrk run of ``lines`` once the server is idle; server and database CPU per request."""
+        settle(lambda: [pid for group in self._pids() for pid in group])
         app_pids, db_pids = self._pids()
-        app0, db0 = _cpu(app_pids), _cpu(db_pids)
+        app0, db0 = cpu_snapshot(app_pids), cpu_snapshot(db_pids)
         timing0 = _kernel_timing(self.tmp / "timing")
         samples: list[int] = []
         with ExitStack() as stack:
@@ -308,8 +352,8 @@ class Config:
         app_pids, db_pids = self._pids()
         run = parse_wrk(out, WrkRun(self.name, phase, mode, gap_ms=gap_ms))
         done = max(run.requests, 1)
-        run.app_cpu_ms_per_req = _spent(app0, _cpu(app_pids)) * 1e3 / done
-        run.db_cpu_ms_per_req = _spent(db0, _cpu(db_pids)) * 1e3 / done
+        run.app_cpu_ms_per_req = cpu_seconds(app0, cpu_snapshot(app_pids)) * 1e3 / done
+        run.db_cpu_ms_per_req = cpu_seconds(db0, cpu_snapshot(db_pids)) * 1e3 / done
         if samples:
             run.lock_wait_share = sum(samples) / len(samples) / self.args.concurrency
         timing = _kernel_timing(self.tmp / "timing")
@@ -324,8 +368,8 @@ class Config:
             print(row(run), flush=True)
         return run
 
-    def phase(self, phase: str) -> None:
-        """Warm-up, closed loop, then paced at half the closed loop's rate."""
+    def peak(self, phase: str) -> tuple[WrkRun, Path]:
+        """Warm-up, then the closed loop: its run, and the request file for more of it."""
         seconds = self.args.duration
         if phase == "submit":
             warm = submit_lines(self.exchange, 4000, self.tmp / "warm.tsv")
@@ -343,6 +387,12 @@ class Config:
                 lines = read_lines(self.exchange, self.tmp / f"{phase}.tsv", phase)
             self.measure(phase, lines, "closed", seconds=WARMUP_SECONDS, keep=False)
             peak = self.measure(phase, lines, "closed", seconds=seconds)
+        return peak, lines
+
+    def phase(self, phase: str) -> None:
+        """Warm-up, closed loop, then paced at half the closed loop's rate."""
+        peak, lines = self.peak(phase)
+        seconds = self.args.duration
         # About half the peak: each connection thinks twice the closed loop's mean
         # latency (C / rate) between requests; the rate wrk reports is printed.
         gap = 2 * self.args.concurrency / max(peak.req_per_s, 1.0) * 1e3
@@ -355,6 +405,11 @@ COLUMNS = ("config", "phase", "mode", "req/s", "p50 ms", "p99 ms", "non2xx", "ap
 
 def _cells(cells: tuple[str, ...]) -> str:
     return " ".join(f"{c:>{12 if i < 2 else 10}}" for i, c in enumerate(cells))
+
+
+def header() -> str:
+    """The printed table's column names, aligned as :func:`row` aligns its cells."""
+    return _cells(COLUMNS)
 
 
 def row(r: WrkRun) -> str:
@@ -370,9 +425,14 @@ def row(r: WrkRun) -> str:
                    share(r.writer_wait_share), share(r.commit_wait_share), group))
 
 
-def run_config(args: argparse.Namespace, backend: str, workers: int,
-               extra: dict[str, str]) -> list[WrkRun]:
-    """A fresh server on ``backend`` with ``workers``: every phase of ``args.phases``."""
+@contextmanager
+def cadena(args: argparse.Namespace, backend: str, workers: int,
+           extra: dict[str, str]) -> Iterator[Config]:
+    """A fresh server on ``backend`` with ``workers``, its exchange enrolled, until the block ends.
+
+    ``args`` needs ``concurrency``, ``duration``, ``message_bytes`` and, for
+    PostgreSQL, ``postgres_url``.
+    """
     from bench.api import enrol  # the exchange of the Python-driven mode
 
     name = f"{'pg' if backend == 'postgresql' else 'sqlite'}-{workers}w"
@@ -396,8 +456,14 @@ def run_config(args: argparse.Namespace, backend: str, workers: int,
             prepare(http, exchange, PREPARED)
         print(f"\n== {name}: server pid {server.pid}, workers {server.worker_pids()} ==",
               flush=True)
-        print(_cells(COLUMNS), flush=True)
-        config = Config(args, server, exchange, name, db, Path(tmp))
+        yield Config(args, server, exchange, name, db, Path(tmp))
+
+
+def run_config(args: argparse.Namespace, backend: str, workers: int,
+               extra: dict[str, str]) -> list[WrkRun]:
+    """A fresh server on ``backend`` with ``workers``: every phase of ``args.wrk_phases``."""
+    with cadena(args, backend, workers, extra) as config:
+        print(header(), flush=True)
         for phase in args.wrk_phases.split(","):
             config.phase(phase.strip())
         return config.runs

@@ -55,7 +55,8 @@ Server-bound mode (issue 21): ``python bench/api.py --server-bound [--configs
 sqlite-1,pg-1,pg-2] [--wrk-phases healthz,submit,retrieve,list]`` drives each
 configuration with wrk instead and reports req/s, server CPU per request
 (database backends included) and the time spent waiting for the ledger head
-(``bench/_serverbound.py``).
+(``bench/_serverbound.py``). ``bench/synapse.py`` runs the same submit and
+retrieve beside Matrix Synapse's send and fetch, in alternating rounds.
 
 Usage: ``python bench/api.py [--backends sqlite,postgresql] [--phases ...] [--concurrency 16]
 [--duration 10] [--log-levels warning] [--json PATH] [--profile DIR] [--burst-only]``.
