@@ -178,6 +178,7 @@ def load_postgres(url: str, dump: Path, work: Path, replaced: str) -> None:
                 reader.kill()
             with contextlib.suppress(BrokenPipeError):
                 writer.stdin.close()
+            reader.stdout.close()
             reader.wait()
             committed = writer.wait() == 0 and read_ok
         if not committed:

@@ -140,3 +140,75 @@ def test_a_failed_forced_restore_keeps_the_previous_server_intact(
     after = json.loads(run_cli(target, "ledger", "verify", "--json"))
     assert after == before
     assert after["ok"]
+
+
+def _replaced_schemas(url: str) -> list[str]:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cadena_replaced_%'"))
+                .scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_forced_restore_keeps_the_replaced_directory_beside(
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Success with --force: the new server in place, the old directory kept, no schema left."""
+    _, good = _source(backend, request, tmp_path)
+    target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path))
+    assert run_command(target.env(), ["restore", str(good)]).returncode == 0
+    (target.data_dir / "tls.key").write_bytes(b"not in any archive")
+    previous = _files(target.data_dir)
+
+    done = run_command(target.env(), ["restore", "--force", str(good)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("restored.replaced-")]
+    assert len(kept) == 1
+    assert f"kept at {kept[0]}" in done.stdout
+    assert _files(kept[0]) == previous
+    assert "tls.key" not in _files(target.data_dir)
+    assert json.loads(run_cli(target, "ledger", "verify", "--json"))["ok"]
+    if target.database_url is not None:
+        assert _replaced_schemas(target.url()) == []
+
+
+@pytest.mark.postgres
+def test_an_interrupted_postgres_restore_stops_serve_and_is_undone_by_the_next(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Killed between the load and the exchange: serve refuses; restore --force puts it back.
+
+    The interrupted state is made by the restore's own steps (the marker, then
+    the load in one transaction), stopped where a kill would stop them.
+    """
+    from app.staging import MARKER, load_postgres, replaced_name, write_marker
+
+    source, good = _source("postgresql", request, tmp_path)
+    target = ServerConfig(tmp_path / "restored", _empty_database("postgresql", request, tmp_path))
+    assert run_command(target.env(), ["restore", str(good)]).returncode == 0
+    before = json.loads(run_cli(target, "ledger", "verify", "--json"))
+
+    _tamper_ledger(source.url())  # the half-done restore loads a different database
+    other = tmp_path / "other.cadena-backup"
+    run_cli(source, "backup", "--out", str(other))
+    with tarfile.open(other) as tar:
+        tar.extract("database/cadena.pgdump", tmp_path / "unpacked", filter="data")
+    replaced = replaced_name()
+    write_marker(target.data_dir, replaced)
+    load_postgres(target.url(), tmp_path / "unpacked" / "database" / "cadena.pgdump", tmp_path,
+                  replaced)
+
+    serve = run_command(target.env(), ["serve", "--port", "1"])
+    assert serve.returncode == 2
+    assert "was interrupted" in serve.stderr
+    again = run_command(target.env(), ["restore", str(good)])
+    assert again.returncode == 1
+    assert "--force" in again.stderr
+
+    done = run_command(target.env(), ["restore", "--force", str(good)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (target.data_dir / MARKER).exists()
+    assert _replaced_schemas(target.url()) == []
+    assert json.loads(run_cli(target, "ledger", "verify", "--json")) == before
