@@ -383,8 +383,10 @@ def restore(archive: Path, targets: Targets, identity: LiaisonKeys | None = None
         if check is not None:
             check(Staged(root, staged_url, keys, manifest, replacing))
         exchange(root, data_dir)
-    except BaseException:
+    except BaseException as exc:
         _abandon(stage, url, replaced)
+        if isinstance(exc, OSError):  # a full disk, a file too large, a file system refusing
+            raise BackupError(f"the restore could not be staged or put in place: {exc}") from exc
         raise
     stage.place_externals()
     if replaced is not None:

@@ -212,3 +212,30 @@ def test_an_interrupted_postgres_restore_stops_serve_and_is_undone_by_the_next(
     assert not (target.data_dir / MARKER).exists()
     assert _replaced_schemas(target.url()) == []
     assert json.loads(run_cli(target, "ledger", "verify", "--json")) == before
+
+
+def test_a_full_disk_while_staging_changes_nothing(tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    """Writes fail midway (a file-size limit, as a full disk would): the old server stays."""
+    import resource
+    import subprocess
+
+    from bench._server import server_command
+
+    _, good = _source("sqlite", request, tmp_path)
+    target = ServerConfig(tmp_path / "restored")
+    assert run_command(target.env(), ["restore", str(good)]).returncode == 0
+    files = _files(target.data_dir)
+    limit = good.stat().st_size // 4  # the archive's database member is larger than this
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([*server_command(), "restore", "--force", str(good)],  # noqa: S603
+                          env=target.env(), capture_output=True, text=True, timeout=120,
+                          check=False, preexec_fn=small_files)  # noqa: PLW1509
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not be staged" in done.stderr
+    assert "nothing was changed" in done.stderr
+    assert _files(target.data_dir) == files
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".restored")] == []
