@@ -390,7 +390,8 @@ def restore(archive: Path, targets: Targets, identity: LiaisonKeys | None = None
         raise
     stage.place_externals()
     if replaced is not None:
-        drop_replaced(url, replaced)
+        with contextlib.suppress(Exception):  # a schema left over is harmless (operations.md)
+            drop_replaced(url, replaced)
     return Restored(manifest, _set_aside(root, data_dir))
 
 
@@ -414,7 +415,7 @@ def _set_aside(old: Path, data_dir: Path) -> Path | None:
     if not any(old.iterdir()):
         old.rmdir()
         return None
-    kept = data_dir.with_name(f"{data_dir.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    kept = data_dir.with_name(f"{data_dir.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}")
     os.rename(old, kept)
     return kept
 

@@ -66,7 +66,11 @@ def exchange(staged: Path, target: Path) -> None:
             raise OSError(code, os.strerror(code), str(target))
     aside = staged.with_name(staged.name + ".swap")
     os.rename(target, aside)
-    os.rename(staged, target)
+    try:
+        os.rename(staged, target)
+    except OSError:
+        os.rename(aside, target)  # the old directory back where it was
+        raise
     os.rename(aside, staged)
     fsync_dir(target.parent)
 
