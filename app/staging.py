@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from app.backup import COPY_CHUNK, BackupError, pg_connection, private_file, program
@@ -98,9 +99,9 @@ def read_marker(data_dir: Path) -> str | None:
     return name if isinstance(name, str) else ""
 
 
-def _schema_exists(conn: object, name: str) -> bool:
+def _schema_exists(conn: Connection, name: str) -> bool:
     query = text("SELECT count(*) FROM pg_namespace WHERE nspname = :n")
-    return bool(conn.execute(query, {"n": name}).scalar_one())  # type: ignore[attr-defined]
+    return bool(conn.execute(query, {"n": name}).scalar_one())
 
 
 def _checked_schema(name: str) -> str:
