@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from app.blobs import BlobStore
+    from app.restore import Staged
     from app.settings import Settings
     from crypto import LiaisonKeys, LiaisonPublicKeys
     from ledger import LedgerReport, NoteVerifier
@@ -105,6 +106,7 @@ def serve(
 
     settings = get_settings()
     _data_dir(settings)
+    _refuse_if_restoring(settings)
     _serving_origin(settings)
     url = settings.resolved_database_url()
     if workers > 1 and url.startswith("sqlite"):
@@ -152,7 +154,7 @@ def serve(
                               "--no-access-log", *uvicorn_tls])
 
 
-def _behind_witnesses(settings: Settings, extra_urls: list[str]) -> bool:
+def _behind_witnesses(database_url: str, extra_urls: list[str]) -> bool:
     """Ask the witnesses whether they cosigned more than this ledger holds; say what they said.
 
     True when the ledger is behind them (the refusal has been printed).
@@ -162,7 +164,7 @@ def _behind_witnesses(settings: Settings, extra_urls: list[str]) -> bool:
     from app.ledger import make_engine, make_session_factory
     from app.witnesses.behind import check
 
-    engine = make_engine(settings.resolved_database_url(), poolclass=NullPool)
+    engine = make_engine(database_url, poolclass=NullPool)
     try:
         with make_session_factory(engine)() as session:
             report = check(session, extra_urls)
@@ -180,13 +182,29 @@ def _behind_witnesses(settings: Settings, extra_urls: list[str]) -> bool:
 
 
 def _refuse_if_behind(settings: Settings) -> None:
-    """Exit 3 rather than serve a ledger smaller than its witnesses cosigned (ADR: backup)."""
-    from app.witnesses.behind import EXIT_BEHIND
+    """Exit 3 rather than serve a ledger smaller than its witnesses cosigned (ADR: backup).
+
+    Asks the registered witnesses and those given to ``restore --witness``
+    (remembered in the data directory).
+    """
+    from app.witnesses.behind import EXIT_BEHIND, remembered
 
     if not settings.resolved_ledger_key_path().exists():
         return
-    if _behind_witnesses(settings, []):
+    if _behind_witnesses(settings.resolved_database_url(), remembered(settings.data_dir)):
         raise typer.Exit(code=EXIT_BEHIND)
+
+
+def _refuse_if_restoring(settings: Settings) -> None:
+    """Exit 2 while a restore into this data directory is unfinished (app/staging.py)."""
+    from app.staging import MARKER
+
+    if (settings.data_dir / MARKER).exists():
+        typer.echo(f"error: a restore into {settings.data_dir} was interrupted: the database "
+                   "may hold the archive while this directory holds the previous files. Run "
+                   "`cadena-server restore --force ARCHIVE` again (it first puts the previous "
+                   "database back); docs/operations.md, \"Restore\"", err=True)
+        raise typer.Exit(code=2)
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
@@ -331,12 +349,11 @@ ledger_cli = typer.Typer(help="Verify and checkpoint the audit ledger.", no_args
 cli.add_typer(ledger_cli, name="ledger")
 
 
-def _ledger_engine(settings: Settings) -> Engine:
+def _ledger_engine(url: str) -> Engine:
     from sqlalchemy.pool import NullPool
 
     from app.ledger import make_engine
 
-    url = settings.resolved_database_url()
     if url.startswith("sqlite"):
         return make_engine(url, poolclass=NullPool)
     # One snapshot for the whole verification while API processes keep appending.
@@ -385,24 +402,29 @@ def ledger_verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object"),
 ) -> None:
     """Verify every entry, node and checkpoint in the database; exit 1 on any fault."""
-    from app.ledger import LedgerReaderOpener, make_session_factory, storage_for, transaction
     from app.settings import get_settings
-    from ledger import verify_ledger
 
     settings = get_settings()
     _data_dir(settings, create=False)
     verifier = _ledger_verifier(settings, key)
-    engine = _ledger_engine(settings)
-    opener = LedgerReaderOpener(settings.resolved_database_url())
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            report = verify_ledger(storage_for(session), verifier,
-                                   opener=opener, workers=jobs)
-    finally:
-        engine.dispose()
+    report = _verified(settings.resolved_database_url(), verifier, jobs)
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+def _verified(url: str, verifier: NoteVerifier, jobs: int) -> LedgerReport:
+    """The verifier's report on the ledger in the database at ``url``."""
+    from app.ledger import LedgerReaderOpener, make_session_factory, storage_for, transaction
+    from ledger import verify_ledger
+
+    engine = _ledger_engine(url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            return verify_ledger(storage_for(session), verifier,
+                                 opener=LedgerReaderOpener(url), workers=jobs)
+    finally:
+        engine.dispose()
 
 
 def _print_report(report: LedgerReport, as_json: bool) -> None:
@@ -441,7 +463,7 @@ def ledger_checkpoint() -> None:
     except LedgerKeyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    engine = _ledger_engine(settings)
+    engine = _ledger_engine(settings.resolved_database_url())
     try:
         # The checkpointer's own path: the checkpoint carries the key log.
         stored = sign_once(make_session_factory(engine), signer, settings.ledger_origin)
@@ -588,61 +610,113 @@ def restore(
     force: bool = typer.Option(False, "--force",
                                help="Replace a data directory or database that is not empty"),
     witness: list[str] = typer.Option(
-        [], "--witness", help="Also ask this witness URL (one registered after the backup)"),
+        [], "--witness", help="Also ask this witness URL (one registered after the backup); "
+        "remembered in the data directory, and asked by serve at every start"),
     ledger_key: str | None = typer.Option(
         None, "--ledger-key", help="The ledger verifier key auditors pin: the restored key "
         "must be it, and every checkpoint must verify under it"),
 ) -> None:
-    """Restore an archive into an empty data directory and database, then check it.
+    """Restore an archive into an empty data directory and database, all at once or not at all.
 
-    The manifest is checked before anything is written; afterwards the ledger is
-    verified and compared with what the witnesses cosigned (exit 3 if behind).
+    The archive is checked whole, the new data directory built beside the old
+    one and checked there (migrations, the ledger against the manifest,
+    ``ledger verify``, the witnesses: exit 3 if behind), and only then put in
+    place. Any failure before leaves the data directory and database as they were.
     """
     from app.backup import BackupError
-    from app.restore import Targets, restored_ledger
+    from app.restore import BehindError, Targets
     from app.restore import restore as run_restore
     from app.settings import get_settings
-    from app.witnesses.behind import EXIT_BEHIND
+    from app.witnesses.behind import EXIT_BEHIND, witness_url_problem
 
     settings = get_settings()
     _data_dir(settings)
+    for url in witness:
+        problem = witness_url_problem(url)
+        if problem is not None:
+            typer.echo(f"error: --witness {problem}", err=True)
+            raise typer.Exit(code=2)
     operator = _operator_identity(identity) if identity is not None else None
     targets = Targets(settings.data_dir, settings.resolved_database_url(),
                       _backup_blobs(settings), _backup_keys(settings))
+    behind: list[bool] = []
+
+    def checked(staged: Staged) -> None:
+        _check_staged(settings, staged, ledger_key)
+        from app.witnesses.behind import remember
+
+        remember(staged.data_dir, witness)
+        if _behind_witnesses(staged.database_url, list(witness)):
+            if staged.replacing:
+                raise BehindError("the archive is behind its witnesses: the server it would "
+                                  "replace is kept")
+            behind.append(True)
+
     try:
-        manifest = run_restore(archive, targets, operator, force=force)
+        restored = run_restore(archive, targets, operator, force=force, check=checked)
     except BackupError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
-    from app.migrate import upgrade_to_head
-
-    upgrade_to_head(settings.resolved_database_url())
-    state = restored_ledger(settings.resolved_database_url())
-    want = manifest["ledger"]
-    if (state.size, state.root) != (want["size"], want["root"]):
-        typer.echo(f"error: the restored ledger ({state.size} entries, root {state.root}) is "
-                   f"not the one the manifest names ({want['size']}, {want['root']})", err=True)
-        raise typer.Exit(code=1)
-    typer.echo(f"restored {archive}: ledger of {state.size} entries, root {state.root}")
-    get_settings.cache_clear()  # the origin file is restored now: read it
-    settings = get_settings()
-    if ledger_key is not None:
-        _same_ledger_key(settings, ledger_key)
-    ledger_verify(key=ledger_key, jobs=1, as_json=False)  # exits 1 on any fault
-    if _behind_witnesses(settings, witness):
+        typer.echo("nothing was changed: the data directory and the database are as they were",
+                   err=True)
+        raise typer.Exit(code=EXIT_BEHIND if isinstance(exc, BehindError) else 1) from exc
+    typer.echo(f"restored {archive} into {settings.data_dir}")
+    if restored.kept is not None:
+        typer.echo(f"the replaced data directory is kept at {restored.kept}: delete it once "
+                   "the restored server serves")
+    if behind:
         raise typer.Exit(code=EXIT_BEHIND)
     typer.echo("ok: the restored ledger is not behind any witness that answered; serve may "
                "start")
 
 
-def _same_ledger_key(settings: Settings, pinned: str) -> None:
-    """Exit 1 unless the restored ledger key is the one auditors pin (``pinned``)."""
-    restored = str(_ledger_verifier(settings, None))
-    if restored != pinned.strip():
-        typer.echo(f"error: the restored ledger key is {restored}, not the pinned {pinned}: "
-                   "this archive is not this ledger's (or was forged)", err=True)
-        raise typer.Exit(code=1)
+def _check_staged(settings: Settings, staged: Staged, pinned: str | None) -> None:
+    """Migrate the staged database and check its ledger; :class:`BackupError` if it fails."""
+    from app.backup import BackupError
+    from app.migrate import upgrade_to_head
+    from app.restore import restored_ledger
+
+    try:
+        upgrade_to_head(staged.database_url)
+        state = restored_ledger(staged.database_url)
+    except Exception as exc:  # noqa: BLE001 (any fault of the archive's database is the archive's)
+        raise BackupError(f"the archive's database cannot be read or migrated: "
+                          f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    want = staged.manifest["ledger"]
+    if (state.size, state.root) != (want["size"], want["root"]):
+        raise BackupError(f"the restored ledger ({state.size} entries, root {state.root}) is "
+                          f"not the one the manifest names ({want['size']}, {want['root']})")
+    typer.echo(f"archive checked: ledger of {state.size} entries, root {state.root}")
+    verifier = _staged_verifier(settings, staged, pinned)
+    report = _verified(staged.database_url, verifier, 1)
+    _print_report(report, as_json=False)
+    if not report.ok:
+        raise BackupError(f"the restored ledger does not verify: {report.detail}")
+
+
+def _staged_verifier(settings: Settings, staged: Staged, pinned: str | None) -> NoteVerifier:
+    """The staged ledger key's verifier; with ``pinned``, that key, which it must be."""
+    from app.backup import LEDGER_KEY, LEDGER_ORIGIN, BackupError
+    from app.ledger import LedgerKeyError, load_note_verifier
+    from ledger import NoteFormatError, NoteVerifier
+
+    key = staged.keys.get(LEDGER_KEY)
+    if key is None:
+        raise BackupError("the archive holds no ledger key")
+    origin_file = staged.keys.get(LEDGER_ORIGIN)
+    origin = (origin_file.read_text(encoding="utf-8").strip() if origin_file is not None
+              else settings.ledger_origin)
+    try:
+        restored = load_note_verifier(key, origin)
+        if pinned is None:
+            return restored
+        wanted = NoteVerifier.from_string(pinned.strip())
+    except (LedgerKeyError, NoteFormatError) as exc:
+        raise BackupError(f"the ledger key cannot be checked: {exc}") from exc
+    if str(restored) != str(wanted):
+        raise BackupError(f"the restored ledger key is {restored}, not the pinned {pinned}: "
+                          "this archive is not this ledger's (or was forged)")
     typer.echo("the restored ledger key is the pinned one")
+    return wanted
 
 
 def main() -> None:

@@ -48,9 +48,14 @@ def is_encrypted_archive(head: bytes) -> bool:
 
 def encrypt_archive(reader: BinaryIO, writer: BinaryIO, recipient: LiaisonPublicKeys, *,
                     chunk_size: int = DEFAULT_CHUNK_SIZE,
-                    random: RandomSource = os.urandom) -> None:
-    """Encrypt everything ``reader`` yields to ``recipient`` into ``writer``."""
-    archive_id = uuid7(random=random)
+                    random: RandomSource = os.urandom, unix_ms: int | None = None) -> None:
+    """Encrypt everything ``reader`` yields to ``recipient`` into ``writer``.
+
+    ``random`` is drawn in this order: the archive id's 10 random bytes, the
+    32-byte content key, the 32-byte ephemeral X25519 secret; ``unix_ms`` fixes
+    the archive id's time (both injectable for the known-answer vector).
+    """
+    archive_id = uuid7(unix_ms, random=random)
     key = ContentKey.generate(random)
     wrapped = wrap_content_key(key, archive_id, ARCHIVE_RECIPIENT, recipient, random=random)
     header = canonical_json({"archive_id": archive_id, "chunk_size": check_chunk_size(chunk_size),

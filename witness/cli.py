@@ -120,6 +120,28 @@ def serve(
 
 
 @witness_app.command()
+def latest(config: ConfigOption = Path(CONFIG_NAME)) -> None:
+    """Print the latest checkpoint cosigned for each log, as the log signed it.
+
+    What a log's operator asks for when this witness says (HTTP 409) that it
+    cosigned more than a restored ledger holds: the note carries the log's
+    own signature, so it proves the size (docs/operations.md, "Restore").
+    """
+    settings = _config(config)
+    try:
+        store = WitnessStore(settings.state_file)
+        found = [(origin, store.latest(origin)) for origin in sorted(settings.logs)]
+    except WitnessStoreError as exc:
+        raise _fail(str(exc)) from exc
+    for origin, cosigned in found:
+        if cosigned is None:
+            typer.echo(f"== {origin}: nothing cosigned yet")
+            continue
+        typer.echo(f"== {origin}: size {cosigned.size}, cosigned at {cosigned.cosigned_at}")
+        typer.echo(cosigned.note, nl=False)
+
+
+@witness_app.command()
 def evidence(config: ConfigOption = Path(CONFIG_NAME)) -> None:
     """Print every pair of conflicting log-signed checkpoints kept; exit 1 if any."""
     try:

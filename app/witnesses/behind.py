@@ -19,19 +19,63 @@ nothing either way: it is reported, and the check rests on those that answer.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from sqlalchemy.orm import Session
 
+from app.datadir import FILE_MODE
 from app.ledger import ledger_for
 from app.witnesses import repository as repo
 from app.witnesses.witnessing import CONNECT_TIMEOUT_SECONDS, TIMEOUT_SECONDS
 
 EXIT_BEHIND = 3
 """The exit status of ``serve`` and ``restore`` when the ledger is behind its witnesses."""
+
+REMEMBERED = "restore-witnesses"
+"""In the data directory: witness URLs given to ``restore --witness``, asked at every start."""
+
+
+def remember(data_dir: Path, urls: Sequence[str]) -> None:
+    """Write ``urls`` (one a line, 0600) for ``serve``'s check; nothing when there are none.
+
+    A restored database does not know the witnesses registered after its
+    backup, so ``serve`` would not ask them: the URLs the operator gave to
+    ``restore`` are kept here until they are registered again.
+    """
+    if not urls:
+        return
+    lines = ["# witnesses given to `cadena-server restore --witness`: serve asks them too",
+             "# (remove a line once that witness is registered again: POST /v1/witnesses)",
+             *dict.fromkeys(url.rstrip("/") for url in urls)]
+    fd = os.open(data_dir / REMEMBERED, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+
+
+def remembered(data_dir: Path) -> list[str]:
+    """The witness URLs :func:`remember` kept (none if the file is absent)."""
+    try:
+        text = (data_dir / REMEMBERED).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def witness_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a witness to ask, or ``None``."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"{url!r} is not a URL: {exc}"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return f"{url!r} is not an http(s) URL with a host"
+    return None
 
 
 @dataclass(frozen=True)
@@ -69,14 +113,20 @@ class BehindReport:
         return self.lost > 0
 
     def refusal(self) -> str:
-        """What the operator reads: how many entries are lost, and what to do."""
+        """What the operator reads: how many entries are lost, who says so, and what to do."""
         ahead = [a for a in self.answers if a.size is not None and a.size > self.local_size]
         names = ", ".join(f"{a.name} ({a.size})" for a in ahead)
+        claims = "; ".join(f"{a.name} at {a.url} claims {a.size}" for a in ahead)
         return (
             f"refusing to serve: this ledger holds {self.local_size} entries, but witnesses "
             f"cosigned a tree of {self.witnessed_size} entries ({names}): {self.lost} entries "
             "were lost since the backup this database was restored from. The server never "
-            "signs a smaller or different tree than its witnesses cosigned. What to do: "
+            "signs a smaller or different tree than its witnesses cosigned. Who says so (the "
+            "size in a witness's HTTP 409 answer to add-checkpoint from size 0, which is not "
+            f"signed): {claims}. To check a claim, ask that witness's operator for the "
+            "checkpoint it cosigned (`cadena witness latest` on the witness node prints it): "
+            "a note signed by this ledger's key at that size proves the loss; a witness that "
+            "cannot show one is wrong, and should be replaced. What to do: "
             "restore a newer backup if one exists (cadena-server restore --force); otherwise "
             "recover the lost entries from an auditor's export or the witnesses' evidence "
             "before serving again (docs/operations.md, \"Restore\"). If they cannot be "

@@ -242,6 +242,13 @@ def test_old_backup_behind_the_witness_refuses_to_serve(
         with pytest.raises(AssertionError, match="server exited 3"):
             refused.start(timeout=60)
         assert f"{lost} entries were lost since the backup" in refused.log_text()
+        # With --force, a behind archive does not replace what is there (ADR 0030).
+        placed = {p.name: p.read_bytes() for p in target.data_dir.iterdir() if p.is_file()}
+        forced = run_command(target.env(), ["restore", "--force", str(archive)])
+        assert forced.returncode == 3, forced.stdout + forced.stderr
+        assert "nothing was changed" in forced.stderr
+        assert {p.name: p.read_bytes() for p in target.data_dir.iterdir()
+                if p.is_file()} == placed
         # The witness was not moved: it still holds what it cosigned.
         assert _witness_size(node.directory, ORIGIN) == cosigned
 

@@ -25,6 +25,7 @@ from crypto import (  # noqa: E402
     HandlingCode,
     LiaisonKeys,
     PacketMeta,
+    encrypt_archive,
     make_receipt,
     open_envelope,
     pae,
@@ -94,6 +95,32 @@ def packet_vector(keys: dict[str, LiaisonKeys]) -> dict[str, Any]:
     }}
 
 
+def archive_vector(keys: dict[str, LiaisonKeys]) -> dict[str, Any]:
+    """An operator's encrypted backup archive (docs/protocol.md §12): three chunks of 64."""
+    inputs: dict[str, Any] = {
+        "operator": "operator", "plaintext": expand("cadena-vectors/archive/tar", 150).hex(),
+        "chunk_size": 64, "unix_ms": 1742000000000,
+        "random": expand("cadena-vectors/archive", 74).hex(),
+    }
+    archive = archive_from_inputs(inputs, keys)
+    magic_end = archive.index(b"\n") + 1
+    header_end = archive.index(b"\n", magic_end) + 1
+    random = bytes.fromhex(inputs["random"])
+    return {"inputs": inputs, "outputs": {
+        "archive": archive.hex(), "header": archive[magic_end:header_end - 1].decode(),
+        "content_key": random[10:42].hex(), "ciphertext": archive[header_end:].hex(),
+    }}
+
+
+def archive_from_inputs(inputs: dict[str, Any], keys: dict[str, LiaisonKeys]) -> bytes:
+    """Encrypt the archive a vector's ``inputs`` describe (used by the tests too)."""
+    out = io.BytesIO()
+    encrypt_archive(io.BytesIO(bytes.fromhex(inputs["plaintext"])), out,
+                    keys[inputs["operator"]].public, chunk_size=inputs["chunk_size"],
+                    random=tape(bytes.fromhex(inputs["random"])), unix_ms=inputs["unix_ms"])
+    return out.getvalue()
+
+
 def seal_from_inputs(inputs: dict[str, Any], keys: dict[str, LiaisonKeys]) -> Any:
     """Seal the packet described by a vector's ``inputs`` (used by the tests too)."""
     meta = dict(inputs["meta"])
@@ -110,7 +137,7 @@ def seal_from_inputs(inputs: dict[str, Any], keys: dict[str, LiaisonKeys]) -> An
 
 
 def main() -> None:
-    names = ["mx-fgr-1", "co-fgn-7", "gt-mp-3"]
+    names = ["mx-fgr-1", "co-fgn-7", "gt-mp-3", "operator"]
     key_vectors = [key_vector(n) for n in names]
     keys = {k["id"]: LiaisonKeys.from_secret_bytes(bytes.fromhex(k["secret"]))
             for k in key_vectors}
@@ -126,6 +153,7 @@ def main() -> None:
                     "file": save_keys(keys[names[0]], "contraseña de prueba",
                                       opslimit=OPSLIMIT_MIN, memlimit=MEMLIMIT_MIN,
                                       random=tape(keyfile_random)).decode()},
+        "archive": archive_vector(keys),
     }
     OUT.write_text(json.dumps(vectors, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
