@@ -17,8 +17,9 @@ transaction, as attributes rather than process-wide listeners:
   compare-and-swap with the entry and node rows) waits for the COMMIT too
   and leads that pipeline (``ledger.sql.pipeline.commit_with_append``), so
   the head is held for the lock's round trip and the COMMIT's, nothing else;
-  any statement the unit of work runs before then sends it first
-  (docs/adr/0028-append-with-the-commit.md);
+  any statement the unit of work runs before then sends it first. That
+  COMMIT releases the head before the WAL flush, and a second transaction
+  flushes it before ``commit`` returns (docs/adr/0028-append-with-the-commit.md);
 - :meth:`UnitOfWork.commit`, the one place a transaction of the service
   commits (docs/adr/0006-the-ledger-kernel.md says where group commit goes);
 - the request it serves (for refusals), the authenticated caller, whether
@@ -121,8 +122,10 @@ class UnitOfWork(Session):
 
         PostgreSQL: the ORM's changes are flushed, then the waiting ledger
         append, the queued rows and ``COMMIT`` go in one psycopg pipeline
-        (``ledger.sql.pipeline.commit_with_append``); SQLAlchemy's own commit
-        then finds the transaction ended. SQLite: the ORM's changes and the
+        (``ledger.sql.pipeline.commit_with_append``; with an append, that
+        COMMIT does not wait for the disk, and a second transaction flushes
+        the WAL past it before this returns); SQLAlchemy's own commit then
+        finds the transaction ended. SQLite: the ORM's changes and the
         rows are inserted, then the transaction commits.
         """
         if self._at_commit or sqlpipeline.PENDING in self.info:

@@ -28,6 +28,11 @@ statements here instead of five or more:
   runs before then (a read of the ledger's tables, an ORM query or flush)
   sends it first (:func:`send_pending_append`), so the transaction always
   reads its own append.
+- That pipeline's ``COMMIT`` runs with ``synchronous_commit`` off: it
+  releases the head as soon as its record is in the WAL buffers, not after
+  the disk (PostgreSQL keeps row locks until the flush, so every appender
+  waited for each earlier one's fsync). :func:`flush_wal` then makes it
+  durable, outside the lock, before the caller answers anyone.
 
 Errors the driver raises here are turned into SQLAlchemy's (``OperationalError``
 for a lock timeout, ``IntegrityError``...), as if the statements had gone
@@ -208,6 +213,27 @@ def run_append(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any])
 PENDING = "ledger.sql.pending_append"
 """The key of a session's :class:`PendingAppend` in ``Session.info``."""
 _STALE = "22012"  # division_by_zero: the checked append found the head moved
+_NO_WAIT = "SET LOCAL synchronous_commit TO off"
+_WAIT = "SET LOCAL synchronous_commit TO on"
+_FLUSH = "SELECT pg_logical_emit_message(true, 'cadena', '')"
+
+
+def flush_wal(conn: Connection) -> str:
+    """Return once PostgreSQL's WAL is on disk up to here: every earlier COMMIT is durable.
+
+    One transaction, one round trip: a transactional WAL message gives it a
+    record of its own, so its (synchronous) COMMIT flushes the WAL up to it,
+    which covers the commit records written before it on this connection.
+    Returns the message's WAL position (``pg_lsn`` text).
+    """
+    raw = dbapi(conn)
+    with as_sqlalchemy_errors(conn, "COMMIT"), raw.cursor() as cursor:
+        with raw.pipeline():
+            raw.execute(_WAIT)  # whatever the server's default (its own cursor)
+            cursor.execute(_FLUSH)
+            raw.commit()
+        row = cursor.fetchone()
+    return str(row[0])
 
 
 @dataclass(frozen=True)
@@ -264,6 +290,7 @@ def commit_with_append(conn: Connection, pending: PendingAppend | None,
             cursor = raw.cursor()
             try:
                 if pending is not None:
+                    cursor.execute(_NO_WAIT)
                     sql = compiled(conn, pending.checked)
                     cursor.execute(sql.string, sql.params([pending.params])[0])
                 for stmt, rows in inserts:
@@ -272,6 +299,8 @@ def commit_with_append(conn: Connection, pending: PendingAppend | None,
                 raw.commit()  # queued after the statements: one sync
             finally:
                 cursor.close()
+        if pending is not None:
+            flush_wal(conn)
     except DBAPIError as exc:
         if pending is None:
             raise

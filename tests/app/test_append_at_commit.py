@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -180,3 +181,33 @@ def test_committed_appends_make_one_gapless_verified_chain(
             else:
                 work.rollback()
     assert _check_chain(sessions) == expected
+
+
+@pytest.mark.postgres
+def test_an_answered_append_is_on_disk_though_the_lock_went_before_the_flush(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    flushed: list[str] = []
+    flush = sqlpipeline.flush_wal
+
+    def noted(conn: Connection) -> str:
+        lsn = flush(conn)  # the real flush; its WAL position noted
+        flushed.append(lsn)
+        return lsn
+
+    monkeypatch.setattr(sqlpipeline, "flush_wal", noted)
+    engine = make_engine(postgres_url, poolclass=NullPool)
+    try:
+        sessions = make_session_factory(engine)
+        with sessions() as work:
+            record(work, _entry(0))
+            work.commit()  # returns once the WAL past the entry's commit is on disk
+        assert len(flushed) == 1
+        with engine.connect() as conn:
+            on_disk = conn.execute(text("SELECT pg_current_wal_flush_lsn() >= "
+                                        "CAST(:lsn AS pg_lsn)"), {"lsn": flushed[0]}).scalar()
+        assert on_disk is True
+        with sessions() as work:
+            work.commit()  # nothing appended: no flush of its own
+        assert len(flushed) == 1
+    finally:
+        engine.dispose()
