@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.errors import CadenaError
 from app.ledger.refusal import PrivateDetail, public_reason
 from app.ledger.subjects import note_subject
-from app.ledger.unit_of_work import as_unit_of_work, tree_cache_of
+from app.ledger.unit_of_work import UnitOfWork, as_unit_of_work, tree_cache_of
 from app.models.ledger import LEDGER_TABLES
 from app.models.refusal import RefusalDetail
 from ledger import DIGEST_FIELD, Actor, AppendedEntry, EntryDraft, Ledger
@@ -31,8 +31,12 @@ from ledger.sql import SqlStorage
 
 
 def storage_for(session: Session) -> SqlStorage:
-    """The ledger's storage through ``session`` (in its transaction)."""
-    return SqlStorage(session, LEDGER_TABLES, cache=tree_cache_of(session))
+    """The ledger's storage through ``session`` (in its transaction).
+
+    A unit of work sends its appends with its COMMIT (``UnitOfWork.commit``).
+    """
+    return SqlStorage(session, LEDGER_TABLES, cache=tree_cache_of(session),
+                      append_at_commit=isinstance(session, UnitOfWork))
 
 
 def ledger_for(session: Session) -> Ledger:

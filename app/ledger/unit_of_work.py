@@ -13,6 +13,13 @@ transaction, as attributes rather than process-wide listeners:
   SQLite they are inserted just before it. A rollback or close drops them,
   and a flush (so an ORM query, through autoflush) inserts them first, so
   the transaction reads its own writes;
+- on PostgreSQL, the ledger append's own statement (the head's
+  compare-and-swap with the entry and node rows) waits for the COMMIT too
+  and leads that pipeline (``ledger.sql.pipeline.commit_with_append``), so
+  the head is held for the lock's round trip and the COMMIT's, nothing else;
+  any statement the unit of work runs before then sends it first. That
+  COMMIT releases the head before the WAL flush, and a second transaction
+  flushes it before ``commit`` returns (docs/adr/0028-append-with-the-commit.md);
 - :meth:`UnitOfWork.commit`, the one place a transaction of the service
   commits (docs/adr/0006-the-ledger-kernel.md says where group commit goes);
 - the request it serves (for refusals), the authenticated caller, whether
@@ -36,7 +43,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import Actor, TreeCache
-from ledger.sql import as_sqlalchemy_errors, compiled, dbapi
+from ledger.sql import pipeline as sqlpipeline
 
 if TYPE_CHECKING:
     from app.ledger.summaries import RefusalSummaries
@@ -97,10 +104,12 @@ class UnitOfWork(Session):
         return tuple(self._at_commit)
 
     def flush(self, objects: Sequence[Any] | None = None) -> None:
-        """Flush the ORM's changes, then insert the rows queued for the commit.
+        """Send a waiting ledger append, flush the ORM's changes, insert the queued rows.
 
-        In that order on both databases, as at COMMIT on PostgreSQL.
+        In that order on both databases, as at COMMIT on PostgreSQL (the ORM's
+        changes go just before that pipeline, which the append leads).
         """
+        sqlpipeline.send_pending_append(self)
         super().flush(objects)
         if self._at_commit:
             queued, self._at_commit = self._at_commit, []
@@ -111,45 +120,57 @@ class UnitOfWork(Session):
     def commit(self) -> None:
         """Commit the transaction with its queued rows: the one commit path of the service.
 
-        PostgreSQL: the ORM's changes are flushed, then the queued rows and
-        ``COMMIT`` go in one psycopg pipeline (:meth:`_send_with_commit`);
-        SQLAlchemy's own commit then finds the transaction ended. SQLite: the
-        ORM's changes and the rows are inserted, then the transaction commits.
+        PostgreSQL: the ORM's changes are flushed, then the waiting ledger
+        append, the queued rows and ``COMMIT`` go in one psycopg pipeline
+        (``ledger.sql.pipeline.commit_with_append``; with an append, that
+        COMMIT does not wait for the disk, and a second transaction flushes
+        the WAL past it before this returns); SQLAlchemy's own commit then
+        finds the transaction ended. SQLite: the ORM's changes and the
+        rows are inserted, then the transaction commits.
         """
-        if self._at_commit:
-            conn = self.connection()
+        if self._at_commit or sqlpipeline.PENDING in self.info:
+            conn = super().connection()
             if self.group is not None:  # a savepoint: its rows go in before it is released
                 self.flush()
             elif conn.dialect.name == "postgresql" and not conn.invalidated:
+                pending = sqlpipeline.take_pending_append(self)
                 queued, self._at_commit = self._at_commit, []
-                super().flush()
-                self._send_with_commit(conn, queued)
+                super().flush()  # not ours: the append goes after the ORM's rows
+                sqlpipeline.commit_with_append(conn, pending, queued)
             else:  # a lost connection fails in flush, as it should
                 self.flush()
         super().commit()
 
-    @staticmethod
-    def _send_with_commit(conn: Connection, queued: Queued) -> None:
-        """PostgreSQL: the queued rows and ``COMMIT`` in one pipeline, one round trip."""
-        raw = dbapi(conn)
-        with as_sqlalchemy_errors(conn, "COMMIT"), raw.pipeline():
-            cursor = raw.cursor()
-            try:
-                for stmt, rows in queued:
-                    sql = compiled(conn, stmt)
-                    cursor.executemany(sql.string, sql.params(rows))
-                raw.commit()  # queued after the inserts: one sync
-            finally:
-                cursor.close()
+    def connection(self, *args: Any, **kwargs: Any) -> Connection:
+        """The transaction's connection, a waiting ledger append sent on it first."""
+        sqlpipeline.send_pending_append(self)
+        return super().connection(*args, **kwargs)
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """``Session.execute``, a waiting ledger append sent first (the statement may read it)."""
+        sqlpipeline.send_pending_append(self)
+        return super().execute(*args, **kwargs)
+
+    def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        """``Session.scalar``, a waiting ledger append sent first."""
+        sqlpipeline.send_pending_append(self)
+        return super().scalar(*args, **kwargs)
+
+    def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        """``Session.scalars``, a waiting ledger append sent first."""
+        sqlpipeline.send_pending_append(self)
+        return super().scalars(*args, **kwargs)
 
     def rollback(self) -> None:
-        """Roll back, dropping the rows queued for the commit."""
+        """Roll back, dropping the rows queued for the commit (and a waiting append)."""
         self._at_commit = []
+        sqlpipeline.drop_pending_append(self)
         super().rollback()
 
     def close(self) -> None:
         """Close (rolling back anything open), dropping the rows queued for the commit."""
         self._at_commit = []
+        sqlpipeline.drop_pending_append(self)
         super().close()
 
 

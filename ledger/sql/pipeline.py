@@ -19,6 +19,20 @@ statements here instead of five or more:
   statement (data-modifying CTEs, rows as arrays through ``unnest``); the
   rows are inserted only if the head moved, so a stale append still writes
   nothing and answers zero.
+- For a session whose commit sends it (the service's unit of work), that
+  statement waits for ``COMMIT`` (:class:`PendingAppend`) and goes in the
+  pipeline that carries it (:func:`commit_with_append`): from the lock to
+  the end of the transaction the holder makes one round trip, not two. Its
+  checked form fails (division by zero, so the transaction aborts and the
+  ``COMMIT`` rolls back) when the head did not move. Anything the session
+  runs before then (a read of the ledger's tables, an ORM query or flush)
+  sends it first (:func:`send_pending_append`), so the transaction always
+  reads its own append.
+- That pipeline's ``COMMIT`` runs with ``synchronous_commit`` off: it
+  releases the head as soon as its record is in the WAL buffers, not after
+  the disk (PostgreSQL keeps row locks until the flush, so every appender
+  waited for each earlier one's fsync). :func:`flush_wal` then makes it
+  durable, outside the lock, before the caller answers anyone.
 
 Errors the driver raises here are turned into SQLAlchemy's (``OperationalError``
 for a lock timeout, ``IntegrityError``...), as if the statements had gone
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -46,11 +61,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
+from ledger.errors import ConflictError, StorageError
 from ledger.sql.driver import compiled, dbapi
 from ledger.sql.schema import LedgerTables
 
@@ -82,8 +99,13 @@ def frontier_params(head_id: int) -> dict[str, int]:
     return {"id": head_id, "lowest": 0, "highest": MAX_LEVEL, "bit": 1}
 
 
-def append_statement(tables: LedgerTables) -> ClauseElement:
-    """Move the head from ``:first`` and insert the rows, in one statement; counts moves (0/1)."""
+def append_statement(tables: LedgerTables, *, checked: bool = False) -> ClauseElement:
+    """Move the head from ``:first`` and insert the rows, in one statement; counts moves (0/1).
+
+    ``checked``: answer ``1 / moves`` instead, so that a head that did not
+    move fails the statement (SQLSTATE 22012) and with it the transaction,
+    for a pipeline that sends ``COMMIT`` without reading the answer first.
+    """
     h = tables.head.c
     moved = (update(tables.head)
              .where(h.id == bindparam("head_id"), h.size == bindparam("first"))
@@ -102,6 +124,8 @@ def append_statement(tables: LedgerTables) -> ClauseElement:
         rows = func.unnest(*arrays).table_valued(*columns, name=f"{name}_rows").render_derived()
         ctes.append(insert(table).from_select(columns, select(*rows.c).where(if_moved))
                     .cte(f"inserted_{name}"))
+    if checked:  # not a constant: evaluated per execution, never folded by the planner
+        return select(literal_column("1") / func.count()).select_from(moved).add_cte(*ctes)
     return select(func.count()).select_from(moved).add_cte(*ctes)
 
 
@@ -174,3 +198,117 @@ def run_one(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) ->
     with as_sqlalchemy_errors(conn, sql.string), raw.cursor() as cursor:
         cursor.execute(sql.string, sql.params([params])[0])
         return cursor.fetchone()
+
+
+def run_append(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> None:
+    """Run :func:`append_statement` now: ``ConflictError`` if the head moved, or rows exist."""
+    try:
+        (moved,) = run_one(conn, stmt, params)
+    except IntegrityError as exc:
+        raise ConflictError(f"ledger rows from index {params['first']} already exist") from exc
+    if moved != 1:
+        raise ConflictError(f"ledger head is no longer at size {params['first']}")
+
+
+PENDING = "ledger.sql.pending_append"
+"""The key of a session's :class:`PendingAppend` in ``Session.info``."""
+_STALE = "22012"  # division_by_zero: the checked append found the head moved
+_NO_WAIT = "SET LOCAL synchronous_commit TO off"
+_WAIT = "SET LOCAL synchronous_commit TO on"
+_FLUSH = "SELECT pg_logical_emit_message(true, 'cadena', '')"
+
+
+def flush_wal(conn: Connection) -> str:
+    """Return once PostgreSQL's WAL is on disk up to here: every earlier COMMIT is durable.
+
+    One transaction, one round trip: a transactional WAL message gives it a
+    record of its own, so its (synchronous) COMMIT flushes the WAL up to it,
+    which covers the commit records written before it on this connection.
+    Returns the message's WAL position (``pg_lsn`` text).
+    """
+    raw = dbapi(conn)
+    with as_sqlalchemy_errors(conn, "COMMIT"), raw.cursor() as cursor:
+        with raw.pipeline():
+            raw.execute(_WAIT)  # whatever the server's default (its own cursor)
+            cursor.execute(_FLUSH)
+            raw.commit()
+        row = cursor.fetchone()
+    return str(row[0])
+
+
+@dataclass(frozen=True)
+class PendingAppend:
+    """An append under the held head lock whose statement waits for the transaction's COMMIT."""
+
+    params: dict[str, Any]
+    """The parameters of both statements (:func:`append_params`)."""
+    counted: ClauseElement
+    """:func:`append_statement`, to run it before the COMMIT after all."""
+    checked: ClauseElement
+    """Its ``checked`` form, for the pipeline that ends with COMMIT."""
+    tables: tuple[str, ...]
+    """The tables it inserts into (a key already there in one is a conflict)."""
+
+
+def defer_append(session: Session, pending: PendingAppend) -> None:
+    """Keep ``pending`` for the session's commit (:func:`commit_with_append`)."""
+    if PENDING in session.info:
+        raise StorageError("an append already waits for the commit")  # sent by _conn first
+    session.info[PENDING] = pending
+
+
+def send_pending_append(session: Session) -> None:
+    """Run the session's waiting append now, if it has one (something else runs first)."""
+    pending: PendingAppend | None = session.info.pop(PENDING, None)
+    if pending is not None:
+        run_append(session.connection(), pending.counted, pending.params)
+
+
+def drop_pending_append(session: Session) -> None:
+    """Forget the session's waiting append (its transaction rolls back)."""
+    session.info.pop(PENDING, None)
+
+
+def take_pending_append(session: Session) -> PendingAppend | None:
+    """The session's waiting append, now the caller's to send (with ``COMMIT``)."""
+    pending: PendingAppend | None = session.info.pop(PENDING, None)
+    return pending
+
+
+def commit_with_append(conn: Connection, pending: PendingAppend | None,
+                       inserts: Sequence[tuple[ClauseElement, Sequence[Mapping[str, Any]]]],
+                       ) -> None:
+    """PostgreSQL: the waiting append, ``inserts`` and ``COMMIT`` in one pipeline, one round trip.
+
+    Raises ``ConflictError`` if the append found the head moved (a caller
+    without the lock) or its rows present; the transaction is then rolled
+    back, nothing of it kept.
+    """
+    raw = dbapi(conn)
+    try:
+        with as_sqlalchemy_errors(conn, "COMMIT"), raw.pipeline():
+            cursor = raw.cursor()
+            try:
+                if pending is not None:
+                    cursor.execute(_NO_WAIT)
+                    sql = compiled(conn, pending.checked)
+                    cursor.execute(sql.string, sql.params([pending.params])[0])
+                for stmt, rows in inserts:
+                    sql = compiled(conn, stmt)
+                    cursor.executemany(sql.string, sql.params(rows))
+                raw.commit()  # queued after the statements: one sync
+            finally:
+                cursor.close()
+        if pending is not None:
+            flush_wal(conn)
+    except DBAPIError as exc:
+        if pending is None:
+            raise
+        first = pending.params["first"]
+        state = getattr(exc.orig, "sqlstate", None)
+        if state == _STALE:
+            raise ConflictError(f"ledger head is no longer at size {first}") from exc
+        diag = getattr(exc.orig, "diag", None)
+        if isinstance(exc, IntegrityError) and getattr(diag, "table_name", None) in pending.tables:
+            raise ConflictError(f"ledger rows from index {first} already exist") from exc
+        raise

@@ -21,6 +21,7 @@ from sqlalchemy.sql import ClauseElement, Select
 from ledger.errors import StorageError
 from ledger.format.merkle import Node, frontier
 from ledger.sql.driver import compiled, dbapi
+from ledger.sql.pipeline import PENDING, send_pending_append
 from ledger.sql.schema import HEAD_ID, LedgerTables
 from ledger.store.storage import Head, StoredCheckpoint
 from ledger.store.treecache import TreeCache
@@ -48,6 +49,8 @@ class SqlReads:
         self._frontier: tuple[int, dict[Node, bytes]] | None = None
 
     def _conn(self) -> Connection:
+        if PENDING in self._session.info:  # an append waiting for the COMMIT goes first
+            send_pending_append(self._session)
         return self._session.connection()
 
     def size(self) -> int:

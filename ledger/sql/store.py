@@ -25,7 +25,8 @@ snapshot already.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, cast
@@ -33,6 +34,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Executable
 
 from ledger.errors import ConflictError, StorageError
@@ -42,6 +44,7 @@ from ledger.sql.driver import Inserter, dbapi
 from ledger.sql.reads import SqlReads, head_from_row, head_select
 from ledger.sql.schema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.store.storage import Head, StoredCheckpoint
+from ledger.store.treecache import TreeCache
 
 __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "last_leaf"]
 
@@ -51,6 +54,19 @@ class SqlStorage(SqlReads):
 
     The reads are :class:`ledger.sql.reads.SqlReads`'; the writes are here.
     """
+
+    def __init__(self, session: Session, tables: LedgerTables,
+                 cache: TreeCache | None = None, *, append_at_commit: bool = False) -> None:
+        """As :class:`SqlReads`; ``append_at_commit``: the session's commit sends appends.
+
+        Only for a session whose commit takes the waiting append
+        (``ledger.sql.pipeline.take_pending_append``) and sends it with
+        ``COMMIT``, as the service's unit of work does; on PostgreSQL the
+        append's statement then waits for it (anything run on the session
+        before sends it first). SQLite appends at once either way.
+        """
+        super().__init__(session, tables, cache)
+        self._append_at_commit = append_at_commit
 
     def lock_head(self) -> Head:
         """Lock the head row until the transaction ends and return the head.
@@ -131,20 +147,25 @@ class SqlStorage(SqlReads):
         """PostgreSQL: the head's compare-and-swap and every row in one round trip."""
         params = sqlpipeline.append_params(HEAD_ID, first_index, new_size, entry_rows[-1][2],
                                            entry_rows=entry_rows, node_rows=node_rows)
-        try:
-            (moved,) = sqlpipeline.run_one(conn, self._cached_pg("append"), params)
-        except IntegrityError as exc:
-            raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
-        if moved != 1:
-            raise ConflictError(f"ledger head is no longer at size {first_index}")
+        if self._append_at_commit and not self._session.in_nested_transaction():
+            # The head is locked until the transaction ends: the statement can wait
+            # for the COMMIT's pipeline (one round trip fewer while every appender waits).
+            sqlpipeline.defer_append(self._session, sqlpipeline.PendingAppend(
+                params, self._cached_pg("append"), self._cached_pg("append_checked"),
+                (self._t.entries.name, self._t.nodes.name)))
+            return
+        sqlpipeline.run_append(conn, self._cached_pg("append"), params)
 
     def _cached_pg(self, name: str) -> ClauseElement:
         """PostgreSQL's lock-time statements (``sqlpipeline``), built once per tables."""
         stmt = self._statements.get((name, 0))
         if stmt is None:
-            build = {"frontier": sqlpipeline.frontier_statement,
-                     "last_entry": sqlpipeline.last_entry_statement,
-                     "append": sqlpipeline.append_statement}[name]
+            builders: dict[str, Callable[[LedgerTables], ClauseElement]] = {
+                "frontier": sqlpipeline.frontier_statement,
+                "last_entry": sqlpipeline.last_entry_statement,
+                "append": sqlpipeline.append_statement,
+                "append_checked": functools.partial(sqlpipeline.append_statement, checked=True)}
+            build = builders[name]
             stmt = self._statements[(name, 0)] = build(self._t)
         return stmt
 
