@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.dependencies import PrincipalDep, require_role
+from app.auth.dependencies import PrincipalDep, current_principal, require_role
 from app.auth.schemas import ID_PATTERN
 from app.auth.service import Principal
 from app.blobs import (
@@ -32,6 +32,7 @@ from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission
+from app.packets.access import Authenticated, RetrievalCredentials
 from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
 from app.packets.repository import PacketFilter
 from app.packets.schemas import (
@@ -120,10 +121,19 @@ def list_packets(
                       ledger=ledger_ref(page.entry))
 
 
+async def retrieval_credentials(request: Request, packet_id: PacketId) -> RetrievalCredentials:
+    """The caller's credentials, checked in the route's thread by the query that reads
+    the packet (``app.packets.access.RetrievalCredentials``)."""
+    return RetrievalCredentials(await current_principal(request), packet_id)
+
+
+RetrievalDep = Annotated[Authenticated, Depends(retrieval_credentials)]
+
+
 @router.get("/{packet_id}", name="packet.retrieve")
-def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) -> PacketRead:
+def retrieve_packet(packet_id: PacketId, session: SessionDep, read: RetrievalDep) -> PacketRead:
     """Metadata, the signed header and, for a recipient, their wrapped key (key delivery)."""
-    got = service.retrieve(session, by, packet_id)
+    got = service.retrieve(session, read.principal, packet_id, read=read)
     p, held = got.access.packet, got.access.holding
     share = None
     if held is not None and held.share is not None and held.share_signature is not None:
