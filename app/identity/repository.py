@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -105,7 +105,7 @@ def get_key(session: Session, key_id: str) -> LiaisonKey | None:
 def token_query() -> Select[Any]:
     """The select behind :func:`token_facts` (parameters ``:token_id``, ``:moment``), for a
     feature to fold the token's check into its own query (one statement fewer)."""
-    return _TOKEN
+    return cast("Select[Any]", _TOKEN)
 
 
 def token_facts(session: Session, token_id: str, moment: datetime) -> TokenFacts | None:
@@ -199,7 +199,7 @@ def level_in_force(liaison_id: ColumnElement[str] | InstrumentedAttribute[str],
 
 # Built once and run on the session's connection: building the select and the
 # ORM's loading cost more than the query itself.
-_TOKEN: Select[Any] = (
+_TOKEN = (
     select(AuthToken.id.label("token_id"), AuthToken.liaison_id, AuthToken.key_id,
            AuthToken.secret_hash, AuthToken.expires_at, AuthToken.revoked_at,
            LiaisonKey.key_id.is_not(None).label("key_known"),
