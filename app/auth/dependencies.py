@@ -49,7 +49,12 @@ class Credentials:
 
     def resolve(self, session: Session) -> Principal:
         """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
-        principal = authenticate(session, self.bearer, self.action)
+        return self.accept(session, authenticate(session, self.bearer, self.action))
+
+    def accept(self, session: Session, principal: Principal) -> Principal:
+        """``principal``, authenticated from this bearer, as the request's caller (or a
+        logged 403 for a role not allowed); for deferred dependencies that read the
+        token with a query of their own (``app.packets.access.RetrievalCredentials``)."""
         as_unit_of_work(session).caller = (principal.actor, self.action)  # for refusals by rules
         structlog.contextvars.bind_contextvars(actor=principal.liaison_id)
         if self.admission is not None and self.bearer and principal.expires_at is not None:

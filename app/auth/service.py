@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -167,8 +168,18 @@ def _decode_secret(text: str) -> bytes | None:
         return None
 
 
-def authenticate(session: Session, bearer: str | None, action: str) -> Principal:
-    """The principal behind ``bearer``, or a logged refusal of ``action``."""
+TokenReader = Callable[[str, datetime], "repo.TokenFacts | None"]
+"""Reads a token's facts by its id at a moment (``repo.token_facts``, or a query that
+folds them into a feature's own: ``app.packets.repository.retrieval_with_token``)."""
+
+
+def authenticate(session: Session, bearer: str | None, action: str,
+                 read: TokenReader | None = None) -> Principal:
+    """The principal behind ``bearer``, or a logged refusal of ``action``.
+
+    ``read`` reads the token's facts (default: their own query on ``session``);
+    every check is made here on what it read, whichever query read it.
+    """
     subject = {"type": "token", "id": "none"}
     if not bearer:
         raise deny(Unauthenticated, "a bearer token is required", None, action, subject,
@@ -176,8 +187,10 @@ def authenticate(session: Session, bearer: str | None, action: str) -> Principal
     parts = bearer.split(".")
     secret = _decode_secret(parts[2]) if len(parts) == 3 and parts[0] == TOKEN_PREFIX else None
     moment = now()
-    token = (repo.token_facts(session, parts[1], moment)
-             if secret is not None and len(parts[1]) < 64 else None)
+    if read is None:
+        def read(token_id: str, at: datetime) -> repo.TokenFacts | None:
+            return repo.token_facts(session, token_id, at)
+    token = read(parts[1], moment) if secret is not None and len(parts[1]) < 64 else None
     if token is None or secret is None:
         raise deny(Unauthenticated, "invalid token", None, action, subject, Reason.MALFORMED_TOKEN)
     subject = {"type": "token", "id": token.token_id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -102,12 +102,21 @@ def get_key(session: Session, key_id: str) -> LiaisonKey | None:
     return session.get(LiaisonKey, key_id)
 
 
+def token_query() -> Select[Any]:
+    """The select behind :func:`token_facts` (parameters ``:token_id``, ``:moment``), for a
+    feature to fold the token's check into its own query (one statement fewer)."""
+    return cast("Select[Any]", _TOKEN)
+
+
 def token_facts(session: Session, token_id: str, moment: datetime) -> TokenFacts | None:
     """The token ``token_id``, its key set's revocation, liaison role and state, and the
     liaison's clearance level in force at ``moment``: one query."""
     row = session.connection().execute(_TOKEN, {"token_id": token_id, "moment": moment}).first()
-    if row is None:
-        return None
+    return None if row is None else token_facts_of(row)
+
+
+def token_facts_of(row: Any) -> TokenFacts:
+    """The :class:`TokenFacts` in a row of :func:`token_query` (or of a query built on it)."""
     holder = TokenHolder(row.key_revoked_at, row.role, row.state_code, row.state_status,
                          row.clearance_level) if row.key_known else None
     return TokenFacts(row.token_id, row.liaison_id, row.key_id, bytes(row.secret_hash),

@@ -12,8 +12,8 @@ back; a refusal (``AccessDenied``) is then recorded, on the same unit of work,
 in a transaction of its own (:func:`_record_refusal`, or counted into the
 ledger's refusal summary, ``app.ledger.summaries``). Coroutine endpoints
 (uploads, which stream on the event loop) resolve their deferred dependencies
-in one thread that ends its transaction before the endpoint runs;
-:func:`get_session` settles theirs, through the same :func:`settle`.
+in one thread that ends its transaction before the endpoint runs, and are
+settled after it, through the same :func:`settle`, in a thread of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import functools
 import inspect
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import anyio
@@ -38,6 +38,7 @@ from app.errors import CadenaError, RuleRefused, Unavailable
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.ledger.unit_of_work import (
     GroupCommitFailed,
+    GroupCommitter,
     RequestContext,
     UnitOfWork,
     as_unit_of_work,
@@ -205,30 +206,33 @@ def _abandon(session: UnitOfWork) -> None:
         session.close()
 
 
-async def get_session(request: Request) -> AsyncIterator[UnitOfWork]:
-    """The request's session; its transaction is ended by :class:`UnitOfWorkRoute`.
+async def get_session(request: Request) -> UnitOfWork:
+    """The request's session; :class:`UnitOfWorkRoute` ends its transaction.
 
     Made on the event loop (that touches no database: the connection is taken
-    at first use, in the route's thread). A session the route did not settle
-    (a coroutine endpoint, or an error before the endpoint ran) is settled
-    here in a worker thread not counted against the thread pool (its own
-    limiter): with every pool thread waiting for a connection, the holder must
-    still be able to give it back. Shielded: a cancelled request still ends
-    its transaction.
+    at first use, in the route's thread). A plain coroutine, not a generator:
+    FastAPI enters a generator dependency into an exit stack and leaves it in a
+    shielded scope, which cost more per request than the rest of dependency
+    solving (docs/adr/0027). So the route's own wrapper settles the session
+    (:func:`_in_one_thread`, :func:`_authenticated_first`); a session no
+    endpoint ran with (a request refused while its parameters were read) took
+    no connection and is simply dropped. Only a :class:`UnitOfWorkRoute` may
+    hand one out: no other route would end its transaction.
     """
+    if not isinstance(request.scope.get("route"), UnitOfWorkRoute):
+        raise TypeError("a SessionDep needs a route of class UnitOfWorkRoute")
     session = _sessions(request)()
     summaries = getattr(request.app.state, "refusal_summaries", None)
     client = request.client
     session.request = RequestContext(client.host if client else "unknown", summaries)
-    error: Exception | None = None
-    try:
-        yield session
-    except Exception as exc:
-        error = exc
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
-        raise
+    return session
+
+
+async def _settle_elsewhere(session: UnitOfWork, error: Exception | None) -> None:
+    """Settle ``session`` from the event loop, in a worker thread not counted
+    against the thread pool (its own limiter): with every pool thread waiting
+    for a connection, the holder must still be able to give it back. Shielded:
+    a cancelled request still ends its transaction."""
     if session.settled or (error is None and not session.in_transaction()):
         session.close()  # no transaction left: touches no database
         if error is not None:
@@ -236,6 +240,11 @@ async def get_session(request: Request) -> AsyncIterator[UnitOfWork]:
         return
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(settle, session, error, limiter=anyio.CapacityLimiter(1))
+
+
+async def _abandon_elsewhere(session: UnitOfWork) -> None:
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_abandon, session, limiter=anyio.CapacityLimiter(1))
 
 
 @runtime_checkable
@@ -274,19 +283,30 @@ def _in_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             settle(session, None)
         return result
 
-    @functools.wraps(endpoint)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        session = _session_of(kwargs)
-        if session is None or session.committer is None:
-            return serve(session, args, kwargs)
+    def grouped(session: UnitOfWork, committer: GroupCommitter, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
         try:  # a savepoint of the group's transaction, answered after its COMMIT
-            with session.committer.member(session):
+            with committer.member(session):
                 return serve(session, args, kwargs)
         except GroupCommitFailed as exc:
             log.error("a group commit failed: its requests are answered 503",
                       error=type(exc.__cause__ or exc).__name__)
             raise Unavailable("the database could not commit this request; nothing was "
                               "changed") from exc
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        session = _session_of(kwargs)
+        if session is None:
+            return serve(session, args, kwargs)
+        try:
+            if session.committer is None:
+                return serve(session, args, kwargs)
+            return grouped(session, session.committer, args, kwargs)
+        except Exception as exc:
+            if not session.settled:  # failed before the endpoint (joining a group)
+                settle(session, exc)
+            raise
 
     return run
 
@@ -325,9 +345,23 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        if any(isinstance(v, Deferred) for v in kwargs.values()):
-            await anyio.to_thread.run_sync(resolve, _session_of(kwargs), kwargs)
-        return await endpoint(*args, **kwargs)
+        session = _session_of(kwargs)
+        try:
+            if any(isinstance(v, Deferred) for v in kwargs.values()):
+                await anyio.to_thread.run_sync(resolve, session, kwargs)
+            result = await endpoint(*args, **kwargs)
+        except Exception as exc:
+            if session is None:
+                raise
+            await _settle_elsewhere(session, exc)
+            raise  # not reached: settling an error raises it
+        except BaseException:
+            if session is not None:
+                await _abandon_elsewhere(session)
+            raise
+        if session is not None:
+            await _settle_elsewhere(session, None)
+        return result
 
     return run
 
@@ -344,4 +378,4 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
-SessionDep = Annotated[UnitOfWork, Depends(get_session, scope="function")]
+SessionDep = Annotated[UnitOfWork, Depends(get_session)]

@@ -23,8 +23,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.auth.service import Principal
+from app.auth.dependencies import Credentials
+from app.auth.service import Principal, authenticate
 from app.identity import repository as liaisons
+from app.identity.repository import TokenFacts
 from app.ledger import AccessDenied, Hidden, Reason, deny, now
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
@@ -146,12 +148,52 @@ def packet_access(session: Session, by: Principal, packet_id: str, action: str, 
     return _gate(by, packet_id, action, facts, deliver=deliver)
 
 
-def retrieval_access(session: Session, by: Principal, packet_id: str,
-                     action: str) -> tuple[PacketAccess, repo.PacketContents]:
+@dataclass(frozen=True)
+class Authenticated:
+    """The caller of a retrieval and the packet's facts, read with the token (one query)."""
+
+    principal: Principal
+    found: tuple[repo.AccessFacts, repo.PacketContents] | None
+
+
+@dataclass(frozen=True)
+class RetrievalCredentials:
+    """A retrieval's credentials: resolved in the request's thread (``app.ledger.route.Deferred``)
+    by one query that reads the token and, for its liaison, the packet.
+
+    Every check of the token is :func:`app.auth.service.authenticate`'s, made
+    before anything read of the packet is looked at, so refusals are those of
+    any other route, and logged alike.
+    """
+
+    credentials: Credentials
+    packet_id: str
+
+    def resolve(self, session: Session) -> Authenticated:
+        """The caller and what the query read of the packet for them, or a logged 401."""
+        read: list[repo.TokenAndRetrieval] = []
+
+        def token(token_id: str, moment: datetime) -> TokenFacts | None:
+            got = repo.retrieval_with_token(session, token_id, self.packet_id, moment)
+            if got is None:
+                return None
+            read.append(got)
+            return got.token
+
+        principal = authenticate(session, self.credentials.bearer, self.credentials.action,
+                                 token)
+        return Authenticated(self.credentials.accept(session, principal), read[0].retrieval)
+
+
+def retrieval_access(session: Session, by: Principal, packet_id: str, action: str,
+                     *, read: Authenticated | None = None
+                     ) -> tuple[PacketAccess, repo.PacketContents]:
     """:func:`packet_access` for an action that delivers the key and names the streams,
-    with the header recipients and streams read in the same query."""
+    with the header recipients and streams read in the same query (``read``: already
+    read, with the token)."""
     require_prosecutor(by, action, packet_subject(packet_id))
-    found = repo.retrieval_facts(session, packet_id, by.liaison_id, now())
+    found = (read.found if read is not None
+             else repo.retrieval_facts(session, packet_id, by.liaison_id, now()))
     if found is None:
         raise _unknown(by, packet_id, action)
     facts, contents = found

@@ -13,8 +13,17 @@ from typing import Any
 from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from app.identity.repository import Eligibility, eligibility_of, eligibility_query, level_in_force
+from app.identity.repository import (
+    Eligibility,
+    TokenFacts,
+    eligibility_of,
+    eligibility_query,
+    level_in_force,
+    token_facts_of,
+    token_query,
+)
 from app.ledger import insert_at_commit, named_insert
+from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
 from app.models.packet import (
@@ -125,12 +134,56 @@ def retrieval_facts(session: Session, packet_id: str, liaison_id: str,
     """
     row = session.execute(_RETRIEVAL, {"packet_id": packet_id, "liaison_id": liaison_id,
                                        "moment": moment}).first()
-    if row is None:
-        return None
+    return None if row is None else (_facts(row), _contents(row))
+
+
+def _contents(row: Any) -> PacketContents:
     refs = [StreamRef(int(item["index"]), str(item["sha256"]), int(item["length"]))
             for item in json_rows(row.streams)]
     recipients = sorted(r for r in (row.recipients or "").split(_SEPARATOR) if r)
-    return _facts(row), PacketContents(recipients, sorted(refs, key=lambda ref: ref.index))
+    return PacketContents(recipients, sorted(refs, key=lambda ref: ref.index))
+
+
+def _retrieval_with_token_query() -> Select[Any]:
+    # The caller is the token's liaison: what is read of the packet for it is used
+    # only once the token has passed every check (app.auth.service.authenticate).
+    # The clearance level in force is the token query's own (one subquery, not two).
+    liaison = AuthToken.liaison_id
+    member = exists().where(ChannelMember.channel_id == Packet.channel_id,
+                            ChannelMember.liaison_id == liaison)
+    return (
+        token_query()
+        .add_columns(Packet, PacketKey, member.label("is_member"),
+                     _HEADER_RECIPIENTS.label("recipients"), _STREAM_OBJECTS.label("streams"))
+        .outerjoin(Packet, Packet.id == bindparam("packet_id", type_=String()))
+        .outerjoin(PacketKey, and_(PacketKey.packet_id == Packet.id,
+                                   PacketKey.liaison_id == liaison))
+    )
+
+
+_RETRIEVAL_WITH_TOKEN = _retrieval_with_token_query()
+
+
+@dataclass(frozen=True)
+class TokenAndRetrieval:
+    """A bearer token's facts and, for its liaison, a retrieval's (``None``: no such packet)."""
+
+    token: TokenFacts
+    retrieval: tuple[AccessFacts, PacketContents] | None
+
+
+def retrieval_with_token(session: Session, token_id: str, packet_id: str,
+                         moment: datetime) -> TokenAndRetrieval | None:
+    """The token's facts (``app.identity.repository.token_facts``) and :func:`retrieval_facts`
+    for the token's liaison, in one query; ``None`` for an unknown token."""
+    row = session.execute(_RETRIEVAL_WITH_TOKEN, {"token_id": token_id, "packet_id": packet_id,
+                                                  "moment": moment}).first()
+    if row is None:
+        return None
+    facts = None if row.Packet is None else (
+        AccessFacts(row.Packet, row.PacketKey, bool(row.is_member), row.clearance_level),
+        _contents(row))
+    return TokenAndRetrieval(token_facts_of(row), facts)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``/v1/blobs`` and ``/v1/packets``: upload ciphertext, submit, list, retrieve, download.
 
 Receipts, share requests, shares, withdrawal and threads are in
-``app.packets.sharing_routes``; ``router`` carries them all.
+``app.packets.sharing_routes``; ``router`` carries them all, ``blob_router`` the upload.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.dependencies import PrincipalDep, require_role
+from app.auth.dependencies import PrincipalDep, current_principal, require_role
 from app.auth.schemas import ID_PATTERN
 from app.auth.service import Principal
 from app.blobs import (
@@ -32,6 +32,7 @@ from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission
+from app.packets.access import Authenticated, RetrievalCredentials
 from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
 from app.packets.repository import PacketFilter
 from app.packets.schemas import (
@@ -53,8 +54,10 @@ from app.timestamp import UTCTimestamp
 ProsecutorDep = Annotated[Principal, Depends(require_role(Role.PROSECUTOR))]
 BINARY: dict[str, Any] = {"content": {"application/octet-stream": {}}}
 
-router = APIRouter(tags=["packets"], route_class=UnitOfWorkRoute)
-packets = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=UnitOfWorkRoute)
+# Two routers, each included by the application at the top (app.main): every
+# level of nesting is one more walk of routes to match a request.
+router = APIRouter(prefix="/v1/packets", tags=["packets"], route_class=UnitOfWorkRoute)
+blob_router = APIRouter(tags=["packets"], route_class=UnitOfWorkRoute)
 
 
 async def _receive(request: Request, store: BlobStorage, sha256: str,
@@ -63,7 +66,7 @@ async def _receive(request: Request, store: BlobStorage, sha256: str,
     return await receive_blob(request.stream(), writer)
 
 
-@router.put("/v1/blobs/{sha256}", status_code=201, name="blob.upload", tags=["packets"],
+@blob_router.put("/v1/blobs/{sha256}", status_code=201, name="blob.upload", tags=["packets"],
             openapi_extra={"requestBody": {"required": True, **BINARY}})
 async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], request: Request,
                       response: Response, session: SessionDep, *, settings: SettingsDep,
@@ -87,7 +90,7 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
                     ledger=ledger_ref(entry))
 
 
-@packets.post("", status_code=201, name="packet.submit")
+@router.post("", status_code=201, name="packet.submit")
 def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
                   settings: SettingsDep, *, store: BlobStoreDep, by: PrincipalDep,
                   limits: RateLimitsDep) -> PacketCreated:
@@ -102,7 +105,7 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
 
-@packets.get("", name="packet.list")
+@router.get("", name="packet.list")
 def list_packets(
     session: SessionDep, by: PrincipalDep, box: Box = "inbox",
     channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
@@ -118,10 +121,19 @@ def list_packets(
                       ledger=ledger_ref(page.entry))
 
 
-@packets.get("/{packet_id}", name="packet.retrieve")
-def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) -> PacketRead:
+async def retrieval_credentials(request: Request, packet_id: PacketId) -> RetrievalCredentials:
+    """The caller's credentials, checked in the route's thread by the query that reads
+    the packet (``app.packets.access.RetrievalCredentials``)."""
+    return RetrievalCredentials(await current_principal(request), packet_id)
+
+
+RetrievalDep = Annotated[Authenticated, Depends(retrieval_credentials)]
+
+
+@router.get("/{packet_id}", name="packet.retrieve")
+def retrieve_packet(packet_id: PacketId, session: SessionDep, read: RetrievalDep) -> PacketRead:
     """Metadata, the signed header and, for a recipient, their wrapped key (key delivery)."""
-    got = service.retrieve(session, by, packet_id)
+    got = service.retrieve(session, read.principal, packet_id, read=read)
     p, held = got.access.packet, got.access.holding
     share = None
     if held is not None and held.share is not None and held.share_signature is not None:
@@ -137,7 +149,7 @@ def retrieve_packet(packet_id: PacketId, session: SessionDep, by: PrincipalDep) 
         withdrawal_reason=p.withdrawal_reason, ledger=ledger_ref(got.entry))
 
 
-@packets.get("/{packet_id}/streams/{index}", name="packet.download",
+@router.get("/{packet_id}/streams/{index}", name="packet.download",
              response_class=StreamingResponse,
              responses={200: BINARY, 206: BINARY, 416: {"description": "Range not satisfiable"}})
 def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=MAX_STREAM_INDEX)],
@@ -163,5 +175,4 @@ def download_stream(packet_id: PacketId, index: Annotated[int, Path(ge=0, le=MAX
     return BlobResponse(chunks, status_code=206 if byte_range else 200, headers=headers)
 
 
-packets.include_router(sharing_router)
-router.include_router(packets)
+router.include_router(sharing_router)  # after the hot routes: matched in order

@@ -24,6 +24,7 @@ from app.models.packet import Packet, PacketStatus, PacketStream
 from app.packets import repository as repo
 from app.packets.access import (
     NO_CLEARANCE,
+    Authenticated,
     PacketAccess,
     packet_access,
     require_prosecutor,
@@ -154,13 +155,14 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     return Page(shown, next_cursor, entry)
 
 
-def retrieve(session: Session, by: Principal, packet_id: str) -> Retrieved:
+def retrieve(session: Session, by: Principal, packet_id: str,
+             *, read: Authenticated | None = None) -> Retrieved:
     """Metadata, envelope parts and the caller's wrapped key (key delivery); logged.
 
     One entry, ``packet.retrieve``, whose details say whether a key was
-    delivered and to which key id.
+    delivered and to which key id. ``read``: the packet's facts, read with the token.
     """
-    access, contents = retrieval_access(session, by, packet_id, "packet.retrieve")
+    access, contents = retrieval_access(session, by, packet_id, "packet.retrieve", read=read)
     held = access.holding
     details: dict[str, object] = {"key_delivered": held is not None}
     if held is not None:

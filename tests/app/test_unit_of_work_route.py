@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from app.ledger.route import UnitOfWorkRoute, _in_one_thread
-from app.ledger.unit_of_work import UnitOfWork
+from app.ledger.engine import make_engine
+from app.ledger.route import SessionDep, UnitOfWorkRoute, _in_one_thread
+from app.ledger.unit_of_work import UnitOfWork, make_session_factory
 
 
 class Recorder:
@@ -50,7 +56,7 @@ def test_an_endpoint_that_raises_is_rolled_back_in_its_thread() -> None:
     with pytest.raises(LookupError):
         _in_one_thread(endpoint)(session=session)
     assert not session.in_transaction()
-    assert session.settled  # get_session then only closes it
+    assert session.settled
 
 
 def test_a_deferred_dependency_without_a_session_is_a_programming_error() -> None:
@@ -68,3 +74,78 @@ def test_coroutine_endpoints_resolve_first_then_run_on_the_event_loop() -> None:
     route = UnitOfWorkRoute("/x", endpoint)
     assert route.endpoint is not endpoint
     assert route.endpoint.__wrapped__ is endpoint  # type: ignore[attr-defined]
+
+
+def _app_on(tmp_path: Path, route_class: type[APIRoute] = UnitOfWorkRoute) -> FastAPI:
+    """An application with one table and the routes below, on a SQLite file."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'uow.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE note (body TEXT NOT NULL)"))
+    app = FastAPI()
+    app.state.sessions = make_session_factory(engine)
+    app.state.engine = engine
+    router = APIRouter(route_class=route_class)
+
+    @router.post("/sync/{body}")
+    def write_sync(body: str, session: SessionDep) -> dict[str, str]:
+        session.execute(text("INSERT INTO note VALUES (:b)"), {"b": body})
+        if body == "fail":
+            raise LookupError("refused after writing")
+        return {"body": body}
+
+    @router.post("/async/{body}")
+    async def write_async(body: str, session: SessionDep) -> dict[str, str]:
+        await anyio.to_thread.run_sync(
+            lambda: session.execute(text("INSERT INTO note VALUES (:b)"), {"b": body}))
+        if body == "fail":
+            raise LookupError("refused after writing")
+        return {"body": body}
+
+    app.include_router(router)
+    return app
+
+
+def _notes(app: FastAPI) -> list[str]:
+    with app.state.engine.connect() as conn:
+        return [row[0] for row in conn.execute(text("SELECT body FROM note ORDER BY body"))]
+
+
+def _idle(app: FastAPI) -> bool:
+    """No connection is out of the pool, and the pooled one holds no transaction."""
+    engine = app.state.engine
+    if engine.pool.checkedout() != 0:
+        return False
+    raw = engine.raw_connection()
+    try:
+        return not raw.driver_connection.in_transaction
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_route_commits_a_plain_session_dependency_and_hands_back_an_idle_connection(
+        tmp_path: Path, kind: str) -> None:
+    app = _app_on(tmp_path)
+    with TestClient(app) as client:
+        for body in ("a", "b"):
+            assert client.post(f"/{kind}/{body}").status_code == 200
+            assert _idle(app)
+    assert _notes(app) == ["a", "b"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_endpoint_that_fails_after_writing_leaves_nothing_and_no_open_transaction(
+        tmp_path: Path, kind: str) -> None:
+    app = _app_on(tmp_path)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post(f"/{kind}/fail").status_code == 500
+        assert _idle(app)
+        assert client.post(f"/{kind}/after").status_code == 200
+    assert _notes(app) == ["after"]
+
+
+def test_a_session_outside_a_unit_of_work_route_is_refused(tmp_path: Path) -> None:
+    app = _app_on(tmp_path, route_class=APIRoute)
+    with TestClient(app) as client, pytest.raises(TypeError, match="UnitOfWorkRoute"):
+        client.post("/sync/a")
+    assert _notes(app) == []
