@@ -31,6 +31,7 @@ import hashlib
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -122,6 +123,13 @@ def _disk_full(exc: BaseException | None) -> bool:
 class DatabaseBlobWriter:
     """One streaming write of a blob into the database (see the module docstring).
 
+    Received bytes are copied once, into a row buffer of ``chunk_bytes``
+    reused for every row; each full row is sent as an ``INSERT`` in pipeline
+    mode, so this thread goes back to hashing and filling the next row while
+    PostgreSQL stores the last (no wait for each row's answer; the socket's
+    buffer bounds what is in flight). A row the database refuses fails the
+    upload at the next row sent or at :meth:`commit`, and rolls it back whole.
+
     Thread-safe as :class:`app.blobs.BlobWriter`: an abort waits for a write
     still running in a worker thread.
     """
@@ -132,8 +140,10 @@ class DatabaseBlobWriter:
         self._chunk = chunk_bytes
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._row = bytearray()
+        self._fill = 0
         self._seq = 0
+        self._pipeline: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None
         self.size = 0
         conn = engine.connect()
         try:
@@ -147,7 +157,15 @@ class DatabaseBlobWriter:
                                        "when it ends")
             self._exists = conn.execute(select(Blob.size).where(
                 Blob.sha256 == expected)).scalar_one_or_none() is not None
+            if not self._exists:
+                self._row = bytearray(chunk_bytes)
+                raw = conn.connection.dbapi_connection
+                assert isinstance(raw, psycopg.Connection)  # noqa: S101 (make_engine's driver)
+                self._raw: psycopg.Connection[Any] = raw
+                self._pipeline = raw.pipeline()
+                self._pipeline.__enter__()
         except BaseException:
+            self._end_pipeline()
             conn.close()  # rolls back
             raise
         self._conn: Connection | None = conn
@@ -165,12 +183,8 @@ class DatabaseBlobWriter:
             for chunk in chunks:
                 self._hash.update(chunk)
                 self.size += len(chunk)
-                if self._exists:  # the same bytes are stored: only their digest is checked
-                    continue
-                self._buffer += chunk
-                while len(self._buffer) >= self._chunk:
-                    self._insert(bytes(self._buffer[:self._chunk]))
-                    del self._buffer[:self._chunk]
+                if not self._exists:  # else the same bytes are stored: only the digest counts
+                    self._fill_rows(chunk)
 
     def commit(self) -> StoredBlob:
         """Check the digest, insert the last chunk and the ``blobs`` row, COMMIT."""
@@ -183,9 +197,12 @@ class DatabaseBlobWriter:
             if self._exists:
                 self._abort()
                 return StoredBlob(self._expected, self.size, created=False)
-            if self._buffer:
-                self._insert(bytes(self._buffer))
-                self._buffer.clear()
+            if self._fill:
+                self._insert(memoryview(self._row)[:self._fill])
+            try:
+                self._end_pipeline(raising=True)  # every row's answer, or the first refusal
+            except psycopg.Error as exc:
+                self._fail_driver(exc)
             try:
                 self._conn.execute(insert(Blob).values(
                     sha256=self._expected, size=self.size, chunk_bytes=self._chunk,
@@ -201,22 +218,47 @@ class DatabaseBlobWriter:
         with self._lock:
             self._abort()
 
-    def _insert(self, data: bytes) -> None:
-        assert self._conn is not None  # noqa: S101 (write_all and commit checked it)
+    def _fill_rows(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            taken = min(len(view), self._chunk - self._fill)
+            self._row[self._fill:self._fill + taken] = view[:taken]
+            self._fill += taken
+            view = view[taken:]
+            if self._fill == self._chunk:
+                self._insert(self._row)
+
+    def _insert(self, data: bytearray | memoryview) -> None:
+        # The driver's own cursor, the row sent in binary (%b); libpq copies it into its
+        # output buffer before execute returns, so the row buffer is free again at once.
         try:
-            # The driver's own cursor, the bytes sent in binary (%b): SQLAlchemy's
-            # statement adds nothing here but its overhead, once a MiB.
-            with self._conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with self._raw.cursor() as cursor:
                 cursor.execute(_INSERT, (self._expected, self._seq, data))
         except psycopg.Error as exc:
             self._fail_driver(exc)
         self._seq += 1
+        self._fill = 0
+
+    def _end_pipeline(self, *, raising: bool = False) -> None:
+        """Leave pipeline mode: wait for every row sent; raise the first refusal if
+        ``raising``, else drop it (the transaction is being rolled back anyway)."""
+        if self._pipeline is not None:
+            pipeline, self._pipeline = self._pipeline, None
+            try:
+                pipeline.__exit__(None, None, None)
+            except psycopg.Error:
+                if raising:
+                    raise
 
     def _abort(self) -> None:
-        self._buffer = bytearray()
+        self._row = bytearray()
+        self._fill = 0
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            conn.close()  # rolls back an open transaction
+            try:
+                self._end_pipeline()
+            finally:
+                conn.close()  # rolls back an open transaction
 
     def _fail(self, exc: DBAPIError) -> None:
         self._abort()
