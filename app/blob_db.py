@@ -28,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import select as io_select
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq.abc import PGconn
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -116,6 +118,21 @@ def _lock_key(sha256: str) -> int:
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
 
 
+def _drain(pgconn: PGconn) -> None:
+    """Wait until libpq has handed every queued byte to the socket.
+
+    In pipeline mode ``execute`` returns once it has sent *some* of a query; a row
+    left in libpq's buffer while the next is added would grow it by a row each time
+    the server is slower than the upload. Reading what the server sends meanwhile
+    keeps it from blocking on a full socket of answers (its results are processed
+    when the pipeline ends).
+    """
+    while pgconn.flush():
+        readable, _, _ = io_select.select((pgconn.socket,), (pgconn.socket,), ())
+        if readable:
+            pgconn.consume_input()
+
+
 def _disk_full(exc: BaseException | None) -> bool:
     return getattr(exc, "sqlstate", None) == _DISK_FULL
 
@@ -162,6 +179,10 @@ class DatabaseBlobWriter:
                 raw = conn.connection.dbapi_connection
                 assert isinstance(raw, psycopg.Connection)  # noqa: S101 (make_engine's driver)
                 self._raw: psycopg.Connection[Any] = raw
+                # One cursor for every row: a cursor keeps its last statement's
+                # parameters, and in pipeline mode stays referenced until its answer
+                # is read, so a cursor per row would hold a row each in flight.
+                self._cursor: psycopg.Cursor[Any] = raw.cursor()
                 self._pipeline = raw.pipeline()
                 self._pipeline.__enter__()
         except BaseException:
@@ -232,8 +253,8 @@ class DatabaseBlobWriter:
         # The driver's own cursor, the row sent in binary (%b); libpq copies it into its
         # output buffer before execute returns, so the row buffer is free again at once.
         try:
-            with self._raw.cursor() as cursor:
-                cursor.execute(_INSERT, (self._expected, self._seq, data))
+            self._cursor.execute(_INSERT, (self._expected, self._seq, data))
+            _drain(self._raw.pgconn)
         except psycopg.Error as exc:
             self._fail_driver(exc)
         self._seq += 1
@@ -257,6 +278,8 @@ class DatabaseBlobWriter:
             conn, self._conn = self._conn, None
             try:
                 self._end_pipeline()
+                if not self._exists:
+                    self._cursor.close()
             finally:
                 conn.close()  # rolls back an open transaction
 
