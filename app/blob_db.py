@@ -7,7 +7,9 @@ A blob is cut into rows of :data:`CHUNK_BYTES` (``blob_chunks``) and listed in
 ``blobs`` (size, chunk size, last upload).
 
 A write is one transaction on a connection of its own: the chunks are inserted
-as they arrive (one chunk buffered, so memory stays constant), and the
+as they arrive, each copied once into one reused row buffer and sent in
+pipeline mode without waiting for the last row's answer (memory stays at a row
+or two; docs/adr/0029-blob-rows-pipelined-from-one-buffer.md), and the
 ``blobs`` row only after the digest checked, then COMMIT (durable: PostgreSQL
 syncs its WAL). A partial, refused or interrupted upload is rolled back,
 even by a crash: never visible (DESIGN.md invariant 4). Two uploads of one
