@@ -7,7 +7,9 @@ A blob is cut into rows of :data:`CHUNK_BYTES` (``blob_chunks``) and listed in
 ``blobs`` (size, chunk size, last upload).
 
 A write is one transaction on a connection of its own: the chunks are inserted
-as they arrive (one chunk buffered, so memory stays constant), and the
+as they arrive, each copied once into one reused row buffer and sent in
+pipeline mode without waiting for the last row's answer (memory stays at a row
+or two; docs/adr/0029-blob-rows-pipelined-from-one-buffer.md), and the
 ``blobs`` row only after the digest checked, then COMMIT (durable: PostgreSQL
 syncs its WAL). A partial, refused or interrupted upload is rolled back,
 even by a crash: never visible (DESIGN.md invariant 4). Two uploads of one
@@ -28,11 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import select as io_select
 import threading
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg.pq.abc import PGconn
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -115,12 +120,34 @@ def _lock_key(sha256: str) -> int:
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
 
 
+def _drain(pgconn: PGconn) -> None:
+    """Wait until libpq has handed every queued byte to the socket.
+
+    In pipeline mode ``execute`` returns once it has sent *some* of a query; a row
+    left in libpq's buffer while the next is added would grow it by a row each time
+    the server is slower than the upload. Reading what the server sends meanwhile
+    keeps it from blocking on a full socket of answers (its results are processed
+    when the pipeline ends).
+    """
+    while pgconn.flush():
+        readable, _, _ = io_select.select((pgconn.socket,), (pgconn.socket,), ())
+        if readable:
+            pgconn.consume_input()
+
+
 def _disk_full(exc: BaseException | None) -> bool:
     return getattr(exc, "sqlstate", None) == _DISK_FULL
 
 
 class DatabaseBlobWriter:
     """One streaming write of a blob into the database (see the module docstring).
+
+    Received bytes are copied once, into a row buffer of ``chunk_bytes``
+    reused for every row; each full row is sent as an ``INSERT`` in pipeline
+    mode, so this thread goes back to hashing and filling the next row while
+    PostgreSQL stores the last (no wait for each row's answer; the socket's
+    buffer bounds what is in flight). A row the database refuses fails the
+    upload at the next row sent or at :meth:`commit`, and rolls it back whole.
 
     Thread-safe as :class:`app.blobs.BlobWriter`: an abort waits for a write
     still running in a worker thread.
@@ -132,8 +159,10 @@ class DatabaseBlobWriter:
         self._chunk = chunk_bytes
         self._hash = hashlib.sha256()
         self._lock = threading.Lock()
-        self._buffer = bytearray()
+        self._row = bytearray()
+        self._fill = 0
         self._seq = 0
+        self._pipeline: contextlib.AbstractContextManager[psycopg.Pipeline] | None = None
         self.size = 0
         conn = engine.connect()
         try:
@@ -147,7 +176,19 @@ class DatabaseBlobWriter:
                                        "when it ends")
             self._exists = conn.execute(select(Blob.size).where(
                 Blob.sha256 == expected)).scalar_one_or_none() is not None
+            if not self._exists:
+                self._row = bytearray(chunk_bytes)
+                raw = conn.connection.dbapi_connection
+                assert isinstance(raw, psycopg.Connection)  # noqa: S101 (make_engine's driver)
+                self._raw: psycopg.Connection[Any] = raw
+                # One cursor for every row: a cursor keeps its last statement's
+                # parameters, and in pipeline mode stays referenced until its answer
+                # is read, so a cursor per row would hold a row each in flight.
+                self._cursor: psycopg.Cursor[Any] = raw.cursor()
+                self._pipeline = raw.pipeline()
+                self._pipeline.__enter__()
         except BaseException:
+            self._end_pipeline()
             conn.close()  # rolls back
             raise
         self._conn: Connection | None = conn
@@ -165,12 +206,8 @@ class DatabaseBlobWriter:
             for chunk in chunks:
                 self._hash.update(chunk)
                 self.size += len(chunk)
-                if self._exists:  # the same bytes are stored: only their digest is checked
-                    continue
-                self._buffer += chunk
-                while len(self._buffer) >= self._chunk:
-                    self._insert(bytes(self._buffer[:self._chunk]))
-                    del self._buffer[:self._chunk]
+                if not self._exists:  # else the same bytes are stored: only the digest counts
+                    self._fill_rows(chunk)
 
     def commit(self) -> StoredBlob:
         """Check the digest, insert the last chunk and the ``blobs`` row, COMMIT."""
@@ -183,9 +220,12 @@ class DatabaseBlobWriter:
             if self._exists:
                 self._abort()
                 return StoredBlob(self._expected, self.size, created=False)
-            if self._buffer:
-                self._insert(bytes(self._buffer))
-                self._buffer.clear()
+            if self._fill:
+                self._insert(memoryview(self._row)[:self._fill])
+            try:
+                self._end_pipeline(raising=True)  # every row's answer, or the first refusal
+            except psycopg.Error as exc:
+                self._fail_driver(exc)
             try:
                 self._conn.execute(insert(Blob).values(
                     sha256=self._expected, size=self.size, chunk_bytes=self._chunk,
@@ -201,22 +241,49 @@ class DatabaseBlobWriter:
         with self._lock:
             self._abort()
 
-    def _insert(self, data: bytes) -> None:
-        assert self._conn is not None  # noqa: S101 (write_all and commit checked it)
+    def _fill_rows(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            taken = min(len(view), self._chunk - self._fill)
+            self._row[self._fill:self._fill + taken] = view[:taken]
+            self._fill += taken
+            view = view[taken:]
+            if self._fill == self._chunk:
+                self._insert(self._row)
+
+    def _insert(self, data: bytearray | memoryview) -> None:
+        # The driver's own cursor, the row sent in binary (%b); libpq copies it into its
+        # output buffer before execute returns, so the row buffer is free again at once.
         try:
-            # The driver's own cursor, the bytes sent in binary (%b): SQLAlchemy's
-            # statement adds nothing here but its overhead, once a MiB.
-            with self._conn.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-                cursor.execute(_INSERT, (self._expected, self._seq, data))
+            self._cursor.execute(_INSERT, (self._expected, self._seq, data))
+            _drain(self._raw.pgconn)
         except psycopg.Error as exc:
             self._fail_driver(exc)
         self._seq += 1
+        self._fill = 0
+
+    def _end_pipeline(self, *, raising: bool = False) -> None:
+        """Leave pipeline mode: wait for every row sent; raise the first refusal if
+        ``raising``, else drop it (the transaction is being rolled back anyway)."""
+        if self._pipeline is not None:
+            pipeline, self._pipeline = self._pipeline, None
+            try:
+                pipeline.__exit__(None, None, None)
+            except psycopg.Error:
+                if raising:
+                    raise
 
     def _abort(self) -> None:
-        self._buffer = bytearray()
+        self._row = bytearray()
+        self._fill = 0
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            conn.close()  # rolls back an open transaction
+            try:
+                self._end_pipeline()
+                if not self._exists:
+                    self._cursor.close()
+            finally:
+                conn.close()  # rolls back an open transaction
 
     def _fail(self, exc: DBAPIError) -> None:
         self._abort()

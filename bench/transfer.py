@@ -42,6 +42,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -173,6 +175,22 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backends_cpu(database_url: str | None) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to ``database_url``'s
+    database (0 on SQLite, or when the backends are not processes of this machine)."""
+    if database_url is None:
+        return 0.0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += process_cpu(pid)
+    return total
+
+
 def run_cli(home: Path, args: Sequence[str], *, timeout: float = 1800,
             env: dict[str, str] | None = None) -> Measured:
     """Run ``cadena args...`` in a child process; measure its wall time and peak RSS."""
@@ -230,17 +248,20 @@ def measure(size: int, root: Path, *, database_url: str | None = None,
         hosts = [r.server] if r.other is None else [r.server, r.other]
         idle_server = max(h.peak_rss() for h in hosts)
         server_cpu = [sum(process_cpu(h.pid) for h in hosts)]
+        database_cpu = [backends_cpu(database_url)]
         sent = run_cli(r.home, ["send", "--profile", "ana", "--to", "bruno", "--channel",
                                 "bench", "--text", "bench", "--attach", str(source),
                                 "--evaluation", "B2", "--quiet", "--json",
                                 "--workdir", str(root)])
         _check("send", sent)
         server_cpu.append(sum(process_cpu(h.pid) for h in hosts))
+        database_cpu.append(backends_cpu(database_url))
         packet = json.loads(sent.stdout)["id"]
         got = run_cli(r.home, ["fetch", packet, "--profile", "bruno", "--out",
                                str(root / "got"), "--quiet", "--json"])
         _check("fetch", got)
         server_cpu.append(sum(process_cpu(h.pid) for h in hosts))
+        database_cpu.append(backends_cpu(database_url))
         server_peak = max(h.peak_rss() for h in hosts)
     if file_sha256(root / "got" / "attachments" / source.name) != want:
         raise SystemExit("the fetched file differs from the original")
@@ -255,7 +276,9 @@ def measure(size: int, root: Path, *, database_url: str | None = None,
             "server_idle_peak_rss_mb": idle_server / MIB,
             "send_client_cpu_s": sent.cpu_seconds, "fetch_client_cpu_s": got.cpu_seconds,
             "send_server_cpu_s": server_cpu[1] - server_cpu[0],
-            "fetch_server_cpu_s": server_cpu[2] - server_cpu[1]}
+            "fetch_server_cpu_s": server_cpu[2] - server_cpu[1],
+            "send_database_cpu_s": database_cpu[1] - database_cpu[0],
+            "fetch_database_cpu_s": database_cpu[2] - database_cpu[1]}
 
 
 def _table(figures: dict[str, Any]) -> None:
@@ -273,7 +296,9 @@ def _table(figures: dict[str, Any]) -> None:
             ("CPU, send: client / server", f"{figures['send_client_cpu_s']:.2f} s / "
                                            f"{figures['send_server_cpu_s']:.2f} s"),
             ("CPU, fetch: client / server", f"{figures['fetch_client_cpu_s']:.2f} s / "
-                                            f"{figures['fetch_server_cpu_s']:.2f} s")]
+                                            f"{figures['fetch_server_cpu_s']:.2f} s"),
+            ("CPU, database backends: send / fetch", f"{figures['send_database_cpu_s']:.2f} s / "
+                                                     f"{figures['fetch_database_cpu_s']:.2f} s")]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -19,7 +19,8 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select, update
+from psycopg.errors import UniqueViolation
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from app.blob_db import (
     DatabaseBlobStore,
@@ -195,6 +196,30 @@ def test_a_body_cut_off_mid_upload_leaves_no_row(engine: Engine) -> None:
     again = store.writer(sha256(data), len(data))  # its lock went with the rollback
     again.write(data)
     assert again.commit().created is True
+
+
+def test_a_row_refused_by_the_database_mid_upload_fails_it_and_keeps_nothing(
+        engine: Engine) -> None:
+    # Chunk rows are sent without waiting for each one's answer: a row the database
+    # refuses (here a stray committed row at the same key) must still fail the upload,
+    # roll it back whole, and leave the store's connections usable.
+    pool = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1,
+                       max_overflow=0)
+    store = DatabaseBlobStore(pool, 1000, lookups=engine)
+    data = os.urandom(5500)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(BlobChunk).values(sha256=sha256(data), seq=2, data=b"x"))
+        with pytest.raises(UniqueViolation):
+            _put(store, data, 700)  # the failing writer rolls back and returns its connection
+        assert store.size(sha256(data)) is None
+        assert _rows(engine) == (0, 1)  # only the stray row
+        with engine.begin() as conn:
+            conn.execute(delete(BlobChunk))
+        _put(store, data)  # the one connection is back in the pool, in a clean state
+        assert b"".join(store.read(sha256(data))) == data
+    finally:
+        pool.dispose()
 
 
 def test_database_blobs_are_refused_on_sqlite(tmp_path: Path) -> None:
