@@ -255,9 +255,24 @@ class Deferred(Protocol):
         """The dependency's value, read through ``session``."""
 
 
+# ``isinstance`` against a runtime-checkable protocol inspects the value's
+# attributes on every call (a few per cent of a submit's CPU, ADR 0026): the
+# answer is remembered by type, which is what the structural check depends on.
+_DEFERRED_TYPES: dict[type, bool] = {}
+
+
+def is_deferred(value: object) -> bool:
+    """Whether ``value`` is a :class:`Deferred` (its type's answer, worked out once)."""
+    kind = type(value)
+    known = _DEFERRED_TYPES.get(kind)
+    if known is None:
+        known = _DEFERRED_TYPES[kind] = isinstance(value, Deferred)
+    return known
+
+
 def _resolve_deferred(session: UnitOfWork | None, kwargs: dict[str, Any]) -> None:
     for name, value in list(kwargs.items()):
-        if isinstance(value, Deferred):
+        if is_deferred(value):
             if session is None:
                 raise TypeError("a route with a deferred dependency needs a SessionDep")
             kwargs[name] = value.resolve(session)
@@ -347,7 +362,7 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     async def run(*args: Any, **kwargs: Any) -> Any:
         session = _session_of(kwargs)
         try:
-            if any(isinstance(v, Deferred) for v in kwargs.values()):
+            if any(is_deferred(v) for v in kwargs.values()):
                 await anyio.to_thread.run_sync(resolve, session, kwargs)
             result = await endpoint(*args, **kwargs)
         except Exception as exc:
