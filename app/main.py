@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -186,6 +187,15 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
     return lifespan
 
 
+# FastAPI's own OpenTelemetry spans, metrics and logs carry every request's path
+# (packet ids), query and status to whatever provider the process has, and
+# ``FASTAPI_OTEL_AUTO_CONFIGURE=true`` in an operator's environment would have it
+# set up an exporter: none of it leaves a Cadena server (docs/operations.md). Its
+# metrics are Prometheus' (app/metrics.py), on their own port.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "operation_spans": False, "auto_configure": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the Cadena service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -193,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(url)
     app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
                   docs_url=None, redoc_url=None,  # app/apidocs.py: served from our own assets
+                  telemetry=NO_TELEMETRY,
                   description="Secure case-information exchange with a verifiable audit ledger")
     app.state.settings = settings
     app.state.engine = engine
