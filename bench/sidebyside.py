@@ -19,8 +19,9 @@ client (enrolment, sealed packets, wrk's request files) is this tree's
 
 Per round and phase it prints each side's req/s, server CPU ms per request
 (database included on PostgreSQL) and p99, and B / A; then the median and the
-range of B / A over the rounds. ``--paced`` adds a paced run per round, each
-side at half its own closed-loop peak of that round, for the p99 there.
+range of B / A over the rounds. ``--paced`` adds a paced run per round, both
+sides at the same rate, half the lower of their closed-loop peaks of that
+round, for the p99 at the same load.
 Submissions are never sent twice: every round has its own request file.
 A side-by-side A / A run (both sides the same) shows the method's own spread.
 """
@@ -141,7 +142,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--message-bytes", type=int, default=4096)
-    parser.add_argument("--paced", action="store_true", help="also a paced run at half peak")
+    parser.add_argument("--paced", action="store_true",
+                        help="also a paced run, both at half the lower peak")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a database from which the benchmark may create and drop others")
     parser.add_argument("--json", type=Path)
@@ -164,8 +166,9 @@ def main() -> None:
                 runs = together(sides, phase, lines, "closed", args.duration, {})
                 _report(results, phase, n, runs)
                 if args.paced:
-                    gaps = {k: 2 * args.concurrency / max(r.req_per_s, 1.0) * 1e3
-                            for k, r in runs.items()}
+                    # Both at the same rate, half the lower peak: p99 at the same load.
+                    peak = min(r.req_per_s for r in runs.values())
+                    gaps = dict.fromkeys(runs, 2 * args.concurrency / max(peak, 1.0) * 1e3)
                     lines = {s.name: s.lines(phase, 1000 + n, args.duration) for s in sides}
                     _report(results, phase, n,
                             together(sides, phase, lines, "paced", args.duration, gaps))
