@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -31,14 +32,17 @@ from app.ledger import AccessDenied, Hidden, Reason, deny, now
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
 from app.packets import repository as repo
+from app.packets.cursor import decode_cursor
 from app.packets.errors import (
     BelowChannelMinimum,
     InsufficientClearance,
+    InvalidCursor,
     NoClearance,
     NotAMember,
     RecipientNotEligible,
     Withdrawn,
 )
+from app.packets.listing import ListedPacket, PacketFilter, TokenAndListing, listing_with_token
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,9 @@ def packet_access(session: Session, by: Principal, packet_id: str, action: str, 
     facts = repo.access_facts(session, packet_id, by.liaison_id, now())
     if facts is None:
         raise _unknown(by, packet_id, action)
-    return _gate(by, packet_id, action, facts, deliver=deliver)
+    is_sender, level = _gate(by, packet_id, action, facts.packet, held=facts.holding is not None,
+                             is_member=facts.is_member, level=facts.level, deliver=deliver)
+    return PacketAccess(facts.packet, facts.holding, is_sender, level)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class Authenticated:
     """The caller of a retrieval and the packet's facts, read with the token (one query)."""
 
     principal: Principal
-    found: tuple[repo.AccessFacts, repo.PacketContents] | None
+    found: tuple[repo.RetrievalFacts, repo.PacketContents] | None
 
 
 @dataclass(frozen=True)
@@ -185,9 +191,76 @@ class RetrievalCredentials:
         return Authenticated(self.credentials.accept(session, principal), read[0].retrieval)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """The caller of a listing, what they asked for, and the page read with their token
+    (``None``: not read)."""
+
+    principal: Principal
+    wanted: PacketFilter
+    limit: int
+    cursor: str | None
+    page: list[ListedPacket] | None
+
+
+@dataclass(frozen=True)
+class ListingCredentials:
+    """A listing's credentials: resolved in the request's thread (``app.ledger.route.Deferred``)
+    by one query that reads the token and, for its liaison, the page asked for.
+
+    As for :class:`RetrievalCredentials`, every check of the token is made first,
+    on what the query read. A cursor that does not decode is not folded in:
+    the token is read alone, and the listing refuses the cursor after the
+    token's and the role's checks, as before.
+    """
+
+    credentials: Credentials
+    wanted: PacketFilter
+    limit: int
+    cursor: str | None
+
+    def resolve(self, session: Session) -> Listed:
+        """The caller and the page the query read for them, or a logged 401."""
+        try:
+            after = decode_cursor(self.cursor) if self.cursor else None
+        except InvalidCursor:
+            return self._listed(self.credentials.resolve(session), None)
+        read: list[TokenAndListing] = []
+
+        def token(token_id: str, moment: datetime) -> TokenFacts | None:
+            got = listing_with_token(session, token_id, moment, self.wanted, after=after,
+                                     limit=self.limit + 1)
+            if got is None:
+                return None
+            read.append(got)
+            return got.token
+
+        principal = authenticate(session, self.credentials.bearer, self.credentials.action,
+                                 token)
+        return self._listed(self.credentials.accept(session, principal), read[0].page)
+
+    def _listed(self, principal: Principal, page: list[ListedPacket] | None) -> Listed:
+        return Listed(principal, self.wanted, self.limit, self.cursor, page)
+
+
+@dataclass(frozen=True)
+class RetrievalAccess:
+    """A granted retrieval: the packet and the caller's wrapped key (if any), as read."""
+
+    packet: repo.PacketRecord
+    holding: repo.HoldingRecord | None
+    is_sender: bool
+    level: int
+
+    @property
+    def subject(self) -> dict[str, str]:
+        """The ledger subject of the packet."""
+        return packet_subject(self.packet.id)
+
+
 def retrieval_access(session: Session, by: Principal, packet_id: str, action: str,
                      *, read: Authenticated | None = None
-                     ) -> tuple[PacketAccess, repo.PacketContents]:
+                     ) -> tuple[RetrievalAccess, repo.PacketContents]:
     """:func:`packet_access` for an action that delivers the key and names the streams,
     with the header recipients and streams read in the same query (``read``: already
     read, with the token)."""
@@ -197,7 +270,9 @@ def retrieval_access(session: Session, by: Principal, packet_id: str, action: st
     if found is None:
         raise _unknown(by, packet_id, action)
     facts, contents = found
-    return _gate(by, packet_id, action, facts, deliver=True), contents
+    is_sender, level = _gate(by, packet_id, action, facts.packet, held=facts.holding is not None,
+                             is_member=facts.is_member, level=facts.level, deliver=True)
+    return RetrievalAccess(facts.packet, facts.holding, is_sender, level), contents
 
 
 def _unknown(by: Principal, packet_id: str, action: str) -> AccessDenied:
@@ -205,19 +280,32 @@ def _unknown(by: Principal, packet_id: str, action: str) -> AccessDenied:
                 Reason.NO_SUCH_PACKET)
 
 
-def _gate(by: Principal, packet_id: str, action: str, facts: repo.AccessFacts, *,
-          deliver: bool) -> PacketAccess:
+class GatedPacket(Protocol):
+    """What the gate reads of a packet (an ORM ``Packet`` or a ``repo.PacketRecord``)."""
+
+    @property
+    def sender_id(self) -> str: ...
+    @property
+    def classification(self) -> int: ...
+    @property
+    def status(self) -> PacketStatus: ...
+    @property
+    def withdrawal_reason(self) -> str | None: ...
+
+
+def _gate(by: Principal, packet_id: str, action: str, packet: GatedPacket, *, held: bool,
+          is_member: bool, level: int | None, deliver: bool) -> tuple[bool, int]:
+    """Whether the caller sent the packet and their level in force, or a logged refusal."""
     subject = packet_subject(packet_id)
-    packet, held = facts.packet, facts.holding
     is_sender = packet.sender_id == by.liaison_id
-    if held is None and not is_sender:
+    if not held and not is_sender:
         raise deny(Hidden, "no such packet", by.actor, action, subject, Reason.NOT_A_PARTY)
-    level = _cleared_level(by, action, subject, packet.classification, member=facts.is_member,
-                           level=facts.level)
+    cleared = _cleared_level(by, action, subject, packet.classification, member=is_member,
+                             level=level)
     if deliver and packet.status == PacketStatus.WITHDRAWN and not is_sender:
         raise deny(Withdrawn, f"the originator withdrew this packet: {packet.withdrawal_reason}",
                    by.actor, action, subject, Reason.PACKET_WITHDRAWN)
-    return PacketAccess(packet, held, is_sender, level)
+    return is_sender, cleared
 
 
 def ineligibility(session: Session, liaison_id: str, key_id: str, channel_id: str,

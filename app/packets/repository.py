@@ -6,12 +6,12 @@ The only place that builds packet queries.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, exists, func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import Select, String, and_, bindparam, case, exists, func, select
+from sqlalchemy.orm import Session
 
 from app.identity.repository import (
     Eligibility,
@@ -39,18 +39,6 @@ from app.models.packet import (
 from app.models.sqljson import json_array_of, json_rows
 
 
-@dataclass(frozen=True)
-class PacketFilter:
-    """What a listing asks for."""
-
-    box: str
-    channel_id: str | None = None
-    case_reference: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    status: PacketStatus | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class StreamRef:
     """Where a ciphertext stream of a packet is stored, and its length."""
@@ -70,12 +58,62 @@ class AccessFacts:
     level: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PacketRecord:
+    """A packet's columns as a retrieval reads them (a named row, no ORM instance)."""
+
+    id: str
+    channel_id: str
+    sender_id: str
+    sender_key_id: str
+    classification: int
+    handling: str
+    evaluation: str
+    case_reference: str | None
+    legal_basis: str | None
+    created: datetime
+    submitted_at: datetime
+    in_reply_to: str | None
+    urgency: str | None
+    due: datetime | None
+    header: bytes
+    header_sha256: str
+    signature: bytes
+    status: PacketStatus
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingRecord:
+    """The wrapped key a caller holds for a packet, as a retrieval reads it."""
+
+    key_id: str
+    origin: KeyOrigin
+    wrapped_key: bytes
+    share: bytes | None
+    share_signature: bytes | None
+    shared_by: str | None
+
+
+@dataclass(frozen=True)
+class RetrievalFacts:
+    """What the clearance gate decides a retrieval on, read with Core in one query."""
+
+    packet: PacketRecord
+    holding: HoldingRecord | None
+    is_member: bool
+    level: int | None
+
+
 @dataclass(frozen=True)
 class PacketContents:
-    """What a retrieval hands out besides the packet row: header recipients and streams."""
+    """What a retrieval hands out besides the packet row: header recipients and streams,
+    and whether an addressee answered the packet (read only when it has a due date)."""
 
     recipients: list[str]
     streams: list[StreamRef]
+    answered: bool = False
 
 
 def _access_query() -> Select[Packet, PacketKey, bool, int | None]:
@@ -107,9 +145,54 @@ _STREAM_OBJECTS = (
     .correlate(Packet)
     .scalar_subquery()
 )
+_REPLY = Packet.__table__.alias("reply")
+_ADDRESSEE = PacketKey.__table__.alias("addressee")
+# Overdue needs it only for a packet with a due date: no lookup for the others.
+_ANSWERED_BY_ADDRESSEE = case((Packet.due.is_(None), None), else_=exists().where(
+    _REPLY.c.in_reply_to == Packet.id, _ADDRESSEE.c.packet_id == Packet.id,
+    _ADDRESSEE.c.liaison_id == _REPLY.c.sender_id,
+    _ADDRESSEE.c.origin == KeyOrigin.HEADER).correlate(Packet))
 _ACCESS = _access_query()
-_RETRIEVAL = _access_query().add_columns(_HEADER_RECIPIENTS.label("recipients"),
-                                         _STREAM_OBJECTS.label("streams"))
+
+_PACKET_FIELDS = tuple(f.name for f in fields(PacketRecord))
+_HOLDING_FIELDS = tuple(f.name for f in fields(HoldingRecord))
+# Core columns, not entities: no ORM instances, identity map or attribute events
+# for what a retrieval only reads. The holding's columns are labelled ``held_*``
+# (the token query has a ``key_id`` of its own).
+_RECORD_COLUMNS = (*(Packet.__table__.c[name] for name in _PACKET_FIELDS),
+                   *(PacketKey.__table__.c[name].label(f"held_{name}")
+                     for name in _HOLDING_FIELDS))
+_HOLDING_AT = len(_PACKET_FIELDS)
+_RECORDS_END = _HOLDING_AT + len(_HOLDING_FIELDS)
+_CONTENTS_COLUMNS = (_HEADER_RECIPIENTS.label("recipients"), _STREAM_OBJECTS.label("streams"),
+                     _ANSWERED_BY_ADDRESSEE.label("answered"))
+
+
+def _retrieval_query() -> Select[Any]:
+    liaison = bindparam("liaison_id", type_=String())
+    member = exists().where(ChannelMember.channel_id == Packet.channel_id,
+                            ChannelMember.liaison_id == liaison)
+    level = level_in_force(liaison, bindparam("moment", type_=UTCDateTime()))
+    return (
+        select(*_RECORD_COLUMNS, member.label("is_member"), level.label("level"),
+               *_CONTENTS_COLUMNS)
+        .outerjoin(PacketKey, and_(PacketKey.packet_id == Packet.id,
+                                   PacketKey.liaison_id == liaison))
+        .where(Packet.id == bindparam("packet_id", type_=String()))
+    )
+
+
+def _records_at(query: Select[Any]) -> int:
+    """Where the record columns start in the rows of ``query`` (checked once, when built)."""
+    names = list(query.selected_columns.keys())
+    first = names.index("id")
+    if names[first:first + _RECORDS_END] != [c.key for c in _RECORD_COLUMNS]:
+        raise AssertionError(f"unexpected retrieval columns: {names}")  # pragma: no cover
+    return first
+
+
+_RETRIEVAL = _retrieval_query()
+_RETRIEVAL_RECORDS = _records_at(_RETRIEVAL)
 
 
 def _facts(row: Any) -> AccessFacts:
@@ -126,22 +209,32 @@ def access_facts(session: Session, packet_id: str, liaison_id: str,
     return None if row is None else _facts(row)
 
 
-def retrieval_facts(session: Session, packet_id: str, liaison_id: str,
-                    moment: datetime) -> tuple[AccessFacts, PacketContents] | None:
-    """:func:`access_facts`, and the packet's header recipients and streams, in one query.
+def _retrieval(row: Any, first: int, level: int | None) -> tuple[RetrievalFacts, PacketContents]:
+    # By position: a Row's attribute access costs about a microsecond a name.
+    records = row[first:first + _RECORDS_END]
+    held = records[_HOLDING_AT:]
+    holding = None if held[0] is None else HoldingRecord(*held)  # key_id is never NULL
+    facts = RetrievalFacts(PacketRecord(*records[:_HOLDING_AT]), holding, bool(row.is_member),
+                           level)
+    return facts, _contents(row)
 
-    What a retrieval reads: one round trip instead of three.
+
+def retrieval_facts(session: Session, packet_id: str, liaison_id: str,
+                    moment: datetime) -> tuple[RetrievalFacts, PacketContents] | None:
+    """What :func:`access_facts` reads (as records), and the packet's header recipients
+    and streams, in one query: one round trip instead of three.
     """
-    row = session.execute(_RETRIEVAL, {"packet_id": packet_id, "liaison_id": liaison_id,
-                                       "moment": moment}).first()
-    return None if row is None else (_facts(row), _contents(row))
+    row = session.connection().execute(_RETRIEVAL, {
+        "packet_id": packet_id, "liaison_id": liaison_id, "moment": moment}).first()
+    return None if row is None else _retrieval(row, _RETRIEVAL_RECORDS, row.level)
 
 
 def _contents(row: Any) -> PacketContents:
     refs = [StreamRef(int(item["index"]), str(item["sha256"]), int(item["length"]))
             for item in json_rows(row.streams)]
     recipients = sorted(r for r in (row.recipients or "").split(_SEPARATOR) if r)
-    return PacketContents(recipients, sorted(refs, key=lambda ref: ref.index))
+    return PacketContents(recipients, sorted(refs, key=lambda ref: ref.index),
+                          bool(row.answered))
 
 
 def _retrieval_with_token_query() -> Select[Any]:
@@ -153,8 +246,7 @@ def _retrieval_with_token_query() -> Select[Any]:
                             ChannelMember.liaison_id == liaison)
     return (
         token_query()
-        .add_columns(Packet, PacketKey, member.label("is_member"),
-                     _HEADER_RECIPIENTS.label("recipients"), _STREAM_OBJECTS.label("streams"))
+        .add_columns(*_RECORD_COLUMNS, member.label("is_member"), *_CONTENTS_COLUMNS)
         .outerjoin(Packet, Packet.id == bindparam("packet_id", type_=String()))
         .outerjoin(PacketKey, and_(PacketKey.packet_id == Packet.id,
                                    PacketKey.liaison_id == liaison))
@@ -162,6 +254,7 @@ def _retrieval_with_token_query() -> Select[Any]:
 
 
 _RETRIEVAL_WITH_TOKEN = _retrieval_with_token_query()
+_RETRIEVAL_WITH_TOKEN_RECORDS = _records_at(_RETRIEVAL_WITH_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -169,21 +262,20 @@ class TokenAndRetrieval:
     """A bearer token's facts and, for its liaison, a retrieval's (``None``: no such packet)."""
 
     token: TokenFacts
-    retrieval: tuple[AccessFacts, PacketContents] | None
+    retrieval: tuple[RetrievalFacts, PacketContents] | None
 
 
 def retrieval_with_token(session: Session, token_id: str, packet_id: str,
                          moment: datetime) -> TokenAndRetrieval | None:
     """The token's facts (``app.identity.repository.token_facts``) and :func:`retrieval_facts`
     for the token's liaison, in one query; ``None`` for an unknown token."""
-    row = session.execute(_RETRIEVAL_WITH_TOKEN, {"token_id": token_id, "packet_id": packet_id,
-                                                  "moment": moment}).first()
+    row = session.connection().execute(_RETRIEVAL_WITH_TOKEN, {
+        "token_id": token_id, "packet_id": packet_id, "moment": moment}).first()
     if row is None:
         return None
-    facts = None if row.Packet is None else (
-        AccessFacts(row.Packet, row.PacketKey, bool(row.is_member), row.clearance_level),
-        _contents(row))
-    return TokenAndRetrieval(token_facts_of(row), facts)
+    found = (None if row[_RETRIEVAL_WITH_TOKEN_RECORDS] is None  # a packet's id is never NULL
+             else _retrieval(row, _RETRIEVAL_WITH_TOKEN_RECORDS, row.clearance_level))
+    return TokenAndRetrieval(token_facts_of(row), found)
 
 
 @dataclass(frozen=True)
@@ -323,46 +415,6 @@ def replies_to(session: Session, packet_ids: Iterable[str]) -> Sequence[Packet]:
     if not ids:
         return []
     return session.scalars(select(Packet).where(Packet.in_reply_to.in_(ids))).all()
-
-
-def _box(query: Select[Packet], box: str, liaison_id: str) -> Select[Packet]:
-    if box == "sent":
-        return query.where(Packet.sender_id == liaison_id)
-    return query.where(exists().where(PacketKey.packet_id == Packet.id,
-                                      PacketKey.liaison_id == liaison_id))
-
-
-_METADATA_ONLY = (defer(Packet.header, raiseload=True), defer(Packet.signature, raiseload=True))
-
-
-def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
-            *, after: tuple[datetime, str] | None, limit: int) -> Sequence[Packet]:
-    """A page of packets in the caller's box, newest first, that they may see now.
-
-    Visible now: the caller is still a member of the packet's channel and
-    their clearance in force (``level``) covers its classification.
-    """
-    # Metadata only: the header and signature (a kilobyte or more a packet) stay unread.
-    query = _box(select(Packet).options(*_METADATA_ONLY), wanted.box, liaison_id).where(
-        Packet.classification <= level,
-        exists().where(ChannelMember.channel_id == Packet.channel_id,
-                       ChannelMember.liaison_id == liaison_id))
-    if wanted.channel_id is not None:
-        query = query.where(Packet.channel_id == wanted.channel_id)
-    if wanted.case_reference is not None:
-        query = query.where(Packet.case_reference == wanted.case_reference)
-    if wanted.since is not None:
-        query = query.where(Packet.submitted_at >= wanted.since)
-    if wanted.until is not None:
-        query = query.where(Packet.submitted_at < wanted.until)
-    if wanted.status is not None:
-        query = query.where(Packet.status == wanted.status)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(Packet.submitted_at < at,
-                                and_(Packet.submitted_at == at, Packet.id < last_id)))
-    query = query.order_by(Packet.submitted_at.desc(), Packet.id.desc()).limit(limit)
-    return session.scalars(query).all()
 
 
 def receipt(session: Session, packet_id: str, recipient_id: str) -> PacketReceipt | None:

@@ -32,9 +32,9 @@ from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission
-from app.packets.access import Authenticated, RetrievalCredentials
-from app.packets.present import PacketId, b64, ledger_ref, summary, summary_fields
-from app.packets.repository import PacketFilter
+from app.packets.access import Authenticated, Listed, ListingCredentials, RetrievalCredentials
+from app.packets.listing import PacketFilter
+from app.packets.present import PacketId, b64, ledger_ref, summary_fields
 from app.packets.schemas import (
     MAX_STREAM_INDEX,
     BlobRead,
@@ -105,20 +105,33 @@ def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 
 
-@router.get("", name="packet.list")
-def list_packets(
-    session: SessionDep, by: PrincipalDep, box: Box = "inbox",
+async def listing_credentials(
+    request: Request, box: Box = "inbox",
     channel: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
     *, case_reference: Annotated[DisplayText | None, Query(min_length=1, max_length=256)] = None,
     since: UTCTimestamp | None = None, until: UTCTimestamp | None = None,
     status: PacketStatus | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
-) -> PacketList:
-    """Packets in the caller's inbox or sent box, newest first (metadata only)."""
+) -> ListingCredentials:
+    """The caller's credentials and the page asked for, checked and read in the route's
+    thread by one query (``app.packets.access.ListingCredentials``)."""
     wanted = PacketFilter(box, channel, case_reference, since, until, status)
-    page = service.listing(session, by, wanted, limit, cursor=cursor)
-    return PacketList(packets=[summary(v) for v in page.views], next_cursor=page.next_cursor,
-                      ledger=ledger_ref(page.entry))
+    return ListingCredentials(await current_principal(request), wanted, limit, cursor)
+
+
+ListingDep = Annotated[Listed, Depends(listing_credentials)]
+
+
+@router.get("", name="packet.list", response_model=PacketList)
+def list_packets(session: SessionDep, read: ListingDep) -> PacketList:
+    """Packets in the caller's inbox or sent box, newest first (metadata only)."""
+    page = service.listing(session, read.principal, read.wanted, read.limit,
+                           cursor=read.cursor, read=read.page)
+    # One validation of the whole page from plain values (pydantic-core), not one
+    # model per packet built from keywords.
+    return PacketList.model_validate({"packets": [summary_fields(v) for v in page.views],
+                                      "next_cursor": page.next_cursor,
+                                      "ledger": ledger_ref(page.entry)})
 
 
 async def retrieval_credentials(request: Request, packet_id: PacketId) -> RetrievalCredentials:

@@ -7,11 +7,9 @@ refusals raise and are logged by the session dependency. Nothing here commits.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -21,27 +19,35 @@ from app.errors import NotFound, Unavailable
 from app.identity import repository as liaisons
 from app.ledger import Reason, deny, draft, now, record
 from app.models.packet import Packet, PacketStatus, PacketStream
+from app.packets import listing as pages
 from app.packets import repository as repo
 from app.packets.access import (
     NO_CLEARANCE,
     Authenticated,
     PacketAccess,
+    RetrievalAccess,
     packet_access,
     require_prosecutor,
     retrieval_access,
 )
-from app.packets.errors import InvalidCursor, NoClearance, OriginatorOnly, PacketConflict
-from app.packets.repository import PacketFilter, StreamRef
+from app.packets.cursor import decode_cursor, encode_cursor
+from app.packets.errors import NoClearance, OriginatorOnly, PacketConflict
+from app.packets.listing import ListedPacket, PacketFilter
+from app.packets.repository import StreamRef
 from ledger import AppendedEntry
 
 MAX_THREAD_DEPTH = 100
+
+
+PacketMetadata = Packet | repo.PacketRecord | ListedPacket
+"""What a packet's summary shows: an ORM ``Packet``, or a record read with Core."""
 
 
 @dataclass(frozen=True)
 class PacketView:
     """A packet's metadata as a caller sees it."""
 
-    packet: Packet
+    packet: PacketMetadata
     recipients: list[str]
     overdue: bool
 
@@ -59,7 +65,7 @@ class Page:
 class Retrieved:
     """A granted retrieval: the access decision, the streams, the entry."""
 
-    access: PacketAccess
+    access: RetrievalAccess
     view: PacketView
     streams: Sequence[StreamRef]
     entry: AppendedEntry
@@ -80,6 +86,13 @@ def record_upload(session: Session, by: Principal, blob: StoredBlob) -> Appended
                                  details={"size": blob.size, "created": blob.created}))
 
 
+def overdue(packet: PacketMetadata, moment: datetime, *, answered: bool) -> bool:
+    """Whether a request is overdue: its due date passed while active, and no addressee
+    (header recipient) has ``answered`` it."""
+    return (packet.due is not None and packet.due < moment
+            and packet.status == PacketStatus.ACTIVE and not answered)
+
+
 def views(session: Session, packets: Sequence[Packet], moment: datetime,
           recipients: Mapping[str, list[str]] | None = None) -> list[PacketView]:
     """Metadata views: header recipients, and whether a request is overdue.
@@ -92,46 +105,30 @@ def views(session: Session, packets: Sequence[Packet], moment: datetime,
         recipients = repo.recipients(session, [p.id for p in packets])
     pending = [p.id for p in packets if p.due is not None]
     answered = repo.answered(session, pending)
-    return [PacketView(p, recipients[p.id],
-                       p.due is not None and p.due < moment and p.status == PacketStatus.ACTIVE
-                       and p.id not in answered) for p in packets]
+    return [PacketView(p, recipients[p.id], overdue(p, moment, answered=p.id in answered))
+            for p in packets]
 
 
-def new_view(packet: Packet, recipient_ids: Sequence[str], moment: datetime) -> PacketView:
+def new_view(packet: Packet, recipient_ids: Sequence[str],
+             moment: datetime) -> PacketView:
     """The view of a packet just stored with these header recipients (no query).
 
     Nothing can have answered it yet, so it is overdue only if it came in past due.
     """
     return PacketView(packet, sorted(set(recipient_ids)),
-                      packet.due is not None and packet.due < moment
-                      and packet.status == PacketStatus.ACTIVE)
-
-
-def _encode_cursor(packet: Packet) -> str:
-    raw = f"{packet.submitted_at.isoformat()}|{packet.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, packet_id = text.split("|")
-        moment = datetime.fromisoformat(at)
-        # A forged cursor may hold a time with no UTC form (OverflowError when bound).
-        utc = moment.astimezone(UTC) if moment.tzinfo is not None else None
-    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
-        raise InvalidCursor("the cursor is not one this server issued") from None
-    if utc is None:
-        raise InvalidCursor("the cursor is not one this server issued")
-    return utc, packet_id
+                      overdue(packet, moment, answered=False))
 
 
 def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
-            *, cursor: str | None) -> Page:
-    """A page of the caller's inbox or sent box (metadata only); logged once."""
+            *, cursor: str | None, read: list[ListedPacket] | None = None) -> Page:
+    """A page of the caller's inbox or sent box (metadata only); logged once.
+
+    ``read``: the page (``limit + 1`` packets at most), already read with the token
+    for this ``wanted``, ``cursor`` and ``limit`` (``app.packets.access.ListingCredentials``).
+    """
     subject = {"type": "packets", "id": wanted.box}
     require_prosecutor(by, "packet.list", subject)
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     moment = now()
     level = by.clearance_level  # read with the token, in this transaction
     if level is None:
@@ -140,18 +137,20 @@ def listing(session: Session, by: Principal, wanted: PacketFilter, limit: int,
     if level is None:
         raise deny(NoClearance, NO_CLEARANCE, by.actor, "packet.list", subject,
                    Reason.NO_CLEARANCE)
-    found = repo.listing(session, by.liaison_id, level, wanted, after=after,
-                         limit=limit + 1)
-    page = list(found[:limit])
-    shown = views(session, page, moment)  # reads before the append, which locks the head
+    found = read if read is not None else pages.listing(
+        session, by.liaison_id, level, wanted, after=after, limit=limit + 1)
+    page = found[:limit]
+    shown = [PacketView(p, p.recipients, overdue(p, moment, answered=p.answered)) for p in page]
     filters = {k: v for k, v in {
         "channel": wanted.channel_id, "case_reference": wanted.case_reference,
         "since": wanted.since.isoformat() if wanted.since else None,
         "until": wanted.until.isoformat() if wanted.until else None,
         "status": wanted.status.value if wanted.status else None}.items() if v is not None}
+    # Reads first, append last: the append locks the ledger head until the commit.
     entry = record(session, draft(by.actor, "packet.list", subject,
                                   details={"returned": len(page), **filters}))
-    next_cursor = _encode_cursor(page[-1]) if len(found) > limit else None
+    last = page[-1] if len(found) > limit else None
+    next_cursor = encode_cursor(last.submitted_at, last.id) if last is not None else None
     return Page(shown, next_cursor, entry)
 
 
@@ -167,7 +166,8 @@ def retrieve(session: Session, by: Principal, packet_id: str,
     details: dict[str, object] = {"key_delivered": held is not None}
     if held is not None:
         details |= {"key_id": held.key_id, "via": held.origin.value}
-    view = views(session, [access.packet], now(), {packet_id: contents.recipients})[0]
+    view = PacketView(access.packet, contents.recipients,
+                      overdue(access.packet, now(), answered=contents.answered))
     # Reads first, append last: on PostgreSQL the ledger head stays locked from the
     # append to the commit, and every appender in every process waits for it.
     entry = record(session, draft(by.actor, "packet.retrieve", access.subject, details=details))
