@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,13 @@ from app.models.ledger import LEDGER_TABLES
 from app.settings import Settings
 from crypto import AUTH_CHALLENGE_TYPE, LiaisonKeys, sign
 from ledger import Entry, parse_entry
+from tests.app.backup_support import (
+    BackedUp,
+    Shared,
+    Witnessed,
+    build_backed_up,
+    build_witnessed,
+)
 
 
 def b64(data: bytes) -> str:
@@ -145,6 +153,23 @@ def postgres_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
 def blob_db_world(postgres_url: str, tmp_path: Path) -> Iterator[World]:
     """A bootstrapped Cadena service on PostgreSQL with its blobs in the database."""
     yield from _world(postgres_url, tmp_path, blob_store="database")
+
+
+@pytest.fixture(scope="session")
+def backed_up(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Shared[BackedUp]:
+    """Per backend, one checkpointed source and its good, altered and cut archives."""
+    return Shared(lambda backend: build_backed_up(
+        backend, request, tmp_path_factory.mktemp(f"backed-up-{backend}")))
+
+
+@pytest.fixture(scope="session")
+def witnessed(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared[Witnessed]]:
+    """Per backend, a source a witness followed and its archives from before and after."""
+    with ExitStack() as stack:
+        yield Shared(lambda backend: build_witnessed(
+            backend, request, tmp_path_factory.mktemp(f"witnessed-{backend}"), stack))
 
 
 def _world(db_url: str, tmp_path: Path, **overrides: Any) -> Iterator[World]:

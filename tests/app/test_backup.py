@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sqlite3
 import stat
 import tarfile
 import threading
@@ -28,59 +27,19 @@ import pytest
 from bench._server import login, run_command
 from crypto import LiaisonKeys, open_envelope, save_keys
 from crypto.keyfile import MEMLIMIT_MIN, OPSLIMIT_MIN
-from tests.certificates.witness_processes import witnesses
-from tests.conftest import fresh_database_url
-from tests.reliability.harness import (
-    Cast,
-    Person,
-    Server,
-    ServerConfig,
-    enrol_cast,
-    expect,
-    new_coordinator,
-    packet_id_of,
-    run_cli,
-    seal,
-    upload_and_submit,
+from tests.app.backup_support import (
+    BACKENDS,
+    BackedUp,
+    Shared,
+    Witnessed,
+    database,
+    empty_database,
+    entries_backed_up,
+    send,
+    serving,
+    witness_size,
 )
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-def _database(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
-              name: str) -> str | None:
-    """``None`` (SQLite in the data directory) or a fresh PostgreSQL database URL."""
-    if backend == "sqlite":
-        return None
-    request.applymarker(pytest.mark.postgres)
-    place = tmp_path / f"pg-{name}"
-    place.mkdir()
-    return fresh_database_url("postgresql", request, place)
-
-
-def _empty_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
-    """A fresh, *empty* database for a restore (PostgreSQL: no tables at all)."""
-    url = _database(backend, request, tmp_path, "restored")
-    if url is not None:
-        from sqlalchemy import text
-        from sqlalchemy.pool import NullPool
-
-        from app.ledger.engine import make_engine
-
-        engine = make_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    return url
-
-
-def _send(http: httpx.Client, sender: Person, recipient: Person, channel: str,
-          marker: str) -> str:
-    sealed = seal(sender, [recipient], channel, marker, size=3000)
-    responses = upload_and_submit(http, sender, sealed)
-    expect(responses[-1], 201)
-    return packet_id_of(sealed)
+from tests.reliability.harness import ORIGIN, Cast, Person, Server, ServerConfig, expect, run_cli
 
 
 def _opens(http: httpx.Client, sender: Person, recipient: Person, packet: str) -> None:
@@ -110,20 +69,13 @@ class _Traffic(threading.Thread):
         with httpx.Client(base_url=self.url, timeout=30) as http:
             n = 0
             while not self.halt.is_set():
-                self.sent.append(_send(http, sender, recipient, self.cast.channel, f"busy{n}"))
+                self.sent.append(send(http, sender, recipient, self.cast.channel, f"busy{n}"))
                 n += 1
-
-
-def _serving(config: ServerConfig, tmp_path: Path, name: str) -> tuple[Server, Cast]:
-    coordinator, verifier = new_coordinator(config)
-    server = Server(config, tmp_path / f"{name}.log")
-    server.start()
-    return server, enrol_cast(server.url, coordinator, verifier, pairs=1)
 
 
 @pytest.mark.parametrize(("backend", "blobs"), [
     *((backend, "directory") for backend in BACKENDS), ("postgresql", "database")])
-def test_restore_drill_while_serving(backend: str, blobs: str, request: pytest.FixtureRequest,
+def test_restore_drill_whileserving(backend: str, blobs: str, request: pytest.FixtureRequest,
                                      tmp_path: Path) -> None:
     """Back up under load, restore elsewhere: the ledger verifies and every packet opens.
 
@@ -131,13 +83,13 @@ def test_restore_drill_while_serving(backend: str, blobs: str, request: pytest.F
     snapshot carries them: no blob file is archived, and the restored server serves them.
     """
     store = {"CADENA_BLOB_STORE": blobs}
-    source = ServerConfig(tmp_path / "live", _database(backend, request, tmp_path, "live"),
+    source = ServerConfig(tmp_path / "live", database(backend, request, tmp_path, "live"),
                           extra_env=store)
-    server, cast = _serving(source, tmp_path, "live")
+    server, cast = serving(source, tmp_path, "live")
     sender, recipient = cast.pairs[0]
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            before = [_send(http, sender, recipient, cast.channel, f"m{i}") for i in range(4)]
+            before = [send(http, sender, recipient, cast.channel, f"m{i}") for i in range(4)]
         traffic = _Traffic(server.url, cast)
         traffic.start()
         while len(traffic.sent) < 2:
@@ -150,13 +102,13 @@ def test_restore_drill_while_serving(backend: str, blobs: str, request: pytest.F
         server.stop()
     assert "NOT encrypted" in out
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
-    entries = int(out.split("ledger: ", 1)[1].split(" entries", 1)[0])
+    entries = entries_backed_up(out)
 
     with tarfile.open(archive) as tar:
         archived_blobs = [name for name in tar.getnames() if name.startswith("blobs/")]
     assert bool(archived_blobs) == (blobs == "directory"), archived_blobs
 
-    target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path),
+    target = ServerConfig(tmp_path / "restored", empty_database(backend, request, tmp_path),
                           extra_env=store)
     done = run_command(target.env(), ["restore", str(archive)])
     assert done.returncode == 0, done.stdout + done.stderr
@@ -184,73 +136,36 @@ def test_restore_drill_while_serving(backend: str, blobs: str, request: pytest.F
     assert "not empty" in again.stderr
 
 
-def _witness_size(directory: Path, origin: str) -> int:
-    with sqlite3.connect(directory / "witness.db") as db:
-        row = db.execute("SELECT size FROM latest WHERE origin = ?", (origin,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _wait(predicate: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_old_backup_behind_the_witness_refuses_to_serve(
-        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        backend: str, witnessed: Shared[Witnessed], request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
     """Entries cosigned after the backup: restore and serve refuse, naming how many were lost."""
-    from tests.reliability.harness import ORIGIN
+    shared = witnessed(backend)
+    node, archive, cosigned = shared.node, shared.old, shared.cosigned
+    lost = cosigned - shared.old_entries
+    assert lost > 3
 
-    source = ServerConfig(tmp_path / "live", _database(backend, request, tmp_path, "live"))
-    server, cast = _serving(source, tmp_path, "live")
-    sender, recipient = cast.pairs[0]
-    log_key = httpx.get(server.url + "/v1/ledger/key").text.strip()
-    with witnesses(tmp_path, log_key, 1) as nodes:
-        node = nodes[0]
-        try:
-            with httpx.Client(base_url=server.url, timeout=30) as http:
-                expect(http.post("/v1/witnesses", headers=cast.coordinator.auth, json={
-                    "name": "witness1", "url": node.url, "verifier_key": node.verifier_key}),
-                    201)
-                _send(http, sender, recipient, cast.channel, "early")
-                _wait(lambda: _witness_size(node.directory, ORIGIN) > 0, "a cosignature")
-                archive = tmp_path / "old.cadena-backup"
-                out = run_cli(source, "backup", "--out", str(archive))
-                backed_up = int(out.split("ledger: ", 1)[1].split(" entries", 1)[0])
-                for i in range(3):
-                    _send(http, sender, recipient, cast.channel, f"late{i}")
-                _wait(lambda: _witness_size(node.directory, ORIGIN) > backed_up + 3,
-                      "the witness to cosign the later entries")
-        finally:
-            server.stop()
-        cosigned = _witness_size(node.directory, ORIGIN)
-        lost = cosigned - backed_up
-        assert lost > 3
+    target = ServerConfig(tmp_path / "restored", empty_database(backend, request, tmp_path))
+    done = run_command(target.env(), ["restore", str(archive)])
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"{lost} entries were lost since the backup" in done.stderr
+    assert f"witness1 ({cosigned})" in done.stderr
+    assert "recover the lost entries" in done.stderr
 
-        target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path))
-        done = run_command(target.env(), ["restore", str(archive)])
-        assert done.returncode == 3, done.stdout + done.stderr
-        assert f"{lost} entries were lost since the backup" in done.stderr
-        assert f"witness1 ({cosigned})" in done.stderr
-        assert "recover the lost entries" in done.stderr
-
-        refused = Server(target, tmp_path / "refused.log")
-        with pytest.raises(AssertionError, match="server exited 3"):
-            refused.start(timeout=60)
-        assert f"{lost} entries were lost since the backup" in refused.log_text()
-        # With --force, a behind archive does not replace what is there (ADR 0030).
-        placed = {p.name: p.read_bytes() for p in target.data_dir.iterdir() if p.is_file()}
-        forced = run_command(target.env(), ["restore", "--force", str(archive)])
-        assert forced.returncode == 3, forced.stdout + forced.stderr
-        assert "nothing was changed" in forced.stderr
-        assert {p.name: p.read_bytes() for p in target.data_dir.iterdir()
-                if p.is_file()} == placed
-        # The witness was not moved: it still holds what it cosigned.
-        assert _witness_size(node.directory, ORIGIN) == cosigned
+    refused = Server(target, tmp_path / "refused.log")
+    with pytest.raises(AssertionError, match="server exited 3"):
+        refused.start(timeout=60)
+    assert f"{lost} entries were lost since the backup" in refused.log_text()
+    # With --force, a behind archive does not replace what is there (ADR 0030).
+    placed = {p.name: p.read_bytes() for p in target.data_dir.iterdir() if p.is_file()}
+    forced = run_command(target.env(), ["restore", "--force", str(archive)])
+    assert forced.returncode == 3, forced.stdout + forced.stderr
+    assert "nothing was changed" in forced.stderr
+    assert {p.name: p.read_bytes() for p in target.data_dir.iterdir()
+            if p.is_file()} == placed
+    # The witness was not moved: it still holds what it cosigned.
+    assert witness_size(node.directory, ORIGIN) == cosigned
 
 
 def _operator(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
@@ -265,10 +180,10 @@ def _operator(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return public, identity, {"CADENA_PASSPHRASE": "operator passphrase"}
 
 
-def test_encrypted_archive_needs_the_operator_identity(tmp_path: Path) -> None:
+def test_encrypted_archive_needs_the_operator_identity(tmp_path: Path,
+                                                      backed_up: Shared[BackedUp]) -> None:
     """Encrypted to the operator: no plaintext in the file, and it opens with that key only."""
-    source = ServerConfig(tmp_path / "live")
-    new_coordinator(source)
+    source = backed_up("sqlite").source
     public, identity, env = _operator(tmp_path)
     archive = tmp_path / "sealed.cadena-backup"
     out = run_cli(source, "backup", "--out", str(archive), "--recipient", str(public))
@@ -322,13 +237,10 @@ def _tampered(archive: Path, tmp_path: Path, member: str) -> Path:
     return copy
 
 
-def test_tampered_or_truncated_archive_is_refused(tmp_path: Path) -> None:
+def test_tampered_or_truncated_archive_is_refused(tmp_path: Path,
+                                                  backed_up: Shared[BackedUp]) -> None:
     """A changed member, a truncated file, an extra member: refused, nothing restored."""
-
-    source = ServerConfig(tmp_path / "live")
-    new_coordinator(source)
-    archive = tmp_path / "plain.cadena-backup"
-    run_cli(source, "backup", "--out", str(archive))
+    archive = backed_up("sqlite").good
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert names[0] == "manifest.json"
@@ -385,15 +297,13 @@ def test_tampered_or_truncated_archive_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "escape").exists()
 
 
-def test_an_unreachable_witness_is_reported_not_trusted(tmp_path: Path) -> None:
+def test_an_unreachable_witness_is_reported_not_trusted(tmp_path: Path,
+                                                        backed_up: Shared[BackedUp]) -> None:
     """A witness that does not answer proves nothing: said so, and the restore stands."""
     from tests.reliability.harness import free_port
 
-    source = ServerConfig(tmp_path / "live")
-    _, verifier = new_coordinator(source)
-    run_cli(source, "ledger", "checkpoint")
-    archive = tmp_path / "a.cadena-backup"
-    run_cli(source, "backup", "--out", str(archive))
+    shared = backed_up("sqlite")
+    archive, verifier = shared.good, shared.verifier_key
     nobody = f"http://127.0.0.1:{free_port()}"
     target = ServerConfig(tmp_path / "restored")
     done = run_command(target.env(), ["restore", str(archive), "--witness", nobody,
@@ -404,17 +314,14 @@ def test_an_unreachable_witness_is_reported_not_trusted(tmp_path: Path) -> None:
     assert "no witness answered" in done.stderr
 
 
-def test_an_archive_of_another_ledger_is_refused_under_the_pinned_key(tmp_path: Path) -> None:
+def test_an_archive_of_another_ledger_is_refused_under_the_pinned_key(
+        tmp_path: Path, backed_up: Shared[BackedUp]) -> None:
     """An archive made (or forged) with another ledger key: not the ledger auditors pin."""
     from nacl.signing import SigningKey
 
     from ledger import NoteSigner
-    from tests.reliability.harness import ORIGIN
 
-    source = ServerConfig(tmp_path / "live")
-    new_coordinator(source)
-    archive = tmp_path / "a.cadena-backup"
-    run_cli(source, "backup", "--out", str(archive))
+    archive = backed_up("sqlite").good
     pinned = NoteSigner(ORIGIN, SigningKey.generate()).verifier_key()
     target = ServerConfig(tmp_path / "restored")
     done = run_command(target.env(), ["restore", str(archive), "--ledger-key", pinned])

@@ -13,7 +13,6 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -47,7 +46,6 @@ from tests.app.conftest import World
 from tests.app.test_packets_support import (
     assert_granted,
     assert_problem,
-    envelope_b64,
     exchange,
     last_entry,
     ledger_size,
@@ -366,38 +364,6 @@ def test_prune_in_rows_keeps_referenced_blobs_and_the_packet_downloads(
     assert world.last_entry().action == "blob.prune"
     got = world.client.get(f"/v1/packets/{packet_id(sealed)}/streams/1", headers=ex.bob.auth)
     assert got.content == sealed.streams[1]
-
-
-def test_a_submission_whose_rows_are_pruned_under_it_is_refused_and_keeps_nothing(
-        blob_db_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    world = blob_db_world
-    ex = exchange(world)
-    sealed = ex.seal()
-    for stream in sealed.streams:
-        assert upload(world, ex.alice, stream).status_code in (200, 201)
-    store = _app_store(world)
-    engine = make_engine(world.settings.resolved_database_url())
-    _age_rows(engine, [sha256(s) for s in sealed.streams], 48)
-    from app.packets import submission
-    real = submission._store
-    pruned: list[int] = []
-
-    def prune_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        pruned.append(len(prune(make_session_factory(engine), store,
-                                timedelta(hours=24)).pruned))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(submission, "_store", prune_meanwhile)
-    size = ledger_size(world)
-    try:
-        response = world.client.post("/v1/packets", headers=ex.alice.auth,
-                                     json={"envelope": envelope_b64(sealed)})
-    finally:
-        engine.dispose()
-    assert pruned == [len(sealed.streams)]
-    assert_problem(response, 422, "missing-stream")
-    assert ledger_size(world) == size + len(sealed.streams)  # the prunes, no submission
-    assert _world_rows(world) == (0, 0)
 
 
 def test_two_hosts_share_blobs_sent_through_one_fetched_through_the_other(

@@ -1,7 +1,8 @@
 """Pruning blobs no packet references: only those past the grace period, each logged.
 
 And never one a submission in flight is about to reference: the submission
-is refused instead (422), with nothing kept.
+is refused instead (422), with nothing kept, whether the blobs are files in
+a directory or rows in the database (``CADENA_BLOB_STORE=database``).
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app import blob_prune
 from app.blob_prune import PRUNED_SUFFIX, UPLOAD_PREFIX, prune
-from app.blobs import BlobStore
+from app.blobs import BlobStorage, BlobStore
 from app.cli import cli
 from app.ledger import recording as audit
 from app.ledger.engine import make_engine
 from app.ledger.key import load_note_verifier
 from app.ledger.unit_of_work import UnitOfWork, make_session_factory, transaction
+from app.models.blob import Blob, BlobChunk
 from app.models.ledger import LEDGER_TABLES
 from ledger import verify_ledger
 from ledger.sql import SqlStorage
@@ -237,17 +241,40 @@ def test_any_mix_of_ages_and_references_prunes_exactly_the_old_orphans(
     assert _verifies(world, factory)
 
 
-def test_a_submission_whose_blob_is_pruned_under_it_is_refused_and_keeps_nothing(
-        postgres_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    # On PostgreSQL a submission checks its blobs before it takes the ledger
-    # head lock; a prune may run in between. SQLite cannot interleave them
-    # (every transaction holds the write lock from BEGIN IMMEDIATE).
-    world = postgres_world
+def _age_blobs(world: World, store: BlobStorage, digests: list[str], hours: float) -> None:
+    """Make stored blobs look ``hours`` old: file times in a directory, ``stored_at`` in rows."""
+    if isinstance(store, BlobStore):
+        for digest in digests:
+            _age(store.path(digest), hours)
+        return
+    engine = make_engine(world.settings.resolved_database_url())
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(Blob).where(Blob.sha256.in_(digests))
+                         .values(stored_at=func.now() - timedelta(hours=hours)))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("world_kind", ["postgres_world", "blob_db_world"])
+def test_a_submission_whose_blobs_are_pruned_under_it_is_refused_and_keeps_nothing(
+        world_kind: str, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL, blobs in a directory and in rows alike.
+
+    A submission checks its blobs before it takes the ledger head lock; a
+    prune may run in between. SQLite cannot interleave them (every
+    transaction holds the write lock from BEGIN IMMEDIATE).
+    """
+    world: World = request.getfixturevalue(world_kind)
+    app: FastAPI = world.client.app  # type: ignore[assignment]
+    store: BlobStorage = app.state.blob_store
     ex = exchange(world)
     sealed = ex.seal()
     for stream in sealed.streams:
         assert upload(world, ex.alice, stream).status_code in (200, 201)
-        _age(_store(world).path(sha256(stream)), 48)
+    digests = [sha256(stream) for stream in sealed.streams]
+    _age_blobs(world, store, digests, 48)
     engine = make_engine(world.settings.resolved_database_url())
     factory = make_session_factory(engine)
     from app.packets import submission
@@ -255,7 +282,7 @@ def test_a_submission_whose_blob_is_pruned_under_it_is_refused_and_keeps_nothing
     pruned: list[int] = []
 
     def prune_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        pruned.append(len(prune(factory, _store(world), DAY).pruned))
+        pruned.append(len(prune(factory, store, DAY).pruned))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(submission, "_store", prune_meanwhile)
@@ -263,6 +290,9 @@ def test_a_submission_whose_blob_is_pruned_under_it_is_refused_and_keeps_nothing
     try:
         response = world.client.post("/v1/packets", headers=ex.alice.auth,
                                      json={"envelope": envelope_b64(sealed)})
+        with engine.connect() as conn:
+            rows = (conn.execute(select(func.count()).select_from(Blob)).scalar_one(),
+                    conn.execute(select(func.count()).select_from(BlobChunk)).scalar_one())
     finally:
         engine.dispose()
     assert pruned == [len(sealed.streams)]
@@ -270,3 +300,5 @@ def test_a_submission_whose_blob_is_pruned_under_it_is_refused_and_keeps_nothing
     assert ledger_size(world) == size + len(sealed.streams)  # the prunes, no submission
     assert world.client.get(f"/v1/packets/{packet_id(sealed)}",
                             headers=ex.alice.auth).status_code == 404
+    assert rows == (0, 0)  # no row kept (the directory store never writes one)
+    assert all(store.size(digest) is None for digest in digests)

@@ -12,7 +12,6 @@ files are byte for byte the same, and its ledger still verifies.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tarfile
 from pathlib import Path
@@ -23,53 +22,10 @@ from sqlalchemy.pool import NullPool
 
 from app.ledger.engine import make_engine
 from bench._server import run_command
-from tests.app.test_backup import BACKENDS, _database, _empty_database
-from tests.reliability.harness import ServerConfig, new_coordinator, run_cli
+from tests.app.backup_support import BACKENDS, BackedUp, Shared, empty_database
+from tests.reliability.harness import ServerConfig, run_cli
 
 FAULTS = ["altered-entry", "cut-database"]
-
-
-def _tamper_ledger(url: str) -> None:
-    """Change the bytes of stored entry 1 (its leaf hash and the tree stay as they were)."""
-    engine = make_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            entry = conn.execute(text(
-                'SELECT entry FROM ledger_entries WHERE "index" = 1')).scalar_one()
-            changed = bytes(entry).replace(b'"outcome":"granted"', b'"outcome":"denied!"', 1)
-            assert changed != bytes(entry)
-            conn.execute(text('UPDATE ledger_entries SET entry = :e WHERE "index" = 1'),
-                         {"e": changed})
-    finally:
-        engine.dispose()
-
-
-def _cut_database(archive: Path, out: Path) -> Path:
-    """``archive`` with its database member cut in half and the manifest forged to match."""
-    with tarfile.open(archive) as src:
-        members = [(info, src.extractfile(info)) for info in src]
-        contents = {info.name: handle.read() if handle is not None else b""
-                    for info, handle in members}
-    manifest = json.loads(contents["manifest.json"])
-    name = next(n for n in contents if n.startswith("database/"))
-    contents[name] = contents[name][: len(contents[name]) // 2]
-    manifest["members"][name] = {"sha256": hashlib.sha256(contents[name]).hexdigest(),
-                                 "size": len(contents[name])}
-    contents["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(out, "w") as dst:
-        for info, _ in members:
-            info.size = len(contents[info.name])
-            dst.addfile(info, io.BytesIO(contents[info.name]))
-    return out
-
-
-def _bad_archive(fault: str, source: ServerConfig, good: Path, tmp_path: Path) -> Path:
-    if fault == "cut-database":
-        return _cut_database(good, tmp_path / "cut.cadena-backup")
-    _tamper_ledger(source.url())
-    bad = tmp_path / "altered.cadena-backup"
-    run_cli(source, "backup", "--out", str(bad))
-    return bad
 
 
 def _files(directory: Path) -> dict[str, str]:
@@ -93,23 +49,13 @@ def _tables(url: str) -> int:
         engine.dispose()
 
 
-def _source(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[
-        ServerConfig, Path]:
-    source = ServerConfig(tmp_path / "live", _database(backend, request, tmp_path, "live"))
-    new_coordinator(source)
-    run_cli(source, "ledger", "checkpoint")
-    good = tmp_path / "good.cadena-backup"
-    run_cli(source, "backup", "--out", str(good))
-    return source, good
-
-
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_failed_restore_leaves_an_empty_place_empty(
-        backend: str, fault: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    source, good = _source(backend, request, tmp_path)
-    bad = _bad_archive(fault, source, good, tmp_path)
-    target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path))
+        backend: str, fault: str, backed_up: Shared[BackedUp], request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    bad = backed_up(backend).bad(fault)
+    target = ServerConfig(tmp_path / "restored", empty_database(backend, request, tmp_path))
     done = run_command(target.env(), ["restore", str(bad)])
     assert done.returncode == 1, done.stdout + done.stderr
     assert "nothing was changed" in done.stderr
@@ -123,10 +69,11 @@ def test_a_failed_restore_leaves_an_empty_place_empty(
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_failed_forced_restore_keeps_the_previous_server_intact(
-        backend: str, fault: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    source, good = _source(backend, request, tmp_path)
-    bad = _bad_archive(fault, source, good, tmp_path)
-    target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path))
+        backend: str, fault: str, backed_up: Shared[BackedUp], request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    shared = backed_up(backend)
+    good, bad = shared.good, shared.bad(fault)
+    target = ServerConfig(tmp_path / "restored", empty_database(backend, request, tmp_path))
     first = run_command(target.env(), ["restore", str(good)])
     assert first.returncode == 0, first.stdout + first.stderr
     before = json.loads(run_cli(target, "ledger", "verify", "--json"))
@@ -155,10 +102,11 @@ def _replaced_schemas(url: str) -> list[str]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_forced_restore_keeps_the_replaced_directory_beside(
-        backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        backend: str, backed_up: Shared[BackedUp], request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
     """Success with --force: the new server in place, the old directory kept, no schema left."""
-    _, good = _source(backend, request, tmp_path)
-    target = ServerConfig(tmp_path / "restored", _empty_database(backend, request, tmp_path))
+    good = backed_up(backend).good
+    target = ServerConfig(tmp_path / "restored", empty_database(backend, request, tmp_path))
     assert run_command(target.env(), ["restore", str(good)]).returncode == 0
     (target.data_dir / "tls.key").write_bytes(b"not in any archive")
     previous = _files(target.data_dir)
@@ -177,7 +125,7 @@ def test_a_forced_restore_keeps_the_replaced_directory_beside(
 
 @pytest.mark.postgres
 def test_an_interrupted_postgres_restore_stops_serve_and_is_undone_by_the_next(
-        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        backed_up: Shared[BackedUp], request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Killed between the load and the exchange: serve refuses; restore --force puts it back.
 
     The interrupted state is made by the restore's own steps (the marker, then
@@ -185,15 +133,14 @@ def test_an_interrupted_postgres_restore_stops_serve_and_is_undone_by_the_next(
     """
     from app.staging import MARKER, load_postgres, replaced_name, write_marker
 
-    source, good = _source("postgresql", request, tmp_path)
-    target = ServerConfig(tmp_path / "restored", _empty_database("postgresql", request, tmp_path))
+    shared = backed_up("postgresql")
+    good = shared.good
+    target = ServerConfig(tmp_path / "restored", empty_database("postgresql", request, tmp_path))
     assert run_command(target.env(), ["restore", str(good)]).returncode == 0
     before = json.loads(run_cli(target, "ledger", "verify", "--json"))
 
-    _tamper_ledger(source.url())  # the half-done restore loads a different database
-    other = tmp_path / "other.cadena-backup"
-    run_cli(source, "backup", "--out", str(other))
-    with tarfile.open(other) as tar:
+    # The half-done restore loads a different database: the altered ledger's.
+    with tarfile.open(shared.altered) as tar:
         tar.extract("database/cadena.pgdump", tmp_path / "unpacked", filter="data")
     replaced = replaced_name()
     write_marker(target.data_dir, replaced)
@@ -215,14 +162,14 @@ def test_an_interrupted_postgres_restore_stops_serve_and_is_undone_by_the_next(
 
 
 def test_a_full_disk_while_staging_changes_nothing(tmp_path: Path,
-                                                   request: pytest.FixtureRequest) -> None:
+                                                   backed_up: Shared[BackedUp]) -> None:
     """Writes fail midway (a file-size limit, as a full disk would): the old server stays."""
     import resource
     import subprocess
 
     from bench._server import server_command
 
-    _, good = _source("sqlite", request, tmp_path)
+    good = backed_up("sqlite").good
     target = ServerConfig(tmp_path / "restored")
     assert run_command(target.env(), ["restore", str(good)]).returncode == 0
     files = _files(target.data_dir)
