@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -158,11 +159,26 @@ def test_h2_packet_needs_the_originators_approval(cli: Cli, ex: Exchange,
     cli.run("fetch", packet, "--profile", "carol", "--out", str(tmp_path / "carol"))
 
 
+def _bobs_listings(ex: Exchange) -> list[int]:
+    return [e.index for e in ex.world.entries() if e.action == "packet.list"
+            and e.actor is not None and e.actor.liaison == ex.bob.id]
+
+
 def test_inbox_follow_prints_a_packet_sent_after_the_listing(
         cli: Cli, ex: Exchange, tmp_path: Path) -> None:
     ex.sent()
     sent: list[str] = []
-    revoke_later(ex.world, ex.bob, 1.5, first=lambda: sent.append(ex.sent()[1]))
+    listed = len(_bobs_listings(ex))
+
+    def send_once_listed() -> None:
+        # After the listing, not after a fixed time: a slow start of the CLI
+        # (a loaded machine) would otherwise list the second packet too.
+        deadline = time.monotonic() + 60
+        while len(_bobs_listings(ex)) == listed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent.append(ex.sent()[1])
+
+    revoke_later(ex.world, ex.bob, 1.5, first=send_once_listed)
     result = cli.run("inbox", "--profile", "bob", "--follow", "--polls", "1", "--json")
     assert "as packets arrive" in result.stderr
     decoder, text, values = json.JSONDecoder(), result.stdout.strip(), []
