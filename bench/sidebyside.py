@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -115,9 +116,16 @@ def together(sides: list[Side], phase: str, lines: dict[str, Path], mode: str,
 @contextmanager
 def _side(args: argparse.Namespace, name: str, rev: str | None, env: list[str],
           where: Path) -> Iterator[Side]:
-    extra = UNLIMITED | dict(item.split("=", 1) for item in env)
+    # PYTHONSAFEPATH: ``python -m uvicorn`` would otherwise put the working
+    # directory (this tree) ahead of PYTHONPATH, and both sides would run this
+    # tree's ``app``; so each side prints where its ``app`` comes from.
+    extra = UNLIMITED | {"PYTHONSAFEPATH": "1"} | dict(item.split("=", 1) for item in env)
     if rev is not None:
         extra["PYTHONPATH"] = str(_worktree(rev, where))
+    source = subprocess.run([sys.executable, "-c", "import app; print(app.__file__)"],
+                            env={**os.environ, **extra}, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    print(f"side {name}: app from {source}", flush=True)
     with sb.cadena(args, args.backend, args.workers, extra) as config:
         config.name = name
         yield Side(name, config)
