@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import structlog
 from fastapi import Depends, Request
@@ -19,6 +20,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal, authenticate
+from app.identity.repository import TokenFacts
 from app.ledger import AccessDenied, Reason, as_unit_of_work, deny
 from app.models.identity import Role
 
@@ -38,6 +40,14 @@ def bearer_of(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
+class _WithToken(Protocol):
+    @property
+    def token(self) -> TokenFacts: ...
+
+
+_Folded = TypeVar("_Folded", bound=_WithToken)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What the request presented, checked in its thread (an ``app.ledger.route.Deferred``)."""
@@ -50,6 +60,26 @@ class Credentials:
     def resolve(self, session: Session) -> Principal:
         """The principal behind the token, or a logged 401 (403 for a role not allowed)."""
         return self.accept(session, authenticate(session, self.bearer, self.action))
+
+    def resolve_with(self, session: Session,
+                     read: Callable[[str, datetime], _Folded | None]) -> tuple[Principal, _Folded]:
+        """:meth:`resolve`, the token read by ``read`` with whatever else its query reads for
+        the token's liaison (ADR 0027, 0031): the caller, and that read.
+
+        Every check of the token is made first, on what ``read`` returned; what
+        else it read is handed back only with a principal that passed them.
+        """
+        found: list[_Folded] = []
+
+        def token(token_id: str, moment: datetime) -> TokenFacts | None:
+            got = read(token_id, moment)
+            if got is None:
+                return None
+            found.append(got)
+            return got.token
+
+        principal = authenticate(session, self.bearer, self.action, token)
+        return self.accept(session, principal), found[0]
 
     def accept(self, session: Session, principal: Principal) -> Principal:
         """``principal``, authenticated from this bearer, as the request's caller (or a

@@ -25,9 +25,8 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from app.auth.dependencies import Credentials
-from app.auth.service import Principal, authenticate
+from app.auth.service import Principal
 from app.identity import repository as liaisons
-from app.identity.repository import TokenFacts
 from app.ledger import AccessDenied, Hidden, Reason, deny, now
 from app.models.identity import Level, Role, StateStatus
 from app.models.packet import Packet, PacketKey, PacketStatus
@@ -42,7 +41,7 @@ from app.packets.errors import (
     RecipientNotEligible,
     Withdrawn,
 )
-from app.packets.listing import ListedPacket, PacketFilter, TokenAndListing, listing_with_token
+from app.packets.listing import ListedPacket, PacketFilter, listing_with_token
 
 
 @dataclass(frozen=True)
@@ -177,18 +176,10 @@ class RetrievalCredentials:
 
     def resolve(self, session: Session) -> Authenticated:
         """The caller and what the query read of the packet for them, or a logged 401."""
-        read: list[repo.TokenAndRetrieval] = []
-
-        def token(token_id: str, moment: datetime) -> TokenFacts | None:
-            got = repo.retrieval_with_token(session, token_id, self.packet_id, moment)
-            if got is None:
-                return None
-            read.append(got)
-            return got.token
-
-        principal = authenticate(session, self.credentials.bearer, self.credentials.action,
-                                 token)
-        return Authenticated(self.credentials.accept(session, principal), read[0].retrieval)
+        principal, read = self.credentials.resolve_with(
+            session, lambda token_id, moment: repo.retrieval_with_token(
+                session, token_id, self.packet_id, moment))
+        return Authenticated(principal, read.retrieval)
 
 
 @dataclass(frozen=True)
@@ -225,19 +216,10 @@ class ListingCredentials:
             after = decode_cursor(self.cursor) if self.cursor else None
         except InvalidCursor:
             return self._listed(self.credentials.resolve(session), None)
-        read: list[TokenAndListing] = []
-
-        def token(token_id: str, moment: datetime) -> TokenFacts | None:
-            got = listing_with_token(session, token_id, moment, self.wanted, after=after,
-                                     limit=self.limit + 1)
-            if got is None:
-                return None
-            read.append(got)
-            return got.token
-
-        principal = authenticate(session, self.credentials.bearer, self.credentials.action,
-                                 token)
-        return self._listed(self.credentials.accept(session, principal), read[0].page)
+        principal, read = self.credentials.resolve_with(
+            session, lambda token_id, moment: listing_with_token(
+                session, token_id, moment, self.wanted, after=after, limit=self.limit + 1))
+        return self._listed(principal, read.page)
 
     def _listed(self, principal: Principal, page: list[ListedPacket] | None) -> Listed:
         return Listed(principal, self.wanted, self.limit, self.cursor, page)
