@@ -20,6 +20,13 @@ if TYPE_CHECKING:
     from crypto import LiaisonKeys, LiaisonPublicKeys
     from ledger import LedgerReport, NoteVerifier
 
+# The server's own processes import nothing from the directory they were started
+# in: ``-P`` keeps ``python -m``/``-c`` from putting it first on ``sys.path``, and
+# uvicorn's ``--app-dir`` (default ".") is where this ``app`` package is installed
+# (tests/app/test_serve_cwd.py: an ``app`` or ``uvicorn.py`` planted there).
+SAFE_PYTHON = (sys.executable, "-P")
+APP_DIR = str(Path(__file__).resolve().parent.parent)
+
 MIGRATE_CHILD = ("import sys; from app.migrate import upgrade_to_head; "
                  "upgrade_to_head(sys.argv[1])")
 
@@ -123,7 +130,7 @@ def serve(
         raise typer.Exit(code=1)
     configure_logging(json=settings.log_json, level=settings.log_level)
     # Migrate in a child process: Alembic (about 11 MB) never enters the serving one.
-    migrated = subprocess.run([sys.executable, "-c", MIGRATE_CHILD, url], check=False)  # noqa: S603
+    migrated = subprocess.run([*SAFE_PYTHON, "-c", MIGRATE_CHILD, url], check=False)  # noqa: S603
     if migrated.returncode != 0:
         typer.echo("error: the database migrations failed", err=True)
         raise typer.Exit(code=1)
@@ -144,13 +151,14 @@ def serve(
         raise typer.Exit(code=2)
     if workers > 1 and balanced():
         serving_tls = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
-        os.execv(sys.executable, [sys.executable, "-m", "app.serving",  # noqa: S606
+        os.execv(sys.executable, [*SAFE_PYTHON, "-m", "app.serving",  # noqa: S606
                                   "--host", host, "--port", str(port), "--workers", str(workers),
                                   *serving_tls])
     uvicorn_tls = ["--ssl-certfile", tls[0], "--ssl-keyfile", tls[1]] if tls else []
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "app.worker:worker_app",  # noqa: S606
-                              "--factory", "--host", host, "--port", str(port),
-                              "--workers", str(workers), "--log-level", "warning",
+    os.execv(sys.executable, [*SAFE_PYTHON, "-m", "uvicorn", "app.worker:worker_app",  # noqa: S606
+                              "--app-dir", APP_DIR, "--factory", "--host", host,
+                              "--port", str(port), "--workers", str(workers),
+                              "--log-level", "warning",
                               "--no-access-log", *uvicorn_tls])
 
 

@@ -241,12 +241,12 @@ def _wait_ready(server: RunningServer, timeout: float) -> None:
 
 
 @contextmanager
-def serve(env: Mapping[str, str], *, workers: int = 1,
-          start_timeout: float = START_TIMEOUT) -> Iterator[RunningServer]:
+def serve(env: Mapping[str, str], *, workers: int = 1, start_timeout: float = START_TIMEOUT,
+          cwd: Path | None = None) -> Iterator[RunningServer]:
     """Run ``cadena-server serve --workers N`` on a free loopback port until the block ends.
 
     The server is stopped on the way out whatever happens (its whole process
-    group: workers included).
+    group: workers included). ``cwd``: its working directory (default: ours).
     """
     data_dir = Path(env["CADENA_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -256,7 +256,7 @@ def serve(env: Mapping[str, str], *, workers: int = 1,
         process = subprocess.Popen(
             [*server_command(), "serve", "--host", LOOPBACK, "--port", str(port),
              "--workers", str(workers)],
-            env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
             start_new_session=True,  # its own process group, so stop() reaches every worker
         )
     server = RunningServer(process, f"http://{LOOPBACK}:{port}", workers, log_path)

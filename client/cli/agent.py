@@ -56,7 +56,9 @@ def start(
         raise ProfileError("a passphrase cannot contain a line break")
     target.ensure_dir()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-        [sys.executable, "-m", "client.agent_server", "--profile", target.name,
+        # -P: ``-m`` would put the working directory first on sys.path, and a
+        # ``client`` or ``crypto`` planted there would run holding the keys.
+        [sys.executable, "-P", "-m", "client.agent_server", "--profile", target.name,
          "--home", str(target.path.parent), "--lock-after", str(lock_after * 60)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         start_new_session=True, text=True, env=_agent_env())

@@ -77,14 +77,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def cadena(world: World, *args: str, passphrase: str | None = None,
-           check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real ``cadena``; stdin closed, a passphrase only if given."""
+           check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``cadena``; stdin closed, a passphrase only if given (in ``cwd``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CADENA_")}
     env |= {"CADENA_HOME": str(world.home), "COLUMNS": "200"}
     if passphrase is not None:
         env["CADENA_PASSPHRASE"] = passphrase
     done = subprocess.run([CADENA, *args], env=env, stdin=subprocess.DEVNULL,  # noqa: S603
-                          capture_output=True, text=True, timeout=WAIT * 4, check=False)
+                          capture_output=True, text=True, timeout=WAIT * 4, check=False,
+                          cwd=cwd)
     if check:
         assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done
@@ -163,6 +164,28 @@ def test_a_wrong_passphrase_starts_no_agent(world: World) -> None:
     assert started.returncode == 2
     assert "passphrase" in started.stderr
     assert not socket_path(world.liaisons["ana"].profile).exists()
+
+
+def test_the_agent_imports_nothing_from_the_directory_it_is_started_in(
+        world: World, tmp_path: Path) -> None:
+    # A liaison who starts the agent in a directory of received files must not have
+    # a planted ``client`` or ``crypto`` package run with the unlocked keys.
+    marker = tmp_path / "imported-from-cwd"
+    untrusted = tmp_path / "untrusted"
+    untrusted.mkdir()
+    payload = (f"import pathlib\npathlib.Path({str(marker)!r}).open('a').write(__name__ + '\\n')\n"
+               "raise SystemExit('planted module imported')\n")
+    for package in ("client", "crypto", "nacl"):
+        (untrusted / package).mkdir()
+        (untrusted / package / "__init__.py").write_text(payload)
+    cadena(world, "agent", "start", "--profile", "bruno", passphrase=PASSPHRASE, cwd=untrusted)
+    try:
+        status = json.loads(cadena(world, "agent", "status", "--profile", "bruno",
+                                   "--json").stdout)
+        assert status["pid"] > 0
+    finally:
+        cadena(world, "agent", "stop", "--profile", "bruno", check=False)
+    assert not marker.exists(), marker.read_text()
 
 
 def test_a_terminated_agent_wipes_and_removes_its_socket(world: World) -> None:
