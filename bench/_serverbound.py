@@ -427,7 +427,7 @@ def row(r: WrkRun) -> str:
 
 @contextmanager
 def cadena(args: argparse.Namespace, backend: str, workers: int,
-           extra: dict[str, str]) -> Iterator[Config]:
+           extra: dict[str, str], cwd: Path | None = None) -> Iterator[Config]:
     """A fresh server on ``backend`` with ``workers``, its exchange enrolled, until the block ends.
 
     ``args`` needs ``concurrency``, ``duration``, ``message_bytes`` and, for
@@ -447,7 +447,7 @@ def cadena(args: argparse.Namespace, backend: str, workers: int,
                          extra={"CADENA_KERNEL_TIMING_DIR": str(timing), **extra})
         coordinator = Liaison("coord", LiaisonKeys.generate())
         bootstrap(env, coordinator)
-        server = stack.enter_context(serve(env, workers=workers))
+        server = stack.enter_context(serve(env, workers=workers, cwd=cwd))
         if url is not None:
             db = Database(url)
             stack.callback(db.close)

@@ -116,17 +116,20 @@ def together(sides: list[Side], phase: str, lines: dict[str, Path], mode: str,
 @contextmanager
 def _side(args: argparse.Namespace, name: str, rev: str | None, env: list[str],
           where: Path) -> Iterator[Side]:
-    # PYTHONSAFEPATH: ``python -m uvicorn`` would otherwise put the working
-    # directory (this tree) ahead of PYTHONPATH, and both sides would run this
-    # tree's ``app``; so each side prints where its ``app`` comes from.
+    # Before 2026-12-07 ``serve`` started ``python -m uvicorn`` with uvicorn's
+    # ``--app-dir .``: the working directory came first on sys.path, and both
+    # sides ran this tree's ``app``. So each server runs in its own tree, and
+    # each side prints where its ``app`` comes from.
     extra = UNLIMITED | {"PYTHONSAFEPATH": "1"} | dict(item.split("=", 1) for item in env)
+    tree = ROOT
     if rev is not None:
-        extra["PYTHONPATH"] = str(_worktree(rev, where))
+        tree = _worktree(rev, where)
+        extra["PYTHONPATH"] = str(tree)
     source = subprocess.run([sys.executable, "-c", "import app; print(app.__file__)"],
                             env={**os.environ, **extra}, capture_output=True, text=True,
-                            check=True).stdout.strip()
+                            check=True, cwd=tree).stdout.strip()
     print(f"side {name}: app from {source}", flush=True)
-    with sb.cadena(args, args.backend, args.workers, extra) as config:
+    with sb.cadena(args, args.backend, args.workers, extra, cwd=tree) as config:
         config.name = name
         yield Side(name, config)
 
