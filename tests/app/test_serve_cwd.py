@@ -17,28 +17,18 @@ import httpx
 import pytest
 
 from bench._server import serve, server_env
+from tests.planted import plant
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _planted(where: Path, marker: Path) -> Path:
-    """A working directory whose ``app``, ``uvicorn``, ``alembic`` and ``multiprocessing``
-    (the workers are spawned) would record their import."""
-    where.mkdir()
-    payload = (f"import pathlib\npathlib.Path({str(marker)!r}).open('a').write(__name__ + '\\n')\n"
-               "raise SystemExit('planted module imported')\n")
-    for package in ("app", "alembic", "multiprocessing"):
-        (where / package).mkdir()
-        (where / package / "__init__.py").write_text(payload)
-    (where / "uvicorn.py").write_text(payload)
-    return where
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_runs_the_installed_code_whatever_its_working_directory_holds(
         tmp_path: Path, workers: int, request: pytest.FixtureRequest) -> None:
     marker = tmp_path / "imported-from-cwd"
-    cwd = _planted(tmp_path / "untrusted", marker)
+    # The workers are spawned: a planted ``multiprocessing`` would catch them.
+    cwd = plant(tmp_path / "untrusted", marker, ("app", "alembic", "multiprocessing"),
+                modules=("uvicorn",))
     extra = {}
     if workers > 1:  # several workers need PostgreSQL
         extra["CADENA_DATABASE_URL"] = request.getfixturevalue("postgres_url")

@@ -55,6 +55,7 @@ from crypto import (
 )
 from crypto.wrap import wrap_content_key
 from tests.desk.harness import PASSPHRASE, World, enrolled_world
+from tests.planted import plant
 
 pytestmark = pytest.mark.timeout(300)
 CADENA = str(Path(sys.executable).with_name("cadena"))
@@ -171,13 +172,7 @@ def test_the_agent_imports_nothing_from_the_directory_it_is_started_in(
     # A liaison who starts the agent in a directory of received files must not have
     # a planted ``client`` or ``crypto`` package run with the unlocked keys.
     marker = tmp_path / "imported-from-cwd"
-    untrusted = tmp_path / "untrusted"
-    untrusted.mkdir()
-    payload = (f"import pathlib\npathlib.Path({str(marker)!r}).open('a').write(__name__ + '\\n')\n"
-               "raise SystemExit('planted module imported')\n")
-    for package in ("client", "crypto", "nacl"):
-        (untrusted / package).mkdir()
-        (untrusted / package / "__init__.py").write_text(payload)
+    untrusted = plant(tmp_path / "untrusted", marker, ("client", "crypto", "nacl"))
     cadena(world, "agent", "start", "--profile", "bruno", passphrase=PASSPHRASE, cwd=untrusted)
     try:
         status = json.loads(cadena(world, "agent", "status", "--profile", "bruno",
