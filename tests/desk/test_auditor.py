@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, select, update
 
 from app.ledger.key import load_note_signer
 from app.models.ledger import LEDGER_TABLES
-from client.desk.sections.auditor import RUNS, Verification
+from client.desk.sections.auditor import RUNS, Verification, _job_context
 from client.desk.security import COOKIE
 from client.desk.server import RunningDesk
 from client.errors import AuditFailure, AuditFault
@@ -263,6 +263,22 @@ def test_a_resigned_key_root_is_shown_as_a_key_log_fault(
         expect(page.locator("#fault-index")).to_have_text(str(index))
         s.check("auditor-key-log")
     assert profile.read_json(profile.audit_path) is None
+
+
+def test_a_run_finishing_while_its_page_renders_is_shown_as_it_was_read() -> None:
+    """The run's thread may fail between the page's reading of the job and its rendering.
+
+    The page once read the fault's label from the job, then rendered the job itself: a run
+    that failed in between showed a failure with no label (seen once in CI, as the bare
+    ``key_log_mismatch``). The page must render one moment of the run.
+    """
+    job = Verification(full=True, done=3, total=9)
+    context = _job_context(job)
+    job.failure = AuditFailure(AuditFault.KEY_LOG_MISMATCH, "altered", 8)
+    job.done, job.finished = 9, True
+    shown = context["job"]
+    assert (shown.finished, shown.failure, shown.done, context["fault"]) == (False, None, 3, "")
+    assert shown.percent == 33
 
 
 # -- the guard on the section's state-changing routes --------------------------

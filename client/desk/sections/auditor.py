@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,11 @@ async def verify_progress(request: Request) -> Response:
 
 
 def _job_context(job: Verification) -> dict[str, Any]:
-    return {"job": job, "fault": _(FAULTS[job.failure.fault]) if job.failure else ""}
+    # The run's thread goes on while the page renders: the page shows one copy of the job, read
+    # at one moment, so a run that fails meanwhile is not shown failed without its fault's label.
+    # The copy reads ``finished`` before ``failure`` and ``result``, which _run sets first.
+    seen = replace(job)
+    return {"job": seen, "fault": _(FAULTS[seen.failure.fault]) if seen.failure else ""}
 
 
 def _settings(profile: Profile) -> dict[str, Any]:
