@@ -35,6 +35,7 @@ from app.ledger import (
     load_note_signer,
     make_engine,
     make_session_factory,
+    wal_flush_of,
 )
 from app.ledger_api.routes import read_public_checkpoint
 from app.ledger_api.routes import router as ledger_router
@@ -200,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the Cadena service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     url = settings.resolved_database_url()
-    engine = make_engine(url)
+    engine = make_engine(url, shared_flush=True)
     app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
                   docs_url=None, redoc_url=None,  # app/apidocs.py: served from our own assets
                   telemetry=NO_TELEMETRY,
@@ -245,6 +246,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise Unavailable("the database is unreachable") from exc
         if not current:
             raise Unavailable("the database is not at the newest migration")
+        flush = wal_flush_of(engine)
+        if flush is not None and flush.broken:
+            raise Unavailable("the database's log could not be flushed to disk; restart the "
+                              "server")
         return {"status": "ready"}
 
     # Matched in this order, route by route (FastAPI 0.163 walks every included

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.ledger.checkpointer import Checkpointer, sign_once
-    from app.ledger.engine import make_engine, normalize_url
+    from app.ledger.engine import make_engine, normalize_url, wal_flush_of
     from app.ledger.key import (
         LedgerKeyError,
         create_signing_key,
@@ -120,6 +120,7 @@ _LAZY = {
     "make_session_factory": "app.ledger.unit_of_work",
     "named_insert": "app.ledger.unit_of_work",
     "normalize_url": "app.ledger.engine",
+    "wal_flush_of": "app.ledger.engine",
     "now": "app.ledger.recording",
     "public_reason": "app.ledger.refusal",
     "raw_entries": "app.ledger.queries",
@@ -196,6 +197,7 @@ __all__ = [
     "sign_once",
     "storage_for",
     "transaction",
+    "wal_flush_of",
     "tree_cache_of",
     "as_unit_of_work",
     "write_entries",

@@ -1,7 +1,10 @@
 """Engines for SQLite (embedded default) and PostgreSQL.
 
-SQLite runs in WAL mode with ``synchronous=FULL`` (an acknowledged write
-survives a crash of the process or the machine) and foreign keys on.
+SQLite runs in WAL mode with foreign keys on, and an acknowledged write
+survives a crash of the process or the machine: ``synchronous=FULL``, or,
+for the serving engine (``shared_flush=True``), ``synchronous=NORMAL`` with
+each commit's WAL flushed by ``app.ledger.walflush`` before it goes on
+(docs/adr/0035-sqlite-shared-wal-flush.md).
 PostgreSQL goes through psycopg 3.
 
 The listeners here are per engine, set as :func:`make_engine` builds it
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import select
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,8 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 
 from app.datadir import make_private
+from app.ledger import walflush
+from app.ledger.walflush import WalFlush
 
 
 def normalize_url(url: str) -> str:
@@ -36,7 +42,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    # NORMAL only where every COMMIT is flushed by the engine's WalFlush.
+    flushed = getattr(dbapi_connection, "wal_flush", None) is not None
+    cursor.execute("PRAGMA synchronous=NORMAL" if flushed else "PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
@@ -49,10 +57,13 @@ def _sqlite_files(url: str) -> tuple[Path, ...]:
     return (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm"))
 
 
-def _private_sqlite(files: tuple[Path, ...], dbapi_connection: Any, record: Any) -> None:
+def _private_sqlite(files: tuple[Path, ...], flush: WalFlush | None, dbapi_connection: Any,
+                    record: Any) -> None:
     # The database file is made 0600 before anything else: SQLite gives the
     # -wal and -shm it creates the database file's mode. Files left wider by an
     # older version (or another umask) are narrowed on the next connection.
+    if flush is not None:
+        walflush.attach(dbapi_connection, flush)
     for path in files:
         make_private(path)
     _sqlite_pragmas(dbapi_connection, record)
@@ -67,10 +78,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with Cadena's durability settings."""
+_FLUSHES: weakref.WeakKeyDictionary[Engine, WalFlush] = weakref.WeakKeyDictionary()
+
+
+def wal_flush_of(engine: Engine) -> WalFlush | None:
+    """The shared WAL flush of an engine made with ``shared_flush=True`` (SQLite files)."""
+    return _FLUSHES.get(engine)
+
+
+def make_engine(url: str, *, shared_flush: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with Cadena's durability settings.
+
+    ``shared_flush`` (the server's engine; SQLite database files only): COMMIT
+    does not wait for the disk, and the engine's :class:`~app.ledger.walflush.WalFlush`
+    makes each commit durable before its committer goes on, concurrent ones with
+    one fsync (:func:`wal_flush_of`).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        files = _sqlite_files(url)
+        flush = WalFlush(files[0].absolute()) if shared_flush and files else None
+        if flush is not None:
+            kwargs["connect_args"] = {**kwargs.get("connect_args", {}),
+                                      "factory": walflush.FlushedConnection}
         if "poolclass" not in kwargs and ":memory:" not in url:
             # One connection per process: SQLite admits one writer at a time anyway
             # (every transaction is BEGIN IMMEDIATE), and a queue for the pool is
@@ -83,7 +113,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # long means the database is stuck, not busy.
             kwargs.setdefault("pool_timeout", 10)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", functools.partial(_private_sqlite, _sqlite_files(url)))
+        if flush is not None:
+            _FLUSHES[engine] = flush
+        event.listen(engine, "connect", functools.partial(_private_sqlite, files, flush))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # Kept connections: SQLAlchemy's default keeps 5 and closes every overflow

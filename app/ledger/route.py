@@ -43,6 +43,7 @@ from app.ledger.unit_of_work import (
     UnitOfWork,
     as_unit_of_work,
 )
+from app.ledger.walflush import WalFlushFailed
 from ledger import CorruptLedgerError, EntryDraft
 
 log = structlog.get_logger()
@@ -170,6 +171,11 @@ def _fail(session: UnitOfWork, error: Exception) -> Exception:
                   "verify", error=str(error))
         return LedgerDamaged("the ledger cannot record this request; nothing was changed "
                              "(the operator has been told)")
+    if isinstance(error, WalFlushFailed):
+        log.error("the database's write-ahead log could not be flushed; restart the server",
+                  error=str(error.__cause__ or error))
+        return Unavailable("the database could not make this request durable; it may or may "
+                           "not have been kept")
     if isinstance(error, DataError):
         return UnstorableValue("a value in the request cannot be stored; nothing was changed")
     if isinstance(error, _database_down()):

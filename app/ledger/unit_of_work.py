@@ -42,6 +42,7 @@ from sqlalchemy import Engine, Insert, bindparam, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.ledger import walflush
 from ledger import Actor, TreeCache
 from ledger.sql import pipeline as sqlpipeline
 
@@ -126,8 +127,14 @@ class UnitOfWork(Session):
         COMMIT does not wait for the disk, and a second transaction flushes
         the WAL past it before this returns); SQLAlchemy's own commit then
         finds the transaction ended. SQLite: the ORM's changes and the
-        rows are inserted, then the transaction commits.
+        rows are inserted, then the transaction commits; on the server's engine
+        (``shared_flush``) the WAL is flushed after the connection is back in the
+        pool, before this returns (``app.ledger.walflush``).
         """
+        with walflush.flushed_after():
+            self._commit()
+
+    def _commit(self) -> None:
         if self._at_commit or sqlpipeline.PENDING in self.info:
             conn = super().connection()
             if self.group is not None:  # a savepoint: its rows go in before it is released

@@ -35,6 +35,7 @@ from tests.app.backup_support import (
     build_backed_up,
     build_witnessed,
 )
+from tests.conftest import fresh_database_url
 
 
 def b64(data: bytes) -> str:
@@ -141,6 +142,12 @@ class World:
 def world(db_url: str, tmp_path: Path) -> Iterator[World]:
     """A bootstrapped Cadena service on a fresh database (SQLite and PostgreSQL)."""
     yield from _world(db_url, tmp_path)
+
+
+@pytest.fixture
+def sqlite_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A bootstrapped Cadena service on a fresh SQLite database only (SQLite's own mechanisms)."""
+    yield from _world(fresh_database_url("sqlite", request, tmp_path), tmp_path)
 
 
 @pytest.fixture
