@@ -11,19 +11,26 @@ the desk. Then the guard's refusals on these pages' state-changing routes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
+from client.desk.sections.prosecutor import events
 from client.desk.server import RunningDesk
 from client.sdk import Client
 from client.session import Credentials
@@ -292,3 +299,30 @@ def test_withdrawal_needs_a_reason_and_is_shown(world: World, channel: str) -> N
         page = http.get(f"/prosecutor/packets/{packet_id}").text
         assert "Withdrawn" in page
         assert "Withdraw the packet" not in page
+
+
+def _followers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "desk-events" and t.is_alive()}
+
+
+def test_an_event_stream_dropped_before_it_began_leaves_no_follower(world: World) -> None:
+    """The inbox's event stream follows the server in a thread, stopped when the stream ends.
+
+    The thread was started when the response was made, but only the stream's own ``finally``
+    stopped it: a response dropped before its first chunk (the page closed, or reloaded, at
+    once) never runs that, and its follower went on reading the server's events for as long
+    as the desk ran, one more for each such page.
+    """
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk):
+        scope = {"type": "http", "method": "GET", "path": "/prosecutor/events",
+                 "query_string": b"after=0", "headers": [],
+                 "app": SimpleNamespace(state=SimpleNamespace(desk=desk.desk))}
+        before = _followers()
+
+        async def drop_unread() -> None:
+            response = await events(Request(scope))
+            assert isinstance(response, StreamingResponse)
+            await cast(AsyncGenerator[bytes, None], response.body_iterator).aclose()
+
+        asyncio.run(drop_unread())
+        assert _followers() - before == set()

@@ -294,12 +294,14 @@ async def events(request: Request) -> Response:
     stop = threading.Event()
     worker = threading.Thread(target=_follow, args=(client, me, after, loop, queue, stop),
                               name="desk-events", daemon=True)
-    worker.start()
     template = desk(request).templates.get_template("prosecutor/_row.html")
     context = {**_common(request), "box": "inbox", "names": names, "fresh": True}
 
     async def stream() -> AsyncIterator[bytes]:
+        # The follower starts with the stream, inside the ``finally`` that stops it: a response
+        # dropped before its first chunk (the page closed at once) runs neither.
         try:
+            worker.start()
             yield b": connected\n\n"
             while True:
                 try:
