@@ -18,6 +18,7 @@ import os
 import re
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -326,3 +327,41 @@ def test_an_event_stream_dropped_before_it_began_leaves_no_follower(world: World
 
         asyncio.run(drop_unread())
         assert _followers() - before == set()
+
+
+def test_a_compose_sent_twice_at_once_sends_one_packet(world: World, channel: str) -> None:
+    """A double click on Send, or the same form sent from two tabs, while the first is sending.
+
+    Each request checked that the attachments were still spooled, then sent them: the second
+    passed that check while the first was still sending, and the packet went twice. The
+    spooled file is swapped for a pipe, so the first send waits, reading it, until the second
+    request has had its answer; then the pipe gives the file and the file is put back.
+    """
+    form = {"channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            "handling": "H0", "evaluation": "A1", "message": "sent once"}
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http, \
+            httpx.Client(base_url=desk.url, cookies=http.cookies, headers=http.headers,
+                         follow_redirects=False, timeout=30) as other_tab, \
+            ThreadPoolExecutor(1) as pool:
+        uploaded = http.post("/prosecutor/attachments", params={"name": "held.txt"},
+                             content=b"an attachment sent once")
+        assert uploaded.status_code == 200
+        spooled = desk.desk.profile.path / "desk-outgoing" / f"{uploaded.json()['id']}.ct"
+        ciphertext = spooled.read_bytes()
+        spooled.unlink()
+        os.mkfifo(spooled, 0o600)
+        before = _sent_count(desk, http)
+        first = pool.submit(http.post, "/prosecutor/compose",
+                            data={**form, "attachment": uploaded.json()["id"]})
+        with spooled.open("wb") as pipe:  # opens once the first send reads the attachment
+            second = other_tab.post("/prosecutor/compose",
+                                    data={**form, "attachment": uploaded.json()["id"]})
+            assert second.status_code == 400
+            assert "An attachment is no longer here" in second.text
+            back = spooled.with_suffix(".back")
+            back.write_bytes(ciphertext)
+            back.replace(spooled)  # for the send's next reads (the upload's replay)
+            pipe.write(ciphertext)
+        assert first.result().status_code == 303
+        assert _sent_count(desk, http) == before + 1
+        assert not list(spooled.parent.glob("*.ct"))

@@ -455,11 +455,20 @@ async def compose_send(request: Request) -> Response:
     if len({s.name for s in spooled}) != len(spooled):
         errors["attachments"] = _("Two attachments have the same name.")
     values["spooled"] = spooled
+    if not errors:
+        try:  # taken for this send only: a second click, or another tab, cannot send them again
+            spooled = state.spool.take(owner, [s.id for s in spooled])
+        except UsageError:
+            errors["attachments"] = _("An attachment is no longer here: add it again.")
     if errors:
         return _compose_page(request, choices, values, errors, status=400)
-    packet_id = await blocking(_send, request, values, spooled)
+    try:
+        packet_id = await blocking(_send, request, values, spooled)
+    except BaseException:
+        state.spool.put_back(owner, spooled)
+        raise
     for s in spooled:
-        state.spool.discard(owner, s.id)
+        s.path.unlink(missing_ok=True)
     flash(request, _("The packet was sent, signed and encrypted."))
     return redirect(f"/prosecutor/packets/{packet_id}")
 
