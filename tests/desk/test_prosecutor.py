@@ -31,7 +31,7 @@ from playwright.sync_api import Page, expect
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from client.desk.sections.prosecutor import events
+from client.desk.sections.prosecutor import Certificate, _packet_context, _state, events
 from client.desk.server import RunningDesk
 from client.sdk import Client
 from client.session import Credentials
@@ -365,3 +365,46 @@ def test_a_compose_sent_twice_at_once_sends_one_packet(world: World, channel: st
         assert first.result().status_code == 303
         assert _sent_count(desk, http) == before + 1
         assert not list(spooled.parent.glob("*.ct"))
+
+
+class _Meanwhile(str):
+    """A packet id whose comparison runs ``then`` once: another thread's step, at that moment."""
+
+    then: Callable[[], None] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if self.then is not None:
+            then, self.then = self.then, None
+            then()
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_a_certificate_asked_for_while_the_packet_page_lists_them_breaks_nothing(
+        world: World, channel: str) -> None:
+    """The packet page lists the desk's certificates in a worker thread; the certificate form
+    (another tab) adds one on the event loop's thread when the server answers.
+
+    The page iterated the desk's own dictionary: one added meanwhile made it fail ("dictionary
+    changed size during iteration"). The comparison of a listed certificate's packet id stands
+    in for the moment the other thread runs.
+    """
+    ana = world.liaisons["ana"]
+    with Client(world.server.url, credentials=Credentials("ana", ana.keys)) as client:
+        meta = PacketMeta(channel_id=channel, classification=Classification.RESTRICTED,
+                          handling=HandlingCode.H0, evaluation="A1")
+        packet_id = send_packet(client, ana.keys, "ana", Outgoing(
+            ["bruno"], meta, io.BytesIO(b"certified"), message_size=9)).created.id
+    with open_desk(ana.profile) as desk, _unlocked(desk):
+        request = Request({"type": "http", "method": "GET", "query_string": b"", "headers": [],
+                           "path": f"/prosecutor/packets/{packet_id}",
+                           "app": SimpleNamespace(state=SimpleNamespace(desk=desk.desk))})
+        certificates = _state(request).certificates
+        listed = _Meanwhile(packet_id)
+        listed.then = lambda: certificates.update(
+            later=Certificate("later", packet_id, "Tribunal de Bogotá"))
+        certificates["first"] = Certificate("first", listed, "Juzgado 4")
+        context = _packet_context(request, packet_id)
+        assert [c.id for c in context["certificates"]] == ["first"]
+        assert list(certificates) == ["first", "later"]

@@ -576,7 +576,8 @@ def _packet_context(request: Request, packet_id: str) -> dict[str, Any]:
         shares = []
     folder = save_folder(request)
     state = _state(request)
-    certificates = [c for c in state.certificates.values() if c.packet_id == packet_id]
+    # A copy, taken at once: the certificate form adds to it on the event loop's thread.
+    certificates = [c for c in list(state.certificates.values()) if c.packet_id == packet_id]
     saved = _target(folder, packet_id) if folder is not None else None
     return {"p": summary, "opened": opened, "mine": mine, "receipts": receipts,
             "shares": shares, "folder": folder, "certificates": certificates,
