@@ -24,7 +24,14 @@ from sqlalchemy import create_engine, select, update
 
 from app.ledger.key import load_note_signer
 from app.models.ledger import LEDGER_TABLES
-from client.desk.sections.auditor import RUNS, Verification, _job_context
+from client.desk.sections.auditor import (
+    RUNS,
+    Verification,
+    _export,
+    _job_context,
+    _run,
+    load_state,
+)
 from client.desk.security import COOKIE
 from client.desk.server import RunningDesk
 from client.errors import AuditFailure, AuditFault
@@ -33,6 +40,7 @@ from client.profile import Profile
 from client.sdk import Client
 from client.session import Credentials
 from client.transparency import DirectoryAPI, wait_until_proven
+from client.unlock import KeyAgent
 from crypto import LiaisonKeys
 from ledger import (
     Checkpoint,
@@ -279,6 +287,51 @@ def test_a_run_finishing_while_its_page_renders_is_shown_as_it_was_read() -> Non
     shown = context["job"]
     assert (shown.finished, shown.failure, shown.done, context["fault"]) == (False, None, 3, "")
     assert shown.percent == 33
+
+
+class _Meanwhile(Verification):
+    """A run whose first progress runs ``then``: what another request did at that moment."""
+
+    then: Callable[[], None] | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "done" and self.then is not None:
+            then, self.then = self.then, None
+            then()
+
+
+def test_an_export_done_while_a_verification_runs_is_not_undone_by_it(
+        world: World, tmp_path: Path) -> None:
+    """A verification runs in its thread; meanwhile the ledger grows and an export (another
+    tab) verifies it further and stores that.
+
+    The run, on the older checkpoint, then stored its smaller size over the export's: the
+    next verification would look for a rollback only from there. The run's first progress
+    stands in for the moment the export runs.
+    """
+    profile = _auditor(world, "olga-race")
+    agent = KeyAgent(profile)
+    agent.unlock(PASSPHRASE)
+    try:
+        client = agent.client()
+        exported: list[tuple[Path, int, int]] = []
+
+        def export_meanwhile() -> None:
+            _grow(world)
+            exported.append(_export(client, profile, tmp_path))
+
+        job = _Meanwhile(full=True)
+        job.then = export_meanwhile
+        _run(job, client, profile)
+    finally:
+        agent.lock()
+    assert job.result is not None, job.error or job.failure
+    [(_path, exported_size, _count)] = exported
+    assert job.result.checkpoint.size < exported_size
+    stored = load_state(profile)
+    assert stored is not None
+    assert stored.size == exported_size
 
 
 # -- the guard on the section's state-changing routes --------------------------
