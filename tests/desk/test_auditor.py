@@ -11,6 +11,7 @@ guard's refusals on the section's state-changing routes.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from client.desk.sections.auditor import (
 from client.desk.security import COOKIE
 from client.desk.server import RunningDesk
 from client.errors import AuditFailure, AuditFault
-from client.export import verify_export
+from client.export import ExportWriter, verify_export
 from client.profile import Profile
 from client.sdk import Client
 from client.session import Credentials
@@ -332,6 +333,29 @@ def test_an_export_done_while_a_verification_runs_is_not_undone_by_it(
     stored = load_state(profile)
     assert stored is not None
     assert stored.size == exported_size
+
+
+def test_two_exports_to_one_name_at_once_do_not_write_into_each_other(tmp_path: Path) -> None:
+    """Export clicked twice: two requests export, in the same second, under one name.
+
+    Both writers staged into the same file, named by the process: the second emptied what
+    the first had written, which the first then committed with a hole of NUL bytes where
+    its first lines were; the second's commit found no staged file and failed.
+    """
+    path = tmp_path / "cadena-ledger-20261207T084500Z.jsonl"
+    entry = b"e" * 65536  # more than a write buffer: it reaches the file as it is written
+    with ExportWriter(path) as first:
+        first.write(0, entry)
+        with ExportWriter(path) as second:  # the second click, while the first still writes
+            first.write(1, entry)
+            first.commit()
+            assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] \
+                == [0, 1]
+            for index in range(3):
+                second.write(index, entry)
+            second.commit()
+    assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 # -- the guard on the section's state-changing routes --------------------------
