@@ -464,7 +464,7 @@ async def compose_send(request: Request) -> Response:
         return _compose_page(request, choices, values, errors, status=400)
     try:
         packet_id = await blocking(_send, request, values, spooled)
-    except BaseException:
+    except Exception:  # not sent: the form can be sent again (a cancelled request may have sent)
         state.spool.put_back(owner, spooled)
         raise
     for s in spooled:
