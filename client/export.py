@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -52,8 +53,10 @@ class ExportWriter:
     def __init__(self, path: Path) -> None:
         """Prepare to write ``path`` (nothing appears there until :meth:`commit`)."""
         self.path = path
-        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+        # Its own staging file: two exports to one name at once (the desk's export clicked
+        # twice in a second) must not write into, or empty, each other's.
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.partial")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                      FILE_MODE)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self.count = 0

@@ -10,6 +10,7 @@ page, a refusal of the server or a bad set-up shows its problem.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,22 +82,30 @@ class Desk:
         self.sections = SECTIONS
         self.flashes: dict[str, list[tuple[str, str]]] = {}
         self._pending: tuple[LiaisonKeys, float] | None = None
+        self._pending_lock = threading.Lock()
         self.templates = _environment()
 
     def hold_new_keys(self, keys: LiaisonKeys) -> None:
         """Keep keys made on first run until the set-up ends (then the agent takes them)."""
-        self._pending = (keys, self.options.monotonic())
+        now = self.options.monotonic()
+        with self._pending_lock:
+            self._pending = (keys, now)
 
     def take_new_keys(self) -> LiaisonKeys | None:
         """The keys made on first run, if still held (they are held once)."""
-        pending, self._pending = self._pending, None
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
         return pending[0] if pending else None
 
     def expire(self) -> None:
         """Drop keys idle for too long: the agent's, and those of a set-up left half way."""
         self.agent.expire()
-        if self._pending and self.options.monotonic() - self._pending[1] > self.options.idle:
-            self._pending = None
+        # The set-up takes the keys on a request's thread: they are checked and dropped under
+        # the lock, or the watcher could find them gone half way and die of it.
+        now = self.options.monotonic()
+        with self._pending_lock:
+            if self._pending and now - self._pending[1] > self.options.idle:
+                self._pending = None
 
     def launch_url(self) -> str:
         """A fresh single-use launch link (valid for a minute)."""

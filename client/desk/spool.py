@@ -227,6 +227,20 @@ class Spool:
             raise UsageError("that attachment is no longer here: add it again")
         return found
 
+    def take(self, owner: str, file_ids: list[str]) -> list[Spooled]:
+        """Take these files out for one send: a second send of them (a double click, another
+        tab) finds none. :class:`UsageError` if one is gone; then none is taken."""
+        with self._lock:
+            mine = self._files.get(owner, {})
+            if not all(file_id in mine for file_id in file_ids):
+                raise UsageError("that attachment is no longer here: add it again")
+            return [mine.pop(file_id) for file_id in file_ids]
+
+    def put_back(self, owner: str, taken: list[Spooled]) -> None:
+        """Return files taken for a send that failed (the form can be sent again)."""
+        with self._lock:
+            self._files.setdefault(owner, {}).update((s.id, s) for s in taken)
+
     def discard(self, owner: str, file_id: str) -> None:
         """Delete one spooled file (sent, or removed from the form)."""
         with self._lock:

@@ -11,6 +11,7 @@ guard's refusals on the section's state-changing routes.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,15 +25,23 @@ from sqlalchemy import create_engine, select, update
 
 from app.ledger.key import load_note_signer
 from app.models.ledger import LEDGER_TABLES
-from client.desk.sections.auditor import RUNS, Verification, _job_context
+from client.desk.sections.auditor import (
+    RUNS,
+    Verification,
+    _export,
+    _job_context,
+    _run,
+    load_state,
+)
 from client.desk.security import COOKIE
 from client.desk.server import RunningDesk
 from client.errors import AuditFailure, AuditFault
-from client.export import verify_export
+from client.export import ExportWriter, verify_export
 from client.profile import Profile
 from client.sdk import Client
 from client.session import Credentials
 from client.transparency import DirectoryAPI, wait_until_proven
+from client.unlock import KeyAgent
 from crypto import LiaisonKeys
 from ledger import (
     Checkpoint,
@@ -279,6 +288,74 @@ def test_a_run_finishing_while_its_page_renders_is_shown_as_it_was_read() -> Non
     shown = context["job"]
     assert (shown.finished, shown.failure, shown.done, context["fault"]) == (False, None, 3, "")
     assert shown.percent == 33
+
+
+class _Meanwhile(Verification):
+    """A run whose first progress runs ``then``: what another request did at that moment."""
+
+    then: Callable[[], None] | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "done" and self.then is not None:
+            then, self.then = self.then, None
+            then()
+
+
+def test_an_export_done_while_a_verification_runs_is_not_undone_by_it(
+        world: World, tmp_path: Path) -> None:
+    """A verification runs in its thread; meanwhile the ledger grows and an export (another
+    tab) verifies it further and stores that.
+
+    The run, on the older checkpoint, then stored its smaller size over the export's: the
+    next verification would look for a rollback only from there. The run's first progress
+    stands in for the moment the export runs.
+    """
+    profile = _auditor(world, "olga-race")
+    agent = KeyAgent(profile)
+    agent.unlock(PASSPHRASE)
+    try:
+        client = agent.client()
+        exported: list[tuple[Path, int, int]] = []
+
+        def export_meanwhile() -> None:
+            _grow(world)
+            exported.append(_export(client, profile, tmp_path))
+
+        job = _Meanwhile(full=True)
+        job.then = export_meanwhile
+        _run(job, client, profile)
+    finally:
+        agent.lock()
+    assert job.result is not None, job.error or job.failure
+    [(_path, exported_size, _count)] = exported
+    assert job.result.checkpoint.size < exported_size
+    stored = load_state(profile)
+    assert stored is not None
+    assert stored.size == exported_size
+
+
+def test_two_exports_to_one_name_at_once_do_not_write_into_each_other(tmp_path: Path) -> None:
+    """Export clicked twice: two requests export, in the same second, under one name.
+
+    Both writers staged into the same file, named by the process: the second emptied what
+    the first had written, which the first then committed with a hole of NUL bytes where
+    its first lines were; the second's commit found no staged file and failed.
+    """
+    path = tmp_path / "cadena-ledger-20261207T084500Z.jsonl"
+    entry = b"e" * 65536  # more than a write buffer: it reaches the file as it is written
+    with ExportWriter(path) as first:
+        first.write(0, entry)
+        with ExportWriter(path) as second:  # the second click, while the first still writes
+            first.write(1, entry)
+            first.commit()
+            assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] \
+                == [0, 1]
+            for index in range(3):
+                second.write(index, entry)
+            second.commit()
+    assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 # -- the guard on the section's state-changing routes --------------------------

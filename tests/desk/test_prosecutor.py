@@ -11,19 +11,27 @@ the desk. Then the guard's refusals on these pages' state-changing routes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
+from client.desk.sections.prosecutor import Certificate, _packet_context, _state, events
 from client.desk.server import RunningDesk
 from client.sdk import Client
 from client.session import Credentials
@@ -292,3 +300,112 @@ def test_withdrawal_needs_a_reason_and_is_shown(world: World, channel: str) -> N
         page = http.get(f"/prosecutor/packets/{packet_id}").text
         assert "Withdrawn" in page
         assert "Withdraw the packet" not in page
+
+
+def _followers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "desk-events" and t.is_alive()}
+
+
+def test_an_event_stream_dropped_before_it_began_leaves_no_follower(world: World) -> None:
+    """The inbox's event stream follows the server in a thread, stopped when the stream ends.
+
+    The thread was started when the response was made, but only the stream's own ``finally``
+    stopped it: a response dropped before its first chunk (the page closed, or reloaded, at
+    once) never runs that, and its follower went on reading the server's events for as long
+    as the desk ran, one more for each such page.
+    """
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk):
+        scope = {"type": "http", "method": "GET", "path": "/prosecutor/events",
+                 "query_string": b"after=0", "headers": [],
+                 "app": SimpleNamespace(state=SimpleNamespace(desk=desk.desk))}
+        before = _followers()
+
+        async def drop_unread() -> None:
+            response = await events(Request(scope))
+            assert isinstance(response, StreamingResponse)
+            await cast(AsyncGenerator[bytes, None], response.body_iterator).aclose()
+
+        with ThreadPoolExecutor(1) as pool:  # a module's browser runs its loop on this thread
+            pool.submit(lambda: asyncio.run(drop_unread())).result()
+        assert _followers() - before == set()
+
+
+def test_a_compose_sent_twice_at_once_sends_one_packet(world: World, channel: str) -> None:
+    """A double click on Send, or the same form sent from two tabs, while the first is sending.
+
+    Each request checked that the attachments were still spooled, then sent them: the second
+    passed that check while the first was still sending, and the packet went twice. The
+    spooled file is swapped for a pipe, so the first send waits, reading it, until the second
+    request has had its answer; then the pipe gives the file and the file is put back.
+    """
+    form = {"channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            "handling": "H0", "evaluation": "A1", "message": "sent once"}
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http, \
+            httpx.Client(base_url=desk.url, cookies=http.cookies, headers=http.headers,
+                         follow_redirects=False, timeout=30) as other_tab, \
+            ThreadPoolExecutor(1) as pool:
+        uploaded = http.post("/prosecutor/attachments", params={"name": "held.txt"},
+                             content=b"an attachment sent once")
+        assert uploaded.status_code == 200
+        spooled = desk.desk.profile.path / "desk-outgoing" / f"{uploaded.json()['id']}.ct"
+        ciphertext = spooled.read_bytes()
+        spooled.unlink()
+        os.mkfifo(spooled, 0o600)
+        before = _sent_count(desk, http)
+        first = pool.submit(http.post, "/prosecutor/compose",
+                            data={**form, "attachment": uploaded.json()["id"]})
+        with spooled.open("wb") as pipe:  # opens once the first send reads the attachment
+            second = other_tab.post("/prosecutor/compose",
+                                    data={**form, "attachment": uploaded.json()["id"]})
+            assert second.status_code == 400
+            assert "An attachment is no longer here" in second.text
+            back = spooled.with_suffix(".back")
+            back.write_bytes(ciphertext)
+            back.replace(spooled)  # for the send's next reads (the upload's replay)
+            pipe.write(ciphertext)
+        assert first.result().status_code == 303
+        assert _sent_count(desk, http) == before + 1
+        assert not list(spooled.parent.glob("*.ct"))
+
+
+class _Meanwhile(str):
+    """A packet id whose comparison runs ``then`` once: another thread's step, at that moment."""
+
+    then: Callable[[], None] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if self.then is not None:
+            then, self.then = self.then, None
+            then()
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_a_certificate_asked_for_while_the_packet_page_lists_them_breaks_nothing(
+        world: World, channel: str) -> None:
+    """The packet page lists the desk's certificates in a worker thread; the certificate form
+    (another tab) adds one on the event loop's thread when the server answers.
+
+    The page iterated the desk's own dictionary: one added meanwhile made it fail ("dictionary
+    changed size during iteration"). The comparison of a listed certificate's packet id stands
+    in for the moment the other thread runs.
+    """
+    ana = world.liaisons["ana"]
+    with Client(world.server.url, credentials=Credentials("ana", ana.keys)) as client:
+        meta = PacketMeta(channel_id=channel, classification=Classification.RESTRICTED,
+                          handling=HandlingCode.H0, evaluation="A1")
+        packet_id = send_packet(client, ana.keys, "ana", Outgoing(
+            ["bruno"], meta, io.BytesIO(b"certified"), message_size=9)).created.id
+    with open_desk(ana.profile) as desk, _unlocked(desk):
+        request = Request({"type": "http", "method": "GET", "query_string": b"", "headers": [],
+                           "path": f"/prosecutor/packets/{packet_id}",
+                           "app": SimpleNamespace(state=SimpleNamespace(desk=desk.desk))})
+        certificates = _state(request).certificates
+        listed = _Meanwhile(packet_id)
+        listed.then = lambda: certificates.update(
+            later=Certificate("later", packet_id, "Tribunal de Bogotá"))
+        certificates["first"] = Certificate("first", listed, "Juzgado 4")
+        context = _packet_context(request, packet_id)
+        assert [c.id for c in context["certificates"]] == ["first"]
+        assert list(certificates) == ["first", "later"]

@@ -146,3 +146,34 @@ def test_keys_of_a_set_up_left_half_way_leave_memory_after_the_idle_time(
         now[0] += 61
         desk.desk.expire()  # what the watcher does
         assert desk.desk.take_new_keys() is None
+
+
+def test_keys_taken_by_the_set_up_while_the_watcher_checks_their_age_keep_the_watcher_alive(
+        tmp_path: Path) -> None:
+    """The set-up's last step takes the new keys on a request's thread; the idle watcher checks
+    their age on its own.
+
+    The watcher read the held keys twice (are there any, then how old are they): keys taken
+    in between made it raise, and the watcher's thread died with it, so nothing locked the
+    desk on time any more. The clock, read between the two, stands in for the set-up here.
+    """
+    from client.desk.app import Desk, DeskOptions
+    from client.local_server import free_port
+
+    profile = Profile("racing", tmp_path / "home")
+    keys = LiaisonKeys.generate()
+    taken: list[LiaisonKeys | None] = []
+    armed = [False]
+
+    def clock() -> float:
+        if armed[0]:
+            armed[0] = False
+            taken.append(the_desk.take_new_keys())  # the set-up ends on another thread
+        return 1000.0
+
+    the_desk = Desk(DeskOptions(profile, free_port(), idle=60, monotonic=clock))
+    the_desk.hold_new_keys(keys)
+    armed[0] = True
+    the_desk.expire()  # what the watcher does every few seconds
+    assert taken == [keys]
+    assert the_desk.take_new_keys() is None

@@ -94,6 +94,8 @@ class Verification:
 RUNS: weakref.WeakKeyDictionary[Any, Verification] = weakref.WeakKeyDictionary()
 """The verification of each running desk (the last one started), by desk."""
 _lock = threading.Lock()
+_storing = threading.Lock()
+"""Held while a verified state is compared with the stored one and written."""
 
 
 def pinned_key(profile: Profile) -> NoteVerifier:
@@ -204,13 +206,25 @@ def _run(job: Verification, client: Client, profile: Profile) -> None:
         job.previous_size = state.size if state else None
         job.result = audit_ledger(client.ledger, verifier, state, full=job.full,
                                   progress=progress)
-        profile.write_json(profile.audit_path, job.result.state.to_json())
+        _keep(profile, job.result.state)
     except AuditFailure as exc:
         job.failure = exc
     except ClientError as exc:
         job.error = str(exc)
     finally:
         job.finished = True
+
+
+def _keep(profile: Profile, state: AuditState) -> None:
+    # A run and an export may verify at once (two tabs): the one that started first, on an
+    # older checkpoint, must not store its smaller size over the other's, or the next run
+    # would check for a rollback only from there.
+    with _storing:
+        stored = _safe_state(profile)
+        if (stored is not None and stored.verifier_key == state.verifier_key
+                and stored.size > state.size):
+            return
+        profile.write_json(profile.audit_path, state.to_json())
 
 
 async def verify_start(request: Request) -> Response:
@@ -281,7 +295,7 @@ def _export(client: Client, profile: Profile, folder: Path) -> tuple[Path, int, 
                               on_checkpoint=lambda note, cp, listed: writer.header(
                                   note, cp, verifier, listed))
         writer.commit()
-    profile.write_json(profile.audit_path, result.state.to_json())  # a full verification too
+    _keep(profile, result.state)  # a full verification too
     return path, result.checkpoint.size, writer.count
 
 

@@ -294,12 +294,14 @@ async def events(request: Request) -> Response:
     stop = threading.Event()
     worker = threading.Thread(target=_follow, args=(client, me, after, loop, queue, stop),
                               name="desk-events", daemon=True)
-    worker.start()
     template = desk(request).templates.get_template("prosecutor/_row.html")
     context = {**_common(request), "box": "inbox", "names": names, "fresh": True}
 
     async def stream() -> AsyncIterator[bytes]:
+        # The follower starts with the stream, inside the ``finally`` that stops it: a response
+        # dropped before its first chunk (the page closed at once) runs neither.
         try:
+            worker.start()
             yield b": connected\n\n"
             while True:
                 try:
@@ -453,11 +455,20 @@ async def compose_send(request: Request) -> Response:
     if len({s.name for s in spooled}) != len(spooled):
         errors["attachments"] = _("Two attachments have the same name.")
     values["spooled"] = spooled
+    if not errors:
+        try:  # taken for this send only: a second click, or another tab, cannot send them again
+            spooled = state.spool.take(owner, [s.id for s in spooled])
+        except UsageError:
+            errors["attachments"] = _("An attachment is no longer here: add it again.")
     if errors:
         return _compose_page(request, choices, values, errors, status=400)
-    packet_id = await blocking(_send, request, values, spooled)
+    try:
+        packet_id = await blocking(_send, request, values, spooled)
+    except Exception:  # not sent: the form can be sent again (a cancelled request may have sent)
+        state.spool.put_back(owner, spooled)
+        raise
     for s in spooled:
-        state.spool.discard(owner, s.id)
+        s.path.unlink(missing_ok=True)
     flash(request, _("The packet was sent, signed and encrypted."))
     return redirect(f"/prosecutor/packets/{packet_id}")
 
@@ -565,7 +576,8 @@ def _packet_context(request: Request, packet_id: str) -> dict[str, Any]:
         shares = []
     folder = save_folder(request)
     state = _state(request)
-    certificates = [c for c in state.certificates.values() if c.packet_id == packet_id]
+    # A copy, taken at once: the certificate form adds to it on the event loop's thread.
+    certificates = [c for c in list(state.certificates.values()) if c.packet_id == packet_id]
     saved = _target(folder, packet_id) if folder is not None else None
     return {"p": summary, "opened": opened, "mine": mine, "receipts": receipts,
             "shares": shares, "folder": folder, "certificates": certificates,
