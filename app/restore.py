@@ -47,6 +47,7 @@ from app.datadir import make_private_dir
 from app.ledger import make_engine
 from app.staging import (
     MARKER,
+    analyze,
     drop_replaced,
     exchange,
     load_postgres,
@@ -392,6 +393,8 @@ def restore(archive: Path, targets: Targets, identity: LiaisonKeys | None = None
     if replaced is not None:
         with contextlib.suppress(Exception):  # a schema left over is harmless (operations.md)
             drop_replaced(url, replaced)
+        with contextlib.suppress(Exception):  # else autovacuum's next pass gives them
+            analyze(url)
     return Restored(manifest, _set_aside(root, data_dir))
 
 
