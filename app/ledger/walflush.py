@@ -98,18 +98,20 @@ class WalFlush:
                 self._changed.wait()
             self._flushing = True
             covers = self._written  # every ticket given so far: its frames are written
+        flushed = False
         try:
             self._fsync()
+            flushed = True
         except OSError as exc:
             with self._changed:
                 self._broken = exc
+            raise WalFlushFailed(f"the write-ahead log could not be flushed: {exc}") from exc
+        finally:  # whatever ended the fsync, the next waiter may flush
+            with self._changed:
+                if flushed:
+                    self._durable = max(self._durable, covers)
                 self._flushing = False
                 self._changed.notify_all()
-            raise WalFlushFailed(f"the write-ahead log could not be flushed: {exc}") from exc
-        with self._changed:
-            self._durable = max(self._durable, covers)
-            self._flushing = False
-            self._changed.notify_all()
 
     def _fsync(self) -> None:
         try:

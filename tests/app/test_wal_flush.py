@@ -176,3 +176,24 @@ def test_a_failed_fsync_answers_503_and_every_later_commit_too(sqlite_world: Wor
     assert flush.broken
     with pytest.raises(WalFlushFailed):
         flush.flush(flush.committed())
+
+
+def test_a_flush_interrupted_by_anything_else_lets_the_next_one_flush(tmp_path: Path) -> None:
+    """Not only an OSError ends a fsync (a KeyboardInterrupt in the thread, say): the
+    flush must not stay "in progress" for ever, with every later commit waiting on it."""
+    Path(f"{tmp_path / 'db'}-wal").write_bytes(b"frames")
+    flush = WalFlush(tmp_path / "db")
+    real = flush._fsync
+
+    def interrupted() -> None:
+        raise RuntimeError("interrupted")
+
+    flush._fsync = interrupted  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        flush.flush(flush.committed())
+    flush._fsync = real  # type: ignore[method-assign]
+    later = threading.Thread(target=flush.flush, args=(flush.committed(),))
+    later.start()
+    later.join(10)
+    assert not later.is_alive()
+    assert (flush.durable, flush.broken) == (2, False)
