@@ -199,12 +199,20 @@ class Spool:
             self._files.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def receive(self, owner: str, name: str, body: BodyReader) -> Spooled:
-        """Encrypt ``body`` into a new spooled file for session ``owner`` (blocking)."""
+    def workdir(self) -> Path:
+        """The spool's directory, made 0700 if missing (a send seals its packet in it).
+
+        :meth:`clear` removes it (at start and at every lock): a packet sent with no
+        attachment is the first to need it then.
+        """
         self.directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
         self.directory.chmod(PRIVATE_DIR)
+        return self.directory
+
+    def receive(self, owner: str, name: str, body: BodyReader) -> Spooled:
+        """Encrypt ``body`` into a new spooled file for session ``owner`` (blocking)."""
         file_id = secrets.token_urlsafe(12)
-        path = self.directory / f"{file_id}.ct"
+        path = self.workdir() / f"{file_id}.ct"
         key = secrets.token_bytes(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
         try:

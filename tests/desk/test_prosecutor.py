@@ -409,3 +409,21 @@ def test_a_certificate_asked_for_while_the_packet_page_lists_them_breaks_nothing
         context = _packet_context(request, packet_id)
         assert [c.id for c in context["certificates"]] == ["first"]
         assert list(certificates) == ["first", "later"]
+
+
+def test_a_packet_without_attachments_is_sent_from_a_desk_just_started(
+        world: World, channel: str) -> None:
+    """The spool's folder is removed when a desk first uses it and at every lock, and was
+    made only by an upload.
+
+    A send seals its packet in that folder: with no attachment added since the desk
+    started (or was locked), the folder was missing and the send failed (502).
+    """
+    case = f"NO-ATTACHMENT-{datetime.now(UTC):%H%M%S%f}"
+    with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http:
+        answer = http.post("/prosecutor/compose", data={
+            "channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            "handling": "H0", "evaluation": "A1", "case_reference": case,
+            "message": "no attachment"})
+        assert answer.status_code == 303, answer.text[:2000]
+        assert case in http.get(answer.headers["location"]).text

@@ -432,7 +432,7 @@ def _send(request: Request, values: dict[str, Any], spooled: list[Spooled]) -> s
     out = Outgoing(values["recipients"], meta, io.BytesIO(message),
                    [s.source() for s in spooled], message_size=len(message))
     sent_packet = send_packet(client, keys, me, out,
-                              workdir=_state(request).spool.directory)
+                              workdir=_state(request).spool.workdir())
     return sent_packet.created.id
 
 
