@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from client.desk import i18n
 from client.desk.i18n import N_, _
+from client.desk.once import FormTokens
 from client.desk.pages import redirect, render
 from client.desk.sections import SECTIONS, shell
 from client.desk.security import Guard, Sessions
@@ -71,7 +72,7 @@ class DeskOptions:
 
 
 class Desk:
-    """The state of one running desk: profile, key agent, sessions, templates, flashes."""
+    """The state of one running desk: profile, key agent, sessions, form tokens, flashes..."""
 
     def __init__(self, options: DeskOptions) -> None:
         """A desk for ``options.profile``, locked, with no browser session yet."""
@@ -79,6 +80,7 @@ class Desk:
         self.profile = options.profile
         self.agent = KeyAgent(options.profile, idle=options.idle, monotonic=options.monotonic)
         self.sessions = Sessions()
+        self.forms = FormTokens()
         self.sections = SECTIONS
         self.flashes: dict[str, list[tuple[str, str]]] = {}
         self._pending: tuple[LiaisonKeys, float] | None = None

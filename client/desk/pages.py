@@ -96,7 +96,15 @@ async def blocking(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 
 
 async def read_form(request: Request) -> FormData:
-    """The url-encoded form of a POST (multipart bodies are streamed by their pages)."""
+    """The url-encoded form of a POST (multipart bodies are streamed by their pages).
+
+    Read once per request and kept: a wrapper (:func:`client.desk.once.acts_once`)
+    and the handler it wraps both read it.
+    """
+    state = request.scope.setdefault("state", {})
+    if isinstance(state.get("desk_form"), FormData):
+        found: FormData = state["desk_form"]
+        return found
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -104,7 +112,8 @@ async def read_form(request: Request) -> FormData:
             break
     values = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     values.pop(CSRF_FIELD, None)
-    return FormData(values)
+    form = state["desk_form"] = FormData(values)
+    return form
 
 
 def unlocked_client(request: Request) -> Client:
@@ -128,6 +137,8 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
            status: int = 200, section: str | None = None) -> HTMLResponse:
     """Render ``template`` in the base layout's context (language, navigation, CSRF...).
 
+    ``form_token(path)`` issues a form's one-time token (the ``once`` macro).
+
     ``section`` names the navigation entry marked current (default: the
     template's folder).
     """
@@ -139,6 +150,7 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
         "languages": LANGUAGES,
         "csrf_token": session.csrf,
         "csrf_field": CSRF_FIELD,
+        "form_token": lambda purpose: the_desk.forms.issue(session.id, purpose),
         "current": section or template.split("/")[0],
         "path": request.url.path,
         "flashes": the_desk.flashes.pop(session.id, []),

@@ -16,8 +16,10 @@ when it is set (to look at them, or to refresh docs/desk/).
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,3 +200,17 @@ class Screen:
         """Close the browser context; no request may have left for another origin."""
         self.context.close()
         assert not self.foreign, self.foreign
+
+
+_FORM = re.compile(r'<form method="post" action="(?P<action>[^"]+)"[^>]*>(?P<body>.*?)</form>',
+                   re.DOTALL)
+_HIDDEN = re.compile(r'<input type="hidden" name="(?P<name>[^"]+)" value="(?P<value>[^"]*)">')
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form of ``page`` posted to ``action`` (its tokens, its ids)."""
+    for form in _FORM.finditer(page):
+        if html.unescape(form.group("action")) == action:
+            return {html.unescape(m.group("name")): html.unescape(m.group("value"))
+                    for m in _HIDDEN.finditer(form.group("body"))}
+    raise AssertionError(f"no form posted to {action} in the page")

@@ -37,7 +37,7 @@ from client.sdk import Client
 from client.session import Credentials
 from client.transfer import Outgoing, send_packet
 from crypto import Classification, HandlingCode, PacketMeta
-from tests.desk.harness import PASSPHRASE, Screen, World, open_desk
+from tests.desk.harness import PASSPHRASE, Screen, World, hidden_fields, open_desk
 
 ScreenFactory = Callable[..., Screen]
 CHANNEL = "co-mx-desk"
@@ -235,6 +235,15 @@ def _unlock_http(desk: RunningDesk, http: httpx.Client) -> httpx.Client:
     return http
 
 
+def _form(http: httpx.Client, page: str, action: str) -> dict[str, str]:
+    """The hidden fields (the form's one-time token) of a form as ``page`` renders it."""
+    return hidden_fields(http.get(page).text, action)
+
+
+def _compose(http: httpx.Client, channel: str) -> dict[str, str]:
+    return _form(http, f"/prosecutor/compose?channel={channel}", "/prosecutor/compose")
+
+
 def _sent_count(desk: RunningDesk, http: httpx.Client) -> int:
     return http.get("/prosecutor/sent").text.count('href="/prosecutor/packets/')
 
@@ -252,9 +261,11 @@ def test_a_forged_compose_is_refused_and_sends_nothing(world: World, channel: st
               {"attachment": "someone-elses-id"}, {"channel": "no-such-channel"}]
     with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http:
         before = _sent_count(desk, http)
+        rendered = _compose(http, channel)  # a form with errors is given its token back
         for change in forged:
-            answer = http.post("/prosecutor/compose", data={**good, **change})
+            answer = http.post("/prosecutor/compose", data={**rendered, **good, **change})
             assert answer.status_code == 400, change
+            assert "This form was out of date" not in answer.text
         assert _sent_count(desk, http) == before
 
 
@@ -275,10 +286,11 @@ def test_another_desk_session_cannot_send_an_attachment_it_did_not_upload(
                               content=b"first session's file")
         assert uploaded.status_code == 200
         answer = second.post("/prosecutor/compose", data={
-            "channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
-            "handling": "H0", "evaluation": "A1", "message": "steal",
-            "attachment": uploaded.json()["id"]})
+            **_compose(second, channel), "channel": channel, "recipients": "bruno",
+            "classification": "RESTRICTED", "handling": "H0", "evaluation": "A1",
+            "message": "steal", "attachment": uploaded.json()["id"]})
         assert answer.status_code == 400
+        assert "An attachment is no longer here" in answer.text
 
 
 def test_withdrawal_needs_a_reason_and_is_shown(world: World, channel: str) -> None:
@@ -291,12 +303,14 @@ def test_withdrawal_needs_a_reason_and_is_shown(world: World, channel: str) -> N
                            Outgoing(["bruno"], meta, io.BytesIO(b"oops"), message_size=4))
     packet_id = sent.created.id
     with open_desk(ana.profile) as desk, _unlocked(desk) as http:
-        assert http.post(f"/prosecutor/packets/{packet_id}/withdraw",
-                         data={"reason": " "}).status_code == 303
+        page_path, action = f"/prosecutor/packets/{packet_id}", \
+            f"/prosecutor/packets/{packet_id}/withdraw"
+        assert http.post(action, data={**_form(http, page_path, action),
+                                       "reason": " "}).status_code == 303
         page = http.get(f"/prosecutor/packets/{packet_id}").text
         assert "Withdraw the packet" in page  # still active: nothing changed
-        assert http.post(f"/prosecutor/packets/{packet_id}/withdraw",
-                         data={"reason": "sent to the wrong case"}).status_code == 303
+        assert http.post(action, data={**_form(http, page_path, action),
+                                       "reason": "sent to the wrong case"}).status_code == 303
         page = http.get(f"/prosecutor/packets/{packet_id}").text
         assert "Withdrawn" in page
         assert "Withdraw the packet" not in page
@@ -352,11 +366,13 @@ def test_a_compose_sent_twice_at_once_sends_one_packet(world: World, channel: st
         spooled.unlink()
         os.mkfifo(spooled, 0o600)
         before = _sent_count(desk, http)
+        # each tab rendered the form: two forms, two tokens, one attachment for one of them
+        rendered, other_rendered = _compose(http, channel), _compose(other_tab, channel)
         first = pool.submit(http.post, "/prosecutor/compose",
-                            data={**form, "attachment": uploaded.json()["id"]})
+                            data={**rendered, **form, "attachment": uploaded.json()["id"]})
         with spooled.open("wb") as pipe:  # opens once the first send reads the attachment
-            second = other_tab.post("/prosecutor/compose",
-                                    data={**form, "attachment": uploaded.json()["id"]})
+            second = other_tab.post("/prosecutor/compose", data={
+                **other_rendered, **form, "attachment": uploaded.json()["id"]})
             assert second.status_code == 400
             assert "An attachment is no longer here" in second.text
             back = spooled.with_suffix(".back")
@@ -422,7 +438,7 @@ def test_a_packet_without_attachments_is_sent_from_a_desk_just_started(
     case = f"NO-ATTACHMENT-{datetime.now(UTC):%H%M%S%f}"
     with open_desk(world.liaisons["ana"].profile) as desk, _unlocked(desk) as http:
         answer = http.post("/prosecutor/compose", data={
-            "channel": channel, "recipients": "bruno", "classification": "RESTRICTED",
+            **_compose(http, channel), "recipients": "bruno", "classification": "RESTRICTED",
             "handling": "H0", "evaluation": "A1", "case_reference": case,
             "message": "no attachment"})
         assert answer.status_code == 303, answer.text[:2000]

@@ -44,6 +44,7 @@ from starlette.routing import Route
 
 from client.certificate.api import CertificatePending, CertificatesAPI
 from client.desk.i18n import N_, _
+from client.desk.once import acts_once, show_again_at
 from client.desk.pages import (
     PROSECUTOR,
     FormData,
@@ -436,6 +437,25 @@ def _send(request: Request, values: dict[str, Any], spooled: list[Spooled]) -> s
     return sent_packet.created.id
 
 
+async def _compose_again(request: Request, form: FormData) -> Response:
+    """The compose form again, as it was sent, with a fresh token (the old one was refused)."""
+    choices = await blocking(_choices, request, form.get("channel"))
+    if choices.channel is None:
+        return _compose_page(request, choices, {"channel": ""}, {}, status=400)
+    _errors, values = _validate(form, choices)
+    spool, owner = _state(request).spool, session_of(request).id
+    values["spooled"] = []
+    for file_id in form.all("attachment"):
+        with contextlib.suppress(UsageError):  # sent meanwhile, or removed: not offered again
+            values["spooled"].append(spool.get(owner, file_id))
+    return _compose_page(request, choices, values, {}, status=400)
+
+
+def _packet_page(request: Request) -> str:
+    return f"/prosecutor/packets/{quote(request.path_params['id'])}"
+
+
+@acts_once(_compose_again)
 async def compose_send(request: Request) -> Response:
     """Check the form (the server checks again), seal, upload and send; then the packet."""
     form = await read_form(request)
@@ -596,6 +616,7 @@ def _target(folder: Path, packet_id: str) -> Path:
     return folder / f"packet-{_FOLDER_NAME.sub('_', packet_id)}"
 
 
+@acts_once(show_again_at(_packet_page))
 async def save(request: Request) -> Response:
     """Fetch, verify and decrypt the packet into the chosen folder (staged, then renamed)."""
     packet_id = request.path_params["id"]
@@ -617,6 +638,7 @@ async def save(request: Request) -> Response:
     return redirect(f"/prosecutor/packets/{packet_id}")
 
 
+@acts_once(show_again_at(_packet_page))
 async def withdraw(request: Request) -> Response:
     """Withdraw a packet this liaison sent (the reason is recorded in the ledger)."""
     packet_id = request.path_params["id"]
@@ -633,6 +655,7 @@ async def withdraw(request: Request) -> Response:
     return redirect(f"/prosecutor/packets/{packet_id}")
 
 
+@acts_once(show_again_at(_packet_page))
 async def share_request(request: Request) -> Response:
     """Ask to share a packet with another liaison (the originator approves where needed)."""
     packet_id = request.path_params["id"]
@@ -649,6 +672,7 @@ async def share_request(request: Request) -> Response:
     return redirect(f"/prosecutor/packets/{packet_id}")
 
 
+@acts_once(show_again_at(_packet_page))
 async def share_approve(request: Request) -> Response:
     """As the originator, approve a share request."""
     packet_id, request_id = request.path_params["id"], request.path_params["request"]
@@ -660,6 +684,7 @@ async def share_approve(request: Request) -> Response:
     return redirect(f"/prosecutor/packets/{packet_id}")
 
 
+@acts_once(show_again_at(_packet_page))
 async def certificate(request: Request) -> Response:
     """Ask the server for a custody certificate of the packet for a named court."""
     packet_id = request.path_params["id"]
