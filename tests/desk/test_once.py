@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -27,6 +28,7 @@ from starlette.requests import Request
 
 from client.desk.sections.prosecutor import _state
 from client.desk.server import RunningDesk
+from client.profile import Profile
 from client.sdk import Client
 from client.session import Credentials
 from client.transfer import Outgoing, send_packet
@@ -268,3 +270,37 @@ def test_send_double_clicked_in_the_browser_sends_one_packet(
         expect(heading).to_have_text(case)
         assert page.url == f"{desk.url}/prosecutor/packets/{sent[0]}"
         assert len(_sent_under(world, case)) == 1
+
+
+def test_a_clearance_granted_twice_at_once_is_granted_once(world: World) -> None:
+    coord = world.liaisons["coord"]
+
+    def granted() -> int:
+        with Client(world.server.url, credentials=Credentials("coord", coord.keys)) as sdk:
+            return len(sdk.clearances.list("bruno"))
+    before = granted()
+    with open_desk(coord.profile) as desk, _unlocked(desk) as http:
+        page = http.get("/coordinator/clearances")
+        form = {**hidden_fields(page.text, "/coordinator/clearances"), "liaison": "bruno",
+                "level": "RESTRICTED", "days": "5"}
+        answers = _at_once(lambda: http.post("/coordinator/clearances", data=form),
+                           lambda: http.post("/coordinator/clearances", data=form))
+        assert sorted(a.status_code for a in answers) == [303, 409]
+    assert granted() == before + 1
+
+
+def test_keys_made_twice_at_once_on_first_run_are_made_once(tmp_path: Path) -> None:
+    """The second request found the key file the first wrote, and failed (an error page)."""
+    profile = Profile("new", tmp_path / "home")
+    with open_desk(profile) as desk, \
+            httpx.Client(base_url=desk.url, headers={"Accept": "text/html"}) as http:
+        assert http.get(desk.desk.launch_url().removeprefix(desk.url)).status_code == 303
+        form = {**hidden_fields(http.get("/setup/keys").text, "/setup/keys"),
+                "passphrase": "long enough phrase", "confirm": "long enough phrase"}
+        answers = _at_once(lambda: http.post("/setup/keys", data=form),
+                           lambda: http.post("/setup/keys", data=form))
+        assert sorted(a.status_code for a in answers) == [303, 409]
+        assert profile.has_keys()
+        kept = desk.desk.take_new_keys()
+        assert kept is not None
+        assert kept.public.to_json() == profile.public_keys().to_json()

@@ -15,7 +15,7 @@ from client.profile import Profile, ProfileConfig
 from client.trust import key_fingerprint, load_trust
 from crypto import LiaisonKeys, save_keys
 from ledger import CosignatureSigner
-from tests.desk.harness import open_desk
+from tests.desk.harness import hidden_fields, open_desk
 
 LEDGER = "localhost.cadena.example/ledger+7d5eefd2+AcisuplaCzLDYEyNs02iqP7lZ7tGgYfO8XcynuMhkfYl"
 
@@ -95,11 +95,12 @@ def test_a_short_passphrase_or_a_bad_server_address_is_refused(tmp_path: Path) -
         http.get(desk.desk.launch_url().removeprefix(desk.url))
         token = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/court/").text)
         assert token is not None
-        short = http.post("/setup/keys", data={"csrf_token": token.group(1),
+        keys_form = hidden_fields(http.get("/setup/keys").text, "/setup/keys")
+        short = http.post("/setup/keys", data={**keys_form,
                                                "passphrase": "short", "confirm": "short"})
         assert short.status_code == 400
         assert not desk.desk.profile.has_keys()
-        made = http.post("/setup/keys", data={"csrf_token": token.group(1),
+        made = http.post("/setup/keys", data={**keys_form,
                                               "passphrase": "long enough phrase",
                                               "confirm": "long enough phrase"})
         assert made.status_code == 303
@@ -135,7 +136,8 @@ def test_keys_of_a_set_up_left_half_way_leave_memory_after_the_idle_time(
         http.get(desk.desk.launch_url().removeprefix(desk.url))
         token = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/court/").text)
         assert token is not None
-        made = http.post("/setup/keys", data={"csrf_token": token.group(1),
+        keys_form = hidden_fields(http.get("/setup/keys").text, "/setup/keys")
+        made = http.post("/setup/keys", data={**keys_form,
                                               "passphrase": "long enough phrase",
                                               "confirm": "long enough phrase"})
         assert made.status_code == 303

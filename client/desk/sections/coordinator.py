@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from client.desk.i18n import N_, _
+from client.desk.once import acts_once, show_again_at
 from client.desk.pages import (
     COORDINATOR,
     Section,
@@ -125,6 +126,7 @@ async def _states_page(request: Request, client: Client, errors: Mapping[str, st
                    "status_names": STATUS_NAMES, "statuses": STATUSES}, status=status)
 
 
+@acts_once(show_again_at(lambda _request: "/coordinator/states"))
 async def states_add(request: Request) -> Response:
     """Enrol a state (code, name, joining note)."""
     form = await read_form(request)
@@ -268,6 +270,7 @@ def same_fingerprint(typed: str, fingerprint: str) -> bool:
     return len(digits) == 30 and digits == fingerprint.replace(" ", "")
 
 
+@acts_once(show_again_at(lambda _request: "/coordinator/liaisons"))
 async def enrol_confirm(request: Request) -> Response:
     """Step 2: the fingerprint the liaison read out, typed; only a match is enrolled."""
     form = await read_form(request)
@@ -355,6 +358,7 @@ def _days(text: str) -> int | None:
     return days if 1 <= days <= 3660 else None
 
 
+@acts_once(show_again_at(lambda _request: "/coordinator/clearances"))
 async def clearances_grant(request: Request) -> Response:
     """Grant a clearance from now for a number of days."""
     form = await read_form(request)
@@ -434,6 +438,7 @@ async def _channels_page(request: Request, client: Client, errors: Mapping[str, 
                    "values": values}, status=status)
 
 
+@acts_once(show_again_at(lambda _request: "/coordinator/channels"))
 async def channels_create(request: Request) -> Response:
     """Create a channel with its first members."""
     form = await read_form(request)
@@ -505,6 +510,7 @@ async def _witnesses_page(request: Request, client: Client, errors: Mapping[str,
                   {"witnesses": found, "errors": errors, "values": values}, status=status)
 
 
+@acts_once(show_again_at(lambda _request: "/coordinator/witnesses"))
 async def witnesses_register(request: Request) -> Response:
     """Register a witness: its name, submission URL and cosignature verifier key."""
     form = await read_form(request)

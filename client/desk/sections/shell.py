@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from client.desk.i18n import LANGUAGES, _
+from client.desk.once import acts_once, show_again_at
 from client.desk.pages import (
     blocking,
     desk,
@@ -132,6 +133,7 @@ async def setup(request: Request) -> Response:
     return redirect(f"/setup/{step}" if step else "/")
 
 
+@acts_once(show_again_at(lambda _request: "/setup/keys"))
 async def setup_keys(request: Request) -> Response:
     """Step 1: choose a passphrase (twice); the keys are made and saved encrypted."""
     the_desk = desk(request)
