@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -59,7 +60,9 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> None:
     """
     if not replace and path.exists():
         raise ProfileError(f"{path} exists already; it will not be overwritten")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A name of its own for every write: two threads (the desk's requests) may save one
+    # file at once, and a write killed midway leaves its temporary file behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -75,6 +78,12 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # The new name on disk too: a key file said to be saved must survive a power cut.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +61,37 @@ def test_key_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="will not be overwritten"):
         write_private(target, b"second", replace=False)
     assert target.read_bytes() == b"first"
+
+
+def test_a_temporary_file_left_by_a_killed_write_does_not_block_the_next(tmp_path: Path) -> None:
+    target = tmp_path / "config.json"
+    (tmp_path / f".config.json.{os.getpid()}.tmp").write_bytes(b"half")  # killed mid-write
+    write_private(target, b"whole")
+    assert target.read_bytes() == b"whole"
+
+
+def test_two_threads_saving_one_file_both_succeed(tmp_path: Path) -> None:
+    """The desk saves a settings file from two requests at once (a double click): no 500."""
+    target = tmp_path / "desk-settings.json"
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def save(n: int) -> None:
+        start.wait(10)
+        try:
+            for _ in range(20):
+                write_private(target, f"{n}".encode())
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not failures, failures
+    assert target.read_bytes() in {f"{n}".encode() for n in range(8)}
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary file left
 
 
 def test_damaged_audit_state_is_refused() -> None:
