@@ -198,7 +198,10 @@ def _parse_time(text: str) -> datetime | None:
 
 def _run(job: Verification, client: Client, profile: Profile) -> None:
     def progress(done: int, total: int) -> None:
-        job.done, job.total = done, total
+        # The total first: a page copies ``done`` before ``total`` (dataclasses.replace
+        # reads the fields in order), so it never shows more done than the total.
+        job.total = total
+        job.done = done
 
     try:
         verifier = pinned_key(profile)
