@@ -8,8 +8,8 @@ that ``ledger.verify.verifier``'s documented rules give for that change, and the
 chunked pass, in this process and in worker processes, must agree with the
 exact pass (it may only ever answer "clean").
 
-The database is created once per test (per backend) and emptied before each
-hypothesis example.
+The database is created once per module and backend (and per xdist worker),
+and emptied before each hypothesis example.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from ledger import (
 from ledger.sql import SqlStorage
 from ledger.verify.parallel import chunked_report
 from ledger.verify.walk import walk_ledger
+from tests.conftest import fresh_database_url
 
 ORIGIN = "cadena.test/tamper"
 SIGNER = NoteSigner(ORIGIN, SigningKey(bytes([1]) * 32))
@@ -90,16 +91,25 @@ def draft(n: int) -> EntryDraft:
     )
 
 
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def tamper_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One migrated database per backend for the module's properties (``build`` empties it)."""
+    return fresh_database_url(request.param, request, tmp_path_factory.mktemp("tamper"))
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """One migrated database for the whole property (both backends), with a connection pool.
+def engine(tamper_db_url: str) -> Iterator[Engine]:
+    """An engine of its own for each property, with a connection pool.
 
     Pooled, as the service's engines are: each example runs several transactions,
     and a new PostgreSQL connection per transaction (a backend started, its
     caches cold) cost the server about as much CPU as the examples' statements.
     The forked verifier workers never use these connections (they open their own).
+    The database is the module's: every example begins by emptying the ledger
+    (``build``), and nothing here writes any other table.
     """
-    engine = make_engine(db_url)
+    engine = make_engine(tamper_db_url)
     yield engine
     engine.dispose()
 
@@ -127,19 +137,20 @@ def build(engine: Engine, shape: Shape) -> list[bytes]:
 WORKER_EVERY = 10
 """Besides its first example of each fault kind, a property runs every tenth through workers."""
 _CALLS = itertools.count()
-_WORKERS_RAN: set[tuple[str, Fault | None]] = set()
+_WORKERS_RAN: dict[Engine, set[Fault | None]] = {}
+"""The fault kinds each property's engine has seen through workers (kept: never reused)."""
 
 
 def through_workers(engine: Engine, fault: Fault | None) -> bool:
     """Whether this example also runs the chunked pass in worker processes.
 
     Starting processes for every example is the slow part, so not every
-    example does; but every test (its own database) does, for each fault kind
+    example does; but every test (its own engine) does, for each fault kind
     it expects (``None``: a clean ledger), and every tenth example besides.
     """
-    key = (engine.url.render_as_string(hide_password=True), fault)
-    first = key not in _WORKERS_RAN
-    _WORKERS_RAN.add(key)
+    seen = _WORKERS_RAN.setdefault(engine, set())
+    first = fault not in seen
+    seen.add(fault)
     return next(_CALLS) % WORKER_EVERY == 0 or first
 
 

@@ -27,9 +27,10 @@ from tests.ledger.test_tamper_db import (
     draft,
     engine,
     shapes,
+    tamper_db_url,
 )
 
-__all__ = ["engine"]  # the fixture, reused
+__all__ = ["engine", "tamper_db_url"]  # the fixtures, reused
 
 CORRUPT = st.sampled_from(["last_leaf_hash", "size_below", "checkpoint_seq_below"])
 """Head corruptions named ``bad_head``; a size above the entries is ``missing_entry`` (below)."""
