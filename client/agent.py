@@ -29,6 +29,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,10 @@ def unb64(text: Any, what: str) -> bytes:
 # -- the CLI's side ---------------------------------------------------------------
 
 
+STOP_WAIT = 10.0
+"""Seconds ``stop`` waits for the agent to leave (it checks every second)."""
+
+
 class AgentConnection:
     """Calls to the agent at ``path`` (one connection per call)."""
 
@@ -179,8 +184,18 @@ class AgentConnection:
         return parse(Token, self.call({"op": "token"}).get("token"))
 
     def stop(self) -> None:
-        """Tell the agent to lock (wiping its keys) and exit."""
+        """Tell the agent to lock (wiping its keys) and exit; return once it is gone.
+
+        It wipes its keys before it answers, and leaves its socket within a second;
+        a start right after a stop must not meet the old agent on its way out.
+        """
         self.call({"op": "stop"})
+        deadline = time.monotonic() + STOP_WAIT
+        while self.path.exists():
+            if time.monotonic() > deadline:
+                raise AgentFailed("stopping", f"the agent wiped its keys but still listens at "
+                                  f"{self.path} after {STOP_WAIT:g} s", 4)
+            time.sleep(0.02)
 
 
 class AgentKeys:

@@ -183,6 +183,19 @@ def test_the_agent_imports_nothing_from_the_directory_it_is_started_in(
     assert not marker.exists(), marker.read_text()
 
 
+def test_an_agent_started_right_after_a_stop_starts(world: World) -> None:
+    """``agent stop`` returns once the agent is gone: a start right after it works.
+
+    (It returned as soon as the keys were wiped, while the old agent still listened for
+    up to a second: a start then met that agent closing and failed, exit 4.)
+    """
+    profile = world.liaisons["bruno"].profile
+    for _ in range(2):
+        cadena(world, "agent", "start", "--profile", "bruno", passphrase=PASSPHRASE)
+        cadena(world, "agent", "stop", "--profile", "bruno")
+        assert not socket_path(profile).exists()
+
+
 def test_a_terminated_agent_wipes_and_removes_its_socket(world: World) -> None:
     profile = world.liaisons["bruno"].profile
     cadena(world, "agent", "start", "--profile", "bruno", passphrase=PASSPHRASE)
