@@ -69,6 +69,14 @@ class World:
     home: Path
     liaisons: dict[str, Liaison] = field(default_factory=dict)
 
+    def channel(self, channel_id: str, title: str) -> str:
+        """A bilateral channel of Ana and Bruno, made by the coordinator (SDK); its id."""
+        coord = self.liaisons["coord"]
+        with Client(self.server.url, credentials=Credentials("coord", coord.keys)) as client:
+            client.channels.create(channel_id, title, "bilateral", "RESTRICTED",
+                                   members=["ana", "bruno"])
+        return channel_id
+
 
 def _profile(home: Path, name: str, keys: LiaisonKeys, server: str, ledger_key: str,
              liaison: str) -> Profile:

@@ -43,11 +43,7 @@ SENT_ALREADY = {"en": "This form was sent already", "es": "Este formulario ya se
 @pytest.fixture(scope="module")
 def channel(world: World) -> str:
     """A bilateral channel of Ana and Bruno, made by the coordinator (SDK)."""
-    coord = world.liaisons["coord"]
-    with Client(world.server.url, credentials=Credentials("coord", coord.keys)) as client:
-        client.channels.create(CHANNEL, "Colombia - México (once)", "bilateral", "RESTRICTED",
-                               members=["ana", "bruno"])
-    return CHANNEL
+    return world.channel(CHANNEL, "Colombia - México (once)")
 
 
 @contextmanager

@@ -56,11 +56,7 @@ TEXT = {
 @pytest.fixture(scope="module")
 def channel(world: World) -> str:
     """A bilateral channel of Ana and Bruno, made by the coordinator (SDK)."""
-    coord = world.liaisons["coord"]
-    with Client(world.server.url, credentials=Credentials("coord", coord.keys)) as client:
-        client.channels.create(CHANNEL, "Colombia - México", "bilateral", "RESTRICTED",
-                               members=["ana", "bruno"])
-    return CHANNEL
+    return world.channel(CHANNEL, "Colombia - México")
 
 
 def _unlock(s: Screen, words: dict[str, str]) -> Page:
