@@ -25,6 +25,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -92,6 +93,7 @@ class AgentServer:
         self.uid = os.getuid() if uid is None else uid
         self._read_peer_uid = read_peer_uid
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
 
@@ -141,6 +143,21 @@ class AgentServer:
                 threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
         finally:
             self.close()
+            self._drain()
+
+    def _drain(self) -> None:
+        """Wait, at most a connection's timeout, for the answers being written.
+
+        The process ends when :meth:`serve` returns, and its connection threads
+        with it: ``stop``'s own answer, written after it set the flag, was cut off.
+        """
+        deadline = time.monotonic() + CONNECTION_TIMEOUT
+        taken = 0
+        while taken < self._max_connections and self._slots.acquire(
+                timeout=max(0.0, deadline - time.monotonic())):
+            taken += 1
+        for _ in range(taken):
+            self._slots.release()
 
     def stop(self) -> None:
         """Stop serving (the loop notices within :data:`WATCH_INTERVAL`)."""

@@ -242,6 +242,35 @@ def short_dir() -> Iterator[Path]:
         yield Path(name)
 
 
+def test_serving_ends_only_after_the_answers_being_written(world: World,
+                                                             short_dir: Path) -> None:
+    """The agent's process ends when ``serve`` returns: an answer still being written then
+    (``stop``'s own, answered after it set the flag) was cut off, and ``agent stop`` failed
+    with "the connection closed in the middle of a message" (CI, once)."""
+    path = short_dir / "a.sock"
+    agent = KeyAgent(world.liaisons["ana"].profile, idle=900.0)
+    agent.unlock(PASSPHRASE)
+    server = AgentServer(agent, path)
+    server.bind()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(str(path))
+        request = json.dumps({"op": "status"}).encode()
+        sock.sendall(struct.pack(">I", len(request)) + request[:3])  # half a request
+        time.sleep(0.2)  # its connection is being answered
+        server.stop()
+        thread.join(2.5)  # longer than the loop takes to see the flag
+        assert thread.is_alive(), "serve returned with a connection still being answered"
+        sock.sendall(request[3:])
+        (size,) = struct.unpack(">I", sock.recv(4))
+        assert "ok" in json.loads(sock.recv(size))  # a whole answer, not a cut connection
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert not path.exists()
+
+
 def raw_call(path: Path, body: bytes, *, length: int | None = None) -> bytes:
     """Send ``body`` with a length prefix (``length`` to lie about it); the raw answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
