@@ -7,6 +7,7 @@ its database's revision (``/readyz``) with one plain query against
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,9 @@ def alembic_config(database_url: str) -> Config:
     """An Alembic config for ``database_url`` that works from any working directory."""
     from alembic.config import Config
 
-    cfg = Config()
+    # stdout as it is now: Config's default is the sys.stdout of alembic's first import,
+    # which may be a stream closed since (a test runner's capture).
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("path_separator", "os")
     cfg.attributes["database_url"] = database_url
