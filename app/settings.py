@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REQUEST_THREADS = 2
+"""A process's request threads unless ``CADENA_REQUEST_THREADS`` says otherwise (ADR 0037).
+
+Not per core: a process runs Python on one core at a time whatever the
+machine, and its cores are used by more worker processes. Two keep one
+request's Python running while the other waits for the database.
+"""
 
 
 class Settings(BaseSettings):
@@ -70,9 +77,11 @@ class Settings(BaseSettings):
                     "<dir>/<pid> after each group (bench/api.py --server-bound)")
     request_threads: int | None = Field(
         default=None, ge=1, le=256,
-        description="Worker threads serving requests in one process; default two per core "
-                    "(anyio's own default is 40): more only contend for the interpreter "
-                    "lock, which the event loop then waits for (docs/adr/0001)")
+        description="Worker threads serving requests in one process; default 2, whatever "
+                    "the cores (anyio's own default is 40): a process runs Python on one core "
+                    "at a time, so more threads only contend for the interpreter lock, and a "
+                    "request back from the database waits for it, on PostgreSQL holding the "
+                    "ledger head; use --workers for more cores (docs/adr/0001, 0037)")
     max_requests_in_flight: int = Field(
         default=256, gt=0,
         description="Requests served at once by one process; past it, 503 at once")
@@ -157,8 +166,8 @@ class Settings(BaseSettings):
         return None
 
     def resolved_request_threads(self) -> int:
-        """The request threads of one process: the setting, else two per core."""
-        return self.request_threads or 2 * (os.cpu_count() or 1)
+        """The request threads of one process: the setting, else :data:`REQUEST_THREADS`."""
+        return self.request_threads or REQUEST_THREADS
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/cadena.db``."""
