@@ -77,12 +77,29 @@ class ExportWriter:
                                 "entry": base64.b64encode(raw).decode("ascii")}))
         self.count += 1
 
-    def commit(self) -> None:
-        """Flush, sync and move the finished file to its name."""
+    def commit(self, *, replace: bool = True) -> Path:
+        """Flush, sync and move the finished file to its name; return where it went.
+
+        ``replace=False`` (the desk): a file already at ``path`` is kept, and the export
+        takes the first free name of ``<stem>-2<suffix>``, ``<stem>-3<suffix>``... The
+        name is claimed with an exclusive create before the finished file is moved
+        onto it, so two exports at once never take one name.
+        """
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self._tmp, self.path)
+        if replace:
+            os.replace(self._tmp, self.path)
+        else:
+            claimed = _claim_free_name(self.path)
+            try:
+                os.replace(self._tmp, claimed)
+            except BaseException:
+                claimed.unlink(missing_ok=True)  # not an empty file under an export's name
+                raise
+            self.path = claimed
+        _sync_directory(self.path.parent)
+        return self.path
 
     def __enter__(self) -> ExportWriter:
         """Use as a context manager; an exception discards the partial file."""
@@ -94,6 +111,38 @@ class ExportWriter:
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+MAX_NAME_TRIES = 1000
+"""How many ``-N`` names an export without replacing tries before it gives up."""
+
+
+def _claim_free_name(path: Path) -> Path:
+    """Create an empty file at the first free one of ``path``, ``<stem>-2<suffix>``..."""
+    for n in range(1, MAX_NAME_TRIES + 1):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"{path} and its next {MAX_NAME_TRIES - 1} names are all taken")
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make a rename into ``folder`` survive a power cut (where the system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (network, FAT) refuse a directory's fsync: the file is synced
+    finally:
+        os.close(fd)
 
 
 def _bad(detail: str, index: int | None = None) -> AuditFailure:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, select, update
 
@@ -340,7 +343,8 @@ def test_two_exports_to_one_name_at_once_do_not_write_into_each_other(tmp_path: 
 
     Both writers staged into the same file, named by the process: the second emptied what
     the first had written, which the first then committed with a hole of NUL bytes where
-    its first lines were; the second's commit found no staged file and failed.
+    its first lines were; the second's commit found no staged file and failed. Then the
+    second replaced the first under their one name; now each keeps a name of its own.
     """
     path = tmp_path / "cadena-ledger-20261207T084500Z.jsonl"
     entry = b"e" * 65536  # more than a write buffer: it reaches the file as it is written
@@ -348,14 +352,34 @@ def test_two_exports_to_one_name_at_once_do_not_write_into_each_other(tmp_path: 
         first.write(0, entry)
         with ExportWriter(path) as second:  # the second click, while the first still writes
             first.write(1, entry)
-            first.commit()
-            assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] \
-                == [0, 1]
+            assert first.commit(replace=False) == path
             for index in range(3):
                 second.write(index, entry)
-            second.commit()
-    assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] == [0, 1, 2]
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+            kept = second.commit(replace=False)
+    assert kept == tmp_path / "cadena-ledger-20261207T084500Z-2.jsonl"
+    assert [json.loads(line)["index"] for line in path.read_bytes().splitlines()] == [0, 1]
+    assert [json.loads(line)["index"] for line in kept.read_bytes().splitlines()] == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, kept.name])
+
+
+@given(taken=st.sets(st.integers(min_value=1, max_value=6), max_size=6))
+def test_an_export_never_replaces_a_file_already_there(taken: set[int]) -> None:
+    """An auditor's folder may hold files of that name already (an earlier export copied
+    back, another tool's): the desk's export keeps them and takes the first free name."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "cadena-ledger-20261207T084500Z.jsonl"
+        names = [path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+                 for n in sorted(taken)]
+        for name in names:
+            name.write_bytes(b"kept")
+        with ExportWriter(path) as writer:
+            writer.write(0, b"new")
+            kept = writer.commit(replace=False)
+        free = min(set(range(1, 8)) - taken)
+        assert kept == (path if free == 1 else path.with_name(f"{path.stem}-{free}.jsonl"))
+        assert all(name.read_bytes() == b"kept" for name in names)
+        assert json.loads(kept.read_bytes())["index"] == 0
+        assert not [p for p in Path(folder).iterdir() if p.name.endswith(".partial")]
 
 
 # -- the guard on the section's state-changing routes --------------------------

@@ -292,12 +292,11 @@ def _export(client: Client, profile: Profile, folder: Path) -> tuple[Path, int, 
     verifier = pinned_key(profile)
     state = load_state(profile)
     name = datetime.now(UTC).strftime("cadena-ledger-%Y%m%dT%H%M%SZ.jsonl")
-    path = folder / name
-    with ExportWriter(path) as writer:
+    with ExportWriter(folder / name) as writer:
         result = audit_ledger(client.ledger, verifier, state, full=True, sink=writer,
                               on_checkpoint=lambda note, cp, listed: writer.header(
                                   note, cp, verifier, listed))
-        writer.commit()
+        path = writer.commit(replace=False)  # never over a file already in the folder
     _keep(profile, result.state)  # a full verification too
     return path, result.checkpoint.size, writer.count
 
