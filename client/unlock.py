@@ -100,6 +100,17 @@ class Alert:
     detail: str
 
 
+@dataclass(frozen=True)
+class AgentView:
+    """What the agent holds, read at one moment (a page's chrome shows these together)."""
+
+    unlocked: bool
+    me: Liaison | None
+    """Who the profile is, if read since the last unlock; ``None`` when locked."""
+    alerts: tuple[Alert, ...]
+    """The last login's alerts; none when locked."""
+
+
 @dataclass
 class _Open:
     keys: LiaisonKeys
@@ -215,7 +226,19 @@ class KeyAgent:
     @property
     def known_me(self) -> Liaison | None:
         """Who the profile is, if :meth:`me` read it since the last unlock (no network)."""
-        return self._me if self.unlocked else None
+        return self.view().me
+
+    def view(self) -> AgentView:
+        """Unlocked or not, who the profile is and the alerts, under one hold of the lock.
+
+        Read separately, an idle lock between two reads showed an unlocked desk that
+        knew no one (no sections).
+        """
+        with self._lock:
+            self.expire()
+            if self._open is None:
+                return AgentView(False, None, ())
+            return AgentView(True, self._me, tuple(self.alerts))
 
     def me(self) -> Liaison:
         """Who the profile is on its server (read once per unlock)."""

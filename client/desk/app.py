@@ -122,13 +122,13 @@ class Desk:
 
     def chrome(self) -> dict[str, Any]:
         """What the base layout shows: state, navigation by role, alerts."""
-        unlocked = self.agent.unlocked
-        me = self.agent.known_me
+        view = self.agent.view()  # one moment: an idle lock cannot fall between two reads
+        me = view.me
         nav = [s for s in self.sections if not s.needs_unlock or (
-            unlocked and me is not None and (not s.roles or me.role in s.roles))]
-        return {"unlocked": unlocked, "me": me, "nav": nav, "role_names": ROLE_NAMES,
+            view.unlocked and me is not None and (not s.roles or me.role in s.roles))]
+        return {"unlocked": view.unlocked, "me": me, "nav": nav, "role_names": ROLE_NAMES,
                 "alerts": [(ALERTS.get(a.kind, ALERTS["unchecked"]), a.detail)
-                           for a in self.agent.alerts] if unlocked else [],
+                           for a in view.alerts],
                 "profile_name": self.profile.name,
                 "set_up": shell.setup_step(self.profile) is None}
 

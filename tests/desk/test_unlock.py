@@ -8,7 +8,7 @@ import pytest
 
 from client.unlock import KeyAgent, Locked, WrongPassphrase
 from crypto import LiaisonKeys
-from tests.desk.harness import PASSPHRASE, World
+from tests.desk.harness import PASSPHRASE, World, open_desk
 
 
 class Ticks:
@@ -107,3 +107,26 @@ def test_the_idle_lock_wipes_the_keys_on_time_without_waiting_for_a_request(
     assert client.session.credentials is None  # gone before any further use
     assert client.session.token is None
     assert not agent.unlocked
+
+
+def test_the_page_chrome_reads_the_agent_at_one_moment(world: World) -> None:
+    """The layout read "unlocked" and then who the liaison is, two reads of the agent: a
+    lock (the idle time running out) between them rendered an unlocked desk with none of
+    the liaison's sections. Here the idle time runs out between any two looks at the clock.
+    """
+    with open_desk(world.liaisons["ana"].profile, idle=60) as running:
+        agent = running.desk.agent
+        agent.unlock(PASSPHRASE)
+        try:
+            me = agent.me()
+            ticks = iter([59.0, 61.0, 200.0, 300.0])
+            agent._monotonic = lambda: next(ticks)  # the next look finds it idle too long
+            agent._last_use = 0.0
+            chrome = running.desk.chrome()
+            sections = {s.key for s in chrome["nav"] if s.needs_unlock}
+            assert (chrome["unlocked"], chrome["me"] is not None, bool(sections)) in {
+                (True, True, True), (False, False, False)}
+            if chrome["unlocked"]:
+                assert chrome["me"] == me
+        finally:
+            agent.lock()
