@@ -27,6 +27,9 @@ or an average under ``upload_min_bytes_per_second`` once
 ``request-timeout`` (a trickling upload holds a slot, never a thread or a
 connection, but it must not hold the slot for ever).
 
+An admitted request's thread is then taken by its caller's fair share of the
+process's request threads (``app.fairshare``), not in arrival order.
+
 ``/healthz`` and the public checkpoint and key are never bounded: they
 answer on the event loop during any burst. The bounds hold per process;
 docs/operations.md says what several workers and hosts make of them.
@@ -47,6 +50,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from app.fairshare import FairShare, sharing
 from app.ledger import RefusalSummaries
 from app.settings import Settings
 
@@ -203,10 +207,12 @@ async def send_problem(send: Send, *, status: int, code: str, title: str, detail
 class AdmissionControl:
     """ASGI middleware: admit, refuse (429/503) or time out each request (module docstring)."""
 
-    def __init__(self, app: ASGIApp, admission: Admission, summaries: RefusalSummaries) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission, summaries: RefusalSummaries,
+                 share: FairShare) -> None:
         self.app = app
         self.admission = admission
         self.summaries = summaries
+        self.share = share
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``scope`` if the process and its caller are within their bounds."""
@@ -230,7 +236,8 @@ class AdmissionControl:
             await send(message)
 
         try:
-            await self.app(scope, pace.receive, watched)
+            with sharing(self.share, verdict.caller):  # its thread by its caller's share
+                await self.app(scope, pace.receive, watched)
         except _SlowBody:
             pass
         finally:

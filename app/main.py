@@ -27,6 +27,7 @@ from app.clearances.routes import router as clearances_router
 from app.directory.routes import router as directory_router
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, CadenaError, Unavailable
 from app.events.routes import router as events_router
+from app.fairshare import FairShare
 from app.ledger import (
     Checkpointer,
     LedgerKeyError,
@@ -215,13 +216,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               timing_dir=settings.kernel_timing_dir)
     app.state.ledger_verifier_key = None
     app.state.admission = Admission(settings)
+    app.state.fair_share = FairShare(settings.resolved_request_threads())
     app.state.refusal_summaries = RefusalSummaries(
         interval=settings.refusal_summary_seconds,
         logged_per_interval=settings.refusals_logged_per_interval,
         liaison_logged_per_interval=settings.refusals_logged_per_liaison)
     _install_error_handlers(app)
     app.add_middleware(AdmissionControl, admission=app.state.admission,
-                       summaries=app.state.refusal_summaries)
+                       summaries=app.state.refusal_summaries, share=app.state.fair_share)
     app.add_middleware(RequestLog)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_json_bytes)
     if settings.metrics_port is not None:  # outermost: admission's refusals are counted too

@@ -35,6 +35,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import CadenaError, RuleRefused, Unavailable
+from app.fairshare import on_a_fair_thread
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.ledger.unit_of_work import (
     GroupCommitFailed,
@@ -337,14 +338,10 @@ def _on_a_request_thread(run: Callable[..., Any]) -> Callable[..., Any]:
 
     FastAPI runs a synchronous endpoint in a thread and then checks the
     model it returned in another one; a coroutine's model is checked on the
-    event loop: one thread hop per request, not two.
+    event loop: one thread hop per request, not two. The thread is taken by
+    the caller's fair share of the process's threads (``app.fairshare``).
     """
-
-    @functools.wraps(run)
-    async def hop(*args: Any, **kwargs: Any) -> Any:
-        return await anyio.to_thread.run_sync(functools.partial(run, *args, **kwargs))
-
-    return hop
+    return on_a_fair_thread(run)
 
 
 def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
