@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _serverbound as sb
-from bench.sidebyside import Side, _remove_worktrees, _side
+from bench.sidebyside import Side, _remove_worktrees, _side, add_side_arguments
 
 
 def _hog_lines(side: Side) -> Path:
@@ -91,12 +91,7 @@ def one_round(side: Side, seconds: float, every_ms: float, *, hog: bool) -> str:
 def main() -> None:
     """Start both sides, then the alternating rounds; print each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--a", help="side A's git revision (default: this tree)")
-    parser.add_argument("--b", help="side B's git revision (default: this tree)")
-    parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--workers", type=int, default=1)
+    add_side_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per round")
     parser.add_argument("--every", type=float, default=50.0, help="victim's period, ms")

@@ -134,6 +134,16 @@ def _side(args: argparse.Namespace, name: str, rev: str | None, env: list[str],
         yield Side(name, config)
 
 
+def add_side_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two sides' options: each one's revision and variables, the backend, the workers."""
+    parser.add_argument("--a", help="side A's git revision (default: this tree)")
+    parser.add_argument("--b", help="side B's git revision (default: this tree)")
+    parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1)
+
+
 def _ratio_line(phase: str, mode: str, figure: str, ratios: list[float]) -> str:
     return (f"{phase:>9} {mode:>6} {figure:>12}: B/A median {statistics.median(ratios):.3f}"
             f" (range {min(ratios):.3f}-{max(ratios):.3f}, {len(ratios)} rounds)")
@@ -142,12 +152,7 @@ def _ratio_line(phase: str, mode: str, figure: str, ratios: list[float]) -> str:
 def main() -> None:
     """Start both sides, run the rounds, print every round and the medians of B / A."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--a", help="side A's git revision (default: this tree)")
-    parser.add_argument("--b", help="side B's git revision (default: this tree)")
-    parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--workers", type=int, default=1)
+    add_side_arguments(parser)
     parser.add_argument("--phases", default="retrieve,list,submit")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
