@@ -99,7 +99,8 @@ CHECKPOINT_WAIT = 15.0
 HEALTHZ_P99_MS = 100.0
 MAX_WAIT_MS = 2_000.0
 SHED_TYPES = ("overloaded", "too-many-concurrent")
-_EXTRA_ENV = {k: v for k, v in os.environ.items() if k == "CADENA_REQUEST_THREADS"}
+_EXTRA_ENV = {k: v for k, v in os.environ.items()
+              if k in ("CADENA_REQUEST_THREADS", "CADENA_GIL_SWITCH_INTERVAL_MS")}
 """Settings passed through to the server under test (to compare them side by side)."""
 COLUMNS = ("2xx", "429", "503", "4xx/5xx", "timeout", "conn err")
 
