@@ -36,7 +36,7 @@ from typing import IO, Any
 from client.audit import AuditState, EntryChain, Progress, finish, open_signed
 from client.errors import AuditFailure, AuditFault
 from client.models import RawEntry
-from client.profile import FILE_MODE
+from client.profile import FILE_MODE, sync_directory
 from ledger import Checkpoint, NoteVerifier, canonical_json
 
 EXPORT_FORMAT = "cadena-ledger-export"
@@ -98,7 +98,7 @@ class ExportWriter:
                 claimed.unlink(missing_ok=True)  # not an empty file under an export's name
                 raise
             self.path = claimed
-        _sync_directory(self.path.parent)
+        sync_directory(self.path.parent, required=False)
         return self.path
 
     def __enter__(self) -> ExportWriter:
@@ -129,20 +129,6 @@ def _claim_free_name(path: Path) -> Path:
         os.close(fd)
         return candidate
     raise FileExistsError(f"{path} and its next {MAX_NAME_TRIES - 1} names are all taken")
-
-
-def _sync_directory(folder: Path) -> None:
-    """Make a rename into ``folder`` survive a power cut (where the system allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems (network, FAT) refuse a directory's fsync: the file is synced
-    finally:
-        os.close(fd)
 
 
 def _bad(detail: str, index: int | None = None) -> AuditFailure:

@@ -79,11 +79,24 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> None:
         tmp.unlink(missing_ok=True)
         raise
     # The new name on disk too: a key file said to be saved must survive a power cut.
-    directory = os.open(path.parent, os.O_RDONLY)
+    sync_directory(path.parent)
+
+
+def sync_directory(folder: Path, *, required: bool = True) -> None:
+    """Make a rename into ``folder`` survive a power cut.
+
+    ``required=False`` (an export to a folder the user chose): a file system that refuses
+    a directory's fsync (some network or FAT ones) is let be; the file itself is synced.
+    """
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        if required:
+            raise
 
 
 @dataclass
