@@ -46,6 +46,7 @@ import argparse
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -180,6 +181,25 @@ def _kernel_timing(directory: Path) -> tuple[float, float, int, int]:
         if len(values) == len(totals):  # not a file caught half written
             totals = [a + b for a, b in zip(totals, values, strict=True)]
     return totals[0], totals[1], int(totals[2]), int(totals[3])
+
+
+@contextmanager
+def profiled(directory: Path, name: str, pids: list[int]) -> Iterator[None]:
+    """py-spy raw profiles of ``pids`` (the workers) while the block runs, in ``directory``:
+    only the thread holding the interpreter lock is sampled (its CPU, not its waits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = [subprocess.Popen(  # noqa: S603 - py-spy from the venv, our own arguments
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--threads", "--gil", "--format", "raw", "--rate", "200",
+         "--output", str(directory / f"{name}-{pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
+    time.sleep(0.5)  # attached before the load starts
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        for spy in spies:
+            spy.wait(timeout=30)
 
 
 def _libpq(url: str) -> str:
@@ -357,6 +377,10 @@ class Config:
         with ExitStack() as stack:
             if self.db is not None and mode == "closed" and keep:
                 stack.enter_context(self.db.lock_sampler(samples))
+            if getattr(self.args, "profile", None) and mode == "closed" and keep:
+                stack.enter_context(profiled(self.args.profile, f"{self.name}-{phase}",
+                                             [p for p in app_pids if p in
+                                              self.server.worker_pids()] or app_pids))
             out = wrk(self.server.url, lines, connections=self.args.concurrency,
                       seconds=seconds, gap_ms=gap_ms)
         app_pids, db_pids = self._pids()

@@ -8,16 +8,18 @@ everyone else's requests: each of theirs waited for up to sixteen of its.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 
 import anyio
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.fairshare import FairShare, on_a_fair_thread, sharing
+from app.fairshare import FairShare, RequestThreads, on_a_fair_thread, sharing
 from tests.app.conftest import World
 
 
@@ -169,3 +171,90 @@ def test_a_served_request_takes_its_thread_by_its_liaisons_share(world: World) -
     assert world.client.get("/v1/states", headers=auth).status_code == 200
     assert "liaison:coord" in share._served
     assert share.busy == 0
+
+
+# -- the share's own threads (ADR 0040) ---------------------------------------------------
+
+_PROBE: contextvars.ContextVar[str] = contextvars.ContextVar("probe", default="unset")
+
+
+def test_a_hop_runs_in_the_shares_own_threads_with_the_requests_context() -> None:
+    """The call sees the request's context variables (structlog's binding) and raises
+    what it raises; the slot is given back either way."""
+
+    def seen() -> tuple[str, str]:
+        return _PROBE.get(), threading.current_thread().name
+
+    def fails() -> None:
+        raise LookupError("from the thread")
+
+    async def main() -> None:
+        share = FairShare(2)
+        with sharing(share, "ana"):
+            _PROBE.set("request 1")
+            value, name = await on_a_fair_thread(seen)()
+            assert value == "request 1"
+            assert name.startswith("cadena-request-")
+            with pytest.raises(LookupError, match="from the thread"):
+                await on_a_fair_thread(fails)()
+        assert share.busy == 0
+        assert share.threads.alive <= 2
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_request_keeps_its_slot_until_its_call_has_ended() -> None:
+    """The call may hold the request's session: neither the slot nor the cancellation
+    goes on before it ends, however often the request is cancelled."""
+    started, release = threading.Event(), threading.Event()
+    ended: list[float] = []
+
+    def work() -> str:
+        started.set()
+        release.wait(5)
+        ended.append(time.monotonic())
+        return "done"
+
+    async def main() -> None:
+        share = FairShare(1)
+
+        async def request() -> str:
+            with sharing(share, "ana"):
+                return await on_a_fair_thread(work)()
+
+        task = asyncio.create_task(request())
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0.02)
+        task.cancel()  # twice
+        await asyncio.sleep(0.02)
+        assert not task.done()
+        assert share.busy == 1
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ended
+        assert share.busy == 0
+        with sharing(share, "bruno"):  # the slot went back: the next caller is served
+            assert await asyncio.wait_for(on_a_fair_thread(lambda: "next")(), 5) == "next"
+
+    asyncio.run(main())
+
+
+def test_request_threads_end_when_idle_and_start_again_when_needed() -> None:
+    async def main() -> None:
+        threads = RequestThreads(2, idle_seconds=0.05)
+        assert threads.alive == 0
+        names = await asyncio.gather(*(threads.run(lambda: threading.current_thread().name)
+                                       for _ in range(6)))
+        assert 1 <= len(set(names)) <= 2
+        assert threads.alive <= 2
+        deadline = time.monotonic() + 5
+        while threads.alive and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert threads.alive == 0
+        assert await threads.run(lambda: 41 + 1) == 42  # a new thread starts
+        assert threads.alive == 1
+
+    asyncio.run(main())
