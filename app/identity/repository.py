@@ -26,6 +26,7 @@ from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
 from app.models.identity import Clearance, Liaison, LiaisonKey, Role, State, StateStatus
 from app.models.rotation import KeyRotationChallenge
+from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def token_query() -> Select[Any]:
 def token_facts(session: Session, token_id: str, moment: datetime) -> TokenFacts | None:
     """The token ``token_id``, its key set's revocation, liaison role and state, and the
     liaison's clearance level in force at ``moment``: one query."""
-    row = session.connection().execute(_TOKEN, {"token_id": token_id, "moment": moment}).first()
+    row = _TOKEN_READ.first(session.connection(), {"token_id": token_id, "moment": moment})
     return None if row is None else token_facts_of(row)
 
 
@@ -142,11 +143,12 @@ _USABLE_KEY = (
     .where(LiaisonKey.retired_at.is_(None))
     .where(LiaisonKey.revoked_at.is_(None))
 )
+_USABLE_KEY_READ = DriverQuery(_USABLE_KEY)
 
 
 def usable_key(session: Session, key_id: str) -> UsableKey | None:
     """The key set ``key_id`` if it is usable (neither rotated out nor revoked), one query."""
-    row = session.connection().execute(_USABLE_KEY, {"key_id": key_id}).first()
+    row = _USABLE_KEY_READ.first(session.connection(), {"key_id": key_id})
     return None if row is None else UsableKey(row.liaison_id, bytes(row.signing_public),
                                               bytes(row.encryption_public))
 
@@ -222,6 +224,7 @@ _TOKEN_COLUMNS = ("token_id", "liaison_id", "key_id", "secret_hash", "expires_at
 _TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 if list(_TOKEN.selected_columns.keys()) != list(_TOKEN_COLUMNS):  # pragma: no cover
     raise AssertionError("token_facts_of reads the token query's columns in this order")
+_TOKEN_READ = DriverQuery(_TOKEN)
 
 
 @dataclass(frozen=True)

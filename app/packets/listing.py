@@ -44,6 +44,7 @@ from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
 from app.models.packet import KeyOrigin, Packet, PacketKey, PacketStatus
+from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,11 @@ class _Statement:
     query: Select[Any]
     first: int
 
+    @functools.cached_property
+    def read(self) -> DriverQuery:
+        """The query, run on the DB-API cursor (``app.sqlread``)."""
+        return DriverQuery(self.query)
+
     def listed(self, row: Any) -> ListedPacket:
         """The packet in ``row``."""
         values: list[Any] = list(row[self.first:])
@@ -219,8 +225,8 @@ def listing(session: Session, liaison_id: str, level: int, wanted: PacketFilter,
     """
     present, values = _parameters(wanted, after, limit)
     statement = _listing_statement(wanted.box, present)
-    rows = session.connection().execute(statement.query,
-                                        {**values, "liaison_id": liaison_id, "level": level})
+    rows = statement.read.all(session.connection(),
+                              {**values, "liaison_id": liaison_id, "level": level})
     return [statement.listed(row) for row in rows]
 
 
@@ -240,8 +246,8 @@ def listing_with_token(session: Session, token_id: str, moment: datetime,
     query; ``None`` for an unknown token."""
     present, values = _parameters(wanted, after, limit)
     statement = _listing_with_token_statement(wanted.box, present)
-    rows = session.connection().execute(statement.query, {
-        **values, "token_id": token_id, "moment": moment}).all()
+    rows = statement.read.all(session.connection(),
+                              {**values, "token_id": token_id, "moment": moment})
     if not rows:
         return None
     # One row per packet, each with the token's facts; one row of NULLs for an empty page

@@ -37,6 +37,7 @@ from app.models.packet import (
     ShareRequestStatus,
 )
 from app.models.sqljson import json_array_of, json_rows
+from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,7 @@ def _retrieval_with_token_query() -> Select[Any]:
 
 _RETRIEVAL_WITH_TOKEN = _retrieval_with_token_query()
 _RETRIEVAL_WITH_TOKEN_RECORDS = _records_at(_RETRIEVAL_WITH_TOKEN)
+_RETRIEVAL_WITH_TOKEN_READ = DriverQuery(_RETRIEVAL_WITH_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -269,8 +271,8 @@ def retrieval_with_token(session: Session, token_id: str, packet_id: str,
                          moment: datetime) -> TokenAndRetrieval | None:
     """The token's facts (``app.identity.repository.token_facts``) and :func:`retrieval_facts`
     for the token's liaison, in one query; ``None`` for an unknown token."""
-    row = session.connection().execute(_RETRIEVAL_WITH_TOKEN, {
-        "token_id": token_id, "packet_id": packet_id, "moment": moment}).first()
+    row = _RETRIEVAL_WITH_TOKEN_READ.first(session.connection(), {
+        "token_id": token_id, "packet_id": packet_id, "moment": moment})
     if row is None:
         return None
     found = (None if row[_RETRIEVAL_WITH_TOKEN_RECORDS] is None  # a packet's id is never NULL

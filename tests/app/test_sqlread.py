@@ -1,0 +1,150 @@
+"""Hot reads on the DB-API cursor give what SQLAlchemy's execution gives (issue 21).
+
+``app.sqlread.DriverQuery`` runs the token, retrieval and listing reads of the
+hot routes without SQLAlchemy's execution layer; its rows must hold the very
+values ``Connection.execute`` returns for them (types converted alike: aware
+datetimes, enums, booleans, bytes), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Select, String, bindparam, event, select
+
+from app.identity import repository as identity
+from app.models.identity import Liaison, Role
+from app.models.packet import PacketStatus
+from app.packets import listing
+from app.packets import repository as packets
+from app.sqlread import DriverQuery
+from tests.app.conftest import World
+from tests.app.test_packets_support import exchange
+
+FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture],
+                      deadline=None, max_examples=25)
+
+
+def _both(world: World, stmt: Select[Any], values: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """``stmt``'s rows through SQLAlchemy, then through DriverQuery, in one transaction."""
+    with world.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+        expected = [tuple(row) for row in conn.execute(stmt, values).all()]
+        got = DriverQuery(stmt).all(conn, values)
+    return expected, got
+
+
+def _token_id(token: str | None) -> str:
+    assert token is not None
+    return token.split(".")[1]
+
+
+@pytest.fixture
+def sent(world: World) -> tuple[World, list[str], list[str]]:
+    """An exchange with packets (one withdrawn): the world, the packet ids, the token ids."""
+    ex = exchange(world)
+    ids = [ex.sent()[1] for _ in range(3)]
+    withdrawn = world.client.post(f"/v1/packets/{ids[0]}/withdraw", headers=ex.alice.auth,
+                                  json={"reason": "sent in error"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    tokens = [_token_id(p.token) for p in (ex.alice, ex.bob, ex.carol)]
+    return world, ids, tokens
+
+
+MOMENTS = st.sampled_from([timedelta(0), timedelta(days=-400), timedelta(days=400)])
+
+
+@FIXTURE_OK
+@given(which=st.integers(0, 3), packet=st.integers(0, 3), shift=MOMENTS)
+def test_the_token_and_retrieval_reads_match_sqlalchemys(
+        sent: tuple[World, list[str], list[str]], which: int, packet: int,
+        shift: timedelta) -> None:
+    world, ids, tokens = sent
+    token = (tokens + ["no-such-token"])[which]
+    packet_id = (ids + ["no-such-packet"])[packet]
+    moment = datetime.now(UTC) + shift
+    for stmt, values in [
+        (identity.token_query(), {"token_id": token, "moment": moment}),
+        (packets._RETRIEVAL_WITH_TOKEN,
+         {"token_id": token, "packet_id": packet_id, "moment": moment}),
+    ]:
+        expected, got = _both(world, stmt, values)
+        assert got == expected
+        for row in got:  # the types too: 1 == True and naive == aware would hide a change
+            assert [type(v) for v in row] == [type(v) for v in expected[0]]
+
+
+@FIXTURE_OK
+@given(which=st.integers(0, 3), box=st.sampled_from(["inbox", "sent"]),
+       channel=st.sampled_from([None, "ch", "other"]),
+       status=st.sampled_from([None, *PacketStatus]),
+       since=st.sampled_from([None, timedelta(days=-1), timedelta(days=1)]),
+       limit=st.integers(1, 4), after=st.booleans())
+def test_the_listing_reads_match_sqlalchemys(
+        sent: tuple[World, list[str], list[str]], which: int, box: str,
+        channel: str | None, status: PacketStatus | None, since: timedelta | None,
+        limit: int, after: bool) -> None:
+    world, _, tokens = sent
+    token = (tokens + ["no-such-token"])[which]
+    now = datetime.now(UTC)
+    wanted = listing.PacketFilter(box, channel, None, None if since is None else now + since,
+                                  None, status)
+    cursor = (now, "zzzz") if after else None
+    present, values = listing._parameters(wanted, cursor, limit)
+    statement = listing._listing_with_token_statement(box, present)
+    expected, got = _both(world, statement.query,
+                          {**values, "token_id": token, "moment": now})
+    assert got == expected
+    plain = listing._listing_statement(box, present)
+    expected, got = _both(world, plain.query, {**values, "liaison_id": "bob", "level": 3})
+    assert got == expected
+
+
+def test_a_row_is_read_by_position_and_by_name(world: World) -> None:
+    stmt = select(Liaison.id, Liaison.role).where(Liaison.id == bindparam("id", type_=String()))
+    with world.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+        row = DriverQuery(stmt).first(conn, {"id": "coord"})
+        assert DriverQuery(stmt).first(conn, {"id": "nobody"}) is None
+    assert row is not None
+    assert row[0] == row.id == "coord"
+    assert row.role is Role.COORDINATOR
+
+
+def test_constants_of_the_statement_keep_their_values(world: World) -> None:
+    """A constant the statement binds itself (an enum member) is converted as SQLAlchemy
+    converts it; the caller gives only the parameters left without a value."""
+    stmt = (select(Liaison.id).where(Liaison.role == Role.COORDINATOR)
+            .where(Liaison.id != bindparam("not_id", type_=String())))
+    expected, got = _both(world, stmt, {"not_id": "x"})
+    assert got == expected == [("coord",)]
+    with world.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+        with pytest.raises(KeyError):
+            DriverQuery(stmt).all(conn, {})
+
+
+def test_an_expanding_parameter_is_refused(world: World) -> None:
+    stmt = select(Liaison.id).where(Liaison.id.in_(bindparam("ids", expanding=True)))
+    with world.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
+        with pytest.raises(TypeError, match="ids"):
+            DriverQuery(stmt).all(conn, {"ids": ["coord"]})
+
+
+def test_statement_listeners_are_told(world: World) -> None:
+    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    stmt = select(Liaison.id).where(Liaison.id == bindparam("id", type_=String()))
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with engine.connect() as conn:
+            DriverQuery(stmt).all(conn, {"id": "coord"})
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(seen) == 1
+    assert "FROM liaisons" in seen[0]
