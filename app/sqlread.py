@@ -21,11 +21,11 @@ with an expanding ``IN`` parameter is not supported.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -58,8 +58,11 @@ def _binder(kind: Any, dialect: Dialect) -> Processor:
 class DriverQuery:
     """A ``SELECT`` run on the session connection's DB-API cursor (module docstring)."""
 
-    def __init__(self, stmt: Select[*tuple[Any, ...]]) -> None:
-        """``stmt``; its parameters without a value of their own are the caller's."""
+    def __init__(self, stmt: Select[*tuple[Any, ...]] | Insert) -> None:
+        """``stmt``; its parameters without a value of their own are the caller's.
+
+        An ``INSERT`` is run by :meth:`execute_many` (rows, no result).
+        """
         self.stmt = stmt
         self._plans: dict[str, _Plan] = {}
 
@@ -79,8 +82,12 @@ class DriverQuery:
                 raise TypeError(f"{bind.key}: a parameter DriverQuery cannot bind")
         wanted = {bind.key for bind in binds if bind.required}
         placeholders = dict.fromkeys(wanted)
-        compiled: SQLCompiler = self.stmt.params(placeholders).compile(
-            dialect=dialect, compile_kwargs={"render_postcompile": True})
+        compiled: SQLCompiler = (
+            self.stmt.params(placeholders).compile(
+                dialect=dialect, compile_kwargs={"render_postcompile": True})
+            if isinstance(self.stmt, Select) else self.stmt.compile(dialect=dialect))
+        if "POSTCOMPILE" in compiled.string:  # an INSERT's constant that must be inline
+            raise TypeError("a statement DriverQuery cannot render")
         if compiled.positional:
             names = tuple(compiled.positiontup or ())
         else:
@@ -101,9 +108,11 @@ class DriverQuery:
             raise TypeError(f"the statement binds no {sorted(missing)}")
         processors = tuple(None if name in fixed else _binder(rendered[name].type, dialect)
                            for name in names)
+        select = self.stmt if isinstance(self.stmt, Select) else None
+        columns = list(select.selected_columns) if select is not None else []
         results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
-                        for column in self.stmt.selected_columns)
-        keys = list(self.stmt.selected_columns.keys())
+                        for column in columns)
+        keys = list(select.selected_columns.keys()) if select is not None else []
         return _Plan(compiled.string, names, compiled.positional, processors, fixed, results,
                      any(p is not None for p in results),
                      namedtuple("Row", keys, rename=True))
@@ -114,18 +123,32 @@ class DriverQuery:
                for name, process in zip(plan.names, plan.binds, strict=True)]
         return tuple(out) if plan.positional else dict(zip(plan.names, out, strict=True))
 
-    def _fetch(self, conn: Connection, values: Mapping[str, Any], *, one: bool
-               ) -> tuple[_Plan, list[Any]]:
-        plan = self._plan(conn.dialect)
-        params = self._driver_params(plan, values)
+    @staticmethod
+    def _cursor(conn: Connection, plan: _Plan, params: Any, *, many: bool) -> Any:
         raw = conn.connection.dbapi_connection
         if raw is None:
             raise RuntimeError("the session's connection is closed")
         cursor = raw.cursor()
+        if conn.dispatch.before_cursor_execute:  # a listener: tests that count statements
+            conn.dispatch.before_cursor_execute(conn, cursor, plan.string, params, None, many)
+        return cursor
+
+    def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once for each of ``rows`` (an ``INSERT``: one driver call)."""
+        plan = self._plan(conn.dialect)
+        params = [self._driver_params(plan, row) for row in rows]
+        cursor = self._cursor(conn, plan, params, many=True)
         try:
-            if conn.dispatch.before_cursor_execute:  # a listener: tests that count statements
-                conn.dispatch.before_cursor_execute(conn, cursor, plan.string, params, None,
-                                                    False)
+            cursor.executemany(plan.string, params)
+        finally:
+            cursor.close()
+
+    def _fetch(self, conn: Connection, values: Mapping[str, Any], *, one: bool
+               ) -> tuple[_Plan, list[Any]]:
+        plan = self._plan(conn.dialect)
+        params = self._driver_params(plan, values)
+        cursor = self._cursor(conn, plan, params, many=False)
+        try:
             cursor.execute(plan.string, params)
             if one:
                 row = cursor.fetchone()
@@ -155,3 +178,14 @@ class DriverQuery:
         plan, fetched = self._fetch(conn, values, one=True)
         rows = self._rows(plan, fetched)
         return rows[0] if rows else None
+
+
+_STATEMENTS: dict[int, tuple[Insert, DriverQuery]] = {}
+
+
+def execute_many(conn: Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``stmt`` for each of ``rows`` on the DB-API cursor (compiled once per statement)."""
+    hit = _STATEMENTS.get(id(stmt))
+    if hit is None or hit[0] is not stmt:
+        hit = _STATEMENTS[id(stmt)] = (stmt, DriverQuery(stmt))
+    hit[1].execute_many(conn, rows)

@@ -42,6 +42,7 @@ from sqlalchemy import Engine, Insert, bindparam, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import sqlread
 from app.ledger import walflush
 from ledger import Actor, TreeCache
 from ledger.sql import pipeline as sqlpipeline
@@ -115,8 +116,8 @@ class UnitOfWork(Session):
         if self._at_commit:
             queued, self._at_commit = self._at_commit, []
             conn = self.connection()
-            for stmt, rows in queued:
-                conn.execute(stmt, rows)
+            for stmt, rows in queued:  # on the DB-API cursor (app.sqlread)
+                sqlread.execute_many(conn, stmt, rows)
 
     def commit(self) -> None:
         """Commit the transaction with its queued rows: the one commit path of the service.

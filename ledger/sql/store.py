@@ -40,7 +40,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from ledger.errors import ConflictError, StorageError
 from ledger.format.merkle import HASH_SIZE, Node, leaf_hash
 from ledger.sql import pipeline as sqlpipeline
-from ledger.sql.driver import Inserter, dbapi
+from ledger.sql.driver import Inserter, compiled, dbapi
 from ledger.sql.reads import SqlReads, head_from_row, head_select
 from ledger.sql.schema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.store.storage import Head, StoredCheckpoint
@@ -123,23 +123,26 @@ class SqlStorage(SqlReads):
             return
         params = {"head_id": HEAD_ID, "first": first_index, "new_size": new_size,
                   "last": entry_rows[-1][2]}
-        moved = conn.execute(self._head_statements()[1], params)
-        if moved.rowcount != 1:
-            raise ConflictError(f"ledger head is no longer at size {first_index}")
         # The driver's own exception, since the rows bypass SQLAlchemy.
         driver_error = getattr(conn.dialect.dbapi, "IntegrityError", IntegrityError)
         entries_inserter, nodes_inserter = self._inserters()
+        # Straight to the DB-API cursor, the head's move with plain values and the
+        # rows as plain tuples: SQLAlchemy's execution cost more than the statements.
+        # (The transaction already holds SQLite's write lock: BEGIN IMMEDIATE.)
+        cursor = dbapi(conn).cursor()
         try:
-            # Straight to the DB-API cursor with plain tuples: SQLAlchemy's
-            # per-row parameter processing cost more than the inserts.
-            cursor = dbapi(conn).cursor()
+            move = compiled(conn, self._head_statements()[1])
+            cursor.execute(move.string, move.params([params])[0])
+            if cursor.rowcount != 1:
+                raise ConflictError(f"ledger head is no longer at size {first_index}")
             try:
                 entries_inserter.run(conn, cursor, entry_rows)
                 nodes_inserter.run(conn, cursor, node_rows)
-            finally:
-                cursor.close()
-        except (IntegrityError, driver_error) as exc:
-            raise ConflictError(f"ledger rows from index {first_index} already exist") from exc
+            except (IntegrityError, driver_error) as exc:
+                raise ConflictError(
+                    f"ledger rows from index {first_index} already exist") from exc
+        finally:
+            cursor.close()
 
     def _append_in_one_statement(self, conn: Connection, first_index: int, new_size: int,
                                  entry_rows: list[tuple[Any, ...]],

@@ -14,14 +14,28 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Select, String, bindparam, event, select
+from sqlalchemy import (
+    Column,
+    Enum,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Select,
+    String,
+    Table,
+    bindparam,
+    event,
+    select,
+)
 
 from app.identity import repository as identity
+from app.ledger import named_insert
+from app.models.base import UTCDateTime
 from app.models.identity import Liaison, Role
-from app.models.packet import PacketStatus
+from app.models.packet import KeyOrigin, PacketStatus
 from app.packets import listing
 from app.packets import repository as packets
-from app.sqlread import DriverQuery
+from app.sqlread import DriverQuery, execute_many
 from tests.app.conftest import World
 from tests.app.test_packets_support import exchange
 
@@ -148,3 +162,38 @@ def test_statement_listeners_are_told(world: World) -> None:
         event.remove(engine, "before_cursor_execute", note)
     assert len(seen) == 1
     assert "FROM liaisons" in seen[0]
+
+
+_SCRATCH = MetaData()
+_KINDS = Table("sqlread_scratch", _SCRATCH, Column("n", Integer, primary_key=True),
+               Column("way", String(8), primary_key=True), Column("origin", Enum(KeyOrigin)),
+               Column("blob", LargeBinary), Column("at", UTCDateTime()))
+_DATES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                      timezones=st.just(UTC))
+
+
+@FIXTURE_OK
+@given(rows=st.lists(st.tuples(st.sampled_from(list(KeyOrigin)), st.binary(max_size=40),
+                               st.one_of(st.none(), _DATES)), min_size=1, max_size=4))
+def test_rows_inserted_on_the_cursor_read_back_as_through_sqlalchemy(
+        world: World, rows: list[tuple[KeyOrigin, bytes, datetime | None]]) -> None:
+    """The queued inserts of a unit of work (``execute_many``) convert values as
+    SQLAlchemy's execution does: the same rows, inserted both ways, read back equal."""
+    stmt = named_insert(_KINDS, ("n", "way", "origin", "blob", "at"))
+
+    def values(way: str) -> list[dict[str, Any]]:
+        return [{"n": n, "way": way, "origin": origin, "blob": blob, "at": at}
+                for n, (origin, blob, at) in enumerate(rows)]
+
+    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        trans = conn.begin()
+        _SCRATCH.create_all(conn)
+        conn.execute(stmt, values("sa"))
+        execute_many(conn, stmt, values("raw"))
+        c = _KINDS.c
+        read = {way: conn.execute(select(c.n, c.origin, c.blob, c.at).where(c.way == way)
+                                  .order_by(c.n)).all() for way in ("sa", "raw")}
+        trans.rollback()
+    assert read["raw"] == read["sa"]
+    assert len(read["raw"]) == len(rows)
