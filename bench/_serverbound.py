@@ -188,18 +188,19 @@ def profiled(directory: Path, name: str, pids: list[int]) -> Iterator[None]:
     """py-spy raw profiles of ``pids`` (the workers) while the block runs, in ``directory``:
     only the thread holding the interpreter lock is sampled (its CPU, not its waits)."""
     directory.mkdir(parents=True, exist_ok=True)
+    program = str(Path(sys.executable).with_name("py-spy"))
     spies = [subprocess.Popen(  # noqa: S603 - py-spy from the venv, our own arguments
-        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--threads", "--gil", "--format", "raw", "--rate", "200",
-         "--output", str(directory / f"{name}-{pid}.txt")],
+        [program, "record", "--pid", str(pid), "--threads", "--gil", "--format", "raw",
+         "--rate", "200", "--output", str(directory / f"{name}-{pid}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in pids]
     time.sleep(0.5)  # attached before the load starts
     try:
         yield
     finally:
-        for spy in spies:
-            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
-        for spy in spies:
-            spy.wait(timeout=30)
+        for process in spies:
+            process.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        for process in spies:
+            process.wait(timeout=30)
 
 
 def _libpq(url: str) -> str:

@@ -131,7 +131,7 @@ class SqlStorage(SqlReads):
         # (The transaction already holds SQLite's write lock: BEGIN IMMEDIATE.)
         cursor = dbapi(conn).cursor()
         try:
-            move = compiled(conn, self._head_statements()[1])
+            move = compiled(conn, cast(ClauseElement, self._head_statements()[1]))
             cursor.execute(move.string, move.params([params])[0])
             if cursor.rowcount != 1:
                 raise ConflictError(f"ledger head is no longer at size {first_index}")
