@@ -21,12 +21,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.ledger import DriverQuery
 from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
 from app.models.identity import Clearance, Liaison, LiaisonKey, Role, State, StateStatus
 from app.models.rotation import KeyRotationChallenge
-from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True)

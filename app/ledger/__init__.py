@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         record_refusal_entry,
         settle,
     )
+    from app.ledger.sqlread import DriverQuery
     from app.ledger.subjects import enrolment_indices, indices_about, key_entry_indices
     from app.ledger.summaries import SUMMARY_ACTION, RefusalSummaries, SummaryWriter, write_entries
     from app.ledger.unit_of_work import (
@@ -84,6 +85,7 @@ _LAZY = {
     "AccessDenied": "app.ledger.recording",
     "Checkpointer": "app.ledger.checkpointer",
     "Deferred": "app.ledger.route",
+    "DriverQuery": "app.ledger.sqlread",
     "Hidden": "app.ledger.recording",
     "LedgerKeyError": "app.ledger.key",
     "LedgerReaderOpener": "app.ledger.reader",
@@ -152,6 +154,7 @@ __all__ = [
     "AccessDenied",
     "Checkpointer",
     "Deferred",
+    "DriverQuery",
     "Hidden",
     "LedgerKeyError",
     "LedgerReaderOpener",

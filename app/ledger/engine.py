@@ -27,6 +27,7 @@ from sqlalchemy.exc import DisconnectionError
 from app.datadir import make_private
 from app.ledger import walflush
 from app.ledger.walflush import WalFlush
+from ledger.sql import as_sqlalchemy_errors
 
 
 def normalize_url(url: str) -> str:
@@ -74,8 +75,10 @@ def _private_sqlite(files: tuple[Path, ...], flush: WalFlush | None, dbapi_conne
 def _sqlite_begin(conn: Any) -> None:
     # Every transaction takes the write lock up front: two processes can then
     # never both read the ledger head and append behind each other's back, and
-    # SQLite never has to fail a deferred transaction's lock upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # SQLite never has to fail a deferred transaction's lock upgrade. On the
+    # driver's connection: SQLAlchemy's execution cost more than the BEGIN.
+    with as_sqlalchemy_errors(conn, "BEGIN IMMEDIATE"):  # a lock timeout, as SQLAlchemy's
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 _FLUSHES: weakref.WeakKeyDictionary[Engine, WalFlush] = weakref.WeakKeyDictionary()

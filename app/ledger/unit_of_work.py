@@ -42,8 +42,7 @@ from sqlalchemy import Engine, Insert, bindparam, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import sqlread
-from app.ledger import walflush
+from app.ledger import sqlread, walflush
 from ledger import Actor, TreeCache
 from ledger.sql import pipeline as sqlpipeline
 
@@ -116,7 +115,7 @@ class UnitOfWork(Session):
         if self._at_commit:
             queued, self._at_commit = self._at_commit, []
             conn = self.connection()
-            for stmt, rows in queued:  # on the DB-API cursor (app.sqlread)
+            for stmt, rows in queued:  # on the DB-API cursor (app.ledger.sqlread)
                 sqlread.execute_many(conn, stmt, rows)
 
     def commit(self) -> None:

@@ -40,11 +40,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.identity.repository import TokenFacts, level_in_force, token_facts_of, token_query
+from app.ledger import DriverQuery
 from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import ChannelMember
 from app.models.packet import KeyOrigin, Packet, PacketKey, PacketStatus
-from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class _Statement:
 
     @functools.cached_property
     def read(self) -> DriverQuery:
-        """The query, run on the DB-API cursor (``app.sqlread``)."""
+        """The query, run on the DB-API cursor (``app.ledger.sqlread``)."""
         return DriverQuery(self.query)
 
     def listed(self, row: Any) -> ListedPacket:

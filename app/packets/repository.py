@@ -22,7 +22,7 @@ from app.identity.repository import (
     token_facts_of,
     token_query,
 )
-from app.ledger import insert_at_commit, named_insert
+from app.ledger import DriverQuery, insert_at_commit, named_insert
 from app.models.auth import AuthToken
 from app.models.base import UTCDateTime
 from app.models.channel import Channel, ChannelMember
@@ -37,7 +37,6 @@ from app.models.packet import (
     ShareRequestStatus,
 )
 from app.models.sqljson import json_array_of, json_rows
-from app.sqlread import DriverQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +300,7 @@ def _submission_query() -> Select[Any]:
 
 
 _SUBMISSION = _submission_query()
+_SUBMISSION_READ = DriverQuery(_SUBMISSION)
 
 
 def submission_facts(session: Session, packet_id: str, channel_id: str, sender_id: str,
@@ -310,8 +310,8 @@ def submission_facts(session: Session, packet_id: str, channel_id: str, sender_i
     the recipients, in one query.
     """
     ids = sorted({sender_id, *recipient_ids})
-    rows = session.connection().execute(_SUBMISSION, {
-        "ids": ids, "packet_id": packet_id, "channel_id": channel_id, "moment": moment}).all()
+    rows = _SUBMISSION_READ.all(session.connection(), {
+        "ids": ids, "packet_id": packet_id, "channel_id": channel_id, "moment": moment})
     # Every row carries the same packet and channel facts; the sender, being
     # authenticated, always has one.
     first = rows[0] if rows else None

@@ -132,7 +132,8 @@ class SqlStorage(SqlReads):
         cursor = dbapi(conn).cursor()
         try:
             move = compiled(conn, cast(ClauseElement, self._head_statements()[1]))
-            cursor.execute(move.string, move.params([params])[0])
+            with sqlpipeline.as_sqlalchemy_errors(conn, move.string):  # as through SQLAlchemy
+                cursor.execute(move.string, move.params([params])[0])
             if cursor.rowcount != 1:
                 raise ConflictError(f"ledger head is no longer at size {first_index}")
             try:

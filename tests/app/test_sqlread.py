@@ -1,6 +1,6 @@
 """Hot reads on the DB-API cursor give what SQLAlchemy's execution gives (issue 21).
 
-``app.sqlread.DriverQuery`` runs the token, retrieval and listing reads of the
+``app.ledger.sqlread.DriverQuery`` runs the token, retrieval and listing reads of the
 hot routes without SQLAlchemy's execution layer; its rows must hold the very
 values ``Connection.execute`` returns for them (types converted alike: aware
 datetimes, enums, booleans, bytes), on SQLite and on PostgreSQL.
@@ -30,12 +30,12 @@ from sqlalchemy import (
 
 from app.identity import repository as identity
 from app.ledger import named_insert
+from app.ledger.sqlread import DriverQuery, execute_many
 from app.models.base import UTCDateTime
 from app.models.identity import Liaison, Role
 from app.models.packet import KeyOrigin, PacketStatus
 from app.packets import listing
 from app.packets import repository as packets
-from app.sqlread import DriverQuery, execute_many
 from tests.app.conftest import World
 from tests.app.test_packets_support import exchange
 
@@ -139,11 +139,21 @@ def test_constants_of_the_statement_keep_their_values(world: World) -> None:
             DriverQuery(stmt).all(conn, {})
 
 
-def test_an_expanding_parameter_is_refused(world: World) -> None:
+@FIXTURE_OK
+@given(ids=st.lists(st.sampled_from(["coord", "alice", "bob", "carol", "nobody"]), max_size=4),
+       other=st.sampled_from(["ch", "other"]))
+def test_an_expanding_parameter_takes_a_list_of_any_length(
+        sent: tuple[World, list[str], list[str]], ids: list[str], other: str) -> None:
+    """The submission's read (an ``IN`` over the sender and recipients) matches
+    SQLAlchemy's for every length, each length compiled once."""
+    world, ids_sent, _ = sent
+    values = {"ids": ids, "packet_id": ids_sent[0], "channel_id": other,
+              "moment": datetime.now(UTC)}
+    expected, got = _both(world, packets._SUBMISSION, values)
+    assert sorted(got) == sorted(expected)
     stmt = select(Liaison.id).where(Liaison.id.in_(bindparam("ids", expanding=True)))
-    with world.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        with pytest.raises(TypeError, match="ids"):
-            DriverQuery(stmt).all(conn, {"ids": ["coord"]})
+    expected, got = _both(world, stmt, {"ids": ids})
+    assert sorted(got) == sorted(expected)
 
 
 def test_statement_listeners_are_told(world: World) -> None:

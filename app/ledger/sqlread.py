@@ -11,15 +11,18 @@ the column types' own processors, the ones SQLAlchemy would apply, so a row
 holds what ``Connection.execute`` would have given, as a named tuple.
 
 Listeners of the engine's ``before_cursor_execute`` event (tests that count
-statements) are still told of each statement. The caller gives a value for
+statements) are still told of each statement, and what the driver raises is
+raised as SQLAlchemy's exception (``ledger.sql.pipeline.as_sqlalchemy_errors``),
+as through ``Connection.execute``. The caller gives a value for
 every parameter the statement leaves without one; those it binds to
-constants of its own (a separator, an enum member) keep theirs. A statement
-with an expanding ``IN`` parameter is not supported.
+constants of its own (a separator, an enum member) keep theirs. An expanding
+``IN`` parameter takes a list: the statement is compiled once per length.
 (The ledger's own statements are run alike by ``ledger.sql.driver``.)
 """
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ from typing import Any
 from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from ledger.sql import as_sqlalchemy_errors
 
 Processor = Callable[[Any], Any] | None
 
@@ -40,7 +45,9 @@ class _Plan:
     names: tuple[str, ...]
     """The parameters in the order the driver takes them (every one, once, if named)."""
     positional: bool
-    binds: tuple[Processor, ...]
+    sources: tuple[tuple[str, int | None, Processor], ...]
+    """For each name: the caller's parameter, the item of it (an expanding one's), and
+    the bind processor; a constant's name is in :attr:`fixed` instead."""
     fixed: Mapping[str, Any]
     """Values of the parameters the statement binds to constants, converted already."""
     results: tuple[Processor, ...]
@@ -55,6 +62,20 @@ def _binder(kind: Any, dialect: Dialect) -> Processor:
     return process
 
 
+_NAMED = re.compile(r"%\(([^)]+)\)s")
+"""A parameter of the ``pyformat`` style (psycopg), in a compiled statement."""
+
+
+@dataclass(frozen=True)
+class _Binds:
+    """What one dialect's compilation says of the statement's parameters."""
+
+    wanted: frozenset[str]
+    """The caller's (no value of their own)."""
+    expanding: tuple[str, ...]
+    """The caller's that are lists, rendered one placeholder an item."""
+
+
 class DriverQuery:
     """A ``SELECT`` run on the session connection's DB-API cursor (module docstring)."""
 
@@ -64,63 +85,87 @@ class DriverQuery:
         An ``INSERT`` is run by :meth:`execute_many` (rows, no result).
         """
         self.stmt = stmt
-        self._plans: dict[str, _Plan] = {}
+        self._binds: dict[str, _Binds] = {}
+        self._plans: dict[tuple[str, tuple[int, ...]], _Plan] = {}
 
-    def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans.get(dialect.name)
+    def _plan(self, dialect: Dialect, values: Mapping[str, Any]) -> _Plan:
+        binds = self._binds.get(dialect.name)
+        if binds is None:
+            binds = self._binds[dialect.name] = self._analyse(dialect)
+        key = (dialect.name, tuple(len(values[name]) for name in binds.expanding))
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[dialect.name] = self._compile(dialect)
+            plan = self._plans[key] = self._compile(dialect, binds, key[1])
         return plan
 
-    def _compile(self, dialect: Dialect) -> _Plan:
-        # Placeholder values only let the compiler render the statement's own
-        # constants that must be inline (SQLite's group_concat separator); the
-        # caller's parameters stay bound.
+    def _analyse(self, dialect: Dialect) -> _Binds:
         binds = self.stmt.compile(dialect=dialect).binds.values()
         for bind in binds:
-            if bind.expanding or (bind.required and bind.literal_execute):
+            if bind.required and bind.literal_execute and not bind.expanding:
                 raise TypeError(f"{bind.key}: a parameter DriverQuery cannot bind")
-        wanted = {bind.key for bind in binds if bind.required}
-        placeholders = dict.fromkeys(wanted)
+            if bind.expanding and not bind.required:
+                raise TypeError(f"{bind.key}: an expanding constant DriverQuery cannot bind")
+        if dialect.paramstyle not in ("qmark", "pyformat"):  # pragma: no cover - SQLite, psycopg
+            raise TypeError(f"DriverQuery does not know the {dialect.paramstyle} style")
+        return _Binds(frozenset(bind.key for bind in binds if bind.required),
+                      tuple(sorted(bind.key for bind in binds if bind.expanding)))
+
+    def _compile(self, dialect: Dialect, binds: _Binds, lengths: tuple[int, ...]) -> _Plan:
+        # Placeholder values only let the compiler render the statement's own
+        # constants that must be inline (SQLite's group_concat separator) and one
+        # placeholder per item of an expanding list; every value stays bound.
+        wanted, expanding = binds.wanted, dict(zip(binds.expanding, lengths, strict=True))
+        placeholders = {name: [None] * expanding[name] if name in expanding else None
+                        for name in wanted}
         compiled: SQLCompiler = (
             self.stmt.params(placeholders).compile(
                 dialect=dialect, compile_kwargs={"render_postcompile": True})
             if isinstance(self.stmt, Select) else self.stmt.compile(dialect=dialect))
         if "POSTCOMPILE" in compiled.string:  # an INSERT's constant that must be inline
             raise TypeError("a statement DriverQuery cannot render")
-        if compiled.positional:
-            names = tuple(compiled.positiontup or ())
-        else:
-            names = tuple(dict.fromkeys(compiled.bind_names.values()))
+        names = (tuple(compiled.positiontup or ()) if compiled.positional
+                 else tuple(dict.fromkeys(_NAMED.findall(compiled.string))))
         rendered = compiled.binds
+        items = {f"{name}_{n}": (name, n - 1)
+                 for name, length in expanding.items() for n in range(1, length + 1)}
         fixed: dict[str, Any] = {}
+        sources: list[tuple[str, int | None, Processor]] = []
         for name in names:
-            if name in wanted:
-                continue
-            bind = rendered[name]
-            if bind.callable is not None:
-                raise TypeError(f"{name}: a parameter DriverQuery cannot bind")
-            process = _binder(bind.type, dialect)
-            value = bind.effective_value
-            fixed[name] = value if process is None else process(value)
-        missing = wanted - set(names)
+            if name in items:
+                source, item = items[name]
+                sources.append((source, item, _binder(rendered[source].type, dialect)))
+            elif name in wanted:
+                sources.append((name, None, _binder(rendered[name].type, dialect)))
+            else:
+                bind = rendered[name]
+                if bind.callable is not None:
+                    raise TypeError(f"{name}: a parameter DriverQuery cannot bind")
+                process = _binder(bind.type, dialect)
+                value = bind.effective_value
+                fixed[name] = value if process is None else process(value)
+                sources.append((name, None, None))
+        missing = (wanted - set(expanding)) - set(names)
         if missing:
             raise TypeError(f"the statement binds no {sorted(missing)}")
-        processors = tuple(None if name in fixed else _binder(rendered[name].type, dialect)
-                           for name in names)
         select = self.stmt if isinstance(self.stmt, Select) else None
         columns = list(select.selected_columns) if select is not None else []
         results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
                         for column in columns)
         keys = list(select.selected_columns.keys()) if select is not None else []
-        return _Plan(compiled.string, names, compiled.positional, processors, fixed, results,
-                     any(p is not None for p in results),
+        return _Plan(compiled.string, names, compiled.positional, tuple(sources), fixed,
+                     results, any(p is not None for p in results),
                      namedtuple("Row", keys, rename=True))
 
-    def _driver_params(self, plan: _Plan, values: Mapping[str, Any]) -> Any:
-        out = [plan.fixed[name] if name in plan.fixed
-               else values[name] if process is None else process(values[name])
-               for name, process in zip(plan.names, plan.binds, strict=True)]
+    @staticmethod
+    def _driver_params(plan: _Plan, values: Mapping[str, Any]) -> Any:
+        fixed = plan.fixed
+        out = []
+        for name, (source, item, process) in zip(plan.names, plan.sources, strict=True):
+            if name in fixed:
+                out.append(fixed[name])
+                continue
+            value = values[source] if item is None else values[source][item]
+            out.append(value if process is None else process(value))
         return tuple(out) if plan.positional else dict(zip(plan.names, out, strict=True))
 
     @staticmethod
@@ -135,26 +180,28 @@ class DriverQuery:
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once for each of ``rows`` (an ``INSERT``: one driver call)."""
-        plan = self._plan(conn.dialect)
+        plan = self._plan(conn.dialect, rows[0] if rows else {})
         params = [self._driver_params(plan, row) for row in rows]
         cursor = self._cursor(conn, plan, params, many=True)
         try:
-            cursor.executemany(plan.string, params)
+            with as_sqlalchemy_errors(conn, plan.string):
+                cursor.executemany(plan.string, params)
         finally:
             cursor.close()
 
     def _fetch(self, conn: Connection, values: Mapping[str, Any], *, one: bool
                ) -> tuple[_Plan, list[Any]]:
-        plan = self._plan(conn.dialect)
+        plan = self._plan(conn.dialect, values)
         params = self._driver_params(plan, values)
         cursor = self._cursor(conn, plan, params, many=False)
         try:
-            cursor.execute(plan.string, params)
-            if one:
-                row = cursor.fetchone()
-                fetched = [] if row is None else [row]
-            else:
-                fetched = list(cursor.fetchall())
+            with as_sqlalchemy_errors(conn, plan.string):
+                cursor.execute(plan.string, params)
+                if one:
+                    row = cursor.fetchone()
+                    fetched = [] if row is None else [row]
+                else:
+                    fetched = list(cursor.fetchall())
         finally:
             cursor.close()
         return plan, fetched
