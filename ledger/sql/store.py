@@ -88,9 +88,16 @@ class SqlStorage(SqlReads):
             if row is not None:
                 row = (row[0], row[1], stored_last, row[3])
         else:
-            # Through SQLAlchemy, not the raw cursor: a lock timeout or a
-            # serialization failure must reach callers as SQLAlchemy's errors.
-            row, found = conn.execute(stmt, {"id": HEAD_ID}).first(), None
+            # On the DB-API cursor (SQLAlchemy's execution cost more than the read);
+            # a lock timeout must still reach callers as SQLAlchemy's error.
+            sql = compiled(conn, cast(ClauseElement, stmt))
+            cursor = dbapi(conn).cursor()
+            try:
+                with sqlpipeline.as_sqlalchemy_errors(conn, sql.string):
+                    cursor.execute(sql.string, sql.params([{"id": HEAD_ID}])[0])
+                    row, found = cursor.fetchone(), None
+            finally:
+                cursor.close()
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
         if found is not None:
