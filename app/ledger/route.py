@@ -28,7 +28,7 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -213,6 +213,16 @@ def _abandon(session: UnitOfWork) -> None:
         session.close()
 
 
+def _new_session(request: Request) -> UnitOfWork:
+    """A unit of work for ``request`` (touches no database: the connection is taken at
+    first use)."""
+    session = _sessions(request)()
+    summaries = getattr(request.app.state, "refusal_summaries", None)
+    client = request.client
+    session.request = RequestContext(client.host if client else "unknown", summaries)
+    return session
+
+
 async def get_session(request: Request) -> UnitOfWork:
     """The request's session; :class:`UnitOfWorkRoute` ends its transaction.
 
@@ -228,11 +238,7 @@ async def get_session(request: Request) -> UnitOfWork:
     """
     if not isinstance(request.scope.get("route"), UnitOfWorkRoute):
         raise TypeError("a SessionDep needs a route of class UnitOfWorkRoute")
-    session = _sessions(request)()
-    summaries = getattr(request.app.state, "refusal_summaries", None)
-    client = request.client
-    session.request = RequestContext(client.host if client else "unknown", summaries)
-    return session
+    return _new_session(request)
 
 
 async def _settle_elsewhere(session: UnitOfWork, error: Exception | None) -> None:
@@ -344,6 +350,64 @@ def _on_a_request_thread(run: Callable[..., Any]) -> Callable[..., Any]:
     return on_a_fair_thread(run)
 
 
+_REQUEST = "_cadena_request"
+"""The parameter a synchronous endpoint's wrapper adds to get the request, if it has none."""
+
+
+def _is_session_dep(annotation: Any) -> bool:
+    return any(isinstance(m, params.Depends) and m.dependency is get_session
+               for m in getattr(annotation, "__metadata__", ()))
+
+
+def _session_given(run: Callable[..., Any], endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` given its endpoint's :data:`SessionDep` by the route itself, in its thread.
+
+    FastAPI solves each dependency with a walk of its own parameters (a few
+    per cent of a request's CPU, issue 21); the session needs none of it. So
+    the signature FastAPI reads (``__signature__``) leaves the session out and
+    takes the request instead, and the session is made in the request's
+    thread, once the parameters have been read (a request refused on them
+    makes none). ``run`` is returned as it is when the endpoint takes no
+    session, or its annotations cannot be read here.
+    """
+    try:
+        typed = inspect.signature(endpoint, eval_str=True)
+    except NameError:
+        return run
+    names = [n for n, p in typed.parameters.items() if _is_session_dep(p.annotation)]
+    if len(names) != 1:
+        return run
+    session_name = names[0]
+    given = next((n for n, p in typed.parameters.items() if p.annotation is Request), None)
+    raw = inspect.signature(endpoint)
+    params = [p for n, p in raw.parameters.items() if n != session_name]
+    if given is None:
+        params.append(inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Request))
+    request_name = given or _REQUEST
+
+    @functools.wraps(run)
+    def with_session(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs[request_name] if given else kwargs.pop(_REQUEST)
+        kwargs[session_name] = _new_session(request)
+        return run(*args, **kwargs)
+
+    with_session.__signature__ = raw.replace(parameters=params)  # type: ignore[attr-defined]
+    return with_session
+
+
+def _no_session_in_dependencies(route: APIRoute) -> None:
+    """Refuse a dependency that takes a :data:`SessionDep`: the route gives the session to
+    its endpoint, not to FastAPI's solver, so a dependency would get another one."""
+    todo = list(route.dependant.dependencies)
+    while todo:
+        dependant = todo.pop()
+        if dependant.call is get_session:
+            raise TypeError(f"{route.path}: a dependency takes a SessionDep; only the "
+                            "endpoint may (the route gives it its session)")
+        todo += dependant.dependencies
+
+
 def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """A coroutine ``endpoint`` whose deferred dependencies are resolved in one thread first.
 
@@ -391,9 +455,16 @@ class UnitOfWorkRoute(APIRoute):
         """Wrap ``endpoint`` (FastAPI reads its signature through ``__wrapped__``)."""
         if inspect.iscoroutinefunction(endpoint):
             endpoint = _authenticated_first(endpoint)
-        else:
-            endpoint = _on_a_request_thread(_in_one_thread(endpoint))
-        super().__init__(path, endpoint, **kwargs)
+            super().__init__(path, endpoint, **kwargs)
+            return
+        run_endpoint = _in_one_thread(endpoint)
+        given = _session_given(run_endpoint, endpoint)
+        hop = _on_a_request_thread(given)
+        if given is not run_endpoint:
+            hop.__signature__ = given.__signature__  # type: ignore[attr-defined]
+        super().__init__(path, hop, **kwargs)
+        if given is not run_endpoint:
+            _no_session_in_dependencies(self)
 
 
 SessionDep = Annotated[UnitOfWork, Depends(get_session)]

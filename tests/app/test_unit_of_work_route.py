@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -149,3 +149,72 @@ def test_a_session_outside_a_unit_of_work_route_is_refused(tmp_path: Path) -> No
     with TestClient(app) as client, pytest.raises(TypeError, match="UnitOfWorkRoute"):
         client.post("/sync/a")
     assert _notes(app) == []
+
+
+# -- the session given by the route, not solved by FastAPI (issue 21) ---------------------
+
+
+def test_a_synchronous_endpoint_gets_its_session_from_the_route_not_the_solver(
+        tmp_path: Path) -> None:
+    """FastAPI solves no dependency for the session (it reads no parameter); the endpoint
+    still gets one unit of work, with its request's context, and an endpoint that takes
+    the request itself keeps it."""
+    app = _app_on(tmp_path)
+    router = APIRouter(route_class=UnitOfWorkRoute)
+    seen: dict[str, Any] = {}
+
+    @router.get("/both/{n}")
+    def both(n: int, request: Request, session: SessionDep) -> dict[str, int]:
+        seen.update(path=request.url.path, address=session.request and session.request.address,
+                    unit_of_work=isinstance(session, UnitOfWork))
+        return {"n": n}
+
+    app.include_router(router)
+    route = next(r for r in router.routes if getattr(r, "name", "") == "both")
+    assert isinstance(route, APIRoute)
+    assert [d.call for d in route.dependant.dependencies] == []
+    assert "session" not in {p.name for p in route.dependant.query_params}
+    with TestClient(app) as client:
+        assert client.get("/both/7").json() == {"n": 7}
+        assert client.post("/sync/a").status_code == 200
+    assert seen == {"path": "/both/7", "address": "testclient", "unit_of_work": True}
+    assert _notes(app) == ["a"]
+
+
+def test_a_request_refused_on_its_parameters_makes_no_session(tmp_path: Path) -> None:
+    app = _app_on(tmp_path)
+    made: list[UnitOfWork] = []
+    factory = app.state.sessions
+
+    def counting() -> UnitOfWork:
+        made.append(factory())
+        return made[-1]
+
+    app.state.sessions = counting
+    router = APIRouter(route_class=UnitOfWorkRoute)
+
+    @router.get("/number/{n}")
+    def number(n: int, session: SessionDep) -> int:
+        return n
+
+    app.include_router(router)
+    with TestClient(app) as client:
+        assert client.get("/number/x").status_code == 422
+        assert made == []
+        assert client.get("/number/3").json() == 3
+    assert len(made) == 1
+
+
+def _helper(session: SessionDep) -> str:
+    return "x"
+
+
+def _endpoint_with_a_helper(value: Annotated[str, Depends(_helper)], session: SessionDep) -> str:
+    return value
+
+
+def test_a_dependency_that_takes_a_session_is_refused_when_the_route_is_made() -> None:
+    """The route gives the session to its endpoint: a dependency solved by FastAPI would
+    get a second unit of work, another transaction."""
+    with pytest.raises(TypeError, match="dependency takes a SessionDep"):
+        UnitOfWorkRoute("/x", _endpoint_with_a_helper)
