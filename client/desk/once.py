@@ -48,6 +48,8 @@ ONCE_TTL = 12 * 3600.0
 """Seconds a rendered form stays sendable (a working day, a message written slowly)."""
 PER_SESSION = 256
 """Tokens kept per browser session; a page with a form per row issues one per row."""
+SWEEP_EVERY = 64
+"""Tokens issued between two sweeps of expired tokens and of the sessions left with none."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Again = Callable[[Request, FormData], Awaitable[Response]]
@@ -88,6 +90,7 @@ class FormTokens:
         self._monotonic = monotonic
         self._forms: dict[str, OrderedDict[str, Form]] = {}
         self._lock = threading.Lock()
+        self._issued = 0
 
     def issue(self, session: str, purpose: str) -> str:
         """A new token (192 random bits) for one form of ``session`` posted to ``purpose``."""
@@ -97,7 +100,26 @@ class FormTokens:
             forms[token] = Form(purpose, self._monotonic() + self._ttl)
             while len(forms) > self._per_session:
                 forms.popitem(last=False)
+            self._issued += 1
+            if self._issued % SWEEP_EVERY == 0:
+                self._sweep()
         return token
+
+    def _sweep(self) -> None:
+        """Drop expired tokens, and the sessions left with none (a desk runs for weeks, and
+        every browser session that opened a form would otherwise stay). Under the lock."""
+        now = self._monotonic()
+        for session in list(self._forms):
+            forms = self._forms[session]
+            for token in [t for t, form in forms.items() if form.expires <= now]:
+                del forms[token]
+            if not forms:
+                del self._forms[session]
+
+    def sessions(self) -> int:
+        """How many browser sessions hold tokens."""
+        with self._lock:
+            return len(self._forms)
 
     def take(self, session: str, purpose: str, token: str) -> tuple[Taking, Form | None]:
         """Take ``token`` for ``purpose``: check and mark it in one step, under the lock."""

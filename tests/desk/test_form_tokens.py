@@ -18,7 +18,7 @@ import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
 from client.desk.app import TEMPLATES, routes
-from client.desk.once import PER_SESSION, FormTokens, Taking
+from client.desk.once import PER_SESSION, SWEEP_EVERY, FormTokens, Taking
 
 NATURALLY_IDEMPOTENT = {
     "/unlock": "opens the same keys again",
@@ -140,6 +140,24 @@ def test_a_page_reloaded_in_a_loop_keeps_a_bounded_number_of_tokens() -> None:
     assert tokens.held("s") == PER_SESSION
     assert tokens.take("s", "/p", issued[0])[0] is Taking.REFUSED  # the oldest went first
     assert tokens.take("s", "/p", issued[-1])[0] is Taking.FRESH
+
+
+def test_sessions_whose_tokens_all_expired_are_forgotten() -> None:
+    """A desk runs for weeks: every browser session that ever opened a form must not stay
+    in its memory once its tokens have expired (a token still in force is kept)."""
+    now = [0.0]
+    tokens = FormTokens(ttl=10.0, monotonic=lambda: now[0])
+    for n in range(300):
+        tokens.issue(f"old-{n}", "/compose")
+    kept = tokens.issue("recent", "/compose")
+    now[0] = 10.5
+    fresh = tokens.issue("recent", "/compose")
+    for _ in range(SWEEP_EVERY):
+        tokens.issue("another", "/compose")
+    assert tokens.sessions() == 2  # "recent" (one token in force) and "another"
+    assert tokens.held("old-0") == 0
+    assert tokens.take("recent", "/compose", kept)[0] is Taking.REFUSED
+    assert tokens.take("recent", "/compose", fresh)[0] is Taking.FRESH
 
 
 def test_threads_taking_one_token_at_once_find_it_fresh_once() -> None:
