@@ -1,4 +1,4 @@
-"""Hot reads on the DB-API cursor: a Core ``SELECT`` compiled once per dialect.
+"""Hot statements on the DB-API cursor: a Core ``SELECT`` or ``INSERT`` compiled once.
 
 SQLAlchemy's execution and result layers cost about 70 µs a statement (the
 compiled cache's lookup, the execution context, the result's metadata and
@@ -77,7 +77,7 @@ class _Binds:
 
 
 class DriverQuery:
-    """A ``SELECT`` run on the session connection's DB-API cursor (module docstring)."""
+    """A ``SELECT`` (or ``INSERT``) run on the connection's DB-API cursor (module docstring)."""
 
     def __init__(self, stmt: Select[*tuple[Any, ...]] | Insert) -> None:
         """``stmt``; its parameters without a value of their own are the caller's.
