@@ -31,7 +31,7 @@ import functools
 import itertools
 import queue
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -150,7 +150,7 @@ class FairShare:
         """``slots`` request threads to share."""
         self.slots = slots
         self.busy = 0
-        self._held: dict[str, int] = {}
+        self._held: Counter[str] = Counter()
         self._served: dict[str, int] = {}
         self._turn = itertools.count(1)
         self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
@@ -176,16 +176,11 @@ class FairShare:
     def release(self, caller: str) -> None:
         """Give ``caller``'s slot back; the next waiting caller by the rule gets it."""
         self.busy -= 1
-        held = self._held.get(caller, 0) - 1
-        if held > 0:
-            self._held[caller] = held
-        else:
-            self._held.pop(caller, None)
+        self._held[caller] -= 1
+        if self._held[caller] <= 0:
+            del self._held[caller]
         while self.busy < self.slots and self._waiting:
-            waiting = self._waiting
-            # first in arrival order on a tie; one caller waiting (the usual case) is chosen
-            chosen = (next(iter(waiting)) if len(waiting) == 1
-                      else min(waiting, key=self._priority))
+            chosen = min(self._waiting, key=self._priority)  # first in arrival order on a tie
             queue = self._waiting[chosen]
             granted = queue.popleft()
             if not queue:
@@ -196,11 +191,11 @@ class FairShare:
             granted.set_result(None)
 
     def _priority(self, caller: str) -> tuple[int, int]:
-        return self._held.get(caller, 0), self._served.get(caller, 0)
+        return self._held[caller], self._served.get(caller, 0)
 
     def _take(self, caller: str) -> None:
         self.busy += 1
-        self._held[caller] = self._held.get(caller, 0) + 1
+        self._held[caller] += 1
         self._served[caller] = next(self._turn)
         if len(self._served) > 4 * self.slots + 1024:  # callers gone long ago
             for gone in [c for c in self._served if c not in self._held
