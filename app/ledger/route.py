@@ -380,10 +380,10 @@ def _session_given(run: Callable[..., Any], endpoint: Callable[..., Any]) -> Cal
     session_name = names[0]
     given = next((n for n, p in typed.parameters.items() if p.annotation is Request), None)
     raw = inspect.signature(endpoint)
-    params = [p for n, p in raw.parameters.items() if n != session_name]
+    kept = [p for n, p in raw.parameters.items() if n != session_name]
     if given is None:
-        params.append(inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY,
-                                        annotation=Request))
+        kept.append(inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY,
+                                      annotation=Request))
     request_name = given or _REQUEST
 
     @functools.wraps(run)
@@ -392,7 +392,7 @@ def _session_given(run: Callable[..., Any], endpoint: Callable[..., Any]) -> Cal
         kwargs[session_name] = _new_session(request)
         return run(*args, **kwargs)
 
-    with_session.__signature__ = raw.replace(parameters=params)  # type: ignore[attr-defined]
+    with_session.__signature__ = raw.replace(parameters=kept)  # type: ignore[attr-defined]
     return with_session
 
 

@@ -135,7 +135,6 @@ class SqlStorage(SqlReads):
         entries_inserter, nodes_inserter = self._inserters()
         # Straight to the DB-API cursor, the head's move with plain values and the
         # rows as plain tuples: SQLAlchemy's execution cost more than the statements.
-        # (The transaction already holds SQLite's write lock: BEGIN IMMEDIATE.)
         cursor = dbapi(conn).cursor()
         try:
             move = compiled(conn, cast(ClauseElement, self._head_statements()[1]))
