@@ -109,7 +109,7 @@ def views(session: Session, packets: Sequence[Packet], moment: datetime,
             for p in packets]
 
 
-def new_view(packet: Packet, recipient_ids: Sequence[str],
+def new_view(packet: PacketMetadata, recipient_ids: Sequence[str],
              moment: datetime) -> PacketView:
     """The view of a packet just stored with these header recipients (no query).
 

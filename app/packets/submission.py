@@ -35,7 +35,7 @@ from app.events.service import notify
 from app.identity import repository as liaisons
 from app.ledger import Hidden, Reason, deny, draft, now, record
 from app.models.identity import Level
-from app.models.packet import KeyOrigin, Packet, PacketStatus
+from app.models.packet import KeyOrigin, PacketStatus
 from app.packets import repository as repo
 from app.packets.access import (
     eligibility_refusal,
@@ -76,7 +76,7 @@ MAX_LISTED_RECIPIENTS_BYTES = 16 * 1024
 class Submitted:
     """A stored packet and the ledger entry of its submission."""
 
-    packet: Packet
+    packet: repo.PacketRecord
     entry: AppendedEntry
     recipient_ids: tuple[str, ...]
 
@@ -208,7 +208,7 @@ def _check_streams(store: BlobStorage, header: PacketHeader,
 
 
 def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHeader,
-           *, moment: datetime, inline: Mapping[int, bytes]) -> Packet:
+           *, moment: datetime, inline: Mapping[int, bytes]) -> repo.PacketRecord:
     meta = header.meta
     values: dict[str, Any] = {
         "id": header.packet_id, "channel_id": meta.channel_id, "sender_id": by.liaison_id,
@@ -229,10 +229,12 @@ def _store(session: Session, by: Principal, envelope: Envelope, header: PacketHe
                 "length": s.length, "content": inline.get(i)}
                for i, s in enumerate(header.streams)]
     repo.store_submitted(session, values, holdings, streams)
-    return Packet(**values)  # not added to the session: the rows are inserted at commit
+    # A plain record, not an ORM instance (nothing is added to the session: the rows are
+    # inserted at commit), whose instrumented construction cost more than the record.
+    return repo.PacketRecord(**values)
 
 
-def _details(packet: Packet, header: PacketHeader) -> dict[str, object]:
+def _details(packet: repo.PacketRecord, header: PacketHeader) -> dict[str, object]:
     ids = list(header.recipient_ids)
     details: dict[str, object] = {
         "channel": packet.channel_id, "classification": Level(packet.classification).name,
