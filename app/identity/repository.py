@@ -225,6 +225,35 @@ _TOKEN_WIDTH = len(_TOKEN_COLUMNS)
 if list(_TOKEN.selected_columns.keys()) != list(_TOKEN_COLUMNS):  # pragma: no cover
     raise AssertionError("token_facts_of reads the token query's columns in this order")
 _TOKEN_READ = DriverQuery(_TOKEN)
+# The token's key set's public keys too, for a submission: its header must be signed
+# by the token's own key set, if usable (the same rule as :func:`usable_key`).
+_TOKEN_WITH_KEY = _TOKEN.add_columns(
+    LiaisonKey.liaison_id.label("key_liaison_id"), LiaisonKey.signing_public,
+    LiaisonKey.encryption_public, LiaisonKey.retired_at.label("key_retired_at"))
+_TOKEN_WITH_KEY_READ = DriverQuery(_TOKEN_WITH_KEY)
+
+
+@dataclass(frozen=True)
+class TokenAndKey:
+    """A bearer token's facts and its key set if usable (``None``: rotated out, revoked
+    or unknown)."""
+
+    token: TokenFacts
+    key: UsableKey | None
+
+
+def token_with_usable_key(session: Session, token_id: str,
+                          moment: datetime) -> TokenAndKey | None:
+    """:func:`token_facts` and :func:`usable_key` of the token's key set, in one query;
+    ``None`` for an unknown token."""
+    row = _TOKEN_WITH_KEY_READ.first(session.connection(),
+                                     {"token_id": token_id, "moment": moment})
+    if row is None:
+        return None
+    owner, signing, encryption, retired = row[_TOKEN_WIDTH:]
+    usable = row.key_known and row.key_revoked_at is None and retired is None
+    key = UsableKey(owner, bytes(signing), bytes(encryption)) if usable else None
+    return TokenAndKey(token_facts_of(row), key)
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,33 @@ class RetrievalCredentials:
 
 
 @dataclass(frozen=True)
+class Submitter:
+    """The caller of a submission and their token's key set, if usable (one query)."""
+
+    principal: Principal
+    key: liaisons.UsableKey | None
+
+
+@dataclass(frozen=True)
+class SubmissionCredentials:
+    """A submission's credentials: resolved in the request's thread (``app.ledger.route.Deferred``)
+    by one query that reads the token and its key set's public keys.
+
+    As for :class:`RetrievalCredentials`, every check of the token is
+    :func:`app.auth.service.authenticate`'s, made first, on what the query read.
+    """
+
+    credentials: Credentials
+
+    def resolve(self, session: Session) -> Submitter:
+        """The caller and their usable key, or a logged 401."""
+        principal, read = self.credentials.resolve_with(
+            session, lambda token_id, moment: liaisons.token_with_usable_key(
+                session, token_id, moment))
+        return Submitter(principal, read.key)
+
+
+@dataclass(frozen=True)
 class Listed:
     """The caller of a listing, what they asked for, and the page read with their token
     (``None``: not read)."""

@@ -32,7 +32,14 @@ from app.ledger import SessionDep, UnitOfWorkRoute
 from app.models.identity import Role
 from app.models.packet import PacketStatus
 from app.packets import service, submission
-from app.packets.access import Authenticated, Listed, ListingCredentials, RetrievalCredentials
+from app.packets.access import (
+    Authenticated,
+    Listed,
+    ListingCredentials,
+    RetrievalCredentials,
+    SubmissionCredentials,
+    Submitter,
+)
 from app.packets.listing import PacketFilter
 from app.packets.present import PacketId, b64, ledger_ref, summary_fields
 from app.packets.schemas import (
@@ -90,17 +97,28 @@ async def upload_blob(sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], requ
                     ledger=ledger_ref(entry))
 
 
+async def submission_credentials(request: Request) -> SubmissionCredentials:
+    """The caller's credentials, checked in the route's thread by the query that also
+    reads their key set (``app.packets.access.SubmissionCredentials``)."""
+    return SubmissionCredentials(await current_principal(request))
+
+
+SubmitterDep = Annotated[Submitter, Depends(submission_credentials)]
+
+
 @router.post("", status_code=201, name="packet.submit")
 def submit_packet(body: PacketCreate, request: Request, session: SessionDep,
-                  settings: SettingsDep, *, store: BlobStoreDep, by: PrincipalDep,
+                  settings: SettingsDep, *, store: BlobStoreDep, read: SubmitterDep,
                   limits: RateLimitsDep) -> PacketCreated:
     """Submit a signed envelope whose ciphertext streams were uploaded as blobs."""
+    by = read.principal
     limits.check(limits.submit, [f"submit:{by.liaison_id}"], by.actor, "packet.submit",
                  subject={"type": "packet", "id": "new"})
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_json_bytes:
         raise ContentTooLarge(f"a submission may hold at most {settings.max_json_bytes} bytes")
-    done = submission.submit(session, store, by, body.envelope, inline=body.inline_streams)
+    done = submission.submit(session, store, by, body.envelope, inline=body.inline_streams,
+                             key=read.key)
     view = service.new_view(done.packet, done.recipient_ids, done.packet.submitted_at)
     return PacketCreated(**summary_fields(view), ledger=ledger_ref(done.entry))
 

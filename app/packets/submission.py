@@ -93,10 +93,10 @@ def _parse(envelope_b64: str) -> Envelope:
         raise InvalidEnvelope(f"the envelope is malformed: {exc}") from None
 
 
-def _verify(session: Session, by: Principal, envelope: Envelope) -> PacketHeader:
-    """The verified header; the caller's own usable key must have signed it."""
+def _verify(by: Principal, key: liaisons.UsableKey | None, envelope: Envelope) -> PacketHeader:
+    """The verified header; the caller's own usable key (``key``, the token's key set as
+    read with the token) must have signed it."""
     unverified = {"type": "packet_header", "id": hashlib.sha256(envelope.header).hexdigest()}
-    key = liaisons.usable_key(session, by.key_id)
     if key is None or key.liaison_id != by.liaison_id:
         raise deny(NotTheSender, "your key is not current", by.actor, ACTION, unverified,
                    Reason.KEY_NOT_CURRENT)
@@ -251,14 +251,16 @@ def _details(packet: repo.PacketRecord, header: PacketHeader) -> dict[str, objec
 
 
 def submit(session: Session, store: BlobStorage, by: Principal, envelope_b64: str,
-           *, inline: Sequence[InlineStream]) -> Submitted:
+           *, inline: Sequence[InlineStream], key: liaisons.UsableKey | None) -> Submitted:
     """Verify, check and store a packet; append ``packet.submit`` with the sender's signature.
 
-    ``inline``: streams sent with the envelope, kept in their stream rows.
+    ``inline``: streams sent with the envelope, kept in their stream rows. ``key``:
+    the caller's token's key set if usable, read with the token in this transaction
+    (``app.packets.access.SubmissionCredentials``).
     """
     require_prosecutor(by, ACTION, {"type": "packet", "id": "new"})
     envelope = _parse(envelope_b64)
-    header = _verify(session, by, envelope)
+    header = _verify(by, key, envelope)
     _check_texts(header)
     ciphertexts = _decode_inline(header, inline)
     moment = now()

@@ -1,4 +1,5 @@
-"""A retrieval checks its bearer token in the query that reads the packet (issue 21).
+"""A retrieval checks its bearer token in the query that reads the packet, and a submission
+in the query that reads its key set (issue 21).
 
 One statement reads the token, its holder and the packet for the token's
 liaison (docs/adr/0027); every check of the token is still made, first, on
@@ -16,9 +17,18 @@ import pytest
 from sqlalchemy import event, update
 
 from app.models.auth import AuthToken
+from app.models.identity import LiaisonKey
 from crypto import uuid7
 from tests.app.conftest import Person, World
-from tests.app.test_packets_support import assert_denied, assert_granted, exchange, execute, past
+from tests.app.test_packets_support import (
+    assert_denied,
+    assert_granted,
+    envelope_b64,
+    exchange,
+    execute,
+    past,
+    upload,
+)
 
 
 @contextmanager
@@ -85,3 +95,46 @@ def test_an_unknown_packet_for_a_good_token_is_the_usual_logged_404(world: World
     ex.sent()
     response = world.client.get(f"/v1/packets/{uuid7()}", headers=ex.bob.auth)
     assert_denied(world, response, 404, "not-found", "packet.retrieve", "no-such-packet")
+
+
+# -- a submission reads its token and its key set in one statement ------------------------
+
+
+def test_a_submission_reads_its_token_and_its_key_in_one_statement(world: World) -> None:
+    ex = exchange(world)
+    sealed = ex.seal()
+    for stream in sealed.streams:
+        assert upload(world, ex.alice, stream).status_code in (200, 201)
+    with _statements(world) as seen:
+        response = world.client.post("/v1/packets", headers=ex.alice.auth,
+                                     json={"envelope": envelope_b64(sealed)})
+    assert response.status_code == 201, response.text
+    token_reads = [s for s in seen if "FROM auth_tokens" in s]
+    assert len(token_reads) == 1
+    assert "signing_public" in token_reads[0]
+    key_reads = [s for s in seen if "signing_public" in s and "auth_tokens" not in s]
+    assert key_reads == []
+
+
+@pytest.mark.parametrize("spoil", ["retired", "another liaison's"])
+def test_a_submission_signed_with_a_key_not_current_is_refused_and_logged(
+        world: World, spoil: str) -> None:
+    """The key set read with the token must be usable and the caller's own: a token whose
+    key set was rotated out since it was issued may not submit."""
+    ex = exchange(world)
+    sealed = ex.seal()
+    for stream in sealed.streams:
+        assert upload(world, ex.alice, stream).status_code in (200, 201)
+    if spoil == "retired":
+        execute(world, update(LiaisonKey).where(LiaisonKey.liaison_id == ex.alice.id)
+                .values(retired_at=past()))
+    else:  # the token's key set now belongs to someone else (a corrupted row)
+        execute(world, update(LiaisonKey).where(LiaisonKey.liaison_id == ex.alice.id)
+                .values(liaison_id=ex.carol.id))
+    response = world.client.post("/v1/packets", headers=ex.alice.auth,
+                                 json={"envelope": envelope_b64(sealed)})
+    if spoil == "retired":
+        assert_denied(world, response, 403, "not-the-sender", "packet.submit",
+                      "key-not-current")
+    else:  # the token's holder is now carol, whose role and state the token reads
+        assert response.status_code in (401, 403), response.text
