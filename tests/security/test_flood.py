@@ -9,6 +9,7 @@ logged ones plus the summaries' counts equal the requests sent.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,12 @@ HEADERS = [{}, {"Authorization": "Bearer cdn1.nope.AAAA"}, {"Authorization": "Ba
 
 
 def _budget(world: World, per_interval: int) -> RefusalSummaries:
-    summaries = RefusalSummaries(interval=3600, logged_per_interval=per_interval)
+    # Intervals are aligned to the clock (floor(time / interval)): a flood that ran across
+    # an hour's turn was counted in two intervals, with two budgets and twice the
+    # summaries (a clean-clone CI run at 16:59:53 found 22 entries). One frozen instant.
+    instant = time.time()
+    summaries = RefusalSummaries(interval=3600, logged_per_interval=per_interval,
+                                 clock=lambda: instant)
     world.client.app.state.refusal_summaries = summaries  # type: ignore[attr-defined]
     return summaries
 
