@@ -137,20 +137,31 @@ class UsableKey:
     encryption_public: bytes
 
 
-_USABLE_KEY = (
-    select(LiaisonKey.liaison_id, LiaisonKey.signing_public, LiaisonKey.encryption_public)
-    .where(LiaisonKey.key_id == bindparam("key_id", type_=String()))
-    .where(LiaisonKey.retired_at.is_(None))
-    .where(LiaisonKey.revoked_at.is_(None))
-)
+# The key set's columns and the two that decide whether it is usable: the rule is
+# :func:`_usable`'s alone, for this query and for the one folded with a token.
+_KEY_COLUMNS = (LiaisonKey.liaison_id.label("key_liaison_id"), LiaisonKey.signing_public,
+                LiaisonKey.encryption_public, LiaisonKey.retired_at.label("key_retired_at"),
+                LiaisonKey.revoked_at.label("key_revoked_at"))
+_USABLE_KEY = select(*_KEY_COLUMNS).where(
+    LiaisonKey.key_id == bindparam("key_id", type_=String()))
 _USABLE_KEY_READ = DriverQuery(_USABLE_KEY)
+
+
+def _usable(owner: str | None, signing: bytes | None, encryption: bytes | None,
+            retired_at: datetime | None, revoked_at: datetime | None) -> UsableKey | None:
+    """A key set read with :data:`_KEY_COLUMNS`, if usable: known, neither rotated out
+    nor revoked."""
+    if owner is None or signing is None or encryption is None:
+        return None
+    if retired_at is not None or revoked_at is not None:
+        return None
+    return UsableKey(owner, bytes(signing), bytes(encryption))
 
 
 def usable_key(session: Session, key_id: str) -> UsableKey | None:
     """The key set ``key_id`` if it is usable (neither rotated out nor revoked), one query."""
     row = _USABLE_KEY_READ.first(session.connection(), {"key_id": key_id})
-    return None if row is None else UsableKey(row.liaison_id, bytes(row.signing_public),
-                                              bytes(row.encryption_public))
+    return None if row is None else _usable(*row)
 
 
 def current_key(session: Session, liaison_id: str) -> LiaisonKey | None:
@@ -227,9 +238,7 @@ if list(_TOKEN.selected_columns.keys()) != list(_TOKEN_COLUMNS):  # pragma: no c
 _TOKEN_READ = DriverQuery(_TOKEN)
 # The token's key set's public keys too, for a submission: its header must be signed
 # by the token's own key set, if usable (the same rule as :func:`usable_key`).
-_TOKEN_WITH_KEY = _TOKEN.add_columns(
-    LiaisonKey.liaison_id.label("key_liaison_id"), LiaisonKey.signing_public,
-    LiaisonKey.encryption_public, LiaisonKey.retired_at.label("key_retired_at"))
+_TOKEN_WITH_KEY = _TOKEN.add_columns(*_KEY_COLUMNS[:4])  # its key_revoked_at is the token's
 _TOKEN_WITH_KEY_READ = DriverQuery(_TOKEN_WITH_KEY)
 
 
@@ -251,9 +260,8 @@ def token_with_usable_key(session: Session, token_id: str,
     if row is None:
         return None
     owner, signing, encryption, retired = row[_TOKEN_WIDTH:]
-    usable = row.key_known and row.key_revoked_at is None and retired is None
-    key = UsableKey(owner, bytes(signing), bytes(encryption)) if usable else None
-    return TokenAndKey(token_facts_of(row), key)
+    return TokenAndKey(token_facts_of(row),
+                       _usable(owner, signing, encryption, retired, row.key_revoked_at))
 
 
 @dataclass(frozen=True)
