@@ -30,9 +30,11 @@ from app.events.routes import router as events_router
 from app.fairshare import FairShare
 from app.ledger import (
     Checkpointer,
+    HotRoutes,
     LedgerKeyError,
     RefusalSummaries,
     SummaryWriter,
+    as_included,
     load_note_signer,
     make_engine,
     make_session_factory,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger()
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+HOT_ROUTES = ("packet.submit", "packet.list", "packet.retrieve")
+"""Found by method and path before the router walks its routes (app.ledger.lean.HotRoutes)."""
 
 
 def _problem(status: int, code: str, title: str, detail: str, **ext: Any) -> JSONResponse:
@@ -262,5 +266,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    clearances_router, channels_router, ledger_router, witnesses_router,
                    events_router, certificates_router, directory_router):
         app.include_router(router)
-
+    app.router.middleware_stack = HotRoutes(
+        app.router, [r for r in as_included(app.router.routes) if r.name in HOT_ROUTES])
     return app

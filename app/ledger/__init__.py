@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         load_signing_key,
     )
     from app.ledger.keylog import key_log_for
+    from app.ledger.lean import HotRoutes, as_included
     from app.ledger.queries import (
         SignedCheckpoint,
         checkpoints_after,
@@ -87,6 +88,8 @@ _LAZY = {
     "Deferred": "app.ledger.route",
     "DriverQuery": "app.ledger.sqlread",
     "Hidden": "app.ledger.recording",
+    "HotRoutes": "app.ledger.lean",
+    "as_included": "app.ledger.lean",
     "LedgerKeyError": "app.ledger.key",
     "LedgerReaderOpener": "app.ledger.reader",
     "NoClearance": "app.ledger.recording",
@@ -156,6 +159,8 @@ __all__ = [
     "Deferred",
     "DriverQuery",
     "Hidden",
+    "HotRoutes",
+    "as_included",
     "LedgerKeyError",
     "LedgerReaderOpener",
     "NoClearance",

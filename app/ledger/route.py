@@ -29,13 +29,16 @@ import anyio
 import anyio.to_thread
 import structlog
 from fastapi import Depends, Request, params
+from fastapi import routing as fastapi_routing
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import Receive, Scope, Send
 
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.fairshare import on_a_fair_thread
+from app.ledger.lean import lean_app, plan_of
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.ledger.unit_of_work import (
     GroupCommitFailed,
@@ -451,9 +454,15 @@ def _authenticated_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 class UnitOfWorkRoute(APIRoute):
     """A route served in one thread: authentication, endpoint and commit (module docstring)."""
 
+    lean: Callable[[Scope, Receive, Send], Any] | None = None
+    """The route's lean ASGI application (app.ledger.lean), if its dependencies allow one
+    (an inclusion of the route has its own: :meth:`get_route_handler`)."""
+    endpoint_is_sync = False
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         """Wrap ``endpoint`` (FastAPI reads its signature through ``__wrapped__``)."""
-        if inspect.iscoroutinefunction(endpoint):
+        self.endpoint_is_sync = not inspect.iscoroutinefunction(endpoint)
+        if not self.endpoint_is_sync:
             endpoint = _authenticated_first(endpoint)
             super().__init__(path, endpoint, **kwargs)
             return
@@ -465,6 +474,49 @@ class UnitOfWorkRoute(APIRoute):
         super().__init__(path, hop, **kwargs)
         if given is not run_endpoint:
             _no_session_in_dependencies(self)
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        """FastAPI's handler, and the lean application (app.ledger.lean) of the route as
+        FastAPI sees it here: the route itself, or the route as an inclusion makes it
+        (its prefix, and any dependencies the inclusion adds), which is kept on that."""
+        effective = _effective_route(self)
+        if self.endpoint_is_sync:
+            plan = plan_of(effective.dependant)
+            effective.lean = lean_app(effective, plan) if plan is not None else None
+        return super().get_route_handler()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lean application for the route's own methods, unless the application
+        overrides dependencies; FastAPI's handling otherwise."""
+        effective = _scope_route(scope, self)
+        lean = getattr(effective, "lean", None)
+        if (lean is not None and scope["method"] in effective.methods
+                and scope["method"] != "HEAD"
+                and not getattr(scope.get("app"), "dependency_overrides", None)):
+            await lean(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+# FastAPI 0.163 makes an included route's handler once per inclusion, on an
+# object of its own (``_EffectiveRouteContext``: the route with the inclusion's
+# prefix and dependencies), which it names while it makes the handler and puts
+# in the request's scope once matched. Read through these two functions only;
+# tests/app/test_lean_route.py fails if a FastAPI release moves them.
+def _effective_route(route: UnitOfWorkRoute) -> Any:
+    """The route FastAPI is making a handler for: ``route`` or one inclusion of it."""
+    var = getattr(fastapi_routing, "_effective_route_context_var", None)
+    context = var.get() if var is not None else None
+    return context if getattr(context, "original_route", None) is route else route
+
+
+def _scope_route(scope: Scope, route: UnitOfWorkRoute) -> Any:
+    """The route a request matched: ``route`` or the inclusion of it it came through."""
+    find = getattr(fastapi_routing, "_get_scope_effective_route_context", None)
+    context = find(scope) if find is not None else None
+    if getattr(context, "original_route", None) is route:
+        return context
+    return route
 
 
 SessionDep = Annotated[UnitOfWork, Depends(get_session)]
