@@ -37,6 +37,7 @@ docs/operations.md says what several workers and hosts make of them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -46,7 +47,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
@@ -280,7 +280,7 @@ class _Pace:
         if self._done:  # the body is in: waiting for a disconnect may take for ever
             return await self._receive()
         try:
-            with anyio.fail_after(self._settings.body_idle_timeout_seconds):
+            async with asyncio.timeout(self._settings.body_idle_timeout_seconds):
                 message = await self._receive()
         except TimeoutError:
             self.slow = True
