@@ -132,6 +132,7 @@ def plan_of(dependant: Dependant) -> Plan | None:
         if planned is None:
             return None
         subs.append(planned)
+
     def kind(fields: list[ModelField]) -> Params | None:
         return Params.of(fields) if fields else None
 
