@@ -222,10 +222,10 @@ def lean_app(route: Any, plan: Plan) -> Callable[[Scope, Receive, Send], Awaitab
     """
     status = route.status_code
     field = route.response_field
-    default_class = isinstance(route.response_class, DefaultPlaceholder)
-    response_class = (route.response_class.value if isinstance(route.response_class,
-                                                               DefaultPlaceholder)
-                      else route.response_class)
+    response_class = route.response_class
+    default_class = isinstance(response_class, DefaultPlaceholder)
+    if default_class:
+        response_class = response_class.value
     dump_json = field is not None and default_class
     strict = route.strict_content_type
     strict = strict.value if isinstance(strict, DefaultPlaceholder) else strict
@@ -267,6 +267,17 @@ def lean_app(route: Any, plan: Plan) -> Callable[[Scope, Receive, Send], Awaitab
     return app
 
 
+def lean_for(route: Any, scope: Scope) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+    """``route``'s lean application if it serves ``scope`` (a request ``route`` matched):
+    one of the route's methods, and no dependency overridden by the application
+    (FastAPI then serves it, overrides and all)."""
+    lean: Callable[[Scope, Receive, Send], Awaitable[None]] | None = getattr(route, "lean", None)
+    if (lean is None or scope["method"] not in route.methods
+            or getattr(scope.get("app"), "dependency_overrides", None)):
+        return None
+    return lean
+
+
 class HotRoutes:
     """The router's innermost application, finding the hot routes without walking the rest.
 
@@ -298,7 +309,7 @@ class HotRoutes:
                 table, key = self.under, head
             else:
                 raise ValueError(f"{route.path}: not /literal or /literal/{{parameter}}")
-            for method in route.methods - {"HEAD"}:
+            for method in route.methods:
                 table[(method, key)] = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -308,14 +319,14 @@ class HotRoutes:
             route = self.exact.get((method, path))
             if route is None:
                 route = self.under.get((method, path[:path.rfind("/") + 1]))
-            if route is not None and not getattr(scope.get("app"), "dependency_overrides",
-                                                 None):
+            lean = lean_for(route, scope) if route is not None else None
+            if route is not None and lean is not None:
                 match, child = route.matches(scope)
                 if match is Match.FULL:
                     scope["router"] = self.router
                     scope.update(child)
                     scope["route"] = getattr(route, "original_route", route)
-                    await route.lean(scope, receive, send)
+                    await lean(scope, receive, send)
                     return
         await self.fallback(scope, receive, send)
 

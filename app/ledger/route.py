@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.errors import CadenaError, RuleRefused, Unavailable
 from app.fairshare import on_a_fair_thread
-from app.ledger.lean import lean_app, plan_of
+from app.ledger.lean import lean_app, lean_for, plan_of
 from app.ledger.recording import AccessDenied, Unauthenticated, draft, record, record_refusal
 from app.ledger.unit_of_work import (
     GroupCommitFailed,
@@ -486,13 +486,10 @@ class UnitOfWorkRoute(APIRoute):
         return super().get_route_handler()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The lean application for the route's own methods, unless the application
-        overrides dependencies; FastAPI's handling otherwise."""
-        effective = _scope_route(scope, self)
-        lean = getattr(effective, "lean", None)
-        if (lean is not None and scope["method"] in effective.methods
-                and scope["method"] != "HEAD"
-                and not getattr(scope.get("app"), "dependency_overrides", None)):
+        """The lean application where it serves the request (``lean_for``); FastAPI's
+        handling otherwise."""
+        lean = lean_for(_scope_route(scope, self), scope)
+        if lean is not None:
             await lean(scope, receive, send)
             return
         await super().handle(scope, receive, send)

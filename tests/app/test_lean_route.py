@@ -164,6 +164,17 @@ def test_a_packet_is_retrieved_alike(lean_world: World) -> None:
     assert lean[2]["wrapped_key"]
     lean, full = _both(lean_world, "GET", url, headers=alice.auth)
     assert lean == full
+    head_lean = lean_world.client.head(url, headers=bob.auth)
+    app = lean_world.client.app
+    assert isinstance(app, FastAPI)
+    app.dependency_overrides[_never] = _never
+    try:
+        head_full = lean_world.client.head(url, headers=bob.auth)
+    finally:
+        app.dependency_overrides.clear()
+    # FastAPI's routes take only the methods they name: HEAD is not GET's
+    assert head_lean.status_code == head_full.status_code == 405
+    assert head_lean.headers.get("allow") == head_full.headers.get("allow")
 
 
 def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
