@@ -12,7 +12,10 @@ passed every check (``app.auth.service.authenticate``).
 Rows are read with Core (named column tuples; no ORM instances, no identity
 map), and each statement is built once per shape: which optional filters a
 request uses (at most 2 boxes x 2^6 shapes), so that its cache key is
-computed once and the filters' values are bound, never inlined.
+computed once and the filters' values are bound, never inlined. The page's
+``LIMIT`` alone is written into the statement's text (an ``int``, checked by
+``app.ledger.sqlread``), so that PostgreSQL plans the prepared listing once
+per connection instead of at every request (docs/adr/0043).
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def _page(box: str, present: frozenset[str], liaison: ColumnElement[str],
     where += [bound[name] for name in _FILTERS if name in present]
     return (select(*(packets.c[name] for name in _METADATA)).where(*where)
             .order_by(packets.c.submitted_at.desc(), packets.c.id.desc())
-            .limit(bindparam("limit", type_=Integer())).subquery("page"))
+            .limit(bindparam("limit", type_=Integer(), literal_execute=True)).subquery("page"))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ datetimes, enums, booleans, bytes), on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy import (
 )
 
 from app.identity import repository as identity
-from app.ledger import named_insert
+from app.ledger import named_insert, sqlread
 from app.ledger.sqlread import DriverQuery, execute_many
 from app.models.base import UTCDateTime
 from app.models.identity import Liaison, Role
@@ -154,6 +155,58 @@ def test_an_expanding_parameter_takes_a_list_of_any_length(
     stmt = select(Liaison.id).where(Liaison.id.in_(bindparam("ids", expanding=True)))
     expected, got = _both(world, stmt, {"ids": ids})
     assert sorted(got) == sorted(expected)
+
+
+_PAGE = (select(Liaison.id).order_by(Liaison.id)
+         .limit(bindparam("limit", type_=Integer(), literal_execute=True)))
+
+
+@FIXTURE_OK
+@given(limits=st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=30))
+def test_a_literal_parameter_is_written_into_the_statement_per_value(
+        world: World, limits: list[int]) -> None:
+    """A listing's ``LIMIT``: the rows match SQLAlchemy's for any value, the value is in
+    the statement's text (PostgreSQL plans knowing it), and a statement keeps at most
+    ``MAX_LITERAL_PLANS`` compiled forms however many values it is given."""
+    query = DriverQuery(_PAGE)
+    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        with engine.connect() as conn:
+            for limit in limits:
+                expected = [tuple(row) for row in conn.execute(_PAGE, {"limit": limit})]
+                seen.clear()
+                assert query.all(conn, {"limit": limit}) == expected
+                assert re.search(rf"\bLIMIT {limit}\b", seen[0]), seen[0]
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(query._plans) <= sqlread.MAX_LITERAL_PLANS
+
+
+@pytest.mark.parametrize("value", [True, "5", "5; DROP TABLE liaisons", 5.0, None, [5]])
+def test_a_literal_parameter_takes_only_an_int(world: World, value: Any) -> None:
+    """Only an ``int`` is ever written into SQL: anything else is refused before the
+    statement is compiled or run."""
+    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    query = DriverQuery(_PAGE)
+    with engine.connect() as conn:
+        with pytest.raises(TypeError, match="literal parameter"):
+            query.all(conn, {"limit": value})
+        assert query._plans == {}
+        assert query.all(conn, {"limit": 1}) == [("coord",)]
+
+
+def test_a_literal_parameter_must_be_an_integer_of_a_select(world: World) -> None:
+    named = select(Liaison.id).where(
+        Liaison.id == bindparam("id", type_=String(), literal_execute=True))
+    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn, pytest.raises(TypeError, match="cannot bind"):
+        DriverQuery(named).all(conn, {"id": "coord"})
 
 
 def test_statement_listeners_are_told(world: World) -> None:
