@@ -175,6 +175,9 @@ def main() -> None:
               f"B = {args.b or 'this tree'} {' '.join(args.b_env)}; {args.backend}, "
               f"{args.workers} worker(s), {args.concurrency} connections each", flush=True)
         for phase in phases:
+            for side in sides:  # as bench/api.py --server-bound does (sb.Database.analyze)
+                if side.config.db is not None:
+                    side.config.db.analyze()
             warm = {s.name: s.lines(phase, -1, 2.0) for s in sides}
             together(sides, phase, warm, "closed", 2.0, {})
             for n in range(args.rounds):

@@ -82,18 +82,18 @@ def frontier_statement(tables: LedgerTables) -> ClauseElement:
     subtree per set bit ``l`` of ``n``: level ``l``, last leaf
     ``((n >> l) << l) - 1``; each is one primary-key probe.
 
-    The levels and the bit are constants in the statement's text, not
-    parameters: PostgreSQL estimates a ``generate_series`` of parameters at a
-    thousand rows, so its generic plan never looked cheaper than a custom one
-    and the prepared statement was planned again at every append (190 µs of
-    the database's CPU each, by ``pg_stat_statements``); with constants it is
-    planned once per connection.
+    PostgreSQL plans it again at every execution (a ``generate_series`` of
+    parameters is estimated at a thousand rows, so the generic plan never
+    looks cheaper), about 190 µs of its CPU. That is kept on purpose: with
+    constant levels the generic plan made once probed the nodes by level
+    alone and filtered a whole level of the tree, 47 µs to 684 µs an append
+    as the ledger grew (docs/adr/0043).
     """
     h, n = tables.head.c, tables.nodes.c
-    levels = func.generate_series(literal_column("0", Integer()),
-                                  literal_column(str(MAX_LEVEL), Integer())).table_valued(
+    levels = func.generate_series(bindparam("lowest", type_=Integer()),
+                                  bindparam("highest", type_=Integer())).table_valued(
         "level", name="levels").render_derived()
-    level, bit = levels.c.level, literal_column("1", BigInteger())
+    level, bit = levels.c.level, bindparam("bit", type_=BigInteger())
     return (select(n.level, n.index, n.hash).select_from(tables.head)
             .join(levels, h.size.bitwise_rshift(level).bitwise_and(bit) == bit)
             .join(tables.nodes, (n.last_leaf == h.size.bitwise_rshift(level)
@@ -103,7 +103,7 @@ def frontier_statement(tables: LedgerTables) -> ClauseElement:
 
 def frontier_params(head_id: int) -> dict[str, int]:
     """The parameters of :func:`frontier_statement`."""
-    return {"id": head_id}
+    return {"id": head_id, "lowest": 0, "highest": MAX_LEVEL, "bit": 1}
 
 
 def append_statement(tables: LedgerTables, *, checked: bool = False) -> ClauseElement:

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.ledger.engine import make_engine
-from app.ledger.unit_of_work import make_session_factory
 from app.models.ledger import LEDGER_TABLES
 from ledger import ConflictError, MemoryStorage, merkle
 from ledger.sql import SqlStorage
@@ -104,27 +102,3 @@ def test_a_waiting_appender_builds_on_the_nodes_the_holder_committed(
     stored = SqlStorage(backend.session, LEDGER_TABLES)
     assert merkle.root(stored, 8) == merkle.root(memory, 8)
     assert dict(stored.iter_nodes()) == dict(memory.iter_nodes())
-
-
-def test_the_frontier_read_is_planned_once_per_connection(
-        request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Its prepared statement takes a generic plan: the levels of its ``generate_series``
-    are constants, not parameters, which PostgreSQL estimates at a thousand rows and
-    then plans afresh at every append (ADR 0043)."""
-    engine = make_engine(fresh_database_url("postgresql", request, tmp_path),
-                         pool_size=1, max_overflow=0)
-    factory = make_session_factory(engine)
-    try:
-        for _ in range(12):  # psycopg prepares a statement at its fifth execution
-            with factory() as session:
-                append_leaves(SqlStorage(session, LEDGER_TABLES), 1)
-                session.commit()
-        with engine.connect() as conn:  # the pool's one connection: its prepared statements
-            plans = conn.exec_driver_sql(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE strpos(statement, 'generate_series') > 0").all()
-    finally:
-        engine.dispose()
-    assert len(plans) == 1
-    generic, custom = plans[0]
-    assert generic >= 1, (generic, custom)
