@@ -206,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the Cadena service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     url = settings.resolved_database_url()
-    engine = make_engine(url, shared_flush=True)
+    engine = make_engine(url, shared_flush=True, keep_prepared=True)
     app = FastAPI(title="Cadena", version="0.1.0", lifespan=_lifespan(settings),
                   docs_url=None, redoc_url=None,  # app/apidocs.py: served from our own assets
                   telemetry=NO_TELEMETRY,

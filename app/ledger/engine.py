@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 import select
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -89,13 +91,41 @@ def wal_flush_of(engine: Engine) -> WalFlush | None:
     return _FLUSHES.get(engine)
 
 
-def make_engine(url: str, *, shared_flush: bool = False, **kwargs: Any) -> Engine:
+def _rollback_keeping_prepared(rollback: Callable[[Any], None], dbapi_connection: Any) -> None:
+    """``ROLLBACK`` on a psycopg connection without forgetting its prepared statements.
+
+    psycopg deallocates every prepared statement of the connection at a
+    rollback, in case the transaction created or dropped what they name; the
+    next five executions of each statement are then parsed and planned again
+    (psycopg prepares at the fifth). PostgreSQL keeps prepared statements
+    across a rollback, and the serving engine's transactions run no DDL, so
+    the statements stay valid. Sent as libpq's own ``ROLLBACK``; anything
+    unusual (a pipeline open, a closed connection, an error) goes to
+    psycopg's ``rollback``, which raises as usual.
+    """
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.closed or pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        rollback(dbapi_connection)
+        return
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    result = pgconn.exec_(b"ROLLBACK")
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        rollback(dbapi_connection)
+
+
+def make_engine(url: str, *, shared_flush: bool = False, keep_prepared: bool = False,
+                **kwargs: Any) -> Engine:
     """Create an engine for ``url`` with Cadena's durability settings.
 
     ``shared_flush`` (the server's engine; SQLite database files only): COMMIT
     does not wait for the disk, and the engine's :class:`~app.ledger.walflush.WalFlush`
     makes each commit durable before its committer goes on, concurrent ones with
     one fsync (:func:`wal_flush_of`).
+
+    ``keep_prepared`` (the server's engine; PostgreSQL): a rollback keeps the
+    connection's prepared statements (:func:`_rollback_keeping_prepared`). Only
+    for an engine whose transactions never create, alter or drop anything.
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -131,6 +161,9 @@ def make_engine(url: str, *, shared_flush: bool = False, **kwargs: Any) -> Engin
         kwargs.setdefault("pool_timeout", 10)
     engine = create_engine(url, **kwargs)
     event.listen(engine, "checkout", _replace_if_closed)
+    if keep_prepared:  # the pool's reset on return calls it too
+        dialect: Any = engine.dialect
+        dialect.do_rollback = functools.partial(_rollback_keeping_prepared, dialect.do_rollback)
     return engine
 
 

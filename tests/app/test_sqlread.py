@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from app.identity import repository as identity
 from app.ledger import named_insert, sqlread
+from app.ledger.engine import make_engine
 from app.ledger.sqlread import DriverQuery, execute_many
 from app.models.base import UTCDateTime
 from app.models.identity import Liaison, Role
@@ -248,7 +249,10 @@ def test_rows_inserted_on_the_cursor_read_back_as_through_sqlalchemy(
         return [{"n": n, "way": way, "origin": origin, "blob": blob, "at": at}
                 for n, (origin, blob, at) in enumerate(rows)]
 
-    engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    # An engine of its own: the scratch table (and PostgreSQL's enum type) is created
+    # in a transaction that rolls back, which the serving engine never does
+    # (``make_engine(keep_prepared=True)``, docs/adr/0043).
+    engine = make_engine(world.settings.resolved_database_url())
     with engine.connect() as conn:
         trans = conn.begin()
         _SCRATCH.create_all(conn)
@@ -258,5 +262,6 @@ def test_rows_inserted_on_the_cursor_read_back_as_through_sqlalchemy(
         read = {way: conn.execute(select(c.n, c.origin, c.blob, c.at).where(c.way == way)
                                   .order_by(c.n)).all() for way in ("sa", "raw")}
         trans.rollback()
+    engine.dispose()
     assert read["raw"] == read["sa"]
     assert len(read["raw"]) == len(rows)
