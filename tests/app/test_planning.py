@@ -105,7 +105,7 @@ def test_a_rollback_keeps_the_connections_prepared_statements(
     case the transaction created or dropped what they name). The serving engine's
     transactions run no DDL, and every refusal ends in one: each refused request made
     its connection plan every hot statement afresh for the next five to ten requests
-    (5.6 ms of the database's CPU a refusal, more than the refusal itself)."""
+    (about 11 ms of the database's CPU a refusal, bench/refusals.py)."""
     engine = make_engine(postgres_url, keep_prepared=True, pool_size=1, max_overflow=0)
     try:
         with engine.connect() as conn:
