@@ -160,12 +160,21 @@ class AgentConnection:
         """Send ``request``; return the answer, or raise :class:`AgentFailed`."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
+            unsent: OSError | None = None
             try:
                 sock.connect(str(self.path))
-                write_message(sock, request)
+                try:
+                    write_message(sock, request)
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    # An agent with every connection slot taken answers "busy" without
+                    # reading and closes: its answer may be here though ours was not sent.
+                    unsent = exc
                 answer = read_message(sock)
-            except OSError as exc:
-                raise AgentFailed("unreachable", f"no answer at {self.path}: {exc}", 2) from exc
+            except (OSError, AgentProtocolError) as exc:
+                if isinstance(exc, AgentProtocolError) and unsent is None:
+                    raise
+                raise AgentFailed("unreachable",
+                                  f"no answer at {self.path}: {unsent or exc}", 2) from exc
         if answer.get("ok") is not True:
             code = answer.get("exit_code")
             raise AgentFailed(str(answer.get("error", "error")), str(answer.get("detail", "")),

@@ -29,6 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import client.agent as agent_module
 from client.agent import (
     MAX_MESSAGE,
     AgentConnection,
@@ -37,6 +38,7 @@ from client.agent import (
     AgentUnsafe,
     find_agent,
     socket_path,
+    write_message,
 )
 from client.agent_server import AgentServer
 from client.profile import Profile
@@ -439,3 +441,38 @@ def test_no_answer_ever_carries_a_private_key(world: World, short_dir: Path) -> 
         for form in forms:
             assert form not in raw
     assert isinstance(liaison.keys, LiaisonKeys)
+
+
+def test_an_agent_that_answers_busy_before_reading_is_heard(
+        short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent answers "busy" and closes without reading the request; a client whose
+    request then meets a closed socket (EPIPE) still reads that answer, instead of
+    calling the agent unreachable (seen in CI: the race of the test above)."""
+    path = short_dir / "busy.sock"
+    closed = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+
+        def busy_agent() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                write_message(conn, {"ok": False, "error": "busy",
+                                     "detail": "too many connections", "exit_code": 4})
+            closed.set()
+
+        real_write = agent_module.write_message
+
+        def write_after_the_close(sock: socket.socket, message: dict[str, Any]) -> None:
+            assert closed.wait(WAIT)
+            real_write(sock, message)
+
+        monkeypatch.setattr(agent_module, "write_message", write_after_the_close)
+        thread = threading.Thread(target=busy_agent)
+        thread.start()
+        try:
+            with pytest.raises(AgentFailed, match="too many") as busy:
+                AgentConnection(path).status()
+        finally:
+            thread.join(WAIT)
+    assert busy.value.error == "busy"
