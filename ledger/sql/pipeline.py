@@ -41,6 +41,7 @@ through SQLAlchemy, and a lost connection is invalidated in the pool.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -221,25 +222,37 @@ PENDING = "ledger.sql.pending_append"
 """The key of a session's :class:`PendingAppend` in ``Session.info``."""
 _STALE = "22012"  # division_by_zero: the checked append found the head moved
 _NO_WAIT = "SET LOCAL synchronous_commit TO off"
-_WAIT = "SET LOCAL synchronous_commit TO on"
+_SESSION_WAIT = "SET synchronous_commit TO on"
 _FLUSH = "SELECT pg_logical_emit_message(true, 'cadena', '')"
+
+
+_SYNCHRONOUS: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The DB-API connections whose session already commits synchronously (set by us once)."""
 
 
 def flush_wal(conn: Connection) -> str:
     """Return once PostgreSQL's WAL is on disk up to here: every earlier COMMIT is durable.
 
-    One transaction, one round trip: a transactional WAL message gives it a
-    record of its own, so its (synchronous) COMMIT flushes the WAL up to it,
-    which covers the commit records written before it on this connection.
+    One statement in a transaction of its own (autocommit), one round trip: a
+    transactional WAL message gives it a record, so its synchronous commit
+    flushes the WAL up to it, which covers the commit records written before
+    it on this connection. The session's ``synchronous_commit`` is set to
+    ``on`` by the first flush on a connection, whatever the server's default
+    (the appends' own transactions turn it off with ``SET LOCAL`` only).
     Returns the message's WAL position (``pg_lsn`` text).
     """
     raw = dbapi(conn)
     with as_sqlalchemy_errors(conn, "COMMIT"), raw.cursor() as cursor:
-        with raw.pipeline():
-            raw.execute(_WAIT)  # whatever the server's default (its own cursor)
+        raw.autocommit = True  # the connection is idle: its transaction just committed
+        try:
+            if raw not in _SYNCHRONOUS:
+                cursor.execute(_SESSION_WAIT)
+                _SYNCHRONOUS.add(raw)
             cursor.execute(_FLUSH)
-            raw.commit()
-        row = cursor.fetchone()
+            row = cursor.fetchone()
+        finally:
+            if not raw.closed:
+                raw.autocommit = False
     return str(row[0])
 
 

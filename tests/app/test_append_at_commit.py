@@ -184,8 +184,17 @@ def test_committed_appends_make_one_gapless_verified_chain(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("default", ["on", "off"])
 def test_an_answered_append_is_on_disk_though_the_lock_went_before_the_flush(
-        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch, default: str) -> None:
+    """Whatever the server's ``synchronous_commit`` (an operator may turn it off), the
+    flush's own commit waits for the disk: the flush sets it on for its session."""
+    if default == "off":
+        admin = make_engine(postgres_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            name = conn.execute(text("SELECT current_database()")).scalar()
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        admin.dispose()
     flushed: list[str] = []
     flush = sqlpipeline.flush_wal
 
