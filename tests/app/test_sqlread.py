@@ -25,7 +25,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    event,
     select,
 )
 
@@ -40,6 +39,7 @@ from app.packets import listing
 from app.packets import repository as packets
 from tests.app.conftest import World
 from tests.app.test_packets_support import exchange
+from tests.app.test_retrieval_fold import _statements
 
 FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture],
                       deadline=None, max_examples=25)
@@ -171,21 +171,12 @@ def test_a_literal_parameter_is_written_into_the_statement_per_value(
     ``MAX_LITERAL_PLANS`` compiled forms however many values it is given."""
     query = DriverQuery(_PAGE)
     engine = world.client.app.state.engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        with engine.connect() as conn:
-            for limit in limits:
-                expected = [tuple(row) for row in conn.execute(_PAGE, {"limit": limit})]
-                seen.clear()
-                assert query.all(conn, {"limit": limit}) == expected
-                assert re.search(rf"\bLIMIT {limit}\b", seen[0]), seen[0]
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    with _statements(world) as seen, engine.connect() as conn:
+        for limit in limits:
+            expected = [tuple(row) for row in conn.execute(_PAGE, {"limit": limit})]
+            seen.clear()
+            assert query.all(conn, {"limit": limit}) == expected
+            assert re.search(rf"\bLIMIT {limit}\b", seen[0]), seen[0]
     assert len(query._plans) <= sqlread.MAX_LITERAL_PLANS
 
 
@@ -212,18 +203,9 @@ def test_a_literal_parameter_must_be_an_integer_of_a_select(world: World) -> Non
 
 def test_statement_listeners_are_told(world: World) -> None:
     engine = world.client.app.state.engine  # type: ignore[attr-defined]
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
     stmt = select(Liaison.id).where(Liaison.id == bindparam("id", type_=String()))
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        with engine.connect() as conn:
-            DriverQuery(stmt).all(conn, {"id": "coord"})
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
+    with _statements(world) as seen, engine.connect() as conn:
+        DriverQuery(stmt).all(conn, {"id": "coord"})
     assert len(seen) == 1
     assert "FROM liaisons" in seen[0]
 
