@@ -88,7 +88,8 @@ def frontier_statement(tables: LedgerTables) -> ClauseElement:
     looks cheaper), about 190 µs of its CPU. That is kept on purpose: with
     constant levels the generic plan made once probed the nodes by level
     alone and filtered a whole level of the tree, 47 µs to 684 µs an append
-    as the ledger grew (docs/adr/0043).
+    as the ledger grew; a generic plan reading each hash by a scalar subquery
+    on the whole key made retrieve dearer still (docs/adr/0043).
     """
     h, n = tables.head.c, tables.nodes.c
     levels = func.generate_series(bindparam("lowest", type_=Integer()),
