@@ -39,6 +39,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+"""The serving engine's checkpoint interval in WAL pages (SQLite's default: 1,000).
+
+A checkpoint runs in the COMMIT that crosses it, on the process's only
+connection, which every request then waits for while it copies pages into
+the database file and syncs both files; a page that many commits changed in
+between (the ledger head, the right edge of every index) is copied once.
+At 1,000 pages that was every 50 submissions; at 10,000 the WAL stays under
+about 41 MB. docs/adr/0044 has the figures.
+"""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Autocommit at the driver level lets SQLAlchemy issue BEGIN itself, so a
     # transaction that writes can start with BEGIN IMMEDIATE (see begin hook).
@@ -50,6 +62,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL" if flushed else "PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    if flushed:
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
 
