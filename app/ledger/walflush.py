@@ -10,6 +10,11 @@ the last transactions) and makes each commit durable itself, before the
 committer goes on: :meth:`WalFlush.flush` fsyncs the ``-wal`` file, and a
 flush that starts after a commit's frames were written covers that commit
 and every one before it, so concurrent committers share one fsync.
+The flush is ``fdatasync``, as SQLite's own WAL sync on Linux: it writes the
+file's data and whatever metadata reading it back needs (its size, its
+blocks), not its modification time, which on ext4 cost a journal commit at
+every flush (docs/adr/0044). A new ``-wal`` file's directory entry is
+flushed once with ``fsync`` of the directory.
 
 What goes through :class:`FlushedConnection` (every connection of an engine
 made with ``shared_flush=True``):
@@ -121,7 +126,7 @@ class WalFlush:
             # database file, which synchronous=NORMAL flushes after a checkpoint.
             return
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)
             stat = os.fstat(fd)
         finally:
             os.close(fd)
