@@ -58,6 +58,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -134,7 +135,13 @@ def append_statement(tables: LedgerTables, *, checked: bool = False) -> ClauseEl
         ctes.append(insert(table).from_select(columns, select(*rows.c).where(if_moved))
                     .cte(f"inserted_{name}"))
     if checked:  # not a constant: evaluated per execution, never folded by the planner
-        return select(literal_column("1") / func.count()).select_from(moved).add_cte(*ctes)
+        # ... and this transaction's COMMIT does not wait for the disk (SET LOCAL's
+        # function form, one row joined to the count so that it runs).
+        no_wait = select(func.set_config(literal_column("'synchronous_commit'"),
+                                         literal_column("'off'"), true()).label("set")
+                         ).cte("no_wait")
+        return (select(literal_column("1") / func.count())
+                .select_from(moved.join(no_wait, true())).add_cte(*ctes))
     return select(func.count()).select_from(moved).add_cte(*ctes)
 
 
@@ -222,7 +229,6 @@ def run_append(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any])
 PENDING = "ledger.sql.pending_append"
 """The key of a session's :class:`PendingAppend` in ``Session.info``."""
 _STALE = "22012"  # division_by_zero: the checked append found the head moved
-_NO_WAIT = "SET LOCAL synchronous_commit TO off"
 _SESSION_WAIT = "SET synchronous_commit TO on"
 _FLUSH = "SELECT pg_logical_emit_message(true, 'cadena', '')"
 
@@ -239,7 +245,8 @@ def flush_wal(conn: Connection) -> str:
     flushes the WAL up to it, which covers the commit records written before
     it on this connection. The session's ``synchronous_commit`` is set to
     ``on`` by the first flush on a connection, whatever the server's default
-    (the appends' own transactions turn it off with ``SET LOCAL`` only).
+    (the appends' own transactions turn it off for themselves only, with
+    ``set_config(..., true)``, ``SET LOCAL``'s function form, in their statement).
     Returns the message's WAL position (``pg_lsn`` text).
     """
     raw = dbapi(conn)
@@ -310,8 +317,7 @@ def commit_with_append(conn: Connection, pending: PendingAppend | None,
         with as_sqlalchemy_errors(conn, "COMMIT"), raw.pipeline():
             cursor = raw.cursor()
             try:
-                if pending is not None:
-                    cursor.execute(_NO_WAIT)
+                if pending is not None:  # its statement turns synchronous_commit off
                     sql = compiled(conn, pending.checked)
                     cursor.execute(sql.string, sql.params([pending.params])[0])
                 for stmt, rows in inserts:

@@ -32,6 +32,7 @@ from app.models.ledger import LEDGER_TABLES
 from ledger import ConflictError, EntryDraft, merkle
 from ledger.sql import dbapi
 from ledger.sql import pipeline as sqlpipeline
+from ledger.sql.driver import compiled
 
 _COLUMNS = ("subject_type", "subject_id", "ledger_index", "action")
 _INSERT = insert(LedgerSubject).values({c: bindparam(c) for c in _COLUMNS})
@@ -101,6 +102,34 @@ def test_the_append_waits_for_the_commit_on_postgresql(postgres_url: str) -> Non
             assert appended.index == 0
             assert _head_on_the_wire(work) == 0  # the head moves with COMMIT, not before
             work.commit()
+        assert _size(sessions) == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_appends_statement_alone_lets_its_commit_skip_the_disk(postgres_url: str) -> None:
+    """The checked append turns ``synchronous_commit`` off for its own transaction (the
+    head is released before the disk, ADR 0028) with no statement of its own to send;
+    the next transaction on the connection waits for the disk again."""
+    engine = make_engine(postgres_url, poolclass=NullPool)
+    try:
+        sessions = make_session_factory(engine)
+        with sessions() as work:
+            record(work, _entry(0))
+            pending = sqlpipeline.take_pending_append(work)
+            assert pending is not None
+            conn = work.connection()
+            raw = dbapi(conn)
+            sql = compiled(conn, pending.checked)
+            with raw.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO on")
+                cursor.execute(sql.string, sql.params([pending.params])[0])
+                assert cursor.fetchone() is not None
+                cursor.execute("SHOW synchronous_commit")
+                assert cursor.fetchone()[0] == "off"
+            work.commit()
+            assert work.connection().exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         assert _size(sessions) == 1
     finally:
         engine.dispose()
