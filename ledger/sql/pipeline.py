@@ -8,12 +8,13 @@ statements here instead of five or more:
 
 - :func:`lock_with_frontier`: the lock, the frontier nodes and the last
   entry's stored leaf hash, sent together in one psycopg pipeline (one round
-  trip). They are two statements, not one,
-  on purpose: at ``READ COMMITTED`` a statement reads with the snapshot it
-  started with, and a ``FOR UPDATE`` that waited for the previous holder sees
-  its new head row but not, in the same statement, the nodes that holder
-  committed. The second statement starts once the first holds the lock, so
-  its snapshot has them, and nothing can append while it runs.
+  trip). They are two statements (the frontier and the last entry in one,
+  :func:`frontier_and_last_statement`), not one, on purpose: at ``READ
+  COMMITTED`` a statement reads with the snapshot it started with, and a
+  ``FOR UPDATE`` that waited for the previous holder sees its new head row
+  but not, in the same statement, the nodes that holder committed. The
+  second statement starts once the first holds the lock, so its snapshot
+  has them, and nothing can append while it runs.
 - :data:`APPEND` (built per tables by :func:`append_statement`): the head's
   compare-and-swap and the inserts of the entry and node rows in one
   statement (data-modifying CTEs, rows as arrays through ``unnest``); the
@@ -59,13 +60,14 @@ from sqlalchemy import (
     literal_column,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
@@ -77,7 +79,7 @@ MAX_LEVEL = 62
 """The highest tree level a ``BIGINT`` size can have a frontier node at."""
 
 
-def frontier_statement(tables: LedgerTables) -> ClauseElement:
+def frontier_statement(tables: LedgerTables) -> Select[Any]:
     """The stored frontier nodes of the tree the head row says it has (``:id``).
 
     For a size ``n`` the frontier (``ledger.format.merkle.frontier``) has one perfect
@@ -174,37 +176,48 @@ def as_sqlalchemy_errors(conn: Connection, statement: str) -> Iterator[None]:
                                   connection_invalidated=lost, dialect=conn.dialect) from exc
 
 
-def last_entry_statement(tables: LedgerTables) -> ClauseElement:
-    """The leaf hash stored with the entry before the head's size (``:id``), if any."""
+LAST_ENTRY_LEVEL = -1
+"""The level of the row :func:`frontier_and_last_statement` gives for the last entry's
+stored leaf hash (no node has it: levels are 0 to :data:`MAX_LEVEL`)."""
+
+
+def last_entry_statement(tables: LedgerTables) -> Select[Any]:
+    """The leaf hash stored with the entry before the head's size (``:id``), if any,
+    as a row of the frontier's shape: (:data:`LAST_ENTRY_LEVEL`, its index, the hash)."""
     h, e = tables.head.c, tables.entries.c
-    return (select(e.leaf_hash).select_from(tables.head)
+    return (select(literal_column(str(LAST_ENTRY_LEVEL)).cast(SmallInteger()).label("level"),
+                   e.index, e.leaf_hash).select_from(tables.head)
             .join(tables.entries, e.index == h.size - literal_column("1"))
             .where(h.id == bindparam("id")))
 
 
+def frontier_and_last_statement(tables: LedgerTables) -> ClauseElement:
+    """:func:`frontier_statement` and :func:`last_entry_statement` in one statement."""
+    return union_all(frontier_statement(tables), last_entry_statement(tables))
+
+
 def lock_with_frontier(conn: Connection, lock: ClauseElement,
-                       lock_params: Mapping[str, Any], frontier: ClauseElement,
+                       lock_params: Mapping[str, Any], frontier_and_last: ClauseElement,
                        *, frontier_params: Mapping[str, Any],
-                       last_entry: ClauseElement) -> tuple[Any, list[Any], bytes | None]:
+                       ) -> tuple[Any, list[Any], bytes | None]:
     """Run the head lock, then the frontier and the last entry's leaf hash, in one round trip.
 
-    Returns (head row, node rows, the stored leaf hash of entry ``size - 1``
-    or ``None``); ``last_entry`` takes the frontier's ``:id``.
+    ``frontier_and_last``: :func:`frontier_and_last_statement`, which runs once
+    the lock is held (a statement of its own: its snapshot has what the
+    previous holder committed). Returns (head row, node rows, the stored leaf
+    hash of entry ``size - 1`` or ``None``).
     """
-    lock_sql, frontier_sql = compiled(conn, lock), compiled(conn, frontier)
-    last_sql = compiled(conn, last_entry)
+    lock_sql, frontier_sql = compiled(conn, lock), compiled(conn, frontier_and_last)
     raw = dbapi(conn)
     with as_sqlalchemy_errors(conn, lock_sql.string):
-        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as node_cursor, \
-                raw.cursor() as last_cursor:
+        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as node_cursor:
             head_cursor.execute(lock_sql.string, lock_sql.params([lock_params])[0])
             node_cursor.execute(frontier_sql.string, frontier_sql.params([frontier_params])[0])
-            last_cursor.execute(last_sql.string,
-                                last_sql.params([{"id": frontier_params["id"]}])[0])
             head = head_cursor.fetchone()
-            nodes = node_cursor.fetchall()
-            last = last_cursor.fetchone()
-    return head, nodes, None if last is None else bytes(last[0])
+            rows = node_cursor.fetchall()
+    nodes = [row for row in rows if row[0] != LAST_ENTRY_LEVEL]
+    last = [bytes(row[2]) for row in rows if row[0] == LAST_ENTRY_LEVEL]
+    return head, nodes, last[0] if last else None
 
 
 def run_one(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:

@@ -82,9 +82,9 @@ class SqlStorage(SqlReads):
             # same round trip: the locking one reads with the snapshot it
             # began with, before the previous holder's entries committed.
             row, found, stored_last = sqlpipeline.lock_with_frontier(
-                conn, cast(ClauseElement, stmt), {"id": HEAD_ID}, self._cached_pg("frontier"),
-                frontier_params=sqlpipeline.frontier_params(HEAD_ID),
-                last_entry=self._cached_pg("last_entry"))
+                conn, cast(ClauseElement, stmt), {"id": HEAD_ID},
+                self._cached_pg("frontier_and_last"),
+                frontier_params=sqlpipeline.frontier_params(HEAD_ID))
             if row is not None:
                 row = (row[0], row[1], stored_last, row[3])
         else:
@@ -171,8 +171,7 @@ class SqlStorage(SqlReads):
         stmt = self._statements.get((name, 0))
         if stmt is None:
             builders: dict[str, Callable[[LedgerTables], ClauseElement]] = {
-                "frontier": sqlpipeline.frontier_statement,
-                "last_entry": sqlpipeline.last_entry_statement,
+                "frontier_and_last": sqlpipeline.frontier_and_last_statement,
                 "append": sqlpipeline.append_statement,
                 "append_checked": functools.partial(sqlpipeline.append_statement, checked=True)}
             build = builders[name]
