@@ -107,7 +107,7 @@ def frontier_statement(tables: LedgerTables) -> Select[Any]:
 
 
 def frontier_params(head_id: int) -> dict[str, int]:
-    """The parameters of :func:`frontier_statement`."""
+    """The parameters of :func:`frontier_and_last_statement` (both parts take ``:id``)."""
     return {"id": head_id, "lowest": 0, "highest": MAX_LEVEL, "bit": 1}
 
 
