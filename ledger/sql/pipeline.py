@@ -6,10 +6,12 @@ holder makes between taking the lock and ``COMMIT`` is paid by every other
 appender too. :class:`ledger.sql.store.SqlStorage` therefore uses two
 statements here instead of five or more:
 
-- :func:`lock_with_frontier`: the lock, the frontier nodes and the last
-  entry's stored leaf hash, sent together in one psycopg pipeline (one round
-  trip). They are two statements (the frontier and the last entry in one,
-  :func:`frontier_and_last_statement`), not one, on purpose: at ``READ
+- :func:`lock_and_read`: the lock, then what the append needs of the tree,
+  sent together in one psycopg pipeline (one round trip): the nodes stored
+  since this process's last append and what ties them to it
+  (:func:`nodes_since_statement`, ADR 0046), or without one the frontier
+  nodes (:func:`frontier_and_last_statement`); both with the last entry's
+  stored leaf hash. They are two statements, not one, on purpose: at ``READ
   COMMITTED`` a statement reads with the snapshot it started with, and a
   ``FOR UPDATE`` that waited for the previous holder sees its new head row
   but not, in the same statement, the nodes that holder committed. The
@@ -92,7 +94,9 @@ def frontier_statement(tables: LedgerTables) -> Select[Any]:
     constant levels the generic plan made once probed the nodes by level
     alone and filtered a whole level of the tree, 47 µs to 684 µs an append
     as the ledger grew; a generic plan reading each hash by a scalar subquery
-    on the whole key made retrieve dearer still (docs/adr/0043).
+    on the whole key made retrieve dearer still (docs/adr/0043). Since ADR 0046
+    a process reads it only for its first append, or when the head moved past
+    what :func:`nodes_since_statement` covers.
     """
     h, n = tables.head.c, tables.nodes.c
     levels = func.generate_series(bindparam("lowest", type_=Integer()),
@@ -196,28 +200,76 @@ def frontier_and_last_statement(tables: LedgerTables) -> ClauseElement:
     return union_all(frontier_statement(tables), last_entry_statement(tables))
 
 
-def lock_with_frontier(conn: Connection, lock: ClauseElement,
-                       lock_params: Mapping[str, Any], frontier_and_last: ClauseElement,
-                       *, frontier_params: Mapping[str, Any],
-                       ) -> tuple[Any, list[Any], bytes | None]:
-    """Run the head lock, then the frontier and the last entry's leaf hash, in one round trip.
+SINCE_ENTRY_LEVEL = -2
+"""The level of the row :func:`nodes_since_statement` gives for the stored leaf hash of
+entry ``since - 1``, the last of the tree the caller knows (no node has it either)."""
+MAX_SINCE = 256
+"""Entries appended by others that :func:`nodes_since_statement` reads the nodes of, at most
+(about two nodes an entry); a head further on is read whole (:func:`frontier_statement`)."""
 
-    ``frontier_and_last``: :func:`frontier_and_last_statement`, which runs once
-    the lock is held (a statement of its own: its snapshot has what the
-    previous holder committed). Returns (head row, node rows, the stored leaf
-    hash of entry ``size - 1`` or ``None``).
+
+def nodes_since_statement(tables: LedgerTables) -> ClauseElement:
+    """What a caller that knows the tree of ``:since`` leaves needs to extend its frontier to
+    the head's, in one statement of primary-key ranges and probes (planned once).
+
+    Every node ending in ``[:since, :until)``; the stored leaf hash of entry
+    ``:since - 1`` (level :data:`SINCE_ENTRY_LEVEL`), which says whether the
+    stored tree still begins with the one the caller knows; and
+    :func:`last_entry_statement`'s row (``:id``).
     """
-    lock_sql, frontier_sql = compiled(conn, lock), compiled(conn, frontier_and_last)
+    n, e = tables.nodes.c, tables.entries.c
+    since = bindparam("since", type_=BigInteger())
+    nodes = select(n.level, n.index, n.hash).where(
+        n.last_leaf >= since, n.last_leaf < bindparam("until", type_=BigInteger()))
+    known = select(literal_column(str(SINCE_ENTRY_LEVEL)).cast(SmallInteger()).label("level"),
+                   e.index, e.leaf_hash).where(e.index == since - literal_column("1"))
+    return union_all(nodes, known, last_entry_statement(tables))
+
+
+def since_params(head_id: int, since: int) -> dict[str, int]:
+    """The parameters of :func:`nodes_since_statement` for a caller that knows ``since`` leaves."""
+    return {"id": head_id, "since": since, "until": since + MAX_SINCE}
+
+
+def lock_and_read(conn: Connection, lock: ClauseElement, lock_params: Mapping[str, Any],
+                  read: ClauseElement, read_params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+    """Run the head lock, then ``read``, in one round trip: (head row, ``read``'s rows).
+
+    ``read`` (:func:`frontier_and_last_statement`, :func:`nodes_since_statement`)
+    runs once the lock is held, a statement of its own: its snapshot has what
+    the previous holder committed.
+    """
+    lock_sql, read_sql = compiled(conn, lock), compiled(conn, read)
     raw = dbapi(conn)
     with as_sqlalchemy_errors(conn, lock_sql.string):
-        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as node_cursor:
+        with raw.pipeline(), raw.cursor() as head_cursor, raw.cursor() as read_cursor:
             head_cursor.execute(lock_sql.string, lock_sql.params([lock_params])[0])
-            node_cursor.execute(frontier_sql.string, frontier_sql.params([frontier_params])[0])
+            read_cursor.execute(read_sql.string, read_sql.params([read_params])[0])
             head = head_cursor.fetchone()
-            rows = node_cursor.fetchall()
-    nodes = [row for row in rows if row[0] != LAST_ENTRY_LEVEL]
-    last = [bytes(row[2]) for row in rows if row[0] == LAST_ENTRY_LEVEL]
-    return head, nodes, last[0] if last else None
+            rows = read_cursor.fetchall()
+    return head, rows
+
+
+def read_all(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    """Every row of ``stmt`` on the session's DB-API connection (driver errors mapped)."""
+    sql = compiled(conn, stmt)
+    raw = dbapi(conn)
+    with as_sqlalchemy_errors(conn, sql.string), raw.cursor() as cursor:
+        cursor.execute(sql.string, sql.params([params])[0])
+        return list(cursor.fetchall())
+
+
+def split_marks(rows: Sequence[Any]) -> tuple[dict[tuple[int, int], bytes], dict[int, bytes]]:
+    """Rows of a read above: the nodes' hashes by key, and the entries' leaf hashes by their
+    negative level (:data:`LAST_ENTRY_LEVEL`, :data:`SINCE_ENTRY_LEVEL`)."""
+    nodes: dict[tuple[int, int], bytes] = {}
+    marks: dict[int, bytes] = {}
+    for level, index, value in rows:
+        if level < 0:
+            marks[int(level)] = bytes(value)
+        else:
+            nodes[(int(level), int(index))] = bytes(value)
+    return nodes, marks
 
 
 def run_one(conn: Connection, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:

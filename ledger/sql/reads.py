@@ -47,6 +47,9 @@ class SqlReads:
         self._statements = _STATEMENTS.setdefault(id(tables), {})
         self._cache = cache
         self._frontier: tuple[int, dict[Node, bytes]] | None = None
+        """The frontier of the head :meth:`lock_head` locked: (its size, the nodes' hashes)."""
+        self._locked_size: int | None = None
+        """The size of the head locked for an append that has not been written yet."""
 
     def _conn(self) -> Connection:
         if PENDING in self._session.info:  # an append waiting for the COMMIT goes first
@@ -150,6 +153,9 @@ class SqlReads:
                 params[f"l{n}"], params[f"v{n}"] = ((index + 1) << level) - 1, level
             for level, index, value in self._rows(self._node_lookup(len(chunk)), params):
                 found[(int(level), int(index))] = bytes(value)
+        locked = self._locked_size
+        if locked is not None and self._frontier is None and set(wanted) == set(frontier(locked)):
+            self._frontier = (locked, dict(found))  # the append's: it keeps what it leaves
         return found
 
     def _rows(self, stmt: ClauseElement, params: Mapping[str, Any]) -> list[Any]:

@@ -38,13 +38,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, Executable
 
 from ledger.errors import ConflictError, StorageError
-from ledger.format.merkle import HASH_SIZE, Node, leaf_hash
+from ledger.format.merkle import HASH_SIZE, Node, frontier, leaf_hash
 from ledger.sql import pipeline as sqlpipeline
 from ledger.sql.driver import Inserter, compiled, dbapi
 from ledger.sql.reads import SqlReads, head_from_row, head_select
 from ledger.sql.schema import HEAD_ID, LedgerTables, define_ledger_tables, last_leaf
 from ledger.store.storage import Head, StoredCheckpoint
-from ledger.store.treecache import TreeCache
+from ledger.store.treecache import LastAppend, TreeCache
 
 __all__ = ["LedgerTables", "SqlReads", "SqlStorage", "define_ledger_tables", "last_leaf"]
 
@@ -71,39 +71,72 @@ class SqlStorage(SqlReads):
     def lock_head(self) -> Head:
         """Lock the head row until the transaction ends and return the head.
 
-        On PostgreSQL the frontier nodes come in the same round trip
-        (``ledger.sql.pipeline``) and serve the append's :meth:`nodes` lookup.
+        The append's frontier nodes (:meth:`nodes`) come from this process's
+        last append (``ledger.store.treecache.LastAppend``) when the locked head
+        is the one it left or grew from it; else from storage. On PostgreSQL
+        they are read in the lock's round trip (:meth:`_lock_on_postgresql`).
         """
-        stmt = self._head_statements()[0]
+        stmt = cast(ClauseElement, self._head_statements()[0])
         conn = self._conn()
         self._frontier = None
+        last = self._cache.last_append() if self._cache is not None else None
         if conn.dialect.name == "postgresql":
-            # The last entry's leaf hash comes from a later statement of the
-            # same round trip: the locking one reads with the snapshot it
-            # began with, before the previous holder's entries committed.
-            row, found, stored_last = sqlpipeline.lock_with_frontier(
-                conn, cast(ClauseElement, stmt), {"id": HEAD_ID},
-                self._cached_pg("frontier_and_last"),
-                frontier_params=sqlpipeline.frontier_params(HEAD_ID))
+            row, known, stored_last = self._lock_on_postgresql(conn, stmt, last)
             if row is not None:
                 row = (row[0], row[1], stored_last, row[3])
+                if known is not None:
+                    self._frontier = (int(row[0]), known)
         else:
             # On the DB-API cursor (SQLAlchemy's execution cost more than the read);
             # a lock timeout must still reach callers as SQLAlchemy's error.
-            sql = compiled(conn, cast(ClauseElement, stmt))
+            sql = compiled(conn, stmt)
             cursor = dbapi(conn).cursor()
             try:
                 with sqlpipeline.as_sqlalchemy_errors(conn, sql.string):
                     cursor.execute(sql.string, sql.params([{"id": HEAD_ID}])[0])
-                    row, found = cursor.fetchone(), None
+                    row = cursor.fetchone()
             finally:
                 cursor.close()
+            known = None if row is None or last is None else last.extended(
+                self._t.head.name, int(row[0]), {}, None if row[2] is None else bytes(row[2]))
+            if known is not None:  # else read from storage (nodes())
+                self._frontier = (int(row[0]), known)
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
-        if found is not None:
-            self._frontier = (int(row[0]), {(int(level), int(index)): bytes(value)
-                                            for level, index, value in found})
+        self._locked_size = int(row[0])
         return head_from_row(row)
+
+    def _lock_on_postgresql(self, conn: Connection, lock: ClauseElement,
+                            last: LastAppend | None,
+                            ) -> tuple[Any, dict[Node, bytes] | None, bytes | None]:
+        """The head's lock on PostgreSQL: (the head row, its frontier, entry ``size - 1``'s
+        stored leaf hash), read in the lock's round trip.
+
+        With this process's last append, the frontier is that append's and the
+        nodes stored since (``nodes_since_statement``: a few probes, planned
+        once); without it, or if they do not make it, the frontier as stored
+        (``frontier_and_last_statement``, planned at every execution, and then
+        in one more round trip).
+        """
+        head = self._t.head.name
+        whole, whole_params = (self._cached_pg("frontier_and_last"),
+                               sqlpipeline.frontier_params(HEAD_ID))
+        if last is not None and last.head == head:
+            row, rows = sqlpipeline.lock_and_read(
+                conn, lock, {"id": HEAD_ID}, self._cached_pg("nodes_since"),
+                sqlpipeline.since_params(HEAD_ID, last.size))
+            since, marks = sqlpipeline.split_marks(rows)
+            known = None if row is None else last.extended(
+                head, int(row[0]), since, marks.get(sqlpipeline.SINCE_ENTRY_LEVEL))
+            if row is None or known is not None:
+                return row, known, marks.get(sqlpipeline.LAST_ENTRY_LEVEL)
+            stored, marks = sqlpipeline.split_marks(  # locked already: one more round trip
+                sqlpipeline.read_all(conn, whole, whole_params))
+        else:
+            row, rows = sqlpipeline.lock_and_read(conn, lock, {"id": HEAD_ID},
+                                                  whole, whole_params)
+            stored, marks = sqlpipeline.split_marks(rows)
+        return row, stored, marks.get(sqlpipeline.LAST_ENTRY_LEVEL)
 
     def append(
         self, first_index: int, entries: Sequence[bytes], nodes: Sequence[tuple[Node, bytes]]
@@ -123,10 +156,11 @@ class SqlStorage(SqlReads):
         entry_rows = list(zip(range(first_index, new_size), entries,
                               _leaf_hashes(node_rows, entries, first_index), strict=True))
         conn = self._conn()
-        self._frontier = None
+        known, self._frontier, self._locked_size = self._frontier, None, None
         if conn.dialect.name == "postgresql":
             self._append_in_one_statement(conn, first_index, new_size, entry_rows,
                                           node_rows=node_rows)
+            self._remember(known, first_index, new_size, entry_rows[-1][2], nodes)
             return
         params = {"head_id": HEAD_ID, "first": first_index, "new_size": new_size,
                   "last": entry_rows[-1][2]}
@@ -150,6 +184,20 @@ class SqlStorage(SqlReads):
                     f"ledger rows from index {first_index} already exist") from exc
         finally:
             cursor.close()
+        self._remember(known, first_index, new_size, entry_rows[-1][2], nodes)
+
+    def _remember(self, known: tuple[int, dict[Node, bytes]] | None, first_index: int,
+                  new_size: int, last: bytes, nodes: Sequence[tuple[Node, bytes]]) -> None:
+        """Keep the frontier this append leaves for the next one (``LastAppend``), if the
+        frontier it started from was read whole (:meth:`nodes`)."""
+        if self._cache is None or known is None or known[0] != first_index:
+            return
+        held = dict(known[1])
+        held.update(nodes)
+        keys = frontier(new_size)
+        if all(key in held for key in keys):  # always: the old frontier and what it completed
+            self._cache.remember_append(LastAppend(self._t.head.name, new_size, last,
+                                                   {key: held[key] for key in keys}))
 
     def _append_in_one_statement(self, conn: Connection, first_index: int, new_size: int,
                                  entry_rows: list[tuple[Any, ...]],
@@ -172,6 +220,7 @@ class SqlStorage(SqlReads):
         if stmt is None:
             builders: dict[str, Callable[[LedgerTables], ClauseElement]] = {
                 "frontier_and_last": sqlpipeline.frontier_and_last_statement,
+                "nodes_since": sqlpipeline.nodes_since_statement,
                 "append": sqlpipeline.append_statement,
                 "append_checked": functools.partial(sqlpipeline.append_statement, checked=True)}
             build = builders[name]

@@ -37,12 +37,13 @@ import hashlib
 import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from ledger.errors import StorageError
-from ledger.format.merkle import EMPTY_ROOT, HASH_SIZE, Node
+from ledger.format.merkle import EMPTY_ROOT, HASH_SIZE, Node, frontier
 from ledger.store.storage import StoredCheckpoint
 
-__all__ = ["DEFAULT_MAX_BYTES", "Fetch", "TreeCache"]
+__all__ = ["DEFAULT_MAX_BYTES", "Fetch", "LastAppend", "TreeCache"]
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Enough for every node of a million-entry ledger (64 bytes a leaf)."""
@@ -66,6 +67,48 @@ Fetch = Callable[[Sequence[Node]], Mapping[Node, bytes]]
 """Reads stored nodes by key (``LedgerReader.nodes``), for what the cache does not hold."""
 
 
+@dataclass(frozen=True, slots=True)
+class LastAppend:
+    """The tree an append of this process left: its size, last leaf hash and frontier.
+
+    Unlike the rest of the cache it may not be committed yet (it is kept when
+    the append is written, before its transaction ends), so it is never
+    believed on its own: it serves the next append only for a stored tree
+    whose entry ``size - 1`` has this leaf hash (:meth:`extended`). That hash
+    chains to every entry before it, so the same hash there means the same
+    first ``size`` entries. An append that rolled back, or another's at that
+    index after it, fails the check (``ledger.sql.store.SqlStorage.lock_head``).
+    """
+
+    head: str
+    """The head table's name: the ledger this is of (one cache may see several)."""
+    size: int
+    last_leaf_hash: bytes
+    frontier: Mapping[Node, bytes]
+    """The hashes of ``ledger.format.merkle.frontier(size)``, exactly those."""
+
+    def extended(self, head: str, size: int, since: Mapping[Node, bytes],
+                 known_leaf_hash: bytes | None) -> dict[Node, bytes] | None:
+        """The frontier of the tree of ``size`` leaves, from this one and ``since``, every node
+        stored ending at or after :attr:`size`; ``None`` if they do not make it.
+
+        ``known_leaf_hash``: the stored leaf hash of entry ``self.size - 1`` as
+        read now. Only if it is :attr:`last_leaf_hash` does the stored tree still
+        begin with this one (the hash chains to every entry before): an append
+        of this process that rolled back, or another's at the same index, fails
+        here. Each frontier node of the larger tree that ends below
+        :attr:`size` is one of this tree's frontier (both sizes have its bit
+        and every higher one alike); the others end at or after it.
+        """
+        if head != self.head or size < self.size or known_leaf_hash != self.last_leaf_hash:
+            return None
+        held = {**self.frontier, **since}
+        keys = frontier(size)
+        if not all(key in held for key in keys):
+            return None
+        return {key: held[key] for key in keys}
+
+
 class TreeCache:
     """Perfect-subtree hashes of a committed prefix of the tree, and committed checkpoints."""
 
@@ -82,6 +125,7 @@ class TreeCache:
         self._kept = 0
         self._checkpoints: dict[int, bytes] = {}
         self._lock = threading.Lock()
+        self._last_append: LastAppend | None = None
 
     # -- checkpoints --
     def signed_root(self, size: int) -> bytes | None:
@@ -97,6 +141,15 @@ class TreeCache:
         if len(self._checkpoints) >= CHECKPOINTS:
             self._checkpoints.clear()  # a bound, not a policy: they are read again on demand
         self._checkpoints[checkpoint.size] = checkpoint.root
+
+    # -- the last append --
+    def last_append(self) -> LastAppend | None:
+        """The frontier this process's last append left, if it made one (:class:`LastAppend`)."""
+        return self._last_append
+
+    def remember_append(self, last: LastAppend) -> None:
+        """Keep ``last`` as :meth:`last_append` (one assignment: readers see it whole)."""
+        self._last_append = last
 
     # -- growing --
     def extend(self, rows: Iterable[tuple[int, int, bytes]], new_size: int,
