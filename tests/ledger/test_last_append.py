@@ -11,41 +11,25 @@ tree the committed entries make.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, update
 
-from app.ledger.engine import make_engine
 from app.ledger.unit_of_work import make_session_factory, transaction
 from app.models.ledger import LEDGER_TABLES as T
 from ledger import CorruptLedgerError, Ledger, TreeCache, merkle
 from ledger.format.merkle import Node, TreeBuilder
 from ledger.sql import SqlStorage
 from ledger.sql import pipeline as sqlpipeline
-from tests.conftest import fresh_database_url
-from tests.ledger.test_tamper_db import draft
+from tests.ledger.test_tamper_db import draft, engine, tamper_db_url
 
-
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One migrated database per backend for the module (each test empties the ledger)."""
-    return fresh_database_url(request.param, request, tmp_path_factory.mktemp("last"))
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """The module's database, its ledger emptied."""
-    engine = make_engine(db_url)
-    _empty(engine)
-    yield engine
-    engine.dispose()
+__all__ = ["engine", "tamper_db_url"]  # the fixtures, reused: one database per backend
 
 
 def _empty(engine: Engine) -> None:
+    """Empty the ledger (the module's database is shared by its tests)."""
     with engine.begin() as conn:
         for table in (T.checkpoints, T.nodes, T.entries):
             conn.execute(delete(table))
@@ -117,6 +101,7 @@ def test_two_processes_and_rollbacks_store_exactly_the_committed_tree(
 
 
 def test_the_next_append_starts_from_the_frontier_the_last_one_left(engine: Engine) -> None:
+    _empty(engine)
     process = Process(engine)
     process.append(3)  # frontier: (1, 0) and (0, 2)
     with engine.begin() as conn:  # the stored copy of (1, 0) is not read again
@@ -128,6 +113,7 @@ def test_the_next_append_starts_from_the_frontier_the_last_one_left(engine: Engi
 
 def test_another_process_that_read_the_stored_frontier_uses_it(engine: Engine) -> None:
     """The check above can fail: without a last append the frontier is read as stored."""
+    _empty(engine)
     Process(engine).append(3)
     with engine.begin() as conn:
         conn.execute(update(T.nodes).where(T.nodes.c.level == 1, T.nodes.c.index == 0)
@@ -137,6 +123,7 @@ def test_another_process_that_read_the_stored_frontier_uses_it(engine: Engine) -
 
 
 def test_a_rolled_back_append_is_not_built_on(engine: Engine) -> None:
+    _empty(engine)
     first, second = Process(engine), Process(engine)
     first.append(2)
     first.append(3, commit=False)  # its frontier (size 5) is kept, its rows are not
@@ -146,6 +133,7 @@ def test_a_rolled_back_append_is_not_built_on(engine: Engine) -> None:
 
 
 def test_a_head_that_no_longer_names_the_last_entry_is_still_refused(engine: Engine) -> None:
+    _empty(engine)
     cache = TreeCache()
     factory = make_session_factory(engine, cache)
     with transaction(factory) as session:
