@@ -139,12 +139,14 @@ class SqlReads:
         """Hashes of the stored nodes among ``keys``, one query per 200 keys.
 
         The frontier of the size :meth:`lock_head` just locked is answered from
-        what that lock read with it (the head cannot move while it is held).
+        what that lock read with it, or from the process's last append (ADR
+        0046); the head cannot move while it is held.
         """
-        wanted = sorted(set(keys))
-        if self._frontier is not None and set(wanted) <= set(frontier(self._frontier[0])):
+        if self._frontier is not None:  # its hashes, if it has them all (the append's keys)
             held = self._frontier[1]
-            return {key: held[key] for key in wanted if key in held}
+            if all(key in held for key in keys):
+                return {key: held[key] for key in keys}
+        wanted = sorted(set(keys))
         found: dict[Node, bytes] = {}
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
