@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ledger.sql import as_sqlalchemy_errors
+from ledger.sql.pipeline import not_begun, read_before_begin
 
 Processor = Callable[[Any], Any] | None
 
@@ -100,6 +102,8 @@ class DriverQuery:
         An ``INSERT`` is run by :meth:`execute_many` (rows, no result).
         """
         self.stmt = stmt
+        self._plain = isinstance(stmt, Select) and stmt._for_update_arg is None
+        """A read that locks nothing: on PostgreSQL it may run before the ``BEGIN``."""
         self._binds: dict[str, _Binds] = {}
         self._plans: dict[tuple[str, tuple[int, ...], tuple[int, ...]], _Plan] = {}
 
@@ -222,8 +226,13 @@ class DriverQuery:
         plan = self._plan(conn.dialect, values)
         params = self._driver_params(plan, values)
         cursor = self._cursor(conn, plan, params, many=False)
+        raw = cursor.connection
+        alone = self._plain and conn.dialect.name == "postgresql" and not_begun(raw)
         try:
-            with as_sqlalchemy_errors(conn, plan.string):
+            # Before the transaction's BEGIN, a read goes alone (ledger.sql.pipeline
+            # .read_before_begin): the BEGIN goes with the first write instead.
+            with (as_sqlalchemy_errors(conn, plan.string),
+                  read_before_begin(conn, raw) if alone else nullcontext()):
                 cursor.execute(plan.string, params)
                 if one:
                     row = cursor.fetchone()

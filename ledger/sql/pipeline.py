@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import IsolationLevel, pq
 from sqlalchemy import (
     BigInteger,
     Integer,
@@ -368,6 +369,40 @@ def take_pending_append(session: Session) -> PendingAppend | None:
     return pending
 
 
+def not_begun(raw: Any) -> bool:
+    """Whether psycopg's connection ``raw`` has sent no ``BEGIN`` yet (its next statement
+    would), outside a pipeline, at ``READ COMMITTED`` (PostgreSQL's default, which the
+    head's lock and the reads after it assume)."""
+    pgconn = raw.pgconn
+    return (pgconn.transaction_status == pq.TransactionStatus.IDLE
+            and pgconn.pipeline_status == pq.PipelineStatus.OFF and not raw.autocommit
+            and raw.isolation_level in (None, IsolationLevel.READ_COMMITTED))
+
+
+@contextmanager
+def read_before_begin(conn: Connection, raw: Any) -> Iterator[None]:
+    """Run what the block sends on psycopg's ``raw`` (the session's connection, which has
+    sent no ``BEGIN``: :func:`not_begun`) in autocommit: each statement alone, and the
+    transaction begins, as ever, with its first statement after the block.
+
+    At ``READ COMMITTED`` a read alone sees what it would have seen as the first
+    statement of the transaction (each statement reads with a snapshot of its
+    own, and a plain ``SELECT`` locks nothing that outlasts it); it saves the
+    ``BEGIN``'s round trip, and a transaction that only reads saves its
+    ``COMMIT``'s too (psycopg sends neither for a connection that never began).
+    If the connection cannot be put back, it is invalidated: it never returns
+    to the pool in autocommit.
+    """
+    raw.autocommit = True
+    try:
+        yield
+    finally:
+        try:
+            raw.autocommit = False
+        except conn.dialect.loaded_dbapi.Error:
+            conn.invalidate()
+
+
 def commit_with_append(conn: Connection, pending: PendingAppend | None,
                        inserts: Sequence[tuple[ClauseElement, Sequence[Mapping[str, Any]]]],
                        ) -> None:
@@ -378,6 +413,10 @@ def commit_with_append(conn: Connection, pending: PendingAppend | None,
     back, nothing of it kept.
     """
     raw = dbapi(conn)
+    if pending is None and not inserts:  # nothing to send with it: no pipeline to sync
+        with as_sqlalchemy_errors(conn, "COMMIT"):
+            raw.commit()  # psycopg sends nothing if the transaction never began
+        return
     try:
         with as_sqlalchemy_errors(conn, "COMMIT"), raw.pipeline():
             cursor = raw.cursor()
