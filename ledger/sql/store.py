@@ -97,10 +97,13 @@ class SqlStorage(SqlReads):
                     row = cursor.fetchone()
             finally:
                 cursor.close()
-            known = None if row is None or last is None else last.extended(
-                self._t.head.name, int(row[0]), {}, None if row[2] is None else bytes(row[2]))
-            if known is not None:  # else read from storage (nodes())
-                self._frontier = (int(row[0]), known)
+            # SQLite has one writing process: only an unchanged head is served
+            # (its row's stored leaf hash is then that of the last append's entry).
+            if row is not None and last is not None and int(row[0]) == last.size:
+                known = last.extended(self._t.head.name, last.size, {},
+                                      None if row[2] is None else bytes(row[2]))
+                if known is not None:  # else read from storage (nodes())
+                    self._frontier = (last.size, known)
         if row is None:
             raise StorageError("ledger head row is missing (database not migrated?)")
         self._locked_size = int(row[0])

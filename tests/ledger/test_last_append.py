@@ -90,7 +90,7 @@ STEPS = st.lists(st.tuples(st.integers(0, 1), st.integers(1, 6), st.booleans()),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS, reach=st.integers(1, 8))
 def test_two_processes_and_rollbacks_store_exactly_the_committed_tree(
-        engine: Engine, steps: list[tuple[int, bool, bool]], reach: int) -> None:
+        engine: Engine, steps: list[tuple[int, int, bool]], reach: int) -> None:
     _empty(engine)
     processes = [Process(engine), Process(engine)]
     with pytest.MonkeyPatch.context() as patch:  # what one read covers: small, so heads pass it
